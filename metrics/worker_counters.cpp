@@ -1,0 +1,77 @@
+// Label values of the per-worker counters.
+#include "metrics/worker_counters.hpp"
+
+namespace tern::metrics {
+
+std::string_view labelOf(ClientTransport t) noexcept {
+  switch (t) {
+    case ClientTransport::kUdp: return "udp";
+    case ClientTransport::kTcp: return "tcp";
+    case ClientTransport::kTls: return "tls";
+    case ClientTransport::kDtls: return "dtls";
+    case ClientTransport::kCount: break;
+  }
+  return "unknown";
+}
+
+std::string_view labelOf(PacketKind k) noexcept {
+  switch (k) {
+    case PacketKind::kStun: return "stun";
+    case PacketKind::kChannelData: return "channel_data";
+    case PacketKind::kOther: return "other";
+    case PacketKind::kCount: break;
+  }
+  return "unknown";
+}
+
+std::string_view labelOf(DropReason r) noexcept {
+  switch (r) {
+    case DropReason::kMalformed: return "malformed";
+    case DropReason::kBadFingerprint: return "bad_fingerprint";
+    case DropReason::kUnexpectedClass: return "unexpected_class";
+    case DropReason::kNoAllocation: return "no_allocation";
+    case DropReason::kSendFailed: return "send_failed";
+    case DropReason::kCount: break;
+  }
+  return "unknown";
+}
+
+std::string_view labelOf(RequestMethod m) noexcept {
+  switch (m) {
+    case RequestMethod::kBinding: return "binding";
+    case RequestMethod::kAllocate: return "allocate";
+    case RequestMethod::kRefresh: return "refresh";
+    case RequestMethod::kCreatePermission: return "create_permission";
+    case RequestMethod::kChannelBind: return "channel_bind";
+    case RequestMethod::kConnect: return "connect";
+    case RequestMethod::kConnectionBind: return "connection_bind";
+    case RequestMethod::kOther: return "other";
+    case RequestMethod::kCount: break;
+  }
+  return "unknown";
+}
+
+RequestMethod requestMethodOf(std::uint16_t stun_method) noexcept {
+  // STUN method numbers (RFC 8489 §18.2, RFC 8656 §17, RFC 6062 §6.1).
+  switch (stun_method) {
+    case 0x001: return RequestMethod::kBinding;
+    case 0x003: return RequestMethod::kAllocate;
+    case 0x004: return RequestMethod::kRefresh;
+    case 0x008: return RequestMethod::kCreatePermission;
+    case 0x009: return RequestMethod::kChannelBind;
+    case 0x00A: return RequestMethod::kConnect;
+    case 0x00B: return RequestMethod::kConnectionBind;
+    default: return RequestMethod::kOther;
+  }
+}
+
+std::size_t responseCodeIndex(std::uint16_t code) noexcept {
+  std::size_t server_error = 0;
+  for (std::size_t i = 0; i < kResponseCodes.size(); ++i) {
+    if (kResponseCodes[i] == code) return i;
+    if (kResponseCodes[i] == 500) server_error = i;
+  }
+  return server_error;
+}
+
+}  // namespace tern::metrics
