@@ -1,0 +1,109 @@
+// tern's command line (CLI11): `tern serve`, `tern probe`, `--version`, `--help`.
+// Each subcommand is parsed by its own top-level CLI::App: CLI11 2.1 reads a --config file
+// only for a top-level app, and `tern serve --config FILE` must take the flags' own names.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+#include <string_view>
+#include <thread>
+
+#include "relay/app/probe.hpp"
+#include "relay/app/server.hpp"
+#include "relay/config/cli_options.hpp"
+#include "relay/io/log.hpp"
+
+#ifndef TERN_VERSION
+#define TERN_VERSION "0.0.0"
+#endif
+
+namespace {
+
+constexpr const char* kServeSummary = "Run the relay";
+constexpr const char* kProbeSummary = "Send one STUN Binding request and print the mapped address";
+
+int serveMain(int argc, char** argv) {
+  tern::config::Config config;
+  CLI::App app{std::string(kServeSummary) + " (every option may also be set in --config FILE)",
+               "tern serve"};
+  tern::config::addServeOptions(app, config);
+  bool print_config = false;
+  app.add_flag("--print-config", print_config,
+               "Print the effective configuration (defaults, file and flags merged) in the "
+               "--config format, and exit")
+      ->configurable(false);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  auto settings = tern::config::validate(config, std::thread::hardware_concurrency());
+  if (!settings) {
+    const auto& problems = settings.error();
+    std::cerr << "tern serve: the configuration has " << problems.size()
+              << (problems.size() == 1 ? " problem" : " problems") << ":\n";
+    for (const auto& problem : problems) std::cerr << "  " << problem << "\n";
+    return 2;
+  }
+  if (print_config) {
+    std::cout << "# tern " TERN_VERSION " effective configuration\n" << app.config_to_str(true, true);
+    return 0;
+  }
+  tern::io::log::configure(settings->log_level, settings->log_format);
+  try {
+    return tern::app::runServer(*settings);
+  } catch (const std::exception& e) {
+    tern::io::log::error("start-up failed", {{"error", e.what()}});
+    return 1;
+  }
+}
+
+int probeMain(int argc, char** argv) {
+  CLI::App app{kProbeSummary, "tern probe"};
+  std::string server;
+  tern::app::ProbeOptions options;
+  bool no_fingerprint = false;
+  double timeout_seconds = 5;
+  app.add_option("--server", server, "Server to ask, ADDR:PORT (IPv6 as [ADDR]:PORT)")
+      ->type_name("ADDR:PORT")
+      ->required();
+  app.add_flag("--tcp", options.tcp, "Use TCP instead of UDP");
+  app.add_flag("--no-fingerprint", no_fingerprint, "Leave FINGERPRINT out of the request");
+  app.add_option("--timeout", timeout_seconds, "Seconds to wait for an answer")
+      ->type_name("SECONDS")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  auto address = tern::wire::SocketAddress::parse(server);
+  if (!address) {
+    std::cerr << "tern probe: --server: '" << server << "' is not ADDR:PORT\n";
+    return 2;
+  }
+  options.server = *address;
+  options.fingerprint = !no_fingerprint;
+  options.timeout = std::chrono::milliseconds(static_cast<long>(timeout_seconds * 1000));
+  return tern::app::runProbe(options);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string_view(argv[1]) == "serve") return serveMain(argc - 1, argv + 1);
+  if (argc > 1 && std::string_view(argv[1]) == "probe") return probeMain(argc - 1, argv + 1);
+
+  CLI::App app{"tern " TERN_VERSION ": a TURN/STUN media relay (RFC 8489, RFC 8656)", "tern"};
+  app.set_version_flag("--version", "tern " TERN_VERSION);
+  app.add_subcommand("serve", kServeSummary);
+  app.add_subcommand("probe", kProbeSummary);
+  app.require_subcommand(1);
+  app.footer("Run 'tern SUBCOMMAND --help' for the options of each subcommand.");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return 0;
+}

@@ -1,0 +1,14 @@
+// Binds every Config field to a CLI11 option of `tern serve`. The same keys work in the
+// --config file (TOML or INI), so flags and file can never drift apart.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "relay/config/config.hpp"
+
+namespace tern::config {
+
+// Adds the options of `serve` (and --config) to `app`, writing into `config`.
+void addServeOptions(CLI::App& app, Config& config);
+
+}  // namespace tern::config

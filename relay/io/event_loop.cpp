@@ -1,0 +1,82 @@
+// Event loop, mailbox and timer; see event_loop.hpp.
+#include "relay/io/event_loop.hpp"
+
+#include "relay/io/log.hpp"
+
+namespace tern::io {
+
+EventLoop::EventLoop() { checkUv(uv_loop_init(&loop_), "uv_loop_init"); }
+
+EventLoop::~EventLoop() {
+  if (!closed_) close();
+}
+
+void EventLoop::run() { checkUv(uv_run(&loop_, UV_RUN_DEFAULT), "uv_run"); }
+
+int EventLoop::close() noexcept {
+  if (closed_) return 0;
+  // Closing handles finish on the next loop iteration; let them.
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  const int rc = uv_loop_close(&loop_);
+  if (rc != 0) {
+    uv_walk(
+        &loop_,
+        [](uv_handle_t* h, void*) {
+          log::error("handle still open at loop close", {{"type", uv_handle_type_name(h->type)}});
+        },
+        nullptr);
+    return rc;
+  }
+  closed_ = true;
+  return 0;
+}
+
+Mailbox::Mailbox(EventLoop& loop) {
+  checkUv(uv_async_init(loop.get(), async_.get(),
+                        [](uv_async_t* h) {
+                          if (auto* self = ownerOf<Mailbox>(h)) self->drain();
+                        }),
+          "uv_async_init");
+  async_.initialized(this);
+}
+
+bool Mailbox::post(std::function<void()> task) {
+  std::lock_guard lock(mutex_);
+  if (closed_) return false;
+  tasks_.push_back(std::move(task));
+  uv_async_send(async_.get());
+  return true;
+}
+
+void Mailbox::close() noexcept {
+  {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+  }
+  async_.close();
+}
+
+void Mailbox::drain() {
+  std::vector<std::function<void()>> tasks;
+  {
+    std::lock_guard lock(mutex_);
+    tasks.swap(tasks_);
+  }
+  for (auto& task : tasks) task();
+}
+
+RepeatingTimer::RepeatingTimer(EventLoop& loop, std::uint64_t interval_ms,
+                               std::function<void()> on_tick)
+    : on_tick_(std::move(on_tick)) {
+  checkUv(uv_timer_init(loop.get(), timer_.get()), "uv_timer_init");
+  timer_.initialized(this);
+  checkUv(uv_timer_start(
+              timer_.get(),
+              [](uv_timer_t* h) {
+                if (auto* self = ownerOf<RepeatingTimer>(h)) self->on_tick_();
+              },
+              interval_ms, interval_ms),
+          "uv_timer_start");
+}
+
+}  // namespace tern::io

@@ -1,0 +1,68 @@
+// One libuv loop with the pieces every worker needs: a mailbox other threads may post to
+// (the only way into a worker, ../shared/DESIGN.md §1.2) and a clean close that proves no
+// handle leaked (uv_loop_close() == 0).
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <mutex>
+#include <vector>
+
+#include "relay/core/five_tuple.hpp"
+#include "relay/io/uv_handle.hpp"
+
+namespace tern::io {
+
+class EventLoop {
+ public:
+  EventLoop();
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  uv_loop_t* get() noexcept { return &loop_; }
+  void run();
+  // The loop's cached time as a core time point; no system call per packet.
+  core::TimePoint now() const noexcept {
+    return core::TimePoint{std::chrono::milliseconds{uv_now(&loop_)}};
+  }
+  // Runs the loop until every closing handle's callback has run, then closes it. Returns
+  // uv_loop_close()'s result: 0, or UV_EBUSY if a handle is still open (a leak).
+  int close() noexcept;
+
+ private:
+  uv_loop_t loop_{};
+  bool closed_ = false;
+};
+
+// Functions posted from any thread, run on the loop's thread (uv_async_t + a locked queue).
+// The lock is held only to swap the queue, never on the packet path.
+class Mailbox {
+ public:
+  explicit Mailbox(EventLoop& loop);
+  // Thread-safe. False once the mailbox is closed (the worker is stopping or gone).
+  bool post(std::function<void()> task);
+  void close() noexcept;
+
+ private:
+  void drain();
+
+  UvHandle<uv_async_t> async_;
+  std::mutex mutex_;
+  std::vector<std::function<void()>> tasks_;
+  bool closed_ = false;  // guarded by mutex_, so post() never signals a closed handle
+};
+
+// A repeating timer; one per worker drives every expiry (no timer per object).
+class RepeatingTimer {
+ public:
+  RepeatingTimer(EventLoop& loop, std::uint64_t interval_ms, std::function<void()> on_tick);
+  void close() noexcept { timer_.close(); }
+
+ private:
+  UvHandle<uv_timer_t> timer_;
+  std::function<void()> on_tick_;
+};
+
+}  // namespace tern::io

@@ -1,0 +1,116 @@
+// Structured logging; see log.hpp.
+#include "relay/io/log.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+namespace tern::io::log {
+
+namespace {
+
+std::atomic<LogLevel> g_level{LogLevel::kInfo};
+std::atomic<LogFormat> g_format{LogFormat::kPlain};
+
+void appendJsonString(std::string& out, std::string_view s) {
+  out += '"';
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+}
+
+// Plain values with spaces, quotes or '=' are quoted so lines stay machine-splittable.
+void appendPlainValue(std::string& out, std::string_view s) {
+  if (!s.empty() && s.find_first_of(" \"=\t\n") == std::string_view::npos) {
+    out += s;
+  } else {
+    appendJsonString(out, s);
+  }
+}
+
+std::string timestamp() {
+  using namespace std::chrono;
+  const auto now = system_clock::now();
+  const std::time_t t = system_clock::to_time_t(now);
+  const auto ms = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  return buf;
+}
+
+}  // namespace
+
+void configure(LogLevel level, LogFormat format) noexcept {
+  g_level.store(level, std::memory_order_relaxed);
+  g_format.store(format, std::memory_order_relaxed);
+}
+
+bool enabled(LogLevel level) noexcept { return level >= g_level.load(std::memory_order_relaxed); }
+
+std::string formatLine(LogFormat format, LogLevel level, std::string_view ts,
+                       std::string_view event, std::initializer_list<Field> fields) {
+  std::string line;
+  if (format == LogFormat::kJson) {
+    line += "{\"ts\":";
+    appendJsonString(line, ts);
+    line += ",\"level\":";
+    appendJsonString(line, config::toString(level));
+    line += ",\"event\":";
+    appendJsonString(line, event);
+    for (const auto& f : fields) {
+      line += ',';
+      appendJsonString(line, f.key);
+      line += ':';
+      if (f.quoted) {
+        appendJsonString(line, f.value);
+      } else {
+        line += f.value;
+      }
+    }
+    line += '}';
+    return line;
+  }
+  line += ts;
+  line += ' ';
+  line += config::toString(level);
+  line += ' ';
+  line += event;
+  for (const auto& f : fields) {
+    line += ' ';
+    line += f.key;
+    line += '=';
+    appendPlainValue(line, f.value);
+  }
+  return line;
+}
+
+void write(LogLevel level, std::string_view event, std::initializer_list<Field> fields) {
+  std::string line =
+      formatLine(g_format.load(std::memory_order_relaxed), level, timestamp(), event, fields);
+  line += '\n';
+  // A failed log write has nowhere to be reported; the server carries on.
+  [[maybe_unused]] auto n = ::write(STDERR_FILENO, line.data(), line.size());
+}
+
+}  // namespace tern::io::log

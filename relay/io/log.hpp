@@ -1,0 +1,50 @@
+// One line per event, plain or JSON, to stderr (../shared/DESIGN.md §5). A line is written
+// with a single write(2) so lines from different workers never interleave.
+#pragma once
+
+#include <concepts>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+
+#include "relay/config/config.hpp"
+
+namespace tern::io::log {
+
+using config::LogFormat;
+using config::LogLevel;
+
+struct Field {
+  std::string_view key;
+  std::string value;
+  bool quoted = true;  // JSON: strings are quoted, numbers are not
+
+  Field(std::string_view k, std::string_view v) : key(k), value(v) {}
+  Field(std::string_view k, const std::string& v) : key(k), value(v) {}
+  Field(std::string_view k, const char* v) : key(k), value(v) {}
+  template <std::integral T>
+  Field(std::string_view k, T v) : key(k), value(std::to_string(v)), quoted(false) {}
+};
+
+void configure(LogLevel level, LogFormat format) noexcept;
+bool enabled(LogLevel level) noexcept;
+void write(LogLevel level, std::string_view event, std::initializer_list<Field> fields = {});
+
+inline void debug(std::string_view e, std::initializer_list<Field> f = {}) {
+  if (enabled(LogLevel::kDebug)) write(LogLevel::kDebug, e, f);
+}
+inline void info(std::string_view e, std::initializer_list<Field> f = {}) {
+  if (enabled(LogLevel::kInfo)) write(LogLevel::kInfo, e, f);
+}
+inline void warn(std::string_view e, std::initializer_list<Field> f = {}) {
+  if (enabled(LogLevel::kWarn)) write(LogLevel::kWarn, e, f);
+}
+inline void error(std::string_view e, std::initializer_list<Field> f = {}) {
+  if (enabled(LogLevel::kError)) write(LogLevel::kError, e, f);
+}
+
+// Exposed for tests: the line write() would emit, without the trailing newline.
+std::string formatLine(LogFormat format, LogLevel level, std::string_view timestamp,
+                       std::string_view event, std::initializer_list<Field> fields);
+
+}  // namespace tern::io::log

@@ -1,0 +1,103 @@
+// Socket creation and address conversion; see socket_util.hpp.
+#include "relay/io/socket_util.hpp"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace tern::io {
+
+FileDescriptor::~FileDescriptor() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+FileDescriptor& FileDescriptor::operator=(FileDescriptor&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.release();
+  }
+  return *this;
+}
+
+socklen_t toSockaddr(const wire::SocketAddress& address, sockaddr_storage& out) noexcept {
+  std::memset(&out, 0, sizeof out);
+  if (address.ip.isV4()) {
+    auto* sin = reinterpret_cast<sockaddr_in*>(&out);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(address.port);
+    std::memcpy(&sin->sin_addr, address.ip.data(), 4);
+    return sizeof(sockaddr_in);
+  }
+  auto* sin6 = reinterpret_cast<sockaddr_in6*>(&out);
+  sin6->sin6_family = AF_INET6;
+  sin6->sin6_port = htons(address.port);
+  std::memcpy(&sin6->sin6_addr, address.ip.data(), 16);
+  return sizeof(sockaddr_in6);
+}
+
+wire::SocketAddress fromSockaddr(const sockaddr* address) noexcept {
+  if (address->sa_family == AF_INET) {
+    const auto* sin = reinterpret_cast<const sockaddr_in*>(address);
+    std::array<std::uint8_t, 4> b{};
+    std::memcpy(b.data(), &sin->sin_addr, 4);
+    return {wire::IpAddress::v4(b), ntohs(sin->sin_port)};
+  }
+  const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(address);
+  std::array<std::uint8_t, 16> b{};
+  std::memcpy(b.data(), &sin6->sin6_addr, 16);
+  return {wire::IpAddress::v6(b), ntohs(sin6->sin6_port)};
+}
+
+namespace {
+
+[[noreturn]] void fail(const char* what, const wire::SocketAddress& address, int err) {
+  throw std::runtime_error(std::string(what) + " " + address.toString() + ": " + std::strerror(err));
+}
+
+void setInt(int fd, int level, int name, int value, const char* what,
+            const wire::SocketAddress& address) {
+  if (::setsockopt(fd, level, name, &value, sizeof value) != 0) fail(what, address, errno);
+}
+
+}  // namespace
+
+FileDescriptor openBoundSocket(SocketKind kind, const wire::SocketAddress& address,
+                               const SocketOptions& options) {
+  const int family = address.ip.isV4() ? AF_INET : AF_INET6;
+  const int type = (kind == SocketKind::kUdp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC;
+  FileDescriptor fd{::socket(family, type, 0)};
+  if (!fd) fail("socket", address, errno);
+  setInt(fd.get(), SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT", address);
+  if (kind == SocketKind::kTcp) setInt(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR", address);
+  // One socket per family keeps 5-tuples honest: no IPv4-mapped clients on IPv6 sockets.
+  if (family == AF_INET6) setInt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, 1, "IPV6_V6ONLY", address);
+  if (options.receive_buffer > 0) {
+    setInt(fd.get(), SOL_SOCKET, SO_RCVBUF, static_cast<int>(options.receive_buffer), "SO_RCVBUF",
+           address);
+  }
+  if (options.send_buffer > 0) {
+    setInt(fd.get(), SOL_SOCKET, SO_SNDBUF, static_cast<int>(options.send_buffer), "SO_SNDBUF",
+           address);
+  }
+  sockaddr_storage ss{};
+  const socklen_t len = toSockaddr(address, ss);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) fail("bind", address, errno);
+  if (kind == SocketKind::kTcp && ::listen(fd.get(), SOMAXCONN) != 0) fail("listen", address, errno);
+  return fd;
+}
+
+wire::SocketAddress localAddress(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    throw std::runtime_error(std::string("getsockname: ") + std::strerror(errno));
+  }
+  return fromSockaddr(reinterpret_cast<sockaddr*>(&ss));
+}
+
+}  // namespace tern::io

@@ -1,0 +1,55 @@
+// Plain socket set-up the libuv of Debian 12 (1.44) cannot do itself: SO_REUSEPORT sockets
+// bound before uv_udp_open/uv_tcp_open, sockaddr conversions, buffer sizes.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+
+#include "relay/wire/address.hpp"
+
+namespace tern::io {
+
+enum class SocketKind : std::uint8_t { kUdp, kTcp };
+
+// An owned file descriptor; closed on destruction unless released to libuv.
+class FileDescriptor {
+ public:
+  FileDescriptor() noexcept = default;
+  explicit FileDescriptor(int fd) noexcept : fd_(fd) {}
+  ~FileDescriptor();
+  FileDescriptor(FileDescriptor&& o) noexcept : fd_(o.release()) {}
+  FileDescriptor& operator=(FileDescriptor&& o) noexcept;
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+
+  int get() const noexcept { return fd_; }
+  int release() noexcept {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  explicit operator bool() const noexcept { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
+
+struct SocketOptions {
+  std::uint32_t receive_buffer = 0;  // 0: system default
+  std::uint32_t send_buffer = 0;
+};
+
+// Creates a non-blocking socket with SO_REUSEPORT (so every worker binds the same address
+// and the kernel spreads flows by 5-tuple) and IPV6_V6ONLY for IPv6, binds it, and for TCP
+// starts listening. Throws std::runtime_error naming the address and errno on failure.
+FileDescriptor openBoundSocket(SocketKind kind, const wire::SocketAddress& address,
+                               const SocketOptions& options);
+
+// The address a socket is bound to (reads back the port chosen for port 0).
+wire::SocketAddress localAddress(int fd);
+
+socklen_t toSockaddr(const wire::SocketAddress& address, sockaddr_storage& out) noexcept;
+wire::SocketAddress fromSockaddr(const sockaddr* address) noexcept;
+
+}  // namespace tern::io

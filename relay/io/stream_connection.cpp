@@ -1,0 +1,106 @@
+// TCP connection reading, framing and bounded writing; see stream_connection.hpp.
+#include "relay/io/stream_connection.hpp"
+
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "relay/io/log.hpp"
+#include "relay/io/socket_util.hpp"
+
+namespace tern::io {
+
+// A queued write owns its bytes until libuv's callback; only the slow path allocates.
+struct StreamConnection::WriteRequest {
+  uv_write_t req{};
+  std::vector<char> data;
+};
+
+namespace {
+core::SocketAddress endpoint(uv_tcp_t* tcp, bool peer) {
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  const int rc = peer ? uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&ss), &len)
+                      : uv_tcp_getsockname(tcp, reinterpret_cast<sockaddr*>(&ss), &len);
+  checkUv(rc, peer ? "uv_tcp_getpeername" : "uv_tcp_getsockname");
+  return fromSockaddr(reinterpret_cast<sockaddr*>(&ss));
+}
+}  // namespace
+
+StreamConnection::StreamConnection(uv_loop_t* loop, uv_stream_t* server, StreamHandler& handler,
+                                   core::Transport transport, core::TimePoint now)
+    : handler_(handler), loop_(loop), last_activity_(now) {
+  checkUv(uv_tcp_init(loop, handle_.get()), "uv_tcp_init");
+  handle_.initialized(this);
+  checkUv(uv_accept(server, reinterpret_cast<uv_stream_t*>(handle_.get())), "uv_accept");
+  // Media is latency-sensitive; never wait to coalesce small frames.
+  uv_tcp_nodelay(handle_.get(), 1);
+  tuple_ = {transport, endpoint(handle_.get(), true), endpoint(handle_.get(), false)};
+  checkUv(uv_read_start(
+              reinterpret_cast<uv_stream_t*>(handle_.get()),
+              [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+                auto* self = ownerOf<StreamConnection>(h);
+                if (!self) {
+                  *buf = uv_buf_init(nullptr, 0);
+                  return;
+                }
+                auto space = self->framer_.writable();
+                *buf = uv_buf_init(reinterpret_cast<char*>(space.data()),
+                                   static_cast<unsigned>(space.size()));
+              },
+              [](uv_stream_t* h, ssize_t nread, const uv_buf_t*) {
+                if (auto* self = ownerOf<StreamConnection>(h)) self->onRead(nread);
+              }),
+          "uv_read_start");
+}
+
+void StreamConnection::onRead(ssize_t nread) noexcept {
+  if (nread == 0) return;  // EAGAIN
+  if (nread < 0) {
+    close(nread == UV_EOF ? "closed by client" : uv_strerror(static_cast<int>(nread)));
+    return;
+  }
+  last_activity_ = core::TimePoint{std::chrono::milliseconds{uv_now(loop_)}};
+  framer_.commit(static_cast<std::size_t>(nread));
+  while (auto frame = framer_.next()) {
+    handler_.onFrame(*this, frame->bytes);
+    if (closed()) return;  // the handler closed us
+  }
+  if (framer_.invalid()) close("not STUN or ChannelData framing");
+}
+
+bool StreamConnection::send(wire::Bytes data) noexcept {
+  if (!handle_) return false;
+  auto* stream = reinterpret_cast<uv_stream_t*>(handle_.get());
+  // uv_try_write refuses (EAGAIN) while earlier writes are queued, which keeps order.
+  uv_buf_t whole = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(data.data())),
+                               static_cast<unsigned>(data.size()));
+  const int rc = uv_try_write(stream, &whole, 1);
+  if (rc < 0 && rc != UV_EAGAIN) return false;  // the read side will see the error and close
+  const std::size_t written = rc > 0 ? static_cast<std::size_t>(rc) : 0;
+  if (written == data.size()) return true;
+  // A partly written frame must be finished or the stream is corrupt, so the bound applies
+  // only to frames not yet started.
+  const std::size_t rest = data.size() - written;
+  if (written == 0 && queuedBytes() + rest > kMaxQueuedBytes) return false;
+  auto req = std::make_unique<WriteRequest>();
+  req->data.assign(data.begin() + static_cast<std::ptrdiff_t>(written), data.end());
+  req->req.data = req.get();
+  uv_buf_t b = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
+  if (uv_write(&req->req, stream, &b, 1, [](uv_write_t* w, int /*status: errors surface on read*/) {
+        std::unique_ptr<WriteRequest> done{static_cast<WriteRequest*>(w->data)};
+      }) < 0) {
+    return false;
+  }
+  req.release();  // freed by the write callback
+  return true;
+}
+
+void StreamConnection::close(const char* reason) noexcept {
+  if (!handle_) return;
+  log::debug("connection closed", {{"client", tuple_.client.toString()}, {"reason", reason}});
+  handle_.close();
+  handler_.onClosed(*this);
+}
+
+}  // namespace tern::io

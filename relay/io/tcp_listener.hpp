@@ -1,0 +1,37 @@
+// A listening TCP socket (bound with SO_REUSEPORT in every worker, so the kernel spreads
+// connections) that hands each accepted connection to its owner.
+#pragma once
+
+#include <uv.h>
+
+#include "relay/io/socket_util.hpp"
+#include "relay/io/uv_handle.hpp"
+
+namespace tern::io {
+
+class TcpListener;
+
+class ConnectionAcceptor {
+ public:
+  virtual ~ConnectionAcceptor() = default;
+  // A connection is pending on `listener`; accept it with StreamConnection's constructor.
+  virtual void onConnection(TcpListener& listener) noexcept = 0;
+};
+
+class TcpListener {
+ public:
+  TcpListener(uv_loop_t* loop, FileDescriptor fd, ConnectionAcceptor& acceptor);
+  TcpListener(const TcpListener&) = delete;
+  TcpListener& operator=(const TcpListener&) = delete;
+
+  uv_stream_t* stream() const noexcept { return reinterpret_cast<uv_stream_t*>(handle_.get()); }
+  const wire::SocketAddress& localAddress() const noexcept { return local_; }
+  void close() noexcept { handle_.close(); }
+
+ private:
+  UvHandle<uv_tcp_t> handle_;
+  ConnectionAcceptor& acceptor_;
+  wire::SocketAddress local_;
+};
+
+}  // namespace tern::io

@@ -1,0 +1,58 @@
+// A UDP socket serving clients: batched receive with recvmmsg (libuv's UV_UDP_RECVMMSG) into
+// the worker's receive buffer, and sends that never queue (uv_udp_try_send; a full kernel
+// buffer drops the datagram, which UDP senders must tolerate anyway).
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+
+#include "relay/io/socket_util.hpp"
+#include "relay/io/uv_handle.hpp"
+#include "relay/wire/bytes.hpp"
+
+namespace tern::io {
+
+class UdpListener;
+
+class DatagramHandler {
+ public:
+  virtual ~DatagramHandler() = default;
+  virtual void onDatagram(UdpListener& socket, const wire::SocketAddress& from,
+                          wire::Bytes data) noexcept = 0;
+};
+
+// Receive memory shared by every UDP socket of one worker: callbacks run one at a time.
+class ReceiveBuffer {
+ public:
+  // libuv hands recvmmsg one 64 KiB slot per datagram; 20 slots is its batch maximum.
+  static constexpr std::size_t kSlot = 64 * 1024;
+  static constexpr std::size_t kSlots = 20;
+  ReceiveBuffer() : data_(new char[kSlot * kSlots]) {}
+  uv_buf_t get() noexcept { return uv_buf_init(data_.get(), kSlot * kSlots); }
+
+ private:
+  std::unique_ptr<char[]> data_;
+};
+
+class UdpListener {
+ public:
+  // Takes over a bound socket (see openBoundSocket) and starts receiving.
+  UdpListener(uv_loop_t* loop, FileDescriptor fd, DatagramHandler& handler, ReceiveBuffer& buffer);
+  UdpListener(const UdpListener&) = delete;
+  UdpListener& operator=(const UdpListener&) = delete;
+
+  bool send(const wire::SocketAddress& to, wire::Bytes data) noexcept;
+  const wire::SocketAddress& localAddress() const noexcept { return local_; }
+  void close() noexcept { handle_.close(); }
+
+ private:
+  void onReceive(ssize_t nread, const uv_buf_t* buf, const sockaddr* from, unsigned flags) noexcept;
+
+  UvHandle<uv_udp_t> handle_;
+  DatagramHandler& handler_;
+  ReceiveBuffer& buffer_;
+  wire::SocketAddress local_;
+};
+
+}  // namespace tern::io

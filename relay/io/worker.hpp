@@ -1,0 +1,55 @@
+// One worker = one thread = one libuv loop (../shared/DESIGN.md §1.2). It owns its sockets,
+// its connections, its TurnServer and its counters; other threads reach it only through its
+// mailbox. Sockets arrive already bound (SO_REUSEPORT), so start-up errors surface in the
+// main thread before any worker runs.
+#pragma once
+
+#include <future>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "metrics/worker_counters.hpp"
+#include "relay/config/config.hpp"
+#include "relay/core/turn_server.hpp"
+#include "relay/io/socket_util.hpp"
+
+namespace tern::io {
+
+struct WorkerSockets {
+  std::vector<FileDescriptor> udp;
+  std::vector<FileDescriptor> tcp;
+};
+
+class Worker {
+ public:
+  Worker(unsigned index, const config::Settings& settings, WorkerSockets sockets);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Starts the thread and waits until its loop runs; rethrows a set-up failure.
+  void start();
+  // Asks the loop to close every handle and return; safe from any thread, idempotent.
+  void stop() noexcept;
+  // Waits for the thread. True if the loop closed with no handle left open.
+  bool join();
+
+  unsigned index() const noexcept { return index_; }
+  const metrics::WorkerCounters& counters() const noexcept { return *counters_; }
+
+ private:
+  class Loop;  // everything that lives on the worker's thread
+  void threadMain(std::promise<void> started) noexcept;
+
+  unsigned index_;
+  config::Settings settings_;
+  WorkerSockets sockets_;
+  std::unique_ptr<metrics::WorkerCounters> counters_;
+  std::thread thread_;
+  std::mutex loop_mutex_;
+  Loop* loop_ = nullptr;  // guarded by loop_mutex_; set while the loop runs
+  bool clean_close_ = false;
+};
+
+}  // namespace tern::io
