@@ -7,6 +7,8 @@ void addServeOptions(CLI::App& app, Config& config) {
   // The file's keys are the long option names: `listen = ["127.0.0.1:3478"]`, `workers = 2`.
   app.set_config("--config", "", "Read options from FILE (TOML; keys are the long option names)")
       ->type_name("FILE");
+  // A misspelt key must stop start-up, not be silently ignored.
+  app.allow_config_extras(CLI::config_extras_mode::error);
   app.add_option("--listen", config.listen,
                  "Address to serve STUN/TURN on, UDP and TCP (repeatable): ADDR:PORT, "
                  "IPv6 as [ADDR]:PORT; port 0 picks a free port")

@@ -56,7 +56,7 @@ T number(std::vector<std::string>& problems, std::string_view key, const std::st
 
 }  // namespace
 
-std::string_view toString(LogLevel level) noexcept {
+std::string_view levelName(LogLevel level) noexcept {
   switch (level) {
     case LogLevel::kTrace: return "trace";
     case LogLevel::kDebug: return "debug";

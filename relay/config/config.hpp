@@ -45,6 +45,6 @@ inline constexpr unsigned kMaxWorkers = 256;
 // `cores` resolves workers = 0.
 Expected<Settings, std::vector<std::string>> validate(const Config& config, unsigned cores);
 
-std::string_view toString(LogLevel level) noexcept;
+std::string_view levelName(LogLevel level) noexcept;
 
 }  // namespace tern::config

@@ -61,7 +61,7 @@ void TurnServer::onStun(const FiveTuple& tuple, wire::Bytes packet, TimePoint no
     // to answer, so it gets 400 rather than silence and a client retransmitting for 39.5 s.
     if (header->isRequest()) {
       auto response = responseTo(*header, false);
-      response.error(wire::error_code::kBadRequest, wire::toString(message.error()));
+      response.error(wire::error_code::kBadRequest, wire::describe(message.error()));
       send(tuple, response, header->method());
     } else {
       counters_.drop(metrics::DropReason::kMalformed);

@@ -75,7 +75,7 @@ std::string formatLine(LogFormat format, LogLevel level, std::string_view ts,
     line += "{\"ts\":";
     appendJsonString(line, ts);
     line += ",\"level\":";
-    appendJsonString(line, config::toString(level));
+    appendJsonString(line, config::levelName(level));
     line += ",\"event\":";
     appendJsonString(line, event);
     for (const auto& f : fields) {
@@ -93,7 +93,7 @@ std::string formatLine(LogFormat format, LogLevel level, std::string_view ts,
   }
   line += ts;
   line += ' ';
-  line += config::toString(level);
+  line += config::levelName(level);
   line += ' ';
   line += event;
   for (const auto& f : fields) {

@@ -5,7 +5,7 @@
 
 namespace tern::wire {
 
-std::string_view toString(ParseError e) noexcept {
+std::string_view describe(ParseError e) noexcept {
   switch (e) {
     case ParseError::kTooShort: return "shorter than a STUN header";
     case ParseError::kNotStun: return "leading bits are not zero";

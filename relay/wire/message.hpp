@@ -24,7 +24,7 @@ enum class ParseError : std::uint8_t {
   kFingerprintNotLast,     // RFC 8489 §14.7: FINGERPRINT must be the last attribute
 };
 
-std::string_view toString(ParseError e) noexcept;
+std::string_view describe(ParseError e) noexcept;
 
 struct Header {
   std::uint16_t type = 0;

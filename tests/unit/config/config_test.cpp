@@ -1,0 +1,111 @@
+// Configuration: validation reports every problem, and flags and file share the same keys.
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "relay/config/cli_options.hpp"
+#include "relay/config/config.hpp"
+
+using namespace tern::config;
+
+namespace {
+
+// Parses `args` (without the program name) like `tern serve` does.
+Config parse(std::vector<std::string> args) {
+  Config config;
+  CLI::App app{"test", "tern serve"};
+  addServeOptions(app, config);
+  std::vector<const char*> argv{"tern serve"};
+  for (auto& a : args) argv.push_back(a.c_str());
+  app.parse(static_cast<int>(argv.size()), const_cast<char**>(argv.data()));
+  return config;
+}
+
+}  // namespace
+
+TEST_CASE("defaults validate, with workers 0 meaning one per core") {
+  auto s = validate(Config{}, 6);
+  REQUIRE(s.has_value());
+  CHECK(s->workers == 6);
+  CHECK(s->listen.size() == 1);
+  CHECK(s->listen[0].toString() == "0.0.0.0:3478");
+  CHECK(s->log_level == LogLevel::kInfo);
+  CHECK(validate(Config{}, 0)->workers == 1);
+}
+
+TEST_CASE("every problem is reported at once") {
+  Config c;
+  c.listen = {"bad", "127.0.0.1:99999", "[::1]:3478", "[::1]:3478"};
+  c.workers = "many";
+  c.log_level = "loud";
+  c.log_format = "xml";
+  c.udp_receive_buffer = "2G";
+  c.udp_send_buffer = "-1";
+  c.tcp_idle_timeout = "0";
+  c.software = std::string(200, 'x');
+  auto s = validate(c, 2);
+  REQUIRE_FALSE(s.has_value());
+  const auto& p = s.error();
+  CHECK(p.size() == 10);
+  auto mentions = [&](std::string_view key) {
+    return std::count_if(p.begin(), p.end(), [&](const std::string& line) {
+      return line.rfind(std::string(key) + ":", 0) == 0;
+    });
+  };
+  CHECK(mentions("listen") == 3);
+  CHECK(mentions("workers") == 1);
+  CHECK(mentions("log-level") == 1);
+  CHECK(mentions("log-format") == 1);
+  CHECK(mentions("udp-receive-buffer") == 1);
+  CHECK(mentions("udp-send-buffer") == 1);
+  CHECK(mentions("tcp-idle-timeout") == 1);
+  CHECK(mentions("software") == 1);
+}
+
+TEST_CASE("sizes take K, M and G suffixes") {
+  Config c;
+  c.udp_receive_buffer = "4M";
+  c.udp_send_buffer = "512k";
+  auto s = validate(c, 1);
+  REQUIRE(s.has_value());
+  CHECK(s->udp_receive_buffer == 4u * 1024 * 1024);
+  CHECK(s->udp_send_buffer == 512u * 1024);
+}
+
+TEST_CASE("flags fill the config; --listen repeats and splits on commas") {
+  auto c = parse({"--listen", "127.0.0.1:1", "--listen", "[::1]:2,127.0.0.2:3", "--workers", "3",
+                  "--log-format", "json"});
+  CHECK(c.listen == std::vector<std::string>{"127.0.0.1:1", "[::1]:2", "127.0.0.2:3"});
+  CHECK(c.workers == "3");
+  CHECK(c.log_format == "json");
+  auto s = validate(c, 1);
+  REQUIRE(s.has_value());
+  CHECK(s->listen.size() == 3);
+  CHECK(s->log_format == LogFormat::kJson);
+}
+
+TEST_CASE("the --config file uses the flags' names, and flags override it") {
+  const std::string path = "tern_config_test.toml";
+  {
+    std::ofstream f(path);
+    f << "# a comment\nlisten = [\"127.0.0.1:4000\", \"[::1]:4000\"]\nworkers = 5\n"
+         "log-level = \"debug\"\nudp-receive-buffer = \"1M\"\n";
+  }
+  auto c = parse({"--config", path, "--workers", "2"});
+  std::remove(path.c_str());
+  CHECK(c.listen == std::vector<std::string>{"127.0.0.1:4000", "[::1]:4000"});
+  CHECK(c.workers == "2");
+  CHECK(c.log_level == "debug");
+  CHECK(c.udp_receive_buffer == "1M");
+}
+
+TEST_CASE("an unknown key in the --config file is an error") {
+  const std::string path = "tern_config_test_bad.toml";
+  {
+    std::ofstream f(path);
+    f << "lisen = \"127.0.0.1:1\"\n";
+  }
+  CHECK_THROWS_AS(parse({"--config", path}), CLI::ParseError);
+  std::remove(path.c_str());
+}
