@@ -78,6 +78,9 @@ int runProbe(const ProbeOptions& options) {
     if (!waitReadable(fd.get(), std::min(tx.deadline(), give_up))) continue;
     if (!options.tcp) {
       const ssize_t n = ::recv(fd.get(), datagram, sizeof datagram, 0);
+      if (n < 0 && errno == ECONNREFUSED) {
+        return fail("no STUN server at " + options.server.toString() + " (port unreachable)");
+      }
       if (n < 0) return fail(std::string("receive: ") + std::strerror(errno));
       if (auto response = tx.matchResponse({datagram, static_cast<std::size_t>(n)})) {
         return report(options, *response, started);

@@ -29,6 +29,10 @@ struct BoundAddress {
 // the port and the rest follow it, so every worker and both transports share one port.
 BoundAddress bindAddress(const wire::SocketAddress& wanted, const config::Settings& settings) {
   const io::SocketOptions udp_options{settings.udp_receive_buffer, settings.udp_send_buffer};
+  if (wanted.port != 0) {
+    io::ensureAddressFree(SocketKind::kUdp, wanted);
+    io::ensureAddressFree(SocketKind::kTcp, wanted);
+  }
   for (int attempt = 0;; ++attempt) {
     BoundAddress bound{wanted, {}, {}};
     try {

@@ -91,6 +91,25 @@ FileDescriptor openBoundSocket(SocketKind kind, const wire::SocketAddress& addre
   return fd;
 }
 
+void ensureAddressFree(SocketKind kind, const wire::SocketAddress& address) {
+  const int family = address.ip.isV4() ? AF_INET : AF_INET6;
+  FileDescriptor fd{::socket(family, (kind == SocketKind::kUdp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0)};
+  if (!fd) fail("socket", address, errno);
+  // SO_REUSEADDR (not REUSEPORT) so a restart is not refused over old TIME_WAIT connections.
+  if (kind == SocketKind::kTcp) setInt(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR", address);
+  if (family == AF_INET6) setInt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, 1, "IPV6_V6ONLY", address);
+  sockaddr_storage ss{};
+  const socklen_t len = toSockaddr(address, ss);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    const char* transport = kind == SocketKind::kUdp ? "udp" : "tcp";
+    if (errno == EADDRINUSE) {
+      throw std::runtime_error(std::string(transport) + " " + address.toString() +
+                               " is already in use by another process");
+    }
+    fail("bind", address, errno);
+  }
+}
+
 wire::SocketAddress localAddress(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;

@@ -46,6 +46,11 @@ struct SocketOptions {
 FileDescriptor openBoundSocket(SocketKind kind, const wire::SocketAddress& address,
                                const SocketOptions& options);
 
+// Throws if another process already serves `address`. SO_REUSEPORT would otherwise let a
+// second tern of the same user bind it too and silently split the clients between them; a
+// bind without SO_REUSEPORT fails while any socket holds the address.
+void ensureAddressFree(SocketKind kind, const wire::SocketAddress& address);
+
 // The address a socket is bound to (reads back the port chosen for port 0).
 wire::SocketAddress localAddress(int fd);
 

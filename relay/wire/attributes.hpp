@@ -96,7 +96,15 @@ struct Opaque {
     if (v.size() < MinBytes || v.size() > MaxBytes) return std::nullopt;
     return Opaque{v};
   }
-  void encode(MessageBuilder& b) const noexcept { b.addRaw(static_cast<std::uint16_t>(T), value); }
+  // Like decode, refuses sizes outside the attribute's limits, so the builder never writes a
+  // value its own parser would reject.
+  void encode(MessageBuilder& b) const noexcept {
+    if (value.size() < MinBytes || value.size() > MaxBytes) {
+      b.fail();
+      return;
+    }
+    b.addRaw(static_cast<std::uint16_t>(T), value);
+  }
 };
 
 // RFC 8656 §18.4: the application data of a Send or Data indication.

@@ -1,0 +1,29 @@
+// Blocking STUN exchanges over real loopback sockets for integration tests, using
+// relay/client's transaction for timing and matching.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <vector>
+
+#include "relay/io/socket_util.hpp"
+#include "relay/wire/address.hpp"
+
+namespace tern::test {
+
+// A socket bound to `local` (port 0 for any) and connected to `server`.
+io::FileDescriptor connectedSocket(bool tcp, const wire::SocketAddress& local,
+                                   const wire::SocketAddress& server);
+
+// Sends `request` (retransmitting over UDP per RFC 8489 §6.2.1) and returns the response
+// with the same transaction id, or nothing within `timeout`.
+std::optional<std::vector<std::uint8_t>> exchange(int fd, bool tcp, std::vector<std::uint8_t> request,
+                                                  std::chrono::milliseconds timeout =
+                                                      std::chrono::milliseconds(3000));
+
+// Writes raw bytes on a connected socket.
+void sendRaw(int fd, const std::vector<std::uint8_t>& bytes);
+// True if the peer closed the TCP connection within `timeout`.
+bool closedByPeer(int fd, std::chrono::milliseconds timeout);
+
+}  // namespace tern::test

@@ -1,0 +1,29 @@
+// Starts `tern serve` as a real process on loopback port 0 and reads back its ports.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "relay/wire/address.hpp"
+#include "support/process.hpp"
+
+namespace tern::test {
+
+class TernServer {
+ public:
+  // `extra` is appended to `tern serve --workers 2 --log-level debug`; without a --listen in
+  // it, the server listens on 127.0.0.1:0.
+  explicit TernServer(std::vector<std::string> extra = {});
+
+  // The address a listener reported, e.g. udp(0) for the first UDP listener.
+  wire::SocketAddress udp(std::size_t i = 0) const { return udp_.at(i); }
+  wire::SocketAddress tcp(std::size_t i = 0) const { return tcp_.at(i); }
+  ChildProcess& process() { return *process_; }
+
+ private:
+  std::unique_ptr<ChildProcess> process_;
+  std::vector<wire::SocketAddress> udp_, tcp_;
+};
+
+}  // namespace tern::test
