@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what tern needs from Debian 12's packages. Used by deploy/run-local.sh (build
+# only) and tests/run-all.sh (build + test tools). Installs nothing that is already there.
+#   deploy/install-deps.sh build   compilers, CMake, libuv, OpenSSL, prometheus-cpp, CLI11
+#   deploy/install-deps.sh test    the above plus doctest, coturn's test clients and clang
+set -euo pipefail
+
+want=(build-essential cmake ninja-build pkg-config libuv1-dev libssl-dev prometheus-cpp-dev
+      libcli11-dev doctest-dev)
+if [ "${1:-build}" = test ]; then
+  # coturn brings turnutils_stunclient/uclient/peer, the third-party clients the tests drive;
+  # clang builds the libFuzzer targets when a fuzz run is asked for.
+  want+=(coturn clang)
+fi
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "Installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+
+# The coturn package would start its own turnserver daemon; the tests need only its client
+# tools. A policy-rc.d that answers 101 stops package scripts from starting services; it is
+# removed again unless it was there before.
+policy=/usr/sbin/policy-rc.d
+added_policy=0
+if [[ " ${missing[*]} " == *" coturn "* ]] && [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+  $sudo chmod +x "$policy"
+  added_policy=1
+fi
+cleanup() { [ "$added_policy" = 1 ] && $sudo rm -f "$policy"; return 0; }
+trap cleanup EXIT
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

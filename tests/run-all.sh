@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The README's second command, and what CI runs (.ci/run): install what is missing, build
+# with AddressSanitizer + UndefinedBehaviorSanitizer, and run every test: unit, integration
+# (real processes on loopback, coturn's clients) and the fuzz corpora replays. The release
+# build is compiled too, so optimiser-only warnings cannot slip through.
+#
+# Options (environment):
+#   TERN_FUZZ_SECONDS=N   also run each libFuzzer target for N seconds (clang; off by default)
+#   TERN_TEST_PRESET=P    build and test preset (default asan; debug, release or tsan)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+preset="${TERN_TEST_PRESET:-asan}"
+
+bash deploy/install-deps.sh test
+
+cmake --preset "$preset" >/dev/null
+cmake --build --preset "$preset"
+if [ "$preset" != release ]; then
+  cmake --preset release >/dev/null
+  cmake --build --preset release --target tern
+fi
+
+# Sanitizer reports fail the run; leak checking is on by default with ASan.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+ctest --preset "$preset" --timeout 300
+
+if [ "${TERN_FUZZ_SECONDS:-0}" -gt 0 ]; then
+  bash tests/fuzz/run-fuzzers.sh "$TERN_FUZZ_SECONDS"
+fi
