@@ -23,8 +23,11 @@ ClientTransaction::Action ClientTransaction::poll(TimePoint now) noexcept {
   }
   if (sends_ >= policy_.max_sends) return Action::kTimedOut;
   ++sends_;
-  // After the last send, wait Rm * RTO for a response instead of the doubled RTO.
-  deadline_ = now + (sends_ == policy_.max_sends ? rto_ * policy_.last_wait_factor : rto_);
+  // After the last send, wait Rm times the initial RTO (RFC 8489 §6.2.1: with RTO = 500 ms the
+  // last request goes out at 31500 ms and the transaction fails at 39500 ms), not Rm times the
+  // doubled RTO.
+  deadline_ = now + (sends_ == policy_.max_sends ? policy_.initial_rto * policy_.last_wait_factor
+                                                 : rto_);
   rto_ *= 2;
   return Action::kSend;
 }

@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of tests/fuzz/corpus/<target>/ (RFC 5769 / RFC 8489 B.1 vectors,
+every TURN method and attribute, malformed variants, ChannelData, multi-frame streams).
+
+Seeds are named seed-*.bin and are rewritten on every run; inputs the fuzzer found are kept
+under their libFuzzer (SHA-1) names and left alone. Run from anywhere:
+    python3 tests/fuzz/make_corpus.py
+"""
+import hashlib
+import hmac
+import pathlib
+import re
+import struct
+import zlib
+
+HERE = pathlib.Path(__file__).resolve().parent
+VECTORS = HERE.parent / "support" / "stun_vectors.hpp"
+
+COOKIE = 0x2112A442
+TID = bytes(range(1, 13))
+
+
+def vectors():
+    """The hex vectors of tests/support/stun_vectors.hpp, by C++ name."""
+    text = VECTORS.read_text()
+    out = {}
+    for m in re.finditer(r"inline constexpr std::string_view (k\w+) =\s*((?:\s*\"[0-9a-f]+\")+);", text):
+        out[m.group(1)] = bytes.fromhex("".join(re.findall(r"\"([0-9a-f]+)\"", m.group(2))))
+    return out
+
+
+def msg_type(method, cls):
+    # RFC 8489 §5: class bits C1 (bit 8) and C0 (bit 4) interleaved with the method.
+    return ((method & 0x000F) | ((method & 0x0070) << 1) | ((method & 0x0F80) << 2)
+            | ((cls & 1) << 4) | ((cls & 2) << 7))
+
+
+REQUEST, INDICATION, SUCCESS, ERROR = 0, 1, 2, 3
+BINDING, ALLOCATE, REFRESH, SEND, DATA, CREATE_PERMISSION, CHANNEL_BIND = 1, 3, 4, 6, 7, 8, 9
+CONNECT, CONNECTION_BIND, CONNECTION_ATTEMPT = 0xA, 0xB, 0xC
+
+
+def attr(t, value, pad=b"\0"):
+    padding = (pad * 4)[: (-len(value)) % 4]
+    return struct.pack("!HH", t, len(value)) + value + padding
+
+
+def header(t, length, tid=TID):
+    return struct.pack("!HHI", t, length, COOKIE) + tid
+
+
+def message(method, cls, attrs, tid=TID, key=None, sha256_key=None, fingerprint=False):
+    body = b"".join(attrs)
+    if key is not None:  # RFC 8489 §14.5
+        mac = hmac.new(key, header(msg_type(method, cls), len(body) + 24, tid) + body, hashlib.sha1)
+        body += attr(0x0008, mac.digest())
+    if sha256_key is not None:  # RFC 8489 §14.6
+        mac = hmac.new(sha256_key, header(msg_type(method, cls), len(body) + 36, tid) + body,
+                       hashlib.sha256)
+        body += attr(0x001C, mac.digest())
+    if fingerprint:  # RFC 8489 §14.7
+        crc = zlib.crc32(header(msg_type(method, cls), len(body) + 8, tid) + body) ^ 0x5354554E
+        body += attr(0x8028, struct.pack("!I", crc))
+    return header(msg_type(method, cls), len(body), tid) + body
+
+
+def xor_addr(t, ip, port, tid=TID):
+    port ^= COOKIE >> 16
+    if ":" in ip:
+        import ipaddress
+        raw = ipaddress.IPv6Address(ip).packed
+        mask = struct.pack("!I", COOKIE) + tid
+        return attr(t, struct.pack("!BBH", 0, 2, port) + bytes(a ^ b for a, b in zip(raw, mask)))
+    raw = bytes(int(x) for x in ip.split("."))
+    mask = struct.pack("!I", COOKIE)
+    return attr(t, struct.pack("!BBH", 0, 1, port) + bytes(a ^ b for a, b in zip(raw, mask)))
+
+
+def plain_addr(t, ip, port):
+    import ipaddress
+    a = ipaddress.ip_address(ip)
+    return attr(t, struct.pack("!BBH", 0, 1 if a.version == 4 else 2, port) + a.packed)
+
+
+def error_code(t, code, reason, family=None):
+    first = b"\0\0" if family is None else bytes([family, 0])
+    return attr(t, first + bytes([code // 100, code % 100]) + reason.encode())
+
+
+def u32(t, v):
+    return attr(t, struct.pack("!I", v))
+
+
+KEY = b"VOkJxbRl1RmTxUk/WvJxBt"
+SHA256_KEY = hashlib.sha256(b"user:example.org:pass").digest()
+
+
+def stun_seeds():
+    v = vectors()
+    seeds = {
+        "rfc5769-2.1-request": v["kRfc5769Request"],
+        "rfc5769-2.2-response-ipv4": v["kRfc5769ResponseV4"],
+        "rfc5769-2.3-response-ipv6": v["kRfc5769ResponseV6"],
+        "rfc5769-2.4-long-term": v["kRfc5769LongTermRequest"],
+        "rfc8489-b1-corrected": v["kRfc8489B1Request"],
+    }
+    b1 = bytearray(v["kRfc8489B1Request"])
+    b1[3] = 0x9C
+    seeds["rfc8489-b1-printed-length"] = bytes(b1)
+    seeds["rfc5769-2.1-truncated"] = v["kRfc5769Request"][:60]
+    flipped = bytearray(v["kRfc5769Request"])
+    flipped[30] ^= 0x01
+    seeds["rfc5769-2.1-flipped"] = bytes(flipped)
+    seeds["binding-header-only"] = header(0x0001, 0)
+
+    seeds["allocate-request"] = message(ALLOCATE, REQUEST, [
+        attr(0x0019, bytes([17, 0, 0, 0])), u32(0x000D, 600), attr(0x001A, b""),
+        attr(0x0018, b"\x80"), attr(0x0017, b"\x02\0\0\0"), attr(0x8000, b"\x02\0\0\0"),
+        attr(0x0006, b"user"), attr(0x0014, b"example.org"), attr(0x0015, b"nonce-1234"),
+        attr(0x8022, b"tern fuzz seed")], key=KEY, fingerprint=True)
+    seeds["allocate-success"] = message(ALLOCATE, SUCCESS, [
+        xor_addr(0x0016, "192.0.2.15", 50000), xor_addr(0x0016, "2001:db8::15", 50001),
+        xor_addr(0x0020, "198.51.100.7", 41234), u32(0x000D, 600),
+        attr(0x0022, bytes(range(8))), attr(0x8001, b"\x02\0\x04\x28Address Family not Supported")],
+        key=KEY, fingerprint=True)
+    seeds["allocate-error-401"] = message(ALLOCATE, ERROR, [
+        error_code(0x0009, 401, "Unauthenticated"), attr(0x0014, b"example.org"),
+        attr(0x0015, b"obMatJos2AAACf//499k954d6OL34oL9FSTvy64sA"),
+        attr(0x8002, bytes.fromhex("00010000" "00020000" "12340003aabbcc00")),
+        attr(0x802E, b"https://auth.example.org")], fingerprint=True)
+    seeds["allocate-error-420"] = message(ALLOCATE, ERROR, [
+        error_code(0x0009, 420, "Unknown Attribute"), attr(0x000A, bytes.fromhex("7fff0024"))])
+    seeds["allocate-userhash-sha256"] = message(ALLOCATE, REQUEST, [
+        attr(0x001E, hashlib.sha256(b"user:example.org").digest()), attr(0x0014, b"example.org"),
+        attr(0x0015, b"nonce"), attr(0x001D, bytes.fromhex("00020000")),
+        attr(0x0019, bytes([6, 0, 0, 0]))], sha256_key=SHA256_KEY, fingerprint=True)
+    seeds["refresh-request"] = message(REFRESH, REQUEST, [u32(0x000D, 0), attr(0x8030, b"ticket")],
+                                       key=KEY)
+    seeds["create-permission"] = message(CREATE_PERMISSION, REQUEST, [
+        xor_addr(0x0012, "192.0.2.99", 0), xor_addr(0x0012, "2001:db8::99", 0)], key=KEY)
+    seeds["channel-bind"] = message(CHANNEL_BIND, REQUEST, [
+        attr(0x000C, bytes.fromhex("40000000")), xor_addr(0x0012, "192.0.2.99", 9999)], key=KEY)
+    seeds["send-indication"] = message(SEND, INDICATION, [
+        xor_addr(0x0012, "192.0.2.99", 9999), attr(0x0013, b"hello peer"), attr(0x001A, b"")])
+    seeds["data-indication"] = message(DATA, INDICATION, [
+        xor_addr(0x0012, "2001:db8::99", 9999), attr(0x0013, bytes(range(37))),
+        attr(0x8004, bytes.fromhex("00000301deadbeef"))])
+    seeds["connect"] = message(CONNECT, REQUEST, [xor_addr(0x0012, "192.0.2.99", 80)])
+    seeds["connection-bind"] = message(CONNECTION_BIND, REQUEST, [u32(0x002A, 0xCAFEF00D)])
+    seeds["connection-attempt"] = message(CONNECTION_ATTEMPT, INDICATION, [
+        u32(0x002A, 7), xor_addr(0x0012, "192.0.2.99", 80)])
+    seeds["binding-mapped-alternate"] = message(BINDING, ERROR, [
+        error_code(0x0009, 300, "Try Alternate"), plain_addr(0x8023, "192.0.2.2", 3478),
+        plain_addr(0x0001, "2001:db8::2", 3478), attr(0x8003, b"turn.example.org"),
+        attr(0x001B, b"opaque-access-token")])
+    seeds["after-integrity-ignored"] = message(BINDING, REQUEST, [
+        attr(0x0006, b"user"), attr(0x0008, bytes(20)), attr(0x8022, b"ignored"),
+        attr(0x7FFF, b"ignored"), attr(0x001C, bytes(16))], fingerprint=True)
+    seeds["unknown-required"] = message(BINDING, REQUEST, [
+        attr(0x7FFF, b"x"), attr(0x0024, b"\0\0\0\1"), attr(0x8FFF, b"opt"), attr(0x7FFF, b"")])
+    seeds["fingerprint-not-last"] = header(0x0001, 16) + attr(0x8028, bytes(4)) + attr(0x8022, b"x")
+    seeds["bad-mi-length"] = message(BINDING, REQUEST, [attr(0x0008, bytes(19))])
+    seeds["attribute-overrun"] = header(0x0001, 8) + bytes.fromhex("0006000861626364")
+    seeds["pad-0x20"] = message(BINDING, REQUEST, [attr(0x0006, b"evtj:h6vY", b" ")])
+    # Short inputs are also parsed as address text by the target.
+    seeds["text-socket-v4"] = b"192.0.2.1:3478"
+    seeds["text-socket-v6"] = b"[2001:db8::1]:3478"
+    seeds["text-mapped-v4"] = b"::ffff:1.2.3.4"
+    return seeds
+
+
+def cd(channel, data, pad=True):
+    out = struct.pack("!HH", channel, len(data)) + data
+    return out + b"\0" * ((-len(data)) % 4 if pad else 0)
+
+
+def channel_seeds():
+    return {
+        "valid": cd(0x4000, b"\xde\xad\xbe\xef"),
+        "valid-padded": cd(0x4001, b"abc"),
+        "valid-unpadded": cd(0x4001, b"abc", pad=False),
+        "empty-4fff": cd(0x4FFF, b""),
+        "channel-3fff": cd(0x3FFF, b"x"),
+        "channel-5000": cd(0x5000, b"x"),
+        "short": b"\x40\x00\x00",
+        "length-past-end": bytes.fromhex("40000010") + b"abcd",
+        "large": cd(0x4ABC, bytes(range(256)) * 4),
+        "stun-not-cd": vectors()["kRfc5769ResponseV4"],
+    }
+
+
+def framer_input(stream, sizes=(), small=False):
+    flags = (0x80 if small else 0) | len(sizes)
+    return bytes([flags]) + bytes(sizes) + stream
+
+
+def framer_seeds():
+    v = vectors()
+    stun1, stun2 = v["kRfc5769ResponseV4"], v["kRfc5769Request"]
+    stream = stun1 + cd(0x4000, b"\x01\x02\x03\x04\x05") + stun2 + cd(0x4FFF, b"")
+    big = header(0x0016, 0x0400) + attr(0x0013, bytes(0x03FC))
+    bad_cookie = bytearray(stun2)
+    bad_cookie[5] ^= 1
+    return {
+        "one-stun": framer_input(stun1),
+        "four-frames-one-chunk": framer_input(stream),
+        "four-frames-byte-by-byte": framer_input(stream, sizes=[0]),
+        "four-frames-uneven": framer_input(stream, sizes=[0, 3, 1, 7]),
+        "partial-tail": framer_input(stream[:-3], sizes=[2]),
+        "too-big-for-small-framer": framer_input(stun1 + big, sizes=[1], small=True),
+        "fits-small-framer": framer_input(stun1 + cd(0x4002, bytes(200)), small=True),
+        "invalid-first-byte": framer_input(stun1 + b"\x80\xe1\x00\x01" + bytes(8)),
+        "bad-cookie-second": framer_input(stun1 + bytes(bad_cookie)),
+        "http-get": framer_input(b"GET / HTTP/1.1\r\nHost: turn\r\n\r\n"),
+    }
+
+
+def write(target, seeds):
+    d = HERE / "corpus" / target
+    d.mkdir(parents=True, exist_ok=True)
+    for old in d.glob("seed-*.bin"):
+        old.unlink()
+    for name, data in seeds.items():
+        (d / f"seed-{name}.bin").write_bytes(data)
+    print(f"{target}: {len(seeds)} seeds, {len(list(d.iterdir()))} files")
+
+
+if __name__ == "__main__":
+    write("stun_message_fuzz", stun_seeds())
+    write("channel_data_fuzz", channel_seeds())
+    write("stream_framer_fuzz", framer_seeds())
