@@ -1,6 +1,7 @@
 // Text forms of IP addresses: parsing (RFC 4291 §2.2) and canonical output (RFC 5952 §4).
 #include "relay/wire/address.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 namespace tern::wire {
@@ -133,6 +134,11 @@ std::string IpAddress::toString() const {
       out += std::to_string(bytes_[i]);
     }
     return out;
+  }
+  // RFC 5952 §5: an IPv4-mapped address keeps its dotted-quad tail, "::ffff:192.0.2.1".
+  static constexpr std::array<std::uint8_t, 12> kMappedPrefix = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+  if (std::equal(kMappedPrefix.begin(), kMappedPrefix.end(), bytes_.begin())) {
+    return "::ffff:" + v4({bytes_[12], bytes_[13], bytes_[14], bytes_[15]}).toString();
   }
   std::array<std::uint16_t, 8> g{};
   for (std::size_t i = 0; i < 8; ++i) {

@@ -27,6 +27,8 @@ std::string_view attributeName(std::uint16_t type) noexcept {
     case AttributeType::kUserhash: return "USERHASH";
     case AttributeType::kXorMappedAddress: return "XOR-MAPPED-ADDRESS";
     case AttributeType::kReservationToken: return "RESERVATION-TOKEN";
+    case AttributeType::kPriority: return "PRIORITY";
+    case AttributeType::kUseCandidate: return "USE-CANDIDATE";
     case AttributeType::kConnectionId: return "CONNECTION-ID";
     case AttributeType::kAdditionalAddressFamily: return "ADDITIONAL-ADDRESS-FAMILY";
     case AttributeType::kAddressErrorCode: return "ADDRESS-ERROR-CODE";
@@ -36,6 +38,8 @@ std::string_view attributeName(std::uint16_t type) noexcept {
     case AttributeType::kSoftware: return "SOFTWARE";
     case AttributeType::kAlternateServer: return "ALTERNATE-SERVER";
     case AttributeType::kFingerprint: return "FINGERPRINT";
+    case AttributeType::kIceControlled: return "ICE-CONTROLLED";
+    case AttributeType::kIceControlling: return "ICE-CONTROLLING";
     case AttributeType::kThirdPartyAuthorization: return "THIRD-PARTY-AUTHORIZATION";
     case AttributeType::kMobilityTicket: return "MOBILITY-TICKET";
   }

@@ -81,6 +81,8 @@ enum class AttributeType : std::uint16_t {
   kUserhash = 0x001E,                // RFC 8489 §14.4
   kXorMappedAddress = 0x0020,        // RFC 8489 §14.2
   kReservationToken = 0x0022,        // RFC 8656 §18.10
+  kPriority = 0x0024,                // RFC 8445 §16.1
+  kUseCandidate = 0x0025,            // RFC 8445 §16.1
   kConnectionId = 0x002A,            // RFC 6062 §6.2.1
   // Comprehension-optional range 0x8000-0xFFFF.
   kAdditionalAddressFamily = 0x8000,  // RFC 8656 §18.11
@@ -91,6 +93,8 @@ enum class AttributeType : std::uint16_t {
   kSoftware = 0x8022,                 // RFC 8489 §14.14
   kAlternateServer = 0x8023,          // RFC 8489 §14.15
   kFingerprint = 0x8028,              // RFC 8489 §14.7
+  kIceControlled = 0x8029,            // RFC 8445 §16.1
+  kIceControlling = 0x802A,           // RFC 8445 §16.1
   kThirdPartyAuthorization = 0x802E,  // RFC 7635 §6.1
   kMobilityTicket = 0x8030,           // RFC 8016 §3.1
 };
@@ -98,8 +102,9 @@ enum class AttributeType : std::uint16_t {
 // RFC 8489 §14: types 0x0000-0x7FFF are comprehension-required.
 constexpr bool isComprehensionRequired(std::uint16_t type) noexcept { return type < 0x8000; }
 
-// True for every attribute this codec decodes; anything else comprehension-required in a
-// request earns a 420 (RFC 8489 §6.3.1).
+// True for every attribute in the registry above; anything else comprehension-required in a
+// request earns a 420 (RFC 8489 §6.3.1). The ICE attributes (RFC 8445) are known so that a
+// connectivity check sent to tern, as in RFC 5769 §2.1, is answered rather than refused.
 bool isKnownAttribute(std::uint16_t type) noexcept;
 std::string_view attributeName(std::uint16_t type) noexcept;
 std::string_view methodName(std::uint16_t method) noexcept;

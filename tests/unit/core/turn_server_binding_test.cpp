@@ -6,7 +6,9 @@
 #include "relay/core/turn_server.hpp"
 #include "relay/wire/attributes.hpp"
 #include "relay/wire/builder.hpp"
+#include "support/hex.hpp"
 #include "support/recording_output.hpp"
+#include "support/stun_vectors.hpp"
 
 using namespace tern;
 using wire::AttributeType;
@@ -110,6 +112,15 @@ TEST_CASE("unknown comprehension-required attribute earns 420 with UNKNOWN-ATTRI
   CHECK(unknown->types[0] == 0x0077);
   CHECK(r.fingerprintMatches());
   CHECK(f.responses(420) == 1);
+}
+
+TEST_CASE("an ICE connectivity check (RFC 5769 §2.1: PRIORITY, ICE-CONTROLLED) is answered, not refused") {
+  Fixture f;
+  const auto request = test::fromHex(test::vectors::kRfc5769Request);
+  f.send(request);
+  auto r = f.onlyResponse();
+  CHECK(r.messageClass() == MessageClass::kSuccessResponse);
+  CHECK(r.hasFingerprint());
 }
 
 TEST_CASE("unknown comprehension-optional attribute is ignored (RFC 8489 §6.3.1)") {

@@ -76,6 +76,8 @@ TEST_CASE("parses the RFC 4291 §2.2 forms, including an embedded IPv4 tail") {
   CHECK(mapped->isV6());
   const std::array<std::uint8_t, 16> expected{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 1, 2, 3, 4};
   CHECK(*mapped == IpAddress::v6(expected));
+  // RFC 5952 §5: IPv4-mapped addresses keep the dotted-quad tail.
+  CHECK(mapped->toString() == "::ffff:1.2.3.4");
   CHECK(IpAddress::parse(mapped->toString()) == mapped);
   CHECK(IpAddress::parse("1:2:3:4:5:6:1.2.3.4").has_value());
   CHECK(IpAddress::parse("::1.2.3.4").has_value());

@@ -294,14 +294,14 @@ TEST_CASE("integrityInput's header length ends just after the integrity attribut
 
 TEST_CASE("unknownComprehensionRequired lists unknown types below 0x8000 once each, ignoring "
           "those after MESSAGE-INTEGRITY (RFC 8489 §6.3.1)") {
-  const auto bytes = message(tlv(0x7FFF, 4) + tlv(0x0024, 4) + tlv(0x8FFF, 4) + tlv(0x7FFF, 0) +
+  const auto bytes = message(tlv(0x7FFF, 4) + tlv(0x0050, 4) + tlv(0x8FFF, 4) + tlv(0x7FFF, 0) +
                              tlv(kUsername, 4) + tlv(0x0003, 4) + tlv(0xC001, 1) + tlv(kMi, 20) +
                              tlv(0x0030, 4));
   auto m = MessageView::parse(bytes);
   REQUIRE(m.has_value());
   const auto unknown = m->unknownComprehensionRequired();
   CHECK(std::vector<std::uint16_t>(unknown.begin(), unknown.end()) ==
-        std::vector<std::uint16_t>{0x7FFF, 0x0024, 0x0003});
+        std::vector<std::uint16_t>{0x7FFF, 0x0050, 0x0003});
 }
 
 TEST_CASE("unknownComprehensionRequired keeps the first 16 distinct types") {
@@ -318,7 +318,10 @@ TEST_CASE("unknownComprehensionRequired keeps the first 16 distinct types") {
 
 TEST_CASE("comprehension-required types are those below 0x8000 (RFC 8489 §14)") {
   CHECK(tern::wire::isKnownAttribute(0x0020));
-  CHECK_FALSE(tern::wire::isKnownAttribute(0x0024));
+  CHECK_FALSE(tern::wire::isKnownAttribute(0x0050));
+  // RFC 8445 §16.1: PRIORITY and USE-CANDIDATE are known, so ICE checks are not refused.
+  CHECK(tern::wire::isKnownAttribute(0x0024));
+  CHECK(tern::wire::isKnownAttribute(0x0025));
   CHECK(tern::wire::isComprehensionRequired(0x7FFF));
   CHECK_FALSE(tern::wire::isComprehensionRequired(0x8000));
 }
