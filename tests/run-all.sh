@@ -17,7 +17,7 @@ cmake --preset "$preset" >/dev/null
 cmake --build --preset "$preset"
 if [ "$preset" != release ]; then
   cmake --preset release >/dev/null
-  cmake --build --preset release --target tern
+  cmake --build --preset release
 fi
 
 # Sanitizer reports fail the run; leak checking is on by default with ASan.

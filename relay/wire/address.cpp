@@ -138,7 +138,9 @@ std::string IpAddress::toString() const {
   // RFC 5952 §5: an IPv4-mapped address keeps its dotted-quad tail, "::ffff:192.0.2.1".
   static constexpr std::array<std::uint8_t, 12> kMappedPrefix = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
   if (std::equal(kMappedPrefix.begin(), kMappedPrefix.end(), bytes_.begin())) {
-    return "::ffff:" + v4({bytes_[12], bytes_[13], bytes_[14], bytes_[15]}).toString();
+    out = "::ffff:";
+    out += v4({bytes_[12], bytes_[13], bytes_[14], bytes_[15]}).toString();
+    return out;
   }
   std::array<std::uint16_t, 8> g{};
   for (std::size_t i = 0; i < 8; ++i) {
@@ -208,8 +210,14 @@ std::optional<SocketAddress> SocketAddress::parse(std::string_view text) noexcep
 }
 
 std::string SocketAddress::toString() const {
-  if (ip.isV6()) return "[" + ip.toString() + "]:" + std::to_string(port);
-  return ip.toString() + ":" + std::to_string(port);
+  // Appends rather than operator+ chains: GCC 12 at -O3 raises a false -Wrestrict on those.
+  std::string out;
+  if (ip.isV6()) out += '[';
+  out += ip.toString();
+  if (ip.isV6()) out += ']';
+  out += ':';
+  out += std::to_string(port);
+  return out;
 }
 
 }  // namespace tern::wire
