@@ -14,14 +14,14 @@ import struct
 import zlib
 
 HERE = pathlib.Path(__file__).resolve().parent
-VECTORS = HERE.parent / "support" / "stun_vectors.hpp"
+VECTORS = HERE.parent / "vectors" / "stun_vectors.hpp"
 
 COOKIE = 0x2112A442
 TID = bytes(range(1, 13))
 
 
 def vectors():
-    """The hex vectors of tests/support/stun_vectors.hpp, by C++ name."""
+    """The hex vectors of tests/vectors/stun_vectors.hpp, by C++ name."""
     text = VECTORS.read_text()
     out = {}
     for m in re.finditer(r"inline constexpr std::string_view (k\w+) =\s*((?:\s*\"[0-9a-f]+\")+);", text):
@@ -215,6 +215,33 @@ def framer_seeds():
     }
 
 
+def server_input(*packets):
+    """turn_server_fuzz records: [flags][length][packet]; flags pick client, TCP and a clock step."""
+    out = b""
+    for flags, packet in packets:
+        out += struct.pack("!BH", flags, len(packet)) + packet
+    return out
+
+
+def server_seeds():
+    v = vectors()
+    binding = message(0x001, 0b00, [])
+    binding_fp = message(0x001, 0b00, [], fingerprint=True)
+    unknown = message(0x001, 0b00, [attr(0x7F01, b"ab")], fingerprint=True)
+    broken = bytearray(message(0x001, 0b00, [attr(0x8022, b"tern")]))
+    broken[23] = 0x40  # SOFTWARE claims 64 bytes
+    indication = message(0x001, 0b01, [])
+    allocate = message(0x003, 0b00, [u32(0x0019, 17 << 24)])
+    return {
+        "binding-udp-tcp": server_input((0x00, binding), (0x15, binding_fp)),
+        "rfc5769-requests": server_input((0x01, v["kRfc5769Request"]), (0x02, v["kRfc5769LongTermRequest"]),
+                                         (0x03, v["kRfc8489B1Request"])),
+        "errors": server_input((0x00, unknown), (0x04, bytes(broken)), (0x20, allocate)),
+        "not-requests": server_input((0x00, indication), (0x01, v["kRfc5769ResponseV4"]),
+                                     (0x02, cd(0x4000, b"media")), (0x03, b"\x80garbage")),
+    }
+
+
 def write(target, seeds):
     d = HERE / "corpus" / target
     d.mkdir(parents=True, exist_ok=True)
@@ -229,3 +256,4 @@ if __name__ == "__main__":
     write("stun_message_fuzz", stun_seeds())
     write("channel_data_fuzz", channel_seeds())
     write("stream_framer_fuzz", framer_seeds())
+    write("turn_server_fuzz", server_seeds())

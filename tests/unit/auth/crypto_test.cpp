@@ -9,7 +9,7 @@
 #include "auth/crypto.hpp"
 #include "auth/message_integrity.hpp"
 #include "support/hex.hpp"
-#include "support/stun_vectors.hpp"
+#include "vectors/stun_vectors.hpp"
 
 namespace {
 

@@ -8,7 +8,7 @@
 #include "relay/wire/builder.hpp"
 #include "support/hex.hpp"
 #include "support/recording_output.hpp"
-#include "support/stun_vectors.hpp"
+#include "vectors/stun_vectors.hpp"
 
 using namespace tern;
 using wire::AttributeType;

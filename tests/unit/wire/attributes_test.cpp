@@ -14,7 +14,7 @@
 #include "relay/wire/builder.hpp"
 #include "relay/wire/message.hpp"
 #include "support/hex.hpp"
-#include "support/stun_vectors.hpp"
+#include "vectors/stun_vectors.hpp"
 
 namespace {
 

@@ -15,7 +15,7 @@
 #include "relay/wire/message.hpp"
 #include "relay/wire/stun_constants.hpp"
 #include "support/hex.hpp"
-#include "support/stun_vectors.hpp"
+#include "vectors/stun_vectors.hpp"
 
 namespace {
 

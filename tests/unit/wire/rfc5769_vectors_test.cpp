@@ -14,7 +14,7 @@
 #include "relay/wire/builder.hpp"
 #include "relay/wire/message.hpp"
 #include "support/hex.hpp"
-#include "support/stun_vectors.hpp"
+#include "vectors/stun_vectors.hpp"
 
 namespace {
 
@@ -31,9 +31,10 @@ namespace attr = tern::wire::attr;
 namespace auth = tern::auth;
 namespace vectors = tern::test::vectors;
 
-// ICE attributes (RFC 8445 §16.1) that RFC 5769 §2.1 carries and the codec has no type for.
-constexpr auto kPriority = static_cast<AttributeType>(0x0024);
-constexpr auto kIceControlled = static_cast<AttributeType>(0x8029);
+// ICE attributes (RFC 8445 §16.1) that RFC 5769 §2.1 carries; the codec knows them but has
+// no typed form, since a relay only needs to accept them.
+constexpr auto kPriority = AttributeType::kPriority;
+constexpr auto kIceControlled = AttributeType::kIceControlled;
 
 MessageView parsed(const std::vector<std::uint8_t>& bytes) {
   auto m = MessageView::parse(bytes);

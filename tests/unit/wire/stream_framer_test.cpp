@@ -10,7 +10,7 @@
 #include "relay/wire/message.hpp"
 #include "relay/wire/stream_framer.hpp"
 #include "support/hex.hpp"
-#include "support/stun_vectors.hpp"
+#include "vectors/stun_vectors.hpp"
 
 namespace {
 

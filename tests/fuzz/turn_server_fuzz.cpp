@@ -1,0 +1,79 @@
+// libFuzzer target for the whole sans-I/O server (../shared/STYLE.md): the input is a series
+// of datagrams from a handful of clients over UDP and TCP, with a fake clock that moves
+// forward between them. Every answer must be a well-formed STUN response to a request that
+// was sent, addressed to the client that sent it.
+//
+// Input format, repeated: [flags][length hi][length lo][length bytes of packet]
+//   flags bits 0-1: client index (0-3), bit 2: TCP instead of UDP, bits 4-7: seconds to advance.
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "fuzz_check.hpp"
+#include "metrics/worker_counters.hpp"
+#include "relay/core/turn_server.hpp"
+#include "relay/wire/message.hpp"
+
+namespace {
+
+using namespace tern;
+
+class CheckingOutput : public core::ServerOutput {
+ public:
+  bool sendToClient(const core::FiveTuple& tuple, wire::Bytes bytes) noexcept override {
+    TERN_FUZZ_CHECK(tuple == expected_tuple);
+    auto response = wire::MessageView::parse(bytes);
+    TERN_FUZZ_CHECK(response.has_value());
+    const auto cls = response->messageClass();
+    TERN_FUZZ_CHECK(cls == wire::MessageClass::kSuccessResponse ||
+                    cls == wire::MessageClass::kErrorResponse);
+    TERN_FUZZ_CHECK(response->transactionId() == expected_transaction);
+    if (response->hasFingerprint()) TERN_FUZZ_CHECK(response->fingerprintMatches());
+    ++responses;
+    return true;
+  }
+  core::FiveTuple expected_tuple;
+  wire::TransactionId expected_transaction{};
+  int responses = 0;
+};
+
+core::FiveTuple clientTuple(std::uint8_t flags) {
+  const bool tcp = (flags & 0x04) != 0;
+  const auto client = static_cast<std::uint8_t>(flags & 0x03);
+  return {tcp ? core::Transport::kTcp : core::Transport::kUdp,
+          {wire::IpAddress::v4({192, 0, 2, static_cast<std::uint8_t>(10 + client)}),
+           static_cast<std::uint16_t>(40000 + client)},
+          {wire::IpAddress::v4({198, 51, 100, 1}), 3478}};
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  CheckingOutput output;
+  metrics::WorkerCounters counters;
+  core::TurnServer server(core::ServerOptions{"fuzz"}, output, counters);
+  core::TimePoint now{std::chrono::hours(1)};
+  std::size_t pos = 0;
+  while (size - pos >= 3) {
+    const std::uint8_t flags = data[pos];
+    const std::size_t length = std::min<std::size_t>((std::size_t{data[pos + 1]} << 8) | data[pos + 2],
+                                                     size - pos - 3);
+    const wire::Bytes packet{data + pos + 3, length};
+    pos += 3 + length;
+    now += std::chrono::seconds(flags >> 4);
+
+    // The server answers only requests, and only once each.
+    output.expected_tuple = clientTuple(flags);
+    const int before = output.responses;
+    auto header = wire::parseHeader(packet);
+    if (header) output.expected_transaction = header->transaction_id;
+    // A heap copy of exactly the packet, so AddressSanitizer catches any read past its end.
+    std::vector<std::uint8_t> copy(packet.begin(), packet.end());
+    server.onClientPacket(output.expected_tuple, copy, now);
+    TERN_FUZZ_CHECK(output.responses - before <= 1);
+    if (output.responses > before) {
+      TERN_FUZZ_CHECK(header.has_value() && header->isRequest());
+    }
+  }
+  return 0;
+}
