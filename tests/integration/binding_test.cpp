@@ -98,7 +98,7 @@ TEST_CASE("tern probe fails clearly when nothing answers") {
   const auto address = io::localAddress(silent.get());
   auto result = test::runCommand({test::ternBinary(), "probe", "--server", address.toString(), "--timeout", "1"});
   CHECK(result.status == 1);
-  CHECK(result.output.find("no response from " + address.toString()) != std::string::npos);
+  CHECK(result.output.find("no answer from " + address.toString()) != std::string::npos);
 }
 
 TEST_CASE("tern probe says so when the port is closed") {

@@ -10,12 +10,11 @@
 #include <stdexcept>
 #include <string>
 
-#include "relay/client/transaction.hpp"
-#include "relay/wire/stream_framer.hpp"
+#include "relay/io/blocking_exchange.hpp"
 
 namespace tern::test {
 
-using client::Clock;
+using Clock = std::chrono::steady_clock;
 
 io::FileDescriptor connectedSocket(bool tcp, const wire::SocketAddress& local,
                                    const wire::SocketAddress& server) {
@@ -41,39 +40,9 @@ void sendRaw(int fd, const std::vector<std::uint8_t>& bytes) {
 
 std::optional<std::vector<std::uint8_t>> exchange(int fd, bool tcp, std::vector<std::uint8_t> request,
                                                   std::chrono::milliseconds timeout) {
-  client::ClientTransaction tx(std::move(request), tcp);
-  const auto give_up = Clock::now() + timeout;
-  wire::StreamFramer framer;
-  std::uint8_t datagram[2048];
-  while (Clock::now() < give_up) {
-    const auto action = tx.poll(Clock::now());
-    if (action == client::ClientTransaction::Action::kTimedOut) return std::nullopt;
-    if (action == client::ClientTransaction::Action::kSend) {
-      std::vector<std::uint8_t> bytes(tx.request().begin(), tx.request().end());
-      sendRaw(fd, bytes);
-    }
-    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::min(tx.deadline(), give_up) - Clock::now());
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(std::max<long>(0, wait.count()))) <= 0) continue;
-    if (!tcp) {
-      const ssize_t n = ::recv(fd, datagram, sizeof datagram, 0);
-      if (n < 0) return std::nullopt;
-      wire::Bytes got{datagram, static_cast<std::size_t>(n)};
-      if (tx.matchResponse(got)) return std::vector<std::uint8_t>(got.begin(), got.end());
-      continue;
-    }
-    auto space = framer.writable();
-    const ssize_t n = ::recv(fd, space.data(), space.size(), 0);
-    if (n <= 0) return std::nullopt;
-    framer.commit(static_cast<std::size_t>(n));
-    while (auto frame = framer.next()) {
-      if (tx.matchResponse(frame->bytes)) {
-        return std::vector<std::uint8_t>(frame->bytes.begin(), frame->bytes.end());
-      }
-    }
-  }
-  return std::nullopt;
+  auto result = io::exchangeBlocking(fd, tcp, std::move(request), timeout);
+  if (!result.ok()) return std::nullopt;
+  return std::move(result.response);
 }
 
 bool closedByPeer(int fd, std::chrono::milliseconds timeout) {
