@@ -1,0 +1,67 @@
+// The server side of the long-term credential mechanism (RFC 8489 §9.2.4): decides whether a
+// parsed request is authenticated and, if not, which error the caller must answer with.
+// Sans-I/O: the caller passes the client's address and both clocks' readings.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "auth/credential_store.hpp"
+#include "auth/nonce.hpp"
+#include "relay/wire/address.hpp"
+#include "relay/wire/message.hpp"
+
+namespace tern::auth {
+
+enum class AuthOutcome : std::uint8_t {
+  kOk,
+  kNoIntegrity,        // no MESSAGE-INTEGRITY: 401 with REALM and NONCE
+  kMissingAttributes,  // MESSAGE-INTEGRITY but no (valid) USERNAME, REALM or NONCE: 400
+  kWrongRealm,         // REALM differs from ours: 401
+  kStaleNonce,         // our nonce, integrity verified, but too old: 438 with a new NONCE
+  kInvalidNonce,       // not our nonce, or issued to another address: 401 with a fresh nonce
+  kUnknownUser,        // 401
+  kExpiredUser,        // TURN REST username whose expiry passed: 401
+  kBadIntegrity,       // MESSAGE-INTEGRITY verifies with no candidate key: 401
+};
+
+// Short snake_case text for logs and metric labels, e.g. "stale_nonce".
+std::string_view describe(AuthOutcome outcome) noexcept;
+// The STUN error code to answer with (RFC 8489 §9.2.4): 0 for kOk, else 400, 401 or 438.
+std::uint16_t errorCodeFor(AuthOutcome outcome) noexcept;
+
+struct AuthResult {
+  AuthOutcome outcome = AuthOutcome::kNoIntegrity;
+  std::string username;  // the USERNAME, whenever the request carried a valid one
+  // The key that verified the MESSAGE-INTEGRITY, for signing the response: set for kOk, and
+  // for kStaleNonce, whose 438 RFC 8489 §9.2.4 allows to carry MESSAGE-INTEGRITY too.
+  std::vector<std::uint8_t> key;
+};
+
+class Authenticator {
+ public:
+  // Both must be non-null (std::invalid_argument otherwise). Immutable and shared by all
+  // workers; a reload builds a new Authenticator around the new CredentialStore.
+  Authenticator(std::shared_ptr<const CredentialStore> credentials,
+                std::shared_ptr<const NonceIssuer> nonces);
+
+  // RFC 8489 §9.2.4, in its order: MESSAGE-INTEGRITY present; USERNAME, REALM and NONCE
+  // present; REALM ours; NONCE ours and for `client` (a forged one is refused before any key
+  // is derived); USERNAME known and not expired; MESSAGE-INTEGRITY verifies with one of its
+  // keys; and only then whether the NONCE is stale, so a 438 goes only to a key holder.
+  // `now` is the steady time for the nonce, `now_unix` wall-clock seconds for REST expiry.
+  AuthResult authenticate(const wire::MessageView& request, const wire::SocketAddress& client,
+                          SteadyTime now, std::int64_t now_unix) const;
+
+  const CredentialStore& credentials() const noexcept { return *credentials_; }
+  const NonceIssuer& nonces() const noexcept { return *nonces_; }
+
+ private:
+  std::shared_ptr<const CredentialStore> credentials_;
+  std::shared_ptr<const NonceIssuer> nonces_;
+};
+
+}  // namespace tern::auth

@@ -1,0 +1,62 @@
+// Stateless NONCEs for the long-term credential mechanism (RFC 8489 §9.2, §14.10): the nonce
+// carries its issue time and an HMAC tag binding it to the client's transport address, so the
+// server keeps no per-client state before authentication (DESIGN.md §4).
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "relay/wire/address.hpp"
+
+namespace tern::auth {
+
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+enum class NonceCheck : std::uint8_t {
+  kValid,
+  kStale,    // ours and for this client, but too old (or too far in the future): 438
+  kInvalid,  // not ours, altered, or issued to another transport address: 401
+};
+
+class NonceIssuer {
+ public:
+  // The nonce text: 16 lowercase hex digits of the issue time (milliseconds since the steady
+  // clock's epoch, as an unsigned 64-bit number), then 24 lowercase hex digits of
+  // HMAC-SHA256(key, time || family || address || port) truncated to 96 bits. 40 printable
+  // ASCII characters, well under RFC 8489 §14.10's 128. A later "nonce cookie" (RFC 8489
+  // §9.2: "obMatJos2" + 4 base64 characters) can be prepended and added to the MAC input.
+  static constexpr std::size_t kTimeDigits = 16;
+  static constexpr std::size_t kTagBytes = 12;
+  static constexpr std::size_t kTagDigits = 2 * kTagBytes;
+  static constexpr std::size_t kNonceSize = kTimeDigits + kTagDigits;
+  // How far a nonce's time may lie ahead of `now` and still count: workers cache their loop
+  // time, so a nonce issued on one thread can look slightly "future" on another.
+  static constexpr std::chrono::seconds kFutureSkew{5};
+
+  // `key` is a per-process random secret (auth::randomBytes); `lifetime` how long a nonce
+  // stays valid. Throws std::invalid_argument for a lifetime that is not positive.
+  NonceIssuer(std::array<std::uint8_t, 32> key, std::chrono::seconds lifetime);
+
+  // A nonce bound to `client` and `now`.
+  std::string issue(const wire::SocketAddress& client, SteadyTime now) const;
+
+  // kInvalid unless `nonce` is exactly one of ours issued to `client` (the tag is compared in
+  // constant time, before the time is trusted); then kStale when it is older than the
+  // lifetime or more than kFutureSkew ahead of `now`, else kValid.
+  NonceCheck check(std::string_view nonce, const wire::SocketAddress& client, SteadyTime now) const;
+
+  std::chrono::seconds lifetime() const noexcept { return lifetime_; }
+
+ private:
+  std::array<std::uint8_t, kTagBytes> tag(std::uint64_t time_ms,
+                                          const wire::SocketAddress& client) const;
+
+  std::array<std::uint8_t, 32> key_;
+  std::chrono::seconds lifetime_;
+};
+
+}  // namespace tern::auth
