@@ -1,0 +1,86 @@
+// Which peers a client may reach through the relay (RFC 8656 §21, DESIGN.md §4): one policy for
+// CreatePermission, ChannelBind, Send, ChannelData and RFC 6062 Connect. Closes the coturn
+// CVE-2020-26262 family: 0.0.0.0, [::], [::1], ::ffff:127.0.0.1, ::127.0.0.1 and friends.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "relay/core/cidr.hpp"
+#include "relay/wire/address.hpp"
+
+namespace tern::core {
+
+struct PeerPolicyOptions {
+  std::vector<Cidr> allow;                     // --allow-peer: overrides the default deny list
+  std::vector<Cidr> deny;                      // --deny-peer: always wins, even over allow
+  std::vector<wire::IpAddress> own_addresses;  // relay IPs, external (public) IPs, listen IPs
+  std::uint16_t relay_port_min = 49152, relay_port_max = 65535;
+};
+
+enum class PeerVerdict : std::uint8_t {
+  kAllowed,
+  kDeniedByDefault,   // inside the default deny list (private, loopback, reserved, ...)
+  kDeniedByOperator,  // inside a --deny-peer range
+  kOwnAddress,        // one of the relay's own addresses, on a port outside the relay range
+  kUnspecified,       // 0.0.0.0 or ::, which the kernel takes for "this host"
+};
+
+// A short reason, fit for a 403 reason phrase and a log line: "denied: private or reserved
+// address". It names the rule, never the address.
+std::string_view describe(PeerVerdict verdict) noexcept;
+
+// One entry of the built-in deny list: an IANA special-purpose or otherwise non-public range.
+struct ReservedRange {
+  Cidr range;
+  std::string_view reason;  // "private-use (RFC 1918)"
+};
+
+class PeerPolicy {
+ public:
+  // Normalises every range and address (see normalize) and drops unspecified own addresses
+  // (a wildcard listener is no peer; the io layer must list the concrete interface addresses).
+  // Throws std::invalid_argument if relay_port_min > relay_port_max.
+  explicit PeerPolicy(PeerPolicyOptions options);
+
+  // IPv4-mapped (::ffff:a.b.c.d, RFC 4291 §2.5.5.2) and IPv4-compatible (::a.b.c.d,
+  // RFC 4291 §2.5.5.1, but not :: and ::1) IPv6 become IPv4: a dual-stack socket sends them
+  // over IPv4, so they must meet the IPv4 rules. Everything else is returned unchanged.
+  static wire::IpAddress normalize(const wire::IpAddress& ip) noexcept;
+  // The same for a range written in either embedded form with a prefix of at least 96:
+  // "::ffff:10.0.0.0/104" becomes 10.0.0.0/8, so an operator's --deny-peer in that form still
+  // matches normalised peers. Ranges that include :: or ::1 stay IPv6.
+  static Cidr normalize(const Cidr& range) noexcept;
+
+  // For CreatePermission (RFC 8656 §9: permissions are per IP address): checks the normalised
+  // IP. In order: unspecified -> kUnspecified (always, even inside an allow range); --deny-peer
+  // -> kDeniedByOperator; own address -> kAllowed (two clients of one relay talk relay to
+  // relay, the common WebRTC case; checkPeer limits the ports); --allow-peer -> kAllowed;
+  // default deny list -> kDeniedByDefault; anything else -> kAllowed.
+  PeerVerdict checkPeerIp(const wire::IpAddress& ip) const noexcept;
+
+  // For ChannelBind, Send and ChannelData destinations: checkPeerIp, and on one of the relay's
+  // own addresses only ports in [relay_port_min, relay_port_max] (kOwnAddress otherwise), so a
+  // client never reaches the relay's own listeners or admin ports. Allocation-free.
+  PeerVerdict checkPeer(const wire::SocketAddress& peer) const noexcept;
+
+  // True if `ip` (normalised here again, so either form works) is one of own_addresses.
+  bool isOwnAddress(const wire::IpAddress& normalised_ip) const noexcept;
+
+  // The options after normalisation, for --print-config and logs.
+  const PeerPolicyOptions& options() const noexcept { return options_; }
+
+  // The built-in deny list, parsed once per process from a constexpr table of text.
+  static std::span<const ReservedRange> defaultDenyList() noexcept;
+  // The first default range holding `normalised_ip`, or nullptr; for debug logs ("why 403?").
+  static const ReservedRange* findDefaultDeny(const wire::IpAddress& normalised_ip) noexcept;
+
+ private:
+  static bool anyContains(const std::vector<Cidr>& ranges, const wire::IpAddress& ip) noexcept;
+
+  PeerPolicyOptions options_;
+};
+
+}  // namespace tern::core
