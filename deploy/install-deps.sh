@@ -8,9 +8,10 @@ set -euo pipefail
 want=(build-essential cmake ninja-build pkg-config libuv1-dev libssl-dev prometheus-cpp-dev
       libcli11-dev doctest-dev)
 if [ "${1:-build}" = test ]; then
-  # coturn brings turnutils_stunclient/uclient/peer, the third-party clients the tests drive;
+  # coturn brings turnutils_stunclient/uclient/peer and python3-aioice a Python TURN client:
+  # the third-party clients the tests drive;
   # clang builds the libFuzzer targets when a fuzz run is asked for.
-  want+=(coturn clang)
+  want+=(coturn clang python3-aioice)
 fi
 
 missing=()

@@ -71,7 +71,52 @@ std::vector<prometheus::MetricFamily> CounterCollector::Collect() const {
                 v);
     }
   }
-  return {std::move(received), std::move(dropped), std::move(responses)};
+  auto packets = family("tern_relayed_packets_total",
+                        "Packets relayed, by direction and client transport.");
+  auto bytes = family("tern_relayed_bytes_total",
+                      "Application bytes relayed (without TURN framing), by direction and client transport.");
+  for (std::size_t d = 0; d < idx(Direction::kCount); ++d) {
+    for (std::size_t t = 0; t < idx(ClientTransport::kCount); ++t) {
+      std::vector<prometheus::ClientMetric::Label> labels{
+          {"direction", std::string(labelOf(static_cast<Direction>(d)))},
+          {"transport", std::string(labelOf(static_cast<ClientTransport>(t)))}};
+      addSample(packets, labels,
+                sum([&](const WorkerCounters& w) -> const OneWriterCounter& { return w.relayed_packets[d][t]; }));
+      addSample(bytes, labels,
+                sum([&](const WorkerCounters& w) -> const OneWriterCounter& { return w.relayed_bytes[d][t]; }));
+    }
+  }
+
+  auto auth = family("tern_auth_results_total", "Authentication outcomes of TURN requests, by result.");
+  for (std::size_t r = 0; r < idx(AuthResult::kCount); ++r) {
+    addSample(auth, {{"result", std::string(labelOf(static_cast<AuthResult>(r)))}},
+              sum([&](const WorkerCounters& w) -> const OneWriterCounter& { return w.auth_results[r]; }));
+  }
+
+  auto created = family("tern_allocations_created_total", "Allocations created, by client transport.");
+  std::uint64_t created_total = 0;
+  for (std::size_t t = 0; t < idx(ClientTransport::kCount); ++t) {
+    const auto v = sum([&](const WorkerCounters& w) -> const OneWriterCounter& { return w.allocations_created[t]; });
+    created_total += v;
+    addSample(created, {{"transport", std::string(labelOf(static_cast<ClientTransport>(t)))}}, v);
+  }
+  auto ended = family("tern_allocations_ended_total", "Allocations ended, by reason.");
+  std::uint64_t ended_total = 0;
+  for (std::size_t e = 0; e < idx(AllocationEnd::kCount); ++e) {
+    const auto v = sum([&](const WorkerCounters& w) -> const OneWriterCounter& { return w.allocations_ended[e]; });
+    ended_total += v;
+    addSample(ended, {{"reason", std::string(labelOf(static_cast<AllocationEnd>(e)))}}, v);
+  }
+  prometheus::MetricFamily active;
+  active.name = "tern_allocations_active";
+  active.help = "Allocations that exist now.";
+  active.type = prometheus::MetricType::Gauge;
+  prometheus::ClientMetric m;
+  m.gauge.value = static_cast<double>(created_total >= ended_total ? created_total - ended_total : 0);
+  active.metric.push_back(std::move(m));
+
+  return {std::move(received), std::move(dropped), std::move(responses), std::move(packets),
+          std::move(bytes), std::move(auth), std::move(created), std::move(ended), std::move(active)};
 }
 
 }  // namespace tern::metrics

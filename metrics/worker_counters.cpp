@@ -31,6 +31,9 @@ std::string_view labelOf(DropReason r) noexcept {
     case DropReason::kUnexpectedClass: return "unexpected_class";
     case DropReason::kNoAllocation: return "no_allocation";
     case DropReason::kSendFailed: return "send_failed";
+    case DropReason::kNoPermission: return "no_permission";
+    case DropReason::kPeerDenied: return "peer_denied";
+    case DropReason::kNoChannel: return "no_channel";
     case DropReason::kCount: break;
   }
   return "unknown";
@@ -47,6 +50,41 @@ std::string_view labelOf(RequestMethod m) noexcept {
     case RequestMethod::kConnectionBind: return "connection_bind";
     case RequestMethod::kOther: return "other";
     case RequestMethod::kCount: break;
+  }
+  return "unknown";
+}
+
+std::string_view labelOf(Direction d) noexcept {
+  switch (d) {
+    case Direction::kClientToPeer: return "client_to_peer";
+    case Direction::kPeerToClient: return "peer_to_client";
+    case Direction::kCount: break;
+  }
+  return "unknown";
+}
+
+std::string_view labelOf(AuthResult r) noexcept {
+  switch (r) {
+    case AuthResult::kOk: return "ok";
+    case AuthResult::kNoIntegrity: return "no_integrity";
+    case AuthResult::kMissingAttributes: return "missing_attributes";
+    case AuthResult::kWrongRealm: return "wrong_realm";
+    case AuthResult::kStaleNonce: return "stale_nonce";
+    case AuthResult::kInvalidNonce: return "invalid_nonce";
+    case AuthResult::kUnknownUser: return "unknown_user";
+    case AuthResult::kExpiredUser: return "expired_user";
+    case AuthResult::kBadIntegrity: return "bad_integrity";
+    case AuthResult::kCount: break;
+  }
+  return "unknown";
+}
+
+std::string_view labelOf(AllocationEnd e) noexcept {
+  switch (e) {
+    case AllocationEnd::kExpired: return "expired";
+    case AllocationEnd::kDeleted: return "deleted";
+    case AllocationEnd::kShutdown: return "shutdown";
+    case AllocationEnd::kCount: break;
   }
   return "unknown";
 }

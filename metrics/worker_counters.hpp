@@ -31,8 +31,18 @@ enum class DropReason : std::uint8_t {
   kUnexpectedClass, // a response or unknown indication sent to the server
   kNoAllocation,    // ChannelData or Send without an allocation
   kSendFailed,      // the kernel refused the datagram (buffer full)
+  kNoPermission,    // RFC 8656 §9: no permission for that peer (either direction)
+  kPeerDenied,      // the peer policy refused the destination
+  kNoChannel,       // ChannelData on a channel that is not bound
   kCount
 };
+enum class Direction : std::uint8_t { kClientToPeer, kPeerToClient, kCount };
+// Outcomes of authentication (RFC 8489 §9.2.4), as label values.
+enum class AuthResult : std::uint8_t {
+  kOk, kNoIntegrity, kMissingAttributes, kWrongRealm, kStaleNonce, kInvalidNonce, kUnknownUser,
+  kExpiredUser, kBadIntegrity, kCount
+};
+enum class AllocationEnd : std::uint8_t { kExpired, kDeleted, kShutdown, kCount };
 // The methods tern answers, and the response codes it sends (200 = success).
 enum class RequestMethod : std::uint8_t {
   kBinding, kAllocate, kRefresh, kCreatePermission, kChannelBind, kConnect, kConnectionBind,
@@ -45,6 +55,9 @@ std::string_view labelOf(ClientTransport t) noexcept;
 std::string_view labelOf(PacketKind k) noexcept;
 std::string_view labelOf(DropReason r) noexcept;
 std::string_view labelOf(RequestMethod m) noexcept;
+std::string_view labelOf(Direction d) noexcept;
+std::string_view labelOf(AuthResult r) noexcept;
+std::string_view labelOf(AllocationEnd e) noexcept;
 RequestMethod requestMethodOf(std::uint16_t stun_method) noexcept;
 // Index of `code` in kResponseCodes; codes tern never sends are counted as 500.
 std::size_t responseCodeIndex(std::uint16_t code) noexcept;
@@ -61,6 +74,18 @@ struct WorkerCounters {
   std::array<std::array<OneWriterCounter, kResponseCodes.size()>, idx(RequestMethod::kCount)>
       responses{};
 
+  std::array<std::array<OneWriterCounter, idx(ClientTransport::kCount)>, idx(Direction::kCount)>
+      relayed_packets{};
+  std::array<std::array<OneWriterCounter, idx(ClientTransport::kCount)>, idx(Direction::kCount)>
+      relayed_bytes{};
+  std::array<OneWriterCounter, idx(AuthResult::kCount)> auth_results{};
+  std::array<OneWriterCounter, idx(ClientTransport::kCount)> allocations_created{};
+  std::array<OneWriterCounter, idx(AllocationEnd::kCount)> allocations_ended{};
+
+  void relayed(Direction d, ClientTransport t, std::size_t bytes) noexcept {
+    relayed_packets[idx(d)][idx(t)].add();
+    relayed_bytes[idx(d)][idx(t)].add(bytes);
+  }
   void received(ClientTransport t, PacketKind k) noexcept { packets_received[idx(t)][idx(k)].add(); }
   void drop(DropReason r) noexcept { dropped[idx(r)].add(); }
   void responded(std::uint16_t stun_method, std::uint16_t code) noexcept {

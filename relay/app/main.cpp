@@ -9,6 +9,7 @@
 
 #include "relay/app/probe.hpp"
 #include "relay/app/server.hpp"
+#include "relay/app/token.hpp"
 #include "relay/config/cli_options.hpp"
 #include "relay/io/log.hpp"
 
@@ -20,6 +21,8 @@ namespace {
 
 constexpr const char* kServeSummary = "Run the relay";
 constexpr const char* kProbeSummary = "Send one STUN Binding request and print the mapped address";
+constexpr const char* kTokenSummary =
+    "Mint a time-limited TURN REST credential and print it with a WebRTC iceServers entry";
 
 int serveMain(int argc, char** argv) {
   tern::config::Config config;
@@ -88,16 +91,54 @@ int probeMain(int argc, char** argv) {
   return tern::app::runProbe(options);
 }
 
+int tokenMain(int argc, char** argv) {
+  CLI::App app{kTokenSummary, "tern token"};
+  std::string secret_file;
+  tern::app::TokenOptions options;
+  app.add_option("--secret-file", secret_file, "File of shared secrets; the first one is used")
+      ->type_name("FILE");
+  app.add_option("--secret", options.secret, "The shared secret; prefer TERN_AUTH_SECRET or --secret-file")
+      ->type_name("SECRET")
+      ->envname("TERN_AUTH_SECRET");
+  app.add_option("--user", options.user, "The application's user id (the part after the colon)")
+      ->type_name("NAME")
+      ->required();
+  app.add_option("--ttl", options.ttl_seconds, "Seconds until the credential expires")
+      ->type_name("SECONDS")
+      ->check(CLI::Range(1L, 366L * 24 * 3600))
+      ->capture_default_str();
+  app.add_option("--url", options.urls, "turn: or turns: URL for the iceServers entry (repeatable)")
+      ->type_name("URL")
+      ->default_str("turn:127.0.0.1:3478");
+  try {
+    app.parse(argc, argv);
+    if (!secret_file.empty()) options.secret = tern::app::firstSecret(secret_file);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::cerr << "tern token: " << e.what() << "\n";
+    return 2;
+  }
+  if (options.secret.empty()) {
+    std::cerr << "tern token: no secret: give --secret-file FILE or set TERN_AUTH_SECRET\n";
+    return 2;
+  }
+  if (options.urls.empty()) options.urls = {"turn:127.0.0.1:3478?transport=udp", "turn:127.0.0.1:3478?transport=tcp"};
+  return tern::app::runToken(options);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::string_view(argv[1]) == "serve") return serveMain(argc - 1, argv + 1);
   if (argc > 1 && std::string_view(argv[1]) == "probe") return probeMain(argc - 1, argv + 1);
+  if (argc > 1 && std::string_view(argv[1]) == "token") return tokenMain(argc - 1, argv + 1);
 
   CLI::App app{"tern " TERN_VERSION ": a TURN/STUN media relay (RFC 8489, RFC 8656)", "tern"};
   app.set_version_flag("--version", "tern " TERN_VERSION);
   app.add_subcommand("serve", kServeSummary);
   app.add_subcommand("probe", kProbeSummary);
+  app.add_subcommand("token", kTokenSummary);
   app.require_subcommand(1);
   app.footer("Run 'tern SUBCOMMAND --help' for the options of each subcommand.");
   try {

@@ -6,7 +6,22 @@
 #include <stdexcept>
 #include <vector>
 
+#include <ifaddrs.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <array>
+#include <set>
+
+#include "auth/authenticator.hpp"
+#include "auth/credential_store.hpp"
+#include "auth/crypto.hpp"
+#include "auth/nonce.hpp"
 #include "metrics/counter_collector.hpp"
+#include "relay/core/cidr.hpp"
+#include "relay/core/peer_policy.hpp"
+#include "relay/io/port_pool.hpp"
+#include "relay/io/shared_quota.hpp"
 #include "relay/io/event_loop.hpp"
 #include "relay/io/log.hpp"
 #include "relay/io/socket_util.hpp"
@@ -51,6 +66,101 @@ BoundAddress bindAddress(const wire::SocketAddress& wanted, const config::Settin
   }
 }
 
+// The host's own addresses (getifaddrs), for wildcard listeners: what to relay on and what
+// the peer policy must treat as the relay itself.
+std::vector<wire::IpAddress> hostAddresses() {
+  std::vector<wire::IpAddress> out;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return out;
+  for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr) continue;
+    const int family = i->ifa_addr->sa_family;
+    if (family != AF_INET && family != AF_INET6) continue;
+    out.push_back(io::fromSockaddr(i->ifa_addr).ip);
+  }
+  ::freeifaddrs(list);
+  return out;
+}
+
+bool isLoopbackOrLinkLocal(const wire::IpAddress& ip) {
+  const std::uint8_t* b = ip.data();
+  if (ip.isV4()) return b[0] == 127 || (b[0] == 169 && b[1] == 254);
+  static constexpr std::array<std::uint8_t, 16> kLoopback6{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  return std::equal(kLoopback6.begin(), kLoopback6.end(), b) || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
+}
+
+// --relay-ip, or else the specific --listen addresses, or else (wildcard listeners) the
+// host's routable addresses.
+std::vector<wire::IpAddress> relayAddresses(const config::Settings& settings) {
+  if (!settings.relay_ips.empty()) return settings.relay_ips;
+  std::vector<wire::IpAddress> out;
+  bool wildcard = false;
+  for (const auto& a : settings.listen) {
+    if (a.ip.isUnspecified()) {
+      wildcard = true;
+    } else if (std::find(out.begin(), out.end(), a.ip) == out.end()) {
+      out.push_back(a.ip);
+    }
+  }
+  if (wildcard) {
+    for (const auto& ip : hostAddresses()) {
+      if (!isLoopbackOrLinkLocal(ip) && std::find(out.begin(), out.end(), ip) == out.end()) out.push_back(ip);
+    }
+  }
+  if (out.empty()) throw std::runtime_error("no address to relay on: set --relay-ip");
+  return out;
+}
+
+struct SharedServices {
+  core::ServerOptions options;
+  core::ServerServices services;
+  std::vector<wire::IpAddress> relay_ips;
+  std::shared_ptr<io::ReservationRegistry> reservations = std::make_shared<io::ReservationRegistry>();
+};
+
+SharedServices buildServices(const config::Settings& settings) {
+  SharedServices shared;
+  shared.relay_ips = relayAddresses(settings);
+
+  auth::CredentialOptions credentials;
+  credentials.realm = settings.realm;
+  credentials.rest_secrets = settings.auth_secrets;
+  for (const auto& u : settings.users) credentials.static_users.push_back({u.name, u.password});
+  std::array<std::uint8_t, 32> nonce_key{};
+  auth::randomBytes(nonce_key);  // nonces do not outlive the process; clients just get 438
+  auto store = std::make_shared<const auth::CredentialStore>(std::move(credentials));
+  auto nonces = std::make_shared<const auth::NonceIssuer>(nonce_key, std::chrono::seconds(settings.nonce_lifetime));
+  shared.services.authenticator = std::make_shared<const auth::Authenticator>(store, nonces);
+
+  core::PeerPolicyOptions policy;
+  for (const auto& text : settings.allow_peers) policy.allow.push_back(*core::Cidr::parse(text));
+  for (const auto& text : settings.deny_peers) policy.deny.push_back(*core::Cidr::parse(text));
+  std::set<wire::IpAddress> own(shared.relay_ips.begin(), shared.relay_ips.end());
+  for (const auto& e : settings.external_ips) {
+    own.insert(e.public_ip);
+    if (e.private_ip) own.insert(*e.private_ip);
+  }
+  for (const auto& a : settings.listen) {
+    if (!a.ip.isUnspecified()) {
+      own.insert(a.ip);
+    } else {
+      for (const auto& ip : hostAddresses()) own.insert(ip);
+    }
+  }
+  policy.own_addresses.assign(own.begin(), own.end());
+  policy.relay_port_min = settings.relay_port_min;
+  policy.relay_port_max = settings.relay_port_max;
+  shared.services.peer_policy = std::make_shared<const core::PeerPolicy>(std::move(policy));
+  shared.services.quota = std::make_shared<io::SharedQuota>(settings.max_allocations, settings.max_allocations_per_user);
+
+  shared.options.software = settings.software;
+  shared.options.max_lifetime = std::chrono::seconds(settings.max_lifetime);
+  shared.options.max_permissions_per_allocation = settings.max_permissions_per_allocation;
+  shared.options.max_channels_per_allocation = settings.max_channels_per_allocation;
+  for (const auto& e : settings.external_ips) shared.options.external_ips.push_back({e.public_ip, e.private_ip});
+  return shared;
+}
+
 class SignalWatcher {
  public:
   SignalWatcher(io::EventLoop& loop, int signum, void (*on_signal)(uv_signal_t*, int), void* owner) {
@@ -69,6 +179,7 @@ class Server {
   explicit Server(const config::Settings& settings) : settings_(settings) {}
 
   int run() {
+    const SharedServices shared = buildServices(settings_);
     std::vector<BoundAddress> addresses;
     for (const auto& a : settings_.listen) addresses.push_back(bindAddress(a, settings_));
 
@@ -78,7 +189,10 @@ class Server {
         sockets.udp.push_back(std::move(bound.udp[w]));
         sockets.tcp.push_back(std::move(bound.tcp[w]));
       }
-      workers_.push_back(std::make_unique<io::Worker>(w, settings_, std::move(sockets)));
+      const auto [first, last] =
+          io::PortPool::share(settings_.relay_port_min, settings_.relay_port_max, w, settings_.workers);
+      io::WorkerSetup setup{shared.options, shared.services, shared.relay_ips, first, last, shared.reservations};
+      workers_.push_back(std::make_unique<io::Worker>(w, settings_, std::move(sockets), std::move(setup)));
     }
     for (auto& worker : workers_) {
       worker->start();
@@ -88,6 +202,16 @@ class Server {
       for (const char* transport : {"udp", "tcp"}) {
         io::log::info("listening", {{"transport", transport}, {"address", bound.address.toString()}});
       }
+    }
+    std::string relay_ips;
+    for (const auto& ip : shared.relay_ips) relay_ips += (relay_ips.empty() ? "" : ",") + ip.toString();
+    io::log::info("relaying", {{"relay_ips", relay_ips},
+                               {"ports", std::to_string(settings_.relay_port_min) + "-" +
+                                             std::to_string(settings_.relay_port_max)},
+                               {"realm", settings_.realm}});
+    if (!settings_.hasCredentials()) {
+      io::log::warn("no credentials configured: every TURN request is refused with 401; set "
+                    "--auth-secret-file, TERN_AUTH_SECRET or --user (STUN Binding still works)");
     }
     io::log::info("ready", {{"workers", settings_.workers},
                             {"try", "tern probe --server " + addresses.front().address.toString()}});

@@ -39,6 +39,62 @@ void addServeOptions(CLI::App& app, Config& config) {
                  "Seconds a TCP connection may stay silent before it is closed")
       ->type_name("SECONDS")
       ->capture_default_str();
+
+  // Authentication.
+  app.add_option("--realm", config.realm, "REALM of long-term credentials (RFC 8489 §9.2)")
+      ->type_name("TEXT")
+      ->capture_default_str();
+  app.add_option("--auth-secret-file", config.auth_secret_files,
+                 "File of TURN REST API shared secrets, one per line (repeatable; several "
+                 "secrets are accepted at once, for rotation)")
+      ->type_name("FILE");
+  // Secrets never need to appear in argv or in a printed configuration.
+  app.add_option("--auth-secret", config.auth_secret,
+                 "A TURN REST API shared secret; prefer the TERN_AUTH_SECRET environment "
+                 "variable or --auth-secret-file")
+      ->type_name("SECRET")
+      ->envname("TERN_AUTH_SECRET")
+      ->configurable(false);
+  app.add_option("--user", config.users, "Static user NAME:PASSWORD (repeatable)")->type_name("NAME:PASSWORD");
+  app.add_option("--nonce-lifetime", config.nonce_lifetime,
+                 "Seconds a NONCE stays valid before 438 Stale Nonce")
+      ->type_name("SECONDS")
+      ->capture_default_str();
+
+  // Relaying.
+  app.add_option("--relay-ip", config.relay_ips,
+                 "Address to allocate relayed ports on (repeatable; default: the --listen "
+                 "addresses, or the host's addresses when listening on a wildcard)")
+      ->type_name("IP");
+  app.add_option("--relay-ports", config.relay_ports, "Relay port range, split across workers")
+      ->type_name("MIN-MAX")
+      ->capture_default_str();
+  app.add_option("--external-ip", config.external_ips,
+                 "Advertise PUBLIC for relayed addresses on PRIVATE (1:1 NAT; repeatable)")
+      ->type_name("PUBLIC[=PRIVATE]");
+  app.add_option("--allow-peer", config.allow_peers,
+                 "Allow peers in CIDR despite the default deny list (repeatable)")
+      ->type_name("CIDR");
+  app.add_option("--deny-peer", config.deny_peers, "Deny peers in CIDR; wins over --allow-peer (repeatable)")
+      ->type_name("CIDR");
+  app.add_option("--max-allocations", config.max_allocations, "Allocations in total (0: no limit but ports)")
+      ->type_name("N")
+      ->capture_default_str();
+  app.add_option("--max-allocations-per-user", config.max_allocations_per_user,
+                 "Allocations per username (0: no limit)")
+      ->type_name("N")
+      ->capture_default_str();
+  app.add_option("--max-lifetime", config.max_lifetime, "Longest allocation lifetime a client may ask for")
+      ->type_name("SECONDS")
+      ->capture_default_str();
+  app.add_option("--max-permissions-per-allocation", config.max_permissions_per_allocation,
+                 "Permissions (peer IPs) per allocation")
+      ->type_name("N")
+      ->capture_default_str();
+  app.add_option("--max-channels-per-allocation", config.max_channels_per_allocation,
+                 "Channel bindings per allocation")
+      ->type_name("N")
+      ->capture_default_str();
 }
 
 }  // namespace tern::config

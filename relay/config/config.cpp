@@ -1,7 +1,10 @@
 // Validation of the operator's configuration: every problem is reported at once.
 #include "relay/config/config.hpp"
 
+#include "relay/core/cidr.hpp"
+
 #include <charconv>
+#include <fstream>
 #include <set>
 
 namespace tern::config {
@@ -52,6 +55,114 @@ T number(std::vector<std::string>& problems, std::string_view key, const std::st
     return T{};
   }
   return static_cast<T>(*v);
+}
+
+// Reads secrets, one per line; blank lines and lines starting with '#' are skipped.
+void readSecretFile(const std::string& path, std::vector<std::string>& secrets,
+                    std::vector<std::string>& problems) {
+  std::ifstream in(path);
+  if (!in) {
+    problems.push_back("auth-secret-file: cannot read '" + path + "'");
+    return;
+  }
+  std::size_t found = 0;
+  for (std::string line; std::getline(in, line);) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
+    const auto start = line.find_first_not_of(" \t");
+    if (start == std::string::npos || line[start] == '#') continue;
+    secrets.push_back(line.substr(start));
+    ++found;
+  }
+  if (found == 0) problems.push_back("auth-secret-file: '" + path + "' holds no secret");
+}
+
+void validateTurn(const Config& config, Settings& s, std::vector<std::string>& problems) {
+  s.realm = config.realm;
+  // RFC 8489 §14.9: REALM is fewer than 128 characters.
+  if (config.realm.empty() || config.realm.size() >= 128) {
+    problems.push_back("realm: must be 1 to 127 bytes");
+  }
+  for (const auto& path : config.auth_secret_files) {
+    if (!path.empty()) readSecretFile(path, s.auth_secrets, problems);
+  }
+  if (!config.auth_secret.empty()) s.auth_secrets.push_back(config.auth_secret);
+  for (const auto& user : config.users) {
+    if (user.empty()) continue;
+    const auto colon = user.find(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == user.size()) {
+      problems.push_back("user: '" + user.substr(0, colon) + "' is not NAME:PASSWORD");
+      continue;
+    }
+    s.users.push_back({user.substr(0, colon), user.substr(colon + 1)});
+  }
+  s.nonce_lifetime = number<unsigned>(problems, "nonce-lifetime", config.nonce_lifetime, 1, 24 * 3600);
+
+  for (const auto& text : config.relay_ips) {
+    if (text.empty()) continue;
+    auto ip = wire::IpAddress::parse(text);
+    if (!ip || ip->isUnspecified()) {
+      problems.push_back("relay-ip: '" + text + "' is not a specific IP address");
+      continue;
+    }
+    s.relay_ips.push_back(*ip);
+  }
+  const auto dash = config.relay_ports.find('-');
+  if (dash == std::string::npos) {
+    problems.push_back("relay-ports: '" + config.relay_ports + "' is not MIN-MAX");
+  } else {
+    s.relay_port_min = number<std::uint16_t>(problems, "relay-ports", config.relay_ports.substr(0, dash), 1024, 65535);
+    s.relay_port_max = number<std::uint16_t>(problems, "relay-ports", config.relay_ports.substr(dash + 1), 1024, 65535);
+    if (s.relay_port_min > s.relay_port_max) {
+      problems.push_back("relay-ports: MIN is above MAX in '" + config.relay_ports + "'");
+    } else if (static_cast<unsigned>(s.relay_port_max - s.relay_port_min + 1) < s.workers) {
+      problems.push_back("relay-ports: fewer ports than workers (" + std::to_string(s.workers) + ")");
+    }
+    // Relay ports on the relay's own addresses are reachable as peers by design, so a
+    // listener inside the range would be reachable through the relay itself.
+    for (const auto& a : s.listen) {
+      if (a.port != 0 && a.port >= s.relay_port_min && a.port <= s.relay_port_max) {
+        problems.push_back("relay-ports: " + config.relay_ports + " contains the listen port " +
+                           std::to_string(a.port));
+      }
+    }
+  }
+  for (const auto& text : config.external_ips) {
+    if (text.empty()) continue;
+    const auto eq = text.find('=');
+    auto pub = wire::IpAddress::parse(text.substr(0, eq));
+    std::optional<wire::IpAddress> priv;
+    bool ok = pub && !pub->isUnspecified();
+    if (ok && eq != std::string::npos) {
+      priv = wire::IpAddress::parse(text.substr(eq + 1));
+      ok = priv && priv->family() == pub->family() && !priv->isUnspecified();
+    }
+    if (!ok) {
+      problems.push_back("external-ip: '" + text + "' is not PUBLIC or PUBLIC=PRIVATE (same family)");
+      continue;
+    }
+    s.external_ips.push_back({*pub, priv});
+  }
+  for (const auto* list : {&config.allow_peers, &config.deny_peers}) {
+    const bool allow = list == &config.allow_peers;
+    for (const auto& text : *list) {
+      if (text.empty()) continue;
+      if (!core::Cidr::parse(text)) {
+        problems.push_back(std::string(allow ? "allow-peer" : "deny-peer") + ": '" + text +
+                           "' is not an address or CIDR (192.0.2.0/24, 2001:db8::/32)");
+        continue;
+      }
+      (allow ? s.allow_peers : s.deny_peers).push_back(text);
+    }
+  }
+  s.max_allocations = number<std::uint32_t>(problems, "max-allocations", config.max_allocations, 0, 10'000'000);
+  s.max_allocations_per_user = number<std::uint32_t>(problems, "max-allocations-per-user",
+                                                     config.max_allocations_per_user, 0, 10'000'000);
+  // RFC 8656 §7.2: the default lifetime is 600 s; the maximum may not be below it.
+  s.max_lifetime = number<unsigned>(problems, "max-lifetime", config.max_lifetime, 600, 7 * 24 * 3600);
+  s.max_permissions_per_allocation = number<std::uint32_t>(
+      problems, "max-permissions-per-allocation", config.max_permissions_per_allocation, 1, 4096);
+  s.max_channels_per_allocation = number<std::uint32_t>(
+      problems, "max-channels-per-allocation", config.max_channels_per_allocation, 1, 4096);
 }
 
 }  // namespace
@@ -117,6 +228,7 @@ Expected<Settings, std::vector<std::string>> validate(const Config& config, unsi
   s.tcp_idle_timeout = number<unsigned>(problems, "tcp-idle-timeout", config.tcp_idle_timeout, 1,
                                         7 * 24 * 3600);
 
+  validateTurn(config, s, problems);
   if (!problems.empty()) return Unexpected{std::move(problems)};
   return s;
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@ enum class LogFormat : std::uint8_t { kPlain, kJson };
 
 // As given on the command line or in the file. Every value is kept as text and checked by
 // validate(), so one run reports every mistake, not only the first number that fails to parse.
+// An empty entry in a list (what --print-config writes for an empty list) means none.
 struct Config {
   std::vector<std::string> listen{"0.0.0.0:3478"};
   std::string workers = "0";  // 0: one per CPU core
@@ -25,7 +27,38 @@ struct Config {
   std::string udp_receive_buffer = "0";  // SO_RCVBUF bytes (K/M suffix); 0: system default
   std::string udp_send_buffer = "0";     // SO_SNDBUF bytes (K/M suffix); 0: system default
   std::string tcp_idle_timeout = "300";  // seconds a stream connection may stay silent
+
+  // Authentication (RFC 8489 §9.2; TURN REST API credentials).
+  std::string realm = "tern";
+  std::vector<std::string> auth_secret_files;  // one secret per line; several for rotation
+  std::string auth_secret;                     // from TERN_AUTH_SECRET, never printed
+  std::vector<std::string> users;              // NAME:PASSWORD static users
+  std::string nonce_lifetime = "600";
+
+  // Relaying (RFC 8656).
+  std::vector<std::string> relay_ips;          // default: the --listen addresses
+  std::string relay_ports = "49152-65535";
+  std::vector<std::string> external_ips;       // PUBLIC[=PRIVATE]
+  std::vector<std::string> allow_peers;        // CIDR
+  std::vector<std::string> deny_peers;         // CIDR
+  std::string max_allocations = "0";           // 0: limited only by relay ports
+  std::string max_allocations_per_user = "100";
+  std::string max_lifetime = "3600";
+  std::string max_permissions_per_allocation = "64";
+  std::string max_channels_per_allocation = "64";
 };
+
+struct StaticUser {
+  std::string name;
+  std::string password;
+};
+
+struct ExternalIp {
+  wire::IpAddress public_ip;
+  std::optional<wire::IpAddress> private_ip;
+};
+
+
 
 // The same settings after validation, in the types the server uses.
 struct Settings {
@@ -37,6 +70,25 @@ struct Settings {
   std::uint32_t udp_receive_buffer = 0;
   std::uint32_t udp_send_buffer = 0;
   unsigned tcp_idle_timeout = 300;
+
+  std::string realm;
+  std::vector<std::string> auth_secrets;
+  std::vector<StaticUser> users;
+  unsigned nonce_lifetime = 600;
+
+  std::vector<wire::IpAddress> relay_ips;  // empty: decided at start-up from the host
+  std::uint16_t relay_port_min = 49152;
+  std::uint16_t relay_port_max = 65535;
+  std::vector<ExternalIp> external_ips;
+  std::vector<std::string> allow_peers;  // validated CIDR text
+  std::vector<std::string> deny_peers;
+  std::uint32_t max_allocations = 0;
+  std::uint32_t max_allocations_per_user = 100;
+  unsigned max_lifetime = 3600;
+  std::uint32_t max_permissions_per_allocation = 64;
+  std::uint32_t max_channels_per_allocation = 64;
+
+  bool hasCredentials() const noexcept { return !auth_secrets.empty() || !users.empty(); }
 };
 
 inline constexpr unsigned kMaxWorkers = 256;

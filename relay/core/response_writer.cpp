@@ -1,6 +1,8 @@
 // Response construction shared by every method handler.
 #include "relay/core/response_writer.hpp"
 
+#include "auth/message_integrity.hpp"
+
 namespace tern::core {
 
 ResponseWriter::ResponseWriter(std::span<std::uint8_t> buffer, const wire::Header& request,
@@ -22,17 +24,21 @@ wire::MessageBuilder& ResponseWriter::success() noexcept {
 
 wire::MessageBuilder& ResponseWriter::error(std::uint16_t code, std::string_view reason) noexcept {
   code_ = code;
+  reason_ = reason.empty() ? wire::defaultReason(code) : reason;
   start(wire::MessageClass::kErrorResponse);
-  builder_->add(wire::attr::ErrorCode{code, reason.empty() ? wire::defaultReason(code) : reason});
+  builder_->add(wire::attr::ErrorCode{code, reason_});
   return *builder_;
 }
 
 std::optional<wire::Bytes> ResponseWriter::finish() noexcept {
+  if (finished_) return finished_;
   if (!builder_) return std::nullopt;
+  if (!key_.empty()) auth::addIntegrity(*builder_, wire::AttributeType::kMessageIntegrity, key_);
   // RFC 8489 §7.3: a response carries FINGERPRINT when its request did (the usage that needs
   // it, ICE or a multiplexed port, is the client's choice).
   if (fingerprint_) builder_->addFingerprint();
-  return builder_->finish();
+  finished_ = builder_->finish();
+  return finished_;
 }
 
 }  // namespace tern::core

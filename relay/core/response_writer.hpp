@@ -20,9 +20,20 @@ class ResponseWriter {
   wire::MessageBuilder& success() noexcept;
   // Error response with ERROR-CODE; add more attributes (e.g. UNKNOWN-ATTRIBUTES), then finish().
   wire::MessageBuilder& error(std::uint16_t code, std::string_view reason = {}) noexcept;
-  // Adds FINGERPRINT if the request had one and returns the bytes to send.
+  // Responses to authenticated requests carry MESSAGE-INTEGRITY with the same key (RFC 8489
+  // §9.2.4); call before finish(). The key must outlive finish().
+  void sign(wire::Bytes key) noexcept { key_ = key; }
+  // Adds MESSAGE-INTEGRITY if signed and FINGERPRINT if the request had one, and returns the
+  // bytes to send. Idempotent: later calls return the same bytes, so a handler can finish
+  // while its key and attribute values are alive and the dispatcher sends afterwards.
   std::optional<wire::Bytes> finish() noexcept;
+  std::string_view reason() const noexcept { return reason_; }
+  // The refusal is routine (the first 401 of every session) and not worth reporting.
+  void setRoutine() noexcept { routine_ = true; }
+  bool routine() const noexcept { return routine_; }
   std::uint16_t code() const noexcept { return code_; }
+  // The builder of the response started by success() or error().
+  wire::MessageBuilder& builder() noexcept { return *builder_; }
 
  private:
   void start(wire::MessageClass cls) noexcept;
@@ -32,6 +43,10 @@ class ResponseWriter {
   bool fingerprint_;
   std::string_view software_;
   std::optional<wire::MessageBuilder> builder_;
+  wire::Bytes key_;
+  std::optional<wire::Bytes> finished_;
+  std::string_view reason_;  // reasons are string literals or static tables
+  bool routine_ = false;
   std::uint16_t code_ = 0;
 };
 

@@ -1,18 +1,78 @@
 // What the sans-I/O core asks of the I/O layer. The core calls these; relay/io implements
-// them on libuv sockets, tests implement them by recording.
+// them on libuv sockets, tests implement them by recording. Every call is synchronous and
+// the bytes it is given are only valid during the call.
 #pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
 
 #include "relay/core/five_tuple.hpp"
 #include "relay/wire/bytes.hpp"
 
 namespace tern::core {
 
+// Names one relay socket of this worker (an allocation's relayed transport address).
+using RelayId = std::uint32_t;
+
+struct RelayRequest {
+  wire::AddressFamily family = wire::AddressFamily::kIPv4;
+  bool dont_fragment = false;  // RFC 8656 §7.2: set DF on datagrams sent to peers
+  // RFC 8656 §7.2 EVEN-PORT: an even port, and with the R bit also hold the next one for a
+  // later Allocate that presents the RESERVATION-TOKEN returned in OpenedRelay.
+  bool even_port = false;
+  bool reserve_next = false;
+  std::optional<std::uint64_t> reservation_token;  // use the port reserved under this token
+};
+
+enum class RelayError : std::uint8_t {
+  kFamilyNotConfigured,  // no relay IP of that family: 440
+  kNoPortAvailable,      // the worker's port range is used up: 508
+  kUnknownReservation,   // RESERVATION-TOKEN unknown or expired: 508
+};
+
+struct OpenedRelay {
+  RelayId id = 0;
+  SocketAddress local;  // the address the socket is bound to (before any --external-ip mapping)
+  std::optional<std::uint64_t> reservation_token;  // set when the next port was reserved
+};
+
 class ServerOutput {
  public:
   virtual ~ServerOutput() = default;
-  // Sends `bytes` to the client of `tuple` (on its UDP socket or its stream connection). The
-  // bytes are only valid during the call. Returns false if the send was dropped.
-  virtual bool sendToClient(const FiveTuple& tuple, wire::Bytes bytes) noexcept = 0;
+
+  // Sends the concatenation of `parts` to the client of `tuple` as one datagram (UDP) or
+  // written in order (TCP/TLS). False if it was dropped.
+  virtual bool sendToClient(const FiveTuple& tuple, std::span<const wire::Bytes> parts) noexcept = 0;
+  bool sendToClient(const FiveTuple& tuple, wire::Bytes bytes) noexcept {
+    return sendToClient(tuple, std::span<const wire::Bytes>(&bytes, 1));
+  }
+
+  // Opens a relay socket for a new allocation (control path: may allocate).
+  virtual std::optional<OpenedRelay> openRelay(const RelayRequest& request,
+                                               RelayError& error) noexcept = 0;
+  virtual void closeRelay(RelayId id) noexcept = 0;
+  // Sends `payload` from the relay socket `id` to `peer`. False if it was dropped.
+  virtual bool sendToPeer(RelayId id, const SocketAddress& peer, wire::Bytes payload) noexcept = 0;
+
+  // Operator-facing events (one log line each in relay/io); never on the per-packet path.
+  virtual void onAllocationCreated(const FiveTuple&, std::string_view /*username*/,
+                                   const SocketAddress& /*relayed*/, std::uint32_t /*lifetime*/) noexcept {}
+  virtual void onAllocationEnded(const FiveTuple&, std::string_view /*username*/,
+                                 std::string_view /*reason*/, std::chrono::seconds /*age*/) noexcept {}
+  virtual void onRequestRefused(const FiveTuple&, std::uint16_t /*method*/, std::uint16_t /*code*/,
+                                std::string_view /*reason*/) noexcept {}
+};
+
+// Admission of allocations across all workers (per-user and total limits). Implemented with
+// shared state in relay/io; the core only asks.
+class AllocationQuota {
+ public:
+  enum class Grant : std::uint8_t { kGranted, kUserQuotaReached, kTotalQuotaReached };
+  virtual ~AllocationQuota() = default;
+  virtual Grant acquire(std::string_view username) noexcept = 0;
+  virtual void release(std::string_view username) noexcept = 0;
 };
 
 }  // namespace tern::core

@@ -1,29 +1,64 @@
-// Dispatch of client packets (RFC 8489 §6.3, RFC 8656 §12.5): demux, validate, route requests
-// to their method handlers, answer errors the RFCs ask for, drop and count the rest.
+// Dispatch of client and peer packets (RFC 8489 §6.3, RFC 8656 §11-§12): demux, validate,
+// authenticate, route requests to their method handlers, relay data, drop and count the rest.
 #include "relay/core/turn_server.hpp"
 
-#include "relay/core/handlers/handlers.hpp"
+#include <cstring>
+
+#include "auth/authenticator.hpp"
+#include "auth/crypto.hpp"
+#include "relay/core/peer_policy.hpp"
+#include "relay/wire/attributes.hpp"
+#include "relay/wire/builder.hpp"
 #include "relay/wire/channel_data.hpp"
 
 namespace tern::core {
 
 namespace {
 
-metrics::ClientTransport counterTransport(Transport t) noexcept {
-  switch (t) {
-    case Transport::kUdp: return metrics::ClientTransport::kUdp;
-    case Transport::kTcp: return metrics::ClientTransport::kTcp;
-    case Transport::kTls: return metrics::ClientTransport::kTls;
-    case Transport::kDtls: return metrics::ClientTransport::kDtls;
+namespace ec = wire::error_code;
+
+metrics::AuthResult authCounter(auth::AuthOutcome o) noexcept {
+  switch (o) {
+    case auth::AuthOutcome::kOk: return metrics::AuthResult::kOk;
+    case auth::AuthOutcome::kNoIntegrity: return metrics::AuthResult::kNoIntegrity;
+    case auth::AuthOutcome::kMissingAttributes: return metrics::AuthResult::kMissingAttributes;
+    case auth::AuthOutcome::kWrongRealm: return metrics::AuthResult::kWrongRealm;
+    case auth::AuthOutcome::kStaleNonce: return metrics::AuthResult::kStaleNonce;
+    case auth::AuthOutcome::kInvalidNonce: return metrics::AuthResult::kInvalidNonce;
+    case auth::AuthOutcome::kUnknownUser: return metrics::AuthResult::kUnknownUser;
+    case auth::AuthOutcome::kExpiredUser: return metrics::AuthResult::kExpiredUser;
+    case auth::AuthOutcome::kBadIntegrity: return metrics::AuthResult::kBadIntegrity;
   }
-  return metrics::ClientTransport::kUdp;
+  return metrics::AuthResult::kBadIntegrity;
 }
+
+const wire::Bytes kZeroPadding{reinterpret_cast<const std::uint8_t*>("\0\0\0"), 3};
 
 }  // namespace
 
-TurnServer::TurnServer(ServerOptions options, ServerOutput& output,
+void ServerContext::endAllocation(Allocation& allocation, metrics::AllocationEnd why, TimePoint now) noexcept {
+  output.closeRelay(allocation.relay());
+  services.quota->release(allocation.username());
+  counters.allocations_ended[metrics::idx(why)].add();
+  output.onAllocationEnded(allocation.tuple(), allocation.username(), metrics::labelOf(why),
+                           std::chrono::duration_cast<std::chrono::seconds>(now - allocation.created()));
+  allocations.erase(allocation);
+}
+
+TurnServer::TurnServer(ServerOptions options, ServerServices services, ServerOutput& output,
                        metrics::WorkerCounters& counters)
-    : options_(std::move(options)), output_(output), counters_(counters) {}
+    : options_(std::move(options)),
+      services_(std::move(services)),
+      output_(output),
+      counters_(counters),
+      context_{options_, services_, output_, counters_, allocations_} {
+  std::array<std::uint8_t, 8> seed{};
+  auth::randomBytes(seed);
+  std::memcpy(&indication_id_state_, seed.data(), seed.size());
+  indication_id_state_ |= 1;  // xorshift needs a non-zero state
+}
+
+TurnServer::~TurnServer() = default;
 
 void TurnServer::onClientPacket(const FiveTuple& tuple, wire::Bytes packet, TimePoint now) noexcept {
   const auto transport = counterTransport(tuple.transport);
@@ -33,9 +68,8 @@ void TurnServer::onClientPacket(const FiveTuple& tuple, wire::Bytes packet, Time
       onStun(tuple, packet, now);
       return;
     case wire::PacketKind::kChannelData:
-      // No allocation can exist yet for this flow, so there is no channel to relay on.
       counters_.received(transport, metrics::PacketKind::kChannelData);
-      counters_.drop(metrics::DropReason::kNoAllocation);
+      onChannelData(tuple, packet, now);
       return;
     default:
       counters_.received(transport, metrics::PacketKind::kOther);
@@ -44,8 +78,119 @@ void TurnServer::onClientPacket(const FiveTuple& tuple, wire::Bytes packet, Time
   }
 }
 
+// RFC 8656 §12.5: ChannelData from the client goes to the peer bound to the channel, if the
+// peer's permission is still alive.
+void TurnServer::onChannelData(const FiveTuple& tuple, wire::Bytes packet, TimePoint now) noexcept {
+  const auto message = wire::ChannelDataView::parse(packet);
+  if (!message) {
+    counters_.drop(metrics::DropReason::kMalformed);
+    return;
+  }
+  Allocation* allocation = allocations_.find(tuple);
+  if (allocation == nullptr || allocation->expired(now)) {
+    counters_.drop(metrics::DropReason::kNoAllocation);
+    return;
+  }
+  const ChannelBinding* channel = allocation->channelByNumber(message->channel, now);
+  if (channel == nullptr) {
+    counters_.drop(metrics::DropReason::kNoChannel);
+    return;
+  }
+  if (!allocation->hasPermission(channel->peer.ip, now)) {
+    counters_.drop(metrics::DropReason::kNoPermission);
+    return;
+  }
+  if (!output_.sendToPeer(allocation->relay(), channel->peer, message->data)) {
+    counters_.drop(metrics::DropReason::kSendFailed);
+    return;
+  }
+  counters_.relayed(metrics::Direction::kClientToPeer, counterTransport(tuple.transport),
+                    message->data.size());
+}
+
+// RFC 8656 §11.3 and §12.6: data from a permitted peer goes to the client as ChannelData if
+// a channel is bound to the peer, otherwise in a Data indication.
+void TurnServer::onPeerPacket(RelayId relay, const SocketAddress& peer, wire::Bytes payload,
+                              TimePoint now) noexcept {
+  Allocation* allocation = allocations_.findByRelay(relay);
+  if (allocation == nullptr || allocation->expired(now)) {
+    counters_.drop(metrics::DropReason::kNoAllocation);
+    return;
+  }
+  const SocketAddress from{PeerPolicy::normalize(peer.ip), peer.port};
+  if (!allocation->hasPermission(from.ip, now)) {
+    counters_.drop(metrics::DropReason::kNoPermission);
+    return;
+  }
+  const FiveTuple& tuple = allocation->tuple();
+  const auto padding = isStream(tuple.transport) ? wire::padTo4(payload.size()) - payload.size() : 0;
+  bool sent = false;
+  if (const ChannelBinding* channel = allocation->channelByPeer(from, now)) {
+    if (payload.size() > 0xFFFF) {
+      counters_.drop(metrics::DropReason::kMalformed);
+      return;
+    }
+    wire::writeChannelDataHeader(header_buffer_.data(), channel->number,
+                                 static_cast<std::uint16_t>(payload.size()));
+    // RFC 8656 §12.5: over TCP and TLS the ChannelData message is padded to 4 bytes.
+    const wire::Bytes parts[] = {{header_buffer_.data(), wire::kChannelDataHeaderSize}, payload,
+                                 kZeroPadding.first(padding)};
+    sent = output_.sendToClient(tuple, parts);
+  } else {
+    // A Data indication: header, XOR-PEER-ADDRESS and the DATA attribute's header are built
+    // here; the payload follows as its own part, so it is never copied.
+    wire::MessageBuilder b(header_buffer_, wire::Method::kData, wire::MessageClass::kIndication,
+                           nextIndicationId());
+    b.add(wire::attr::XorPeerAddress{from});
+    const std::size_t data_padding = wire::padTo4(payload.size()) - payload.size();
+    const std::size_t total = b.size() + wire::kAttributeHeaderSize + payload.size() + data_padding;
+    if (!b.ok() || total - wire::kHeaderSize > 0xFFFF) {
+      counters_.drop(metrics::DropReason::kMalformed);
+      return;
+    }
+    const std::size_t head = b.size();
+    wire::storeU16(header_buffer_.data() + head, static_cast<std::uint16_t>(wire::AttributeType::kData));
+    wire::storeU16(header_buffer_.data() + head + 2, static_cast<std::uint16_t>(payload.size()));
+    wire::storeU16(header_buffer_.data() + 2, static_cast<std::uint16_t>(total - wire::kHeaderSize));
+    const wire::Bytes parts[] = {{header_buffer_.data(), head + wire::kAttributeHeaderSize}, payload,
+                                 kZeroPadding.first(data_padding)};
+    sent = output_.sendToClient(tuple, parts);
+  }
+  if (!sent) {
+    counters_.drop(metrics::DropReason::kSendFailed);
+    return;
+  }
+  counters_.relayed(metrics::Direction::kPeerToClient, counterTransport(tuple.transport), payload.size());
+}
+
+void TurnServer::onTick(TimePoint now) noexcept {
+  allocations_.expire(now, [&](Allocation& a) {
+    context_.endAllocation(a, metrics::AllocationEnd::kExpired, now);
+  });
+}
+
+void TurnServer::shutdown(TimePoint now) noexcept {
+  // Every allocation has an entry in the expiry queue, and all are due at the end of time.
+  allocations_.expire(TimePoint::max(), [&](Allocation& a) {
+    context_.endAllocation(a, metrics::AllocationEnd::kShutdown, now);
+  });
+}
+
 ResponseWriter TurnServer::responseTo(const wire::Header& request, bool fingerprint) noexcept {
   return ResponseWriter(response_buffer_, request, fingerprint, options_.software);
+}
+
+wire::TransactionId TurnServer::nextIndicationId() noexcept {
+  // xorshift64*: unique enough for indications, which nobody matches against a request.
+  wire::TransactionId id{};
+  for (std::size_t i = 0; i < id.size(); i += 8) {
+    indication_id_state_ ^= indication_id_state_ >> 12;
+    indication_id_state_ ^= indication_id_state_ << 25;
+    indication_id_state_ ^= indication_id_state_ >> 27;
+    const std::uint64_t v = indication_id_state_ * 2685821657736338717ull;
+    std::memcpy(id.data() + i, &v, std::min<std::size_t>(8, id.size() - i));
+  }
+  return id;
 }
 
 void TurnServer::onStun(const FiveTuple& tuple, wire::Bytes packet, TimePoint now) noexcept {
@@ -61,7 +206,7 @@ void TurnServer::onStun(const FiveTuple& tuple, wire::Bytes packet, TimePoint no
     // to answer, so it gets 400 rather than silence and a client retransmitting for 39.5 s.
     if (header->isRequest()) {
       auto response = responseTo(*header, false);
-      response.error(wire::error_code::kBadRequest, wire::describe(message.error()));
+      response.error(ec::kBadRequest, wire::describe(message.error()));
       send(tuple, response, header->method());
     } else {
       counters_.drop(metrics::DropReason::kMalformed);
@@ -76,8 +221,10 @@ void TurnServer::onStun(const FiveTuple& tuple, wire::Bytes packet, TimePoint no
   switch (message->messageClass()) {
     case wire::MessageClass::kRequest: onRequest(tuple, *message, now); return;
     case wire::MessageClass::kIndication:
-      // RFC 8489 §6.3.2: a Binding indication is a keepalive and needs no answer.
-      if (message->method() != static_cast<std::uint16_t>(wire::Method::kBinding)) {
+      if (message->method() == static_cast<std::uint16_t>(wire::Method::kSend)) {
+        handlers::sendIndication(context_, tuple, *message, now);
+      } else if (message->method() != static_cast<std::uint16_t>(wire::Method::kBinding)) {
+        // RFC 8489 §6.3.2: a Binding indication is a keepalive; anything else is unexpected.
         counters_.drop(metrics::DropReason::kUnexpectedClass);
       }
       return;
@@ -88,29 +235,71 @@ void TurnServer::onStun(const FiveTuple& tuple, wire::Bytes packet, TimePoint no
   }
 }
 
-void TurnServer::onRequest(const FiveTuple& tuple, const wire::MessageView& request,
-                           TimePoint now) noexcept {
+void TurnServer::onRequest(const FiveTuple& tuple, const wire::MessageView& request, TimePoint now) noexcept {
   auto response = responseTo(request.header(), request.hasFingerprint());
-  // RFC 8489 §6.3.1: unknown comprehension-required attributes earn 420 listing them.
-  if (auto unknown = request.unknownComprehensionRequired(); !unknown.empty()) {
-    response.error(wire::error_code::kUnknownAttribute)
-        .add(wire::attr::UnknownAttributes{unknown});
-    send(tuple, response, request.method());
-    return;
-  }
-  const handlers::RequestContext ctx{tuple, request, now};
   switch (static_cast<wire::Method>(request.method())) {
-    case wire::Method::kBinding: handlers::binding(ctx, response); break;
+    case wire::Method::kBinding: {
+      // RFC 8489 §6.3.1: unknown comprehension-required attributes earn 420 listing them.
+      if (auto unknown = request.unknownComprehensionRequired(); !unknown.empty()) {
+        response.error(ec::kUnknownAttribute).add(wire::attr::UnknownAttributes{unknown});
+      } else {
+        handlers::binding({tuple, request, now, {}, {}}, response);
+      }
+      break;
+    }
+    case wire::Method::kAllocate:
+    case wire::Method::kRefresh:
+    case wire::Method::kCreatePermission:
+    case wire::Method::kChannelBind: onTurnRequest(tuple, request, now, response); break;
     default:
       // RFC 8489 §6.3.1: a request for a method the server does not implement is an error.
-      response.error(wire::error_code::kBadRequest, "Unsupported method");
+      response.error(ec::kBadRequest, "Unsupported method");
       break;
   }
   send(tuple, response, request.method());
 }
 
-void TurnServer::send(const FiveTuple& tuple, ResponseWriter& response,
-                      std::uint16_t method) noexcept {
+// RFC 8489 §9.2.4 first (long-term credentials), then unknown attributes (RFC 8489 §6.3.1),
+// then the method. Nothing is stored before authentication succeeds, so a flood of
+// unauthenticated requests costs only the small 401 answers.
+void TurnServer::onTurnRequest(const FiveTuple& tuple, const wire::MessageView& request,
+                               TimePoint now, ResponseWriter& response) noexcept {
+  const auth::Authenticator& authenticator = *services_.authenticator;
+  const auth::AuthResult auth = authenticator.authenticate(request, tuple.client, now, unix_seconds_);
+  counters_.auth_results[metrics::idx(authCounter(auth.outcome))].add();
+  if (auth.outcome != auth::AuthOutcome::kOk) {
+    const std::uint16_t code = auth::errorCodeFor(auth.outcome);
+    auto& b = response.error(code);
+    if (code == ec::kUnauthenticated || code == ec::kStaleNonce) {
+      // RFC 8489 §9.2.4: 401 and 438 carry REALM and a fresh NONCE.
+      const std::string nonce = authenticator.nonces().issue(tuple.client, now);
+      b.add(wire::attr::Realm{authenticator.credentials().realm()}).add(wire::attr::Nonce{nonce});
+    }
+    // A first request without credentials is the normal start of every session; only the
+    // other refusals are worth an operator's attention.
+    if (auth.outcome == auth::AuthOutcome::kNoIntegrity) response.setRoutine();
+    (void)response.finish();  // the nonce string dies with this scope
+    return;
+  }
+  response.sign(auth.key);
+  if (auto unknown = request.unknownComprehensionRequired(); !unknown.empty()) {
+    response.error(ec::kUnknownAttribute).add(wire::attr::UnknownAttributes{unknown});
+    (void)response.finish();
+    return;
+  }
+  const handlers::RequestContext ctx{tuple, request, now, auth.username, auth.key};
+  switch (static_cast<wire::Method>(request.method())) {
+    case wire::Method::kAllocate: handlers::allocate(context_, ctx, response); break;
+    case wire::Method::kRefresh: handlers::refresh(context_, ctx, response); break;
+    case wire::Method::kCreatePermission: handlers::createPermission(context_, ctx, response); break;
+    case wire::Method::kChannelBind: handlers::channelBind(context_, ctx, response); break;
+    default: break;
+  }
+  // The key lives in `auth`, which ends here: sign now.
+  (void)response.finish();
+}
+
+void TurnServer::send(const FiveTuple& tuple, ResponseWriter& response, std::uint16_t method) noexcept {
   auto bytes = response.finish();
   if (!bytes) {
     // Only a bug can overflow the response buffer; count it rather than crash.
@@ -118,6 +307,9 @@ void TurnServer::send(const FiveTuple& tuple, ResponseWriter& response,
     return;
   }
   counters_.responded(method, response.code());
+  if (response.code() >= 300 && !response.routine()) {
+    output_.onRequestRefused(tuple, method, response.code(), response.reason());
+  }
   if (!output_.sendToClient(tuple, *bytes)) counters_.drop(metrics::DropReason::kSendFailed);
 }
 

@@ -1,42 +1,64 @@
-// The sans-I/O TURN/STUN server of one worker: takes client packets with their 5-tuple and a
-// time point, answers through ServerOutput, counts into the worker's counters. Never touches
-// a socket or a clock, so unit tests and fuzzers drive it directly.
+// The sans-I/O TURN/STUN server of one worker: takes client packets with their 5-tuple, peer
+// packets with their relay socket, and time points; answers and relays through ServerOutput
+// and counts into the worker's counters. It never touches a socket or reads a clock, so unit
+// tests and fuzzers drive it directly.
 #pragma once
 
 #include <array>
-#include <string>
+#include <cstdint>
 
 #include "metrics/worker_counters.hpp"
+#include "relay/core/allocation_table.hpp"
 #include "relay/core/five_tuple.hpp"
+#include "relay/core/handlers/handlers.hpp"
 #include "relay/core/response_writer.hpp"
+#include "relay/core/server_options.hpp"
 #include "relay/core/server_output.hpp"
 #include "relay/wire/message.hpp"
 
 namespace tern::core {
 
-struct ServerOptions {
-  // RFC 8489 §14.14: SOFTWARE in responses; empty leaves it out.
-  std::string software = "tern";
-};
-
 class TurnServer {
  public:
-  TurnServer(ServerOptions options, ServerOutput& output, metrics::WorkerCounters& counters);
+  TurnServer(ServerOptions options, ServerServices services, ServerOutput& output,
+             metrics::WorkerCounters& counters);
+  ~TurnServer();
 
-  // Entry point for every datagram or stream frame from a client.
+  // Every datagram or stream frame from a client.
   void onClientPacket(const FiveTuple& tuple, wire::Bytes packet, TimePoint now) noexcept;
+  // Every datagram a relay socket receives from a peer (RFC 8656 §11.3, §12.6).
+  void onPeerPacket(RelayId relay, const SocketAddress& peer, wire::Bytes payload, TimePoint now) noexcept;
+  // The worker's periodic tick: expires allocations (RFC 8656 §7: the time-to-expiry timer).
+  void onTick(TimePoint now) noexcept;
+  // Wall-clock time for TURN REST usernames, which carry a Unix expiry; set on every tick.
+  void setUnixTime(std::int64_t unix_seconds) noexcept { unix_seconds_ = unix_seconds; }
+  // Ends every allocation (closing its relay socket) before the worker stops.
+  void shutdown(TimePoint now) noexcept;
+
+  std::size_t allocationCount() const noexcept { return allocations_.size(); }
 
  private:
   void onStun(const FiveTuple& tuple, wire::Bytes packet, TimePoint now) noexcept;
   void onRequest(const FiveTuple& tuple, const wire::MessageView& request, TimePoint now) noexcept;
+  void onTurnRequest(const FiveTuple& tuple, const wire::MessageView& request, TimePoint now,
+                     ResponseWriter& response) noexcept;
+  void onChannelData(const FiveTuple& tuple, wire::Bytes packet, TimePoint now) noexcept;
   void send(const FiveTuple& tuple, ResponseWriter& response, std::uint16_t method) noexcept;
   ResponseWriter responseTo(const wire::Header& request, bool fingerprint) noexcept;
+  wire::TransactionId nextIndicationId() noexcept;
 
   ServerOptions options_;
+  ServerServices services_;
   ServerOutput& output_;
   metrics::WorkerCounters& counters_;
-  // Responses are built here, one at a time: the packet path never allocates.
+  AllocationTable allocations_;
+  ServerContext context_;
+  std::int64_t unix_seconds_ = 0;
+  std::uint64_t indication_id_state_ = 0;
+  // Responses and Data indication headers are built here, one at a time: the packet path
+  // never allocates.
   std::array<std::uint8_t, 1280> response_buffer_{};
+  std::array<std::uint8_t, 64> header_buffer_{};
 };
 
 }  // namespace tern::core

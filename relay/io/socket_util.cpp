@@ -56,7 +56,7 @@ wire::SocketAddress fromSockaddr(const sockaddr* address) noexcept {
 namespace {
 
 [[noreturn]] void fail(const char* what, const wire::SocketAddress& address, int err) {
-  throw std::runtime_error(std::string(what) + " " + address.toString() + ": " + std::strerror(err));
+  throw SocketError(std::string(what) + " " + address.toString() + ": " + std::strerror(err), err);
 }
 
 void setInt(int fd, int level, int name, int value, const char* what,
@@ -72,7 +72,14 @@ FileDescriptor openBoundSocket(SocketKind kind, const wire::SocketAddress& addre
   const int type = (kind == SocketKind::kUdp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC;
   FileDescriptor fd{::socket(family, type, 0)};
   if (!fd) fail("socket", address, errno);
-  setInt(fd.get(), SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT", address);
+  if (options.reuse_port) setInt(fd.get(), SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT", address);
+  if (options.dont_fragment) {
+    if (family == AF_INET) {
+      setInt(fd.get(), IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO, "IP_MTU_DISCOVER", address);
+    } else {
+      setInt(fd.get(), IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO, "IPV6_MTU_DISCOVER", address);
+    }
+  }
   if (kind == SocketKind::kTcp) setInt(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR", address);
   // One socket per family keeps 5-tuples honest: no IPv4-mapped clients on IPv6 sockets.
   if (family == AF_INET6) setInt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, 1, "IPV6_V6ONLY", address);

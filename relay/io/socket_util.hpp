@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 
 #include "relay/wire/address.hpp"
 
@@ -38,11 +40,25 @@ class FileDescriptor {
 struct SocketOptions {
   std::uint32_t receive_buffer = 0;  // 0: system default
   std::uint32_t send_buffer = 0;
+  // Listeners share their address across workers; a relay socket is one allocation's own.
+  bool reuse_port = true;
+  // RFC 8656 §7.2 DONT-FRAGMENT: set DF on datagrams to peers (IP_PMTUDISC_DO).
+  bool dont_fragment = false;
 };
 
-// Creates a non-blocking socket with SO_REUSEPORT (so every worker binds the same address
-// and the kernel spreads flows by 5-tuple) and IPV6_V6ONLY for IPv6, binds it, and for TCP
-// starts listening. Throws std::runtime_error naming the address and errno on failure.
+// Creates a non-blocking socket with SO_REUSEPORT unless told otherwise (so every worker
+// binds the same address and the kernel spreads flows by 5-tuple) and IPV6_V6ONLY for IPv6,
+// binds it, and for TCP starts listening. Throws std::runtime_error naming the address and
+// errno on failure; SocketError::code() keeps the errno.
+class SocketError : public std::runtime_error {
+ public:
+  SocketError(const std::string& what, int code) : std::runtime_error(what), code_(code) {}
+  int code() const noexcept { return code_; }
+
+ private:
+  int code_;
+};
+
 FileDescriptor openBoundSocket(SocketKind kind, const wire::SocketAddress& address,
                                const SocketOptions& options);
 

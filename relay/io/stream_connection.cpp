@@ -69,22 +69,33 @@ void StreamConnection::onRead(ssize_t nread) noexcept {
   if (framer_.invalid()) close("not STUN or ChannelData framing");
 }
 
-bool StreamConnection::send(wire::Bytes data) noexcept {
-  if (!handle_) return false;
+bool StreamConnection::send(std::span<const wire::Bytes> parts) noexcept {
+  if (!handle_ || parts.size() > 4) return false;
   auto* stream = reinterpret_cast<uv_stream_t*>(handle_.get());
+  uv_buf_t bufs[4];
+  unsigned n = 0;
+  std::size_t total = 0;
+  for (const auto& part : parts) {
+    bufs[n++] = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(part.data())),
+                            static_cast<unsigned>(part.size()));
+    total += part.size();
+  }
   // uv_try_write refuses (EAGAIN) while earlier writes are queued, which keeps order.
-  uv_buf_t whole = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(data.data())),
-                               static_cast<unsigned>(data.size()));
-  const int rc = uv_try_write(stream, &whole, 1);
+  const int rc = uv_try_write(stream, bufs, n);
   if (rc < 0 && rc != UV_EAGAIN) return false;  // the read side will see the error and close
   const std::size_t written = rc > 0 ? static_cast<std::size_t>(rc) : 0;
-  if (written == data.size()) return true;
+  if (written == total) return true;
   // A partly written frame must be finished or the stream is corrupt, so the bound applies
   // only to frames not yet started.
-  const std::size_t rest = data.size() - written;
-  if (written == 0 && queuedBytes() + rest > kMaxQueuedBytes) return false;
+  if (written == 0 && queuedBytes() + total > kMaxQueuedBytes) return false;
   auto req = std::make_unique<WriteRequest>();
-  req->data.assign(data.begin() + static_cast<std::ptrdiff_t>(written), data.end());
+  req->data.reserve(total - written);
+  std::size_t skip = written;
+  for (const auto& part : parts) {
+    const std::size_t from = std::min(skip, part.size());
+    skip -= from;
+    req->data.insert(req->data.end(), part.begin() + static_cast<std::ptrdiff_t>(from), part.end());
+  }
   req->req.data = req.get();
   uv_buf_t b = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
   if (uv_write(&req->req, stream, &b, 1, [](uv_write_t* w, int /*status: errors surface on read*/) {

@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <span>
 
 #include "relay/core/five_tuple.hpp"
 #include "relay/io/uv_handle.hpp"
@@ -40,8 +41,9 @@ class StreamConnection {
   std::size_t queuedBytes() const noexcept { return handle_ ? handle_->write_queue_size : 0; }
   bool closed() const noexcept { return !handle_; }
 
-  // Writes now if the socket takes it, else queues a copy; false (dropped) past the bound.
-  bool send(wire::Bytes data) noexcept;
+  // Writes the concatenation of `parts` now if the socket takes it, else queues a copy;
+  // false (dropped) past the bound. A frame is never split by a drop.
+  bool send(std::span<const wire::Bytes> parts) noexcept;
   // Closes at once; onClosed() follows from this call.
   void close(const char* reason) noexcept;
 

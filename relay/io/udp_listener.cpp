@@ -6,8 +6,8 @@
 namespace tern::io {
 
 UdpListener::UdpListener(uv_loop_t* loop, FileDescriptor fd, DatagramHandler& handler,
-                         ReceiveBuffer& buffer)
-    : handler_(handler), buffer_(buffer), local_(io::localAddress(fd.get())) {
+                         ReceiveBuffer& buffer, std::uint32_t id)
+    : handler_(handler), buffer_(buffer), local_(io::localAddress(fd.get())), id_(id) {
   // AF_UNSPEC: libuv creates no socket of its own; ours arrives through uv_udp_open.
   checkUv(uv_udp_init_ex(loop, handle_.get(), AF_UNSPEC | UV_UDP_RECVMMSG), "uv_udp_init_ex");
   handle_.initialized(this);
@@ -41,13 +41,18 @@ void UdpListener::onReceive(ssize_t nread, const uv_buf_t* buf, const sockaddr* 
                                   static_cast<std::size_t>(nread)});
 }
 
-bool UdpListener::send(const wire::SocketAddress& to, wire::Bytes data) noexcept {
-  if (!handle_) return false;
+bool UdpListener::send(const wire::SocketAddress& to, std::span<const wire::Bytes> parts) noexcept {
+  if (!handle_ || parts.size() > 4) return false;
   sockaddr_storage ss{};
   toSockaddr(to, ss);
-  uv_buf_t b = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(data.data())),
-                           static_cast<unsigned>(data.size()));
-  return uv_udp_try_send(handle_.get(), &b, 1, reinterpret_cast<const sockaddr*>(&ss)) >= 0;
+  uv_buf_t bufs[4];
+  unsigned n = 0;
+  for (const auto& part : parts) {
+    if (part.empty()) continue;
+    bufs[n++] = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(part.data())),
+                            static_cast<unsigned>(part.size()));
+  }
+  return uv_udp_try_send(handle_.get(), bufs, n, reinterpret_cast<const sockaddr*>(&ss)) >= 0;
 }
 
 }  // namespace tern::io

@@ -1,11 +1,13 @@
-// A UDP socket serving clients: batched receive with recvmmsg (libuv's UV_UDP_RECVMMSG) into
-// the worker's receive buffer, and sends that never queue (uv_udp_try_send; a full kernel
-// buffer drops the datagram, which UDP senders must tolerate anyway).
+// A UDP socket of a worker, serving clients (a listener) or peers (a relay socket): batched
+// receive with recvmmsg (libuv's UV_UDP_RECVMMSG) into the worker's receive buffer, and
+// sends that never queue (uv_udp_try_send; a full kernel buffer drops the datagram, which UDP
+// senders must tolerate anyway).
 #pragma once
 
 #include <uv.h>
 
 #include <memory>
+#include <span>
 
 #include "relay/io/socket_util.hpp"
 #include "relay/io/uv_handle.hpp"
@@ -37,13 +39,20 @@ class ReceiveBuffer {
 
 class UdpListener {
  public:
-  // Takes over a bound socket (see openBoundSocket) and starts receiving.
-  UdpListener(uv_loop_t* loop, FileDescriptor fd, DatagramHandler& handler, ReceiveBuffer& buffer);
+  // Takes over a bound socket (see openBoundSocket) and starts receiving. `id` is the owner's
+  // name for this socket (a relay id), handed back through id().
+  UdpListener(uv_loop_t* loop, FileDescriptor fd, DatagramHandler& handler, ReceiveBuffer& buffer,
+              std::uint32_t id = 0);
   UdpListener(const UdpListener&) = delete;
   UdpListener& operator=(const UdpListener&) = delete;
 
-  bool send(const wire::SocketAddress& to, wire::Bytes data) noexcept;
+  // Sends the concatenation of `parts` (at most 4) as one datagram, without copying.
+  bool send(const wire::SocketAddress& to, std::span<const wire::Bytes> parts) noexcept;
+  bool send(const wire::SocketAddress& to, wire::Bytes data) noexcept {
+    return send(to, std::span<const wire::Bytes>(&data, 1));
+  }
   const wire::SocketAddress& localAddress() const noexcept { return local_; }
+  std::uint32_t id() const noexcept { return id_; }
   void close() noexcept { handle_.close(); }
 
  private:
@@ -53,6 +62,7 @@ class UdpListener {
   DatagramHandler& handler_;
   ReceiveBuffer& buffer_;
   wire::SocketAddress local_;
+  std::uint32_t id_;
 };
 
 }  // namespace tern::io

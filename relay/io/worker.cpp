@@ -1,10 +1,14 @@
 // The worker thread and everything on it; see worker.hpp.
 #include "relay/io/worker.hpp"
 
+#include <cerrno>
+#include <ctime>
 #include <unordered_map>
 
+#include "relay/core/turn_server.hpp"
 #include "relay/io/event_loop.hpp"
 #include "relay/io/log.hpp"
+#include "relay/io/port_pool.hpp"
 #include "relay/io/stream_connection.hpp"
 #include "relay/io/tcp_listener.hpp"
 #include "relay/io/udp_listener.hpp"
@@ -43,7 +47,10 @@ class Worker::Loop final : public DatagramHandler,
       : worker_(worker),
         mailbox_(loop_),
         tick_(loop_, 1000, [this] { onTick(); }),
-        server_(core::ServerOptions{worker.settings_.software}, *this, *worker.counters_) {
+        ports_(worker.setup_.relay_port_first, worker.setup_.relay_port_last),
+        peers_(*this),
+        server_(worker.setup_.options, worker.setup_.services, *this, *worker.counters_) {
+    server_.setUnixTime(static_cast<std::int64_t>(std::time(nullptr)));
     for (auto& fd : sockets.udp) {
       udp_.push_back(std::make_unique<UdpListener>(loop_.get(), std::move(fd), *this, receive_buffer_));
     }
@@ -56,8 +63,10 @@ class Worker::Loop final : public DatagramHandler,
   void run() { loop_.run(); }
   int closeLoop() noexcept { return loop_.close(); }
 
-  // Closes every handle; the loop returns once their close callbacks have run.
+  // Ends every allocation and closes every handle; the loop returns once their close
+  // callbacks have run.
   void stop() noexcept {
+    server_.shutdown(loop_.now());
     auto connections = std::move(connections_);
     connections_.clear();
     for (auto& [key, connection] : connections) connection->close("server stopping");
@@ -100,21 +109,156 @@ class Worker::Loop final : public DatagramHandler,
   }
 
   // --- core::ServerOutput
-  bool sendToClient(const core::FiveTuple& tuple, wire::Bytes bytes) noexcept override {
+  bool sendToClient(const core::FiveTuple& tuple, std::span<const wire::Bytes> parts) noexcept override {
     if (tuple.transport == core::Transport::kUdp) {
       for (auto& u : udp_) {
-        if (u->localAddress() == tuple.server) return u->send(tuple.client, bytes);
+        if (u->localAddress() == tuple.server) return u->send(tuple.client, parts);
       }
       return false;
     }
     auto it = connections_.find({tuple.client, tuple.server});
-    return it != connections_.end() && it->second->send(bytes);
+    return it != connections_.end() && it->second->send(parts);
+  }
+
+  std::optional<core::OpenedRelay> openRelay(const core::RelayRequest& request,
+                                             core::RelayError& error) noexcept override {
+    SocketOptions options{worker_.settings_.udp_receive_buffer, worker_.settings_.udp_send_buffer,
+                          false, request.dont_fragment};
+    // RFC 8656 §7.2: a RESERVATION-TOKEN names the exact address, reserved by some worker.
+    if (request.reservation_token) {
+      auto reserved = worker_.setup_.reservations->claim(*request.reservation_token, steadyNow());
+      if (!reserved) {
+        error = core::RelayError::kUnknownReservation;
+        return std::nullopt;
+      }
+      if (auto opened = openRelayOn(*reserved, options)) return opened;
+      // Claimed but unusable (taken by another program): it is ours now; keep it out.
+      error = core::RelayError::kNoPortAvailable;
+      return std::nullopt;
+    }
+    std::vector<const wire::IpAddress*> candidates;
+    for (const auto& ip : worker_.setup_.relay_ips) {
+      if (ip.family() == request.family) candidates.push_back(&ip);
+    }
+    if (candidates.empty()) {
+      error = core::RelayError::kFamilyNotConfigured;
+      return std::nullopt;
+    }
+    const wire::IpAddress& ip = *candidates[next_relay_ip_++ % candidates.size()];
+    // A port of our share may still be taken by another program; try a few before giving up.
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      const auto port = request.even_port ? ports_.takeEven(request.reserve_next) : ports_.take();
+      if (!port) break;
+      auto opened = openRelayOn({ip, *port}, options);
+      if (!opened) {
+        if (request.reserve_next) ports_.release(static_cast<std::uint16_t>(*port + 1));
+        continue;  // the failed port stays out of the pool for this run
+      }
+      if (request.reserve_next) {
+        opened->reservation_token = worker_.setup_.reservations->reserve(
+            ip, static_cast<std::uint16_t>(*port + 1), worker_.index_, steadyNow());
+      }
+      return opened;
+    }
+    error = core::RelayError::kNoPortAvailable;
+    return std::nullopt;
+  }
+
+  std::optional<core::OpenedRelay> openRelayOn(const wire::SocketAddress& address,
+                                               const SocketOptions& options) noexcept {
+    try {
+      auto fd = openBoundSocket(SocketKind::kUdp, address, options);
+      const core::RelayId id = reserveRelayId();
+      relays_[id] = std::make_unique<UdpListener>(loop_.get(), std::move(fd), peers_, receive_buffer_, id);
+      return core::OpenedRelay{id, relays_[id]->localAddress(), std::nullopt};
+    } catch (const std::exception& e) {
+      log::warn("relay socket failed", {{"worker", worker_.index_}, {"error", e.what()}});
+      return std::nullopt;
+    }
+  }
+
+  // The steady clock shared with reservations made by other workers (uv_now is per loop).
+  static std::chrono::steady_clock::time_point steadyNow() noexcept { return std::chrono::steady_clock::now(); }
+
+  void closeRelay(core::RelayId id) noexcept override {
+    if (id >= relays_.size() || !relays_[id]) return;
+    ports_.release(relays_[id]->localAddress().port);
+    relays_[id].reset();  // closes the handle; libuv frees it in the close callback
+    free_relay_ids_.push_back(id);
+  }
+
+  bool sendToPeer(core::RelayId id, const wire::SocketAddress& peer, wire::Bytes payload) noexcept override {
+    return id < relays_.size() && relays_[id] && relays_[id]->send(peer, payload);
+  }
+
+  void onAllocationCreated(const core::FiveTuple& tuple, std::string_view username,
+                           const wire::SocketAddress& relayed, std::uint32_t lifetime) noexcept override {
+    log::info("allocation created", {{"client", tuple.client.toString()},
+                                     {"transport", transportName(tuple.transport)},
+                                     {"user", username},
+                                     {"relayed", relayed.toString()},
+                                     {"lifetime", lifetime}});
+  }
+  void onAllocationEnded(const core::FiveTuple& tuple, std::string_view username, std::string_view reason,
+                         std::chrono::seconds age) noexcept override {
+    log::info("allocation ended", {{"client", tuple.client.toString()},
+                                   {"user", username},
+                                   {"reason", reason},
+                                   {"seconds", age.count()}});
+  }
+  void onRequestRefused(const core::FiveTuple& tuple, std::uint16_t method, std::uint16_t code,
+                        std::string_view reason) noexcept override {
+    // Capacity refusals need an operator; the rest are a client's business, at debug level.
+    const bool capacity = code == 486 || code == 508;
+    if (!log::enabled(capacity ? log::LogLevel::kWarn : log::LogLevel::kDebug)) return;
+    log::write(capacity ? log::LogLevel::kWarn : log::LogLevel::kDebug, "request refused",
+               {{"client", tuple.client.toString()},
+                {"method", wire::methodName(method)},
+                {"code", code},
+                {"reason", reason}});
   }
 
  private:
+  // Relay sockets hand their datagrams to the server as peer packets.
+  class PeerReceiver final : public DatagramHandler {
+   public:
+    explicit PeerReceiver(Loop& loop) : loop_(loop) {}
+    void onDatagram(UdpListener& socket, const wire::SocketAddress& from, wire::Bytes data) noexcept override {
+      loop_.server_.onPeerPacket(socket.id(), from, data, loop_.loop_.now());
+    }
+
+   private:
+    Loop& loop_;
+  };
+
+  static std::string_view transportName(core::Transport t) noexcept {
+    switch (t) {
+      case core::Transport::kUdp: return "udp";
+      case core::Transport::kTcp: return "tcp";
+      case core::Transport::kTls: return "tls";
+      case core::Transport::kDtls: return "dtls";
+    }
+    return "udp";
+  }
+
+  core::RelayId reserveRelayId() {
+    if (!free_relay_ids_.empty()) {
+      const core::RelayId id = free_relay_ids_.back();
+      free_relay_ids_.pop_back();
+      return id;
+    }
+    relays_.emplace_back();
+    return static_cast<core::RelayId>(relays_.size() - 1);
+  }
+
   void onTick() noexcept {
     closed_.clear();
     const auto now = loop_.now();
+    server_.setUnixTime(static_cast<std::int64_t>(std::time(nullptr)));
+    server_.onTick(now);
+    for (std::uint16_t port : worker_.setup_.reservations->expire(worker_.index_, steadyNow())) {
+      ports_.release(port);
+    }
     const auto idle_limit = std::chrono::seconds(worker_.settings_.tcp_idle_timeout);
     std::vector<StreamConnection*> idle;
     for (auto& [key, connection] : connections_) {
@@ -128,6 +272,11 @@ class Worker::Loop final : public DatagramHandler,
   Mailbox mailbox_;
   RepeatingTimer tick_;
   ReceiveBuffer receive_buffer_;
+  PortPool ports_;
+  PeerReceiver peers_;
+  std::vector<std::unique_ptr<UdpListener>> relays_;  // indexed by RelayId; null when free
+  std::vector<core::RelayId> free_relay_ids_;
+  std::size_t next_relay_ip_ = 0;
   core::TurnServer server_;
   std::vector<std::unique_ptr<UdpListener>> udp_;
   std::vector<std::unique_ptr<TcpListener>> tcp_;
@@ -135,10 +284,11 @@ class Worker::Loop final : public DatagramHandler,
   std::vector<std::unique_ptr<StreamConnection>> closed_;
 };
 
-Worker::Worker(unsigned index, const config::Settings& settings, WorkerSockets sockets)
+Worker::Worker(unsigned index, const config::Settings& settings, WorkerSockets sockets, WorkerSetup setup)
     : index_(index),
       settings_(settings),
       sockets_(std::move(sockets)),
+      setup_(std::move(setup)),
       counters_(std::make_unique<metrics::WorkerCounters>()) {}
 
 Worker::~Worker() {

@@ -1,7 +1,8 @@
-// One worker = one thread = one libuv loop (../shared/DESIGN.md §1.2). It owns its sockets,
-// its connections, its TurnServer and its counters; other threads reach it only through its
-// mailbox. Sockets arrive already bound (SO_REUSEPORT), so start-up errors surface in the
-// main thread before any worker runs.
+// One worker = one thread = one libuv loop (../shared/DESIGN.md §1.2). It owns its sockets
+// (listeners and relay sockets), its connections, its share of the relay port range, its
+// TurnServer and its counters; other threads reach it only through its mailbox. Listening
+// sockets arrive already bound (SO_REUSEPORT), so start-up errors surface in the main thread
+// before any worker runs.
 #pragma once
 
 #include <future>
@@ -11,7 +12,8 @@
 
 #include "metrics/worker_counters.hpp"
 #include "relay/config/config.hpp"
-#include "relay/core/turn_server.hpp"
+#include "relay/core/server_options.hpp"
+#include "relay/io/reservations.hpp"
 #include "relay/io/socket_util.hpp"
 
 namespace tern::io {
@@ -21,16 +23,29 @@ struct WorkerSockets {
   std::vector<FileDescriptor> tcp;
 };
 
+// What a worker needs beyond its sockets: the core's settings and shared services, and where
+// it may open relay sockets.
+struct WorkerSetup {
+  core::ServerOptions options;
+  core::ServerServices services;
+  std::vector<wire::IpAddress> relay_ips;
+  std::uint16_t relay_port_first = 0;  // this worker's share of --relay-ports
+  std::uint16_t relay_port_last = 0;
+  // EVEN-PORT reservations, shared by all workers (the paired Allocate may land elsewhere).
+  std::shared_ptr<ReservationRegistry> reservations = std::make_shared<ReservationRegistry>();
+};
+
 class Worker {
  public:
-  Worker(unsigned index, const config::Settings& settings, WorkerSockets sockets);
+  Worker(unsigned index, const config::Settings& settings, WorkerSockets sockets, WorkerSetup setup);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
   // Starts the thread and waits until its loop runs; rethrows a set-up failure.
   void start();
-  // Asks the loop to close every handle and return; safe from any thread, idempotent.
+  // Asks the loop to end every allocation, close every handle and return; safe from any
+  // thread, idempotent.
   void stop() noexcept;
   // Waits for the thread. True if the loop closed with no handle left open.
   bool join();
@@ -45,6 +60,7 @@ class Worker {
   unsigned index_;
   config::Settings settings_;
   WorkerSockets sockets_;
+  WorkerSetup setup_;
   std::unique_ptr<metrics::WorkerCounters> counters_;
   std::thread thread_;
   std::mutex loop_mutex_;

@@ -10,17 +10,35 @@
 #include <vector>
 
 #include "fuzz_check.hpp"
+#include "support/core_services.hpp"
 #include "metrics/worker_counters.hpp"
 #include "relay/core/turn_server.hpp"
+#include "relay/wire/channel_data.hpp"
 #include "relay/wire/message.hpp"
+#include "support/recording_output.hpp"
 
 namespace {
 
+tern::core::ServerOptions withSoftware(const char* software) {
+  tern::core::ServerOptions o;
+  o.software = software;
+  return o;
+}
+
 using namespace tern;
 
-class CheckingOutput : public core::ServerOutput {
+class CheckingOutput : public test::RecordingOutput {
  public:
-  bool sendToClient(const core::FiveTuple& tuple, wire::Bytes bytes) noexcept override {
+  bool sendToClient(const core::FiveTuple& tuple, std::span<const wire::Bytes> parts) noexcept override {
+    std::vector<std::uint8_t> all;
+    for (const auto& p : parts) all.insert(all.end(), p.begin(), p.end());
+    const wire::Bytes bytes = all;
+    // Data indications and ChannelData go to an allocation's client, which may not be the
+    // sender of this packet; only responses are checked against the request.
+    if (wire::classify(bytes) != wire::PacketKind::kStun) return true;
+    auto view = wire::MessageView::parse(bytes);
+    TERN_FUZZ_CHECK(view.has_value());
+    if (view->messageClass() == wire::MessageClass::kIndication) return true;
     TERN_FUZZ_CHECK(tuple == expected_tuple);
     auto response = wire::MessageView::parse(bytes);
     TERN_FUZZ_CHECK(response.has_value());
@@ -51,7 +69,13 @@ core::FiveTuple clientTuple(std::uint8_t flags) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   CheckingOutput output;
   metrics::WorkerCounters counters;
-  core::TurnServer server(core::ServerOptions{"fuzz"}, output, counters);
+  // Built once: key derivation and policy tables are not what is being fuzzed.
+  static const core::ServerServices services = [] {
+    test::ServicesOptions o;
+    o.allow_peers = {"0.0.0.0/0", "::/0"};
+    return test::makeServices(o);
+  }();
+  core::TurnServer server(withSoftware("fuzz"), services, output, counters);
   core::TimePoint now{std::chrono::hours(1)};
   std::size_t pos = 0;
   while (size - pos >= 3) {

@@ -4,6 +4,7 @@
 
 #include "relay/client/binding.hpp"
 #include "relay/io/worker.hpp"
+#include "support/core_services.hpp"
 #include "support/stun_socket.hpp"
 
 using namespace tern;
@@ -37,6 +38,16 @@ Sockets bindShared(unsigned workers) {
   return out;
 }
 
+io::WorkerSetup setup(unsigned index, unsigned count) {
+  io::WorkerSetup s;
+  s.services = test::makeServices();
+  s.relay_ips = {*wire::IpAddress::parse("127.0.0.1")};
+  s.relay_port_first = static_cast<std::uint16_t>(43000 + 100 * index);
+  s.relay_port_last = static_cast<std::uint16_t>(43000 + 100 * index + 99);
+  (void)count;
+  return s;
+}
+
 bool bindingWorks(bool tcp, const wire::SocketAddress& server) {
   auto fd = test::connectedSocket(tcp, kAnyLoopback, server);
   const auto bound = io::localAddress(fd.get());
@@ -58,7 +69,7 @@ std::uint64_t bindingSuccesses(const io::Worker& w) {
 
 TEST_CASE("a worker answers Binding over UDP and TCP and closes every handle on stop") {
   auto sockets = bindShared(1);
-  io::Worker worker(0, settings(), std::move(sockets.per_worker[0]));
+  io::Worker worker(0, settings(), std::move(sockets.per_worker[0]), setup(0, 1));
   worker.start();
   CHECK(bindingWorks(false, sockets.address));
   CHECK(bindingWorks(true, sockets.address));
@@ -69,7 +80,7 @@ TEST_CASE("a worker answers Binding over UDP and TCP and closes every handle on 
 
 TEST_CASE("a worker stopped with a connection open and a partial frame pending closes cleanly") {
   auto sockets = bindShared(1);
-  io::Worker worker(0, settings(), std::move(sockets.per_worker[0]));
+  io::Worker worker(0, settings(), std::move(sockets.per_worker[0]), setup(0, 1));
   worker.start();
   auto fd = test::connectedSocket(true, kAnyLoopback, sockets.address);
   test::sendRaw(fd.get(), {0x00, 0x01, 0x00, 0x08, 0x21, 0x12});
@@ -82,7 +93,7 @@ TEST_CASE("a worker stopped with a connection open and a partial frame pending c
 
 TEST_CASE("a worker stopped before any traffic closes cleanly") {
   auto sockets = bindShared(1);
-  io::Worker worker(0, settings(), std::move(sockets.per_worker[0]));
+  io::Worker worker(0, settings(), std::move(sockets.per_worker[0]), setup(0, 1));
   worker.start();
   worker.stop();
   CHECK(worker.join());
@@ -94,7 +105,7 @@ TEST_CASE("SO_REUSEPORT spreads flows over every worker on one port") {
   auto sockets = bindShared(kWorkers);
   std::vector<std::unique_ptr<io::Worker>> workers;
   for (unsigned w = 0; w < kWorkers; ++w) {
-    workers.push_back(std::make_unique<io::Worker>(w, settings(), std::move(sockets.per_worker[w])));
+    workers.push_back(std::make_unique<io::Worker>(w, settings(), std::move(sockets.per_worker[w]), setup(w, kWorkers)));
     workers.back()->start();
   }
   int answered = 0;

@@ -1,6 +1,9 @@
-// A ServerOutput that records what the core sends, for unit tests of TurnServer.
+// A ServerOutput that records what the core sends and fakes relay sockets, for unit tests
+// and the fuzzer: no sockets, every call observable.
 #pragma once
 
+#include <map>
+#include <set>
 #include <vector>
 
 #include "relay/core/server_output.hpp"
@@ -13,11 +16,65 @@ class RecordingOutput : public core::ServerOutput {
     core::FiveTuple tuple;
     std::vector<std::uint8_t> bytes;
   };
-  bool sendToClient(const core::FiveTuple& tuple, wire::Bytes bytes) noexcept override {
-    sent.push_back({tuple, {bytes.begin(), bytes.end()}});
+  struct ToPeer {
+    core::RelayId relay;
+    wire::SocketAddress peer;
+    std::vector<std::uint8_t> bytes;
+  };
+
+  bool sendToClient(const core::FiveTuple& tuple, std::span<const wire::Bytes> parts) noexcept override {
+    std::vector<std::uint8_t> all;
+    for (const auto& p : parts) all.insert(all.end(), p.begin(), p.end());
+    sent.push_back({tuple, std::move(all)});
     return accept;
   }
+  std::optional<core::OpenedRelay> openRelay(const core::RelayRequest& request,
+                                             core::RelayError& error) noexcept override {
+    if (request.family == wire::AddressFamily::kIPv6 && !ipv6) {
+      error = core::RelayError::kFamilyNotConfigured;
+      return std::nullopt;
+    }
+    if (request.reservation_token && reserved.erase(*request.reservation_token) == 0) {
+      error = core::RelayError::kUnknownReservation;
+      return std::nullopt;
+    }
+    if (ports_left == 0) {
+      error = core::RelayError::kNoPortAvailable;
+      return std::nullopt;
+    }
+    --ports_left;
+    const core::RelayId id = next_relay++;
+    const auto ip = request.family == wire::AddressFamily::kIPv6 ? *wire::IpAddress::parse("2001:db8::7")
+                                                                : *wire::IpAddress::parse("198.51.100.7");
+    const wire::SocketAddress local{ip, static_cast<std::uint16_t>(50000 + 2 * id)};
+    open_relays[id] = local;
+    last_request = request;
+    std::optional<std::uint64_t> token;
+    if (request.reserve_next) {
+      token = 0xA000 + id;
+      reserved.insert(*token);
+    }
+    return core::OpenedRelay{id, local, token};
+  }
+  void closeRelay(core::RelayId id) noexcept override {
+    open_relays.erase(id);
+    ++ports_left;
+    closed_relays.push_back(id);
+  }
+  bool sendToPeer(core::RelayId id, const wire::SocketAddress& peer, wire::Bytes payload) noexcept override {
+    to_peers.push_back({id, peer, {payload.begin(), payload.end()}});
+    return accept;
+  }
+
   std::vector<Sent> sent;
+  std::vector<ToPeer> to_peers;
+  std::map<core::RelayId, wire::SocketAddress> open_relays;
+  std::vector<core::RelayId> closed_relays;
+  core::RelayRequest last_request;
+  std::set<std::uint64_t> reserved;
+  core::RelayId next_relay = 0;
+  std::size_t ports_left = 1000;
+  bool ipv6 = false;
   bool accept = true;
 };
 

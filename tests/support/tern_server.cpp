@@ -8,9 +8,15 @@ namespace tern::test {
 
 TernServer::TernServer(std::vector<std::string> extra) {
   std::vector<std::string> argv{ternBinary(), "serve", "--workers", "2", "--log-level", "debug"};
-  bool has_listen = false;
-  for (const auto& a : extra) has_listen = has_listen || a == "--listen";
+  bool has_listen = false, has_ports = false;
+  for (const auto& a : extra) {
+    has_listen = has_listen || a == "--listen";
+    has_ports = has_ports || a == "--relay-ports";
+  }
   if (!has_listen) extra.insert(extra.begin(), {"--listen", "127.0.0.1:0"});
+  // Port-0 listeners get an ephemeral port (Linux: 32768-60999), which must not fall inside
+  // the relay range; above it nothing collides.
+  if (!has_ports) extra.insert(extra.begin(), {"--relay-ports", "61000-65535"});
   argv.insert(argv.end(), extra.begin(), extra.end());
   process_ = std::make_unique<ChildProcess>(argv);
   if (!process_->waitForLine(" ready ")) {

@@ -1,19 +1,68 @@
-// One handler per STUN/TURN method; each fills a response from a validated request.
+// One handler per STUN/TURN method (RFC 8489, RFC 8656 §7-§12). Handlers see the server only
+// through ServerContext; each fills exactly one response (or, for indications, none).
 #pragma once
 
+#include <string_view>
+#include <vector>
+
+#include "metrics/worker_counters.hpp"
+#include "relay/core/allocation_table.hpp"
 #include "relay/core/five_tuple.hpp"
 #include "relay/core/response_writer.hpp"
+#include "relay/core/server_options.hpp"
+#include "relay/core/server_output.hpp"
 #include "relay/wire/message.hpp"
 
-namespace tern::core::handlers {
+namespace tern::core {
+
+struct ServerContext {
+  const ServerOptions& options;
+  const ServerServices& services;
+  ServerOutput& output;
+  metrics::WorkerCounters& counters;
+  AllocationTable& allocations;
+
+  // Ends an allocation: closes its relay socket, returns its quota, counts and reports it.
+  void endAllocation(Allocation& allocation, metrics::AllocationEnd why, TimePoint now) noexcept;
+};
+
+inline metrics::ClientTransport counterTransport(Transport t) noexcept {
+  switch (t) {
+    case Transport::kUdp: return metrics::ClientTransport::kUdp;
+    case Transport::kTcp: return metrics::ClientTransport::kTcp;
+    case Transport::kTls: return metrics::ClientTransport::kTls;
+    case Transport::kDtls: return metrics::ClientTransport::kDtls;
+  }
+  return metrics::ClientTransport::kUdp;
+}
+
+namespace handlers {
 
 struct RequestContext {
   const FiveTuple& tuple;
   const wire::MessageView& request;
   TimePoint now;
+  // Set for authenticated requests (every TURN request; not Binding).
+  std::string_view username;
+  wire::Bytes key;
 };
 
-// RFC 8489 §3 and §6.3.1: Binding reports the request's source as XOR-MAPPED-ADDRESS.
+// RFC 8489 §3: Binding reports the request's source as XOR-MAPPED-ADDRESS.
 void binding(const RequestContext& ctx, ResponseWriter& response) noexcept;
+// RFC 8656 §7.2.
+void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& response) noexcept;
+// RFC 8656 §8.
+void refresh(ServerContext& server, const RequestContext& ctx, ResponseWriter& response) noexcept;
+// RFC 8656 §10.2.
+void createPermission(ServerContext& server, const RequestContext& ctx, ResponseWriter& response) noexcept;
+// RFC 8656 §12.2.
+void channelBind(ServerContext& server, const RequestContext& ctx, ResponseWriter& response) noexcept;
+// RFC 8656 §11.2: a Send indication; never answered.
+void sendIndication(ServerContext& server, const FiveTuple& tuple, const wire::MessageView& indication,
+                    TimePoint now) noexcept;
 
-}  // namespace tern::core::handlers
+// The allocation of an authenticated request's 5-tuple, or null after answering 437 / 441.
+Allocation* allocationFor(ServerContext& server, const RequestContext& ctx, ResponseWriter& response) noexcept;
+
+}  // namespace handlers
+}  // namespace tern::core

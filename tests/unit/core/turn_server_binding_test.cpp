@@ -6,6 +6,7 @@
 #include "relay/core/turn_server.hpp"
 #include "relay/wire/attributes.hpp"
 #include "relay/wire/builder.hpp"
+#include "support/core_services.hpp"
 #include "support/hex.hpp"
 #include "support/recording_output.hpp"
 #include "vectors/stun_vectors.hpp"
@@ -17,6 +18,12 @@ using wire::Method;
 
 namespace {
 
+tern::core::ServerOptions withSoftware(const char* software) {
+  tern::core::ServerOptions o;
+  o.software = software;
+  return o;
+}
+
 const wire::TransactionId kTid = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
 const core::FiveTuple kUdpTuple{core::Transport::kUdp, *wire::SocketAddress::parse("192.0.2.7:40000"),
                                 *wire::SocketAddress::parse("198.51.100.1:3478")};
@@ -25,7 +32,7 @@ const core::TimePoint kNow{std::chrono::seconds(1000)};
 struct Fixture {
   test::RecordingOutput output;
   metrics::WorkerCounters counters;
-  core::TurnServer server{core::ServerOptions{"tern-test"}, output, counters};
+  core::TurnServer server{withSoftware("tern-test"), test::makeServices(), output, counters};
 
   void send(wire::Bytes packet, const core::FiveTuple& tuple = kUdpTuple) {
     server.onClientPacket(tuple, packet, kNow);
@@ -92,7 +99,7 @@ TEST_CASE("response carries FINGERPRINT when the request did (RFC 8489 §7.3)") 
 TEST_CASE("SOFTWARE can be left out") {
   test::RecordingOutput output;
   metrics::WorkerCounters counters;
-  core::TurnServer server{core::ServerOptions{""}, output, counters};
+  core::TurnServer server{withSoftware(""), test::makeServices(), output, counters};
   auto req = bindingRequest(false);
   server.onClientPacket(kUdpTuple, req, kNow);
   REQUIRE(output.sent.size() == 1);
@@ -141,7 +148,7 @@ TEST_CASE("request with a broken attribute TLV gets 400, not silence") {
   CHECK(f.responses(400) == 1);
 }
 
-TEST_CASE("a request for an unimplemented method gets 400") {
+TEST_CASE("a request for an unimplemented method gets 400 (RFC 8489 §6.3.1)") {
   Fixture f;
   f.send(bindingRequest(false, 0, MessageClass::kRequest, static_cast<Method>(0x0FF)));
   auto r = f.onlyResponse();
@@ -186,7 +193,7 @@ TEST_CASE("non-STUN input is dropped without an answer") {
   CHECK(f.counters.dropped[metrics::idx(metrics::DropReason::kMalformed)].get() == 1);
 }
 
-TEST_CASE("ChannelData without an allocation is dropped and counted") {
+TEST_CASE("ChannelData without an allocation is dropped and counted (RFC 8656 §12.5)") {
   Fixture f;
   const std::vector<std::uint8_t> cd = {0x40, 0x00, 0x00, 0x02, 0xAB, 0xCD};
   f.send(cd);

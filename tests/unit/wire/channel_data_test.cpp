@@ -58,11 +58,18 @@ TEST_CASE("rejects channel 0x3FFF (RFC 8656 §12)") {
   CHECK_FALSE(tern::wire::isValidChannel(0x3fff));
 }
 
-TEST_CASE("rejects channel 0x5000 (RFC 8656 §12)") {
+TEST_CASE("accepts RFC 5766 channels 0x5000-0x7FFF that RFC 8656 §12 reserves, for interop") {
   std::unique_ptr<std::uint8_t[]> storage;
-  CHECK_FALSE(parse(fromHex("50000001" "55000000"), storage).has_value());
-  CHECK_FALSE(parse(fromHex("7fff0000"), storage).has_value());
-  CHECK_FALSE(tern::wire::isValidChannel(0x5000));
+  CHECK(parse(fromHex("50000001" "55000000"), storage).has_value());
+  CHECK(parse(fromHex("7fff0000"), storage).has_value());
+  CHECK(tern::wire::isValidChannel(0x5000));
+  CHECK(tern::wire::isValidChannel(0x7fff));
+}
+
+TEST_CASE("rejects channel 0x8000 and above, and 0x0000 (RFC 5766 §11, RFC 8656 §12)") {
+  std::unique_ptr<std::uint8_t[]> storage;
+  CHECK_FALSE(parse(fromHex("80000001" "55000000"), storage).has_value());
+  CHECK_FALSE(tern::wire::isValidChannel(0x8000));
   CHECK_FALSE(tern::wire::isValidChannel(0xffff));
   CHECK_FALSE(tern::wire::isValidChannel(0x0000));
 }
@@ -104,7 +111,7 @@ TEST_CASE("classifies packets by first byte at the RFC 7983 boundaries (RFC 7983
       {4, PacketKind::kOther},         {19, PacketKind::kOther},
       {20, PacketKind::kDtls},         {63, PacketKind::kDtls},
       {64, PacketKind::kChannelData},  {79, PacketKind::kChannelData},
-      {80, PacketKind::kOther},        {127, PacketKind::kOther},
+      {80, PacketKind::kChannelData},  {127, PacketKind::kChannelData},
       {128, PacketKind::kOther},       {255, PacketKind::kOther},
   };
   for (const Case& c : cases) {
@@ -121,7 +128,7 @@ TEST_CASE("classifies packets by first byte at the RFC 7983 boundaries (RFC 7983
       expected = PacketKind::kStun;
     } else if (b >= 20 && b <= 63) {
       expected = PacketKind::kDtls;
-    } else if (b >= 64 && b <= 79) {
+    } else if (b >= 64 && b <= 127) {  // RFC 5766 channels up to 0x7FFF
       expected = PacketKind::kChannelData;
     }
     CAPTURE(b);

@@ -1,0 +1,111 @@
+// See turn_session.hpp.
+#include "relay/client/turn_session.hpp"
+
+#include "auth/crypto.hpp"
+#include "auth/message_integrity.hpp"
+#include "relay/wire/attributes.hpp"
+#include "relay/wire/builder.hpp"
+#include "relay/wire/channel_data.hpp"
+
+namespace tern::client {
+
+namespace {
+using wire::Method;
+wire::TransactionId randomTransactionId() {
+  wire::TransactionId tid{};
+  auth::randomBytes(tid);
+  return tid;
+}
+}  // namespace
+
+TurnSession::TurnSession(std::string username, std::string password)
+    : username_(std::move(username)), password_(std::move(password)) {}
+
+template <class AddAttributes>
+std::vector<std::uint8_t> TurnSession::request(std::uint16_t method, AddAttributes&& add) {
+  std::vector<std::uint8_t> buf(1024);
+  wire::MessageBuilder b(buf, static_cast<Method>(method), wire::MessageClass::kRequest, randomTransactionId());
+  add(b);
+  // RFC 8489 §9.2.3: once the server has named its realm and nonce, every request carries
+  // USERNAME, REALM, NONCE and MESSAGE-INTEGRITY.
+  if (!nonce_.empty()) {
+    b.add(wire::attr::Username{username_}).add(wire::attr::Realm{realm_}).add(wire::attr::Nonce{nonce_});
+    auth::addIntegrity(b, wire::AttributeType::kMessageIntegrity, key_);
+  }
+  b.addFingerprint();
+  buf.resize(b.finish().value().size());
+  return buf;
+}
+
+std::vector<std::uint8_t> TurnSession::allocate(const AllocateOptions& options) {
+  return request(static_cast<std::uint16_t>(Method::kAllocate), [&](wire::MessageBuilder& b) {
+    b.add(wire::attr::RequestedTransport{options.transport});
+    if (options.lifetime) b.add(wire::attr::Lifetime{*options.lifetime});
+    if (options.address_family) b.add(wire::attr::RequestedAddressFamily{*options.address_family});
+    if (options.dont_fragment) b.add(wire::attr::DontFragment{});
+  });
+}
+
+std::vector<std::uint8_t> TurnSession::refresh(std::optional<std::uint32_t> lifetime) {
+  return request(static_cast<std::uint16_t>(Method::kRefresh), [&](wire::MessageBuilder& b) {
+    if (lifetime) b.add(wire::attr::Lifetime{*lifetime});
+  });
+}
+
+std::vector<std::uint8_t> TurnSession::createPermission(std::span<const wire::SocketAddress> peers) {
+  return request(static_cast<std::uint16_t>(Method::kCreatePermission), [&](wire::MessageBuilder& b) {
+    for (const auto& p : peers) b.add(wire::attr::XorPeerAddress{p});
+  });
+}
+
+std::vector<std::uint8_t> TurnSession::channelBind(std::uint16_t channel, const wire::SocketAddress& peer) {
+  return request(static_cast<std::uint16_t>(Method::kChannelBind), [&](wire::MessageBuilder& b) {
+    b.add(wire::attr::ChannelNumber{channel}).add(wire::attr::XorPeerAddress{peer});
+  });
+}
+
+std::vector<std::uint8_t> TurnSession::sendIndication(const wire::SocketAddress& peer, wire::Bytes data) {
+  std::vector<std::uint8_t> buf(data.size() + 128);
+  wire::MessageBuilder b(buf, Method::kSend, wire::MessageClass::kIndication, randomTransactionId());
+  b.add(wire::attr::XorPeerAddress{peer}).add(wire::attr::Data{data});
+  buf.resize(b.finish().value().size());
+  return buf;
+}
+
+std::vector<std::uint8_t> TurnSession::channelData(std::uint16_t channel, wire::Bytes data, bool pad) {
+  std::vector<std::uint8_t> out(wire::kChannelDataHeaderSize + (pad ? wire::padTo4(data.size()) : data.size()));
+  wire::writeChannelDataHeader(out.data(), channel, static_cast<std::uint16_t>(data.size()));
+  std::copy(data.begin(), data.end(), out.begin() + wire::kChannelDataHeaderSize);
+  return out;
+}
+
+TurnSession::Outcome TurnSession::onResponse(const wire::MessageView& response) {
+  last_signed_ = !key_.empty() && auth::verifyIntegrity(response, wire::AttributeType::kMessageIntegrity, key_);
+  if (response.messageClass() == wire::MessageClass::kSuccessResponse) {
+    last_error_code_ = 0;
+    last_error_reason_.clear();
+    if (auto r = response.get<wire::attr::XorRelayedAddress>()) relayed_ = r->address;
+    if (auto m = response.get<wire::attr::XorMappedAddress>()) mapped_ = m->address;
+    if (auto l = response.get<wire::attr::Lifetime>()) lifetime_ = l->seconds;
+    return Outcome::kSuccess;
+  }
+  auto error = response.get<wire::attr::ErrorCode>();
+  last_error_code_ = error ? error->code : 0;
+  last_error_reason_ = error ? std::string(error->reason) : std::string("no ERROR-CODE");
+  const auto realm = response.get<wire::attr::Realm>();
+  const auto nonce = response.get<wire::attr::Nonce>();
+  const bool learnable = realm && nonce;
+  // RFC 8489 §9.2.5: the first 401 names the realm and nonce; a 438 names a fresh nonce.
+  // A second 401 means the credentials are wrong: retrying would not help.
+  const bool first_401 = last_error_code_ == 401 && !retried_unauthenticated_;
+  if (learnable && (first_401 || last_error_code_ == 438)) {
+    if (last_error_code_ == 401) retried_unauthenticated_ = true;
+    realm_ = std::string(realm->value);
+    nonce_ = std::string(nonce->value);
+    key_ = auth::longTermKey(auth::PasswordAlgorithmId::kMd5, username_, realm_, password_);
+    return Outcome::kRetry;
+  }
+  return Outcome::kError;
+}
+
+}  // namespace tern::client

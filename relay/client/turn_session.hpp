@@ -1,0 +1,75 @@
+// A sans-I/O TURN client session (RFC 8656 §7-§12, RFC 8489 §9.2): builds Allocate, Refresh,
+// CreatePermission and ChannelBind requests signed with long-term credentials, learns REALM
+// and NONCE from 401 and 438 answers, and reads what responses grant. The caller owns the
+// socket; tests, `tern probe` and the load generator share it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "relay/wire/address.hpp"
+#include "relay/wire/message.hpp"
+
+namespace tern::client {
+
+class TurnSession {
+ public:
+  TurnSession(std::string username, std::string password);
+
+  struct AllocateOptions {
+    std::optional<std::uint32_t> lifetime;
+    std::uint8_t transport = 17;                  // REQUESTED-TRANSPORT: UDP
+    std::optional<std::uint8_t> address_family;   // REQUESTED-ADDRESS-FAMILY
+    bool dont_fragment = false;
+  };
+  std::vector<std::uint8_t> allocate(const AllocateOptions& options);
+  std::vector<std::uint8_t> refresh(std::optional<std::uint32_t> lifetime);
+  std::vector<std::uint8_t> createPermission(std::span<const wire::SocketAddress> peers);
+  std::vector<std::uint8_t> channelBind(std::uint16_t channel, const wire::SocketAddress& peer);
+  // Indications and ChannelData carry no credentials (RFC 8656 §11, §12).
+  static std::vector<std::uint8_t> sendIndication(const wire::SocketAddress& peer, wire::Bytes data);
+  static std::vector<std::uint8_t> channelData(std::uint16_t channel, wire::Bytes data, bool pad);
+
+  enum class Outcome : std::uint8_t {
+    kSuccess,
+    kRetry,  // 401 or 438 taught us REALM/NONCE: send the request again, rebuilt
+    kError,
+  };
+  // Reads a response to one of this session's requests. On 401 (first time) and 438 it
+  // learns the realm and nonce; the caller rebuilds the request and sends it again.
+  Outcome onResponse(const wire::MessageView& response);
+
+  std::uint16_t lastErrorCode() const noexcept { return last_error_code_; }
+  const std::string& lastErrorReason() const noexcept { return last_error_reason_; }
+  const std::optional<wire::SocketAddress>& relayed() const noexcept { return relayed_; }
+  const std::optional<wire::SocketAddress>& mapped() const noexcept { return mapped_; }
+  std::uint32_t lifetime() const noexcept { return lifetime_; }
+  bool authenticated() const noexcept { return !nonce_.empty(); }
+  // Whether the last success response carried a MESSAGE-INTEGRITY that verifies.
+  bool lastResponseSigned() const noexcept { return last_signed_; }
+  // For tests that need to misbehave: override the nonce sent next.
+  void setNonce(std::string nonce) { nonce_ = std::move(nonce); }
+  const std::string& nonce() const noexcept { return nonce_; }
+
+ private:
+  template <class AddAttributes>
+  std::vector<std::uint8_t> request(std::uint16_t method, AddAttributes&& add);
+
+  std::string username_;
+  std::string password_;
+  std::string realm_;
+  std::string nonce_;
+  std::vector<std::uint8_t> key_;
+  bool retried_unauthenticated_ = false;
+  std::uint16_t last_error_code_ = 0;
+  std::string last_error_reason_;
+  std::optional<wire::SocketAddress> relayed_;
+  std::optional<wire::SocketAddress> mapped_;
+  std::uint32_t lifetime_ = 0;
+  bool last_signed_ = false;
+};
+
+}  // namespace tern::client

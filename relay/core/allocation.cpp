@@ -1,0 +1,89 @@
+// Permission and channel bookkeeping of an allocation (RFC 8656 §9, §12).
+#include "relay/core/allocation.hpp"
+
+#include <algorithm>
+
+namespace tern::core {
+
+Allocation::Allocation(const FiveTuple& tuple, RelayId relay, const SocketAddress& relayed,
+                       std::string username, std::vector<std::uint8_t> key, TimePoint now)
+    : tuple_(tuple),
+      relay_(relay),
+      relayed_(relayed),
+      username_(std::move(username)),
+      key_(std::move(key)),
+      created_(now),
+      expires_(now) {}
+
+bool Allocation::hasPermission(const IpAddress& peer, TimePoint now) const noexcept {
+  for (const auto& p : permissions_) {
+    if (p.peer == peer) return now < p.expires;
+  }
+  return false;
+}
+
+bool Allocation::installPermission(const IpAddress& peer, TimePoint now, TimePoint expires,
+                                   std::size_t max_permissions) {
+  for (auto& p : permissions_) {
+    if (p.peer == peer) {
+      p.expires = expires;
+      return true;
+    }
+  }
+  // Reuse an expired slot before growing, so a long call never accumulates dead entries.
+  for (auto& p : permissions_) {
+    if (p.expires <= now) {
+      p = {peer, expires};
+      return true;
+    }
+  }
+  if (permissions_.size() >= max_permissions) return false;
+  permissions_.push_back({peer, expires});
+  return true;
+}
+
+std::size_t Allocation::activePermissions(TimePoint now) const noexcept {
+  return static_cast<std::size_t>(std::count_if(permissions_.begin(), permissions_.end(),
+                                                [&](const Permission& p) { return now < p.expires; }));
+}
+
+const ChannelBinding* Allocation::channelByNumber(std::uint16_t number, TimePoint now) const noexcept {
+  for (const auto& c : channels_) {
+    if (c.number == number && now < c.expires) return &c;
+  }
+  return nullptr;
+}
+
+const ChannelBinding* Allocation::channelByPeer(const SocketAddress& peer, TimePoint now) const noexcept {
+  for (const auto& c : channels_) {
+    if (c.peer == peer && now < c.expires) return &c;
+  }
+  return nullptr;
+}
+
+bool Allocation::bindChannel(std::uint16_t number, const SocketAddress& peer, TimePoint now,
+                             TimePoint expires, std::size_t max_channels) {
+  for (auto& c : channels_) {
+    if (c.number == number) {
+      c.peer = peer;
+      c.expires = expires;
+      return true;
+    }
+  }
+  for (auto& c : channels_) {
+    if (c.expires <= now) {
+      c = {number, peer, expires};
+      return true;
+    }
+  }
+  if (channels_.size() >= max_channels) return false;
+  channels_.push_back({number, peer, expires});
+  return true;
+}
+
+std::size_t Allocation::activeChannels(TimePoint now) const noexcept {
+  return static_cast<std::size_t>(std::count_if(channels_.begin(), channels_.end(),
+                                                [&](const ChannelBinding& c) { return now < c.expires; }));
+}
+
+}  // namespace tern::core

@@ -1,0 +1,48 @@
+// See allocation_table.hpp.
+#include "relay/core/allocation_table.hpp"
+
+namespace tern::core {
+
+namespace {
+std::size_t hashAddress(const SocketAddress& a) noexcept {
+  // FNV-1a: 5-tuples are chosen by clients, but a client controls only its own port; the
+  // table holds at most the allocations that passed authentication.
+  std::size_t h = 1469598103934665603ull;
+  for (std::size_t i = 0; i < a.ip.size(); ++i) h = (h ^ a.ip.data()[i]) * 1099511628211ull;
+  return (h ^ a.port) * 1099511628211ull;
+}
+}  // namespace
+
+std::size_t FiveTupleHash::operator()(const FiveTuple& t) const noexcept {
+  return (hashAddress(t.client) * 31 + hashAddress(t.server)) * 31 + static_cast<std::size_t>(t.transport);
+}
+
+Allocation* AllocationTable::find(const FiveTuple& tuple) noexcept {
+  auto it = by_tuple_.find(tuple);
+  return it == by_tuple_.end() ? nullptr : it->second.get();
+}
+
+Allocation* AllocationTable::findByRelay(RelayId relay) noexcept {
+  auto it = by_relay_.find(relay);
+  return it == by_relay_.end() ? nullptr : it->second;
+}
+
+Allocation& AllocationTable::insert(std::unique_ptr<Allocation> allocation) {
+  Allocation& a = *allocation;
+  by_relay_[a.relay()] = &a;
+  by_tuple_[a.tuple()] = std::move(allocation);
+  scheduleExpiry(a);
+  return a;
+}
+
+void AllocationTable::erase(const Allocation& allocation) {
+  const FiveTuple key = allocation.tuple();  // a copy: erasing destroys `allocation`
+  by_relay_.erase(allocation.relay());
+  by_tuple_.erase(key);
+}
+
+void AllocationTable::scheduleExpiry(const Allocation& allocation) {
+  due_.push({allocation.expires(), allocation.tuple()});
+}
+
+}  // namespace tern::core

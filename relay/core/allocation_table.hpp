@@ -1,0 +1,58 @@
+// A worker's allocations, found by client 5-tuple (client packets) and by relay socket (peer
+// packets), with one expiry queue driven by the worker's tick (../shared/DESIGN.md §3): no
+// timer per allocation.
+#pragma once
+
+#include <memory>
+#include <queue>
+#include <unordered_map>
+#include <vector>
+
+#include "relay/core/allocation.hpp"
+
+namespace tern::core {
+
+struct FiveTupleHash {
+  std::size_t operator()(const FiveTuple& t) const noexcept;
+};
+
+class AllocationTable {
+ public:
+  Allocation* find(const FiveTuple& tuple) noexcept;
+  Allocation* findByRelay(RelayId relay) noexcept;
+  Allocation& insert(std::unique_ptr<Allocation> allocation);
+  // Removes and destroys the allocation; the caller has released its relay socket and quota.
+  void erase(const Allocation& allocation);
+  // Queues an expiry check at the allocation's current expiry time. Refreshing simply queues
+  // again; stale entries are skipped when they come due.
+  void scheduleExpiry(const Allocation& allocation);
+  // Calls `expired(Allocation&)` for every allocation whose time has come, in expiry order.
+  // The callback must erase the allocation.
+  template <class F>
+  void expire(TimePoint now, F&& expired);
+  std::size_t size() const noexcept { return by_tuple_.size(); }
+
+ private:
+  struct Due {
+    TimePoint when;
+    FiveTuple tuple;
+    bool operator>(const Due& o) const noexcept { return when > o.when; }
+  };
+  std::unordered_map<FiveTuple, std::unique_ptr<Allocation>, FiveTupleHash> by_tuple_;
+  std::unordered_map<RelayId, Allocation*> by_relay_;
+  std::priority_queue<Due, std::vector<Due>, std::greater<>> due_;
+};
+
+template <class F>
+void AllocationTable::expire(TimePoint now, F&& expired) {
+  while (!due_.empty() && due_.top().when <= now) {
+    const FiveTuple tuple = due_.top().tuple;
+    due_.pop();
+    Allocation* a = find(tuple);
+    // Gone already, refreshed to a later time, or a newer allocation on the same 5-tuple.
+    if (a == nullptr || !a->expired(now)) continue;
+    expired(*a);
+  }
+}
+
+}  // namespace tern::core

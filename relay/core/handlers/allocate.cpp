@@ -1,0 +1,179 @@
+// The Allocate method (RFC 8656 §7.2): reserves a relayed transport address for the 5-tuple.
+#include "relay/core/handlers/handlers.hpp"
+#include "relay/core/lifetime.hpp"
+#include "relay/wire/attributes.hpp"
+
+namespace tern::core::handlers {
+
+namespace {
+
+using wire::AttributeType;
+namespace ec = wire::error_code;
+
+// RFC 8656 §7.2 (retransmission): the same request again gets the same answer.
+void answerSuccess(const Allocation& a, std::uint32_t lifetime, const FiveTuple& tuple,
+                   ResponseWriter& response) noexcept {
+  response.success()
+      .add(wire::attr::XorRelayedAddress{a.relayed()})
+      .add(wire::attr::Lifetime{lifetime})
+      .add(wire::attr::XorMappedAddress{tuple.client});
+}
+
+}  // namespace
+
+void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& response) noexcept {
+  const auto& request = ctx.request;
+  if (Allocation* existing = server.allocations.find(ctx.tuple)) {
+    if (existing->allocateTransaction() == request.transactionId()) {
+      const auto left = std::chrono::duration_cast<std::chrono::seconds>(existing->expires() - ctx.now);
+      answerSuccess(*existing, static_cast<std::uint32_t>(std::max<std::int64_t>(0, left.count())),
+                    ctx.tuple, response);
+    } else {
+      // RFC 8656 §7.2: "If the 5-tuple is currently in use by an existing allocation, the
+      // server rejects the request with a 437 (Allocation Mismatch) error."
+      response.error(ec::kAllocationMismatch, "Allocation Mismatch: this 5-tuple already has an allocation");
+    }
+    return;
+  }
+
+  // RFC 8656 §7.2: REQUESTED-TRANSPORT is mandatory; only UDP relaying is offered here.
+  if (!request.has(AttributeType::kRequestedTransport)) {
+    response.error(ec::kBadRequest, "REQUESTED-TRANSPORT is missing");
+    return;
+  }
+  const auto transport = request.get<wire::attr::RequestedTransport>();
+  if (!transport) {
+    response.error(ec::kBadRequest, "Malformed REQUESTED-TRANSPORT");
+    return;
+  }
+  if (transport->protocol != wire::attr::RequestedTransport::kUdp) {
+    response.error(ec::kUnsupportedTransportProtocol, "Unsupported Transport Protocol: only UDP relaying");
+    return;
+  }
+  // RFC 8656 §7.2: EVEN-PORT and RESERVATION-TOKEN ask for RTP/RTCP port pairs; they
+  // exclude each other, and a reserved port already has its family.
+  RelayRequest relay_request;
+  const bool even_port = request.has(AttributeType::kEvenPort);
+  const bool token = request.has(AttributeType::kReservationToken);
+  if (even_port && token) {
+    response.error(ec::kBadRequest, "EVEN-PORT and RESERVATION-TOKEN together");
+    return;
+  }
+  if (token && request.has(AttributeType::kRequestedAddressFamily)) {
+    response.error(ec::kBadRequest, "RESERVATION-TOKEN and REQUESTED-ADDRESS-FAMILY together");
+    return;
+  }
+  if (even_port) {
+    auto e = request.get<wire::attr::EvenPort>();
+    if (!e) {
+      response.error(ec::kBadRequest, "Malformed EVEN-PORT");
+      return;
+    }
+    relay_request.even_port = true;
+    relay_request.reserve_next = e->reserve_next;
+  }
+  if (token) {
+    auto t = request.get<wire::attr::ReservationToken>();
+    if (!t) {
+      response.error(ec::kBadRequest, "Malformed RESERVATION-TOKEN");
+      return;
+    }
+    relay_request.reservation_token = t->token;
+  }
+  if (request.has(AttributeType::kLifetime) && !request.get<wire::attr::Lifetime>()) {
+    response.error(ec::kBadRequest, "Malformed LIFETIME");
+    return;
+  }
+  if (request.has(AttributeType::kDontFragment) && !request.get<wire::attr::DontFragment>()) {
+    response.error(ec::kBadRequest, "Malformed DONT-FRAGMENT");
+    return;
+  }
+
+  // RFC 8656 §7.2: the address family of the relayed address.
+  relay_request.dont_fragment = request.has(AttributeType::kDontFragment);
+  const bool requested_family = request.has(AttributeType::kRequestedAddressFamily);
+  const bool additional_family = request.has(AttributeType::kAdditionalAddressFamily);
+  if (requested_family && additional_family) {
+    response.error(ec::kBadRequest, "REQUESTED-ADDRESS-FAMILY and ADDITIONAL-ADDRESS-FAMILY together");
+    return;
+  }
+  if (requested_family) {
+    auto family = request.get<wire::attr::RequestedAddressFamily>();
+    if (!family) {
+      response.error(ec::kBadRequest, "Malformed REQUESTED-ADDRESS-FAMILY");
+      return;
+    }
+    if (family->family == static_cast<std::uint8_t>(wire::AddressFamily::kIPv6)) {
+      relay_request.family = wire::AddressFamily::kIPv6;
+    } else if (family->family != static_cast<std::uint8_t>(wire::AddressFamily::kIPv4)) {
+      response.error(ec::kAddressFamilyNotSupported, "Address Family not Supported: unknown family");
+      return;
+    }
+  }
+  if (additional_family) {
+    auto family = request.get<wire::attr::AdditionalAddressFamily>();
+    // RFC 8656 §7.2: ADDITIONAL-ADDRESS-FAMILY may only ask for IPv6.
+    if (!family || family->family != static_cast<std::uint8_t>(wire::AddressFamily::kIPv6)) {
+      response.error(ec::kBadRequest, "ADDITIONAL-ADDRESS-FAMILY must be IPv6");
+      return;
+    }
+  }
+
+  // Quotas before any resource is taken (RFC 8656 §7.2: 486 per user, 508 for the server).
+  switch (server.services.quota->acquire(ctx.username)) {
+    case AllocationQuota::Grant::kGranted: break;
+    case AllocationQuota::Grant::kUserQuotaReached:
+      response.error(ec::kAllocationQuotaReached, "Allocation Quota Reached for this user");
+      return;
+    case AllocationQuota::Grant::kTotalQuotaReached:
+      response.error(ec::kInsufficientCapacity, "Insufficient Capacity: server allocation limit");
+      return;
+  }
+  RelayError relay_error{};
+  auto relay = server.output.openRelay(relay_request, relay_error);
+  if (!relay) {
+    server.services.quota->release(ctx.username);
+    switch (relay_error) {
+      case RelayError::kFamilyNotConfigured:
+        response.error(ec::kAddressFamilyNotSupported, "Address Family not Supported by this relay");
+        break;
+      case RelayError::kUnknownReservation:
+        // RFC 8656 §7.2: a token that names no reserved port is 508.
+        response.error(ec::kInsufficientCapacity, "Insufficient Capacity: unknown or expired RESERVATION-TOKEN");
+        break;
+      case RelayError::kNoPortAvailable:
+        response.error(ec::kInsufficientCapacity,
+                       relay_request.reserve_next ? "Insufficient Capacity: no even/odd port pair free"
+                                                  : "Insufficient Capacity: no relay port free");
+        break;
+    }
+    return;
+  }
+
+  auto requested = request.get<wire::attr::Lifetime>();
+  const auto lifetime =
+      grantedLifetime(server.options, requested ? std::optional(requested->seconds) : std::nullopt);
+  const SocketAddress relayed = advertisedAddress(server.options.external_ips, relay->local);
+  auto allocation = std::make_unique<Allocation>(ctx.tuple, relay->id, relayed, std::string(ctx.username),
+                                                 std::vector<std::uint8_t>(ctx.key.begin(), ctx.key.end()),
+                                                 ctx.now);
+  allocation->setExpiry(ctx.now + lifetime);
+  allocation->setAllocateTransaction(request.transactionId());
+  Allocation& a = server.allocations.insert(std::move(allocation));
+  server.counters.allocations_created[metrics::idx(counterTransport(ctx.tuple.transport))].add();
+  server.output.onAllocationCreated(ctx.tuple, ctx.username, relayed,
+                                    static_cast<std::uint32_t>(lifetime.count()));
+
+  answerSuccess(a, static_cast<std::uint32_t>(lifetime.count()), ctx.tuple, response);
+  if (relay->reservation_token) {
+    response.builder().add(wire::attr::ReservationToken{*relay->reservation_token});
+  }
+  if (additional_family) {
+    // RFC 8656 §7.2: the IPv4 allocation stands; the IPv6 half is refused with its reason.
+    response.builder().add(wire::attr::AddressErrorCode{
+        static_cast<std::uint8_t>(wire::AddressFamily::kIPv6), ec::kAddressFamilyNotSupported,
+        "Dual allocation is not offered"});
+  }
+}
+
+}  // namespace tern::core::handlers

@@ -1,0 +1,41 @@
+// The Refresh method (RFC 8656 §8): extends or (LIFETIME 0) deletes an allocation.
+#include "relay/core/handlers/handlers.hpp"
+#include "relay/core/lifetime.hpp"
+#include "relay/wire/attributes.hpp"
+
+namespace tern::core::handlers {
+
+void refresh(ServerContext& server, const RequestContext& ctx, ResponseWriter& response) noexcept {
+  Allocation* allocation = allocationFor(server, ctx, response);
+  if (allocation == nullptr) return;
+  const auto& request = ctx.request;
+  if (request.has(wire::AttributeType::kLifetime) && !request.get<wire::attr::Lifetime>()) {
+    response.error(wire::error_code::kBadRequest, "Malformed LIFETIME");
+    return;
+  }
+  // RFC 8656 §8.2: a REQUESTED-ADDRESS-FAMILY that differs from the allocation's is 443.
+  if (request.has(wire::AttributeType::kRequestedAddressFamily)) {
+    auto family = request.get<wire::attr::RequestedAddressFamily>();
+    if (!family) {
+      response.error(wire::error_code::kBadRequest, "Malformed REQUESTED-ADDRESS-FAMILY");
+      return;
+    }
+    if (family->family != static_cast<std::uint8_t>(allocation->relayed().ip.family())) {
+      response.error(wire::error_code::kPeerAddressFamilyMismatch);
+      return;
+    }
+  }
+  const auto requested = request.get<wire::attr::Lifetime>();
+  // RFC 8656 §8.2: a requested lifetime of zero deletes the allocation at once.
+  if (requested && requested->seconds == 0) {
+    server.endAllocation(*allocation, metrics::AllocationEnd::kDeleted, ctx.now);
+    response.success().add(wire::attr::Lifetime{0});
+    return;
+  }
+  const auto lifetime = grantedLifetime(server.options, requested ? std::optional(requested->seconds) : std::nullopt);
+  allocation->setExpiry(ctx.now + lifetime);
+  server.allocations.scheduleExpiry(*allocation);
+  response.success().add(wire::attr::Lifetime{static_cast<std::uint32_t>(lifetime.count())});
+}
+
+}  // namespace tern::core::handlers

@@ -1,0 +1,41 @@
+// Send indications (RFC 8656 §11.2): relayed to the peer when allowed, otherwise dropped
+// silently and counted; indications are never answered.
+#include "relay/core/handlers/handlers.hpp"
+#include "relay/core/peer_policy.hpp"
+#include "relay/wire/attributes.hpp"
+
+namespace tern::core::handlers {
+
+void sendIndication(ServerContext& server, const FiveTuple& tuple, const wire::MessageView& indication,
+                    TimePoint now) noexcept {
+  Allocation* allocation = server.allocations.find(tuple);
+  if (allocation == nullptr || allocation->expired(now)) {
+    server.counters.drop(metrics::DropReason::kNoAllocation);
+    return;
+  }
+  const auto peer_attr = indication.get<wire::attr::XorPeerAddress>();
+  const auto data = indication.get<wire::attr::Data>();
+  if (!peer_attr || !data) {
+    // RFC 8656 §11.2: both attributes are required; the indication is discarded.
+    server.counters.drop(metrics::DropReason::kMalformed);
+    return;
+  }
+  const SocketAddress peer{PeerPolicy::normalize(peer_attr->address.ip), peer_attr->address.port};
+  if (!allocation->hasPermission(peer.ip, now)) {
+    server.counters.drop(metrics::DropReason::kNoPermission);
+    return;
+  }
+  // The permission was checked per IP; the relay's own addresses also need a relay port.
+  if (server.services.peer_policy->checkPeer(peer) != PeerVerdict::kAllowed) {
+    server.counters.drop(metrics::DropReason::kPeerDenied);
+    return;
+  }
+  if (!server.output.sendToPeer(allocation->relay(), peer, data->value)) {
+    server.counters.drop(metrics::DropReason::kSendFailed);
+    return;
+  }
+  server.counters.relayed(metrics::Direction::kClientToPeer, counterTransport(tuple.transport),
+                          data->value.size());
+}
+
+}  // namespace tern::core::handlers

@@ -1,0 +1,53 @@
+// The TURN server's settings and the shared services it consults: the parts of the operator's
+// configuration that the sans-I/O core needs, in the core's own types.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "relay/core/five_tuple.hpp"
+
+namespace tern::auth {
+class Authenticator;
+}
+
+namespace tern::core {
+
+class PeerPolicy;
+class AllocationQuota;
+
+// --external-ip PUBLIC[=PRIVATE]: a node behind 1:1 NAT advertises PUBLIC for relay sockets
+// bound to PRIVATE (or to any relay IP of PUBLIC's family when PRIVATE is not given).
+struct ExternalIp {
+  IpAddress public_ip;
+  std::optional<IpAddress> private_ip;
+};
+
+struct ServerOptions {
+  // RFC 8489 §14.14: SOFTWARE in responses; empty leaves it out.
+  std::string software = "tern";
+  // RFC 8656 §7.2: 600 s unless the client asks for more, up to the maximum.
+  std::chrono::seconds default_lifetime{600};
+  std::chrono::seconds max_lifetime{3600};
+  // RFC 8656 §9 and §12: permissions last 300 s, channel bindings 600 s.
+  std::chrono::seconds permission_lifetime{300};
+  std::chrono::seconds channel_lifetime{600};
+  std::size_t max_permissions_per_allocation = 64;
+  std::size_t max_channels_per_allocation = 64;
+  std::vector<ExternalIp> external_ips;
+};
+
+// Shared by every worker; each is immutable or thread-safe.
+struct ServerServices {
+  std::shared_ptr<const auth::Authenticator> authenticator;
+  std::shared_ptr<const PeerPolicy> peer_policy;
+  std::shared_ptr<AllocationQuota> quota;
+};
+
+// The address advertised for a relay socket bound to `local` (RFC 8656 §7.2 XOR-RELAYED-ADDRESS).
+SocketAddress advertisedAddress(const std::vector<ExternalIp>& external, const SocketAddress& local) noexcept;
+
+}  // namespace tern::core

@@ -1,0 +1,287 @@
+// TURN over UDP (RFC 8656) against a real `tern serve`, with clients nobody here wrote:
+// coturn's turnutils_uclient relaying to turnutils_peer (channels and Send/Data indications,
+// several clients at once) and python3-aioice's TURN client through an echo peer; plus the
+// refusals a client must get (401, 438, 437) and a peer without permission kept out.
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <regex>
+
+#include "auth/message_integrity.hpp"
+#include "auth/rest_credentials.hpp"
+#include "relay/wire/attributes.hpp"
+#include "relay/wire/builder.hpp"
+#include "support/process.hpp"
+#include "support/stun_socket.hpp"
+#include "support/tern_server.hpp"
+#include "relay/client/turn_session.hpp"
+#include <poll.h>
+#include <ctime>
+
+using namespace tern;
+using test::TernServer;
+
+namespace {
+
+constexpr const char* kSecret = "integration-secret";
+constexpr const char* kRealm = "tern.test";
+
+// Peers live on 127.0.0.2: 127.0.0.1 is the relay's own address, where only relay ports
+// may be reached (the peer policy's own-address rule).
+constexpr const char* kPeerHost = "127.0.0.2";
+
+std::string secretFile() {
+  static const std::string path = [] {
+    char name[] = "/tmp/tern-test-secret-XXXXXX";
+    const int fd = ::mkstemp(name);
+    REQUIRE(fd >= 0);
+    const std::string line = std::string("# rotated in last\nold-secret\n") + kSecret + "\n";
+    REQUIRE(::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()));
+    ::close(fd);
+    return std::string(name);
+  }();
+  return path;
+}
+
+std::vector<std::string> relayArgs(std::vector<std::string> extra = {}) {
+  std::vector<std::string> args{"--realm", kRealm, "--auth-secret-file", secretFile(),
+                                "--relay-ip", "127.0.0.1", "--relay-ports", "61000-61999",
+                                "--allow-peer", "127.0.0.0/8", "--user", "static:static-password"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+std::uint16_t freeUdpPort(const char* host) {
+  auto fd = io::openBoundSocket(io::SocketKind::kUdp, {*wire::IpAddress::parse(host), 0}, {});
+  return io::localAddress(fd.get()).port;
+}
+
+struct UclientReport {
+  long sent = -1, received = -1, lost = -1;
+  std::string output;
+};
+
+// Runs turnutils_uclient and reads its closing report.
+UclientReport runUclient(std::uint16_t server_port, std::uint16_t peer_port, std::vector<std::string> flags) {
+  std::vector<std::string> argv{"/usr/bin/turnutils_uclient", "-W", kSecret, "-u", "uclient",
+                                "-e", kPeerHost, "-r", std::to_string(peer_port),
+                                "-p", std::to_string(server_port)};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  argv.push_back("127.0.0.1");
+  auto result = test::runCommand(argv, std::chrono::seconds(60));
+  UclientReport r;
+  r.output = result.output;
+  std::smatch m;
+  if (std::regex_search(result.output, m, std::regex(R"(Total lost packets (\d+))"))) r.lost = std::stol(m[1]);
+  // The closing summary line (earlier lines are running totals per interval).
+  if (std::regex_search(result.output, m,
+                        std::regex(R"(start_mclient: tot_send_msgs=(\d+), tot_recv_msgs=(\d+))"))) {
+    r.sent = std::stol(m[1]);
+    r.received = std::stol(m[2]);
+  }
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("turnutils_uclient relays RTP/RTCP pairs (EVEN-PORT, RESERVATION-TOKEN) through channels with zero loss") {
+  TernServer server(relayArgs());
+  const auto peer_port = freeUdpPort(kPeerHost);
+  test::ChildProcess peer({"/usr/bin/turnutils_peer", "-L", kPeerHost, "-p", std::to_string(peer_port)});
+  usleep(200 * 1000);
+  // Without -c every client opens an RTP allocation with EVEN-PORT (R bit) and an RTCP one
+  // with the RESERVATION-TOKEN, from another socket that may land on the other worker.
+  auto r = runUclient(server.udp().port, peer_port, {"-n", "100", "-m", "4", "-l", "160", "-z", "5"});
+  INFO(r.output);
+  CHECK(r.lost == 0);
+  CHECK(r.sent == 400);
+  CHECK(r.received == 400);
+  CHECK(server.process().output().find("code=508") == std::string::npos);
+  CHECK(server.process().waitForLine("allocation created").has_value());
+  CHECK(server.process().stop(SIGTERM) == 0);
+  CHECK(peer.stop(SIGTERM) >= 0);
+}
+
+TEST_CASE("turnutils_uclient relays with Send and Data indications (-s) with zero loss") {
+  TernServer server(relayArgs());
+  const auto peer_port = freeUdpPort(kPeerHost);
+  test::ChildProcess peer({"/usr/bin/turnutils_peer", "-L", kPeerHost, "-p", std::to_string(peer_port)});
+  usleep(200 * 1000);
+  auto r = runUclient(server.udp().port, peer_port, {"-c", "-s", "-n", "100", "-m", "2", "-l", "500", "-z", "5"});
+  INFO(r.output);
+  CHECK(r.lost == 0);
+  CHECK(r.sent == 200);
+  CHECK(r.received == 200);
+  CHECK(server.process().stop(SIGTERM) == 0);
+  CHECK(peer.stop(SIGTERM) >= 0);
+}
+
+TEST_CASE("python3-aioice relays datagrams of several sizes byte-identical through a channel") {
+  TernServer server(relayArgs());
+  const auto credential = auth::mintRestCredential(kSecret, "aioice", std::time(nullptr), 600);
+  auto result = test::runCommand({"/usr/bin/python3", TERN_CLIENTS_DIR "/aioice_echo.py", "--server",
+                                  server.udp().toString(), "--username", credential.username,
+                                  "--password", credential.password, "--peer-host", kPeerHost});
+  INFO(result.output);
+  CHECK(result.status == 0);
+  CHECK(result.output.find("\"intact\": 6") != std::string::npos);
+  CHECK(server.process().stop(SIGTERM) == 0);
+}
+
+TEST_CASE("a static user from --user can allocate; a wrong password gets 401") {
+  TernServer server(relayArgs());
+  auto good = test::runCommand({"/usr/bin/python3", TERN_CLIENTS_DIR "/aioice_echo.py", "--server",
+                                server.udp().toString(), "--username", "static", "--password",
+                                "static-password", "--peer-host", kPeerHost, "--sizes", "100"});
+  INFO(good.output);
+  CHECK(good.status == 0);
+  auto bad = test::runCommand({"/usr/bin/python3", TERN_CLIENTS_DIR "/aioice_echo.py", "--server",
+                               server.udp().toString(), "--username", "static", "--password", "wrong",
+                               "--peer-host", kPeerHost, "--sizes", "100"});
+  CHECK(bad.status != 0);
+  CHECK(bad.output.find("401") != std::string::npos);
+  CHECK(server.process().stop(SIGTERM) == 0);
+}
+
+namespace {
+
+// One request/response exchange of `session` over `fd`, rebuilding and resending once the
+// server has named its realm and nonce (401 first, or 438).
+template <class MakeRequest>
+client::TurnSession::Outcome transact(int fd, client::TurnSession& session, MakeRequest make) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto response = test::exchange(fd, false, make());
+    REQUIRE(response.has_value());
+    auto view = wire::MessageView::parse(*response);
+    REQUIRE(view.has_value());
+    const auto outcome = session.onResponse(*view);
+    if (outcome != client::TurnSession::Outcome::kRetry) return outcome;
+  }
+  return client::TurnSession::Outcome::kError;
+}
+
+client::TurnSession::Outcome allocate(int fd, client::TurnSession& session) {
+  return transact(fd, session, [&] { return session.allocate({}); });
+}
+
+const wire::SocketAddress kLoopbackClient{*wire::IpAddress::parse("127.0.0.1"), 0};
+
+// Waits for one datagram on `fd`; empty if none arrives in time.
+std::vector<std::uint8_t> receiveOne(int fd, std::chrono::milliseconds timeout) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return {};
+  std::vector<std::uint8_t> buf(2048);
+  const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+  buf.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+  return buf;
+}
+
+}  // namespace
+
+TEST_CASE("a wrong password gets 401 and allocates nothing (RFC 8489 §9.2.4)") {
+  TernServer server(relayArgs());
+  auto fd = test::connectedSocket(false, kLoopbackClient, server.udp());
+  const auto credential = auth::mintRestCredential(kSecret, "mallory", std::time(nullptr), 600);
+  client::TurnSession session(credential.username, "not-the-password");
+  CHECK(allocate(fd.get(), session) == client::TurnSession::Outcome::kError);
+  CHECK(session.lastErrorCode() == 401);
+  CHECK_FALSE(server.process().output().find("allocation created") != std::string::npos);
+  CHECK(server.process().stop(SIGTERM) == 0);
+}
+
+TEST_CASE("an expired TURN REST credential gets 401") {
+  TernServer server(relayArgs());
+  auto fd = test::connectedSocket(false, kLoopbackClient, server.udp());
+  const auto expired = auth::mintRestCredential(kSecret, "late", std::time(nullptr) - 3600, 60);
+  client::TurnSession session(expired.username, expired.password);
+  CHECK(allocate(fd.get(), session) == client::TurnSession::Outcome::kError);
+  CHECK(session.lastErrorCode() == 401);
+  CHECK(server.process().stop(SIGTERM) == 0);
+}
+
+TEST_CASE("a credential minted with a rotated-out-but-still-listed secret works") {
+  TernServer server(relayArgs());
+  auto fd = test::connectedSocket(false, kLoopbackClient, server.udp());
+  const auto old = auth::mintRestCredential("old-secret", "rotating", std::time(nullptr), 600);
+  client::TurnSession session(old.username, old.password);
+  CHECK(allocate(fd.get(), session) == client::TurnSession::Outcome::kSuccess);
+  CHECK(session.lastResponseSigned());
+  CHECK(server.process().stop(SIGTERM) == 0);
+}
+
+TEST_CASE("a stale nonce gets 438 with a fresh one, and the retry succeeds") {
+  TernServer server(relayArgs({"--nonce-lifetime", "1"}));
+  auto fd = test::connectedSocket(false, kLoopbackClient, server.udp());
+  const auto credential = auth::mintRestCredential(kSecret, "slow", std::time(nullptr), 600);
+  client::TurnSession session(credential.username, credential.password);
+  REQUIRE(allocate(fd.get(), session) == client::TurnSession::Outcome::kSuccess);
+  const std::string first_nonce = session.nonce();
+  usleep(2100 * 1000);
+  auto response = test::exchange(fd.get(), false, session.refresh(600));
+  REQUIRE(response.has_value());
+  auto view = wire::MessageView::parse(*response);
+  REQUIRE(view.has_value());
+  CHECK(session.onResponse(*view) == client::TurnSession::Outcome::kRetry);
+  CHECK(session.lastErrorCode() == 438);
+  CHECK(session.nonce() != first_nonce);
+  CHECK(transact(fd.get(), session, [&] { return session.refresh(600); }) ==
+        client::TurnSession::Outcome::kSuccess);
+  CHECK(server.process().stop(SIGTERM) == 0);
+}
+
+TEST_CASE("a second Allocate on the same 5-tuple gets 437 (RFC 8656 §7.2)") {
+  TernServer server(relayArgs());
+  auto fd = test::connectedSocket(false, kLoopbackClient, server.udp());
+  const auto credential = auth::mintRestCredential(kSecret, "twice", std::time(nullptr), 600);
+  client::TurnSession session(credential.username, credential.password);
+  REQUIRE(allocate(fd.get(), session) == client::TurnSession::Outcome::kSuccess);
+  CHECK(allocate(fd.get(), session) == client::TurnSession::Outcome::kError);
+  CHECK(session.lastErrorCode() == 437);
+  CHECK(server.process().stop(SIGTERM) == 0);
+}
+
+TEST_CASE("a peer without permission cannot reach the client; with one it can (RFC 8656 §9)") {
+  TernServer server(relayArgs());
+  auto fd = test::connectedSocket(false, kLoopbackClient, server.udp());
+  const auto credential = auth::mintRestCredential(kSecret, "guarded", std::time(nullptr), 600);
+  client::TurnSession session(credential.username, credential.password);
+  REQUIRE(allocate(fd.get(), session) == client::TurnSession::Outcome::kSuccess);
+  REQUIRE(session.relayed().has_value());
+
+  auto peer = test::connectedSocket(false, {*wire::IpAddress::parse(kPeerHost), 0}, *session.relayed());
+  const auto peer_address = io::localAddress(peer.get());
+  const std::vector<std::uint8_t> hello{'h', 'e', 'l', 'l', 'o'};
+  test::sendRaw(peer.get(), hello);
+  CHECK(receiveOne(fd.get(), std::chrono::milliseconds(500)).empty());
+
+  const wire::SocketAddress peers[] = {peer_address};
+  REQUIRE(transact(fd.get(), session, [&] { return session.createPermission(peers); }) ==
+          client::TurnSession::Outcome::kSuccess);
+  test::sendRaw(peer.get(), hello);
+  const auto data = receiveOne(fd.get(), std::chrono::milliseconds(2000));
+  auto view = wire::MessageView::parse(data);
+  REQUIRE(view.has_value());
+  CHECK(view->method() == static_cast<std::uint16_t>(wire::Method::kData));
+  CHECK(view->get<wire::attr::XorPeerAddress>()->address == peer_address);
+  auto payload = view->get<wire::attr::Data>();
+  REQUIRE(payload.has_value());
+  CHECK(std::vector<std::uint8_t>(payload->value.begin(), payload->value.end()) == hello);
+  CHECK(server.process().stop(SIGTERM) == 0);
+}
+
+TEST_CASE("a peer on the relay's own address outside the relay ports is refused (403)") {
+  TernServer server(relayArgs());
+  auto fd = test::connectedSocket(false, kLoopbackClient, server.udp());
+  const auto credential = auth::mintRestCredential(kSecret, "sneaky", std::time(nullptr), 600);
+  client::TurnSession session(credential.username, credential.password);
+  REQUIRE(allocate(fd.get(), session) == client::TurnSession::Outcome::kSuccess);
+  // The relay's own STUN port on its own address: a channel there would loop into tern.
+  CHECK(transact(fd.get(), session, [&] { return session.channelBind(0x4000, server.udp()); }) ==
+        client::TurnSession::Outcome::kError);
+  CHECK(session.lastErrorCode() == 403);
+  CHECK(server.process().stop(SIGTERM) == 0);
+}
