@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's first command: install what is missing, build tern (release), and run it on
-# the ready default configuration deploy/tern.conf (loopback, port 3478). Ctrl-C stops it.
+# the ready default configuration deploy/tern.conf (loopback, port 3478) with a TURN REST
+# secret generated once into build/local-secret. Ctrl-C stops it.
 # Extra arguments go to `tern serve`, e.g. deploy/run-local.sh --log-level debug
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,15 +11,21 @@ cmake --preset release >/dev/null
 cmake --build --preset release --target tern
 
 tern=build/release/relay/app/tern
+secret=build/local-secret
+if [ ! -s "$secret" ]; then
+  (umask 077 && head -c 24 /dev/urandom | base64 > "$secret")
+fi
+
 cat <<TXT
 
 tern $("$tern" --version | cut -d' ' -f2) is starting with deploy/tern.conf:
-  STUN/TURN on 127.0.0.1:3478 and [::1]:3478, UDP and TCP.
+  STUN/TURN on 127.0.0.1:3478 and [::1]:3478, UDP and TCP; relaying on loopback.
 Try it from another terminal:
-  $tern probe --server 127.0.0.1:3478
-  $tern probe --server 127.0.0.1:3478 --tcp
-  turnutils_stunclient -p 3478 127.0.0.1      (Debian package coturn)
+  $tern probe --server 127.0.0.1:3478                  # STUN Binding
+  $tern token --secret-file $secret --user demo        # TURN credentials + iceServers JSON
+  turnutils_peer -L 127.0.0.2 -p 3480 &                # an echo peer (Debian package coturn)
+  turnutils_uclient -W \$(cat $secret) -u demo -e 127.0.0.2 -r 3480 -n 100 127.0.0.1
 Stop it with Ctrl-C.
 
 TXT
-exec "$tern" serve --config deploy/tern.conf "$@"
+exec "$tern" serve --config deploy/tern.conf --auth-secret-file "$secret" "$@"

@@ -39,7 +39,9 @@ std::string secretFile() {
     char name[] = "/tmp/tern-test-secret-XXXXXX";
     const int fd = ::mkstemp(name);
     REQUIRE(fd >= 0);
-    const std::string line = std::string("# rotated in last\nold-secret\n") + kSecret + "\n";
+    // The current secret first (tern token mints with it), an older one still accepted.
+    const std::string line = std::string("# current, then the one being rotated out\n") + kSecret +
+                             "\nold-secret\n";
     REQUIRE(::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()));
     ::close(fd);
     return std::string(name);
@@ -283,5 +285,41 @@ TEST_CASE("a peer on the relay's own address outside the relay ports is refused 
   CHECK(transact(fd.get(), session, [&] { return session.channelBind(0x4000, server.udp()); }) ==
         client::TurnSession::Outcome::kError);
   CHECK(session.lastErrorCode() == 403);
+  CHECK(server.process().stop(SIGTERM) == 0);
+}
+
+TEST_CASE("tern token mints credentials that a real client allocates with") {
+  TernServer server(relayArgs());
+  // The first secret of the file is the one new credentials use; the server accepts all.
+  auto minted = test::runCommand({test::ternBinary(), "token", "--secret-file", secretFile(), "--user",
+                                  "webapp", "--ttl", "600", "--url", "turn:127.0.0.1:3478"});
+  INFO(minted.output);
+  REQUIRE(minted.status == 0);
+  std::smatch user, pass;
+  REQUIRE(std::regex_search(minted.output, user, std::regex(R"(username: (\d+:webapp))")));
+  REQUIRE(std::regex_search(minted.output, pass, std::regex(R"(password: (\S+))")));
+  CHECK(minted.output.find(R"("urls": ["turn:127.0.0.1:3478"])") != std::string::npos);
+  CHECK(minted.output.find("\"credential\": \"" + pass[1].str() + "\"") != std::string::npos);
+  auto used = test::runCommand({"/usr/bin/python3", TERN_CLIENTS_DIR "/aioice_echo.py", "--server",
+                                server.udp().toString(), "--username", user[1].str(), "--password",
+                                pass[1].str(), "--peer-host", kPeerHost, "--sizes", "100,1000"});
+  INFO(used.output);
+  CHECK(used.status == 0);
+  CHECK(server.process().stop(SIGTERM) == 0);
+}
+
+TEST_CASE("tern token without a secret says how to give one") {
+  auto r = test::runCommand({test::ternBinary(), "token", "--user", "x"});
+  CHECK(r.status == 2);
+  CHECK(r.output.find("--secret-file") != std::string::npos);
+}
+
+TEST_CASE("every TURN request is refused when no credentials are configured, with a warning") {
+  TernServer server({"--relay-ip", "127.0.0.1", "--allow-peer", "127.0.0.0/8"});
+  CHECK(server.process().waitForLine("no credentials configured").has_value());
+  auto fd = test::connectedSocket(false, kLoopbackClient, server.udp());
+  client::TurnSession session("anyone", "anything");
+  CHECK(allocate(fd.get(), session) == client::TurnSession::Outcome::kError);
+  CHECK(session.lastErrorCode() == 401);
   CHECK(server.process().stop(SIGTERM) == 0);
 }

@@ -109,3 +109,94 @@ TEST_CASE("an unknown key in the --config file is an error") {
   CHECK_THROWS_AS(parse({"--config", path}), CLI::ParseError);
   std::remove(path.c_str());
 }
+
+TEST_CASE("TURN defaults: relay ports 49152-65535, 100 allocations per user, 1 h maximum lifetime") {
+  auto s = validate(Config{}, 2);
+  REQUIRE(s.has_value());
+  CHECK(s->relay_port_min == 49152);
+  CHECK(s->relay_port_max == 65535);
+  CHECK(s->max_allocations == 0);
+  CHECK(s->max_allocations_per_user == 100);
+  CHECK(s->max_lifetime == 3600);
+  CHECK(s->realm == "tern");
+  CHECK_FALSE(s->hasCredentials());
+}
+
+TEST_CASE("every TURN option problem is reported at once") {
+  Config c;
+  c.relay_ips = {"0.0.0.0", "not-an-ip"};
+  c.relay_ports = "3000-2000";
+  c.external_ips = {"203.0.113.5=10.0.0.5", "203.0.113.5=::1", "nope"};
+  c.allow_peers = {"10.0.0.0/33"};
+  c.deny_peers = {"[::1]/128"};
+  c.users = {"nocolon", "alice:ok"};
+  c.auth_secret_files = {"/nonexistent/tern-secret"};
+  c.max_lifetime = "60";
+  c.realm = "";
+  auto s = validate(c, 1);
+  REQUIRE_FALSE(s.has_value());
+  const auto& p = s.error();
+  auto mentions = [&](std::string_view key) {
+    return std::count_if(p.begin(), p.end(), [&](const std::string& line) {
+      return line.rfind(std::string(key) + ":", 0) == 0;
+    });
+  };
+  CHECK(mentions("relay-ip") == 2);
+  CHECK(mentions("relay-ports") == 1);
+  CHECK(mentions("external-ip") == 2);
+  CHECK(mentions("allow-peer") == 1);
+  CHECK(mentions("deny-peer") == 1);
+  CHECK(mentions("user") == 1);
+  CHECK(mentions("auth-secret-file") == 1);
+  CHECK(mentions("max-lifetime") == 1);
+  CHECK(mentions("realm") == 1);
+}
+
+TEST_CASE("a listen port inside the relay range is refused: relay ports are reachable as peers") {
+  Config c;
+  c.listen = {"127.0.0.1:50000"};
+  auto s = validate(c, 1);
+  REQUIRE_FALSE(s.has_value());
+  CHECK(s.error().front().find("contains the listen port 50000") != std::string::npos);
+}
+
+TEST_CASE("secret files hold one secret per line; comments, blank lines and CRLF are skipped") {
+  const std::string path = "tern_config_test_secrets.txt";
+  {
+    std::ofstream f(path);
+    f << "# current first\r\nnew-secret\r\n\n   \n  old-secret  \n";
+  }
+  Config c;
+  c.auth_secret_files = {path};
+  auto s = validate(c, 1);
+  std::remove(path.c_str());
+  REQUIRE(s.has_value());
+  CHECK(s->auth_secrets == std::vector<std::string>{"new-secret", "old-secret"});
+  CHECK(s->hasCredentials());
+}
+
+TEST_CASE("--external-ip maps PUBLIC for PRIVATE, or for the whole family") {
+  Config c;
+  c.external_ips = {"203.0.113.5=10.0.0.5", "2001:db8::5"};
+  auto s = validate(c, 1);
+  REQUIRE(s.has_value());
+  REQUIRE(s->external_ips.size() == 2);
+  CHECK(s->external_ips[0].public_ip.toString() == "203.0.113.5");
+  CHECK(s->external_ips[0].private_ip->toString() == "10.0.0.5");
+  CHECK_FALSE(s->external_ips[1].private_ip.has_value());
+}
+
+TEST_CASE("the secret from TERN_AUTH_SECRET is used but never printed with the configuration") {
+  ::setenv("TERN_AUTH_SECRET", "from-the-environment", 1);
+  Config config;
+  CLI::App app{"test", "tern serve"};
+  addServeOptions(app, config);
+  const char* argv[] = {"tern serve", "--workers", "1"};
+  app.parse(3, const_cast<char**>(argv));
+  ::unsetenv("TERN_AUTH_SECRET");
+  CHECK(config.auth_secret == "from-the-environment");
+  CHECK(app.config_to_str(true, true).find("from-the-environment") == std::string::npos);
+  auto s = validate(config, 1);
+  REQUIRE(s.has_value());
+  CHECK(s->auth_secrets == std::vector<std::string>{"from-the-environment"});
+}
