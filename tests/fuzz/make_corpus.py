@@ -232,7 +232,29 @@ def server_seeds():
     broken[23] = 0x40  # SOFTWARE claims 64 bytes
     indication = message(0x001, 0b01, [])
     allocate = message(0x003, 0b00, [u32(0x0019, 17 << 24)])
+    # Flag 0x08 has the harness sign the request as a valid user; the last byte of a packet
+    # being odd also sends it to the first relay as peer traffic.
+    tids = [bytes([i]) * 12 for i in range(1, 9)]
+    udp = struct.pack("!I", 17 << 24)
+    turn_flow = server_input(
+        (0x08, message(ALLOCATE, REQUEST, [attr(0x0019, udp), u32(0x000D, 1800)], tid=tids[0])),
+        (0x08, message(CREATE_PERMISSION, REQUEST, [xor_addr(0x0012, "8.8.8.8", 3478, tids[1]),
+                                                     xor_addr(0x0012, "1.1.1.1", 53, tids[1])], tid=tids[1])),
+        (0x08, message(CHANNEL_BIND, REQUEST, [u32(0x000C, 0x4000 << 16),
+                                                xor_addr(0x0012, "8.8.8.8", 3478, tids[2])], tid=tids[2])),
+        (0x10, cd(0x4000, b"media-1")),
+        (0x00, message(SEND, INDICATION, [xor_addr(0x0012, "1.1.1.1", 53, tids[3]), attr(0x0013, b"send!")],
+                       tid=tids[3])),
+        (0x08, message(REFRESH, REQUEST, [u32(0x000D, 0)], tid=tids[4])),
+    )
+    pairs = server_input(
+        (0x08, message(ALLOCATE, REQUEST, [attr(0x0019, udp), attr(0x0018, b"\x80")], tid=tids[5])),
+        (0x09, message(ALLOCATE, REQUEST, [attr(0x0019, udp), attr(0x0022, bytes(8))], tid=tids[6])),
+        (0xF8, message(REFRESH, REQUEST, [u32(0x000D, 600)], tid=tids[7])),
+    )
     return {
+        "turn-flow": turn_flow,
+        "even-port-pairs": pairs,
         "binding-udp-tcp": server_input((0x00, binding), (0x15, binding_fp)),
         "rfc5769-requests": server_input((0x01, v["kRfc5769Request"]), (0x02, v["kRfc5769LongTermRequest"]),
                                          (0x03, v["kRfc8489B1Request"])),

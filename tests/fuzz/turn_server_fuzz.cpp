@@ -4,15 +4,21 @@
 // was sent, addressed to the client that sent it.
 //
 // Input format, repeated: [flags][length hi][length lo][length bytes of packet]
-//   flags bits 0-1: client index (0-3), bit 2: TCP instead of UDP, bits 4-7: seconds to advance.
+//   flags bits 0-1: client index (0-3), bit 2: TCP instead of UDP, bit 3: sign the request
+//   (the harness adds USERNAME, REALM, a fresh NONCE and MESSAGE-INTEGRITY for a valid user,
+//   so mutations reach the allocation state machine instead of stopping at a bad MAC),
+//   bits 4-7: seconds to advance.
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
+#include "auth/message_integrity.hpp"
 #include "fuzz_check.hpp"
 #include "support/core_services.hpp"
 #include "metrics/worker_counters.hpp"
 #include "relay/core/turn_server.hpp"
+#include "relay/wire/attributes.hpp"
+#include "relay/wire/builder.hpp"
 #include "relay/wire/channel_data.hpp"
 #include "relay/wire/message.hpp"
 #include "support/recording_output.hpp"
@@ -64,6 +70,33 @@ core::FiveTuple clientTuple(std::uint8_t flags) {
           {wire::IpAddress::v4({198, 51, 100, 1}), 3478}};
 }
 
+// Rebuilds a parsed request with valid long-term credentials (see the input format).
+std::vector<std::uint8_t> signedCopy(wire::Bytes packet, const core::ServerServices& services,
+                                     const core::FiveTuple& tuple, core::TimePoint now) {
+  auto view = wire::MessageView::parse(packet);
+  if (!view || view->messageClass() != wire::MessageClass::kRequest) return {packet.begin(), packet.end()};
+  static const auto key = auth::longTermKey(auth::PasswordAlgorithmId::kMd5, test::kTestUser,
+                                            test::kTestRealm, test::kTestPassword);
+  std::vector<std::uint8_t> out(packet.size() + 256);
+  wire::MessageBuilder b(out, static_cast<wire::Method>(view->method()), wire::MessageClass::kRequest,
+                         view->transactionId());
+  view->forEachAttribute([&](const wire::RawAttribute& a) {
+    using T = wire::AttributeType;
+    const auto type = static_cast<T>(a.type);
+    if (type == T::kUsername || type == T::kRealm || type == T::kNonce) return;
+    b.addRaw(a.type, a.value);
+  });
+  const std::string nonce = services.authenticator->nonces().issue(tuple.client, now);
+  b.add(wire::attr::Username{test::kTestUser})
+      .add(wire::attr::Realm{test::kTestRealm})
+      .add(wire::attr::Nonce{nonce});
+  auth::addIntegrity(b, wire::AttributeType::kMessageIntegrity, key);
+  auto done = b.finish();
+  if (!done) return {packet.begin(), packet.end()};
+  out.resize(done->size());
+  return out;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -92,8 +125,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto header = wire::parseHeader(packet);
     if (header) output.expected_transaction = header->transaction_id;
     // A heap copy of exactly the packet, so AddressSanitizer catches any read past its end.
-    std::vector<std::uint8_t> copy(packet.begin(), packet.end());
+    std::vector<std::uint8_t> copy = (flags & 0x08) != 0
+                                         ? signedCopy(packet, services, output.expected_tuple, now)
+                                         : std::vector<std::uint8_t>(packet.begin(), packet.end());
     server.onClientPacket(output.expected_tuple, copy, now);
+    // Peer traffic to every open relay, from a peer the policy allows, so relaying is covered.
+    if (!output.open_relays.empty() && length > 0 && (data[pos - 1] & 1) != 0) {
+      const auto relay = output.open_relays.begin()->first;
+      server.onPeerPacket(relay, {wire::IpAddress::v4({8, 8, 8, 8}), 3478}, copy, now);
+    }
+    server.onTick(now);
     TERN_FUZZ_CHECK(output.responses - before <= 1);
     if (output.responses > before) {
       TERN_FUZZ_CHECK(header.has_value() && header->isRequest());
