@@ -47,6 +47,10 @@ struct ServerServices {
   std::shared_ptr<AllocationQuota> quota;
 };
 
+// Whose allocations a quota counts: for a TURN REST username `<expiry>:<user>` the user, so
+// fresh credentials do not reset the count; otherwise the username itself.
+std::string_view quotaKey(std::string_view username) noexcept;
+
 // The address advertised for a relay socket bound to `local` (RFC 8656 §7.2 XOR-RELAYED-ADDRESS).
 SocketAddress advertisedAddress(const std::vector<ExternalIp>& external, const SocketAddress& local) noexcept;
 

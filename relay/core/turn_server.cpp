@@ -38,7 +38,7 @@ const wire::Bytes kZeroPadding{reinterpret_cast<const std::uint8_t*>("\0\0\0"), 
 
 void ServerContext::endAllocation(Allocation& allocation, metrics::AllocationEnd why, TimePoint now) noexcept {
   output.closeRelay(allocation.relay());
-  services.quota->release(allocation.username());
+  services.quota->release(quotaKey(allocation.username()));
   counters.allocations_ended[metrics::idx(why)].add();
   output.onAllocationEnded(allocation.tuple(), allocation.username(), metrics::labelOf(why),
                            std::chrono::duration_cast<std::chrono::seconds>(now - allocation.created()));

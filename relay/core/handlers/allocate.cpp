@@ -23,6 +23,12 @@ void answerSuccess(const Allocation& a, std::uint32_t lifetime, const FiveTuple&
 
 void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& response) noexcept {
   const auto& request = ctx.request;
+  // RFC 8656 §7.2: only a 5-tuple "currently in use by an existing allocation" is 437; one
+  // whose lifetime has run out is ended here, before the worker's next tick would.
+  if (Allocation* stale = server.allocations.find(ctx.tuple);
+      stale != nullptr && stale->expired(ctx.now)) {
+    server.endAllocation(*stale, metrics::AllocationEnd::kExpired, ctx.now);
+  }
   if (Allocation* existing = server.allocations.find(ctx.tuple)) {
     if (existing->allocateTransaction() == request.transactionId()) {
       const auto left = std::chrono::duration_cast<std::chrono::seconds>(existing->expires() - ctx.now);
@@ -59,14 +65,24 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
     response.error(ec::kBadRequest, "EVEN-PORT and RESERVATION-TOKEN together");
     return;
   }
+  // RFC 8656 §7.2 item 5: nor does it go with REQUESTED- or ADDITIONAL-ADDRESS-FAMILY.
   if (token && request.has(AttributeType::kRequestedAddressFamily)) {
     response.error(ec::kBadRequest, "RESERVATION-TOKEN and REQUESTED-ADDRESS-FAMILY together");
+    return;
+  }
+  if (token && request.has(AttributeType::kAdditionalAddressFamily)) {
+    response.error(ec::kBadRequest, "RESERVATION-TOKEN and ADDITIONAL-ADDRESS-FAMILY together");
     return;
   }
   if (even_port) {
     auto e = request.get<wire::attr::EvenPort>();
     if (!e) {
       response.error(ec::kBadRequest, "Malformed EVEN-PORT");
+      return;
+    }
+    // RFC 8656 §7.2 item 8: EVEN-PORT with the R bit and ADDITIONAL-ADDRESS-FAMILY is 400.
+    if (e->reserve_next && request.has(AttributeType::kAdditionalAddressFamily)) {
+      response.error(ec::kBadRequest, "EVEN-PORT with R=1 and ADDITIONAL-ADDRESS-FAMILY together");
       return;
     }
     relay_request.even_port = true;
@@ -120,7 +136,7 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
   }
 
   // Quotas before any resource is taken (RFC 8656 §7.2: 486 per user, 508 for the server).
-  switch (server.services.quota->acquire(ctx.username)) {
+  switch (server.services.quota->acquire(quotaKey(ctx.username))) {
     case AllocationQuota::Grant::kGranted: break;
     case AllocationQuota::Grant::kUserQuotaReached:
       response.error(ec::kAllocationQuotaReached, "Allocation Quota Reached for this user");
@@ -132,7 +148,7 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
   RelayError relay_error{};
   auto relay = server.output.openRelay(relay_request, relay_error);
   if (!relay) {
-    server.services.quota->release(ctx.username);
+    server.services.quota->release(quotaKey(ctx.username));
     switch (relay_error) {
       case RelayError::kFamilyNotConfigured:
         response.error(ec::kAddressFamilyNotSupported, "Address Family not Supported by this relay");
