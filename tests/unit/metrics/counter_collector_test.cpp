@@ -37,3 +37,28 @@ TEST_CASE("one-writer counters add without read-modify-write instructions") {
   c.add(5);
   CHECK(c.get() == 1005);
 }
+
+TEST_CASE("relayed traffic, auth results and allocation life cycle are exported, with a live gauge") {
+  WorkerCounters a, b;
+  a.relayed(Direction::kClientToPeer, ClientTransport::kUdp, 160);
+  b.relayed(Direction::kClientToPeer, ClientTransport::kUdp, 40);
+  b.relayed(Direction::kPeerToClient, ClientTransport::kTcp, 1200);
+  a.auth_results[idx(AuthResult::kStaleNonce)].add();
+  a.allocations_created[idx(ClientTransport::kUdp)].add(3);
+  b.allocations_created[idx(ClientTransport::kUdp)].add(1);
+  a.allocations_ended[idx(AllocationEnd::kExpired)].add();
+  b.allocations_ended[idx(AllocationEnd::kDeleted)].add();
+
+  CounterCollector collector;
+  collector.addWorker(&a);
+  collector.addWorker(&b);
+  const std::string text = prometheus::TextSerializer{}.Serialize(collector.Collect());
+  CHECK(text.find("tern_relayed_packets_total{direction=\"client_to_peer\",transport=\"udp\"} 2") != std::string::npos);
+  CHECK(text.find("tern_relayed_bytes_total{direction=\"client_to_peer\",transport=\"udp\"} 200") != std::string::npos);
+  CHECK(text.find("tern_relayed_bytes_total{direction=\"peer_to_client\",transport=\"tcp\"} 1200") != std::string::npos);
+  CHECK(text.find("tern_auth_results_total{result=\"stale_nonce\"} 1") != std::string::npos);
+  CHECK(text.find("tern_allocations_created_total{transport=\"udp\"} 4") != std::string::npos);
+  CHECK(text.find("tern_allocations_ended_total{reason=\"expired\"} 1") != std::string::npos);
+  CHECK(text.find("# TYPE tern_allocations_active gauge") != std::string::npos);
+  CHECK(text.find("tern_allocations_active 2") != std::string::npos);
+}
