@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,18 @@ class Allocation {
   // RFC 8656 §7.2: a retransmitted Allocate is answered with success again, not 437.
   const wire::TransactionId& allocateTransaction() const noexcept { return allocate_transaction_; }
   void setAllocateTransaction(const wire::TransactionId& t) noexcept { allocate_transaction_ = t; }
+  // What that success carried besides the addresses and the lifetime, for the retransmission:
+  // the RESERVATION-TOKEN of the port reserved with it, and whether ADDITIONAL-ADDRESS-FAMILY
+  // was refused with ADDRESS-ERROR-CODE.
+  const std::optional<std::uint64_t>& reservationToken() const noexcept {
+    return reservation_token_;
+  }
+  bool additionalFamilyRefused() const noexcept { return additional_family_refused_; }
+  void setAllocateExtras(std::optional<std::uint64_t> token,
+                         bool additional_family_refused) noexcept {
+    reservation_token_ = token;
+    additional_family_refused_ = additional_family_refused;
+  }
 
   // RFC 8656 §9: permissions are per IP address; expired ones do not count.
   bool hasPermission(const IpAddress& peer, TimePoint now) const noexcept;
@@ -67,6 +80,8 @@ class Allocation {
   TimePoint created_;
   TimePoint expires_;
   wire::TransactionId allocate_transaction_{};
+  std::optional<std::uint64_t> reservation_token_;
+  bool additional_family_refused_ = false;
   std::vector<Permission> permissions_;
   std::vector<ChannelBinding> channels_;
 };

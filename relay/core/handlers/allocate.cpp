@@ -10,13 +10,21 @@ namespace {
 using wire::AttributeType;
 namespace ec = wire::error_code;
 
-// RFC 8656 §7.2 (retransmission): the same request again gets the same answer.
+// RFC 8656 §7.2 (retransmission): the same request again gets the same answer, including
+// the RESERVATION-TOKEN a client whose first answer was lost would otherwise never learn.
 void answerSuccess(const Allocation& a, std::uint32_t lifetime, const FiveTuple& tuple,
                    ResponseWriter& response) noexcept {
-  response.success()
-      .add(wire::attr::XorRelayedAddress{a.relayed()})
-      .add(wire::attr::Lifetime{lifetime})
-      .add(wire::attr::XorMappedAddress{tuple.client});
+  auto& b = response.success()
+                .add(wire::attr::XorRelayedAddress{a.relayed()})
+                .add(wire::attr::Lifetime{lifetime})
+                .add(wire::attr::XorMappedAddress{tuple.client});
+  if (a.reservationToken()) b.add(wire::attr::ReservationToken{*a.reservationToken()});
+  if (a.additionalFamilyRefused()) {
+    // RFC 8656 §7.2: the IPv4 allocation stands; the IPv6 half is refused with its reason.
+    b.add(wire::attr::AddressErrorCode{static_cast<std::uint8_t>(wire::AddressFamily::kIPv6),
+                                       ec::kAddressFamilyNotSupported,
+                                       "Dual allocation is not offered"});
+  }
 }
 
 }  // namespace
@@ -175,21 +183,13 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
                                                  ctx.now);
   allocation->setExpiry(ctx.now + lifetime);
   allocation->setAllocateTransaction(request.transactionId());
+  allocation->setAllocateExtras(relay->reservation_token, additional_family);
   Allocation& a = server.allocations.insert(std::move(allocation));
   server.counters.allocations_created[metrics::idx(counterTransport(ctx.tuple.transport))].add();
   server.output.onAllocationCreated(ctx.tuple, ctx.username, relayed,
                                     static_cast<std::uint32_t>(lifetime.count()));
 
   answerSuccess(a, static_cast<std::uint32_t>(lifetime.count()), ctx.tuple, response);
-  if (relay->reservation_token) {
-    response.builder().add(wire::attr::ReservationToken{*relay->reservation_token});
-  }
-  if (additional_family) {
-    // RFC 8656 §7.2: the IPv4 allocation stands; the IPv6 half is refused with its reason.
-    response.builder().add(wire::attr::AddressErrorCode{
-        static_cast<std::uint8_t>(wire::AddressFamily::kIPv6), ec::kAddressFamilyNotSupported,
-        "Dual allocation is not offered"});
-  }
 }
 
 }  // namespace tern::core::handlers

@@ -1,6 +1,9 @@
 // The CreatePermission method (RFC 8656 §10.2): installs or refreshes permissions for one or
 // more peer IP addresses, all or none.
 #include "relay/core/handlers/handlers.hpp"
+
+#include <algorithm>
+
 #include "relay/core/peer_policy.hpp"
 #include "relay/wire/attributes.hpp"
 
@@ -39,6 +42,9 @@ void createPermission(ServerContext& server, const RequestContext& ctx, Response
       reason = describe(verdict);
       return;
     }
+    // One permission per IP (RFC 8656 §9): a repeated address, in any port or form, takes
+    // one place, or the cap check below would count it once per attribute.
+    if (std::find(peers.begin(), peers.end(), ip) != peers.end()) return;
     if (!peers.push(ip)) {
       code = ec::kBadRequest;
       reason = "Too many XOR-PEER-ADDRESS attributes";
