@@ -2,11 +2,11 @@
 #include "relay/app/token.hpp"
 
 #include <ctime>
-#include <fstream>
 #include <iostream>
 #include <stdexcept>
 
 #include "auth/rest_credentials.hpp"
+#include "relay/config/secret_file.hpp"
 
 namespace tern::app {
 
@@ -23,17 +23,7 @@ std::string jsonString(const std::string& s) {
 
 }  // namespace
 
-std::string firstSecret(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot read secret file '" + path + "'");
-  for (std::string line; std::getline(in, line);) {
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
-    const auto start = line.find_first_not_of(" \t");
-    if (start == std::string::npos || line[start] == '#') continue;
-    return line.substr(start);
-  }
-  throw std::runtime_error("secret file '" + path + "' holds no secret");
-}
+std::string firstSecret(const std::string& path) { return config::readSecretFile(path).front(); }
 
 int runToken(const TokenOptions& options) {
   const auto credential = auth::mintRestCredential(options.secret, options.user,

@@ -1,10 +1,13 @@
 // Validation of the operator's configuration: every problem is reported at once.
 #include "relay/config/config.hpp"
 
+#include <stdexcept>
+
+#include "relay/config/secret_file.hpp"
+
 #include "relay/core/cidr.hpp"
 
 #include <charconv>
-#include <fstream>
 #include <set>
 
 namespace tern::config {
@@ -57,25 +60,6 @@ T number(std::vector<std::string>& problems, std::string_view key, const std::st
   return static_cast<T>(*v);
 }
 
-// Reads secrets, one per line; blank lines and lines starting with '#' are skipped.
-void readSecretFile(const std::string& path, std::vector<std::string>& secrets,
-                    std::vector<std::string>& problems) {
-  std::ifstream in(path);
-  if (!in) {
-    problems.push_back("auth-secret-file: cannot read '" + path + "'");
-    return;
-  }
-  std::size_t found = 0;
-  for (std::string line; std::getline(in, line);) {
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
-    const auto start = line.find_first_not_of(" \t");
-    if (start == std::string::npos || line[start] == '#') continue;
-    secrets.push_back(line.substr(start));
-    ++found;
-  }
-  if (found == 0) problems.push_back("auth-secret-file: '" + path + "' holds no secret");
-}
-
 void validateTurn(const Config& config, Settings& s, std::vector<std::string>& problems) {
   s.realm = config.realm;
   // RFC 8489 §14.9: REALM is fewer than 128 characters.
@@ -83,7 +67,12 @@ void validateTurn(const Config& config, Settings& s, std::vector<std::string>& p
     problems.push_back("realm: must be 1 to 127 bytes");
   }
   for (const auto& path : config.auth_secret_files) {
-    if (!path.empty()) readSecretFile(path, s.auth_secrets, problems);
+    if (path.empty()) continue;
+    try {
+      for (auto& secret : readSecretFile(path)) s.auth_secrets.push_back(std::move(secret));
+    } catch (const std::runtime_error& e) {
+      problems.push_back(std::string("auth-secret-file: ") + e.what());
+    }
   }
   if (!config.auth_secret.empty()) s.auth_secrets.push_back(config.auth_secret);
   for (const auto& user : config.users) {
