@@ -1,4 +1,4 @@
-// TURN over UDP (RFC 8656) against a real `tern serve`, with clients nobody here wrote:
+// TURN over UDP and TCP (RFC 8656) against a real `tern serve`, with clients nobody here wrote:
 // coturn's turnutils_uclient relaying to turnutils_peer (channels and Send/Data indications,
 // several clients at once) and python3-aioice's TURN client through an echo peer; plus the
 // refusals a client must get (401, 438, 437) and a peer without permission kept out.
@@ -120,6 +120,48 @@ TEST_CASE("turnutils_uclient relays with Send and Data indications (-s) with zer
   CHECK(r.received == 200);
   CHECK(server.process().stop(SIGTERM) == 0);
   CHECK(peer.stop(SIGTERM) >= 0);
+}
+
+TEST_CASE("turnutils_uclient over TCP (-t) relays channels, padded to 4 bytes, with zero loss") {
+  TernServer server(relayArgs());
+  const auto peer_port = freeUdpPort(kPeerHost);
+  test::ChildProcess peer({"/usr/bin/turnutils_peer", "-L", kPeerHost, "-p", std::to_string(peer_port)});
+  usleep(200 * 1000);
+  // 161-byte messages: ChannelData over TCP must be padded (RFC 8656 §12.5) both ways.
+  auto r = runUclient(server.udp().port, peer_port, {"-t", "-n", "100", "-m", "4", "-l", "161", "-z", "5"});
+  INFO(r.output);
+  CHECK(r.lost == 0);
+  CHECK(r.sent == 400);
+  CHECK(r.received == 400);
+  CHECK(server.process().stop(SIGTERM) == 0);
+  CHECK(peer.stop(SIGTERM) >= 0);
+}
+
+TEST_CASE("turnutils_uclient over TCP with Send and Data indications (-t -s) with zero loss") {
+  TernServer server(relayArgs());
+  const auto peer_port = freeUdpPort(kPeerHost);
+  test::ChildProcess peer({"/usr/bin/turnutils_peer", "-L", kPeerHost, "-p", std::to_string(peer_port)});
+  usleep(200 * 1000);
+  auto r = runUclient(server.udp().port, peer_port, {"-t", "-s", "-c", "-n", "100", "-m", "2", "-l", "1000", "-z", "5"});
+  INFO(r.output);
+  CHECK(r.lost == 0);
+  CHECK(r.sent == 200);
+  CHECK(r.received == 200);
+  CHECK(server.process().stop(SIGTERM) == 0);
+  CHECK(peer.stop(SIGTERM) >= 0);
+}
+
+TEST_CASE("python3-aioice over TCP relays datagrams byte-identical") {
+  TernServer server(relayArgs());
+  const auto credential = auth::mintRestCredential(kSecret, "aioice-tcp", std::time(nullptr), 600);
+  auto result = test::runCommand({"/usr/bin/python3", TERN_CLIENTS_DIR "/aioice_echo.py", "--server",
+                                  server.tcp().toString(), "--username", credential.username,
+                                  "--password", credential.password, "--peer-host", kPeerHost,
+                                  "--transport", "tcp"});
+  INFO(result.output);
+  CHECK(result.status == 0);
+  CHECK(result.output.find("\"intact\": 6") != std::string::npos);
+  CHECK(server.process().stop(SIGTERM) == 0);
 }
 
 TEST_CASE("python3-aioice relays datagrams of several sizes byte-identical through a channel") {
