@@ -11,7 +11,10 @@ if [ "${1:-build}" = test ]; then
   # coturn brings turnutils_stunclient/uclient/peer and python3-aioice a Python TURN client:
   # the third-party clients the tests drive;
   # clang builds the libFuzzer targets when a fuzz run is asked for.
-  want+=(coturn clang python3-aioice)
+  # chromium (Debian's, driven by playwright-core from npm) runs the WebRTC tests; nodejs
+  # and npm only when the machine has no node of its own.
+  want+=(coturn clang python3-aioice chromium)
+  command -v node >/dev/null 2>&1 || want+=(nodejs npm)
 fi
 
 missing=()

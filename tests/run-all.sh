@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's second command, and what CI runs (.ci/run): install what is missing, build
 # with AddressSanitizer + UndefinedBehaviorSanitizer, and run every test: unit, integration
-# (real processes on loopback, coturn's clients) and the fuzz corpora replays. The release
+# (real processes on loopback: coturn's clients, python3-aioice, headless Chromium) and the
+# fuzz corpora replays. The release
 # build is compiled too, so optimiser-only warnings cannot slip through.
 #
 # Options (environment):
@@ -12,6 +13,9 @@ cd "$(dirname "$0")/.."
 preset="${TERN_TEST_PRESET:-asan}"
 
 bash deploy/install-deps.sh test
+# playwright-core for the browser tests, exactly as locked (it drives /usr/bin/chromium and
+# downloads no browser of its own).
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
 cmake --preset "$preset" >/dev/null
 cmake --build --preset "$preset"

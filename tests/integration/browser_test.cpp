@@ -1,0 +1,77 @@
+// A WebRTC call through tern in a real browser: headless Chromium (Debian's, driven by
+// playwright-core from tests/browser) opens two RTCPeerConnections with iceTransportPolicy
+// 'relay' and tern as the only ICE server, exchanges data-channel messages, and getStats
+// must show a relay<->relay selected pair. A wrong or expired credential gives no relay
+// candidate. (turns: over TLS arrives with tern's TLS listener.)
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <ctime>
+#include <fstream>
+
+#include "auth/rest_credentials.hpp"
+#include "support/process.hpp"
+#include "support/tern_server.hpp"
+
+using namespace tern;
+using test::TernServer;
+
+namespace {
+
+constexpr const char* kSecret = "browser-secret";
+
+std::string secretFile() {
+  static const std::string path = [] {
+    char name[] = "/tmp/tern-browser-secret-XXXXXX";
+    const int fd = ::mkstemp(name);
+    REQUIRE(fd >= 0);
+    const std::string line = std::string(kSecret) + "\n";
+    REQUIRE(::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()));
+    ::close(fd);
+    return std::string(name);
+  }();
+  return path;
+}
+
+test::CommandResult runBrowser(const std::string& url, const std::string& username,
+                               const std::string& credential, const char* expect) {
+  return test::runCommand({"/usr/bin/node", TERN_BROWSER_DIR "/webrtc_relay.mjs", "--url", url, "--username",
+                           username, "--credential", credential, "--expect", expect},
+                          std::chrono::seconds(90));
+}
+
+}  // namespace
+
+TEST_CASE("Chromium relays a data channel through tern, relay to relay, over turn: UDP and TCP") {
+  // No --allow-peer: the two relayed addresses are the relay's own, reachable on relay ports.
+  TernServer server({"--relay-ip", "127.0.0.1", "--auth-secret-file", secretFile()});
+  const auto credential = auth::mintRestCredential(kSecret, "chromium", std::time(nullptr), 600);
+  for (const char* transport : {"udp", "tcp"}) {
+    CAPTURE(transport);
+    const std::string url = "turn:" + server.udp().toString() + "?transport=" + transport;
+    auto r = runBrowser(url, credential.username, credential.password, "relay");
+    INFO(r.output);
+    CHECK(r.status == 0);
+    CHECK(r.output.find(R"("local":"relay","remote":"relay")") != std::string::npos);
+    CHECK(r.output.find(std::string(R"("relayProtocol":")") + transport + "\"") != std::string::npos);
+    CHECK(r.output.find(R"("echoed":20)") != std::string::npos);
+  }
+  CHECK(server.process().stop(SIGTERM) == 0);
+}
+
+TEST_CASE("Chromium gets no relay candidate with a wrong or an expired credential (401)") {
+  TernServer server({"--relay-ip", "127.0.0.1", "--auth-secret-file", secretFile()});
+  const std::string url = "turn:" + server.udp().toString() + "?transport=udp";
+  const auto good = auth::mintRestCredential(kSecret, "chromium", std::time(nullptr), 600);
+  const auto expired = auth::mintRestCredential(kSecret, "chromium", std::time(nullptr) - 7200, 60);
+  for (const auto& [username, password] : {std::pair{good.username, std::string("wrong")},
+                                           std::pair{expired.username, expired.password}}) {
+    auto r = runBrowser(url, username, password, "no-relay");
+    INFO(r.output);
+    CHECK(r.status == 0);
+    CHECK(r.output.find(R"("code":401)") != std::string::npos);
+  }
+  CHECK(server.process().output().find("allocation created") == std::string::npos);
+  CHECK(server.process().stop(SIGTERM) == 0);
+}
