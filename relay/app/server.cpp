@@ -40,6 +40,17 @@ struct BoundAddress {
   std::vector<FileDescriptor> tcp;
 };
 
+// Binds `workers` TCP sockets for a TLS-only listener.
+std::vector<FileDescriptor> bindTlsAddress(wire::SocketAddress& address, unsigned workers) {
+  if (address.port != 0) io::ensureAddressFree(SocketKind::kTcp, address);
+  std::vector<FileDescriptor> fds;
+  for (unsigned w = 0; w < workers; ++w) {
+    fds.push_back(io::openBoundSocket(SocketKind::kTcp, address, {}));
+    if (address.port == 0) address.port = io::localAddress(fds.back().get()).port;
+  }
+  return fds;
+}
+
 // Binds `workers` UDP and TCP sockets to one address. With port 0 the first UDP socket picks
 // the port and the rest follow it, so every worker and both transports share one port.
 BoundAddress bindAddress(const wire::SocketAddress& wanted, const config::Settings& settings) {
@@ -116,11 +127,13 @@ struct SharedServices {
   core::ServerServices services;
   std::vector<wire::IpAddress> relay_ips;
   std::shared_ptr<io::ReservationRegistry> reservations = std::make_shared<io::ReservationRegistry>();
+  std::shared_ptr<const io::TlsContext> tls;
 };
 
 SharedServices buildServices(const config::Settings& settings) {
   SharedServices shared;
   shared.relay_ips = relayAddresses(settings);
+  if (settings.hasTls()) shared.tls = io::TlsContext::load(settings.cert, settings.key);
 
   auth::CredentialOptions credentials;
   credentials.realm = settings.realm;
@@ -182,6 +195,9 @@ class Server {
     const SharedServices shared = buildServices(settings_);
     std::vector<BoundAddress> addresses;
     for (const auto& a : settings_.listen) addresses.push_back(bindAddress(a, settings_));
+    std::vector<wire::SocketAddress> tls_addresses = settings_.tls_listen;
+    std::vector<std::vector<FileDescriptor>> tls_fds;
+    for (auto& a : tls_addresses) tls_fds.push_back(bindTlsAddress(a, settings_.workers));
 
     for (unsigned w = 0; w < settings_.workers; ++w) {
       io::WorkerSockets sockets;
@@ -189,9 +205,11 @@ class Server {
         sockets.udp.push_back(std::move(bound.udp[w]));
         sockets.tcp.push_back(std::move(bound.tcp[w]));
       }
+      for (auto& fds : tls_fds) sockets.tls.push_back(std::move(fds[w]));
       const auto [first, last] =
           io::PortPool::share(settings_.relay_port_min, settings_.relay_port_max, w, settings_.workers);
-      io::WorkerSetup setup{shared.options, shared.services, shared.relay_ips, first, last, shared.reservations};
+      io::WorkerSetup setup{shared.options, shared.services, shared.relay_ips, first, last, shared.reservations,
+                            shared.tls};
       workers_.push_back(std::make_unique<io::Worker>(w, settings_, std::move(sockets), std::move(setup)));
     }
     for (auto& worker : workers_) {
@@ -204,6 +222,9 @@ class Server {
       }
     }
     // Appends, not operator+ chains: GCC 12 at -O3 raises a false -Wrestrict on those.
+    for (const auto& a : tls_addresses) {
+      io::log::info("listening", {{"transport", "tls"}, {"address", a.toString()}});
+    }
     std::string relay_ips;
     for (const auto& ip : shared.relay_ips) {
       if (!relay_ips.empty()) relay_ips += ',';

@@ -40,6 +40,15 @@ void addServeOptions(CLI::App& app, Config& config) {
       ->type_name("SECONDS")
       ->capture_default_str();
 
+  // TLS.
+  app.add_option("--tls-listen", config.tls_listen,
+                 "Address to serve TURN over TLS on (TCP, repeatable); needs --cert and --key")
+      ->type_name("ADDR:PORT");
+  app.add_option("--cert", config.cert,
+                 "PEM certificate chain for TLS; with it, --listen TCP ports also accept TLS")
+      ->type_name("FILE");
+  app.add_option("--key", config.key, "PEM private key of --cert")->type_name("FILE");
+
   // Authentication.
   app.add_option("--realm", config.realm, "REALM of long-term credentials (RFC 8489 §9.2)")
       ->type_name("TEXT")

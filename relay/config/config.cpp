@@ -8,6 +8,7 @@
 #include "relay/core/cidr.hpp"
 
 #include <charconv>
+#include <fstream>
 #include <set>
 
 namespace tern::config {
@@ -60,6 +61,31 @@ T number(std::vector<std::string>& problems, std::string_view key, const std::st
   return static_cast<T>(*v);
 }
 
+void validateTls(const Config& config, Settings& s, std::vector<std::string>& problems) {
+  for (const auto& text : config.tls_listen) {
+    if (text.empty()) continue;
+    auto address = wire::SocketAddress::parse(text);
+    if (!address) {
+      problems.push_back("tls-listen: '" + text + "' is not ADDR:PORT");
+      continue;
+    }
+    s.tls_listen.push_back(*address);
+  }
+  if (config.cert.empty() != config.key.empty()) {
+    problems.push_back(std::string(config.cert.empty() ? "cert" : "key") + ": --cert and --key go together");
+  }
+  if (!s.tls_listen.empty() && config.cert.empty()) {
+    problems.push_back("tls-listen: needs --cert and --key");
+  }
+  for (const auto* file : {&config.cert, &config.key}) {
+    if (!file->empty() && !std::ifstream(*file)) {
+      problems.push_back(std::string(file == &config.cert ? "cert" : "key") + ": cannot read '" + *file + "'");
+    }
+  }
+  s.cert = config.cert;
+  s.key = config.key;
+}
+
 void validateTurn(const Config& config, Settings& s, std::vector<std::string>& problems) {
   s.realm = config.realm;
   // RFC 8489 §14.9: REALM is fewer than 128 characters.
@@ -108,7 +134,9 @@ void validateTurn(const Config& config, Settings& s, std::vector<std::string>& p
     }
     // Relay ports on the relay's own addresses are reachable as peers by design, so a
     // listener inside the range would be reachable through the relay itself.
-    for (const auto& a : s.listen) {
+    std::vector<wire::SocketAddress> all = s.listen;
+    all.insert(all.end(), s.tls_listen.begin(), s.tls_listen.end());
+    for (const auto& a : all) {
       if (a.port != 0 && a.port >= s.relay_port_min && a.port <= s.relay_port_max) {
         problems.push_back("relay-ports: " + config.relay_ports + " contains the listen port " +
                            std::to_string(a.port));
@@ -217,6 +245,7 @@ Expected<Settings, std::vector<std::string>> validate(const Config& config, unsi
   s.tcp_idle_timeout = number<unsigned>(problems, "tcp-idle-timeout", config.tcp_idle_timeout, 1,
                                         7 * 24 * 3600);
 
+  validateTls(config, s, problems);
   validateTurn(config, s, problems);
   if (!problems.empty()) return Unexpected{std::move(problems)};
   return s;

@@ -28,6 +28,12 @@ struct Config {
   std::string udp_send_buffer = "0";     // SO_SNDBUF bytes (K/M suffix); 0: system default
   std::string tcp_idle_timeout = "300";  // seconds a stream connection may stay silent
 
+  // TURN over TLS (RFC 8656 §3.1): TLS-only TCP listeners; with a certificate, plain --listen
+  // TCP ports also accept TLS, told apart by the first byte.
+  std::vector<std::string> tls_listen;
+  std::string cert;  // PEM certificate chain
+  std::string key;   // PEM private key
+
   // Authentication (RFC 8489 §9.2; TURN REST API credentials).
   std::string realm = "tern";
   std::vector<std::string> auth_secret_files;  // one secret per line; several for rotation
@@ -70,6 +76,11 @@ struct Settings {
   std::uint32_t udp_receive_buffer = 0;
   std::uint32_t udp_send_buffer = 0;
   unsigned tcp_idle_timeout = 300;
+
+  std::vector<wire::SocketAddress> tls_listen;
+  std::string cert;
+  std::string key;
+  bool hasTls() const noexcept { return !cert.empty(); }
 
   std::string realm;
   std::vector<std::string> auth_secrets;

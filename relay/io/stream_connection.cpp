@@ -27,41 +27,109 @@ core::SocketAddress endpoint(uv_tcp_t* tcp, bool peer) {
 }
 }  // namespace
 
+namespace {
+// Scratch space for ciphertext and undecided first bytes; callbacks on one loop thread run
+// one at a time, so one buffer per thread serves every connection of a worker.
+thread_local std::vector<char> t_scratch(64 * 1024);
+}  // namespace
+
 StreamConnection::StreamConnection(uv_loop_t* loop, uv_stream_t* server, StreamHandler& handler,
-                                   core::Transport transport, core::TimePoint now)
-    : handler_(handler), loop_(loop), last_activity_(now) {
+                                   core::TimePoint now, std::shared_ptr<const TlsContext> tls,
+                                   bool require_tls)
+    : handler_(handler),
+      loop_(loop),
+      last_activity_(now),
+      tls_context_(std::move(tls)),
+      require_tls_(require_tls),
+      decided_(tls_context_ == nullptr) {
   checkUv(uv_tcp_init(loop, handle_.get()), "uv_tcp_init");
   handle_.initialized(this);
   checkUv(uv_accept(server, reinterpret_cast<uv_stream_t*>(handle_.get())), "uv_accept");
   // Media is latency-sensitive; never wait to coalesce small frames.
   uv_tcp_nodelay(handle_.get(), 1);
-  tuple_ = {transport, endpoint(handle_.get(), true), endpoint(handle_.get(), false)};
+  tuple_ = {core::Transport::kTcp, endpoint(handle_.get(), true), endpoint(handle_.get(), false)};
   checkUv(uv_read_start(
               reinterpret_cast<uv_stream_t*>(handle_.get()),
               [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
                 auto* self = ownerOf<StreamConnection>(h);
-                if (!self) {
-                  *buf = uv_buf_init(nullptr, 0);
-                  return;
-                }
-                auto space = self->framer_.writable();
-                *buf = uv_buf_init(reinterpret_cast<char*>(space.data()),
-                                   static_cast<unsigned>(space.size()));
+                *buf = self ? self->readBuffer() : uv_buf_init(nullptr, 0);
               },
-              [](uv_stream_t* h, ssize_t nread, const uv_buf_t*) {
-                if (auto* self = ownerOf<StreamConnection>(h)) self->onRead(nread);
+              [](uv_stream_t* h, ssize_t nread, const uv_buf_t* buf) {
+                if (auto* self = ownerOf<StreamConnection>(h)) self->onRead(nread, buf->base);
               }),
           "uv_read_start");
 }
 
-void StreamConnection::onRead(ssize_t nread) noexcept {
+uv_buf_t StreamConnection::readBuffer() noexcept {
+  if (decided_ && !tls_) {
+    auto space = framer_.writable();
+    return uv_buf_init(reinterpret_cast<char*>(space.data()), static_cast<unsigned>(space.size()));
+  }
+  return uv_buf_init(t_scratch.data(), static_cast<unsigned>(t_scratch.size()));
+}
+
+void StreamConnection::onRead(ssize_t nread, const char* data) noexcept {
   if (nread == 0) return;  // EAGAIN
   if (nread < 0) {
     close(nread == UV_EOF ? "closed by client" : uv_strerror(static_cast<int>(nread)));
     return;
   }
   last_activity_ = core::TimePoint{std::chrono::milliseconds{uv_now(loop_)}};
-  framer_.commit(static_cast<std::size_t>(nread));
+  const wire::Bytes bytes{reinterpret_cast<const std::uint8_t*>(data), static_cast<std::size_t>(nread)};
+  if (!decided_ && !decideTransport(bytes[0])) return;
+  if (tls_) {
+    onCiphertext(bytes);
+    return;
+  }
+  if (data != reinterpret_cast<const char*>(framer_.writable().data())) {
+    // The first bytes landed in the scratch buffer while the transport was undecided.
+    auto space = framer_.writable();
+    const std::size_t n = std::min(space.size(), bytes.size());
+    std::memcpy(space.data(), bytes.data(), n);
+    framer_.commit(n);
+  } else {
+    framer_.commit(bytes.size());
+  }
+  onPlaintext();
+}
+
+bool StreamConnection::decideTransport(std::uint8_t first) noexcept {
+  decided_ = true;
+  if (looksLikeTls(first)) {
+    try {
+      tls_ = std::make_unique<TlsSession>(tls_context_);
+    } catch (const std::exception& e) {
+      close(e.what());
+      return false;
+    }
+    tuple_.transport = core::Transport::kTls;
+    return true;
+  }
+  if (require_tls_) {
+    close("not a TLS handshake on a TLS port");
+    return false;
+  }
+  return true;
+}
+
+void StreamConnection::onCiphertext(wire::Bytes data) noexcept {
+  tls_->feed(data);
+  while (true) {
+    const long n = tls_->readPlaintext(framer_.writable());
+    if (n < 0) {
+      flushCiphertext();  // a TLS alert, if OpenSSL produced one
+      close(tls_->error().c_str());
+      return;
+    }
+    if (n == 0) break;
+    framer_.commit(static_cast<std::size_t>(n));
+    onPlaintext();
+    if (closed()) return;
+  }
+  if (!flushCiphertext()) close("TLS write failed");
+}
+
+void StreamConnection::onPlaintext() noexcept {
   while (auto frame = framer_.next()) {
     handler_.onFrame(*this, frame->bytes);
     if (closed()) return;  // the handler closed us
@@ -69,7 +137,31 @@ void StreamConnection::onRead(ssize_t nread) noexcept {
   if (framer_.invalid()) close("not STUN or ChannelData framing");
 }
 
+bool StreamConnection::flushCiphertext() noexcept {
+  tls_->takeCiphertext(ciphertext_);
+  if (ciphertext_.empty()) return true;
+  const wire::Bytes all = ciphertext_;
+  // Handshake and alert records must not be dropped; their size is small and bounded.
+  return sendRaw(std::span<const wire::Bytes>(&all, 1));
+}
+
 bool StreamConnection::send(std::span<const wire::Bytes> parts) noexcept {
+  if (!handle_) return false;
+  if (!tls_) return sendRaw(parts);
+  if (!tls_->handshakeDone()) return false;
+  // Past the bound, drop before encrypting: a TLS record cannot be dropped half-written.
+  std::size_t total = 0;
+  for (const auto& p : parts) total += p.size();
+  if (queuedBytes() + total > kMaxQueuedBytes) return false;
+  // One frame, one TLS record: some clients (coturn's uclient among them) take each record
+  // as a whole message. Encryption copies anyway, so assembling the frame first costs little.
+  plaintext_.clear();
+  for (const auto& p : parts) plaintext_.insert(plaintext_.end(), p.begin(), p.end());
+  if (!tls_->writePlaintext(plaintext_)) return false;
+  return flushCiphertext();
+}
+
+bool StreamConnection::sendRaw(std::span<const wire::Bytes> parts) noexcept {
   if (!handle_ || parts.size() > 4) return false;
   auto* stream = reinterpret_cast<uv_stream_t*>(handle_.get());
   uv_buf_t bufs[4];
@@ -86,8 +178,8 @@ bool StreamConnection::send(std::span<const wire::Bytes> parts) noexcept {
   const std::size_t written = rc > 0 ? static_cast<std::size_t>(rc) : 0;
   if (written == total) return true;
   // A partly written frame must be finished or the stream is corrupt, so the bound applies
-  // only to frames not yet started.
-  if (written == 0 && queuedBytes() + total > kMaxQueuedBytes) return false;
+  // only to frames not yet started (TLS output is bounded before encryption, in send()).
+  if (written == 0 && !tls_ && queuedBytes() + total > kMaxQueuedBytes) return false;
   auto req = std::make_unique<WriteRequest>();
   req->data.reserve(total - written);
   std::size_t skip = written;

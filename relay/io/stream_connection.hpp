@@ -1,14 +1,19 @@
-// A client's TCP connection: reads into a StreamFramer (RFC 8656 §6.2 framing), hands whole
-// frames to its owner, and writes with a bounded queue so a slow reader can never make the
-// relay buffer without limit: past the bound, writes are dropped and counted.
+// A client's TCP or TLS connection: reads into a StreamFramer (RFC 8656 §6.2 framing), hands
+// whole frames to its owner, and writes with a bounded queue so a slow reader can never make
+// the relay buffer without limit: past the bound, writes are dropped and counted. With a TLS
+// context, the first byte decides: a TLS handshake record makes it a TLS connection (RFC 8656
+// §3.1), anything else plain TCP unless the listener requires TLS.
 #pragma once
 
 #include <uv.h>
 
 #include <cstdint>
+#include <memory>
+#include <vector>
 #include <span>
 
 #include "relay/core/five_tuple.hpp"
+#include "relay/io/tls.hpp"
 #include "relay/io/uv_handle.hpp"
 #include "relay/wire/stream_framer.hpp"
 
@@ -30,8 +35,8 @@ class StreamConnection {
   static constexpr std::size_t kMaxQueuedBytes = 256 * 1024;
 
   // Accepts the pending connection of `server` into a new handle and starts reading.
-  StreamConnection(uv_loop_t* loop, uv_stream_t* server, StreamHandler& handler,
-                   core::Transport transport, core::TimePoint now);
+  StreamConnection(uv_loop_t* loop, uv_stream_t* server, StreamHandler& handler, core::TimePoint now,
+                   std::shared_ptr<const TlsContext> tls = nullptr, bool require_tls = false);
   StreamConnection(const StreamConnection&) = delete;
   StreamConnection& operator=(const StreamConnection&) = delete;
 
@@ -49,7 +54,15 @@ class StreamConnection {
 
  private:
   struct WriteRequest;
-  void onRead(ssize_t nread) noexcept;
+  void onRead(ssize_t nread, const char* data) noexcept;
+  void onPlaintext() noexcept;
+  void onCiphertext(wire::Bytes data) noexcept;
+  bool decideTransport(std::uint8_t first) noexcept;
+  bool sendRaw(std::span<const wire::Bytes> parts) noexcept;
+  bool flushCiphertext() noexcept;
+  // Where libuv reads to: the framer for plain TCP, the worker thread's scratch buffer while
+  // undecided or for TLS (ciphertext goes into the session's BIO at once).
+  uv_buf_t readBuffer() noexcept;
 
   UvHandle<uv_tcp_t> handle_;
   StreamHandler& handler_;
@@ -57,6 +70,12 @@ class StreamConnection {
   wire::StreamFramer framer_;
   core::FiveTuple tuple_;
   core::TimePoint last_activity_;
+  std::shared_ptr<const TlsContext> tls_context_;
+  std::unique_ptr<TlsSession> tls_;
+  bool require_tls_;
+  bool decided_;
+  std::vector<std::uint8_t> ciphertext_;  // reused for TLS output
+  std::vector<std::uint8_t> plaintext_;   // reused to assemble one frame per TLS record
 };
 
 }  // namespace tern::io

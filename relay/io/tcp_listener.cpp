@@ -5,8 +5,8 @@
 
 namespace tern::io {
 
-TcpListener::TcpListener(uv_loop_t* loop, FileDescriptor fd, ConnectionAcceptor& acceptor)
-    : acceptor_(acceptor), local_(io::localAddress(fd.get())) {
+TcpListener::TcpListener(uv_loop_t* loop, FileDescriptor fd, ConnectionAcceptor& acceptor, bool require_tls)
+    : acceptor_(acceptor), local_(io::localAddress(fd.get())), require_tls_(require_tls) {
   checkUv(uv_tcp_init(loop, handle_.get()), "uv_tcp_init");
   handle_.initialized(this);
   checkUv(uv_tcp_open(handle_.get(), fd.get()), "uv_tcp_open");

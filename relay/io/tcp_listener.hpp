@@ -20,18 +20,21 @@ class ConnectionAcceptor {
 
 class TcpListener {
  public:
-  TcpListener(uv_loop_t* loop, FileDescriptor fd, ConnectionAcceptor& acceptor);
+  // `require_tls`: a --tls-listen port, where plain TCP is refused.
+  TcpListener(uv_loop_t* loop, FileDescriptor fd, ConnectionAcceptor& acceptor, bool require_tls = false);
   TcpListener(const TcpListener&) = delete;
   TcpListener& operator=(const TcpListener&) = delete;
 
   uv_stream_t* stream() const noexcept { return reinterpret_cast<uv_stream_t*>(handle_.get()); }
   const wire::SocketAddress& localAddress() const noexcept { return local_; }
+  bool requireTls() const noexcept { return require_tls_; }
   void close() noexcept { handle_.close(); }
 
  private:
   UvHandle<uv_tcp_t> handle_;
   ConnectionAcceptor& acceptor_;
   wire::SocketAddress local_;
+  bool require_tls_;
 };
 
 }  // namespace tern::io

@@ -57,6 +57,9 @@ class Worker::Loop final : public DatagramHandler,
     for (auto& fd : sockets.tcp) {
       tcp_.push_back(std::make_unique<TcpListener>(loop_.get(), std::move(fd), *this));
     }
+    for (auto& fd : sockets.tls) {
+      tcp_.push_back(std::make_unique<TcpListener>(loop_.get(), std::move(fd), *this, true));
+    }
   }
 
   Mailbox& mailbox() noexcept { return mailbox_; }
@@ -86,8 +89,8 @@ class Worker::Loop final : public DatagramHandler,
   // --- ConnectionAcceptor
   void onConnection(TcpListener& listener) noexcept override {
     try {
-      auto connection = std::make_unique<StreamConnection>(loop_.get(), listener.stream(), *this,
-                                                           core::Transport::kTcp, loop_.now());
+      auto connection = std::make_unique<StreamConnection>(loop_.get(), listener.stream(), *this, loop_.now(),
+                                                           worker_.setup_.tls, listener.requireTls());
       StreamKey key{connection->tuple().client, connection->tuple().server};
       connections_[key] = std::move(connection);
     } catch (const std::exception& e) {

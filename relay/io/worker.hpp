@@ -15,12 +15,14 @@
 #include "relay/core/server_options.hpp"
 #include "relay/io/reservations.hpp"
 #include "relay/io/socket_util.hpp"
+#include "relay/io/tls.hpp"
 
 namespace tern::io {
 
 struct WorkerSockets {
   std::vector<FileDescriptor> udp;
   std::vector<FileDescriptor> tcp;
+  std::vector<FileDescriptor> tls;  // --tls-listen: TCP, TLS required
 };
 
 // What a worker needs beyond its sockets: the core's settings and shared services, and where
@@ -33,6 +35,8 @@ struct WorkerSetup {
   std::uint16_t relay_port_last = 0;
   // EVEN-PORT reservations, shared by all workers (the paired Allocate may land elsewhere).
   std::shared_ptr<ReservationRegistry> reservations = std::make_shared<ReservationRegistry>();
+  // With a certificate: TLS on --tls-listen ports, and on --listen TCP ports by first byte.
+  std::shared_ptr<const TlsContext> tls;
 };
 
 class Worker {

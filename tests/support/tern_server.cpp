@@ -29,7 +29,13 @@ TernServer::TernServer(std::vector<std::string> extra) {
     if (at == std::string::npos || addr == std::string::npos) continue;
     auto address = wire::SocketAddress::parse(line.substr(addr + 8));
     if (!address) throw std::runtime_error("cannot parse listening line: " + line);
-    (line.find("transport=udp") != std::string::npos ? udp_ : tcp_).push_back(*address);
+    if (line.find("transport=udp") != std::string::npos) {
+      udp_.push_back(*address);
+    } else if (line.find("transport=tls") != std::string::npos) {
+      tls_.push_back(*address);
+    } else {
+      tcp_.push_back(*address);
+    }
   }
   if (udp_.empty() || tcp_.empty()) throw std::runtime_error("no listeners in:\n" + process_->output());
 }

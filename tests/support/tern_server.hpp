@@ -19,11 +19,12 @@ class TernServer {
   // The address a listener reported, e.g. udp(0) for the first UDP listener.
   wire::SocketAddress udp(std::size_t i = 0) const { return udp_.at(i); }
   wire::SocketAddress tcp(std::size_t i = 0) const { return tcp_.at(i); }
+  wire::SocketAddress tls(std::size_t i = 0) const { return tls_.at(i); }
   ChildProcess& process() { return *process_; }
 
  private:
   std::unique_ptr<ChildProcess> process_;
-  std::vector<wire::SocketAddress> udp_, tcp_;
+  std::vector<wire::SocketAddress> udp_, tcp_, tls_;
 };
 
 }  // namespace tern::test

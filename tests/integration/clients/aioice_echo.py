@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import os
+import ssl
 import sys
 
 import aioice.turn
@@ -43,9 +44,13 @@ async def run(args):
     host, port = args.server.rsplit(":", 1)
     echo_transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=(args.peer_host, 0))
     peer = echo_transport.get_extra_info("sockname")[:2]
+    tls = None
+    if args.cafile:
+        # TURN over TLS (RFC 8656 §3.1), verifying the server against the test CA.
+        tls = ssl.create_default_context(cafile=args.cafile)
     turn, collector = await aioice.turn.create_turn_endpoint(
         Collector, server_addr=(host, int(port)), username=args.username,
-        password=args.password, transport=args.transport)
+        password=args.password, transport=args.transport, ssl=tls)
     relayed = turn.get_extra_info("sockname")
     sizes = [int(s) for s in args.sizes.split(",")]
     sent = {}
@@ -82,6 +87,7 @@ def main():
     p.add_argument("--peer-host", default="127.0.0.2")
     p.add_argument("--transport", default="udp", choices=["udp", "tcp"])
     p.add_argument("--sizes", default="1,7,160,1000,1400,8000")
+    p.add_argument("--cafile", help="use TLS (with --transport tcp), trusting this CA")
     args = p.parse_args()
     sys.exit(asyncio.run(run(args)))
 

@@ -200,3 +200,23 @@ TEST_CASE("the secret from TERN_AUTH_SECRET is used but never printed with the c
   REQUIRE(s.has_value());
   CHECK(s->auth_secrets == std::vector<std::string>{"from-the-environment"});
 }
+
+TEST_CASE("TLS options: --tls-listen needs --cert and --key, which go together and must be readable") {
+  Config c;
+  c.tls_listen = {"127.0.0.1:5349", "nowhere"};
+  c.cert = "/nonexistent/chain.pem";
+  auto s = validate(c, 1);
+  REQUIRE_FALSE(s.has_value());
+  const auto& p = s.error();
+  auto has = [&](std::string_view text) {
+    return std::any_of(p.begin(), p.end(), [&](const std::string& l) { return l.find(text) != std::string::npos; });
+  };
+  CHECK(has("tls-listen: 'nowhere' is not ADDR:PORT"));
+  CHECK(has("--cert and --key go together"));
+  CHECK(has("cert: cannot read '/nonexistent/chain.pem'"));
+  Config alone;
+  alone.tls_listen = {"127.0.0.1:5349"};
+  auto t = validate(alone, 1);
+  REQUIRE_FALSE(t.has_value());
+  CHECK(t.error().front() == "tls-listen: needs --cert and --key");
+}

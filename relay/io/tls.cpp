@@ -1,0 +1,105 @@
+// See tls.hpp.
+#include "relay/io/tls.hpp"
+
+#include <openssl/err.h>
+
+#include <stdexcept>
+
+namespace tern::io {
+
+namespace {
+
+std::string opensslError(const char* what) {
+  std::string out = what;
+  if (const unsigned long e = ERR_get_error(); e != 0) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    out += ": ";
+    out += buf;
+  }
+  ERR_clear_error();
+  return out;
+}
+
+}  // namespace
+
+std::shared_ptr<const TlsContext> TlsContext::load(const std::string& chain_file, const std::string& key_file) {
+  auto context = std::shared_ptr<TlsContext>(new TlsContext());
+  context->ctx_.reset(SSL_CTX_new(TLS_server_method()));
+  SSL_CTX* ctx = context->ctx_.get();
+  if (ctx == nullptr) throw std::runtime_error(opensslError("SSL_CTX_new"));
+  // TLS 1.2 and 1.3 only; older versions have known weaknesses and no TURN client needs them.
+  if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+    throw std::runtime_error(opensslError("SSL_CTX_set_min_proto_version"));
+  }
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+  // Partial writes and a moving buffer would break the memory-BIO write path.
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  if (SSL_CTX_use_certificate_chain_file(ctx, chain_file.c_str()) != 1) {
+    throw std::runtime_error(opensslError(("certificate chain '" + chain_file + "'").c_str()));
+  }
+  if (SSL_CTX_use_PrivateKey_file(ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    throw std::runtime_error(opensslError(("private key '" + key_file + "'").c_str()));
+  }
+  if (SSL_CTX_check_private_key(ctx) != 1) {
+    throw std::runtime_error(opensslError("the private key does not match the certificate"));
+  }
+  return context;
+}
+
+TlsSession::TlsSession(std::shared_ptr<const TlsContext> context) : context_(std::move(context)) {
+  ssl_.reset(SSL_new(context_->get()));
+  if (!ssl_) throw std::runtime_error(opensslError("SSL_new"));
+  in_ = BIO_new(BIO_s_mem());
+  out_ = BIO_new(BIO_s_mem());
+  if (in_ == nullptr || out_ == nullptr) {
+    BIO_free(in_);
+    BIO_free(out_);
+    throw std::runtime_error("BIO_new failed");
+  }
+  // A memory BIO that runs dry must say "retry", not "end of file".
+  BIO_set_mem_eof_return(in_, -1);
+  BIO_set_mem_eof_return(out_, -1);
+  SSL_set_bio(ssl_.get(), in_, out_);  // ssl_ owns both BIOs from here
+  SSL_set_accept_state(ssl_.get());
+}
+
+void TlsSession::feed(wire::Bytes ciphertext) noexcept {
+  if (!ciphertext.empty()) BIO_write(in_, ciphertext.data(), static_cast<int>(ciphertext.size()));
+}
+
+long TlsSession::readPlaintext(wire::MutableBytes out) noexcept {
+  if (out.empty()) return 0;
+  const int n = SSL_read(ssl_.get(), out.data(), static_cast<int>(std::min<std::size_t>(out.size(), 1 << 30)));
+  if (n > 0) return n;
+  switch (SSL_get_error(ssl_.get(), n)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE: return 0;  // handshake records are waiting in out_
+    case SSL_ERROR_ZERO_RETURN: error_ = "closed by client (TLS close_notify)"; return -1;
+    default: error_ = opensslError("TLS"); return -1;
+  }
+}
+
+bool TlsSession::writePlaintext(wire::Bytes plaintext) noexcept {
+  std::size_t done = 0;
+  while (done < plaintext.size()) {
+    const int n = SSL_write(ssl_.get(), plaintext.data() + done, static_cast<int>(plaintext.size() - done));
+    if (n <= 0) {
+      error_ = opensslError("TLS write");
+      return false;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+void TlsSession::takeCiphertext(std::vector<std::uint8_t>& out) {
+  out.clear();
+  const auto pending = BIO_ctrl_pending(out_);
+  if (pending == 0) return;
+  out.resize(pending);
+  const int n = BIO_read(out_, out.data(), static_cast<int>(pending));
+  out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+}
+
+}  // namespace tern::io

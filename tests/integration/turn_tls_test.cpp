@@ -1,0 +1,132 @@
+// TURN over TLS (RFC 8656 §3.1) against a real `tern serve`: coturn's turnutils_uclient with
+// -t -S on a TLS-only port and on a plain port that tells TLS apart by its first byte, and
+// python3-aioice verifying tern's certificate against a test CA.
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <ctime>
+#include <regex>
+
+#include "auth/rest_credentials.hpp"
+#include "support/process.hpp"
+#include "support/stun_socket.hpp"
+#include "support/tern_server.hpp"
+#include "support/test_certificates.hpp"
+
+using namespace tern;
+using test::TernServer;
+
+namespace {
+
+constexpr const char* kSecret = "tls-secret";
+constexpr const char* kPeerHost = "127.0.0.2";
+
+std::string secretFile() {
+  static const std::string path = [] {
+    char name[] = "/tmp/tern-tls-secret-XXXXXX";
+    const int fd = ::mkstemp(name);
+    REQUIRE(fd >= 0);
+    const std::string line = std::string(kSecret) + "\n";
+    REQUIRE(::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()));
+    ::close(fd);
+    return std::string(name);
+  }();
+  return path;
+}
+
+std::vector<std::string> tlsArgs() {
+  const auto& certs = test::testCertificates();
+  return {"--tls-listen", "127.0.0.1:0", "--cert", certs.chain, "--key", certs.key, "--relay-ip",
+          "127.0.0.1", "--allow-peer", "127.0.0.0/8", "--auth-secret-file", secretFile()};
+}
+
+std::uint16_t freeUdpPort(const char* host) {
+  auto fd = io::openBoundSocket(io::SocketKind::kUdp, {*wire::IpAddress::parse(host), 0}, {});
+  return io::localAddress(fd.get()).port;
+}
+
+struct Report {
+  long sent = -1, received = -1, lost = -1;
+  std::string output;
+};
+
+Report uclientTls(std::uint16_t port, std::uint16_t peer_port) {
+  auto result = test::runCommand({"/usr/bin/turnutils_uclient", "-t", "-S", "-W", kSecret, "-u", "tls",
+                                  "-e", kPeerHost, "-r", std::to_string(peer_port), "-p",
+                                  std::to_string(port), "-n", "100", "-m", "2", "-l", "161", "-z", "5",
+                                  "127.0.0.1"},
+                                 std::chrono::seconds(60));
+  Report r;
+  r.output = result.output;
+  std::smatch m;
+  if (std::regex_search(r.output, m, std::regex(R"(Total lost packets (\d+))"))) r.lost = std::stol(m[1]);
+  if (std::regex_search(r.output, m, std::regex(R"(start_mclient: tot_send_msgs=(\d+), tot_recv_msgs=(\d+))"))) {
+    r.sent = std::stol(m[1]);
+    r.received = std::stol(m[2]);
+  }
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("turnutils_uclient over TLS (-t -S) on a TLS port relays with zero loss") {
+  TernServer server(tlsArgs());
+  const auto peer_port = freeUdpPort(kPeerHost);
+  test::ChildProcess peer({"/usr/bin/turnutils_peer", "-L", kPeerHost, "-p", std::to_string(peer_port)});
+  usleep(200 * 1000);
+  auto r = uclientTls(server.tls().port, peer_port);
+  INFO(r.output);
+  CHECK(r.lost == 0);
+  CHECK(r.sent == 200);
+  CHECK(r.received == 200);
+  CHECK(server.process().output().find("transport=tls") != std::string::npos);
+  CHECK(server.process().stop(SIGTERM) == 0);
+  CHECK(peer.stop(SIGTERM) >= 0);
+}
+
+TEST_CASE("a --listen TCP port serves TLS too, told apart by the first byte") {
+  TernServer server(tlsArgs());
+  const auto peer_port = freeUdpPort(kPeerHost);
+  test::ChildProcess peer({"/usr/bin/turnutils_peer", "-L", kPeerHost, "-p", std::to_string(peer_port)});
+  usleep(200 * 1000);
+  auto r = uclientTls(server.tcp().port, peer_port);
+  INFO(r.output);
+  CHECK(r.lost == 0);
+  CHECK(r.received == 200);
+  // ... and plain TCP still works on the same port.
+  auto probe = test::runCommand({test::ternBinary(), "probe", "--tcp", "--server", server.tcp().toString()});
+  CHECK(probe.status == 0);
+  CHECK(server.process().stop(SIGTERM) == 0);
+  CHECK(peer.stop(SIGTERM) >= 0);
+}
+
+TEST_CASE("python3-aioice over TLS verifies tern's certificate and relays byte-identical") {
+  TernServer server(tlsArgs());
+  const auto credential = auth::mintRestCredential(kSecret, "aioice-tls", std::time(nullptr), 600);
+  auto result = test::runCommand({"/usr/bin/python3", TERN_CLIENTS_DIR "/aioice_echo.py", "--server",
+                                  server.tls().toString(), "--username", credential.username, "--password",
+                                  credential.password, "--peer-host", kPeerHost, "--transport", "tcp",
+                                  "--cafile", test::testCertificates().ca});
+  INFO(result.output);
+  CHECK(result.status == 0);
+  CHECK(result.output.find("\"intact\": 6") != std::string::npos);
+  CHECK(server.process().stop(SIGTERM) == 0);
+}
+
+TEST_CASE("plain TCP on a TLS-only port is refused and closed") {
+  TernServer server(tlsArgs());
+  auto probe = test::runCommand({test::ternBinary(), "probe", "--tcp", "--timeout", "3", "--server",
+                                 server.tls().toString()});
+  CHECK(probe.status == 1);
+  CHECK(server.process().waitForLine("not a TLS handshake on a TLS port").has_value());
+  CHECK(server.process().stop(SIGTERM) == 0);
+}
+
+TEST_CASE("a certificate that does not match its key stops start-up with a clear error") {
+  const auto& certs = test::testCertificates();
+  auto r = test::runCommand({test::ternBinary(), "serve", "--listen", "127.0.0.1:0", "--relay-ports",
+                             "61000-65535", "--cert", certs.ca, "--key", certs.key});
+  CHECK(r.status == 1);
+  CHECK(r.output.find("mismatch") != std::string::npos);
+}

@@ -1,0 +1,33 @@
+// See test_certificates.hpp.
+#include "support/test_certificates.hpp"
+
+#include <stdexcept>
+
+#include "support/process.hpp"
+
+namespace tern::test {
+
+const TestCertificates& testCertificates() {
+  static const TestCertificates certs = [] {
+    char dir[] = "/tmp/tern-test-certs-XXXXXX";
+    if (::mkdtemp(dir) == nullptr) throw std::runtime_error("mkdtemp failed");
+    TestCertificates c{dir, std::string(dir) + "/ca.pem", std::string(dir) + "/chain.pem",
+                       std::string(dir) + "/server.key"};
+    const std::string script =
+        "set -e; cd " + c.dir +
+        "; openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+        " -keyout ca.key -out ca.pem -subj /CN=tern-test-ca -days 1 2>/dev/null"
+        "; openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+        " -keyout server.key -out server.csr -subj /CN=127.0.0.1 2>/dev/null"
+        "; printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth\\n' > ext.cnf"
+        "; openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem"
+        " -days 1 -extfile ext.cnf 2>/dev/null"
+        "; cat server.pem ca.pem > chain.pem";
+    auto r = runCommand({"/bin/bash", "-c", script});
+    if (r.status != 0) throw std::runtime_error("making test certificates failed: " + r.output);
+    return c;
+  }();
+  return certs;
+}
+
+}  // namespace tern::test
