@@ -13,7 +13,8 @@ if [ "${1:-build}" = test ]; then
   # clang builds the libFuzzer targets when a fuzz run is asked for.
   # chromium (Debian's, driven by playwright-core from npm) runs the WebRTC tests; nodejs
   # and npm only when the machine has no node of its own.
-  want+=(coturn clang python3-aioice chromium)
+  # libnss3-tools' certutil makes Chromium trust the test CA for turns: tests.
+  want+=(coturn clang python3-aioice chromium libnss3-tools)
   command -v node >/dev/null 2>&1 || want+=(nodejs npm)
 fi
 

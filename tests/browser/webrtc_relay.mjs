@@ -2,11 +2,18 @@
 // WebRTC data channel between two RTCPeerConnections forced to relay through one TURN server.
 //
 //   node webrtc_relay.mjs --url turn:127.0.0.1:3478?transport=udp --username U --credential P
-//                         [--expect relay|no-relay] [--messages 20]
+//                         [--expect relay|no-relay] [--messages 20] [--ca ca.pem]
+//
+// With --ca, Chromium trusts that CA for turns: through a fresh NSS database in a temporary
+// HOME (certutil, Debian package libnss3-tools): certificates are really verified.
 //
 // Prints one JSON line: the selected candidate pair's types and relay protocol, messages
 // echoed, and any icecandidateerror. Exits 0 when the expectation holds.
 import { chromium } from 'playwright-core';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 function parseArgs(argv) {
   const out = { expect: 'relay', messages: 20 };
@@ -89,9 +96,17 @@ async function call(cfg) {
 }
 
 const args = parseArgs(process.argv);
+const home = mkdtempSync(join(tmpdir(), 'tern-chromium-home-'));
+if (args.ca) {
+  const db = `sql:${join(home, '.pki', 'nssdb')}`;
+  execFileSync('mkdir', ['-p', join(home, '.pki', 'nssdb')]);
+  execFileSync('certutil', ['-N', '--empty-password', '-d', db]);
+  execFileSync('certutil', ['-A', '-t', 'C,,', '-n', 'tern-test-ca', '-i', args.ca, '-d', db]);
+}
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',
   headless: true,
+  env: { ...process.env, HOME: home },
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
          '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
@@ -102,6 +117,7 @@ try {
                                        expect: args.expect, messages: args.messages });
 } finally {
   await browser.close();
+  rmSync(home, { recursive: true, force: true });
 }
 console.log(JSON.stringify(result));
 const ok = args.expect === 'no-relay'

@@ -2,7 +2,8 @@
 // playwright-core from tests/browser) opens two RTCPeerConnections with iceTransportPolicy
 // 'relay' and tern as the only ICE server, exchanges data-channel messages, and getStats
 // must show a relay<->relay selected pair. A wrong or expired credential gives no relay
-// candidate. (turns: over TLS arrives with tern's TLS listener.)
+// candidate. turns: over TLS is verified for real: Chromium trusts a test CA through an NSS
+// database, and refuses the same server without it.
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include "auth/rest_credentials.hpp"
 #include "support/process.hpp"
 #include "support/tern_server.hpp"
+#include "support/test_certificates.hpp"
 
 using namespace tern;
 using test::TernServer;
@@ -35,10 +37,12 @@ std::string secretFile() {
 }
 
 test::CommandResult runBrowser(const std::string& url, const std::string& username,
-                               const std::string& credential, const char* expect) {
-  return test::runCommand({"/usr/bin/node", TERN_BROWSER_DIR "/webrtc_relay.mjs", "--url", url, "--username",
-                           username, "--credential", credential, "--expect", expect},
-                          std::chrono::seconds(90));
+                               const std::string& credential, const char* expect,
+                               const std::string& ca = {}) {
+  std::vector<std::string> argv{"/usr/bin/node", TERN_BROWSER_DIR "/webrtc_relay.mjs", "--url", url, "--username",
+                                username, "--credential", credential, "--expect", expect};
+  if (!ca.empty()) argv.insert(argv.end(), {"--ca", ca});
+  return test::runCommand(argv, std::chrono::seconds(90));
 }
 
 }  // namespace
@@ -57,6 +61,26 @@ TEST_CASE("Chromium relays a data channel through tern, relay to relay, over tur
     CHECK(r.output.find(std::string(R"("relayProtocol":")") + transport + "\"") != std::string::npos);
     CHECK(r.output.find(R"("echoed":20)") != std::string::npos);
   }
+  CHECK(server.process().stop(SIGTERM) == 0);
+}
+
+TEST_CASE("Chromium relays over turns: (TLS), verifying tern's certificate against a trusted CA") {
+  const auto& certs = test::testCertificates();
+  TernServer server({"--relay-ip", "127.0.0.1", "--auth-secret-file", secretFile(), "--tls-listen",
+                     "127.0.0.1:0", "--cert", certs.chain, "--key", certs.key});
+  const auto credential = auth::mintRestCredential(kSecret, "chromium", std::time(nullptr), 600);
+  const std::string url = "turns:" + server.tls().toString() + "?transport=tcp";
+  auto trusted = runBrowser(url, credential.username, credential.password, "relay", certs.ca);
+  INFO(trusted.output);
+  CHECK(trusted.status == 0);
+  CHECK(trusted.output.find(R"("local":"relay","remote":"relay")") != std::string::npos);
+  CHECK(trusted.output.find(R"("relayProtocol":"tls")") != std::string::npos);
+  CHECK(trusted.output.find(R"("echoed":20)") != std::string::npos);
+  // The same server, CA not trusted: Chromium must refuse it (701), so the check is real.
+  auto untrusted = runBrowser(url, credential.username, credential.password, "no-relay");
+  INFO(untrusted.output);
+  CHECK(untrusted.status == 0);
+  CHECK(untrusted.output.find(R"("code":701)") != std::string::npos);
   CHECK(server.process().stop(SIGTERM) == 0);
 }
 
