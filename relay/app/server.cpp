@@ -259,8 +259,7 @@ class Server {
  private:
   void onSignal(int signum) {
     if (signum == SIGHUP) {
-      // Reloading arrives with hot reload; until then SIGHUP must not kill the relay.
-      io::log::warn("SIGHUP ignored: configuration reload is not supported by this version");
+      reloadTls();
       return;
     }
     io::log::info("stopping", {{"signal", signum == SIGINT ? "SIGINT" : "SIGTERM"}});
@@ -268,6 +267,24 @@ class Server {
     sigint_->close();
     sigterm_->close();
     sighup_->close();
+  }
+
+  // SIGHUP: load the certificate chain and key again (renewed certificates keep their paths);
+  // new TLS connections use them, calls in progress keep theirs. A file that does not load
+  // leaves the current certificate in force. Other settings are not reloaded yet.
+  void reloadTls() {
+    if (!settings_.hasTls()) {
+      io::log::info("SIGHUP: nothing to reload (no --cert); other settings are not reloaded yet");
+      return;
+    }
+    try {
+      auto context = io::TlsContext::load(settings_.cert, settings_.key);
+      for (auto& worker : workers_) worker->updateTls(context);
+      io::log::info("tls certificate reloaded", {{"cert", settings_.cert}});
+    } catch (const std::exception& e) {
+      io::log::error("tls certificate reload failed; the current certificate stays in force",
+                     {{"error", e.what()}});
+    }
   }
 
   const config::Settings& settings_;

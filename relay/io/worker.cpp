@@ -49,7 +49,8 @@ class Worker::Loop final : public DatagramHandler,
         tick_(loop_, 1000, [this] { onTick(); }),
         ports_(worker.setup_.relay_port_first, worker.setup_.relay_port_last),
         peers_(*this),
-        server_(worker.setup_.options, worker.setup_.services, *this, *worker.counters_) {
+        server_(worker.setup_.options, worker.setup_.services, *this, *worker.counters_),
+        tls_(worker.setup_.tls) {
     server_.setUnixTime(static_cast<std::int64_t>(std::time(nullptr)));
     for (auto& fd : sockets.udp) {
       udp_.push_back(std::make_unique<UdpListener>(loop_.get(), std::move(fd), *this, receive_buffer_));
@@ -63,6 +64,7 @@ class Worker::Loop final : public DatagramHandler,
   }
 
   Mailbox& mailbox() noexcept { return mailbox_; }
+  void setTls(std::shared_ptr<const TlsContext> context) noexcept { tls_ = std::move(context); }
   void run() { loop_.run(); }
   int closeLoop() noexcept { return loop_.close(); }
 
@@ -90,7 +92,7 @@ class Worker::Loop final : public DatagramHandler,
   void onConnection(TcpListener& listener) noexcept override {
     try {
       auto connection = std::make_unique<StreamConnection>(loop_.get(), listener.stream(), *this, loop_.now(),
-                                                           worker_.setup_.tls, listener.requireTls());
+                                                           tls_, listener.requireTls());
       StreamKey key{connection->tuple().client, connection->tuple().server};
       connections_[key] = std::move(connection);
     } catch (const std::exception& e) {
@@ -285,6 +287,7 @@ class Worker::Loop final : public DatagramHandler,
   std::vector<std::unique_ptr<TcpListener>> tcp_;
   std::unordered_map<StreamKey, std::unique_ptr<StreamConnection>, StreamKeyHash> connections_;
   std::vector<std::unique_ptr<StreamConnection>> closed_;
+  std::shared_ptr<const TlsContext> tls_;  // for new connections; replaced on reload
 };
 
 Worker::Worker(unsigned index, const config::Settings& settings, WorkerSockets sockets, WorkerSetup setup)
@@ -342,6 +345,14 @@ void Worker::stop() noexcept {
   if (loop_ != nullptr) {
     Loop* loop = loop_;
     loop->mailbox().post([loop] { loop->stop(); });
+  }
+}
+
+void Worker::updateTls(std::shared_ptr<const TlsContext> context) {
+  std::lock_guard lock(loop_mutex_);
+  if (loop_ != nullptr) {
+    Loop* loop = loop_;
+    loop->mailbox().post([loop, context = std::move(context)]() mutable { loop->setTls(std::move(context)); });
   }
 }
 

@@ -53,6 +53,8 @@ class Worker {
   void stop() noexcept;
   // Waits for the thread. True if the loop closed with no handle left open.
   bool join();
+  // New TLS connections use `context` from now on; existing ones keep theirs. Thread-safe.
+  void updateTls(std::shared_ptr<const TlsContext> context);
 
   unsigned index() const noexcept { return index_; }
   const metrics::WorkerCounters& counters() const noexcept { return *counters_; }

@@ -130,3 +130,71 @@ TEST_CASE("a certificate that does not match its key stops start-up with a clear
   CHECK(r.status == 1);
   CHECK(r.output.find("mismatch") != std::string::npos);
 }
+
+namespace {
+
+// The serial number of the certificate a TLS server on `port` presents now.
+std::string servedSerial(std::uint16_t port) {
+  auto r = test::runCommand({"/bin/bash", "-c",
+                             "openssl s_client -connect 127.0.0.1:" + std::to_string(port) +
+                                 " </dev/null 2>/dev/null | openssl x509 -noout -serial"});
+  return r.output;
+}
+
+}  // namespace
+
+TEST_CASE("SIGHUP reloads the certificate without dropping a call; a bad file keeps the old one") {
+  const auto& ca = test::testCertificates();
+  char dir_template[] = "/tmp/tern-reload-XXXXXX";
+  REQUIRE(::mkdtemp(dir_template) != nullptr);
+  const std::string dir = dir_template;
+  // A second certificate from the same CA (a new serial), and live files tern reads.
+  auto made = test::runCommand({"/bin/bash", "-c",
+      "set -e; cd " + dir + "; cp " + ca.chain + " chain.pem; cp " + ca.key + " server.key"
+      "; openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout new.key -out new.csr"
+      " -subj /CN=127.0.0.1 2>/dev/null"
+      "; printf 'subjectAltName=IP:127.0.0.1\\n' > ext.cnf"
+      "; openssl x509 -req -in new.csr -CA " + ca.dir + "/ca.pem -CAkey " + ca.dir + "/ca.key"
+      " -CAcreateserial -out new.pem -days 1 -extfile ext.cnf 2>/dev/null"
+      "; cat new.pem " + ca.dir + "/ca.pem > new-chain.pem"});
+  REQUIRE(made.status == 0);
+
+  TernServer server({"--tls-listen", "127.0.0.1:0", "--cert", dir + "/chain.pem", "--key", dir + "/server.key",
+                     "--relay-ip", "127.0.0.1", "--allow-peer", "127.0.0.0/8", "--auth-secret-file", secretFile()});
+  const auto port = server.tls().port;
+  const std::string before = servedSerial(port);
+  REQUIRE(before.find("serial=") != std::string::npos);
+
+  const auto peer_port = freeUdpPort(kPeerHost);
+  test::ChildProcess peer({"/usr/bin/turnutils_peer", "-L", kPeerHost, "-p", std::to_string(peer_port)});
+  usleep(200 * 1000);
+  // A call of about 3 s over TLS, with the reload in the middle of it.
+  test::ChildProcess call({"/usr/bin/turnutils_uclient", "-t", "-S", "-W", kSecret, "-u", "reload", "-e", kPeerHost,
+                           "-r", std::to_string(peer_port), "-p", std::to_string(port), "-n", "150", "-m", "1",
+                           "-l", "161", "-z", "20", "-c", "127.0.0.1"});
+  REQUIRE(server.process().waitForLine("allocation created").has_value());
+  auto swapped = test::runCommand({"/bin/bash", "-c", "cd " + dir + " && cp new-chain.pem chain.pem && cp new.key server.key"});
+  REQUIRE(swapped.status == 0);
+  ::kill(server.process().pid(), SIGHUP);
+  CHECK(server.process().waitForLine("tls certificate reloaded").has_value());
+  CHECK(call.wait(std::chrono::seconds(30)) == 0);
+  const std::string report = call.output();
+  INFO(report);
+  CHECK(report.find("Total lost packets 0 ") != std::string::npos);
+  CHECK(report.find("tot_send_msgs=150, tot_recv_msgs=150") != std::string::npos);
+
+  const std::string after = servedSerial(port);
+  CHECK(after.find("serial=") != std::string::npos);
+  CHECK(after != before);
+
+  // A broken file: logged, and the certificate just loaded stays in force.
+  auto broken = test::runCommand({"/bin/bash", "-c", "echo garbage > " + dir + "/chain.pem"});
+  REQUIRE(broken.status == 0);
+  ::kill(server.process().pid(), SIGHUP);
+  CHECK(server.process().waitForLine("tls certificate reload failed").has_value());
+  CHECK(servedSerial(port) == after);
+
+  CHECK(server.process().stop(SIGTERM) == 0);
+  CHECK(peer.stop(SIGTERM) >= 0);
+  test::runCommand({"/bin/rm", "-rf", dir});
+}
