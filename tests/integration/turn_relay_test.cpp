@@ -3,24 +3,25 @@
 // several clients at once) and python3-aioice's TURN client through an echo peer; plus the
 // refusals a client must get (401, 438, 437) and a peer without permission kept out.
 #include <doctest/doctest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <regex>
 
 #include "auth/message_integrity.hpp"
 #include "auth/rest_credentials.hpp"
+#include "relay/client/binding.hpp"
+#include "relay/client/turn_session.hpp"
 #include "relay/wire/attributes.hpp"
 #include "relay/wire/builder.hpp"
 #include "support/process.hpp"
 #include "support/stun_socket.hpp"
 #include "support/tern_server.hpp"
-#include "relay/client/turn_session.hpp"
-#include <poll.h>
-#include <ctime>
 
 using namespace tern;
 using test::TernServer;
@@ -363,5 +364,61 @@ TEST_CASE("every TURN request is refused when no credentials are configured, wit
   client::TurnSession session("anyone", "anything");
   CHECK(allocate(fd.get(), session) == client::TurnSession::Outcome::kError);
   CHECK(session.lastErrorCode() == 401);
+  CHECK(server.process().stop(SIGTERM) == 0);
+}
+
+namespace {
+
+// Resident memory of a process, in KiB (/proc/PID/status VmRSS).
+long residentKiB(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("a TCP client that stops reading costs bounded memory; media is dropped, others are served") {
+  TernServer server(relayArgs());
+  auto fd = test::connectedSocket(true, kLoopbackClient, server.tcp());
+  // A small receive buffer so the kernel stops taking data early and tern's queue fills.
+  const int small = 4096;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  const auto credential = auth::mintRestCredential(kSecret, "slow-reader", std::time(nullptr), 600);
+  client::TurnSession session(credential.username, credential.password);
+  auto transactTcp = [&](auto make) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      auto response = test::exchange(fd.get(), true, make());
+      REQUIRE(response.has_value());
+      auto view = wire::MessageView::parse(*response);
+      REQUIRE(view.has_value());
+      const auto outcome = session.onResponse(*view);
+      if (outcome != client::TurnSession::Outcome::kRetry) return outcome;
+    }
+    return client::TurnSession::Outcome::kError;
+  };
+  REQUIRE(transactTcp([&] { return session.allocate({}); }) == client::TurnSession::Outcome::kSuccess);
+  auto peer = test::connectedSocket(false, {*wire::IpAddress::parse(kPeerHost), 0}, *session.relayed());
+  const wire::SocketAddress peers[] = {io::localAddress(peer.get())};
+  REQUIRE(transactTcp([&] { return session.createPermission(peers); }) == client::TurnSession::Outcome::kSuccess);
+
+  const long before = residentKiB(server.process().pid());
+  // 40 MB of media at the relayed address; the client reads none of it.
+  const std::vector<std::uint8_t> media(1200, 0x5A);
+  for (int i = 0; i < 33000; ++i) {
+    ::send(peer.get(), media.data(), media.size(), 0);
+    if (i % 1000 == 999) usleep(2000);  // let the relay keep up rather than the kernel drop
+  }
+  usleep(500 * 1000);
+  const long after = residentKiB(server.process().pid());
+  INFO("resident KiB before " << before << ", after " << after);
+  // The connection's write queue is bounded at 256 KiB; allow generous slack for the
+  // allocator, but never anything near the 40 MB sent.
+  CHECK(after - before < 16 * 1024);
+  // Other clients are still answered at once.
+  auto other = test::connectedSocket(false, kLoopbackClient, server.udp());
+  CHECK(test::exchange(other.get(), false, client::makeBindingRequest(true)).has_value());
   CHECK(server.process().stop(SIGTERM) == 0);
 }
