@@ -40,12 +40,12 @@ struct BoundAddress {
   std::vector<FileDescriptor> tcp;
 };
 
-// Binds `workers` TCP sockets for a TLS-only listener.
-std::vector<FileDescriptor> bindTlsAddress(wire::SocketAddress& address, unsigned workers) {
-  if (address.port != 0) io::ensureAddressFree(SocketKind::kTcp, address);
+// Binds `workers` sockets of one kind for a TLS-only (TCP) or DTLS (UDP) listener.
+std::vector<FileDescriptor> bindSecureAddress(wire::SocketAddress& address, unsigned workers, SocketKind kind) {
+  if (address.port != 0) io::ensureAddressFree(kind, address);
   std::vector<FileDescriptor> fds;
   for (unsigned w = 0; w < workers; ++w) {
-    fds.push_back(io::openBoundSocket(SocketKind::kTcp, address, {}));
+    fds.push_back(io::openBoundSocket(kind, address, {}));
     if (address.port == 0) address.port = io::localAddress(fds.back().get()).port;
   }
   return fds;
@@ -128,12 +128,16 @@ struct SharedServices {
   std::vector<wire::IpAddress> relay_ips;
   std::shared_ptr<io::ReservationRegistry> reservations = std::make_shared<io::ReservationRegistry>();
   std::shared_ptr<const io::TlsContext> tls;
+  std::shared_ptr<const io::TlsContext> dtls;
 };
 
 SharedServices buildServices(const config::Settings& settings) {
   SharedServices shared;
   shared.relay_ips = relayAddresses(settings);
-  if (settings.hasTls()) shared.tls = io::TlsContext::load(settings.cert, settings.key);
+  if (settings.hasTls()) {
+    shared.tls = io::TlsContext::load(settings.cert, settings.key);
+    shared.dtls = io::TlsContext::load(settings.cert, settings.key, io::TlsContext::Kind::kDtls);
+  }
 
   auth::CredentialOptions credentials;
   credentials.realm = settings.realm;
@@ -197,7 +201,10 @@ class Server {
     for (const auto& a : settings_.listen) addresses.push_back(bindAddress(a, settings_));
     std::vector<wire::SocketAddress> tls_addresses = settings_.tls_listen;
     std::vector<std::vector<FileDescriptor>> tls_fds;
-    for (auto& a : tls_addresses) tls_fds.push_back(bindTlsAddress(a, settings_.workers));
+    for (auto& a : tls_addresses) tls_fds.push_back(bindSecureAddress(a, settings_.workers, SocketKind::kTcp));
+    std::vector<wire::SocketAddress> dtls_addresses = settings_.dtls_listen;
+    std::vector<std::vector<FileDescriptor>> dtls_fds;
+    for (auto& a : dtls_addresses) dtls_fds.push_back(bindSecureAddress(a, settings_.workers, SocketKind::kUdp));
 
     for (unsigned w = 0; w < settings_.workers; ++w) {
       io::WorkerSockets sockets;
@@ -206,10 +213,11 @@ class Server {
         sockets.tcp.push_back(std::move(bound.tcp[w]));
       }
       for (auto& fds : tls_fds) sockets.tls.push_back(std::move(fds[w]));
+      for (auto& fds : dtls_fds) sockets.dtls.push_back(std::move(fds[w]));
       const auto [first, last] =
           io::PortPool::share(settings_.relay_port_min, settings_.relay_port_max, w, settings_.workers);
       io::WorkerSetup setup{shared.options, shared.services, shared.relay_ips, first, last, shared.reservations,
-                            shared.tls};
+                            shared.tls, shared.dtls};
       workers_.push_back(std::make_unique<io::Worker>(w, settings_, std::move(sockets), std::move(setup)));
     }
     for (auto& worker : workers_) {
@@ -224,6 +232,9 @@ class Server {
     // Appends, not operator+ chains: GCC 12 at -O3 raises a false -Wrestrict on those.
     for (const auto& a : tls_addresses) {
       io::log::info("listening", {{"transport", "tls"}, {"address", a.toString()}});
+    }
+    for (const auto& a : dtls_addresses) {
+      io::log::info("listening", {{"transport", "dtls"}, {"address", a.toString()}});
     }
     std::string relay_ips;
     for (const auto& ip : shared.relay_ips) {
@@ -278,8 +289,9 @@ class Server {
       return;
     }
     try {
-      auto context = io::TlsContext::load(settings_.cert, settings_.key);
-      for (auto& worker : workers_) worker->updateTls(context);
+      auto tls = io::TlsContext::load(settings_.cert, settings_.key);
+      auto dtls = io::TlsContext::load(settings_.cert, settings_.key, io::TlsContext::Kind::kDtls);
+      for (auto& worker : workers_) worker->updateTls(tls, dtls);
       io::log::info("tls certificate reloaded", {{"cert", settings_.cert}});
     } catch (const std::exception& e) {
       io::log::error("tls certificate reload failed; the current certificate stays in force",

@@ -44,6 +44,9 @@ void addServeOptions(CLI::App& app, Config& config) {
   app.add_option("--tls-listen", config.tls_listen,
                  "Address to serve TURN over TLS on (TCP, repeatable); needs --cert and --key")
       ->type_name("ADDR:PORT");
+  app.add_option("--dtls-listen", config.dtls_listen,
+                 "Address to serve TURN over DTLS on (UDP, RFC 7350, repeatable); needs --cert and --key")
+      ->type_name("ADDR:PORT");
   app.add_option("--cert", config.cert,
                  "PEM certificate chain for TLS; with it, --listen TCP ports also accept TLS")
       ->type_name("FILE");

@@ -71,6 +71,18 @@ void validateTls(const Config& config, Settings& s, std::vector<std::string>& pr
     }
     s.tls_listen.push_back(*address);
   }
+  for (const auto& text : config.dtls_listen) {
+    if (text.empty()) continue;
+    auto address = wire::SocketAddress::parse(text);
+    if (!address) {
+      problems.push_back("dtls-listen: '" + text + "' is not ADDR:PORT");
+      continue;
+    }
+    s.dtls_listen.push_back(*address);
+  }
+  if (!s.dtls_listen.empty() && config.cert.empty()) {
+    problems.push_back("dtls-listen: needs --cert and --key");
+  }
   if (config.cert.empty() != config.key.empty()) {
     problems.push_back(std::string(config.cert.empty() ? "cert" : "key") + ": --cert and --key go together");
   }
@@ -136,6 +148,7 @@ void validateTurn(const Config& config, Settings& s, std::vector<std::string>& p
     // listener inside the range would be reachable through the relay itself.
     std::vector<wire::SocketAddress> all = s.listen;
     all.insert(all.end(), s.tls_listen.begin(), s.tls_listen.end());
+    all.insert(all.end(), s.dtls_listen.begin(), s.dtls_listen.end());
     for (const auto& a : all) {
       if (a.port != 0 && a.port >= s.relay_port_min && a.port <= s.relay_port_max) {
         problems.push_back("relay-ports: " + config.relay_ports + " contains the listen port " +

@@ -31,6 +31,7 @@ struct Config {
   // TURN over TLS (RFC 8656 §3.1): TLS-only TCP listeners; with a certificate, plain --listen
   // TCP ports also accept TLS, told apart by the first byte.
   std::vector<std::string> tls_listen;
+  std::vector<std::string> dtls_listen;  // TURN over DTLS (RFC 7350) on UDP
   std::string cert;  // PEM certificate chain
   std::string key;   // PEM private key
 
@@ -78,6 +79,7 @@ struct Settings {
   unsigned tcp_idle_timeout = 300;
 
   std::vector<wire::SocketAddress> tls_listen;
+  std::vector<wire::SocketAddress> dtls_listen;
   std::string cert;
   std::string key;
   bool hasTls() const noexcept { return !cert.empty(); }

@@ -23,13 +23,15 @@ std::string opensslError(const char* what) {
 
 }  // namespace
 
-std::shared_ptr<const TlsContext> TlsContext::load(const std::string& chain_file, const std::string& key_file) {
+std::shared_ptr<const TlsContext> TlsContext::load(const std::string& chain_file, const std::string& key_file,
+                                                   Kind kind) {
   auto context = std::shared_ptr<TlsContext>(new TlsContext());
-  context->ctx_.reset(SSL_CTX_new(TLS_server_method()));
+  context->ctx_.reset(SSL_CTX_new(kind == Kind::kDtls ? DTLS_server_method() : TLS_server_method()));
   SSL_CTX* ctx = context->ctx_.get();
   if (ctx == nullptr) throw std::runtime_error(opensslError("SSL_CTX_new"));
-  // TLS 1.2 and 1.3 only; older versions have known weaknesses and no TURN client needs them.
-  if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+  // TLS 1.2 and 1.3, DTLS 1.2 only; older versions have known weaknesses and no TURN client
+  // needs them.
+  if (SSL_CTX_set_min_proto_version(ctx, kind == Kind::kDtls ? DTLS1_2_VERSION : TLS1_2_VERSION) != 1) {
     throw std::runtime_error(opensslError("SSL_CTX_set_min_proto_version"));
   }
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
@@ -62,6 +64,12 @@ TlsSession::TlsSession(std::shared_ptr<const TlsContext> context) : context_(std
   BIO_set_mem_eof_return(out_, -1);
   SSL_set_bio(ssl_.get(), in_, out_);  // ssl_ owns both BIOs from here
   SSL_set_accept_state(ssl_.get());
+  if (SSL_is_dtls(ssl_.get()) == 1) {
+    // A memory BIO knows no path MTU: keep records within a conservative datagram size.
+    SSL_set_options(ssl_.get(), SSL_OP_NO_QUERY_MTU);
+    SSL_set_mtu(ssl_.get(), 1200);
+    DTLS_set_link_mtu(ssl_.get(), 1200);
+  }
 }
 
 void TlsSession::feed(wire::Bytes ciphertext) noexcept {

@@ -23,9 +23,11 @@ struct SslFree {
 
 class TlsContext {
  public:
+  enum class Kind : std::uint8_t { kTls, kDtls };  // TLS 1.2+ over TCP, DTLS 1.2+ over UDP
   // Loads a PEM certificate chain and private key; throws std::runtime_error saying what is
   // wrong (unreadable file, no certificate, key that does not match).
-  static std::shared_ptr<const TlsContext> load(const std::string& chain_file, const std::string& key_file);
+  static std::shared_ptr<const TlsContext> load(const std::string& chain_file, const std::string& key_file,
+                                                Kind kind = Kind::kTls);
   SSL_CTX* get() const noexcept { return ctx_.get(); }
 
  private:
@@ -46,6 +48,8 @@ class TlsSession {
   // Ciphertext to send (handshake records, encrypted data); empties the outgoing buffer.
   void takeCiphertext(std::vector<std::uint8_t>& out);
   bool handshakeDone() const noexcept { return SSL_is_init_finished(ssl_.get()) == 1; }
+  // DTLS: retransmits a handshake flight whose timer ran out (RFC 6347 §4.2.4).
+  void handleTimeout() noexcept { DTLSv1_handle_timeout(ssl_.get()); }
   const std::string& error() const noexcept { return error_; }
 
  private:
@@ -59,5 +63,18 @@ class TlsSession {
 // True if `first` is the first byte of a TLS record carrying a handshake (ClientHello), so a
 // TCP port can serve plain TURN and TLS alike (RFC 8656 §3.1: STUN starts with 0x00-0x03).
 constexpr bool looksLikeTls(std::uint8_t first) noexcept { return first == 0x16; }
+
+// Splits DTLS output into its records (13-byte header with a 16-bit length, RFC 6347 §4.1),
+// so each goes out in its own datagram and a flight never exceeds a datagram's size.
+template <class F>
+void forEachDtlsRecord(wire::Bytes ciphertext, F&& f) {
+  std::size_t pos = 0;
+  while (ciphertext.size() - pos >= 13) {
+    const std::size_t length = (std::size_t{ciphertext[pos + 11]} << 8) | ciphertext[pos + 12];
+    const std::size_t size = std::min(13 + length, ciphertext.size() - pos);
+    f(ciphertext.subspan(pos, size));
+    pos += size;
+  }
+}
 
 }  // namespace tern::io

@@ -42,6 +42,24 @@ class Worker::Loop final : public DatagramHandler,
                            public ConnectionAcceptor,
                            public StreamHandler,
                            public core::ServerOutput {
+  struct DtlsPeer {
+    std::unique_ptr<TlsSession> session;
+    UdpListener* socket;
+    core::TimePoint last;
+  };
+
+  class DtlsReceiver final : public DatagramHandler {
+   public:
+    explicit DtlsReceiver(Loop& loop) : loop_(loop) {}
+    void onDatagram(UdpListener& socket, const wire::SocketAddress& from, wire::Bytes data) noexcept override {
+      loop_.onDtlsDatagram(socket, from, data);
+    }
+
+   private:
+    Loop& loop_;
+  };
+
+
  public:
   Loop(Worker& worker, WorkerSockets sockets)
       : worker_(worker),
@@ -50,7 +68,8 @@ class Worker::Loop final : public DatagramHandler,
         ports_(worker.setup_.relay_port_first, worker.setup_.relay_port_last),
         peers_(*this),
         server_(worker.setup_.options, worker.setup_.services, *this, *worker.counters_),
-        tls_(worker.setup_.tls) {
+        tls_(worker.setup_.tls),
+        dtls_context_(worker.setup_.dtls) {
     server_.setUnixTime(static_cast<std::int64_t>(std::time(nullptr)));
     for (auto& fd : sockets.udp) {
       udp_.push_back(std::make_unique<UdpListener>(loop_.get(), std::move(fd), *this, receive_buffer_));
@@ -61,10 +80,16 @@ class Worker::Loop final : public DatagramHandler,
     for (auto& fd : sockets.tls) {
       tcp_.push_back(std::make_unique<TcpListener>(loop_.get(), std::move(fd), *this, true));
     }
+    for (auto& fd : sockets.dtls) {
+      dtls_.push_back(std::make_unique<UdpListener>(loop_.get(), std::move(fd), dtls_receiver_, receive_buffer_));
+    }
   }
 
   Mailbox& mailbox() noexcept { return mailbox_; }
-  void setTls(std::shared_ptr<const TlsContext> context) noexcept { tls_ = std::move(context); }
+  void setTls(std::shared_ptr<const TlsContext> tls, std::shared_ptr<const TlsContext> dtls) noexcept {
+    tls_ = std::move(tls);
+    dtls_context_ = std::move(dtls);
+  }
   void run() { loop_.run(); }
   int closeLoop() noexcept { return loop_.close(); }
 
@@ -76,7 +101,9 @@ class Worker::Loop final : public DatagramHandler,
     connections_.clear();
     for (auto& [key, connection] : connections) connection->close("server stopping");
     closed_.clear();
+    dtls_peers_.clear();
     for (auto& u : udp_) u->close();
+    for (auto& d : dtls_) d->close();
     for (auto& t : tcp_) t->close();
     tick_.close();
     mailbox_.close();
@@ -113,8 +140,64 @@ class Worker::Loop final : public DatagramHandler,
     connections_.erase(it);
   }
 
+  // --- DTLS (RFC 7350): one DTLS session per client address on a --dtls-listen socket.
+  static constexpr std::size_t kMaxDtlsPeers = 65536;  // bounds state a spoofed flood can create
+
+  void onDtlsDatagram(UdpListener& socket, const wire::SocketAddress& from, wire::Bytes data) noexcept {
+    const StreamKey key{from, socket.localAddress()};
+    auto it = dtls_peers_.find(key);
+    if (it == dtls_peers_.end()) {
+      // Only a handshake record may start a session.
+      if (!dtls_context_ || data.empty() || !looksLikeTls(data[0]) || dtls_peers_.size() >= kMaxDtlsPeers) {
+        worker_.counters_->drop(metrics::DropReason::kMalformed);
+        return;
+      }
+      try {
+        it = dtls_peers_.emplace(key, DtlsPeer{std::make_unique<TlsSession>(dtls_context_), &socket,
+                                               loop_.now()}).first;
+      } catch (const std::exception& e) {
+        log::warn("dtls session failed", {{"client", from.toString()}, {"error", e.what()}});
+        return;
+      }
+    }
+    DtlsPeer& peer = it->second;
+    peer.last = loop_.now();
+    peer.session->feed(data);
+    const core::FiveTuple tuple{core::Transport::kDtls, from, socket.localAddress()};
+    while (true) {
+      const long n = peer.session->readPlaintext(dtls_plaintext_);
+      if (n < 0) {
+        flushDtls(peer, from);
+        log::debug("dtls session closed", {{"client", from.toString()}, {"reason", peer.session->error()}});
+        dtls_peers_.erase(key);
+        return;
+      }
+      if (n == 0) break;
+      // Each DTLS record carries one STUN message or ChannelData (RFC 7350 §4).
+      server_.onClientPacket(tuple, wire::Bytes{dtls_plaintext_.data(), static_cast<std::size_t>(n)}, loop_.now());
+      it = dtls_peers_.find(key);
+      if (it == dtls_peers_.end()) return;
+    }
+    flushDtls(it->second, from);
+  }
+
+  void flushDtls(DtlsPeer& peer, const wire::SocketAddress& to) noexcept {
+    peer.session->takeCiphertext(dtls_ciphertext_);
+    forEachDtlsRecord(dtls_ciphertext_, [&](wire::Bytes record) { peer.socket->send(to, record); });
+  }
+
   // --- core::ServerOutput
   bool sendToClient(const core::FiveTuple& tuple, std::span<const wire::Bytes> parts) noexcept override {
+    if (tuple.transport == core::Transport::kDtls) {
+      auto it = dtls_peers_.find({tuple.client, tuple.server});
+      if (it == dtls_peers_.end() || !it->second.session->handshakeDone()) return false;
+      // One message, one DTLS record.
+      dtls_message_.clear();
+      for (const auto& p : parts) dtls_message_.insert(dtls_message_.end(), p.begin(), p.end());
+      if (!it->second.session->writePlaintext(dtls_message_)) return false;
+      flushDtls(it->second, tuple.client);
+      return true;
+    }
     if (tuple.transport == core::Transport::kUdp) {
       for (auto& u : udp_) {
         if (u->localAddress() == tuple.server) return u->send(tuple.client, parts);
@@ -259,6 +342,19 @@ class Worker::Loop final : public DatagramHandler,
   void onTick() noexcept {
     closed_.clear();
     const auto now = loop_.now();
+    // DTLS: retransmit lost handshake flights; forget sessions silent past the idle timeout.
+    const auto dtls_idle = std::chrono::seconds(worker_.settings_.tcp_idle_timeout);
+    for (auto it = dtls_peers_.begin(); it != dtls_peers_.end();) {
+      if (now - it->second.last > dtls_idle) {
+        it = dtls_peers_.erase(it);
+        continue;
+      }
+      if (!it->second.session->handshakeDone()) {
+        it->second.session->handleTimeout();
+        flushDtls(it->second, it->first.client);
+      }
+      ++it;
+    }
     server_.setUnixTime(static_cast<std::int64_t>(std::time(nullptr)));
     server_.onTick(now);
     for (std::uint16_t port : worker_.setup_.reservations->expire(worker_.index_, steadyNow())) {
@@ -279,15 +375,22 @@ class Worker::Loop final : public DatagramHandler,
   ReceiveBuffer receive_buffer_;
   PortPool ports_;
   PeerReceiver peers_;
+  DtlsReceiver dtls_receiver_{*this};
+  std::unordered_map<StreamKey, DtlsPeer, StreamKeyHash> dtls_peers_;
+  std::vector<std::uint8_t> dtls_plaintext_ = std::vector<std::uint8_t>(64 * 1024);
+  std::vector<std::uint8_t> dtls_ciphertext_;
+  std::vector<std::uint8_t> dtls_message_;
   std::vector<std::unique_ptr<UdpListener>> relays_;  // indexed by RelayId; null when free
   std::vector<core::RelayId> free_relay_ids_;
   std::size_t next_relay_ip_ = 0;
   core::TurnServer server_;
   std::vector<std::unique_ptr<UdpListener>> udp_;
   std::vector<std::unique_ptr<TcpListener>> tcp_;
+  std::vector<std::unique_ptr<UdpListener>> dtls_;
   std::unordered_map<StreamKey, std::unique_ptr<StreamConnection>, StreamKeyHash> connections_;
   std::vector<std::unique_ptr<StreamConnection>> closed_;
-  std::shared_ptr<const TlsContext> tls_;  // for new connections; replaced on reload
+  std::shared_ptr<const TlsContext> tls_;           // for new connections; replaced on reload
+  std::shared_ptr<const TlsContext> dtls_context_;  // for new DTLS sessions; replaced on reload
 };
 
 Worker::Worker(unsigned index, const config::Settings& settings, WorkerSockets sockets, WorkerSetup setup)
@@ -348,11 +451,13 @@ void Worker::stop() noexcept {
   }
 }
 
-void Worker::updateTls(std::shared_ptr<const TlsContext> context) {
+void Worker::updateTls(std::shared_ptr<const TlsContext> tls, std::shared_ptr<const TlsContext> dtls) {
   std::lock_guard lock(loop_mutex_);
   if (loop_ != nullptr) {
     Loop* loop = loop_;
-    loop->mailbox().post([loop, context = std::move(context)]() mutable { loop->setTls(std::move(context)); });
+    loop->mailbox().post([loop, tls = std::move(tls), dtls = std::move(dtls)]() mutable {
+      loop->setTls(std::move(tls), std::move(dtls));
+    });
   }
 }
 

@@ -22,7 +22,8 @@ namespace tern::io {
 struct WorkerSockets {
   std::vector<FileDescriptor> udp;
   std::vector<FileDescriptor> tcp;
-  std::vector<FileDescriptor> tls;  // --tls-listen: TCP, TLS required
+  std::vector<FileDescriptor> tls;   // --tls-listen: TCP, TLS required
+  std::vector<FileDescriptor> dtls;  // --dtls-listen: UDP, DTLS (RFC 7350)
 };
 
 // What a worker needs beyond its sockets: the core's settings and shared services, and where
@@ -37,6 +38,7 @@ struct WorkerSetup {
   std::shared_ptr<ReservationRegistry> reservations = std::make_shared<ReservationRegistry>();
   // With a certificate: TLS on --tls-listen ports, and on --listen TCP ports by first byte.
   std::shared_ptr<const TlsContext> tls;
+  std::shared_ptr<const TlsContext> dtls;
 };
 
 class Worker {
@@ -53,8 +55,9 @@ class Worker {
   void stop() noexcept;
   // Waits for the thread. True if the loop closed with no handle left open.
   bool join();
-  // New TLS connections use `context` from now on; existing ones keep theirs. Thread-safe.
-  void updateTls(std::shared_ptr<const TlsContext> context);
+  // New TLS connections and DTLS sessions use these contexts from now on; existing ones keep
+  // theirs. Thread-safe.
+  void updateTls(std::shared_ptr<const TlsContext> tls, std::shared_ptr<const TlsContext> dtls);
 
   unsigned index() const noexcept { return index_; }
   const metrics::WorkerCounters& counters() const noexcept { return *counters_; }

@@ -1,6 +1,7 @@
-// TURN over TLS (RFC 8656 §3.1) against a real `tern serve`: coturn's turnutils_uclient with
-// -t -S on a TLS-only port and on a plain port that tells TLS apart by its first byte, and
-// python3-aioice verifying tern's certificate against a test CA.
+// TURN over TLS (RFC 8656 §3.1) and DTLS (RFC 7350) against a real `tern serve`: coturn's
+// turnutils_uclient with -t -S on a TLS-only port and on a plain port that tells TLS apart by
+// its first byte, and with -S over UDP (DTLS); python3-aioice verifying tern's certificate
+// against a test CA.
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -37,7 +38,8 @@ std::string secretFile() {
 
 std::vector<std::string> tlsArgs() {
   const auto& certs = test::testCertificates();
-  return {"--tls-listen", "127.0.0.1:0", "--cert", certs.chain, "--key", certs.key, "--relay-ip",
+  return {"--tls-listen", "127.0.0.1:0", "--dtls-listen", "127.0.0.1:0", "--cert", certs.chain,
+          "--key", certs.key, "--relay-ip",
           "127.0.0.1", "--allow-peer", "127.0.0.0/8", "--auth-secret-file", secretFile()};
 }
 
@@ -51,8 +53,8 @@ struct Report {
   std::string output;
 };
 
-Report uclientTls(std::uint16_t port, std::uint16_t peer_port) {
-  auto result = test::runCommand({"/usr/bin/turnutils_uclient", "-t", "-S", "-W", kSecret, "-u", "tls",
+Report uclientSecure(std::uint16_t port, std::uint16_t peer_port, bool tcp = true) {
+  auto result = test::runCommand({"/usr/bin/turnutils_uclient", tcp ? "-t" : "-X", "-S", "-W", kSecret, "-u", "tls",
                                   "-e", kPeerHost, "-r", std::to_string(peer_port), "-p",
                                   std::to_string(port), "-n", "100", "-m", "2", "-l", "161", "-z", "5",
                                   "127.0.0.1"},
@@ -75,7 +77,7 @@ TEST_CASE("turnutils_uclient over TLS (-t -S) on a TLS port relays with zero los
   const auto peer_port = freeUdpPort(kPeerHost);
   test::ChildProcess peer({"/usr/bin/turnutils_peer", "-L", kPeerHost, "-p", std::to_string(peer_port)});
   usleep(200 * 1000);
-  auto r = uclientTls(server.tls().port, peer_port);
+  auto r = uclientSecure(server.tls().port, peer_port);
   INFO(r.output);
   CHECK(r.lost == 0);
   CHECK(r.sent == 200);
@@ -85,12 +87,27 @@ TEST_CASE("turnutils_uclient over TLS (-t -S) on a TLS port relays with zero los
   CHECK(peer.stop(SIGTERM) >= 0);
 }
 
+TEST_CASE("turnutils_uclient over DTLS (-S on UDP, RFC 7350) relays with zero loss") {
+  TernServer server(tlsArgs());
+  const auto peer_port = freeUdpPort(kPeerHost);
+  test::ChildProcess peer({"/usr/bin/turnutils_peer", "-L", kPeerHost, "-p", std::to_string(peer_port)});
+  usleep(200 * 1000);
+  auto r = uclientSecure(server.dtls().port, peer_port, false);
+  INFO(r.output);
+  CHECK(r.lost == 0);
+  CHECK(r.sent == 200);
+  CHECK(r.received == 200);
+  CHECK(server.process().output().find("transport=dtls user=") != std::string::npos);
+  CHECK(server.process().stop(SIGTERM) == 0);
+  CHECK(peer.stop(SIGTERM) >= 0);
+}
+
 TEST_CASE("a --listen TCP port serves TLS too, told apart by the first byte") {
   TernServer server(tlsArgs());
   const auto peer_port = freeUdpPort(kPeerHost);
   test::ChildProcess peer({"/usr/bin/turnutils_peer", "-L", kPeerHost, "-p", std::to_string(peer_port)});
   usleep(200 * 1000);
-  auto r = uclientTls(server.tcp().port, peer_port);
+  auto r = uclientSecure(server.tcp().port, peer_port);
   INFO(r.output);
   CHECK(r.lost == 0);
   CHECK(r.received == 200);

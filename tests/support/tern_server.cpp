@@ -31,6 +31,8 @@ TernServer::TernServer(std::vector<std::string> extra) {
     if (!address) throw std::runtime_error("cannot parse listening line: " + line);
     if (line.find("transport=udp") != std::string::npos) {
       udp_.push_back(*address);
+    } else if (line.find("transport=dtls") != std::string::npos) {
+      dtls_.push_back(*address);
     } else if (line.find("transport=tls") != std::string::npos) {
       tls_.push_back(*address);
     } else {

@@ -20,11 +20,12 @@ class TernServer {
   wire::SocketAddress udp(std::size_t i = 0) const { return udp_.at(i); }
   wire::SocketAddress tcp(std::size_t i = 0) const { return tcp_.at(i); }
   wire::SocketAddress tls(std::size_t i = 0) const { return tls_.at(i); }
+  wire::SocketAddress dtls(std::size_t i = 0) const { return dtls_.at(i); }
   ChildProcess& process() { return *process_; }
 
  private:
   std::unique_ptr<ChildProcess> process_;
-  std::vector<wire::SocketAddress> udp_, tcp_, tls_;
+  std::vector<wire::SocketAddress> udp_, tcp_, tls_, dtls_;
 };
 
 }  // namespace tern::test

@@ -214,6 +214,11 @@ TEST_CASE("TLS options: --tls-listen needs --cert and --key, which go together a
   CHECK(has("tls-listen: 'nowhere' is not ADDR:PORT"));
   CHECK(has("--cert and --key go together"));
   CHECK(has("cert: cannot read '/nonexistent/chain.pem'"));
+  Config dtls;
+  dtls.dtls_listen = {"127.0.0.1:5349"};
+  auto d = validate(dtls, 1);
+  REQUIRE_FALSE(d.has_value());
+  CHECK(d.error().front() == "dtls-listen: needs --cert and --key");
   Config alone;
   alone.tls_listen = {"127.0.0.1:5349"};
   auto t = validate(alone, 1);
