@@ -46,6 +46,8 @@ class Worker::Loop final : public DatagramHandler,
     std::unique_ptr<TlsSession> session;
     UdpListener* socket;
     core::TimePoint last;
+    core::TimePoint started;
+    bool established;  // handshake finished: counted out of dtls_handshakes_
   };
 
   class DtlsReceiver final : public DatagramHandler {
@@ -102,6 +104,7 @@ class Worker::Loop final : public DatagramHandler,
     for (auto& [key, connection] : connections) connection->close("server stopping");
     closed_.clear();
     dtls_peers_.clear();
+    dtls_handshakes_ = 0;
     for (auto& u : udp_) u->close();
     for (auto& d : dtls_) d->close();
     for (auto& t : tcp_) t->close();
@@ -141,37 +144,50 @@ class Worker::Loop final : public DatagramHandler,
   }
 
   // --- DTLS (RFC 7350): one DTLS session per client address on a --dtls-listen socket.
-  static constexpr std::size_t kMaxDtlsPeers = 65536;  // bounds state a spoofed flood can create
+  // A ClientHello from a spoofed address costs an SSL object until its handshake fails, so
+  // handshakes in progress are capped and given a short deadline; only sessions that finished
+  // a handshake (the client proved its address) live until the idle timeout.
+  static constexpr std::size_t kMaxDtlsHandshakes = 1024;
+  static constexpr std::chrono::seconds kDtlsHandshakeDeadline{10};
 
   void onDtlsDatagram(UdpListener& socket, const wire::SocketAddress& from, wire::Bytes data) noexcept {
     const StreamKey key{from, socket.localAddress()};
     auto it = dtls_peers_.find(key);
     if (it == dtls_peers_.end()) {
       // Only a handshake record may start a session.
-      if (!dtls_context_ || data.empty() || !looksLikeTls(data[0]) || dtls_peers_.size() >= kMaxDtlsPeers) {
+      if (!dtls_context_ || data.empty() || !looksLikeTls(data[0]) || dtls_handshakes_ >= kMaxDtlsHandshakes) {
         worker_.counters_->drop(metrics::DropReason::kMalformed);
         return;
       }
       try {
         it = dtls_peers_.emplace(key, DtlsPeer{std::make_unique<TlsSession>(dtls_context_), &socket,
-                                               loop_.now()}).first;
+                                               loop_.now(), loop_.now(), false}).first;
+        ++dtls_handshakes_;
       } catch (const std::exception& e) {
         log::warn("dtls session failed", {{"client", from.toString()}, {"error", e.what()}});
         return;
       }
     }
-    DtlsPeer& peer = it->second;
-    peer.last = loop_.now();
-    peer.session->feed(data);
+    it->second.last = loop_.now();
+    it->second.session->feed(data);
+    // A finished handshake moves the session out of the capped in-handshake count.
+    const auto noteHandshake = [&] {
+      if (!it->second.established && it->second.session->handshakeDone()) {
+        it->second.established = true;
+        --dtls_handshakes_;
+      }
+    };
     const core::FiveTuple tuple{core::Transport::kDtls, from, socket.localAddress()};
     while (true) {
-      const long n = peer.session->readPlaintext(dtls_plaintext_);
+      const long n = it->second.session->readPlaintext(dtls_plaintext_);
       if (n < 0) {
-        flushDtls(peer, from);
-        log::debug("dtls session closed", {{"client", from.toString()}, {"reason", peer.session->error()}});
-        dtls_peers_.erase(key);
+        flushDtls(it->second, from);
+        log::debug("dtls session closed", {{"client", from.toString()}, {"reason", it->second.session->error()}});
+        if (!it->second.established) --dtls_handshakes_;
+        dtls_peers_.erase(it);
         return;
       }
+      noteHandshake();
       if (n == 0) break;
       // Each DTLS record carries one STUN message or ChannelData (RFC 7350 §4).
       server_.onClientPacket(tuple, wire::Bytes{dtls_plaintext_.data(), static_cast<std::size_t>(n)}, loop_.now());
@@ -345,7 +361,10 @@ class Worker::Loop final : public DatagramHandler,
     // DTLS: retransmit lost handshake flights; forget sessions silent past the idle timeout.
     const auto dtls_idle = std::chrono::seconds(worker_.settings_.tcp_idle_timeout);
     for (auto it = dtls_peers_.begin(); it != dtls_peers_.end();) {
-      if (now - it->second.last > dtls_idle) {
+      const bool stale = it->second.established ? now - it->second.last > dtls_idle
+                                                : now - it->second.started > kDtlsHandshakeDeadline;
+      if (stale) {
+        if (!it->second.established) --dtls_handshakes_;
         it = dtls_peers_.erase(it);
         continue;
       }
@@ -377,6 +396,7 @@ class Worker::Loop final : public DatagramHandler,
   PeerReceiver peers_;
   DtlsReceiver dtls_receiver_{*this};
   std::unordered_map<StreamKey, DtlsPeer, StreamKeyHash> dtls_peers_;
+  std::size_t dtls_handshakes_ = 0;  // sessions in dtls_peers_ still in their handshake
   std::vector<std::uint8_t> dtls_plaintext_ = std::vector<std::uint8_t>(64 * 1024);
   std::vector<std::uint8_t> dtls_ciphertext_;
   std::vector<std::uint8_t> dtls_message_;
