@@ -15,6 +15,7 @@
 #include "support/process.hpp"
 #include "support/tern_server.hpp"
 #include "support/test_certificates.hpp"
+#include "support/turn_tools.hpp"
 
 using namespace tern;
 using test::TernServer;
@@ -24,15 +25,7 @@ namespace {
 constexpr const char* kSecret = "browser-secret";
 
 std::string secretFile() {
-  static const std::string path = [] {
-    char name[] = "/tmp/tern-browser-secret-XXXXXX";
-    const int fd = ::mkstemp(name);
-    REQUIRE(fd >= 0);
-    const std::string line = std::string(kSecret) + "\n";
-    REQUIRE(::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()));
-    ::close(fd);
-    return std::string(name);
-  }();
+  static const std::string path = test::temporaryFile(std::string(kSecret) + "\n");
   return path;
 }
 

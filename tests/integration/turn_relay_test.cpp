@@ -22,6 +22,7 @@
 #include "support/process.hpp"
 #include "support/stun_socket.hpp"
 #include "support/tern_server.hpp"
+#include "support/turn_tools.hpp"
 
 using namespace tern;
 using test::TernServer;
@@ -35,18 +36,10 @@ constexpr const char* kRealm = "tern.test";
 // may be reached (the peer policy's own-address rule).
 constexpr const char* kPeerHost = "127.0.0.2";
 
+// The current secret first (tern token mints with it), an older one still accepted.
 std::string secretFile() {
-  static const std::string path = [] {
-    char name[] = "/tmp/tern-test-secret-XXXXXX";
-    const int fd = ::mkstemp(name);
-    REQUIRE(fd >= 0);
-    // The current secret first (tern token mints with it), an older one still accepted.
-    const std::string line = std::string("# current, then the one being rotated out\n") + kSecret +
-                             "\nold-secret\n";
-    REQUIRE(::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()));
-    ::close(fd);
-    return std::string(name);
-  }();
+  static const std::string path = test::temporaryFile(
+      std::string("# current, then the one being rotated out\n") + kSecret + "\nold-secret\n");
   return path;
 }
 
@@ -58,44 +51,21 @@ std::vector<std::string> relayArgs(std::vector<std::string> extra = {}) {
   return args;
 }
 
-std::uint16_t freeUdpPort(const char* host) {
-  auto fd = io::openBoundSocket(io::SocketKind::kUdp, {*wire::IpAddress::parse(host), 0}, {});
-  return io::localAddress(fd.get()).port;
-}
-
-struct UclientReport {
-  long sent = -1, received = -1, lost = -1;
-  std::string output;
-};
-
-// Runs turnutils_uclient and reads its closing report.
-UclientReport runUclient(std::uint16_t server_port, std::uint16_t peer_port, std::vector<std::string> flags) {
-  std::vector<std::string> argv{"/usr/bin/turnutils_uclient", "-W", kSecret, "-u", "uclient",
-                                "-e", kPeerHost, "-r", std::to_string(peer_port),
+// turnutils_uclient with tern's REST secret against `peer_port` on kPeerHost.
+test::UclientReport runUclient(std::uint16_t server_port, std::uint16_t peer_port, std::vector<std::string> flags) {
+  std::vector<std::string> args{"-W", kSecret, "-u", "uclient", "-e", kPeerHost, "-r", std::to_string(peer_port),
                                 "-p", std::to_string(server_port)};
-  argv.insert(argv.end(), flags.begin(), flags.end());
-  argv.push_back("127.0.0.1");
-  auto result = test::runCommand(argv, std::chrono::seconds(60));
-  UclientReport r;
-  r.output = result.output;
-  std::smatch m;
-  if (std::regex_search(result.output, m, std::regex(R"(Total lost packets (\d+))"))) r.lost = std::stol(m[1]);
-  // The closing summary line (earlier lines are running totals per interval).
-  if (std::regex_search(result.output, m,
-                        std::regex(R"(start_mclient: tot_send_msgs=(\d+), tot_recv_msgs=(\d+))"))) {
-    r.sent = std::stol(m[1]);
-    r.received = std::stol(m[2]);
-  }
-  return r;
+  args.insert(args.end(), flags.begin(), flags.end());
+  args.push_back("127.0.0.1");
+  return test::runUclient(args);
 }
 
 }  // namespace
 
 TEST_CASE("turnutils_uclient relays RTP/RTCP pairs (EVEN-PORT, RESERVATION-TOKEN) through channels with zero loss") {
   TernServer server(relayArgs());
-  const auto peer_port = freeUdpPort(kPeerHost);
-  test::ChildProcess peer({"/usr/bin/turnutils_peer", "-L", kPeerHost, "-p", std::to_string(peer_port)});
-  usleep(200 * 1000);
+  test::EchoPeer peer(kPeerHost);
+  const auto peer_port = peer.port();
   // Without -c every client opens an RTP allocation with EVEN-PORT (R bit) and an RTCP one
   // with the RESERVATION-TOKEN, from another socket that may land on the other worker.
   auto r = runUclient(server.udp().port, peer_port, {"-n", "100", "-m", "4", "-l", "160", "-z", "5"});
@@ -106,28 +76,24 @@ TEST_CASE("turnutils_uclient relays RTP/RTCP pairs (EVEN-PORT, RESERVATION-TOKEN
   CHECK(server.process().output().find("code=508") == std::string::npos);
   CHECK(server.process().waitForLine("allocation created").has_value());
   CHECK(server.process().stop(SIGTERM) == 0);
-  CHECK(peer.stop(SIGTERM) >= 0);
 }
 
 TEST_CASE("turnutils_uclient relays with Send and Data indications (-s) with zero loss") {
   TernServer server(relayArgs());
-  const auto peer_port = freeUdpPort(kPeerHost);
-  test::ChildProcess peer({"/usr/bin/turnutils_peer", "-L", kPeerHost, "-p", std::to_string(peer_port)});
-  usleep(200 * 1000);
+  test::EchoPeer peer(kPeerHost);
+  const auto peer_port = peer.port();
   auto r = runUclient(server.udp().port, peer_port, {"-c", "-s", "-n", "100", "-m", "2", "-l", "500", "-z", "5"});
   INFO(r.output);
   CHECK(r.lost == 0);
   CHECK(r.sent == 200);
   CHECK(r.received == 200);
   CHECK(server.process().stop(SIGTERM) == 0);
-  CHECK(peer.stop(SIGTERM) >= 0);
 }
 
 TEST_CASE("turnutils_uclient over TCP (-t) relays channels, padded to 4 bytes, with zero loss") {
   TernServer server(relayArgs());
-  const auto peer_port = freeUdpPort(kPeerHost);
-  test::ChildProcess peer({"/usr/bin/turnutils_peer", "-L", kPeerHost, "-p", std::to_string(peer_port)});
-  usleep(200 * 1000);
+  test::EchoPeer peer(kPeerHost);
+  const auto peer_port = peer.port();
   // 161-byte messages: ChannelData over TCP must be padded (RFC 8656 §12.5) both ways.
   auto r = runUclient(server.udp().port, peer_port, {"-t", "-n", "100", "-m", "4", "-l", "161", "-z", "5"});
   INFO(r.output);
@@ -135,21 +101,18 @@ TEST_CASE("turnutils_uclient over TCP (-t) relays channels, padded to 4 bytes, w
   CHECK(r.sent == 400);
   CHECK(r.received == 400);
   CHECK(server.process().stop(SIGTERM) == 0);
-  CHECK(peer.stop(SIGTERM) >= 0);
 }
 
 TEST_CASE("turnutils_uclient over TCP with Send and Data indications (-t -s) with zero loss") {
   TernServer server(relayArgs());
-  const auto peer_port = freeUdpPort(kPeerHost);
-  test::ChildProcess peer({"/usr/bin/turnutils_peer", "-L", kPeerHost, "-p", std::to_string(peer_port)});
-  usleep(200 * 1000);
+  test::EchoPeer peer(kPeerHost);
+  const auto peer_port = peer.port();
   auto r = runUclient(server.udp().port, peer_port, {"-t", "-s", "-c", "-n", "100", "-m", "2", "-l", "1000", "-z", "5"});
   INFO(r.output);
   CHECK(r.lost == 0);
   CHECK(r.sent == 200);
   CHECK(r.received == 200);
   CHECK(server.process().stop(SIGTERM) == 0);
-  CHECK(peer.stop(SIGTERM) >= 0);
 }
 
 TEST_CASE("python3-aioice over TCP relays datagrams byte-identical") {

@@ -14,6 +14,7 @@
 #include "support/stun_socket.hpp"
 #include "support/tern_server.hpp"
 #include "support/test_certificates.hpp"
+#include "support/turn_tools.hpp"
 
 using namespace tern;
 using test::TernServer;
@@ -24,15 +25,7 @@ constexpr const char* kSecret = "tls-secret";
 constexpr const char* kPeerHost = "127.0.0.2";
 
 std::string secretFile() {
-  static const std::string path = [] {
-    char name[] = "/tmp/tern-tls-secret-XXXXXX";
-    const int fd = ::mkstemp(name);
-    REQUIRE(fd >= 0);
-    const std::string line = std::string(kSecret) + "\n";
-    REQUIRE(::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()));
-    ::close(fd);
-    return std::string(name);
-  }();
+  static const std::string path = test::temporaryFile(std::string(kSecret) + "\n");
   return path;
 }
 
@@ -43,40 +36,18 @@ std::vector<std::string> tlsArgs() {
           "127.0.0.1", "--allow-peer", "127.0.0.0/8", "--auth-secret-file", secretFile()};
 }
 
-std::uint16_t freeUdpPort(const char* host) {
-  auto fd = io::openBoundSocket(io::SocketKind::kUdp, {*wire::IpAddress::parse(host), 0}, {});
-  return io::localAddress(fd.get()).port;
-}
-
-struct Report {
-  long sent = -1, received = -1, lost = -1;
-  std::string output;
-};
-
-Report uclientSecure(std::uint16_t port, std::uint16_t peer_port, bool tcp = true) {
-  auto result = test::runCommand({"/usr/bin/turnutils_uclient", tcp ? "-t" : "-X", "-S", "-W", kSecret, "-u", "tls",
-                                  "-e", kPeerHost, "-r", std::to_string(peer_port), "-p",
-                                  std::to_string(port), "-n", "100", "-m", "2", "-l", "161", "-z", "5",
-                                  "127.0.0.1"},
-                                 std::chrono::seconds(60));
-  Report r;
-  r.output = result.output;
-  std::smatch m;
-  if (std::regex_search(r.output, m, std::regex(R"(Total lost packets (\d+))"))) r.lost = std::stol(m[1]);
-  if (std::regex_search(r.output, m, std::regex(R"(start_mclient: tot_send_msgs=(\d+), tot_recv_msgs=(\d+))"))) {
-    r.sent = std::stol(m[1]);
-    r.received = std::stol(m[2]);
-  }
-  return r;
+test::UclientReport uclientSecure(std::uint16_t port, std::uint16_t peer_port, bool tcp = true) {
+  return test::runUclient({tcp ? "-t" : "-X", "-S", "-W", kSecret, "-u", "tls", "-e", kPeerHost, "-r",
+                           std::to_string(peer_port), "-p", std::to_string(port), "-n", "100", "-m", "2", "-l",
+                           "161", "-z", "5", "127.0.0.1"});
 }
 
 }  // namespace
 
 TEST_CASE("turnutils_uclient over TLS (-t -S) on a TLS port relays with zero loss") {
   TernServer server(tlsArgs());
-  const auto peer_port = freeUdpPort(kPeerHost);
-  test::ChildProcess peer({"/usr/bin/turnutils_peer", "-L", kPeerHost, "-p", std::to_string(peer_port)});
-  usleep(200 * 1000);
+  test::EchoPeer peer(kPeerHost);
+  const auto peer_port = peer.port();
   auto r = uclientSecure(server.tls().port, peer_port);
   INFO(r.output);
   CHECK(r.lost == 0);
@@ -84,14 +55,12 @@ TEST_CASE("turnutils_uclient over TLS (-t -S) on a TLS port relays with zero los
   CHECK(r.received == 200);
   CHECK(server.process().output().find("transport=tls") != std::string::npos);
   CHECK(server.process().stop(SIGTERM) == 0);
-  CHECK(peer.stop(SIGTERM) >= 0);
 }
 
 TEST_CASE("turnutils_uclient over DTLS (-S on UDP, RFC 7350) relays with zero loss") {
   TernServer server(tlsArgs());
-  const auto peer_port = freeUdpPort(kPeerHost);
-  test::ChildProcess peer({"/usr/bin/turnutils_peer", "-L", kPeerHost, "-p", std::to_string(peer_port)});
-  usleep(200 * 1000);
+  test::EchoPeer peer(kPeerHost);
+  const auto peer_port = peer.port();
   auto r = uclientSecure(server.dtls().port, peer_port, false);
   INFO(r.output);
   CHECK(r.lost == 0);
@@ -99,14 +68,12 @@ TEST_CASE("turnutils_uclient over DTLS (-S on UDP, RFC 7350) relays with zero lo
   CHECK(r.received == 200);
   CHECK(server.process().output().find("transport=dtls user=") != std::string::npos);
   CHECK(server.process().stop(SIGTERM) == 0);
-  CHECK(peer.stop(SIGTERM) >= 0);
 }
 
 TEST_CASE("a --listen TCP port serves TLS too, told apart by the first byte") {
   TernServer server(tlsArgs());
-  const auto peer_port = freeUdpPort(kPeerHost);
-  test::ChildProcess peer({"/usr/bin/turnutils_peer", "-L", kPeerHost, "-p", std::to_string(peer_port)});
-  usleep(200 * 1000);
+  test::EchoPeer peer(kPeerHost);
+  const auto peer_port = peer.port();
   auto r = uclientSecure(server.tcp().port, peer_port);
   INFO(r.output);
   CHECK(r.lost == 0);
@@ -115,7 +82,6 @@ TEST_CASE("a --listen TCP port serves TLS too, told apart by the first byte") {
   auto probe = test::runCommand({test::ternBinary(), "probe", "--tcp", "--server", server.tcp().toString()});
   CHECK(probe.status == 0);
   CHECK(server.process().stop(SIGTERM) == 0);
-  CHECK(peer.stop(SIGTERM) >= 0);
 }
 
 TEST_CASE("python3-aioice over TLS verifies tern's certificate and relays byte-identical") {
@@ -182,9 +148,8 @@ TEST_CASE("SIGHUP reloads the certificate without dropping a call; a bad file ke
   const std::string before = servedSerial(port);
   REQUIRE(before.find("serial=") != std::string::npos);
 
-  const auto peer_port = freeUdpPort(kPeerHost);
-  test::ChildProcess peer({"/usr/bin/turnutils_peer", "-L", kPeerHost, "-p", std::to_string(peer_port)});
-  usleep(200 * 1000);
+  test::EchoPeer peer(kPeerHost);
+  const auto peer_port = peer.port();
   // A call of about 3 s over TLS, with the reload in the middle of it.
   test::ChildProcess call({"/usr/bin/turnutils_uclient", "-t", "-S", "-W", kSecret, "-u", "reload", "-e", kPeerHost,
                            "-r", std::to_string(peer_port), "-p", std::to_string(port), "-n", "150", "-m", "1",
@@ -195,10 +160,11 @@ TEST_CASE("SIGHUP reloads the certificate without dropping a call; a bad file ke
   ::kill(server.process().pid(), SIGHUP);
   CHECK(server.process().waitForLine("tls certificate reloaded").has_value());
   CHECK(call.wait(std::chrono::seconds(30)) == 0);
-  const std::string report = call.output();
-  INFO(report);
-  CHECK(report.find("Total lost packets 0 ") != std::string::npos);
-  CHECK(report.find("tot_send_msgs=150, tot_recv_msgs=150") != std::string::npos);
+  const auto report = test::parseUclientReport(call.output());
+  INFO(report.output);
+  CHECK(report.lost == 0);
+  CHECK(report.sent == 150);
+  CHECK(report.received == 150);
 
   const std::string after = servedSerial(port);
   CHECK(after.find("serial=") != std::string::npos);
@@ -212,6 +178,5 @@ TEST_CASE("SIGHUP reloads the certificate without dropping a call; a bad file ke
   CHECK(servedSerial(port) == after);
 
   CHECK(server.process().stop(SIGTERM) == 0);
-  CHECK(peer.stop(SIGTERM) >= 0);
   test::runCommand({"/bin/rm", "-rf", dir});
 }
