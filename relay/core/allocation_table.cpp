@@ -3,18 +3,9 @@
 
 namespace tern::core {
 
-namespace {
-std::size_t hashAddress(const SocketAddress& a) noexcept {
-  // FNV-1a: 5-tuples are chosen by clients, but a client controls only its own port; the
-  // table holds at most the allocations that passed authentication.
-  std::size_t h = 1469598103934665603ull;
-  for (std::size_t i = 0; i < a.ip.size(); ++i) h = (h ^ a.ip.data()[i]) * 1099511628211ull;
-  return (h ^ a.port) * 1099511628211ull;
-}
-}  // namespace
 
 std::size_t FiveTupleHash::operator()(const FiveTuple& t) const noexcept {
-  return (hashAddress(t.client) * 31 + hashAddress(t.server)) * 31 + static_cast<std::size_t>(t.transport);
+  return (wire::hashOf(t.client) * 31 + wire::hashOf(t.server)) * 31 + static_cast<std::size_t>(t.transport);
 }
 
 Allocation* AllocationTable::find(const FiveTuple& tuple) noexcept {

@@ -24,15 +24,8 @@ struct StreamKey {
 };
 
 struct StreamKeyHash {
-  static std::size_t hashAddress(const wire::SocketAddress& a) noexcept {
-    // FNV-1a over the address bytes and port: cheap, and keys are not attacker-chosen in bulk
-    // (one per accepted connection).
-    std::size_t h = 1469598103934665603ull;
-    for (std::size_t i = 0; i < a.ip.size(); ++i) h = (h ^ a.ip.data()[i]) * 1099511628211ull;
-    return (h ^ a.port) * 1099511628211ull;
-  }
   std::size_t operator()(const StreamKey& k) const noexcept {
-    return hashAddress(k.client) * 31 + hashAddress(k.server);
+    return wire::hashOf(k.client) * 31 + wire::hashOf(k.server);
   }
 };
 
@@ -298,7 +291,7 @@ class Worker::Loop final : public DatagramHandler,
   void onAllocationCreated(const core::FiveTuple& tuple, std::string_view username,
                            const wire::SocketAddress& relayed, std::uint32_t lifetime) noexcept override {
     log::info("allocation created", {{"client", tuple.client.toString()},
-                                     {"transport", transportName(tuple.transport)},
+                                     {"transport", metrics::labelOf(core::counterTransport(tuple.transport))},
                                      {"user", username},
                                      {"relayed", relayed.toString()},
                                      {"lifetime", lifetime}});
@@ -334,16 +327,6 @@ class Worker::Loop final : public DatagramHandler,
    private:
     Loop& loop_;
   };
-
-  static std::string_view transportName(core::Transport t) noexcept {
-    switch (t) {
-      case core::Transport::kUdp: return "udp";
-      case core::Transport::kTcp: return "tcp";
-      case core::Transport::kTls: return "tls";
-      case core::Transport::kDtls: return "dtls";
-    }
-    return "udp";
-  }
 
   core::RelayId reserveRelayId() {
     if (!free_relay_ids_.empty()) {

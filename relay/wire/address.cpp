@@ -182,6 +182,12 @@ std::string IpAddress::toString() const {
   return out;
 }
 
+std::size_t hashOf(const SocketAddress& a) noexcept {
+  std::size_t h = 1469598103934665603ull;
+  for (std::size_t i = 0; i < a.ip.size(); ++i) h = (h ^ a.ip.data()[i]) * 1099511628211ull;
+  return (h ^ a.port) * 1099511628211ull;
+}
+
 std::optional<SocketAddress> SocketAddress::parse(std::string_view text) noexcept {
   std::string_view host, port;
   if (text.starts_with("[")) {

@@ -51,4 +51,8 @@ struct SocketAddress {
   friend auto operator<=>(const SocketAddress&, const SocketAddress&) noexcept = default;
 };
 
+// FNV-1a over the address bytes and port, for the hash tables keyed by client addresses.
+// Keys are bounded by what passed authentication or a TCP accept, not chosen in bulk.
+std::size_t hashOf(const SocketAddress& a) noexcept;
+
 }  // namespace tern::wire
