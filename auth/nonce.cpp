@@ -68,10 +68,7 @@ std::array<std::uint8_t, NonceIssuer::kTagBytes> NonceIssuer::tag(
   // The family byte keeps an IPv4 client and an IPv6 one apart even if a later change made
   // both addresses the same length.
   const std::uint8_t family[] = {static_cast<std::uint8_t>(client.ip.family())};
-  const std::uint8_t port[] = {static_cast<std::uint8_t>(client.port >> 8),
-                               static_cast<std::uint8_t>(client.port)};
-  const Sha256Digest mac =
-      hmacSha256(key_, {time, family, Bytes{client.ip.data(), client.ip.size()}, port});
+  const Sha256Digest mac = hmacSha256(key_, {time, family, Bytes{client.ip.data(), client.ip.size()}});
   std::array<std::uint8_t, kTagBytes> out{};
   std::copy_n(mac.begin(), out.size(), out.begin());
   return out;

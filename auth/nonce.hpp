@@ -1,6 +1,9 @@
 // Stateless NONCEs for the long-term credential mechanism (RFC 8489 §9.2, §14.10): the nonce
-// carries its issue time and an HMAC tag binding it to the client's transport address, so the
-// server keeps no per-client state before authentication (DESIGN.md §4).
+// carries its issue time and an HMAC tag binding it to the client's IP address, so the server
+// keeps no per-client state before authentication (DESIGN.md §4). The port is left out on
+// purpose: one client host uses several sockets with one nonce (an RFC 6062 data connection
+// sends ConnectionBind with the control connection's nonce; RTP and RTCP allocations share
+// one), and a nonce is no secret: the MESSAGE-INTEGRITY key is.
 #pragma once
 
 #include <array>
@@ -19,14 +22,14 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 enum class NonceCheck : std::uint8_t {
   kValid,
   kStale,    // ours and for this client, but too old (or too far in the future): 438
-  kInvalid,  // not ours, altered, or issued to another transport address: 401
+  kInvalid,  // not ours, altered, or issued to another IP address: 401
 };
 
 class NonceIssuer {
  public:
   // The nonce text: 16 lowercase hex digits of the issue time (milliseconds since the steady
   // clock's epoch, as an unsigned 64-bit number), then 24 lowercase hex digits of
-  // HMAC-SHA256(key, time || family || address || port) truncated to 96 bits. 40 printable
+  // HMAC-SHA256(key, time || family || address) truncated to 96 bits. 40 printable
   // ASCII characters, well under RFC 8489 §14.10's 128. A later "nonce cookie" (RFC 8489
   // §9.2: "obMatJos2" + 4 base64 characters) can be prepended and added to the MAC input.
   static constexpr std::size_t kTimeDigits = 16;
@@ -41,10 +44,10 @@ class NonceIssuer {
   // stays valid. Throws std::invalid_argument for a lifetime that is not positive.
   NonceIssuer(std::array<std::uint8_t, 32> key, std::chrono::seconds lifetime);
 
-  // A nonce bound to `client` and `now`.
+  // A nonce bound to the IP of `client` and to `now`.
   std::string issue(const wire::SocketAddress& client, SteadyTime now) const;
 
-  // kInvalid unless `nonce` is exactly one of ours issued to `client` (the tag is compared in
+  // kInvalid unless `nonce` is exactly one of ours issued to `client`'s IP (the tag is compared in
   // constant time, before the time is trusted); then kStale when it is older than the
   // lifetime or more than kFutureSkew ahead of `now`, else kValid.
   NonceCheck check(std::string_view nonce, const wire::SocketAddress& client, SteadyTime now) const;
