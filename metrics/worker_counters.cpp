@@ -83,6 +83,7 @@ std::string_view labelOf(AllocationEnd e) noexcept {
   switch (e) {
     case AllocationEnd::kExpired: return "expired";
     case AllocationEnd::kDeleted: return "deleted";
+    case AllocationEnd::kConnectionClosed: return "connection_closed";
     case AllocationEnd::kShutdown: return "shutdown";
     case AllocationEnd::kCount: break;
   }

@@ -42,7 +42,8 @@ enum class AuthResult : std::uint8_t {
   kOk, kNoIntegrity, kMissingAttributes, kWrongRealm, kStaleNonce, kInvalidNonce, kUnknownUser,
   kExpiredUser, kBadIntegrity, kCount
 };
-enum class AllocationEnd : std::uint8_t { kExpired, kDeleted, kShutdown, kCount };
+// kConnectionClosed: the TCP or TLS connection that carried the allocation closed.
+enum class AllocationEnd : std::uint8_t { kExpired, kDeleted, kConnectionClosed, kShutdown, kCount };
 // The methods tern answers, and the response codes it sends (200 = success).
 enum class RequestMethod : std::uint8_t {
   kBinding, kAllocate, kRefresh, kCreatePermission, kChannelBind, kConnect, kConnectionBind,

@@ -174,6 +174,7 @@ SharedServices buildServices(const config::Settings& settings) {
   shared.options.max_lifetime = std::chrono::seconds(settings.max_lifetime);
   shared.options.max_permissions_per_allocation = settings.max_permissions_per_allocation;
   shared.options.max_channels_per_allocation = settings.max_channels_per_allocation;
+  shared.options.max_connections_per_allocation = settings.max_connections_per_allocation;
   for (const auto& e : settings.external_ips) shared.options.external_ips.push_back({e.public_ip, e.private_ip});
   return shared;
 }
@@ -206,6 +207,7 @@ class Server {
     std::vector<std::vector<FileDescriptor>> dtls_fds;
     for (auto& a : dtls_addresses) dtls_fds.push_back(bindSecureAddress(a, settings_.workers, SocketKind::kUdp));
 
+    auto directory = std::make_shared<io::WorkerDirectory>();
     for (unsigned w = 0; w < settings_.workers; ++w) {
       io::WorkerSockets sockets;
       for (auto& bound : addresses) {
@@ -217,8 +219,9 @@ class Server {
       const auto [first, last] =
           io::PortPool::share(settings_.relay_port_min, settings_.relay_port_max, w, settings_.workers);
       io::WorkerSetup setup{shared.options, shared.services, shared.relay_ips, first, last, shared.reservations,
-                            shared.tls, shared.dtls};
+                            shared.tls, shared.dtls, directory};
       workers_.push_back(std::make_unique<io::Worker>(w, settings_, std::move(sockets), std::move(setup)));
+      directory->workers.push_back(workers_.back().get());
     }
     for (auto& worker : workers_) {
       worker->start();

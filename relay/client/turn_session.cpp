@@ -64,6 +64,16 @@ std::vector<std::uint8_t> TurnSession::channelBind(std::uint16_t channel, const 
   });
 }
 
+std::vector<std::uint8_t> TurnSession::connect(const wire::SocketAddress& peer) {
+  return request(static_cast<std::uint16_t>(Method::kConnect),
+                 [&](wire::MessageBuilder& b) { b.add(wire::attr::XorPeerAddress{peer}); });
+}
+
+std::vector<std::uint8_t> TurnSession::connectionBind(std::uint32_t connection_id) {
+  return request(static_cast<std::uint16_t>(Method::kConnectionBind),
+                 [&](wire::MessageBuilder& b) { b.add(wire::attr::ConnectionId{connection_id}); });
+}
+
 std::vector<std::uint8_t> TurnSession::sendIndication(const wire::SocketAddress& peer, wire::Bytes data) {
   std::vector<std::uint8_t> buf(data.size() + 128);
   wire::MessageBuilder b(buf, Method::kSend, wire::MessageClass::kIndication, randomTransactionId());

@@ -29,6 +29,11 @@ class TurnSession {
   std::vector<std::uint8_t> refresh(std::optional<std::uint32_t> lifetime);
   std::vector<std::uint8_t> createPermission(std::span<const wire::SocketAddress> peers);
   std::vector<std::uint8_t> channelBind(std::uint16_t channel, const wire::SocketAddress& peer);
+  // RFC 6062 §4.3: a TCP connection from the relayed address to `peer` (TCP allocations).
+  std::vector<std::uint8_t> connect(const wire::SocketAddress& peer);
+  // RFC 6062 §4.4: sent on a new connection to the server, to make it the data connection of
+  // the peer connection `connection_id` (from Connect's response or a ConnectionAttempt).
+  std::vector<std::uint8_t> connectionBind(std::uint32_t connection_id);
   // Indications and ChannelData carry no credentials (RFC 8656 §11, §12).
   static std::vector<std::uint8_t> sendIndication(const wire::SocketAddress& peer, wire::Bytes data);
   static std::vector<std::uint8_t> channelData(std::uint16_t channel, wire::Bytes data, bool pad);

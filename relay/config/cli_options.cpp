@@ -107,6 +107,10 @@ void addServeOptions(CLI::App& app, Config& config) {
                  "Channel bindings per allocation")
       ->type_name("N")
       ->capture_default_str();
+  app.add_option("--max-connections-per-allocation", config.max_connections_per_allocation,
+                 "TCP connections to peers per TCP allocation (RFC 6062)")
+      ->type_name("N")
+      ->capture_default_str();
 }
 
 }  // namespace tern::config

@@ -193,6 +193,8 @@ void validateTurn(const Config& config, Settings& s, std::vector<std::string>& p
       problems, "max-permissions-per-allocation", config.max_permissions_per_allocation, 1, 4096);
   s.max_channels_per_allocation = number<std::uint32_t>(
       problems, "max-channels-per-allocation", config.max_channels_per_allocation, 1, 4096);
+  s.max_connections_per_allocation = number<std::uint32_t>(
+      problems, "max-connections-per-allocation", config.max_connections_per_allocation, 1, 4096);
 }
 
 }  // namespace

@@ -53,6 +53,7 @@ struct Config {
   std::string max_lifetime = "3600";
   std::string max_permissions_per_allocation = "64";
   std::string max_channels_per_allocation = "64";
+  std::string max_connections_per_allocation = "64";
 };
 
 struct StaticUser {
@@ -100,6 +101,7 @@ struct Settings {
   unsigned max_lifetime = 3600;
   std::uint32_t max_permissions_per_allocation = 64;
   std::uint32_t max_channels_per_allocation = 64;
+  std::uint32_t max_connections_per_allocation = 64;
 
   bool hasCredentials() const noexcept { return !auth_secrets.empty() || !users.empty(); }
 };

@@ -86,4 +86,8 @@ std::size_t Allocation::activeChannels(TimePoint now) const noexcept {
                                                 [&](const ChannelBinding& c) { return now < c.expires; }));
 }
 
+void Allocation::removeConnection(ConnectionId id) noexcept {
+  std::erase(connections_, id);
+}
+
 }  // namespace tern::core

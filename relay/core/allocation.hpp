@@ -57,6 +57,14 @@ class Allocation {
     additional_family_refused_ = additional_family_refused;
   }
 
+  // RFC 6062: the relayed address is a TCP listener, and data flows over TCP connections
+  // (listed here by CONNECTION-ID) instead of Send/Data and channels.
+  bool tcp() const noexcept { return tcp_; }
+  void setTcp() noexcept { tcp_ = true; }
+  const std::vector<ConnectionId>& connections() const noexcept { return connections_; }
+  void addConnection(ConnectionId id) { connections_.push_back(id); }
+  void removeConnection(ConnectionId id) noexcept;
+
   // RFC 8656 §9: permissions are per IP address; expired ones do not count.
   bool hasPermission(const IpAddress& peer, TimePoint now) const noexcept;
   // Installs or refreshes; false if that would exceed `max_permissions` live permissions.
@@ -82,6 +90,8 @@ class Allocation {
   wire::TransactionId allocate_transaction_{};
   std::optional<std::uint64_t> reservation_token_;
   bool additional_family_refused_ = false;
+  bool tcp_ = false;
+  std::vector<ConnectionId> connections_;
   std::vector<Permission> permissions_;
   std::vector<ChannelBinding> channels_;
 };

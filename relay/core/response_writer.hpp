@@ -32,6 +32,9 @@ class ResponseWriter {
   void setRoutine() noexcept { routine_ = true; }
   bool routine() const noexcept { return routine_; }
   std::uint16_t code() const noexcept { return code_; }
+  // The answer comes later (RFC 6062 Connect waits for the TCP handshake with the peer).
+  void defer() noexcept { deferred_ = true; }
+  bool deferred() const noexcept { return deferred_; }
   // The builder of the response started by success() or error().
   wire::MessageBuilder& builder() noexcept { return *builder_; }
 
@@ -47,6 +50,7 @@ class ResponseWriter {
   std::optional<wire::Bytes> finished_;
   std::string_view reason_;  // reasons are string literals or static tables
   bool routine_ = false;
+  bool deferred_ = false;
   std::uint16_t code_ = 0;
 };
 

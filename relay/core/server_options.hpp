@@ -37,6 +37,10 @@ struct ServerOptions {
   std::chrono::seconds channel_lifetime{600};
   std::size_t max_permissions_per_allocation = 64;
   std::size_t max_channels_per_allocation = 64;
+  // RFC 6062: TCP connections (pending or bound) per TCP allocation.
+  std::size_t max_connections_per_allocation = 64;
+  // Which worker runs this core: the top byte of its CONNECTION-IDs (RFC 6062 §6.2.1).
+  std::uint8_t worker_index = 0;
   std::vector<ExternalIp> external_ips;
 };
 

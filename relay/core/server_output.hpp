@@ -15,9 +15,14 @@ namespace tern::core {
 
 // Names one relay socket of this worker (an allocation's relayed transport address).
 using RelayId = std::uint32_t;
+// RFC 6062 §6.2.1 CONNECTION-ID: names one TCP connection to a peer of a TCP allocation. The
+// top byte is the index of the worker that owns it (a ConnectionBind may arrive on another).
+using ConnectionId = std::uint32_t;
 
 struct RelayRequest {
   wire::AddressFamily family = wire::AddressFamily::kIPv4;
+  // RFC 6062 §5.1: a TCP allocation's relayed address is a listening TCP socket.
+  bool tcp = false;
   bool dont_fragment = false;  // RFC 8656 §7.2: set DF on datagrams sent to peers
   // RFC 8656 §7.2 EVEN-PORT: an even port, and with the R bit also hold the next one for a
   // later Allocate that presents the RESERVATION-TOKEN returned in OpenedRelay.
@@ -55,6 +60,20 @@ class ServerOutput {
   virtual void closeRelay(RelayId id) noexcept = 0;
   // Sends `payload` from the relay socket `id` to `peer`. False if it was dropped.
   virtual bool sendToPeer(RelayId id, const SocketAddress& peer, wire::Bytes payload) noexcept = 0;
+
+  // RFC 6062 TCP allocations. The I/O layer owns the TCP sockets; the core keeps the state.
+  // Starts a TCP connection from the relayed address of `relay` to `peer`; the outcome comes
+  // back through TurnServer::onPeerConnected(id). False if it could not even start.
+  virtual bool connectToPeer(RelayId relay, const SocketAddress& peer, ConnectionId id) noexcept = 0;
+  // Joins the client data connection `client` to peer connection `id`: from now on bytes flow
+  // as they are, both ways, without the core (RFC 6062 §5.4). False if either side is gone.
+  virtual bool joinConnection(ConnectionId id, const FiveTuple& client) noexcept = 0;
+  // Closes peer connection `id` and, if joined, its client data connection. No callback.
+  virtual void closeConnection(ConnectionId id) noexcept = 0;
+  // A ConnectionBind for a connection another worker owns: move the client's connection to
+  // worker `owner`, which processes `request` again as if it had arrived there. False if
+  // there is no such worker (the id is made up).
+  virtual bool transferConnection(const FiveTuple& client, std::uint8_t owner, wire::Bytes request) noexcept = 0;
 
   // Operator-facing events (one log line each in relay/io); never on the per-packet path.
   virtual void onAllocationCreated(const FiveTuple&, std::string_view /*username*/,

@@ -34,9 +34,30 @@ metrics::AuthResult authCounter(auth::AuthOutcome o) noexcept {
 
 const wire::Bytes kZeroPadding{reinterpret_cast<const std::uint8_t*>("\0\0\0"), 3};
 
+std::uint64_t randomSeed() noexcept {
+  std::array<std::uint8_t, 8> seed{};
+  auth::randomBytes(seed);
+  std::uint64_t v = 0;
+  std::memcpy(&v, seed.data(), seed.size());
+  return v | 1;  // xorshift needs a non-zero state
+}
+
 }  // namespace
 
+void ServerContext::endConnection(ConnectionId id, bool close_sockets) noexcept {
+  TcpConnection* c = connections.find(id);
+  if (c == nullptr) return;
+  if (Allocation* a = allocations.find(c->control)) a->removeConnection(id);
+  connections.erase(id);
+  if (close_sockets) output.closeConnection(id);
+}
+
 void ServerContext::endAllocation(Allocation& allocation, metrics::AllocationEnd why, TimePoint now) noexcept {
+  // RFC 6062: the TCP connections of an allocation end with it.
+  for (ConnectionId id : allocation.connections()) {
+    connections.erase(id);
+    output.closeConnection(id);
+  }
   output.closeRelay(allocation.relay());
   services.quota->release(quotaKey(allocation.username()));
   counters.allocations_ended[metrics::idx(why)].add();
@@ -51,12 +72,9 @@ TurnServer::TurnServer(ServerOptions options, ServerServices services, ServerOut
       services_(std::move(services)),
       output_(output),
       counters_(counters),
-      context_{options_, services_, output_, counters_, allocations_} {
-  std::array<std::uint8_t, 8> seed{};
-  auth::randomBytes(seed);
-  std::memcpy(&indication_id_state_, seed.data(), seed.size());
-  indication_id_state_ |= 1;  // xorshift needs a non-zero state
-}
+      connections_(options_.worker_index, randomSeed()),
+      context_{options_, services_, output_, counters_, allocations_, connections_, std::nullopt},
+      indication_id_state_(randomSeed()) {}
 
 TurnServer::~TurnServer() = default;
 
@@ -167,7 +185,86 @@ void TurnServer::onTick(TimePoint now) noexcept {
   allocations_.expire(now, [&](Allocation& a) {
     context_.endAllocation(a, metrics::AllocationEnd::kExpired, now);
   });
+  // RFC 6062 §5.2-§5.3: a Connect that has not completed in 30 s fails with 447; a connection
+  // not bound in 30 s is closed.
+  connections_.expire(now, [&](TcpConnection& c) {
+    if (c.state == TcpConnection::State::kConnecting) {
+      if (const Allocation* a = allocations_.find(c.control)) answerConnect(c, *a, false);
+    }
+    context_.endConnection(c.id, true);
+  });
 }
+
+void TurnServer::onClientClosed(const FiveTuple& tuple, TimePoint now) noexcept {
+  if (Allocation* a = allocations_.find(tuple)) {
+    context_.endAllocation(*a, metrics::AllocationEnd::kConnectionClosed, now);
+  }
+}
+
+void TurnServer::onPeerConnected(ConnectionId id, bool connected, TimePoint now) noexcept {
+  TcpConnection* c = connections_.find(id);
+  // Timed out (and answered) already, or its allocation ended: the I/O layer has closed it.
+  if (c == nullptr || c->state != TcpConnection::State::kConnecting) return;
+  const Allocation* a = allocations_.find(c->control);
+  if (a == nullptr) {
+    context_.endConnection(id, true);
+    return;
+  }
+  answerConnect(*c, *a, connected);
+  if (connected) {
+    // RFC 6062 §5.2: now the client has 30 s to bind the connection.
+    c->state = TcpConnection::State::kAwaitingBind;
+    connections_.restartTimer(*c, now);
+  } else {
+    context_.endConnection(id, true);
+  }
+}
+
+void TurnServer::answerConnect(const TcpConnection& c, const Allocation& a, bool connected) noexcept {
+  wire::Header header;
+  header.type = wire::encodeMessageType(wire::Method::kConnect, wire::MessageClass::kRequest);
+  header.transaction_id = c.connect_transaction;
+  auto response = responseTo(header, c.connect_fingerprint);
+  response.sign(a.key());
+  if (connected) {
+    response.success().add(wire::attr::ConnectionId{c.id});
+  } else {
+    response.error(ec::kConnectionTimeoutOrFailure, "Connection Timeout or Failure: peer unreachable");
+  }
+  send(c.control, response, static_cast<std::uint16_t>(wire::Method::kConnect));
+}
+
+std::optional<ConnectionId> TurnServer::onPeerConnection(RelayId relay, const SocketAddress& peer,
+                                                         TimePoint now) noexcept {
+  Allocation* a = allocations_.findByRelay(relay);
+  if (a == nullptr || a->expired(now) || !a->tcp()) return std::nullopt;
+  const SocketAddress from{PeerPolicy::normalize(peer.ip), peer.port};
+  // RFC 6062 §5.3: without a permission for the peer the connection is closed at once.
+  if (!a->hasPermission(from.ip, now)) {
+    counters_.drop(metrics::DropReason::kNoPermission);
+    return std::nullopt;
+  }
+  if (a->connections().size() >= options_.max_connections_per_allocation) return std::nullopt;
+  try {
+    TcpConnection& c = connections_.add(a->tuple(), from, TcpConnection::State::kAwaitingBind, now);
+    a->addConnection(c.id);
+    // RFC 6062 §5.3: the client learns of it in a ConnectionAttempt indication.
+    wire::MessageBuilder b(response_buffer_, wire::Method::kConnectionAttempt, wire::MessageClass::kIndication,
+                           nextIndicationId());
+    b.add(wire::attr::XorPeerAddress{from}).add(wire::attr::ConnectionId{c.id});
+    b.addFingerprint();
+    auto bytes = b.finish();
+    if (!bytes || !output_.sendToClient(a->tuple(), *bytes)) {
+      context_.endConnection(c.id, false);
+      return std::nullopt;
+    }
+    return c.id;
+  } catch (const std::bad_alloc&) {
+    return std::nullopt;
+  }
+}
+
+void TurnServer::onConnectionClosed(ConnectionId id) noexcept { context_.endConnection(id, false); }
 
 void TurnServer::shutdown(TimePoint now) noexcept {
   // Every allocation has an entry in the expiry queue, and all are due at the end of time.
@@ -247,16 +344,48 @@ void TurnServer::onRequest(const FiveTuple& tuple, const wire::MessageView& requ
       }
       break;
     }
+    case wire::Method::kConnectionBind:
+      if (!admitConnectionBind(tuple, request, response)) break;
+      [[fallthrough]];
     case wire::Method::kAllocate:
     case wire::Method::kRefresh:
     case wire::Method::kCreatePermission:
-    case wire::Method::kChannelBind: onTurnRequest(tuple, request, now, response); break;
+    case wire::Method::kChannelBind:
+    case wire::Method::kConnect: onTurnRequest(tuple, request, now, response); break;
     default:
       // RFC 8489 §6.3.1: a request for a method the server does not implement is an error.
       response.error(ec::kBadRequest, "Unsupported method");
       break;
   }
   send(tuple, response, request.method());
+  // RFC 6062 §5.4: after the ConnectionBind success response, the connection carries data.
+  if (auto id = std::exchange(context_.pending_join, std::nullopt)) {
+    if (!output_.joinConnection(*id, tuple)) context_.endConnection(*id, true);
+  }
+}
+
+bool TurnServer::admitConnectionBind(const FiveTuple& tuple, const wire::MessageView& request,
+                                     ResponseWriter& response) noexcept {
+  // RFC 6062 §5.4: only over TCP or TLS.
+  if (!isStream(tuple.transport)) {
+    response.error(ec::kBadRequest, "ConnectionBind needs a TCP or TLS connection (RFC 6062)");
+    return false;
+  }
+  // A data connection is a connection of its own, never the allocation's control connection.
+  if (allocations_.find(tuple) != nullptr) {
+    response.error(ec::kBadRequest, "ConnectionBind on the allocation's control connection");
+    return false;
+  }
+  // The connection belongs to the worker that owns the id; the kernel spread new connections
+  // across workers without knowing that.
+  if (auto id = request.get<wire::attr::ConnectionId>()) {
+    const std::uint8_t owner = TcpConnectionTable::ownerOf(id->id);
+    if (owner != connections_.owner() && output_.transferConnection(tuple, owner, request.bytes())) {
+      response.defer();
+      return false;
+    }
+  }
+  return true;
 }
 
 // RFC 8489 §9.2.4 first (long-term credentials), then unknown attributes (RFC 8489 §6.3.1),
@@ -293,6 +422,8 @@ void TurnServer::onTurnRequest(const FiveTuple& tuple, const wire::MessageView& 
     case wire::Method::kRefresh: handlers::refresh(context_, ctx, response); break;
     case wire::Method::kCreatePermission: handlers::createPermission(context_, ctx, response); break;
     case wire::Method::kChannelBind: handlers::channelBind(context_, ctx, response); break;
+    case wire::Method::kConnect: handlers::connect(context_, ctx, response); break;
+    case wire::Method::kConnectionBind: handlers::connectionBind(context_, ctx, response); break;
     default: break;
   }
   // The key lives in `auth`, which ends here: sign now.
@@ -300,6 +431,7 @@ void TurnServer::onTurnRequest(const FiveTuple& tuple, const wire::MessageView& 
 }
 
 void TurnServer::send(const FiveTuple& tuple, ResponseWriter& response, std::uint16_t method) noexcept {
+  if (response.deferred()) return;
   auto bytes = response.finish();
   if (!bytes) {
     // Only a bug can overflow the response buffer; count it rather than crash.

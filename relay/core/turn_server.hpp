@@ -14,6 +14,7 @@
 #include "relay/core/response_writer.hpp"
 #include "relay/core/server_options.hpp"
 #include "relay/core/server_output.hpp"
+#include "relay/core/tcp_connections.hpp"
 #include "relay/wire/message.hpp"
 
 namespace tern::core {
@@ -34,14 +35,32 @@ class TurnServer {
   void setUnixTime(std::int64_t unix_seconds) noexcept { unix_seconds_ = unix_seconds; }
   // Ends every allocation (closing its relay socket) before the worker stops.
   void shutdown(TimePoint now) noexcept;
+  // A client's TCP or TLS connection closed: the allocation it carried ends with it.
+  void onClientClosed(const FiveTuple& tuple, TimePoint now) noexcept;
+
+  // RFC 6062 §5.2: the outcome of ServerOutput::connectToPeer; answers the Connect request.
+  void onPeerConnected(ConnectionId id, bool connected, TimePoint now) noexcept;
+  // RFC 6062 §5.3: a peer opened a TCP connection to the relayed address of `relay`. Returns
+  // the CONNECTION-ID announced to the client in a ConnectionAttempt indication, or nothing
+  // when the connection is refused (no permission for the peer): the I/O layer closes it.
+  std::optional<ConnectionId> onPeerConnection(RelayId relay, const SocketAddress& peer, TimePoint now) noexcept;
+  // The I/O layer closed peer connection `id` (either side hung up or failed).
+  void onConnectionClosed(ConnectionId id) noexcept;
 
   std::size_t allocationCount() const noexcept { return allocations_.size(); }
+  std::size_t connectionCount() const noexcept { return connections_.size(); }
 
  private:
   void onStun(const FiveTuple& tuple, wire::Bytes packet, TimePoint now) noexcept;
   void onRequest(const FiveTuple& tuple, const wire::MessageView& request, TimePoint now) noexcept;
   void onTurnRequest(const FiveTuple& tuple, const wire::MessageView& request, TimePoint now,
                      ResponseWriter& response) noexcept;
+  // RFC 6062 §5.4 checks that come before authentication; false when the request is handled
+  // (answered, or moved to the worker that owns its connection).
+  bool admitConnectionBind(const FiveTuple& tuple, const wire::MessageView& request,
+                           ResponseWriter& response) noexcept;
+  // Answers a deferred Connect request.
+  void answerConnect(const TcpConnection& connection, const Allocation& allocation, bool connected) noexcept;
   void onChannelData(const FiveTuple& tuple, wire::Bytes packet, TimePoint now) noexcept;
   void send(const FiveTuple& tuple, ResponseWriter& response, std::uint16_t method) noexcept;
   ResponseWriter responseTo(const wire::Header& request, bool fingerprint) noexcept;
@@ -52,6 +71,7 @@ class TurnServer {
   ServerOutput& output_;
   metrics::WorkerCounters& counters_;
   AllocationTable allocations_;
+  TcpConnectionTable connections_;
   ServerContext context_;
   std::int64_t unix_seconds_ = 0;
   std::uint64_t indication_id_state_ = 0;

@@ -94,7 +94,9 @@ FileDescriptor openBoundSocket(SocketKind kind, const wire::SocketAddress& addre
   sockaddr_storage ss{};
   const socklen_t len = toSockaddr(address, ss);
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) fail("bind", address, errno);
-  if (kind == SocketKind::kTcp && ::listen(fd.get(), SOMAXCONN) != 0) fail("listen", address, errno);
+  if (kind == SocketKind::kTcp && options.listen && ::listen(fd.get(), SOMAXCONN) != 0) {
+    fail("listen", address, errno);
+  }
   return fd;
 }
 

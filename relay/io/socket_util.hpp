@@ -44,6 +44,8 @@ struct SocketOptions {
   bool reuse_port = true;
   // RFC 8656 §7.2 DONT-FRAGMENT: set DF on datagrams to peers (IP_PMTUDISC_DO).
   bool dont_fragment = false;
+  // TCP: listen (a listener) or not (a socket that will connect from this address).
+  bool listen = true;
 };
 
 // Creates a non-blocking socket with SO_REUSEPORT unless told otherwise (so every worker

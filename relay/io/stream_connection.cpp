@@ -1,6 +1,8 @@
 // TCP connection reading, framing and bounded writing; see stream_connection.hpp.
 #include "relay/io/stream_connection.hpp"
 
+#include <fcntl.h>
+
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -33,6 +35,11 @@ namespace {
 thread_local std::vector<char> t_scratch(64 * 1024);
 }  // namespace
 
+namespace {
+// Peer connections are never framed; they need no reassembly buffer.
+constexpr std::size_t kNoFramer = 0;
+}  // namespace
+
 StreamConnection::StreamConnection(uv_loop_t* loop, uv_stream_t* server, StreamHandler& handler,
                                    core::TimePoint now, std::shared_ptr<const TlsContext> tls,
                                    bool require_tls)
@@ -48,20 +55,77 @@ StreamConnection::StreamConnection(uv_loop_t* loop, uv_stream_t* server, StreamH
   // Media is latency-sensitive; never wait to coalesce small frames.
   uv_tcp_nodelay(handle_.get(), 1);
   tuple_ = {core::Transport::kTcp, endpoint(handle_.get(), true), endpoint(handle_.get(), false)};
-  checkUv(uv_read_start(
-              reinterpret_cast<uv_stream_t*>(handle_.get()),
-              [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
-                auto* self = ownerOf<StreamConnection>(h);
-                *buf = self ? self->readBuffer() : uv_buf_init(nullptr, 0);
-              },
-              [](uv_stream_t* h, ssize_t nread, const uv_buf_t* buf) {
-                if (auto* self = ownerOf<StreamConnection>(h)) self->onRead(nread, buf->base);
-              }),
-          "uv_read_start");
+  startReading();
+}
+
+StreamConnection::StreamConnection(PeerTag, uv_loop_t* loop, uv_stream_t* server, StreamHandler& handler,
+                                   core::TimePoint now)
+    : handler_(handler), loop_(loop), framer_(kNoFramer), last_activity_(now), peer_side_(true) {
+  checkUv(uv_tcp_init(loop, handle_.get()), "uv_tcp_init");
+  handle_.initialized(this);
+  checkUv(uv_accept(server, reinterpret_cast<uv_stream_t*>(handle_.get())), "uv_accept");
+  uv_tcp_nodelay(handle_.get(), 1);
+  tuple_ = {core::Transport::kTcp, endpoint(handle_.get(), true), endpoint(handle_.get(), false)};
+  // RFC 6062 §5.3: data from the peer waits in the kernel (its TCP window closes) until the
+  // client binds the connection.
+}
+
+StreamConnection::StreamConnection(uv_loop_t* loop, FileDescriptor socket, const wire::SocketAddress& peer,
+                                   StreamHandler& handler, core::TimePoint now)
+    : handler_(handler), loop_(loop), framer_(kNoFramer), last_activity_(now), peer_side_(true) {
+  checkUv(uv_tcp_init(loop, handle_.get()), "uv_tcp_init");
+  handle_.initialized(this);
+  const wire::SocketAddress local = localAddress(socket.get());
+  checkUv(uv_tcp_open(handle_.get(), socket.get()), "uv_tcp_open");
+  socket.release();
+  tuple_ = {core::Transport::kTcp, peer, local};
+  sockaddr_storage ss{};
+  toSockaddr(peer, ss);
+  auto request = std::make_unique<uv_connect_t>();
+  checkUv(uv_tcp_connect(request.get(), handle_.get(), reinterpret_cast<const sockaddr*>(&ss),
+                         [](uv_connect_t* req, int status) {
+                           std::unique_ptr<uv_connect_t> done{req};
+                           // Cancelled (status ECANCELED) when the connection closed first.
+                           auto* self = ownerOf<StreamConnection>(req->handle);
+                           if (self == nullptr) return;
+                           if (status == 0) uv_tcp_nodelay(self->handle_.get(), 1);
+                           self->handler_.onConnected(*self, status == 0);
+                         }),
+          "uv_tcp_connect");
+  request.release();  // freed by the callback, which libuv always runs
+}
+
+StreamConnection::StreamConnection(uv_loop_t* loop, DetachedConnection& detached, StreamHandler& handler,
+                                   core::TimePoint now)
+    : handler_(handler), loop_(loop), tuple_(detached.tuple), last_activity_(now), tls_(std::move(detached.tls)) {
+  checkUv(uv_tcp_init(loop, handle_.get()), "uv_tcp_init");
+  handle_.initialized(this);
+  checkUv(uv_tcp_open(handle_.get(), detached.fd.get()), "uv_tcp_open");
+  detached.fd.release();
+  uv_tcp_nodelay(handle_.get(), 1);
+  startReading();
+}
+
+void StreamConnection::startReading() noexcept {
+  if (!handle_ || reading_ || read_eof_) return;
+  const int rc = uv_read_start(
+      reinterpret_cast<uv_stream_t*>(handle_.get()),
+      [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+        auto* self = ownerOf<StreamConnection>(h);
+        *buf = self ? self->readBuffer() : uv_buf_init(nullptr, 0);
+      },
+      [](uv_stream_t* h, ssize_t nread, const uv_buf_t* buf) {
+        if (auto* self = ownerOf<StreamConnection>(h)) self->onRead(nread, buf->base);
+      });
+  if (rc < 0) {
+    close(uv_strerror(rc));
+    return;
+  }
+  reading_ = true;
 }
 
 uv_buf_t StreamConnection::readBuffer() noexcept {
-  if (decided_ && !tls_) {
+  if (decided_ && !tls_ && !partner_) {
     auto space = framer_.writable();
     return uv_buf_init(reinterpret_cast<char*>(space.data()), static_cast<unsigned>(space.size()));
   }
@@ -71,6 +135,14 @@ uv_buf_t StreamConnection::readBuffer() noexcept {
 void StreamConnection::onRead(ssize_t nread, const char* data) noexcept {
   if (nread == 0) return;  // EAGAIN
   if (nread < 0) {
+    if (nread == UV_EOF && partner_ != nullptr) {
+      // A pipe's end hung up: finish writing what it sent, then close both.
+      uv_read_stop(reinterpret_cast<uv_stream_t*>(handle_.get()));
+      reading_ = false;
+      read_eof_ = true;
+      partner_->shutdownAfterWrites();
+      return;
+    }
     close(nread == UV_EOF ? "closed by client" : uv_strerror(static_cast<int>(nread)));
     return;
   }
@@ -79,6 +151,10 @@ void StreamConnection::onRead(ssize_t nread, const char* data) noexcept {
   if (!decided_ && !decideTransport(bytes[0])) return;
   if (tls_) {
     onCiphertext(bytes);
+    return;
+  }
+  if (partner_ != nullptr) {
+    onPipeData(bytes);
     return;
   }
   if (data != reinterpret_cast<const char*>(framer_.writable().data())) {
@@ -112,29 +188,133 @@ bool StreamConnection::decideTransport(std::uint8_t first) noexcept {
   return true;
 }
 
+namespace {
+// Decrypted bytes of a piped TLS connection, on their way to the partner.
+thread_local std::vector<std::uint8_t> t_pipe_plaintext(16 * 1024);
+}  // namespace
+
 void StreamConnection::onCiphertext(wire::Bytes data) noexcept {
   tls_->feed(data);
   while (true) {
-    const long n = tls_->readPlaintext(framer_.writable());
+    const wire::MutableBytes out = partner_ != nullptr ? wire::MutableBytes(t_pipe_plaintext) : framer_.writable();
+    const long n = tls_->readPlaintext(out);
     if (n < 0) {
       flushCiphertext();  // a TLS alert, if OpenSSL produced one
       close(tls_->error().c_str());
       return;
     }
     if (n == 0) break;
-    framer_.commit(static_cast<std::size_t>(n));
-    onPlaintext();
+    if (partner_ != nullptr) {
+      onPipeData(out.first(static_cast<std::size_t>(n)));
+    } else {
+      framer_.commit(static_cast<std::size_t>(n));
+      onPlaintext();
+    }
     if (closed()) return;
   }
   if (!flushCiphertext()) close("TLS write failed");
 }
 
 void StreamConnection::onPlaintext() noexcept {
-  while (auto frame = framer_.next()) {
+  // A frame may turn this into a pipe (ConnectionBind): then framing stops.
+  while (partner_ == nullptr) {
+    auto frame = framer_.next();
+    if (!frame) break;
     handler_.onFrame(*this, frame->bytes);
-    if (closed()) return;  // the handler closed us
+    if (closed()) return;  // the handler closed us, or moved us to another worker
   }
-  if (framer_.invalid()) close("not STUN or ChannelData framing");
+  if (partner_ == nullptr && framer_.invalid()) close("not STUN or ChannelData framing");
+}
+
+void StreamConnection::inject(wire::Bytes plaintext) noexcept {
+  auto space = framer_.writable();
+  const std::size_t n = std::min(space.size(), plaintext.size());
+  std::memcpy(space.data(), plaintext.data(), n);
+  framer_.commit(n);
+  onPlaintext();
+}
+
+void StreamConnection::pipe(StreamConnection& other) noexcept {
+  partner_ = &other;
+  other.partner_ = this;
+  for (StreamConnection* side : {this, &other}) {
+    // Bytes that arrived after the ConnectionBind, before the join, go first.
+    if (const wire::Bytes unread = side->framer_.unread(); !unread.empty()) {
+      side->onPipeData(unread);
+      side->framer_.clear();
+    }
+  }
+  if (closed() || other.closed()) return;
+  startReading();
+  other.startReading();
+}
+
+void StreamConnection::onPipeData(wire::Bytes data) noexcept {
+  StreamConnection* to = partner_;
+  if (to == nullptr) return;
+  if (!to->writePiped(data)) {
+    close("pipe write failed");
+    return;
+  }
+  handler_.onPiped(*this, data.size());
+  // Back-pressure: the receiving side is slow, so stop taking more from this one.
+  if (to->queuedBytes() > kPipeHighWater && reading_) {
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(handle_.get()));
+    reading_ = false;
+  }
+}
+
+void StreamConnection::onWriteDone() noexcept {
+  if (partner_ != nullptr && !partner_->reading_ && queuedBytes() <= kPipeLowWater) {
+    partner_->startReading();
+  }
+}
+
+bool StreamConnection::writePiped(wire::Bytes data) noexcept {
+  if (!handle_ || shutting_down_) return false;
+  if (!tls_) return sendRaw(std::span<const wire::Bytes>(&data, 1), false);
+  // The reader of the other side stops at the high mark, so this queue stays bounded.
+  if (!tls_->writePlaintext(data)) return false;
+  return flushCiphertext();
+}
+
+void StreamConnection::shutdownAfterWrites() noexcept {
+  if (!handle_ || shutting_down_) return;
+  shutting_down_ = true;
+  auto request = std::make_unique<uv_shutdown_t>();
+  const int rc = uv_shutdown(request.get(), reinterpret_cast<uv_stream_t*>(handle_.get()),
+                             [](uv_shutdown_t* req, int) {
+                               std::unique_ptr<uv_shutdown_t> done{req};
+                               if (auto* self = ownerOf<StreamConnection>(req->handle)) {
+                                 self->close("closed by the other end");
+                               }
+                             });
+  if (rc < 0) {
+    close(uv_strerror(rc));
+    return;
+  }
+  request.release();  // freed by the callback, which libuv always runs
+}
+
+std::unique_ptr<DetachedConnection> StreamConnection::detach() noexcept {
+  if (!handle_ || queuedBytes() > 0 || partner_ != nullptr) return nullptr;
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(handle_.base(), &fd) != 0) return nullptr;
+  try {
+    auto detached = std::make_unique<DetachedConnection>();
+    // The handle closes its own descriptor; the duplicate carries the socket on.
+    detached->fd = FileDescriptor{::fcntl(fd, F_DUPFD_CLOEXEC, 0)};
+    if (!detached->fd) return nullptr;
+    detached->tuple = tuple_;
+    detached->tls = std::move(tls_);
+    const wire::Bytes unread = framer_.unread();
+    detached->unread.assign(unread.begin(), unread.end());
+    framer_.clear();
+    close("moved to the worker that owns its connection");
+    return detached;
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
 }
 
 bool StreamConnection::flushCiphertext() noexcept {
@@ -161,7 +341,7 @@ bool StreamConnection::send(std::span<const wire::Bytes> parts) noexcept {
   return flushCiphertext();
 }
 
-bool StreamConnection::sendRaw(std::span<const wire::Bytes> parts) noexcept {
+bool StreamConnection::sendRaw(std::span<const wire::Bytes> parts, bool bounded) noexcept {
   if (!handle_ || parts.size() > 4) return false;
   auto* stream = reinterpret_cast<uv_stream_t*>(handle_.get());
   uv_buf_t bufs[4];
@@ -178,8 +358,9 @@ bool StreamConnection::sendRaw(std::span<const wire::Bytes> parts) noexcept {
   const std::size_t written = rc > 0 ? static_cast<std::size_t>(rc) : 0;
   if (written == total) return true;
   // A partly written frame must be finished or the stream is corrupt, so the bound applies
-  // only to frames not yet started (TLS output is bounded before encryption, in send()).
-  if (written == 0 && !tls_ && queuedBytes() + total > kMaxQueuedBytes) return false;
+  // only to frames not yet started (TLS output is bounded before encryption, in send(), and
+  // pipes are bounded by pausing their other side).
+  if (bounded && written == 0 && !tls_ && queuedBytes() + total > kMaxQueuedBytes) return false;
   auto req = std::make_unique<WriteRequest>();
   req->data.reserve(total - written);
   std::size_t skip = written;
@@ -192,6 +373,7 @@ bool StreamConnection::sendRaw(std::span<const wire::Bytes> parts) noexcept {
   uv_buf_t b = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
   if (uv_write(&req->req, stream, &b, 1, [](uv_write_t* w, int /*status: errors surface on read*/) {
         std::unique_ptr<WriteRequest> done{static_cast<WriteRequest*>(w->data)};
+        if (auto* self = ownerOf<StreamConnection>(w->handle)) self->onWriteDone();
       }) < 0) {
     return false;
   }
@@ -203,6 +385,10 @@ void StreamConnection::close(const char* reason) noexcept {
   if (!handle_) return;
   log::debug("connection closed", {{"client", tuple_.client.toString()}, {"reason", reason}});
   handle_.close();
+  if (StreamConnection* other = std::exchange(partner_, nullptr)) {
+    other->partner_ = nullptr;
+    other->close("the other end of the pipe closed");
+  }
   handler_.onClosed(*this);
 }
 

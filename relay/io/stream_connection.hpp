@@ -1,18 +1,26 @@
-// A client's TCP or TLS connection: reads into a StreamFramer (RFC 8656 §6.2 framing), hands
-// whole frames to its owner, and writes with a bounded queue so a slow reader can never make
-// the relay buffer without limit: past the bound, writes are dropped and counted. With a TLS
-// context, the first byte decides: a TLS handshake record makes it a TLS connection (RFC 8656
-// §3.1), anything else plain TCP unless the listener requires TLS.
+// A TCP or TLS connection of the relay. A client's connection reads into a StreamFramer
+// (RFC 8656 §6.2 framing), hands whole frames to its owner, and writes with a bounded queue so
+// a slow reader can never make the relay buffer without limit: past the bound, writes are
+// dropped and counted. With a TLS context, the first byte decides: a TLS handshake record
+// makes it a TLS connection (RFC 8656 §3.1), anything else plain TCP unless the listener
+// requires TLS.
+//
+// RFC 6062 adds raw byte pipes: a peer connection (accepted on, or dialled from, a TCP
+// allocation's relayed address) is piped to a client data connection after ConnectionBind.
+// A pipe is flow-controlled rather than lossy: when one side's write queue passes a high
+// mark, the other side stops reading until it drains, so TCP's own back-pressure reaches the
+// sender and memory stays bounded.
 #pragma once
 
 #include <uv.h>
 
 #include <cstdint>
 #include <memory>
-#include <vector>
 #include <span>
+#include <vector>
 
 #include "relay/core/five_tuple.hpp"
+#include "relay/io/socket_util.hpp"
 #include "relay/io/tls.hpp"
 #include "relay/io/uv_handle.hpp"
 #include "relay/wire/stream_framer.hpp"
@@ -28,40 +36,88 @@ class StreamHandler {
   // The connection has closed its handle; the owner may now destroy it (later, not inside
   // this call: it is still on the stack).
   virtual void onClosed(StreamConnection& connection) noexcept = 0;
+  // An outgoing connection (a peer connection dialled for an RFC 6062 Connect) completed.
+  virtual void onConnected(StreamConnection& /*connection*/, bool /*ok*/) noexcept {}
+  // `bytes` went through a pipe from `from` to its partner.
+  virtual void onPiped(StreamConnection& /*from*/, std::size_t /*bytes*/) noexcept {}
+};
+
+// A client connection on its way to another worker (an RFC 6062 data connection whose
+// ConnectionBind names a connection that worker owns): the socket, the TLS session and
+// whatever plaintext was read but not yet processed.
+struct DetachedConnection {
+  FileDescriptor fd;
+  core::FiveTuple tuple;
+  std::unique_ptr<TlsSession> tls;
+  std::vector<std::uint8_t> unread;
 };
 
 class StreamConnection {
  public:
   static constexpr std::size_t kMaxQueuedBytes = 256 * 1024;
+  // A pipe stops reading one side while the other has more than this queued, and resumes
+  // when it is back under the low mark.
+  static constexpr std::size_t kPipeHighWater = 128 * 1024;
+  static constexpr std::size_t kPipeLowWater = 32 * 1024;
 
-  // Accepts the pending connection of `server` into a new handle and starts reading.
+  // Accepts the pending connection of `server`: a client connection that starts reading.
   StreamConnection(uv_loop_t* loop, uv_stream_t* server, StreamHandler& handler, core::TimePoint now,
                    std::shared_ptr<const TlsContext> tls = nullptr, bool require_tls = false);
+  // Accepts the pending connection of a relay listener: a peer connection, unread until piped.
+  struct PeerTag {};
+  StreamConnection(PeerTag, uv_loop_t* loop, uv_stream_t* server, StreamHandler& handler, core::TimePoint now);
+  // Dials `peer` from the already bound `socket`: a peer connection; onConnected() follows.
+  StreamConnection(uv_loop_t* loop, FileDescriptor socket, const wire::SocketAddress& peer,
+                   StreamHandler& handler, core::TimePoint now);
+  // Takes over a connection detached by another worker; feed its unread bytes with inject().
+  StreamConnection(uv_loop_t* loop, DetachedConnection& detached, StreamHandler& handler, core::TimePoint now);
   StreamConnection(const StreamConnection&) = delete;
   StreamConnection& operator=(const StreamConnection&) = delete;
 
+  // Client connections: client = the remote end. Peer connections: client = the peer,
+  // server = the relayed address.
   const core::FiveTuple& tuple() const noexcept { return tuple_; }
   core::TimePoint lastActivity() const noexcept { return last_activity_; }
   // Bytes libuv still holds for this connection.
   std::size_t queuedBytes() const noexcept { return handle_ ? handle_->write_queue_size : 0; }
   bool closed() const noexcept { return !handle_; }
+  bool peerSide() const noexcept { return peer_side_; }
+  bool piped() const noexcept { return partner_ != nullptr; }
+  const StreamConnection* partner() const noexcept { return partner_; }
+  // RFC 6062 CONNECTION-ID of a peer connection, or of the data connection bound to one.
+  std::uint32_t connectionId() const noexcept { return connection_id_; }
+  void setConnectionId(std::uint32_t id) noexcept { connection_id_ = id; }
 
   // Writes the concatenation of `parts` now if the socket takes it, else queues a copy;
   // false (dropped) past the bound. A frame is never split by a drop.
   bool send(std::span<const wire::Bytes> parts) noexcept;
-  // Closes at once; onClosed() follows from this call.
+  // Closes at once (and the partner of a pipe); onClosed() follows from this call.
   void close(const char* reason) noexcept;
+
+  // RFC 6062 §5.4: from now on bytes flow as they are between this connection and `other`
+  // (both start reading); what this one read past its last frame goes first.
+  void pipe(StreamConnection& other) noexcept;
+  // Hands the socket, TLS state and unread bytes over for another worker and closes this
+  // handle. Nothing if writes are still queued (they would be lost).
+  std::unique_ptr<DetachedConnection> detach() noexcept;
+  // Processes plaintext as if it had just been read (after a hand-over).
+  void inject(wire::Bytes plaintext) noexcept;
 
  private:
   struct WriteRequest;
+  void startReading() noexcept;
   void onRead(ssize_t nread, const char* data) noexcept;
   void onPlaintext() noexcept;
   void onCiphertext(wire::Bytes data) noexcept;
+  void onPipeData(wire::Bytes data) noexcept;
+  void onWriteDone() noexcept;
+  void shutdownAfterWrites() noexcept;
   bool decideTransport(std::uint8_t first) noexcept;
-  bool sendRaw(std::span<const wire::Bytes> parts) noexcept;
+  bool sendRaw(std::span<const wire::Bytes> parts, bool bounded = true) noexcept;
+  bool writePiped(wire::Bytes data) noexcept;
   bool flushCiphertext() noexcept;
-  // Where libuv reads to: the framer for plain TCP, the worker thread's scratch buffer while
-  // undecided or for TLS (ciphertext goes into the session's BIO at once).
+  // Where libuv reads to: the framer for plain framed TCP, the worker thread's scratch buffer
+  // while undecided, for TLS (ciphertext goes into the session's BIO at once) and for pipes.
   uv_buf_t readBuffer() noexcept;
 
   UvHandle<uv_tcp_t> handle_;
@@ -72,8 +128,14 @@ class StreamConnection {
   core::TimePoint last_activity_;
   std::shared_ptr<const TlsContext> tls_context_;
   std::unique_ptr<TlsSession> tls_;
-  bool require_tls_;
-  bool decided_;
+  bool require_tls_ = false;
+  bool decided_ = true;
+  bool peer_side_ = false;
+  bool reading_ = false;
+  bool shutting_down_ = false;
+  bool read_eof_ = false;  // the remote end finished sending
+  StreamConnection* partner_ = nullptr;  // the other end of a pipe
+  std::uint32_t connection_id_ = 0;
   std::vector<std::uint8_t> ciphertext_;  // reused for TLS output
   std::vector<std::uint8_t> plaintext_;   // reused to assemble one frame per TLS record
 };

@@ -5,8 +5,9 @@
 
 namespace tern::io {
 
-TcpListener::TcpListener(uv_loop_t* loop, FileDescriptor fd, ConnectionAcceptor& acceptor, bool require_tls)
-    : acceptor_(acceptor), local_(io::localAddress(fd.get())), require_tls_(require_tls) {
+TcpListener::TcpListener(uv_loop_t* loop, FileDescriptor fd, ConnectionAcceptor& acceptor, bool require_tls,
+                         std::uint32_t id)
+    : acceptor_(acceptor), local_(io::localAddress(fd.get())), require_tls_(require_tls), id_(id) {
   checkUv(uv_tcp_init(loop, handle_.get()), "uv_tcp_init");
   handle_.initialized(this);
   checkUv(uv_tcp_open(handle_.get(), fd.get()), "uv_tcp_open");

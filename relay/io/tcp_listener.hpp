@@ -20,14 +20,17 @@ class ConnectionAcceptor {
 
 class TcpListener {
  public:
-  // `require_tls`: a --tls-listen port, where plain TCP is refused.
-  TcpListener(uv_loop_t* loop, FileDescriptor fd, ConnectionAcceptor& acceptor, bool require_tls = false);
+  // `require_tls`: a --tls-listen port, where plain TCP is refused. `id` names a TCP
+  // allocation's relay listener (RFC 6062) to its acceptor.
+  TcpListener(uv_loop_t* loop, FileDescriptor fd, ConnectionAcceptor& acceptor, bool require_tls = false,
+              std::uint32_t id = 0);
   TcpListener(const TcpListener&) = delete;
   TcpListener& operator=(const TcpListener&) = delete;
 
   uv_stream_t* stream() const noexcept { return reinterpret_cast<uv_stream_t*>(handle_.get()); }
   const wire::SocketAddress& localAddress() const noexcept { return local_; }
   bool requireTls() const noexcept { return require_tls_; }
+  std::uint32_t id() const noexcept { return id_; }
   void close() noexcept { handle_.close(); }
 
  private:
@@ -35,6 +38,7 @@ class TcpListener {
   ConnectionAcceptor& acceptor_;
   wire::SocketAddress local_;
   bool require_tls_;
+  std::uint32_t id_;
 };
 
 }  // namespace tern::io

@@ -95,6 +95,9 @@ class Worker::Loop final : public DatagramHandler,
     auto connections = std::move(connections_);
     connections_.clear();
     for (auto& [key, connection] : connections) connection->close("server stopping");
+    auto peer_connections = std::move(peer_connections_);
+    peer_connections_.clear();
+    for (auto& [id, connection] : peer_connections) connection->close("server stopping");
     closed_.clear();
     dtls_peers_.clear();
     dtls_handshakes_ = 0;
@@ -129,11 +132,61 @@ class Worker::Loop final : public DatagramHandler,
     server_.onClientPacket(connection.tuple(), frame, loop_.now());
   }
   void onClosed(StreamConnection& connection) noexcept override {
+    // The connection may be inside its own callback: destroy it on the next tick.
+    if (connection.peerSide()) {
+      auto it = peer_connections_.find(connection.connectionId());
+      if (it == peer_connections_.end() || it->second.get() != &connection) return;
+      closed_.push_back(std::move(it->second));
+      peer_connections_.erase(it);
+      server_.onConnectionClosed(connection.connectionId());
+      return;
+    }
     auto it = connections_.find({connection.tuple().client, connection.tuple().server});
     if (it == connections_.end()) return;
-    // The connection may be inside its own callback: destroy it on the next tick.
     closed_.push_back(std::move(it->second));
     connections_.erase(it);
+    server_.onClientClosed(connection.tuple(), loop_.now());
+  }
+  void onConnected(StreamConnection& connection, bool ok) noexcept override {
+    server_.onPeerConnected(connection.connectionId(), ok, loop_.now());
+  }
+  void onPiped(StreamConnection& from, std::size_t bytes) noexcept override {
+    // Counted by the client's transport, as for datagrams.
+    const StreamConnection* client = from.peerSide() ? from.partner() : &from;
+    if (client == nullptr) return;
+    worker_.counters_->relayed(from.peerSide() ? metrics::Direction::kPeerToClient : metrics::Direction::kClientToPeer,
+                               core::counterTransport(client->tuple().transport), bytes);
+  }
+
+  // --- RFC 6062: peer connections of TCP allocations
+  void onPeerConnection(TcpListener& listener) noexcept {
+    std::unique_ptr<StreamConnection> connection;
+    try {
+      connection = std::make_unique<StreamConnection>(StreamConnection::PeerTag{}, loop_.get(), listener.stream(),
+                                                      *this, loop_.now());
+    } catch (const std::exception& e) {
+      log::warn("peer accept failed", {{"worker", worker_.index_}, {"error", e.what()}});
+      return;
+    }
+    const auto id = server_.onPeerConnection(listener.id(), connection->tuple().client, loop_.now());
+    if (!id) {
+      // RFC 6062 §5.3: no permission for this peer.
+      connection->close("peer has no permission");
+      return;
+    }
+    connection->setConnectionId(*id);
+    peer_connections_[*id] = std::move(connection);
+  }
+
+  void adopt(DetachedConnection& detached) noexcept {
+    try {
+      auto connection = std::make_unique<StreamConnection>(loop_.get(), detached, *this, loop_.now());
+      StreamConnection* raw = connection.get();
+      connections_[{raw->tuple().client, raw->tuple().server}] = std::move(connection);
+      raw->inject(detached.unread);
+    } catch (const std::exception& e) {
+      log::warn("connection hand-over failed", {{"worker", worker_.index_}, {"error", e.what()}});
+    }
   }
 
   // --- DTLS (RFC 7350): one DTLS session per client address on a --dtls-listen socket.
@@ -221,6 +274,13 @@ class Worker::Loop final : public DatagramHandler,
                                              core::RelayError& error) noexcept override {
     SocketOptions options{worker_.settings_.udp_receive_buffer, worker_.settings_.udp_send_buffer,
                           false, request.dont_fragment};
+    if (request.tcp) {
+      // RFC 6062 §5.2: connections to peers leave from the relayed address itself, so the
+      // listener and those sockets share the port (SO_REUSEPORT, same user). Kernel defaults
+      // suit TCP buffers better than the UDP sizes.
+      options = SocketOptions{};
+      options.reuse_port = true;
+    }
     // RFC 8656 §7.2: a RESERVATION-TOKEN names the exact address, reserved by some worker.
     if (request.reservation_token) {
       auto reserved = worker_.setup_.reservations->claim(*request.reservation_token, steadyNow());
@@ -228,7 +288,7 @@ class Worker::Loop final : public DatagramHandler,
         error = core::RelayError::kUnknownReservation;
         return std::nullopt;
       }
-      if (auto opened = openRelayOn(*reserved, options)) return opened;
+      if (auto opened = openRelayOn(*reserved, options, false)) return opened;
       // Claimed but unusable (taken by another program): it is ours now; keep it out.
       error = core::RelayError::kNoPortAvailable;
       return std::nullopt;
@@ -246,7 +306,7 @@ class Worker::Loop final : public DatagramHandler,
     for (int attempt = 0; attempt < 8; ++attempt) {
       const auto port = request.even_port ? ports_.takeEven(request.reserve_next) : ports_.take();
       if (!port) break;
-      auto opened = openRelayOn({ip, *port}, options);
+      auto opened = openRelayOn({ip, *port}, options, request.tcp);
       if (!opened) {
         if (request.reserve_next) ports_.release(static_cast<std::uint16_t>(*port + 1));
         continue;  // the failed port stays out of the pool for this run
@@ -261,13 +321,23 @@ class Worker::Loop final : public DatagramHandler,
     return std::nullopt;
   }
 
-  std::optional<core::OpenedRelay> openRelayOn(const wire::SocketAddress& address,
-                                               const SocketOptions& options) noexcept {
+  std::optional<core::OpenedRelay> openRelayOn(const wire::SocketAddress& address, const SocketOptions& options,
+                                               bool tcp) noexcept {
     try {
-      auto fd = openBoundSocket(SocketKind::kUdp, address, options);
+      auto fd = openBoundSocket(tcp ? SocketKind::kTcp : SocketKind::kUdp, address, options);
       const core::RelayId id = reserveRelayId();
-      relays_[id] = std::make_unique<UdpListener>(loop_.get(), std::move(fd), peers_, receive_buffer_, id);
-      return core::OpenedRelay{id, relays_[id]->localAddress(), std::nullopt};
+      RelaySocket& relay = relays_[id];
+      try {
+        if (tcp) {
+          relay.tcp = std::make_unique<TcpListener>(loop_.get(), std::move(fd), relay_acceptor_, false, id);
+        } else {
+          relay.udp = std::make_unique<UdpListener>(loop_.get(), std::move(fd), peers_, receive_buffer_, id);
+        }
+      } catch (...) {
+        free_relay_ids_.push_back(id);
+        throw;
+      }
+      return core::OpenedRelay{id, relay.localAddress(), std::nullopt};
     } catch (const std::exception& e) {
       log::warn("relay socket failed", {{"worker", worker_.index_}, {"error", e.what()}});
       return std::nullopt;
@@ -278,14 +348,66 @@ class Worker::Loop final : public DatagramHandler,
   static std::chrono::steady_clock::time_point steadyNow() noexcept { return std::chrono::steady_clock::now(); }
 
   void closeRelay(core::RelayId id) noexcept override {
-    if (id >= relays_.size() || !relays_[id]) return;
-    ports_.release(relays_[id]->localAddress().port);
-    relays_[id].reset();  // closes the handle; libuv frees it in the close callback
+    if (id >= relays_.size() || !relays_[id].open()) return;
+    ports_.release(relays_[id].localAddress().port);
+    relays_[id] = {};  // closes the handle; libuv frees it in the close callback
     free_relay_ids_.push_back(id);
   }
 
   bool sendToPeer(core::RelayId id, const wire::SocketAddress& peer, wire::Bytes payload) noexcept override {
-    return id < relays_.size() && relays_[id] && relays_[id]->send(peer, payload);
+    return id < relays_.size() && relays_[id].udp && relays_[id].udp->send(peer, payload);
+  }
+
+  bool connectToPeer(core::RelayId relay, const wire::SocketAddress& peer, core::ConnectionId id) noexcept override {
+    if (relay >= relays_.size() || !relays_[relay].tcp) return false;
+    try {
+      SocketOptions options;
+      options.reuse_port = true;
+      options.listen = false;
+      auto socket = openBoundSocket(SocketKind::kTcp, relays_[relay].tcp->localAddress(), options);
+      auto connection = std::make_unique<StreamConnection>(loop_.get(), std::move(socket), peer, *this, loop_.now());
+      connection->setConnectionId(id);
+      peer_connections_[id] = std::move(connection);
+      return true;
+    } catch (const std::exception& e) {
+      log::debug("peer connect failed", {{"peer", peer.toString()}, {"error", e.what()}});
+      return false;
+    }
+  }
+
+  bool joinConnection(core::ConnectionId id, const core::FiveTuple& client) noexcept override {
+    auto peer = peer_connections_.find(id);
+    auto data = connections_.find({client.client, client.server});
+    if (peer == peer_connections_.end() || data == connections_.end()) return false;
+    data->second->setConnectionId(id);
+    data->second->pipe(*peer->second);
+    return true;
+  }
+
+  void closeConnection(core::ConnectionId id) noexcept override {
+    auto it = peer_connections_.find(id);
+    if (it != peer_connections_.end()) it->second->close("closed by the relay");
+  }
+
+  bool transferConnection(const core::FiveTuple& client, std::uint8_t owner, wire::Bytes request) noexcept override {
+    const auto& workers = worker_.setup_.directory->workers;
+    if (owner >= workers.size() || workers[owner] == nullptr) return false;
+    auto it = connections_.find({client.client, client.server});
+    if (it == connections_.end()) return true;
+    StreamConnection& connection = *it->second;
+    std::unique_ptr<DetachedConnection> detached = connection.detach();
+    if (!detached) {
+      connection.close("connection could not be moved to its worker");
+      return true;
+    }
+    try {
+      // The request goes first: it was taken from the framer before the bytes left in it.
+      detached->unread.insert(detached->unread.begin(), request.begin(), request.end());
+      workers[owner]->adoptConnection(std::move(detached));
+    } catch (const std::exception& e) {
+      log::warn("connection hand-over failed", {{"worker", worker_.index_}, {"error", e.what()}});
+    }
+    return true;
   }
 
   void onAllocationCreated(const core::FiveTuple& tuple, std::string_view username,
@@ -328,6 +450,24 @@ class Worker::Loop final : public DatagramHandler,
     Loop& loop_;
   };
 
+  // Accepted connections on TCP allocations' relayed addresses.
+  class RelayAcceptor final : public ConnectionAcceptor {
+   public:
+    explicit RelayAcceptor(Loop& loop) : loop_(loop) {}
+    void onConnection(TcpListener& listener) noexcept override { loop_.onPeerConnection(listener); }
+
+   private:
+    Loop& loop_;
+  };
+
+  // One allocation's relay socket: UDP, or a TCP listener for RFC 6062.
+  struct RelaySocket {
+    std::unique_ptr<UdpListener> udp;
+    std::unique_ptr<TcpListener> tcp;
+    bool open() const noexcept { return udp || tcp; }
+    const wire::SocketAddress& localAddress() const noexcept { return udp ? udp->localAddress() : tcp->localAddress(); }
+  };
+
   core::RelayId reserveRelayId() {
     if (!free_relay_ids_.empty()) {
       const core::RelayId id = free_relay_ids_.back();
@@ -365,6 +505,8 @@ class Worker::Loop final : public DatagramHandler,
     const auto idle_limit = std::chrono::seconds(worker_.settings_.tcp_idle_timeout);
     std::vector<StreamConnection*> idle;
     for (auto& [key, connection] : connections_) {
+      // A data connection lives as long as its allocation; the allocation's expiry ends it.
+      if (connection->piped()) continue;
       if (now - connection->lastActivity() > idle_limit) idle.push_back(connection.get());
     }
     for (auto* connection : idle) connection->close("idle timeout");
@@ -383,7 +525,8 @@ class Worker::Loop final : public DatagramHandler,
   std::vector<std::uint8_t> dtls_plaintext_ = std::vector<std::uint8_t>(64 * 1024);
   std::vector<std::uint8_t> dtls_ciphertext_;
   std::vector<std::uint8_t> dtls_message_;
-  std::vector<std::unique_ptr<UdpListener>> relays_;  // indexed by RelayId; null when free
+  RelayAcceptor relay_acceptor_{*this};
+  std::vector<RelaySocket> relays_;  // indexed by RelayId; empty when free
   std::vector<core::RelayId> free_relay_ids_;
   std::size_t next_relay_ip_ = 0;
   core::TurnServer server_;
@@ -391,6 +534,9 @@ class Worker::Loop final : public DatagramHandler,
   std::vector<std::unique_ptr<TcpListener>> tcp_;
   std::vector<std::unique_ptr<UdpListener>> dtls_;
   std::unordered_map<StreamKey, std::unique_ptr<StreamConnection>, StreamKeyHash> connections_;
+  // RFC 6062 peer connections by CONNECTION-ID (the client data connections they are piped
+  // to stay in connections_).
+  std::unordered_map<core::ConnectionId, std::unique_ptr<StreamConnection>> peer_connections_;
   std::vector<std::unique_ptr<StreamConnection>> closed_;
   std::shared_ptr<const TlsContext> tls_;           // for new connections; replaced on reload
   std::shared_ptr<const TlsContext> dtls_context_;  // for new DTLS sessions; replaced on reload
@@ -401,7 +547,9 @@ Worker::Worker(unsigned index, const config::Settings& settings, WorkerSockets s
       settings_(settings),
       sockets_(std::move(sockets)),
       setup_(std::move(setup)),
-      counters_(std::make_unique<metrics::WorkerCounters>()) {}
+      counters_(std::make_unique<metrics::WorkerCounters>()) {
+  setup_.options.worker_index = static_cast<std::uint8_t>(index);
+}
 
 Worker::~Worker() {
   stop();
@@ -451,6 +599,14 @@ void Worker::stop() noexcept {
   if (loop_ != nullptr) {
     Loop* loop = loop_;
     loop->mailbox().post([loop] { loop->stop(); });
+  }
+}
+
+void Worker::adoptConnection(std::shared_ptr<DetachedConnection> connection) {
+  std::lock_guard lock(loop_mutex_);
+  if (loop_ != nullptr) {
+    Loop* loop = loop_;
+    loop->mailbox().post([loop, connection = std::move(connection)] { loop->adopt(*connection); });
   }
 }
 

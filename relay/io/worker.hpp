@@ -19,6 +19,16 @@
 
 namespace tern::io {
 
+class Worker;
+struct DetachedConnection;
+
+// Every worker of the process, for the one message workers send each other: an RFC 6062 data
+// connection that the kernel gave to a worker other than the one owning its peer connection.
+// Filled before any worker starts; read-only afterwards.
+struct WorkerDirectory {
+  std::vector<Worker*> workers;
+};
+
 struct WorkerSockets {
   std::vector<FileDescriptor> udp;
   std::vector<FileDescriptor> tcp;
@@ -39,6 +49,7 @@ struct WorkerSetup {
   // With a certificate: TLS on --tls-listen ports, and on --listen TCP ports by first byte.
   std::shared_ptr<const TlsContext> tls;
   std::shared_ptr<const TlsContext> dtls;
+  std::shared_ptr<const WorkerDirectory> directory = std::make_shared<WorkerDirectory>();
 };
 
 class Worker {
@@ -58,6 +69,9 @@ class Worker {
   // New TLS connections and DTLS sessions use these contexts from now on; existing ones keep
   // theirs. Thread-safe.
   void updateTls(std::shared_ptr<const TlsContext> tls, std::shared_ptr<const TlsContext> dtls);
+  // Takes over a client connection another worker detached (see WorkerDirectory); the socket
+  // closes if this worker is not running. Thread-safe.
+  void adoptConnection(std::shared_ptr<DetachedConnection> connection);
 
   unsigned index() const noexcept { return index_; }
   const metrics::WorkerCounters& counters() const noexcept { return *counters_; }

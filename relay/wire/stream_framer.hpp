@@ -45,6 +45,10 @@ class StreamFramer {
   std::optional<Frame> next() noexcept;
   bool invalid() const noexcept { return invalid_; }
   std::size_t buffered() const noexcept { return end_ - begin_; }
+  // The bytes received after the last frame taken, and forgetting them: a stream that stops
+  // being framed (an RFC 6062 data connection) passes them on as they are.
+  Bytes unread() const noexcept { return {buf_.get() + begin_, end_ - begin_}; }
+  void clear() noexcept { begin_ = end_ = 0; }
 
  private:
   std::unique_ptr<std::uint8_t[]> buf_;

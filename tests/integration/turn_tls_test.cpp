@@ -57,6 +57,19 @@ TEST_CASE("turnutils_uclient over TLS (-t -S) on a TLS port relays with zero los
   CHECK(server.process().stop(SIGTERM) == 0);
 }
 
+TEST_CASE("turnutils_uclient with RFC 6062 TCP allocations over TLS (-T -S) relays with zero loss") {
+  TernServer server(tlsArgs());
+  // Control and data connections are all TLS; with two workers most data connections reach
+  // a worker that does not own their peer connection and move, TLS session included.
+  auto r = test::runUclient({"-T", "-S", "-W", kSecret, "-u", "tls-tcp", "-p", std::to_string(server.tls().port),
+                             "-n", "50", "-m", "4", "-l", "1000", "-z", "5", "127.0.0.1"});
+  INFO(r.output);
+  CHECK(r.lost == 0);
+  CHECK(r.sent == 200);
+  CHECK(r.received == 200);
+  CHECK(server.process().stop(SIGTERM) == 0);
+}
+
 TEST_CASE("turnutils_uclient over DTLS (-S on UDP, RFC 7350) relays with zero loss") {
   TernServer server(tlsArgs());
   test::EchoPeer peer(kPeerHost);

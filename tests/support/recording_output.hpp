@@ -66,6 +66,35 @@ class RecordingOutput : public core::ServerOutput {
     return accept;
   }
 
+  struct Connect {
+    core::RelayId relay;
+    wire::SocketAddress peer;
+    core::ConnectionId id;
+  };
+  bool connectToPeer(core::RelayId relay, const wire::SocketAddress& peer, core::ConnectionId id) noexcept override {
+    connects.push_back({relay, peer, id});
+    return accept;
+  }
+  bool joinConnection(core::ConnectionId id, const core::FiveTuple& client) noexcept override {
+    joined.push_back({id, client});
+    return accept;
+  }
+  void closeConnection(core::ConnectionId id) noexcept override { closed_connections.push_back(id); }
+  bool transferConnection(const core::FiveTuple& client, std::uint8_t owner, wire::Bytes request) noexcept override {
+    if (owner >= workers) return false;
+    transfers.push_back({client, owner, {request.begin(), request.end()}});
+    return true;
+  }
+
+  struct Transfer {
+    core::FiveTuple client;
+    std::uint8_t owner;
+    std::vector<std::uint8_t> request;
+  };
+  std::vector<Connect> connects;
+  std::vector<std::pair<core::ConnectionId, core::FiveTuple>> joined;
+  std::vector<core::ConnectionId> closed_connections;
+  std::vector<Transfer> transfers;
   std::vector<Sent> sent;
   std::vector<ToPeer> to_peers;
   std::map<core::RelayId, wire::SocketAddress> open_relays;
@@ -74,6 +103,7 @@ class RecordingOutput : public core::ServerOutput {
   std::set<std::uint64_t> reserved;
   core::RelayId next_relay = 0;
   std::size_t ports_left = 1000;
+  std::uint8_t workers = 4;  // for transferConnection
   bool ipv6 = false;
   bool accept = true;
 };

@@ -21,6 +21,15 @@ std::optional<std::vector<std::uint8_t>> exchange(int fd, bool tcp, std::vector<
                                                   std::chrono::milliseconds timeout =
                                                       std::chrono::milliseconds(3000));
 
+// Reads up to `n` bytes from a stream socket, stopping early at `timeout` or end of stream.
+std::vector<std::uint8_t> readBytes(int fd, std::size_t n, std::chrono::milliseconds timeout);
+// The next whole STUN message on a TCP stream (e.g. an indication), or nothing by `timeout`.
+std::optional<std::vector<std::uint8_t>> readStreamMessage(int fd, std::chrono::milliseconds timeout);
+
+// A TCP socket listening on `local` (port 0 for any), and the next connection it accepts.
+io::FileDescriptor listeningSocket(const wire::SocketAddress& local);
+io::FileDescriptor acceptWithin(int listener, std::chrono::milliseconds timeout);
+
 // Writes raw bytes on a connected socket.
 void sendRaw(int fd, const std::vector<std::uint8_t>& bytes);
 // True if the peer closed the TCP connection within `timeout`.

@@ -50,7 +50,7 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
     return;
   }
 
-  // RFC 8656 §7.2: REQUESTED-TRANSPORT is mandatory; only UDP relaying is offered here.
+  // RFC 8656 §7.2: REQUESTED-TRANSPORT is mandatory: UDP, or TCP (RFC 6062).
   if (!request.has(AttributeType::kRequestedTransport)) {
     response.error(ec::kBadRequest, "REQUESTED-TRANSPORT is missing");
     return;
@@ -60,15 +60,29 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
     response.error(ec::kBadRequest, "Malformed REQUESTED-TRANSPORT");
     return;
   }
-  if (transport->protocol != wire::attr::RequestedTransport::kUdp) {
-    response.error(ec::kUnsupportedTransportProtocol, "Unsupported Transport Protocol: only UDP relaying");
+  const bool tcp = transport->protocol == wire::attr::RequestedTransport::kTcp;
+  if (transport->protocol != wire::attr::RequestedTransport::kUdp && !tcp) {
+    response.error(ec::kUnsupportedTransportProtocol, "Unsupported Transport Protocol: only UDP and TCP relaying");
     return;
+  }
+  RelayRequest relay_request;
+  relay_request.tcp = tcp;
+  const bool even_port = request.has(AttributeType::kEvenPort);
+  const bool token = request.has(AttributeType::kReservationToken);
+  if (tcp) {
+    // RFC 6062 §5.1: a TCP allocation is made over TCP or TLS, and has no use for the
+    // datagram attributes.
+    if (!isStream(ctx.tuple.transport)) {
+      response.error(ec::kBadRequest, "A TCP allocation needs a TCP or TLS connection (RFC 6062)");
+      return;
+    }
+    if (request.has(AttributeType::kDontFragment) || even_port || token) {
+      response.error(ec::kBadRequest, "DONT-FRAGMENT, EVEN-PORT and RESERVATION-TOKEN do not apply to TCP");
+      return;
+    }
   }
   // RFC 8656 §7.2: EVEN-PORT and RESERVATION-TOKEN ask for RTP/RTCP port pairs; they
   // exclude each other, and a reserved port already has its family.
-  RelayRequest relay_request;
-  const bool even_port = request.has(AttributeType::kEvenPort);
-  const bool token = request.has(AttributeType::kReservationToken);
   if (even_port && token) {
     response.error(ec::kBadRequest, "EVEN-PORT and RESERVATION-TOKEN together");
     return;
@@ -184,6 +198,7 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
   allocation->setExpiry(ctx.now + lifetime);
   allocation->setAllocateTransaction(request.transactionId());
   allocation->setAllocateExtras(relay->reservation_token, additional_family);
+  if (tcp) allocation->setTcp();
   Allocation& a = server.allocations.insert(std::move(allocation));
   server.counters.allocations_created[metrics::idx(counterTransport(ctx.tuple.transport))].add();
   server.output.onAllocationCreated(ctx.tuple, ctx.username, relayed,

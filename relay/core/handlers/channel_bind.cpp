@@ -12,6 +12,11 @@ namespace ec = wire::error_code;
 void channelBind(ServerContext& server, const RequestContext& ctx, ResponseWriter& response) noexcept {
   Allocation* allocation = allocationFor(server, ctx, response);
   if (allocation == nullptr) return;
+  // RFC 6062 §4: a TCP allocation's data flows over its own connections, never in channels.
+  if (allocation->tcp()) {
+    response.error(ec::kBadRequest, "ChannelBind on a TCP allocation (RFC 6062)");
+    return;
+  }
   const auto& request = ctx.request;
 
   const auto channel = request.get<wire::attr::ChannelNumber>();

@@ -11,6 +11,7 @@
 #include "relay/core/response_writer.hpp"
 #include "relay/core/server_options.hpp"
 #include "relay/core/server_output.hpp"
+#include "relay/core/tcp_connections.hpp"
 #include "relay/wire/message.hpp"
 
 namespace tern::core {
@@ -21,9 +22,15 @@ struct ServerContext {
   ServerOutput& output;
   metrics::WorkerCounters& counters;
   AllocationTable& allocations;
+  TcpConnectionTable& connections;
+  // Set by a successful ConnectionBind: the connection to join once the response is sent.
+  std::optional<ConnectionId> pending_join;
 
-  // Ends an allocation: closes its relay socket, returns its quota, counts and reports it.
+  // Ends an allocation: closes its TCP connections and relay socket, returns its quota,
+  // counts and reports it.
   void endAllocation(Allocation& allocation, metrics::AllocationEnd why, TimePoint now) noexcept;
+  // Forgets a TCP connection and closes its sockets (unless the I/O layer reported it closed).
+  void endConnection(ConnectionId id, bool close_sockets) noexcept;
 };
 
 inline metrics::ClientTransport counterTransport(Transport t) noexcept {
@@ -57,6 +64,10 @@ void refresh(ServerContext& server, const RequestContext& ctx, ResponseWriter& r
 void createPermission(ServerContext& server, const RequestContext& ctx, ResponseWriter& response) noexcept;
 // RFC 8656 §12.2.
 void channelBind(ServerContext& server, const RequestContext& ctx, ResponseWriter& response) noexcept;
+// RFC 6062 §5.2: answered later, when the connection to the peer completes or fails.
+void connect(ServerContext& server, const RequestContext& ctx, ResponseWriter& response) noexcept;
+// RFC 6062 §5.4.
+void connectionBind(ServerContext& server, const RequestContext& ctx, ResponseWriter& response) noexcept;
 // RFC 8656 §11.2: a Send indication; never answered.
 void sendIndication(ServerContext& server, const FiveTuple& tuple, const wire::MessageView& indication,
                     TimePoint now) noexcept;

@@ -9,7 +9,8 @@ namespace tern::core::handlers {
 void sendIndication(ServerContext& server, const FiveTuple& tuple, const wire::MessageView& indication,
                     TimePoint now) noexcept {
   Allocation* allocation = server.allocations.find(tuple);
-  if (allocation == nullptr || allocation->expired(now)) {
+  // A TCP allocation (RFC 6062) has no datagram socket to send from.
+  if (allocation == nullptr || allocation->expired(now) || allocation->tcp()) {
     server.counters.drop(metrics::DropReason::kNoAllocation);
     return;
   }

@@ -382,8 +382,8 @@ TEST_CASE("Allocate with a malformed REQUESTED-TRANSPORT gets 400 (RFC 8656 §7.
   checkNothingAllocated(h);
 }
 
-TEST_CASE("Allocate for TCP or any non-UDP transport gets 442 (RFC 8656 §7.2)") {
-  for (std::uint8_t protocol : {std::uint8_t{6}, std::uint8_t{0}, std::uint8_t{132}}) {
+TEST_CASE("Allocate for a transport other than UDP and TCP gets 442 (RFC 8656 §7.2)") {
+  for (std::uint8_t protocol : {std::uint8_t{0}, std::uint8_t{1}, std::uint8_t{132}}) {
     CAPTURE(protocol);
     TurnHarness h;
     TestClient c(h, kTuple);

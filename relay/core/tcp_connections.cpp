@@ -1,0 +1,44 @@
+// RFC 6062 connection bookkeeping; see tcp_connections.hpp.
+#include "relay/core/tcp_connections.hpp"
+
+namespace tern::core {
+
+TcpConnectionTable::TcpConnectionTable(std::uint8_t owner, std::uint64_t seed) noexcept
+    : owner_(owner), state_(seed | 1) {}
+
+ConnectionId TcpConnectionTable::nextId() noexcept {
+  // xorshift64* for the low 24 bits: ids are not guessable in sequence, though a ConnectionBind
+  // must also carry the allocation's credentials, so guessing one would gain nothing.
+  while (true) {
+    state_ ^= state_ >> 12;
+    state_ ^= state_ << 25;
+    state_ ^= state_ >> 27;
+    const auto low = static_cast<ConnectionId>((state_ * 2685821657736338717ull) >> 40) & 0xFFFFFFu;
+    const ConnectionId id = (static_cast<ConnectionId>(owner_) << 24) | low;
+    if (low != 0 && !by_id_.contains(id)) return id;
+  }
+}
+
+TcpConnection& TcpConnectionTable::add(const FiveTuple& control, const SocketAddress& peer,
+                                       TcpConnection::State state, TimePoint now) {
+  const ConnectionId id = nextId();
+  TcpConnection& c = by_id_[id];
+  c.id = id;
+  c.control = control;
+  c.peer = peer;
+  c.state = state;
+  restartTimer(c, now);
+  return c;
+}
+
+TcpConnection* TcpConnectionTable::find(ConnectionId id) noexcept {
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : &it->second;
+}
+
+void TcpConnectionTable::restartTimer(TcpConnection& connection, TimePoint now) {
+  connection.deadline = now + kTimeout;
+  due_.push_back({connection.deadline, connection.id});
+}
+
+}  // namespace tern::core

@@ -1,0 +1,54 @@
+// A TURN client on one TCP connection to a real server, for integration tests: relay/client's
+// TurnSession for the messages, blocking exchanges for the transport, and the 401/438 retry
+// RFC 8489 §9.2.5 asks of clients.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "relay/client/turn_session.hpp"
+#include "relay/io/socket_util.hpp"
+#include "relay/wire/message.hpp"
+#include "support/stun_socket.hpp"
+
+namespace tern::test {
+
+class TurnStreamClient {
+ public:
+  using Outcome = client::TurnSession::Outcome;
+
+  TurnStreamClient(const wire::SocketAddress& local, const wire::SocketAddress& server, std::string username,
+                   std::string password)
+      : fd(connectedSocket(true, local, server)), session(std::move(username), std::move(password)) {}
+
+  // Sends what `make` builds, again after a 401 or 438 that taught the session a nonce; the
+  // last response stays in `response`.
+  Outcome transact(const std::function<std::vector<std::uint8_t>()>& make) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      response = exchange(fd.get(), true, make());
+      REQUIRE(response.has_value());
+      auto view = wire::MessageView::parse(*response);
+      REQUIRE(view.has_value());
+      const Outcome outcome = session.onResponse(*view);
+      if (outcome != Outcome::kRetry) return outcome;
+    }
+    return Outcome::kError;
+  }
+  // The last response, parsed (valid while `response` is unchanged).
+  wire::MessageView view() const {
+    REQUIRE(response.has_value());
+    auto v = wire::MessageView::parse(*response);
+    REQUIRE(v.has_value());
+    return *v;
+  }
+
+  io::FileDescriptor fd;
+  client::TurnSession session;
+  std::optional<std::vector<std::uint8_t>> response;
+};
+
+}  // namespace tern::test
