@@ -252,8 +252,19 @@ def server_seeds():
         (0x09, message(ALLOCATE, REQUEST, [attr(0x0019, udp), attr(0x0022, bytes(8))], tid=tids[6])),
         (0xF8, message(REFRESH, REQUEST, [u32(0x000D, 600)], tid=tids[7])),
     )
+    # RFC 6062 over TCP (flag 0x04): a TCP allocation, a permission for the peer that the
+    # harness connects from (8.8.4.4), a Connect, and a ConnectionBind from another client.
+    tcp = struct.pack("!I", 6 << 24)
+    tcp_flow = server_input(
+        (0x0C, message(ALLOCATE, REQUEST, [attr(0x0019, tcp)], tid=tids[0])),
+        (0x0C, message(CREATE_PERMISSION, REQUEST, [xor_addr(0x0012, "8.8.4.4", 443, tids[1])], tid=tids[1])),
+        (0x0C, message(CONNECT, REQUEST, [xor_addr(0x0012, "8.8.8.8", 443, tids[2])], tid=tids[2])),
+        (0x0D, message(CONNECTION_BIND, REQUEST, [u32(0x002A, 0x00ABCDEF)], tid=tids[3])),
+        (0x3C, message(REFRESH, REQUEST, [u32(0x000D, 0)], tid=tids[4])),
+    )
     return {
         "turn-flow": turn_flow,
+        "tcp-allocation-flow": tcp_flow,
         "even-port-pairs": pairs,
         "binding-udp-tcp": server_input((0x00, binding), (0x15, binding_fp)),
         "rfc5769-requests": server_input((0x01, v["kRfc5769Request"]), (0x02, v["kRfc5769LongTermRequest"]),
