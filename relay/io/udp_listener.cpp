@@ -1,58 +1,171 @@
-// UDP receive and send on libuv; see udp_listener.hpp.
+// Batched UDP receive and send under a uv_poll_t; see udp_listener.hpp.
 #include "relay/io/udp_listener.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "relay/io/log.hpp"
 
 namespace tern::io {
 
-UdpListener::UdpListener(uv_loop_t* loop, FileDescriptor fd, DatagramHandler& handler,
-                         ReceiveBuffer& buffer, std::uint32_t id)
-    : handler_(handler), buffer_(buffer), local_(io::localAddress(fd.get())), id_(id) {
-  // AF_UNSPEC: libuv creates no socket of its own; ours arrives through uv_udp_open.
-  checkUv(uv_udp_init_ex(loop, handle_.get(), AF_UNSPEC | UV_UDP_RECVMMSG), "uv_udp_init_ex");
-  handle_.initialized(this);
-  checkUv(uv_udp_open(handle_.get(), fd.get()), "uv_udp_open");
-  fd.release();  // libuv owns the descriptor now and closes it with the handle
-  checkUv(uv_udp_recv_start(
-              handle_.get(),
-              [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
-                auto* self = ownerOf<UdpListener>(h);
-                *buf = self ? self->buffer_.get() : uv_buf_init(nullptr, 0);
-              },
-              [](uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const sockaddr* from,
-                 unsigned flags) {
-                if (auto* self = ownerOf<UdpListener>(h)) self->onReceive(nread, buf, from, flags);
-              }),
-          "uv_udp_recv_start");
+namespace {
+// Datagrams queued within one receive batch before they are sent anyway, and the arena room
+// reserved up front so the packet path does not allocate after start-up.
+constexpr std::size_t kMaxQueued = 256;
+constexpr std::size_t kArenaReserve = 256 * 1024;
+}  // namespace
+
+UdpBatch::UdpBatch() : slots_(new std::uint8_t[kSlots * kSlotSize]) {
+  for (unsigned i = 0; i < kSlots; ++i) {
+    iov_[i] = {slots_.get() + i * kSlotSize, kSlotSize};
+    messages_[i].msg_hdr.msg_iov = &iov_[i];
+    messages_[i].msg_hdr.msg_iovlen = 1;
+    messages_[i].msg_hdr.msg_name = &from_[i];
+  }
+  queued_.reserve(kMaxQueued);
+  arena_.reserve(kArenaReserve);
 }
 
-void UdpListener::onReceive(ssize_t nread, const uv_buf_t* buf, const sockaddr* from,
-                            unsigned flags) noexcept {
-  // The buffer belongs to the worker; UV_UDP_MMSG_FREE asks for nothing.
-  if (flags & UV_UDP_MMSG_FREE) return;
-  if (nread < 0) {
-    log::warn("udp receive failed", {{"address", local_.toString()},
-                                     {"error", uv_strerror(static_cast<int>(nread))}});
-    return;
+void UdpBatch::flush() noexcept {
+  std::array<mmsghdr, kSlots> out{};
+  std::array<iovec, kSlots> iov{};
+  std::size_t i = 0;
+  while (i < queued_.size()) {
+    UdpListener* socket = queued_[i].socket;
+    // A run of datagrams for one socket leaves in one sendmmsg.
+    unsigned n = 0;
+    std::size_t j = i;
+    for (; j < queued_.size() && queued_[j].socket == socket && n < kSlots; ++j, ++n) {
+      Queued& q = queued_[j];
+      iov[n] = {arena_.data() + q.offset, q.size};
+      out[n].msg_hdr = {};
+      out[n].msg_hdr.msg_name = &q.to;
+      out[n].msg_hdr.msg_namelen = q.to_length;
+      out[n].msg_hdr.msg_iov = &iov[n];
+      out[n].msg_hdr.msg_iovlen = 1;
+    }
+    if (socket != nullptr && socket->handle_) {
+      unsigned sent = 0;
+      while (sent < n) {
+        const int r = ::sendmmsg(socket->fd_.get(), out.data() + sent, n - sent, MSG_DONTWAIT);
+        if (r > 0) {
+          sent += static_cast<unsigned>(r);
+        } else {
+          // The first datagram failed (a full buffer, an unreachable peer): skip it and go on.
+          ++sent;
+        }
+      }
+    }
+    i = j;
   }
-  if (from == nullptr) return;  // nothing more to read this round
-  handler_.onDatagram(*this, fromSockaddr(from),
-                      wire::Bytes{reinterpret_cast<const std::uint8_t*>(buf->base),
-                                  static_cast<std::size_t>(nread)});
+  queued_.clear();
+  arena_.clear();
+}
+
+UdpListener::UdpListener(uv_loop_t* loop, FileDescriptor fd, DatagramHandler& handler, UdpBatch& batch,
+                         std::uint32_t id, unsigned budget)
+    : fd_(std::move(fd)),
+      handler_(handler),
+      batch_(batch),
+      local_(io::localAddress(fd_.get())),
+      id_(id),
+      budget_(budget) {
+  checkUv(uv_poll_init_socket(loop, handle_.get(), fd_.get()), "uv_poll_init_socket");
+  handle_.initialized(this);
+  checkUv(uv_poll_start(handle_.get(), UV_READABLE,
+                        [](uv_poll_t* h, int status, int events) {
+                          auto* self = ownerOf<UdpListener>(h);
+                          if (self == nullptr) return;
+                          if (status < 0) {
+                            log::warn("udp poll failed",
+                                      {{"address", self->local_.toString()}, {"error", uv_strerror(status)}});
+                            return;
+                          }
+                          if (events & UV_READABLE) self->onReadable();
+                        }),
+          "uv_poll_start");
+}
+
+UdpListener::~UdpListener() { close(); }
+
+void UdpListener::close() noexcept {
+  if (!handle_) return;
+  // The poll handle leaves epoll now; only then may the descriptor close.
+  handle_.close();
+  fd_ = FileDescriptor{};
+  for (auto& q : batch_.queued_) {
+    if (q.socket == this) q.socket = nullptr;
+  }
+}
+
+void UdpListener::onReadable() noexcept {
+  const bool outer = !batch_.receiving_;
+  batch_.receiving_ = true;
+  unsigned done = 0;
+  while (done < budget_ && handle_) {
+    const unsigned want = std::min<unsigned>(UdpBatch::kSlots, budget_ - done);
+    for (unsigned i = 0; i < want; ++i) {
+      batch_.messages_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+      batch_.messages_[i].msg_hdr.msg_flags = 0;
+    }
+    const int n = ::recvmmsg(fd_.get(), batch_.messages_.data(), want, MSG_DONTWAIT, nullptr);
+    if (n <= 0) {
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        log::debug("udp receive failed", {{"address", local_.toString()}, {"error", std::strerror(errno)}});
+      }
+      break;
+    }
+    for (int k = 0; k < n && handle_; ++k) {
+      const mmsghdr& m = batch_.messages_[static_cast<std::size_t>(k)];
+      if (m.msg_hdr.msg_flags & MSG_TRUNC) continue;  // larger than any datagram: not ours to relay
+      handler_.onDatagram(*this, fromSockaddr(reinterpret_cast<const sockaddr*>(m.msg_hdr.msg_name)),
+                          wire::Bytes{static_cast<const std::uint8_t*>(m.msg_hdr.msg_iov->iov_base), m.msg_len});
+    }
+    done += static_cast<unsigned>(n);
+    if (static_cast<unsigned>(n) < want) break;  // drained
+  }
+  if (outer) {
+    batch_.flush();
+    batch_.receiving_ = false;
+  }
+}
+
+bool UdpListener::sendNow(const sockaddr_storage& to, socklen_t to_length, std::span<const wire::Bytes> parts) noexcept {
+  iovec iov[4];
+  std::size_t n = 0;
+  for (const auto& part : parts) {
+    if (part.empty()) continue;
+    iov[n++] = {const_cast<std::uint8_t*>(part.data()), part.size()};
+  }
+  msghdr m{};
+  m.msg_name = const_cast<sockaddr_storage*>(&to);
+  m.msg_namelen = to_length;
+  m.msg_iov = iov;
+  m.msg_iovlen = n;
+  return ::sendmsg(fd_.get(), &m, MSG_DONTWAIT) >= 0;
 }
 
 bool UdpListener::send(const wire::SocketAddress& to, std::span<const wire::Bytes> parts) noexcept {
   if (!handle_ || parts.size() > 4) return false;
   sockaddr_storage ss{};
-  toSockaddr(to, ss);
-  uv_buf_t bufs[4];
-  unsigned n = 0;
-  for (const auto& part : parts) {
-    if (part.empty()) continue;
-    bufs[n++] = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(part.data())),
-                            static_cast<unsigned>(part.size()));
+  const socklen_t length = toSockaddr(to, ss);
+  if (!batch_.receiving_) return sendNow(ss, length, parts);
+  if (batch_.queued_.size() >= kMaxQueued) batch_.flush();
+  std::size_t total = 0;
+  for (const auto& p : parts) total += p.size();
+  // Past the reserve (a burst of jumbo datagrams), send now rather than grow the arena.
+  if (batch_.arena_.size() + total > batch_.arena_.capacity()) return sendNow(ss, length, parts);
+  const std::size_t offset = batch_.arena_.size();
+  batch_.arena_.resize(offset + total);  // within capacity: no allocation
+  std::size_t at = offset;
+  for (const auto& p : parts) {
+    if (!p.empty()) std::memcpy(batch_.arena_.data() + at, p.data(), p.size());
+    at += p.size();
   }
-  return uv_udp_try_send(handle_.get(), bufs, n, reinterpret_cast<const sockaddr*>(&ss)) >= 0;
+  batch_.queued_.push_back({this, ss, length, offset, total});
+  return true;
 }
 
 }  // namespace tern::io

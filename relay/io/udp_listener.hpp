@@ -1,13 +1,26 @@
-// A UDP socket of a worker, serving clients (a listener) or peers (a relay socket): batched
-// receive with recvmmsg (libuv's UV_UDP_RECVMMSG) into the worker's receive buffer, and
-// sends that never queue (uv_udp_try_send; a full kernel buffer drops the datagram, which UDP
-// senders must tolerate anyway).
+// A UDP socket of a worker, serving clients (a listener) or peers (a relay socket). libuv only
+// says when it is readable (uv_poll_t); the socket itself is read with recvmmsg in batches of
+// 64 and written with sendmmsg: datagrams sent while a receive batch is being handled are
+// queued and leave together when it ends, so relaying a burst costs one send call per
+// destination socket instead of one per datagram. Outside a batch (timers, TCP clients) a
+// send goes out at once. A full kernel buffer drops the datagram, which UDP senders must
+// tolerate anyway.
+//
+// Why not uv_udp_t: its receive loop stops after about 32 datagrams per socket and wakeup, so
+// one listener carrying every client's media was drained more slowly than the many relay
+// sockets carrying the other direction, and client->peer lagged (the asymmetry measured in
+// coturn too). Each socket here reads up to its own budget per wakeup: large for listeners,
+// small for a relay socket, which serves one allocation.
 #pragma once
 
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <uv.h>
 
+#include <array>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "relay/io/socket_util.hpp"
 #include "relay/io/uv_handle.hpp"
@@ -24,45 +37,70 @@ class DatagramHandler {
                           wire::Bytes data) noexcept = 0;
 };
 
-// Receive memory shared by every UDP socket of one worker: callbacks run one at a time.
-class ReceiveBuffer {
+// Shared by every UDP socket of one worker (callbacks run one at a time): the receive slots,
+// and the datagrams queued while a receive batch is handled, copied into one arena.
+class UdpBatch {
  public:
-  // libuv hands recvmmsg one 64 KiB slot per datagram; 20 slots is its batch maximum.
-  static constexpr std::size_t kSlot = 64 * 1024;
-  static constexpr std::size_t kSlots = 20;
-  ReceiveBuffer() : data_(new char[kSlot * kSlots]) {}
-  uv_buf_t get() noexcept { return uv_buf_init(data_.get(), kSlot * kSlots); }
+  static constexpr unsigned kSlots = 64;
+  static constexpr std::size_t kSlotSize = 64 * 1024;  // a UDP datagram's largest payload
+
+  UdpBatch();
 
  private:
-  std::unique_ptr<char[]> data_;
+  friend class UdpListener;
+  struct Queued {
+    UdpListener* socket;  // null once that socket closed
+    sockaddr_storage to;
+    socklen_t to_length;
+    std::size_t offset;  // in arena_
+    std::size_t size;
+  };
+  // Sends everything queued, grouped by socket (one sendmmsg per run of a socket).
+  void flush() noexcept;
+
+  std::unique_ptr<std::uint8_t[]> slots_;
+  std::array<mmsghdr, kSlots> messages_{};
+  std::array<iovec, kSlots> iov_{};
+  std::array<sockaddr_storage, kSlots> from_{};
+  bool receiving_ = false;  // inside a receive batch: sends are queued
+  std::vector<Queued> queued_;
+  std::vector<std::uint8_t> arena_;
 };
 
 class UdpListener {
  public:
   // Takes over a bound socket (see openBoundSocket) and starts receiving. `id` is the owner's
-  // name for this socket (a relay id), handed back through id().
-  UdpListener(uv_loop_t* loop, FileDescriptor fd, DatagramHandler& handler, ReceiveBuffer& buffer,
-              std::uint32_t id = 0);
+  // name for this socket (a relay id), handed back through id(). `budget`: datagrams read per
+  // wakeup before other sockets get their turn.
+  UdpListener(uv_loop_t* loop, FileDescriptor fd, DatagramHandler& handler, UdpBatch& batch,
+              std::uint32_t id = 0, unsigned budget = 1024);
+  ~UdpListener();
   UdpListener(const UdpListener&) = delete;
   UdpListener& operator=(const UdpListener&) = delete;
 
-  // Sends the concatenation of `parts` (at most 4) as one datagram, without copying.
+  // Sends the concatenation of `parts` (at most 4) as one datagram: at once, or at the end
+  // of the current receive batch (copied). False if it was dropped at once; a queued datagram
+  // the kernel refuses later is lost like any UDP datagram.
   bool send(const wire::SocketAddress& to, std::span<const wire::Bytes> parts) noexcept;
   bool send(const wire::SocketAddress& to, wire::Bytes data) noexcept {
     return send(to, std::span<const wire::Bytes>(&data, 1));
   }
   const wire::SocketAddress& localAddress() const noexcept { return local_; }
   std::uint32_t id() const noexcept { return id_; }
-  void close() noexcept { handle_.close(); }
+  void close() noexcept;
 
  private:
-  void onReceive(ssize_t nread, const uv_buf_t* buf, const sockaddr* from, unsigned flags) noexcept;
+  friend class UdpBatch;
+  void onReadable() noexcept;
+  bool sendNow(const sockaddr_storage& to, socklen_t to_length, std::span<const wire::Bytes> parts) noexcept;
 
-  UvHandle<uv_udp_t> handle_;
+  UvHandle<uv_poll_t> handle_;
+  FileDescriptor fd_;
   DatagramHandler& handler_;
-  ReceiveBuffer& buffer_;
+  UdpBatch& batch_;
   wire::SocketAddress local_;
   std::uint32_t id_;
+  unsigned budget_;
 };
 
 }  // namespace tern::io

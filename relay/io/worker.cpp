@@ -67,7 +67,7 @@ class Worker::Loop final : public DatagramHandler,
         dtls_context_(worker.setup_.dtls) {
     server_.setUnixTime(static_cast<std::int64_t>(std::time(nullptr)));
     for (auto& fd : sockets.udp) {
-      udp_.push_back(std::make_unique<UdpListener>(loop_.get(), std::move(fd), *this, receive_buffer_));
+      udp_.push_back(std::make_unique<UdpListener>(loop_.get(), std::move(fd), *this, udp_batch_));
     }
     for (auto& fd : sockets.tcp) {
       tcp_.push_back(std::make_unique<TcpListener>(loop_.get(), std::move(fd), *this));
@@ -76,7 +76,7 @@ class Worker::Loop final : public DatagramHandler,
       tcp_.push_back(std::make_unique<TcpListener>(loop_.get(), std::move(fd), *this, true));
     }
     for (auto& fd : sockets.dtls) {
-      dtls_.push_back(std::make_unique<UdpListener>(loop_.get(), std::move(fd), dtls_receiver_, receive_buffer_));
+      dtls_.push_back(std::make_unique<UdpListener>(loop_.get(), std::move(fd), dtls_receiver_, udp_batch_));
     }
   }
 
@@ -248,6 +248,10 @@ class Worker::Loop final : public DatagramHandler,
     forEachDtlsRecord(dtls_ciphertext_, [&](wire::Bytes record) { peer.socket->send(to, record); });
   }
 
+  // A relay socket serves one allocation; a listener, every client of the worker. Per wakeup
+  // each reads up to its budget, so listeners are drained in proportion to what they carry.
+  static constexpr unsigned kRelayBudget = 64;
+
   // --- core::ServerOutput
   bool sendToClient(const core::FiveTuple& tuple, std::span<const wire::Bytes> parts) noexcept override {
     if (tuple.transport == core::Transport::kDtls) {
@@ -331,7 +335,7 @@ class Worker::Loop final : public DatagramHandler,
         if (tcp) {
           relay.tcp = std::make_unique<TcpListener>(loop_.get(), std::move(fd), relay_acceptor_, false, id);
         } else {
-          relay.udp = std::make_unique<UdpListener>(loop_.get(), std::move(fd), peers_, receive_buffer_, id);
+          relay.udp = std::make_unique<UdpListener>(loop_.get(), std::move(fd), peers_, udp_batch_, id, kRelayBudget);
         }
       } catch (...) {
         free_relay_ids_.push_back(id);
@@ -516,7 +520,7 @@ class Worker::Loop final : public DatagramHandler,
   EventLoop loop_;  // declared first among the handle owners, so it is destroyed last
   Mailbox mailbox_;
   RepeatingTimer tick_;
-  ReceiveBuffer receive_buffer_;
+  UdpBatch udp_batch_;
   PortPool ports_;
   PeerReceiver peers_;
   DtlsReceiver dtls_receiver_{*this};
