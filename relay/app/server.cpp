@@ -51,6 +51,18 @@ std::vector<FileDescriptor> bindSecureAddress(wire::SocketAddress& address, unsi
   return fds;
 }
 
+// The kernel silently caps SO_RCVBUF/SO_SNDBUF at a sysctl; say so, since a capped listener
+// buffer drops media under load. Linux reports twice the size it granted.
+void warnIfBufferCapped(int fd, int option, std::uint32_t wanted, const char* setting, const char* sysctl) {
+  if (wanted == 0) return;
+  int granted = 0;
+  socklen_t length = sizeof granted;
+  if (::getsockopt(fd, SOL_SOCKET, option, &granted, &length) != 0) return;
+  if (static_cast<std::uint32_t>(granted) / 2 >= wanted) return;
+  io::log::warn("udp buffer smaller than configured",
+                {{"setting", setting}, {"wanted", wanted}, {"granted", granted / 2}, {"raise", sysctl}});
+}
+
 // Binds `workers` UDP and TCP sockets to one address. With port 0 the first UDP socket picks
 // the port and the rest follow it, so every worker and both transports share one port.
 BoundAddress bindAddress(const wire::SocketAddress& wanted, const config::Settings& settings) {
@@ -69,6 +81,10 @@ BoundAddress bindAddress(const wire::SocketAddress& wanted, const config::Settin
       for (unsigned w = 0; w < settings.workers; ++w) {
         bound.tcp.push_back(io::openBoundSocket(SocketKind::kTcp, bound.address, {}));
       }
+      warnIfBufferCapped(bound.udp.front().get(), SO_RCVBUF, settings.udp_receive_buffer, "udp-receive-buffer",
+                         "net.core.rmem_max");
+      warnIfBufferCapped(bound.udp.front().get(), SO_SNDBUF, settings.udp_send_buffer, "udp-send-buffer",
+                         "net.core.wmem_max");
       return bound;
     } catch (const std::runtime_error&) {
       // A port picked for UDP may be taken for TCP; pick again a few times.

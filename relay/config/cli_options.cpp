@@ -28,11 +28,11 @@ void addServeOptions(CLI::App& app, Config& config) {
       ->type_name("TEXT")
       ->capture_default_str();
   app.add_option("--udp-receive-buffer", config.udp_receive_buffer,
-                 "SO_RCVBUF of UDP sockets in bytes, K/M suffix allowed (0: system default)")
+                 "SO_RCVBUF of UDP listeners in bytes, K/M suffix allowed (0: system default; capped by net.core.rmem_max)")
       ->type_name("BYTES")
       ->capture_default_str();
   app.add_option("--udp-send-buffer", config.udp_send_buffer,
-                 "SO_SNDBUF of UDP sockets in bytes, K/M suffix allowed (0: system default)")
+                 "SO_SNDBUF of UDP listeners in bytes, K/M suffix allowed (0: system default; capped by net.core.wmem_max)")
       ->type_name("BYTES")
       ->capture_default_str();
   app.add_option("--tcp-idle-timeout", config.tcp_idle_timeout,

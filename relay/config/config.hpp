@@ -24,8 +24,11 @@ struct Config {
   std::string log_level = "info";
   std::string log_format = "plain";
   std::string software = "tern";
-  std::string udp_receive_buffer = "0";  // SO_RCVBUF bytes (K/M suffix); 0: system default
-  std::string udp_send_buffer = "0";     // SO_SNDBUF bytes (K/M suffix); 0: system default
+  // Of the client-facing UDP listeners, which carry every client of a worker (relay sockets,
+  // one allocation each, keep the system default). The kernel caps them at net.core.rmem_max
+  // and wmem_max.
+  std::string udp_receive_buffer = "4M";  // SO_RCVBUF bytes (K/M suffix); 0: system default
+  std::string udp_send_buffer = "4M";     // SO_SNDBUF bytes (K/M suffix); 0: system default
   std::string tcp_idle_timeout = "300";  // seconds a stream connection may stay silent
 
   // TURN over TLS (RFC 8656 §3.1): TLS-only TCP listeners; with a certificate, plain --listen
@@ -75,8 +78,8 @@ struct Settings {
   LogLevel log_level = LogLevel::kInfo;
   LogFormat log_format = LogFormat::kPlain;
   std::string software;
-  std::uint32_t udp_receive_buffer = 0;
-  std::uint32_t udp_send_buffer = 0;
+  std::uint32_t udp_receive_buffer = 4u << 20;
+  std::uint32_t udp_send_buffer = 4u << 20;
   unsigned tcp_idle_timeout = 300;
 
   std::vector<wire::SocketAddress> tls_listen;

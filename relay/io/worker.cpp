@@ -276,8 +276,9 @@ class Worker::Loop final : public DatagramHandler,
 
   std::optional<core::OpenedRelay> openRelay(const core::RelayRequest& request,
                                              core::RelayError& error) noexcept override {
-    SocketOptions options{worker_.settings_.udp_receive_buffer, worker_.settings_.udp_send_buffer,
-                          false, request.dont_fragment};
+    // A relay socket carries one allocation: the system's default buffers suffice, and
+    // multiplied by thousands of allocations, large ones would not.
+    SocketOptions options{0, 0, false, request.dont_fragment};
     if (request.tcp) {
       // RFC 6062 §5.2: connections to peers leave from the relayed address itself, so the
       // listener and those sockets share the port (SO_REUSEPORT, same user). Kernel defaults
