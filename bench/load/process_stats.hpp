@@ -1,0 +1,62 @@
+// What a benchmark reads about the server under test from /proc: CPU seconds (user + system,
+// all threads) and resident memory.
+#pragma once
+
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace tern::bench {
+
+// utime + stime of `pid` in seconds; negative if it cannot be read.
+inline double cpuSeconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!pid || !std::getline(in, line)) return -1;
+  // Fields after the command name, which may hold spaces, start after the last ')'.
+  const auto close = line.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream fields(line.substr(close + 2));
+  std::string field;
+  unsigned long utime = 0, stime = 0;
+  for (int i = 3; fields >> field; ++i) {
+    if (i == 14) utime = std::stoul(field);
+    if (i == 15) {
+      stime = std::stoul(field);
+      break;
+    }
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// VmRSS of `pid` in KiB; negative if it cannot be read.
+inline long residentKiB(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  while (pid && in >> key) {
+    if (key == "VmRSS:") {
+      long kib = -1;
+      in >> kib;
+      return kib;
+    }
+    in.ignore(4096, '\n');
+  }
+  return -1;
+}
+
+// Open file descriptors of `pid`; negative if they cannot be listed.
+inline long openFileDescriptors(pid_t pid) {
+  std::error_code error;
+  long n = 0;
+  for (std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", error), end;
+       !error && it != end; it.increment(error)) {
+    ++n;
+  }
+  return error ? -1 : n;
+}
+
+}  // namespace tern::bench
