@@ -376,17 +376,26 @@ class LoadGenerator {
         continue;
       }
       f.stream.insert(f.stream.end(), buf, buf + n);
-      std::size_t used = 0;
-      while (true) {
-        const auto info = wire::peekFrame({f.stream.data() + used, f.stream.size() - used});
-        if (info.status != wire::FrameInfo::Status::kComplete) break;
-        if (info.kind == wire::FrameKind::kStun) {
-          if (auto view = wire::MessageView::parse({f.stream.data() + used, info.size})) each(*view);
-        }
-        used += info.size;
-      }
-      f.stream.erase(f.stream.begin(), f.stream.begin() + static_cast<std::ptrdiff_t>(used));
+      takeFrames(f, [&](wire::FrameKind kind, wire::Bytes frame) {
+        if (kind != wire::FrameKind::kStun) return;
+        if (auto view = wire::MessageView::parse(frame)) each(*view);
+      });
     }
+  }
+
+  // Hands every whole frame (RFC 8656 §6.2 framing) buffered from a TCP stream to `each` and
+  // keeps the partial rest.
+  template <class F>
+  static void takeFrames(Flow& f, F&& each) {
+    std::size_t used = 0;
+    while (true) {
+      const wire::Bytes rest{f.stream.data() + used, f.stream.size() - used};
+      const auto info = wire::peekFrame(rest);
+      if (info.status != wire::FrameInfo::Status::kComplete) break;
+      each(info.kind, rest.first(info.size));
+      used += info.size;
+    }
+    f.stream.erase(f.stream.begin(), f.stream.begin() + static_cast<std::ptrdiff_t>(used));
   }
 
   void allocateAll() {
@@ -555,17 +564,11 @@ class LoadGenerator {
         if (n <= 0) break;
         f.stream.insert(f.stream.end(), buf, buf + n);
       }
-      std::size_t used = 0;
-      while (true) {
-        const auto info = wire::peekFrame({f.stream.data() + used, f.stream.size() - used});
-        if (info.status != wire::FrameInfo::Status::kComplete) break;
-        if (info.kind == wire::FrameKind::kChannelData) {
-          onPayload(f.stream.data() + used + wire::kChannelDataHeaderSize, info.size - wire::kChannelDataHeaderSize, w,
-                    measuring);
-        }
-        used += info.size;
-      }
-      f.stream.erase(f.stream.begin(), f.stream.begin() + static_cast<std::ptrdiff_t>(used));
+      takeFrames(f, [&](wire::FrameKind kind, wire::Bytes frame) {
+        if (kind != wire::FrameKind::kChannelData) return;
+        onPayload(frame.data() + wire::kChannelDataHeaderSize, frame.size() - wire::kChannelDataHeaderSize, w,
+                  measuring);
+      });
       return;
     }
     while (true) {
