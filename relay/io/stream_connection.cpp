@@ -297,6 +297,7 @@ void StreamConnection::shutdownAfterWrites() noexcept {
 }
 
 std::unique_ptr<DetachedConnection> StreamConnection::detach() noexcept {
+  flushPending();
   if (!handle_ || queuedBytes() > 0 || partner_ != nullptr) return nullptr;
   uv_os_fd_t fd = -1;
   if (uv_fileno(handle_.base(), &fd) != 0) return nullptr;
@@ -327,21 +328,56 @@ bool StreamConnection::flushCiphertext() noexcept {
 
 bool StreamConnection::send(std::span<const wire::Bytes> parts) noexcept {
   if (!handle_) return false;
-  if (!tls_) return sendRaw(parts);
-  if (!tls_->handshakeDone()) return false;
-  // Past the bound, drop before encrypting: a TLS record cannot be dropped half-written.
+  const bool defer = batch_ != nullptr && batch_->active() && partner_ == nullptr;
+  if (!tls_ && !defer) return sendRaw(parts);
+  if (tls_ && !tls_->handshakeDone()) return false;
+  // Past the bound, drop before encrypting or deferring: a frame is never split.
   std::size_t total = 0;
   for (const auto& p : parts) total += p.size();
   if (queuedBytes() + total > kMaxQueuedBytes) return false;
+  if (defer && !deferred_) {
+    batch_->deferStream(this);
+    deferred_ = true;
+  }
+  if (!tls_) {
+    for (const auto& p : parts) pending_.insert(pending_.end(), p.begin(), p.end());
+    return true;
+  }
   // One frame, one TLS record: some clients (coturn's uclient among them) take each record
   // as a whole message. Encryption copies anyway, so assembling the frame first costs little.
+  // Deferred records wait in the session's output buffer and leave together.
   plaintext_.clear();
   for (const auto& p : parts) plaintext_.insert(plaintext_.end(), p.begin(), p.end());
   if (!tls_->writePlaintext(plaintext_)) return false;
-  return flushCiphertext();
+  return defer || flushCiphertext();
+}
+
+void StreamConnection::endRound() noexcept {
+  deferred_ = false;
+  flushPending();
+}
+
+void StreamConnection::flushPending() noexcept {
+  if (!handle_) return;
+  if (tls_) {
+    if (!flushCiphertext()) close("TLS write failed");
+    return;
+  }
+  if (pending_.empty()) return;
+  const wire::Bytes all = pending_;
+  // Bounded when deferred; errors surface on the read side, which closes.
+  (void)writeNow(std::span<const wire::Bytes>(&all, 1), false);
+  pending_.clear();
 }
 
 bool StreamConnection::sendRaw(std::span<const wire::Bytes> parts, bool bounded) noexcept {
+  // Frames deferred earlier in this round go first (a pipe's first bytes after a
+  // ConnectionBind response, TLS handshake output).
+  if (!pending_.empty()) flushPending();
+  return writeNow(parts, bounded);
+}
+
+bool StreamConnection::writeNow(std::span<const wire::Bytes> parts, bool bounded) noexcept {
   if (!handle_ || parts.size() > 4) return false;
   auto* stream = reinterpret_cast<uv_stream_t*>(handle_.get());
   uv_buf_t bufs[4];
@@ -381,8 +417,14 @@ bool StreamConnection::sendRaw(std::span<const wire::Bytes> parts, bool bounded)
   return true;
 }
 
+StreamConnection::~StreamConnection() {
+  if (deferred_) batch_->forgetStream(this);
+}
+
 void StreamConnection::close(const char* reason) noexcept {
   if (!handle_) return;
+  if (std::exchange(deferred_, false)) batch_->forgetStream(this);
+  pending_.clear();
   log::debug("connection closed", {{"client", tuple_.client.toString()}, {"reason", reason}});
   handle_.close();
   if (StreamConnection* other = std::exchange(partner_, nullptr)) {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "relay/core/five_tuple.hpp"
+#include "relay/io/io_batch.hpp"
 #include "relay/io/socket_util.hpp"
 #include "relay/io/tls.hpp"
 #include "relay/io/uv_handle.hpp"
@@ -40,6 +41,8 @@ class StreamHandler {
   virtual void onConnected(StreamConnection& /*connection*/, bool /*ok*/) noexcept {}
   // `bytes` went through a pipe from `from` to its partner.
   virtual void onPiped(StreamConnection& /*from*/, std::size_t /*bytes*/) noexcept {}
+  // The batch that frames sent during a round join (io_batch.hpp); none: every send writes.
+  virtual IoBatch* ioBatch() noexcept { return nullptr; }
 };
 
 // A client connection on its way to another worker (an RFC 6062 data connection whose
@@ -71,6 +74,7 @@ class StreamConnection {
                    StreamHandler& handler, core::TimePoint now);
   // Takes over a connection detached by another worker; feed its unread bytes with inject().
   StreamConnection(uv_loop_t* loop, DetachedConnection& detached, StreamHandler& handler, core::TimePoint now);
+  ~StreamConnection();
   StreamConnection(const StreamConnection&) = delete;
   StreamConnection& operator=(const StreamConnection&) = delete;
 
@@ -78,8 +82,8 @@ class StreamConnection {
   // server = the relayed address.
   const core::FiveTuple& tuple() const noexcept { return tuple_; }
   core::TimePoint lastActivity() const noexcept { return last_activity_; }
-  // Bytes libuv still holds for this connection.
-  std::size_t queuedBytes() const noexcept { return handle_ ? handle_->write_queue_size : 0; }
+  // Bytes not yet handed to the kernel: libuv's queue and this round's pending frames.
+  std::size_t queuedBytes() const noexcept { return (handle_ ? handle_->write_queue_size : 0) + pending_.size(); }
   bool closed() const noexcept { return !handle_; }
   bool peerSide() const noexcept { return peer_side_; }
   bool piped() const noexcept { return partner_ != nullptr; }
@@ -88,8 +92,10 @@ class StreamConnection {
   std::uint32_t connectionId() const noexcept { return connection_id_; }
   void setConnectionId(std::uint32_t id) noexcept { connection_id_ = id; }
 
-  // Writes the concatenation of `parts` now if the socket takes it, else queues a copy;
-  // false (dropped) past the bound. A frame is never split by a drop.
+  // Writes the concatenation of `parts`: at the end of the current round of the handler's
+  // IoBatch, together with the round's other frames, or now if there is no round; what the
+  // socket does not take is queued. False (dropped) past the bound; a frame is never split
+  // by a drop.
   bool send(std::span<const wire::Bytes> parts) noexcept;
   // Closes at once (and the partner of a pipe); onClosed() follows from this call.
   void close(const char* reason) noexcept;
@@ -105,6 +111,11 @@ class StreamConnection {
 
  private:
   struct WriteRequest;
+  friend class IoBatch;
+  // The batch's round ended: write what it deferred (IoBatch::flush).
+  void endRound() noexcept;
+  void flushPending() noexcept;
+  bool writeNow(std::span<const wire::Bytes> parts, bool bounded) noexcept;
   void startReading() noexcept;
   void onRead(ssize_t nread, const char* data) noexcept;
   void onPlaintext() noexcept;
@@ -122,6 +133,7 @@ class StreamConnection {
 
   UvHandle<uv_tcp_t> handle_;
   StreamHandler& handler_;
+  IoBatch* batch_ = handler_.ioBatch();
   uv_loop_t* loop_;
   wire::StreamFramer framer_;
   core::FiveTuple tuple_;
@@ -138,6 +150,8 @@ class StreamConnection {
   std::uint32_t connection_id_ = 0;
   std::vector<std::uint8_t> ciphertext_;  // reused for TLS output
   std::vector<std::uint8_t> plaintext_;   // reused to assemble one frame per TLS record
+  std::vector<std::uint8_t> pending_;     // plain frames deferred to the end of the round
+  bool deferred_ = false;                 // listed in batch_ for this round
 };
 
 }  // namespace tern::io

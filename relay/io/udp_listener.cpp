@@ -11,60 +11,11 @@
 namespace tern::io {
 
 namespace {
-// Datagrams queued within one receive batch before they are sent anyway, and the arena room
-// reserved up front so the packet path does not allocate after start-up.
+// Datagrams queued within one round before they are sent anyway.
 constexpr std::size_t kMaxQueued = 256;
-constexpr std::size_t kArenaReserve = 256 * 1024;
 }  // namespace
 
-UdpBatch::UdpBatch() : slots_(new std::uint8_t[kSlots * kSlotSize]) {
-  for (unsigned i = 0; i < kSlots; ++i) {
-    iov_[i] = {slots_.get() + i * kSlotSize, kSlotSize};
-    messages_[i].msg_hdr.msg_iov = &iov_[i];
-    messages_[i].msg_hdr.msg_iovlen = 1;
-    messages_[i].msg_hdr.msg_name = &from_[i];
-  }
-  queued_.reserve(kMaxQueued);
-  arena_.reserve(kArenaReserve);
-}
-
-void UdpBatch::flush() noexcept {
-  std::array<mmsghdr, kSlots> out{};
-  std::array<iovec, kSlots> iov{};
-  std::size_t i = 0;
-  while (i < queued_.size()) {
-    UdpListener* socket = queued_[i].socket;
-    // A run of datagrams for one socket leaves in one sendmmsg.
-    unsigned n = 0;
-    std::size_t j = i;
-    for (; j < queued_.size() && queued_[j].socket == socket && n < kSlots; ++j, ++n) {
-      Queued& q = queued_[j];
-      iov[n] = {arena_.data() + q.offset, q.size};
-      out[n].msg_hdr = {};
-      out[n].msg_hdr.msg_name = &q.to;
-      out[n].msg_hdr.msg_namelen = q.to_length;
-      out[n].msg_hdr.msg_iov = &iov[n];
-      out[n].msg_hdr.msg_iovlen = 1;
-    }
-    if (socket != nullptr && socket->handle_) {
-      unsigned sent = 0;
-      while (sent < n) {
-        const int r = ::sendmmsg(socket->fd_.get(), out.data() + sent, n - sent, MSG_DONTWAIT);
-        if (r > 0) {
-          sent += static_cast<unsigned>(r);
-        } else {
-          // The first datagram failed (a full buffer, an unreachable peer): skip it and go on.
-          ++sent;
-        }
-      }
-    }
-    i = j;
-  }
-  queued_.clear();
-  arena_.clear();
-}
-
-UdpListener::UdpListener(uv_loop_t* loop, FileDescriptor fd, DatagramHandler& handler, UdpBatch& batch,
+UdpListener::UdpListener(uv_loop_t* loop, FileDescriptor fd, DatagramHandler& handler, IoBatch& batch,
                          std::uint32_t id, unsigned budget)
     : fd_(std::move(fd)),
       handler_(handler),
@@ -95,17 +46,14 @@ void UdpListener::close() noexcept {
   // The poll handle leaves epoll now; only then may the descriptor close.
   handle_.close();
   fd_ = FileDescriptor{};
-  for (auto& q : batch_.queued_) {
-    if (q.socket == this) q.socket = nullptr;
-  }
+  batch_.forgetSocket(this);
 }
 
 void UdpListener::onReadable() noexcept {
-  const bool outer = !batch_.receiving_;
-  batch_.receiving_ = true;
+  const IoBatch::Scope round(batch_);
   unsigned done = 0;
   while (done < budget_ && handle_) {
-    const unsigned want = std::min<unsigned>(UdpBatch::kSlots, budget_ - done);
+    const unsigned want = std::min<unsigned>(IoBatch::kSlots, budget_ - done);
     for (unsigned i = 0; i < want; ++i) {
       batch_.messages_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
       batch_.messages_[i].msg_hdr.msg_flags = 0;
@@ -126,9 +74,15 @@ void UdpListener::onReadable() noexcept {
     done += static_cast<unsigned>(n);
     if (static_cast<unsigned>(n) < want) break;  // drained
   }
-  if (outer) {
-    batch_.flush();
-    batch_.receiving_ = false;
+}
+
+void UdpListener::sendQueued(mmsghdr* messages, unsigned count) noexcept {
+  if (!handle_) return;
+  unsigned sent = 0;
+  while (sent < count) {
+    const int r = ::sendmmsg(fd_.get(), messages + sent, count - sent, MSG_DONTWAIT);
+    // The first datagram failed (a full buffer, an unreachable peer): skip it and go on.
+    sent += r > 0 ? static_cast<unsigned>(r) : 1;
   }
 }
 
@@ -151,8 +105,8 @@ bool UdpListener::send(const wire::SocketAddress& to, std::span<const wire::Byte
   if (!handle_ || parts.size() > 4) return false;
   sockaddr_storage ss{};
   const socklen_t length = toSockaddr(to, ss);
-  if (!batch_.receiving_) return sendNow(ss, length, parts);
-  if (batch_.queued_.size() >= kMaxQueued) batch_.flush();
+  if (!batch_.active()) return sendNow(ss, length, parts);
+  if (batch_.queued_.size() >= kMaxQueued) batch_.flushDatagrams();
   std::size_t total = 0;
   for (const auto& p : parts) total += p.size();
   // Past the reserve (a burst of jumbo datagrams), send now rather than grow the arena.

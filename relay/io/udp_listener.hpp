@@ -1,9 +1,9 @@
 // A UDP socket of a worker, serving clients (a listener) or peers (a relay socket). libuv only
 // says when it is readable (uv_poll_t); the socket itself is read with recvmmsg in batches of
 // 64 and written with sendmmsg: datagrams sent while a receive batch is being handled are
-// queued and leave together when it ends, so relaying a burst costs one send call per
-// destination socket instead of one per datagram. Outside a batch (timers, TCP clients) a
-// send goes out at once. A full kernel buffer drops the datagram, which UDP senders must
+// queued in the worker's IoBatch and leave together when the round ends, so relaying a burst
+// costs one send call per destination socket instead of one per datagram. Outside a round
+// (timers) a send goes out at once. A full kernel buffer drops the datagram, which UDP senders must
 // tolerate anyway.
 //
 // Why not uv_udp_t: its receive loop stops after about 32 datagrams per socket and wakeup, so
@@ -22,6 +22,7 @@
 #include <span>
 #include <vector>
 
+#include "relay/io/io_batch.hpp"
 #include "relay/io/socket_util.hpp"
 #include "relay/io/uv_handle.hpp"
 #include "relay/wire/bytes.hpp"
@@ -37,42 +38,12 @@ class DatagramHandler {
                           wire::Bytes data) noexcept = 0;
 };
 
-// Shared by every UDP socket of one worker (callbacks run one at a time): the receive slots,
-// and the datagrams queued while a receive batch is handled, copied into one arena.
-class UdpBatch {
- public:
-  static constexpr unsigned kSlots = 64;
-  static constexpr std::size_t kSlotSize = 64 * 1024;  // a UDP datagram's largest payload
-
-  UdpBatch();
-
- private:
-  friend class UdpListener;
-  struct Queued {
-    UdpListener* socket;  // null once that socket closed
-    sockaddr_storage to;
-    socklen_t to_length;
-    std::size_t offset;  // in arena_
-    std::size_t size;
-  };
-  // Sends everything queued, grouped by socket (one sendmmsg per run of a socket).
-  void flush() noexcept;
-
-  std::unique_ptr<std::uint8_t[]> slots_;
-  std::array<mmsghdr, kSlots> messages_{};
-  std::array<iovec, kSlots> iov_{};
-  std::array<sockaddr_storage, kSlots> from_{};
-  bool receiving_ = false;  // inside a receive batch: sends are queued
-  std::vector<Queued> queued_;
-  std::vector<std::uint8_t> arena_;
-};
-
 class UdpListener {
  public:
   // Takes over a bound socket (see openBoundSocket) and starts receiving. `id` is the owner's
   // name for this socket (a relay id), handed back through id(). `budget`: datagrams read per
   // wakeup before other sockets get their turn.
-  UdpListener(uv_loop_t* loop, FileDescriptor fd, DatagramHandler& handler, UdpBatch& batch,
+  UdpListener(uv_loop_t* loop, FileDescriptor fd, DatagramHandler& handler, IoBatch& batch,
               std::uint32_t id = 0, unsigned budget = 1024);
   ~UdpListener();
   UdpListener(const UdpListener&) = delete;
@@ -90,14 +61,16 @@ class UdpListener {
   void close() noexcept;
 
  private:
-  friend class UdpBatch;
+  friend class IoBatch;
   void onReadable() noexcept;
+  // Sends datagrams the batch queued for this socket; a refused one is skipped.
+  void sendQueued(mmsghdr* messages, unsigned count) noexcept;
   bool sendNow(const sockaddr_storage& to, socklen_t to_length, std::span<const wire::Bytes> parts) noexcept;
 
   UvHandle<uv_poll_t> handle_;
   FileDescriptor fd_;
   DatagramHandler& handler_;
-  UdpBatch& batch_;
+  IoBatch& batch_;
   wire::SocketAddress local_;
   std::uint32_t id_;
   unsigned budget_;

@@ -66,8 +66,9 @@ class Worker::Loop final : public DatagramHandler,
         tls_(worker.setup_.tls),
         dtls_context_(worker.setup_.dtls) {
     server_.setUnixTime(static_cast<std::int64_t>(std::time(nullptr)));
+    io_batch_.attach(loop_.get());
     for (auto& fd : sockets.udp) {
-      udp_.push_back(std::make_unique<UdpListener>(loop_.get(), std::move(fd), *this, udp_batch_));
+      udp_.push_back(std::make_unique<UdpListener>(loop_.get(), std::move(fd), *this, io_batch_));
     }
     for (auto& fd : sockets.tcp) {
       tcp_.push_back(std::make_unique<TcpListener>(loop_.get(), std::move(fd), *this));
@@ -76,7 +77,7 @@ class Worker::Loop final : public DatagramHandler,
       tcp_.push_back(std::make_unique<TcpListener>(loop_.get(), std::move(fd), *this, true));
     }
     for (auto& fd : sockets.dtls) {
-      dtls_.push_back(std::make_unique<UdpListener>(loop_.get(), std::move(fd), dtls_receiver_, udp_batch_));
+      dtls_.push_back(std::make_unique<UdpListener>(loop_.get(), std::move(fd), dtls_receiver_, io_batch_));
     }
   }
 
@@ -106,6 +107,7 @@ class Worker::Loop final : public DatagramHandler,
     for (auto& t : tcp_) t->close();
     tick_.close();
     mailbox_.close();
+    io_batch_.detach();
   }
 
   // --- DatagramHandler
@@ -128,6 +130,7 @@ class Worker::Loop final : public DatagramHandler,
   }
 
   // --- StreamHandler
+  IoBatch* ioBatch() noexcept override { return &io_batch_; }
   void onFrame(StreamConnection& connection, wire::Bytes frame) noexcept override {
     server_.onClientPacket(connection.tuple(), frame, loop_.now());
   }
@@ -336,7 +339,7 @@ class Worker::Loop final : public DatagramHandler,
         if (tcp) {
           relay.tcp = std::make_unique<TcpListener>(loop_.get(), std::move(fd), relay_acceptor_, false, id);
         } else {
-          relay.udp = std::make_unique<UdpListener>(loop_.get(), std::move(fd), peers_, udp_batch_, id, kRelayBudget);
+          relay.udp = std::make_unique<UdpListener>(loop_.get(), std::move(fd), peers_, io_batch_, id, kRelayBudget);
         }
       } catch (...) {
         free_relay_ids_.push_back(id);
@@ -521,7 +524,7 @@ class Worker::Loop final : public DatagramHandler,
   EventLoop loop_;  // declared first among the handle owners, so it is destroyed last
   Mailbox mailbox_;
   RepeatingTimer tick_;
-  UdpBatch udp_batch_;
+  IoBatch io_batch_;
   PortPool ports_;
   PeerReceiver peers_;
   DtlsReceiver dtls_receiver_{*this};
