@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -76,13 +77,35 @@ void UdpListener::onReadable() noexcept {
   }
 }
 
-void UdpListener::sendQueued(mmsghdr* messages, unsigned count) noexcept {
+void UdpListener::sendQueued(mmsghdr* messages, const std::uint16_t* segment, unsigned count) noexcept {
   if (!handle_) return;
   unsigned sent = 0;
   while (sent < count) {
     const int r = ::sendmmsg(fd_.get(), messages + sent, count - sent, MSG_DONTWAIT);
-    // The first datagram failed (a full buffer, an unreachable peer): skip it and go on.
-    sent += r > 0 ? static_cast<unsigned>(r) : 1;
+    if (r > 0) {
+      sent += static_cast<unsigned>(r);
+      continue;
+    }
+    const int error = errno;
+    if (segment[sent] != 0 && (error == EIO || error == EINVAL || error == EOPNOTSUPP)) {
+      // The path cannot take segmentation offload (no checksum offload, a smaller MTU):
+      // this socket stops using it, and the train leaves datagram by datagram.
+      segmentation_ = false;
+      log::info("udp segmentation offload refused; sending datagrams one by one",
+                {{"address", local_.toString()}, {"error", std::strerror(error)}});
+      msghdr one = messages[sent].msg_hdr;
+      one.msg_control = nullptr;
+      one.msg_controllen = 0;
+      const iovec train = *messages[sent].msg_hdr.msg_iov;
+      for (std::size_t at = 0; at < train.iov_len; at += segment[sent]) {
+        iovec part{static_cast<std::uint8_t*>(train.iov_base) + at, std::min<std::size_t>(segment[sent], train.iov_len - at)};
+        one.msg_iov = &part;
+        one.msg_iovlen = 1;
+        (void)::sendmsg(fd_.get(), &one, MSG_DONTWAIT);
+      }
+    }
+    // The first message failed (a full buffer, an unreachable peer): skip it and go on.
+    ++sent;
   }
 }
 

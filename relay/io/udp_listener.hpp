@@ -63,8 +63,9 @@ class UdpListener {
  private:
   friend class IoBatch;
   void onReadable() noexcept;
-  // Sends datagrams the batch queued for this socket; a refused one is skipped.
-  void sendQueued(mmsghdr* messages, unsigned count) noexcept;
+  // Sends datagrams the batch queued for this socket; segment[i] != 0 marks a train sent
+  // with segmentation offload. A refused message is skipped.
+  void sendQueued(mmsghdr* messages, const std::uint16_t* segment, unsigned count) noexcept;
   bool sendNow(const sockaddr_storage& to, socklen_t to_length, std::span<const wire::Bytes> parts) noexcept;
 
   UvHandle<uv_poll_t> handle_;
@@ -74,6 +75,7 @@ class UdpListener {
   wire::SocketAddress local_;
   std::uint32_t id_;
   unsigned budget_;
+  bool segmentation_ = true;  // UDP_SEGMENT trains (io_batch.cpp) until the kernel refuses one
 };
 
 }  // namespace tern::io

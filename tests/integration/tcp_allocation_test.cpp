@@ -16,7 +16,7 @@
 #include "support/process.hpp"
 #include "support/stun_socket.hpp"
 #include "support/tern_server.hpp"
-#include "support/turn_stream_client.hpp"
+#include "support/turn_test_client.hpp"
 #include "support/turn_tools.hpp"
 
 using namespace tern;
@@ -78,7 +78,7 @@ struct TcpAllocation {
   }
 
   auth::RestCredential credential;
-  test::TurnStreamClient control;
+  test::TurnTestClient control;
   wire::SocketAddress relayed;
 };
 

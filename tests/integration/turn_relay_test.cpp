@@ -22,6 +22,7 @@
 #include "support/process.hpp"
 #include "support/stun_socket.hpp"
 #include "support/tern_server.hpp"
+#include "support/turn_test_client.hpp"
 #include "support/turn_tools.hpp"
 
 using namespace tern;
@@ -345,27 +346,16 @@ long residentKiB(pid_t pid) {
 
 TEST_CASE("a TCP client that stops reading costs bounded memory; media is dropped, others are served") {
   TernServer server(relayArgs());
-  auto fd = test::connectedSocket(true, kLoopbackClient, server.tcp());
+  const auto credential = auth::mintRestCredential(kSecret, "slow-reader", std::time(nullptr), 600);
+  test::TurnTestClient turn(kLoopbackClient, server.tcp(), credential.username, credential.password);
   // A small receive buffer so the kernel stops taking data early and tern's queue fills.
   const int small = 4096;
-  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-  const auto credential = auth::mintRestCredential(kSecret, "slow-reader", std::time(nullptr), 600);
-  client::TurnSession session(credential.username, credential.password);
-  auto transactTcp = [&](auto make) {
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      auto response = test::exchange(fd.get(), true, make());
-      REQUIRE(response.has_value());
-      auto view = wire::MessageView::parse(*response);
-      REQUIRE(view.has_value());
-      const auto outcome = session.onResponse(*view);
-      if (outcome != client::TurnSession::Outcome::kRetry) return outcome;
-    }
-    return client::TurnSession::Outcome::kError;
-  };
-  REQUIRE(transactTcp([&] { return session.allocate({}); }) == client::TurnSession::Outcome::kSuccess);
-  auto peer = test::connectedSocket(false, {*wire::IpAddress::parse(kPeerHost), 0}, *session.relayed());
+  ::setsockopt(turn.fd.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  REQUIRE(turn.transact([&] { return turn.session.allocate({}); }) == client::TurnSession::Outcome::kSuccess);
+  auto peer = test::connectedSocket(false, {*wire::IpAddress::parse(kPeerHost), 0}, *turn.session.relayed());
   const wire::SocketAddress peers[] = {io::localAddress(peer.get())};
-  REQUIRE(transactTcp([&] { return session.createPermission(peers); }) == client::TurnSession::Outcome::kSuccess);
+  REQUIRE(turn.transact([&] { return turn.session.createPermission(peers); }) ==
+          client::TurnSession::Outcome::kSuccess);
 
   const long before = residentKiB(server.process().pid());
   // 40 MB of media at the relayed address; the client reads none of it.

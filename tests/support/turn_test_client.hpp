@@ -1,6 +1,6 @@
-// A TURN client on one TCP connection to a real server, for integration tests: relay/client's
-// TurnSession for the messages, blocking exchanges for the transport, and the 401/438 retry
-// RFC 8489 §9.2.5 asks of clients.
+// A TURN client on one UDP socket or TCP connection to a real server, for integration tests:
+// relay/client's TurnSession for the messages, blocking exchanges for the transport, and the
+// 401/438 retry RFC 8489 §9.2.5 asks of clients.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -17,19 +17,19 @@
 
 namespace tern::test {
 
-class TurnStreamClient {
+class TurnTestClient {
  public:
   using Outcome = client::TurnSession::Outcome;
 
-  TurnStreamClient(const wire::SocketAddress& local, const wire::SocketAddress& server, std::string username,
-                   std::string password)
-      : fd(connectedSocket(true, local, server)), session(std::move(username), std::move(password)) {}
+  TurnTestClient(const wire::SocketAddress& local, const wire::SocketAddress& server, std::string username,
+                 std::string password, bool use_tcp = true)
+      : fd(connectedSocket(use_tcp, local, server)), session(std::move(username), std::move(password)), tcp(use_tcp) {}
 
   // Sends what `make` builds, again after a 401 or 438 that taught the session a nonce; the
   // last response stays in `response`.
   Outcome transact(const std::function<std::vector<std::uint8_t>()>& make) {
     for (int attempt = 0; attempt < 3; ++attempt) {
-      response = exchange(fd.get(), true, make());
+      response = exchange(fd.get(), tcp, make());
       REQUIRE(response.has_value());
       auto view = wire::MessageView::parse(*response);
       REQUIRE(view.has_value());
@@ -48,6 +48,7 @@ class TurnStreamClient {
 
   io::FileDescriptor fd;
   client::TurnSession session;
+  bool tcp;
   std::optional<std::vector<std::uint8_t>> response;
 };
 
