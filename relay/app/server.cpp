@@ -213,6 +213,8 @@ class Server {
   explicit Server(const config::Settings& settings) : settings_(settings) {}
 
   int run() {
+    // Each allocation holds a socket: take every descriptor the system grants us.
+    files_limit_ = io::raiseOpenFilesLimit();
     const SharedServices shared = buildServices(settings_);
     std::vector<BoundAddress> addresses;
     for (const auto& a : settings_.listen) addresses.push_back(bindAddress(a, settings_));
@@ -264,6 +266,7 @@ class Server {
     ports += '-';
     ports += std::to_string(settings_.relay_port_max);
     io::log::info("relaying", {{"relay_ips", relay_ips}, {"ports", ports}, {"realm", settings_.realm}});
+    warnIfFilesLimitCapsAllocations(shared.relay_ips.size());
     if (!settings_.hasCredentials()) {
       io::log::warn("no credentials configured: every TURN request is refused with 401; set "
                     "--auth-secret-file, TERN_AUTH_SECRET or --user (STUN Binding still works)");
@@ -318,7 +321,22 @@ class Server {
     }
   }
 
+  // The relay range offers more allocations than descriptors allow: say so at start-up
+  // rather than through 508s under load.
+  void warnIfFilesLimitCapsAllocations(std::size_t relay_ip_count) const {
+    constexpr std::uint64_t kHeadroom = 1024;  // listeners, client TCP connections, files
+    const std::uint64_t ports = std::uint64_t{settings_.relay_port_max} - settings_.relay_port_min + 1;
+    const std::uint64_t offered = ports * relay_ip_count;
+    if (files_limit_ >= offered + kHeadroom) return;
+    io::log::warn("open files limit caps allocations below the relay range",
+                  {{"open_files_limit", files_limit_},
+                   {"allocations_at_most", files_limit_ > kHeadroom ? files_limit_ - kHeadroom : 0},
+                   {"relay_range_offers", offered},
+                   {"raise", "LimitNOFILE= (systemd) or ulimit -n"}});
+  }
+
   const config::Settings& settings_;
+  std::uint64_t files_limit_ = 0;
   io::EventLoop loop_;
   metrics::CounterCollector collector_;
   std::vector<std::unique_ptr<io::Worker>> workers_;

@@ -35,6 +35,7 @@ enum class RelayError : std::uint8_t {
   kFamilyNotConfigured,  // no relay IP of that family: 440
   kNoPortAvailable,      // the worker's port range is used up: 508
   kUnknownReservation,   // RESERVATION-TOKEN unknown or expired: 508
+  kOutOfSockets,         // the process may open no more sockets (descriptor limit): 508
 };
 
 struct OpenedRelay {

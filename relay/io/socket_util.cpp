@@ -2,6 +2,7 @@
 #include "relay/io/socket_util.hpp"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -22,6 +23,22 @@ FileDescriptor& FileDescriptor::operator=(FileDescriptor&& o) noexcept {
     fd_ = o.release();
   }
   return *this;
+}
+
+std::uint64_t openFilesLimit() noexcept {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  return limit.rlim_cur;
+}
+
+std::uint64_t raiseOpenFilesLimit() noexcept {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &limit);
+  }
+  return openFilesLimit();
 }
 
 socklen_t toSockaddr(const wire::SocketAddress& address, sockaddr_storage& out) noexcept {

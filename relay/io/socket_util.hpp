@@ -72,6 +72,12 @@ void ensureAddressFree(SocketKind kind, const wire::SocketAddress& address);
 // The address a socket is bound to (reads back the port chosen for port 0).
 wire::SocketAddress localAddress(int fd);
 
+// Every allocation holds a socket, so the open-files limit caps allocations. The soft limit
+// now; raiseOpenFilesLimit() lifts it to the hard limit (what an unprivileged process may)
+// and returns the result.
+std::uint64_t openFilesLimit() noexcept;
+std::uint64_t raiseOpenFilesLimit() noexcept;
+
 socklen_t toSockaddr(const wire::SocketAddress& address, sockaddr_storage& out) noexcept;
 wire::SocketAddress fromSockaddr(const sockaddr* address) noexcept;
 

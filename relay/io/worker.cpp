@@ -314,9 +314,16 @@ class Worker::Loop final : public DatagramHandler,
     for (int attempt = 0; attempt < 8; ++attempt) {
       const auto port = request.even_port ? ports_.takeEven(request.reserve_next) : ports_.take();
       if (!port) break;
-      auto opened = openRelayOn({ip, *port}, options, request.tcp);
+      bool out_of_sockets = false;
+      auto opened = openRelayOn({ip, *port}, options, request.tcp, &out_of_sockets);
       if (!opened) {
         if (request.reserve_next) ports_.release(static_cast<std::uint16_t>(*port + 1));
+        if (out_of_sockets) {
+          // Not the port's fault: it goes back, and other ports would fail alike.
+          ports_.release(*port);
+          error = core::RelayError::kOutOfSockets;
+          return std::nullopt;
+        }
         continue;  // the failed port stays out of the pool for this run
       }
       if (request.reserve_next) {
@@ -329,8 +336,9 @@ class Worker::Loop final : public DatagramHandler,
     return std::nullopt;
   }
 
+  // `out_of_sockets` (if given) tells a descriptor or memory shortage from a port in use.
   std::optional<core::OpenedRelay> openRelayOn(const wire::SocketAddress& address, const SocketOptions& options,
-                                               bool tcp) noexcept {
+                                               bool tcp, bool* out_of_sockets = nullptr) noexcept {
     try {
       auto fd = openBoundSocket(tcp ? SocketKind::kTcp : SocketKind::kUdp, address, options);
       const core::RelayId id = reserveRelayId();
@@ -346,6 +354,21 @@ class Worker::Loop final : public DatagramHandler,
         throw;
       }
       return core::OpenedRelay{id, relay.localAddress(), std::nullopt};
+    } catch (const SocketError& e) {
+      const int code = e.code();
+      if (code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM) {
+        if (out_of_sockets != nullptr) *out_of_sockets = true;
+        // Every Allocate fails alike until allocations end: one line per minute, not per request.
+        if (out_of_sockets_logged_ == core::TimePoint{} || loop_.now() - out_of_sockets_logged_ > std::chrono::minutes(1)) {
+          out_of_sockets_logged_ = loop_.now();
+          log::warn("relay sockets exhausted: Allocate answers 508 until allocations end",
+                    {{"worker", worker_.index_}, {"error", e.what()}, {"open_files_limit", openFilesLimit()},
+                     {"raise", "LimitNOFILE= (systemd) or ulimit -n"}});
+        }
+      } else {
+        log::warn("relay socket failed", {{"worker", worker_.index_}, {"error", e.what()}});
+      }
+      return std::nullopt;
     } catch (const std::exception& e) {
       log::warn("relay socket failed", {{"worker", worker_.index_}, {"error", e.what()}});
       return std::nullopt;
@@ -537,6 +560,7 @@ class Worker::Loop final : public DatagramHandler,
   std::vector<RelaySocket> relays_;  // indexed by RelayId; empty when free
   std::vector<core::RelayId> free_relay_ids_;
   std::size_t next_relay_ip_ = 0;
+  core::TimePoint out_of_sockets_logged_{};
   core::TurnServer server_;
   std::vector<std::unique_ptr<UdpListener>> udp_;
   std::vector<std::unique_ptr<TcpListener>> tcp_;

@@ -5,10 +5,13 @@
 #include <doctest/doctest.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
+#include <memory>
 #include <ctime>
 #include <fstream>
 #include <regex>
@@ -373,5 +376,60 @@ TEST_CASE("a TCP client that stops reading costs bounded memory; media is droppe
   // Other clients are still answered at once.
   auto other = test::connectedSocket(false, kLoopbackClient, server.udp());
   CHECK(test::exchange(other.get(), false, client::makeBindingRequest(true)).has_value());
+  CHECK(server.process().stop(SIGTERM) == 0);
+}
+
+namespace {
+std::size_t openDescriptors(pid_t pid) {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& entry :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+    ++n;
+  }
+  return n;
+}
+}  // namespace
+
+TEST_CASE("out of descriptors, Allocate gets 508 with a reason, one log line, and recovers when one ends") {
+  TernServer server(relayArgs());
+  const pid_t pid = server.process().pid();
+  // Room for a few more sockets (three past the count, plus any gaps among the numbers in
+  // use): each Allocate holds one relay socket.
+  const rlimit tight{openDescriptors(pid) + 3, openDescriptors(pid) + 3};
+  REQUIRE(::prlimit(pid, RLIMIT_NOFILE, &tight, nullptr) == 0);
+
+  const auto credential = auth::mintRestCredential(kSecret, "many", std::time(nullptr), 600);
+  std::vector<std::unique_ptr<test::TurnTestClient>> clients;
+  std::size_t granted = 0;
+  bool refused = false;
+  for (int i = 0; i < 8 && !refused; ++i) {
+    clients.push_back(std::make_unique<test::TurnTestClient>(kLoopbackClient, server.udp(), credential.username,
+                                                             credential.password, false));
+    auto& turn = *clients.back();
+    if (turn.transact([&] { return turn.session.allocate({}); }) == client::TurnSession::Outcome::kSuccess) {
+      ++granted;
+    } else {
+      CHECK(turn.session.lastErrorCode() == 508);
+      CHECK(turn.session.lastErrorReason().find("no more sockets") != std::string::npos);
+      refused = true;
+    }
+  }
+  REQUIRE(refused);
+  CHECK(granted >= 1);
+  // More refusals, one warning per worker and minute, naming the limit and the fix.
+  auto& again = *clients.back();
+  CHECK(again.transact([&] { return again.session.allocate({}); }) == client::TurnSession::Outcome::kError);
+  CHECK(again.session.lastErrorCode() == 508);
+  const std::string log = server.process().output();
+  CHECK(log.find("relay sockets exhausted") != std::string::npos);
+  CHECK(log.find("LimitNOFILE") != std::string::npos);
+  // Other clients are still answered.
+  auto other = test::connectedSocket(false, kLoopbackClient, server.udp());
+  CHECK(test::exchange(other.get(), false, client::makeBindingRequest(true)).has_value());
+
+  // One allocation ends; its socket (and its port) serve the next Allocate.
+  auto& first = *clients.front();
+  REQUIRE(first.transact([&] { return first.session.refresh(0); }) == client::TurnSession::Outcome::kSuccess);
+  CHECK(again.transact([&] { return again.session.allocate({}); }) == client::TurnSession::Outcome::kSuccess);
   CHECK(server.process().stop(SIGTERM) == 0);
 }

@@ -179,6 +179,9 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
         // RFC 8656 §7.2: a token that names no reserved port is 508.
         response.error(ec::kInsufficientCapacity, "Insufficient Capacity: unknown or expired RESERVATION-TOKEN");
         break;
+      case RelayError::kOutOfSockets:
+        response.error(ec::kInsufficientCapacity, "Insufficient Capacity: the relay can open no more sockets");
+        break;
       case RelayError::kNoPortAvailable:
         response.error(ec::kInsufficientCapacity,
                        relay_request.reserve_next ? "Insufficient Capacity: no even/odd port pair free"
