@@ -1,5 +1,6 @@
 // The hashes and MACs STUN needs (RFC 8489 §9.2, §14.4-14.6), on OpenSSL 3's EVP interface
-// with every OpenSSL object owned by RAII. Control path only: each call may allocate.
+// with every OpenSSL object owned by RAII. Control path only: the first call of a thread
+// allocates its contexts; later calls reuse them.
 #pragma once
 
 #include <array>

@@ -3,7 +3,6 @@
 
 namespace tern::core {
 
-
 std::size_t FiveTupleHash::operator()(const FiveTuple& t) const noexcept {
   return (wire::hashOf(t.client) * 31 + wire::hashOf(t.server)) * 31 + static_cast<std::size_t>(t.transport);
 }
@@ -30,6 +29,17 @@ void AllocationTable::erase(const Allocation& allocation) {
   const FiveTuple key = allocation.tuple();  // a copy: erasing destroys `allocation`
   by_relay_.erase(allocation.relay());
   by_tuple_.erase(key);
+  dropStaleEntries();
+}
+
+void AllocationTable::dropStaleEntries() {
+  // Amortised O(1): a rebuild costs O(live) and happens only after that many stale entries.
+  constexpr std::size_t kSlack = 64;
+  if (due_.size() <= 2 * by_tuple_.size() + kSlack) return;
+  std::vector<Due> live;
+  live.reserve(by_tuple_.size());
+  for (const auto& [tuple, allocation] : by_tuple_) live.push_back({allocation->expires(), tuple});
+  due_ = decltype(due_)(std::greater<>{}, std::move(live));
 }
 
 void AllocationTable::scheduleExpiry(const Allocation& allocation) {

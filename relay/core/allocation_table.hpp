@@ -24,13 +24,18 @@ class AllocationTable {
   // Removes and destroys the allocation; the caller has released its relay socket and quota.
   void erase(const Allocation& allocation);
   // Queues an expiry check at the allocation's current expiry time. Refreshing simply queues
-  // again; stale entries are skipped when they come due.
+  // again; stale entries are skipped when they come due, and dropped all at once when they
+  // outnumber the live allocations (deleted allocations would otherwise keep theirs for a
+  // whole lifetime: memory that grows with churn, not with load).
   void scheduleExpiry(const Allocation& allocation);
   // Calls `expired(Allocation&)` for every allocation whose time has come, in expiry order.
   // The callback must erase the allocation.
   template <class F>
   void expire(TimePoint now, F&& expired);
   std::size_t size() const noexcept { return by_tuple_.size(); }
+  // Entries in the expiry queue, stale ones included (bounded by twice the live count plus a
+  // little).
+  std::size_t scheduledExpiries() const noexcept { return due_.size(); }
 
  private:
   struct Due {
@@ -40,6 +45,8 @@ class AllocationTable {
   };
   std::unordered_map<FiveTuple, std::unique_ptr<Allocation>, FiveTupleHash> by_tuple_;
   std::unordered_map<RelayId, Allocation*> by_relay_;
+  void dropStaleEntries();
+
   std::priority_queue<Due, std::vector<Due>, std::greater<>> due_;
 };
 
