@@ -148,6 +148,7 @@ struct Options {
   int server_pid = 0;
   unsigned concurrency = 64;
   int socket_buffer = 1 << 20;
+  double churn = 0;  // seconds of create-use-delete cycles; 0 = one run
   std::string label;
 };
 
@@ -207,6 +208,7 @@ class LoadGenerator {
   int run() {
     raiseFileLimit();
     openPeers();
+    if (o_.churn > 0) return churn();
     const double cpu_before_setup = serverCpu();
     const long rss_before = o_.server_pid ? bench::residentKiB(o_.server_pid) : -1;
     const auto setup_started = Clock::now();
@@ -233,6 +235,74 @@ class LoadGenerator {
   }
 
  private:
+  // Cycles until --churn seconds have passed (at least three): open the client sockets,
+  // allocate, bind, send media for --duration seconds, delete the allocations (Refresh 0),
+  // close the sockets. The server's RSS and open descriptors are read after the first
+  // cycle (warm-up) and once everything of the last has ended; a server that leaks per
+  // allocation shows it as growth between the two.
+  int churn() {
+    const auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o_.churn));
+    long rss_warm = -1, fds_warm = -1, rss_peak = -1;
+    unsigned cycles = 0;
+    std::uint64_t allocated = 0, failed = 0, delivered = 0, lost = 0;
+    while (cycles < 3 || Clock::now() < until) {
+      flows_.clear();
+      openClients();
+      allocateAll();
+      bindAll();
+      for (const auto& f : flows_) {
+        if (f.state == State::kReady) {
+          ++allocated;
+        } else {
+          ++failed;
+        }
+      }
+      if (o_.duration > 0) {
+        const Window w = traffic();
+        for (int d = 0; d < 2; ++d) {
+          delivered += w.received_total[d];
+          lost += w.sent_total[d] - w.received_total[d];
+        }
+      }
+      rss_peak = std::max(rss_peak, bench::residentKiB(o_.server_pid));
+      releaseAll();
+      ++cycles;
+      settle();
+      const long rss = bench::residentKiB(o_.server_pid);
+      std::fprintf(stderr, "%s: cycle %u: RSS %ld KiB, %ld descriptors\n", o_.label.c_str(), cycles, rss,
+                   bench::openFileDescriptors(o_.server_pid));
+      if (cycles == 1) {
+        rss_warm = rss;
+        fds_warm = bench::openFileDescriptors(o_.server_pid);
+      }
+    }
+    settle();
+    const long rss_end = bench::residentKiB(o_.server_pid);
+    const long fds_end = bench::openFileDescriptors(o_.server_pid);
+    std::printf(
+        "{\"label\":\"%s\",\"churn_seconds\":%.0f,\"cycles\":%u,\"allocations_per_cycle\":%u,"
+        "\"allocated\":%llu,\"failed\":%llu,\"delivered\":%llu,\"lost\":%llu,"
+        "\"rss_warm_kib\":%ld,\"rss_peak_kib\":%ld,\"rss_end_kib\":%ld,\"fds_warm\":%ld,\"fds_end\":%ld}\n",
+        o_.label.c_str(), o_.churn, cycles, o_.allocations, static_cast<unsigned long long>(allocated),
+        static_cast<unsigned long long>(failed), static_cast<unsigned long long>(delivered),
+        static_cast<unsigned long long>(lost), rss_warm, rss_peak, rss_end, fds_warm, fds_end);
+    std::fprintf(stderr, "%s: %u cycles of %u allocations; RSS %ld KiB after warm-up, %ld at the end (peak %ld); "
+                 "descriptors %ld -> %ld\n", o_.label.c_str(), cycles, o_.allocations, rss_warm, rss_end, rss_peak,
+                 fds_warm, fds_end);
+    return failed == 0 ? 0 : 1;
+  }
+
+  // Until the server's descriptor count stops falling (its deletes and closes are done).
+  void settle() const {
+    long last = -2;
+    for (int i = 0; i < 50; ++i) {
+      ::usleep(100 * 1000);
+      const long now = bench::openFileDescriptors(o_.server_pid);
+      if (now == last) return;
+      last = now;
+    }
+  }
+
   struct Window {
     double seconds = 0;
     double server_cpu = 0;
@@ -761,6 +831,9 @@ int main(int argc, char** argv) {
   app.add_option("--server-pid", o.server_pid, "PID of the server, for its CPU seconds, RSS and open files");
   app.add_option("--concurrency", o.concurrency, "Set-up requests in flight")->capture_default_str();
   app.add_option("--socket-buffer", o.socket_buffer, "SO_RCVBUF/SO_SNDBUF of UDP sockets")->capture_default_str();
+  app.add_option("--churn", o.churn,
+                 "Seconds of cycles: allocate, bind, send for --duration, delete; reports the server's RSS and "
+                 "descriptors after the first cycle and at the end (needs --server-pid)");
   app.add_option("--label", o.label, "Name of this run in the output");
   CLI11_PARSE(app, argc, argv);
   if (o.label.empty()) o.label = o.raw ? "forwarder" : "turn";
