@@ -11,6 +11,7 @@ coturn's turnserver. Everything runs on loopback and is stopped by PID.
 import argparse
 import json
 import os
+import resource
 import signal
 import socket
 import statistics
@@ -39,14 +40,18 @@ SCENARIOS = {
                 ["tern", "coturn", "forwarder"], "closed loop, 1200 B, both directions"),
     "voice": (["--allocations", "1000", "--rate", "50", "--size", "160", "--duration", "5"],
               ["tern", "coturn", "forwarder"], "1000 allocations x 50 packets/s x 160 B, both directions"),
-    "setup": (["--allocations", "5000", "--duration", "0", "--concurrency", "128"],
+    "setup": (["--allocations", "10000", "--duration", "0", "--concurrency", "128"],
               ["tern", "coturn"], "authenticated Allocates (401 round trip included)"),
     "memory": (["--allocations", "10000", "--duration", "0", "--concurrency", "128"],
                ["tern", "coturn"], "10,000 allocations held; RSS growth per allocation"),
     "tcp160": (["--transport", "tcp", "--allocations", "16", "--rate", "0", "--window", "32", "--size", "160",
                 "--duration", "5"], ["tern", "coturn"], "TURN over TCP, closed loop, 160 B"),
     "hold50k": (["--allocations", "50000", "--duration", "0", "--concurrency", "256"],
-                ["tern"], "50,000 allocations held without error"),
+                ["tern"], "50,000 allocations held without error (fewer if the open-files limit is lower: "
+                          "one descriptor per allocation in tern and in the generator)"),
+    "churn": (["--allocations", "1000", "--rate", "50", "--duration", "1", "--churn", "180"],
+              ["tern"], "3 minutes of cycles: 1000 allocations created, 1 s of voice media, deleted; the server's "
+                        "RSS and descriptors after the first cycle and at the end"),
 }
 DEFAULT = ["max160", "max1200", "voice", "setup", "memory", "tcp160"]
 
@@ -105,19 +110,33 @@ class Server:
         self.log.close()
 
 
+def held_allocations(wanted):
+    """What the open-files limit lets one process hold, with room for everything else."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY:
+        return wanted
+    return min(wanted, hard - 2000)
+
+
 def run(kind, scenario, workdir):
     args, _, _ = SCENARIOS[scenario]
+    if scenario == "hold50k":
+        held = held_allocations(50000)
+        if held < 50000:
+            sys.stderr.write(f"hold50k: the open-files hard limit allows {held} allocations, not 50,000\n")
+        args = ["--allocations", str(held)] + args[2:]
     server = Server(kind, workdir)
     try:
         command = [LOAD, "--server", f"127.0.0.1:{PORT}", "--server-pid", str(server.process.pid),
-                   "--peer-ip", PEER_IP, "--label", f"{kind}-{scenario}", "--warmup", "1"] + args
+                   "--peer-ip", PEER_IP, "--label", f"{kind}-{scenario}",
+                   "--warmup", "0" if scenario == "churn" else "1"] + args
         for ip in CLIENT_IPS:
             command += ["--client-ip", ip]
         if kind == "forwarder":
             command.append("--raw")
         else:
             command += ["--secret", SECRET]
-        out = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        out = subprocess.run(command, capture_output=True, text=True, timeout=900)
         sys.stderr.write(out.stderr)
         lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
         if not lines:
@@ -141,7 +160,13 @@ def metrics(scenario, r):
                 "max us": max(r["latency_up_us"]["max"], r["latency_down_us"]["max"]),
                 "packets per server CPU-s": r["packets_per_server_cpu_second"]}
     if scenario == "setup":
-        return {"allocations/s": r["allocations_per_second"], "failed": r["failed"]}
+        return {"allocations/s": r["allocations_per_second"],
+                "allocations per server CPU-s": r["ready"] / r["allocate_server_cpu"] if r["allocate_server_cpu"] else 0,
+                "failed": r["failed"]}
+    if scenario == "churn":
+        return {"cycles": r["cycles"], "lost packets": r["lost"], "failed": r["failed"],
+                "RSS KiB after warm-up": r["rss_warm_kib"], "RSS KiB at the end": r["rss_end_kib"],
+                "descriptors after warm-up": r["fds_warm"], "descriptors at the end": r["fds_end"]}
     if scenario in ("memory", "hold50k"):
         return {"RSS bytes per allocation": r["rss_per_allocation_bytes"], "ready": r["ready"],
                 "failed": r["failed"]}
@@ -152,12 +177,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--only", default=",".join(DEFAULT), help="comma-separated scenarios")
-    parser.add_argument("--big", action="store_true", help="also hold 50,000 allocations on tern")
+    parser.add_argument("--big", action="store_true",
+                        help="also hold 50,000 allocations on tern and run the 3-minute churn")
     parser.add_argument("--json", help="write every raw result to this file")
     a = parser.parse_args()
     scenarios = [s for s in a.only.split(",") if s]
     if a.big:
-        scenarios.append("hold50k")
+        scenarios += ["hold50k", "churn"]
     for s in scenarios:
         if s not in SCENARIOS:
             sys.exit(f"unknown scenario {s}; known: {', '.join(SCENARIOS)}")
