@@ -54,6 +54,8 @@ SCENARIOS = {
                         "RSS and descriptors after the first cycle and at the end"),
 }
 DEFAULT = ["max160", "max1200", "voice", "setup", "memory", "tcp160"]
+# Long and tern-only: run once whatever --reps says.
+ONCE = {"hold50k", "churn"}
 
 
 def binding_answered(port):
@@ -195,6 +197,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="tern-bench-") as workdir:
         for rep in range(a.reps):
             for scenario in scenarios:
+                if rep > 0 and scenario in ONCE:
+                    continue
                 for kind in SCENARIOS[scenario][1]:
                     r = run(kind, scenario, workdir)
                     raw.append(r)

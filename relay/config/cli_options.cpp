@@ -35,6 +35,11 @@ void addServeOptions(CLI::App& app, Config& config) {
                  "SO_SNDBUF of UDP listeners in bytes, K/M suffix allowed (0: system default; capped by net.core.wmem_max)")
       ->type_name("BYTES")
       ->capture_default_str();
+  app.add_option("--udp-segmentation", config.udp_segmentation,
+                 "Send bursts of equal-sized datagrams to one destination with UDP segmentation offload "
+                 "(UDP_SEGMENT); a socket whose path refuses it falls back by itself")
+      ->type_name("BOOL")
+      ->capture_default_str();
   app.add_option("--tcp-idle-timeout", config.tcp_idle_timeout,
                  "Seconds a TCP connection may stay silent before it is closed")
       ->type_name("SECONDS")

@@ -257,6 +257,7 @@ Expected<Settings, std::vector<std::string>> validate(const Config& config, unsi
                                                config.udp_receive_buffer, 0, kMaxBuffer, true);
   s.udp_send_buffer = number<std::uint32_t>(problems, "udp-send-buffer", config.udp_send_buffer, 0,
                                             kMaxBuffer, true);
+  s.udp_segmentation = config.udp_segmentation;
   s.tcp_idle_timeout = number<unsigned>(problems, "tcp-idle-timeout", config.tcp_idle_timeout, 1,
                                         7 * 24 * 3600);
 

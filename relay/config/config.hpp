@@ -29,6 +29,8 @@ struct Config {
   // and wmem_max.
   std::string udp_receive_buffer = "4M";  // SO_RCVBUF bytes (K/M suffix); 0: system default
   std::string udp_send_buffer = "4M";     // SO_SNDBUF bytes (K/M suffix); 0: system default
+  // Send trains of equal datagrams to one destination as one UDP_SEGMENT message.
+  bool udp_segmentation = true;
   std::string tcp_idle_timeout = "300";  // seconds a stream connection may stay silent
 
   // TURN over TLS (RFC 8656 §3.1): TLS-only TCP listeners; with a certificate, plain --listen
@@ -80,6 +82,7 @@ struct Settings {
   std::string software;
   std::uint32_t udp_receive_buffer = 4u << 20;
   std::uint32_t udp_send_buffer = 4u << 20;
+  bool udp_segmentation = true;
   unsigned tcp_idle_timeout = 300;
 
   std::vector<wire::SocketAddress> tls_listen;

@@ -115,7 +115,7 @@ void IoBatch::flushDatagrams() noexcept {
   std::size_t i = 0;
   while (i < queued_.size()) {
     UdpListener* socket = queued_[i].socket;
-    const bool gso = socket != nullptr && socket->segmentation_;
+    const bool gso = segmentation_ && socket != nullptr && socket->segmentation_;
     // A run of datagrams for one socket leaves in one sendmmsg; within it, trains in one
     // message each.
     unsigned n = 0;

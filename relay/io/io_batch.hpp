@@ -56,6 +56,8 @@ class IoBatch {
   void detach() noexcept;
 
   bool active() const noexcept { return depth_ > 0; }
+  // UDP segmentation offload for trains (on by default; --udp-segmentation).
+  void setSegmentation(bool on) noexcept { segmentation_ = on; }
   // Sends everything queued now (a socket or connection about to write directly must not
   // overtake its own queued output).
   void flush() noexcept;
@@ -84,7 +86,8 @@ class IoBatch {
   std::array<iovec, kSlots> iov_{};
   std::array<sockaddr_storage, kSlots> from_{};
   unsigned depth_ = 0;
-  bool loop_round_ = false;  // the round attach() opened for this loop iteration
+  bool loop_round_ = false;
+  bool segmentation_ = true;  // the round attach() opened for this loop iteration
   std::vector<Queued> queued_;
   std::vector<std::uint8_t> arena_;
   std::vector<StreamConnection*> streams_;

@@ -67,6 +67,7 @@ class Worker::Loop final : public DatagramHandler,
         dtls_context_(worker.setup_.dtls) {
     server_.setUnixTime(static_cast<std::int64_t>(std::time(nullptr)));
     io_batch_.attach(loop_.get());
+    io_batch_.setSegmentation(worker.settings_.udp_segmentation);
     for (auto& fd : sockets.udp) {
       udp_.push_back(std::make_unique<UdpListener>(loop_.get(), std::move(fd), *this, io_batch_));
     }

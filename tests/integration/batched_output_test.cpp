@@ -27,9 +27,10 @@ constexpr const char* kSecret = "batch-secret";
 const wire::SocketAddress kClientAddress{*wire::IpAddress::parse("127.0.0.1"), 0};
 const wire::SocketAddress kPeerAddress{*wire::IpAddress::parse("127.0.0.2"), 0};
 
-test::TernServer startServer() {
+test::TernServer startServer(const char* segmentation = "true") {
   return test::TernServer({"--realm", "tern.test", "--auth-secret", kSecret, "--relay-ip", "127.0.0.1",
-                           "--relay-ports", "62000-62999", "--allow-peer", "127.0.0.0/8"});
+                           "--relay-ports", "62000-62999", "--allow-peer", "127.0.0.0/8",
+                           "--udp-segmentation", segmentation});
 }
 
 test::TurnTestClient allocatedClient(const test::TernServer& server, bool tcp) {
@@ -87,35 +88,40 @@ std::vector<Frame> mixedFrames(std::uint16_t a, std::uint16_t b) {
 }  // namespace
 
 TEST_CASE("frames a TCP client writes at once reach their peers as separate datagrams, whole and in order") {
-  auto server = startServer();
-  auto turn = allocatedClient(server, true);
-  io::FileDescriptor peers[] = {test::connectedSocket(false, kPeerAddress, *turn.session.relayed()),
-                                test::connectedSocket(false, kPeerAddress, *turn.session.relayed())};
-  const std::uint16_t channels[] = {0x4000, 0x4001};
-  for (int k = 0; k < 2; ++k) {
-    REQUIRE(turn.transact([&] { return turn.session.channelBind(channels[k], io::localAddress(peers[k].get())); }) ==
-            Outcome::kSuccess);
-  }
-  const auto frames = mixedFrames(channels[0], channels[1]);
-  std::vector<std::uint8_t> stream;
-  std::vector<std::pair<std::size_t, std::size_t>> expected[2];  // (index, size) per peer
-  for (std::size_t i = 0; i < frames.size(); ++i) {
-    const auto framed = client::TurnSession::channelData(frames[i].channel, payload(i, frames[i].size), true);
-    stream.insert(stream.end(), framed.begin(), framed.end());
-    expected[frames[i].channel == channels[0] ? 0 : 1].emplace_back(i, frames[i].size);
-  }
-  test::sendRaw(turn.fd.get(), stream);  // one write: tern reads the frames in one go
-
-  for (int k = 0; k < 2; ++k) {
-    for (const auto& [index, size] : expected[k]) {
-      const auto datagram = receiveDatagram(peers[k].get(), std::chrono::milliseconds(2000));
-      INFO("peer " << k << ", frame " << index);
-      REQUIRE(datagram.size() == size);
-      CHECK(datagram == payload(index, size));
+  // With segmentation offload (the default) and without (--udp-segmentation false).
+  for (const char* segmentation : {"true", "false"}) {
+    INFO("--udp-segmentation " << segmentation);
+    auto server = startServer(segmentation);
+    auto turn = allocatedClient(server, true);
+    io::FileDescriptor peers[] = {test::connectedSocket(false, kPeerAddress, *turn.session.relayed()),
+                                  test::connectedSocket(false, kPeerAddress, *turn.session.relayed())};
+    const std::uint16_t channels[] = {0x4000, 0x4001};
+    for (int k = 0; k < 2; ++k) {
+      REQUIRE(turn.transact([&] {
+        return turn.session.channelBind(channels[k], io::localAddress(peers[k].get()));
+      }) == Outcome::kSuccess);
     }
-    CHECK(receiveDatagram(peers[k].get(), std::chrono::milliseconds(100)).empty());
+    const auto frames = mixedFrames(channels[0], channels[1]);
+    std::vector<std::uint8_t> stream;
+    std::vector<std::pair<std::size_t, std::size_t>> expected[2];  // (index, size) per peer
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+      const auto framed = client::TurnSession::channelData(frames[i].channel, payload(i, frames[i].size), true);
+      stream.insert(stream.end(), framed.begin(), framed.end());
+      expected[frames[i].channel == channels[0] ? 0 : 1].emplace_back(i, frames[i].size);
+    }
+    test::sendRaw(turn.fd.get(), stream);  // one write: tern reads the frames in one go
+
+    for (int k = 0; k < 2; ++k) {
+      for (const auto& [index, size] : expected[k]) {
+        const auto datagram = receiveDatagram(peers[k].get(), std::chrono::milliseconds(2000));
+        INFO("peer " << k << ", frame " << index);
+        REQUIRE(datagram.size() == size);
+        CHECK(datagram == payload(index, size));
+      }
+      CHECK(receiveDatagram(peers[k].get(), std::chrono::milliseconds(100)).empty());
+    }
+    CHECK(server.process().stop(SIGTERM) == 0);
   }
-  CHECK(server.process().stop(SIGTERM) == 0);
 }
 
 TEST_CASE("a peer's burst reaches a UDP client and a TCP client message by message, in order") {

@@ -90,7 +90,7 @@ TEST_CASE("the --config file uses the flags' names, and flags override it") {
   {
     std::ofstream f(path);
     f << "# a comment\nlisten = [\"127.0.0.1:4000\", \"[::1]:4000\"]\nworkers = 5\n"
-         "log-level = \"debug\"\nudp-receive-buffer = \"1M\"\n";
+         "log-level = \"debug\"\nudp-receive-buffer = \"1M\"\nudp-segmentation = false\n";
   }
   auto c = parse({"--config", path, "--workers", "2"});
   std::remove(path.c_str());
@@ -98,6 +98,8 @@ TEST_CASE("the --config file uses the flags' names, and flags override it") {
   CHECK(c.workers == "2");
   CHECK(c.log_level == "debug");
   CHECK(c.udp_receive_buffer == "1M");
+  CHECK_FALSE(c.udp_segmentation);
+  CHECK(parse({}).udp_segmentation);
 }
 
 TEST_CASE("an unknown key in the --config file is an error") {
