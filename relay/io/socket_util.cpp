@@ -83,38 +83,50 @@ void setInt(int fd, int level, int name, int value, const char* what,
 
 }  // namespace
 
-FileDescriptor openBoundSocket(SocketKind kind, const wire::SocketAddress& address,
-                               const SocketOptions& options) {
+BoundSocket tryOpenBoundSocket(SocketKind kind, const wire::SocketAddress& address,
+                               const SocketOptions& options) noexcept {
   const int family = address.ip.isV4() ? AF_INET : AF_INET6;
   const int type = (kind == SocketKind::kUdp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC;
-  FileDescriptor fd{::socket(family, type, 0)};
-  if (!fd) fail("socket", address, errno);
-  if (options.reuse_port) setInt(fd.get(), SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT", address);
+  BoundSocket out;
+  const auto failed = [&out](const char* step) {
+    out.error = errno;
+    out.step = step;
+    out.fd = FileDescriptor{};
+    return std::move(out);
+  };
+  out.fd = FileDescriptor{::socket(family, type, 0)};
+  if (!out.fd) return failed("socket");
+  const int fd = out.fd.get();
+  const auto set = [fd](int level, int name, int value) {
+    return ::setsockopt(fd, level, name, &value, sizeof value) == 0;
+  };
+  if (options.reuse_port && !set(SOL_SOCKET, SO_REUSEPORT, 1)) return failed("SO_REUSEPORT");
   if (options.dont_fragment) {
-    if (family == AF_INET) {
-      setInt(fd.get(), IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO, "IP_MTU_DISCOVER", address);
-    } else {
-      setInt(fd.get(), IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO, "IPV6_MTU_DISCOVER", address);
-    }
+    const bool ok = family == AF_INET ? set(IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
+                                      : set(IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO);
+    if (!ok) return failed(family == AF_INET ? "IP_MTU_DISCOVER" : "IPV6_MTU_DISCOVER");
   }
-  if (kind == SocketKind::kTcp) setInt(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR", address);
+  if (kind == SocketKind::kTcp && !set(SOL_SOCKET, SO_REUSEADDR, 1)) return failed("SO_REUSEADDR");
   // One socket per family keeps 5-tuples honest: no IPv4-mapped clients on IPv6 sockets.
-  if (family == AF_INET6) setInt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, 1, "IPV6_V6ONLY", address);
-  if (options.receive_buffer > 0) {
-    setInt(fd.get(), SOL_SOCKET, SO_RCVBUF, static_cast<int>(options.receive_buffer), "SO_RCVBUF",
-           address);
+  if (family == AF_INET6 && !set(IPPROTO_IPV6, IPV6_V6ONLY, 1)) return failed("IPV6_V6ONLY");
+  if (options.receive_buffer > 0 && !set(SOL_SOCKET, SO_RCVBUF, static_cast<int>(options.receive_buffer))) {
+    return failed("SO_RCVBUF");
   }
-  if (options.send_buffer > 0) {
-    setInt(fd.get(), SOL_SOCKET, SO_SNDBUF, static_cast<int>(options.send_buffer), "SO_SNDBUF",
-           address);
+  if (options.send_buffer > 0 && !set(SOL_SOCKET, SO_SNDBUF, static_cast<int>(options.send_buffer))) {
+    return failed("SO_SNDBUF");
   }
   sockaddr_storage ss{};
   const socklen_t len = toSockaddr(address, ss);
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) fail("bind", address, errno);
-  if (kind == SocketKind::kTcp && options.listen && ::listen(fd.get(), SOMAXCONN) != 0) {
-    fail("listen", address, errno);
-  }
-  return fd;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) return failed("bind");
+  if (kind == SocketKind::kTcp && options.listen && ::listen(fd, SOMAXCONN) != 0) return failed("listen");
+  return out;
+}
+
+FileDescriptor openBoundSocket(SocketKind kind, const wire::SocketAddress& address,
+                               const SocketOptions& options) {
+  BoundSocket bound = tryOpenBoundSocket(kind, address, options);
+  if (!bound.fd) fail(bound.step, address, bound.error);
+  return std::move(bound.fd);
 }
 
 void ensureAddressFree(SocketKind kind, const wire::SocketAddress& address) {

@@ -64,6 +64,17 @@ class SocketError : public std::runtime_error {
 FileDescriptor openBoundSocket(SocketKind kind, const wire::SocketAddress& address,
                                const SocketOptions& options);
 
+// The same without exceptions, for sockets opened while serving (relay sockets): the socket,
+// or no descriptor with the errno and the step that failed. Running out of descriptors is
+// an answer there (508), and throwing needs resources the process may have just run out of.
+struct BoundSocket {
+  FileDescriptor fd;
+  int error = 0;
+  const char* step = nullptr;
+};
+BoundSocket tryOpenBoundSocket(SocketKind kind, const wire::SocketAddress& address,
+                               const SocketOptions& options) noexcept;
+
 // Throws if another process already serves `address`. SO_REUSEPORT would otherwise let a
 // second tern of the same user bind it too and silently split the clients between them; a
 // bind without SO_REUSEPORT fails while any socket holds the address.

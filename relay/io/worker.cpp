@@ -2,6 +2,7 @@
 #include "relay/io/worker.hpp"
 
 #include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <unordered_map>
 
@@ -340,36 +341,40 @@ class Worker::Loop final : public DatagramHandler,
   // `out_of_sockets` (if given) tells a descriptor or memory shortage from a port in use.
   std::optional<core::OpenedRelay> openRelayOn(const wire::SocketAddress& address, const SocketOptions& options,
                                                bool tcp, bool* out_of_sockets = nullptr) noexcept {
+    BoundSocket bound = tryOpenBoundSocket(tcp ? SocketKind::kTcp : SocketKind::kUdp, address, options);
+    if (!bound.fd) {
+      const int code = bound.error;
+      if (code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM) {
+        if (out_of_sockets != nullptr) *out_of_sockets = true;
+        // Every Allocate fails alike until allocations end: one line per minute, not per request.
+        if (out_of_sockets_logged_ == core::TimePoint{} ||
+            loop_.now() - out_of_sockets_logged_ > std::chrono::minutes(1)) {
+          out_of_sockets_logged_ = loop_.now();
+          log::warn("relay sockets exhausted: Allocate answers 508 until allocations end",
+                    {{"worker", worker_.index_}, {"step", bound.step}, {"error", std::strerror(code)},
+                     {"open_files_limit", openFilesLimit()}, {"raise", "LimitNOFILE= (systemd) or ulimit -n"}});
+        }
+      } else {
+        log::warn("relay socket failed", {{"worker", worker_.index_}, {"address", address.toString()},
+                                          {"step", bound.step}, {"error", std::strerror(code)}});
+      }
+      return std::nullopt;
+    }
     try {
-      auto fd = openBoundSocket(tcp ? SocketKind::kTcp : SocketKind::kUdp, address, options);
       const core::RelayId id = reserveRelayId();
       RelaySocket& relay = relays_[id];
       try {
         if (tcp) {
-          relay.tcp = std::make_unique<TcpListener>(loop_.get(), std::move(fd), relay_acceptor_, false, id);
+          relay.tcp = std::make_unique<TcpListener>(loop_.get(), std::move(bound.fd), relay_acceptor_, false, id);
         } else {
-          relay.udp = std::make_unique<UdpListener>(loop_.get(), std::move(fd), peers_, io_batch_, id, kRelayBudget);
+          relay.udp = std::make_unique<UdpListener>(loop_.get(), std::move(bound.fd), peers_, io_batch_, id,
+                                                    kRelayBudget);
         }
       } catch (...) {
         free_relay_ids_.push_back(id);
         throw;
       }
       return core::OpenedRelay{id, relay.localAddress(), std::nullopt};
-    } catch (const SocketError& e) {
-      const int code = e.code();
-      if (code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM) {
-        if (out_of_sockets != nullptr) *out_of_sockets = true;
-        // Every Allocate fails alike until allocations end: one line per minute, not per request.
-        if (out_of_sockets_logged_ == core::TimePoint{} || loop_.now() - out_of_sockets_logged_ > std::chrono::minutes(1)) {
-          out_of_sockets_logged_ = loop_.now();
-          log::warn("relay sockets exhausted: Allocate answers 508 until allocations end",
-                    {{"worker", worker_.index_}, {"error", e.what()}, {"open_files_limit", openFilesLimit()},
-                     {"raise", "LimitNOFILE= (systemd) or ulimit -n"}});
-        }
-      } else {
-        log::warn("relay socket failed", {{"worker", worker_.index_}, {"error", e.what()}});
-      }
-      return std::nullopt;
     } catch (const std::exception& e) {
       log::warn("relay socket failed", {{"worker", worker_.index_}, {"error", e.what()}});
       return std::nullopt;

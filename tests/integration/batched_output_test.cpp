@@ -3,7 +3,6 @@
 // offload trains, and a peer's burst reaches UDP and TCP clients coalesced. Whatever the
 // batching does, every datagram must arrive whole, alone, in order, at the right peer.
 #include <doctest/doctest.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 
@@ -44,20 +43,12 @@ test::TurnTestClient allocatedClient(const test::TernServer& server, bool tcp) {
 // Payload number `index` of `size` bytes: the index, then a byte pattern derived from it.
 std::vector<std::uint8_t> payload(std::size_t index, std::size_t size) {
   std::vector<std::uint8_t> p(size, static_cast<std::uint8_t>(0xA0 ^ index));
-  p[0] = static_cast<std::uint8_t>(index >> 8);
-  p[1] = static_cast<std::uint8_t>(index);
+  if (size > 0) p[0] = static_cast<std::uint8_t>(index >> 8);
+  if (size > 1) p[1] = static_cast<std::uint8_t>(index);
   return p;
 }
 
-// The next datagram on `fd`, or empty after `timeout`.
-std::vector<std::uint8_t> receiveDatagram(int fd, std::chrono::milliseconds timeout) {
-  pollfd p{fd, POLLIN, 0};
-  if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return {};
-  std::vector<std::uint8_t> buf(65536);
-  const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
-  buf.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-  return buf;
-}
+using test::receiveDatagram;
 
 struct Frame {
   std::uint16_t channel;

@@ -3,7 +3,6 @@
 // several clients at once) and python3-aioice's TURN client through an echo peer; plus the
 // refusals a client must get (401, 438, 437) and a peer without permission kept out.
 #include <doctest/doctest.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -182,15 +181,7 @@ client::TurnSession::Outcome allocate(int fd, client::TurnSession& session) {
 
 const wire::SocketAddress kLoopbackClient{*wire::IpAddress::parse("127.0.0.1"), 0};
 
-// Waits for one datagram on `fd`; empty if none arrives in time.
-std::vector<std::uint8_t> receiveOne(int fd, std::chrono::milliseconds timeout) {
-  pollfd p{fd, POLLIN, 0};
-  if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return {};
-  std::vector<std::uint8_t> buf(2048);
-  const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
-  buf.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-  return buf;
-}
+using test::receiveDatagram;
 
 }  // namespace
 
@@ -268,13 +259,13 @@ TEST_CASE("a peer without permission cannot reach the client; with one it can (R
   const auto peer_address = io::localAddress(peer.get());
   const std::vector<std::uint8_t> hello{'h', 'e', 'l', 'l', 'o'};
   test::sendRaw(peer.get(), hello);
-  CHECK(receiveOne(fd.get(), std::chrono::milliseconds(500)).empty());
+  CHECK(receiveDatagram(fd.get(), std::chrono::milliseconds(500)).empty());
 
   const wire::SocketAddress peers[] = {peer_address};
   REQUIRE(transact(fd.get(), session, [&] { return session.createPermission(peers); }) ==
           client::TurnSession::Outcome::kSuccess);
   test::sendRaw(peer.get(), hello);
-  const auto data = receiveOne(fd.get(), std::chrono::milliseconds(2000));
+  const auto data = receiveDatagram(fd.get(), std::chrono::milliseconds(2000));
   auto view = wire::MessageView::parse(data);
   REQUIRE(view.has_value());
   CHECK(view->method() == static_cast<std::uint16_t>(wire::Method::kData));
@@ -397,6 +388,7 @@ TEST_CASE("out of descriptors, Allocate gets 508 with a reason, one log line, an
   // use): each Allocate holds one relay socket.
   const rlimit tight{openDescriptors(pid) + 3, openDescriptors(pid) + 3};
   REQUIRE(::prlimit(pid, RLIMIT_NOFILE, &tight, nullptr) == 0);
+  INFO("tern log:\n" << server.process().output());
 
   const auto credential = auth::mintRestCredential(kSecret, "many", std::time(nullptr), 600);
   std::vector<std::unique_ptr<test::TurnTestClient>> clients;

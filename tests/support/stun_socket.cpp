@@ -86,6 +86,15 @@ io::FileDescriptor acceptWithin(int listener, std::chrono::milliseconds timeout)
   return io::FileDescriptor{::accept(listener, nullptr, nullptr)};
 }
 
+std::vector<std::uint8_t> receiveDatagram(int fd, std::chrono::milliseconds timeout) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return {};
+  std::vector<std::uint8_t> buf(65536);
+  const ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+  buf.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+  return buf;
+}
+
 bool closedByPeer(int fd, std::chrono::milliseconds timeout) {
   const auto give_up = Clock::now() + timeout;
   std::uint8_t buf[512];

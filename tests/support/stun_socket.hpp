@@ -30,6 +30,9 @@ std::optional<std::vector<std::uint8_t>> readStreamMessage(int fd, std::chrono::
 io::FileDescriptor listeningSocket(const wire::SocketAddress& local);
 io::FileDescriptor acceptWithin(int listener, std::chrono::milliseconds timeout);
 
+// The next datagram on a UDP socket (up to 64 KiB), or empty if none arrives by `timeout`.
+std::vector<std::uint8_t> receiveDatagram(int fd, std::chrono::milliseconds timeout);
+
 // Writes raw bytes on a connected socket.
 void sendRaw(int fd, const std::vector<std::uint8_t>& bytes);
 // True if the peer closed the TCP connection within `timeout`.
