@@ -58,10 +58,6 @@ class IoBatch {
   bool active() const noexcept { return depth_ > 0; }
   // UDP segmentation offload for trains (on by default; --udp-segmentation).
   void setSegmentation(bool on) noexcept { segmentation_ = on; }
-  // Sends everything queued now (a socket or connection about to write directly must not
-  // overtake its own queued output).
-  void flush() noexcept;
-
  private:
   friend class UdpListener;
   friend class StreamConnection;
@@ -75,6 +71,8 @@ class IoBatch {
   void leave() noexcept {
     if (--depth_ == 0) flush();
   }
+  // Sends everything queued: datagrams first, then each deferred connection's bytes.
+  void flush() noexcept;
   void flushDatagrams() noexcept;
   // A connection has pending bytes for the end of the round / has closed.
   void deferStream(StreamConnection* connection);
@@ -86,8 +84,8 @@ class IoBatch {
   std::array<iovec, kSlots> iov_{};
   std::array<sockaddr_storage, kSlots> from_{};
   unsigned depth_ = 0;
-  bool loop_round_ = false;
-  bool segmentation_ = true;  // the round attach() opened for this loop iteration
+  bool loop_round_ = false;  // the round attach() opened for this loop iteration is open
+  bool segmentation_ = true;
   std::vector<Queued> queued_;
   std::vector<std::uint8_t> arena_;
   std::vector<StreamConnection*> streams_;
