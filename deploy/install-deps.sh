@@ -2,7 +2,8 @@
 # Installs what tern needs from Debian 12's packages. Used by deploy/run-local.sh (build
 # only) and tests/run-all.sh (build + test tools). Installs nothing that is already there.
 #   deploy/install-deps.sh build   compilers, CMake, libuv, OpenSSL, prometheus-cpp, CLI11
-#   deploy/install-deps.sh test    the above plus doctest, coturn's test clients and clang
+#   deploy/install-deps.sh test    the above plus doctest, coturn's test clients, clang and
+#                                  Prometheus (promtool checks the alert rules and dashboard)
 set -euo pipefail
 
 want=(build-essential cmake ninja-build pkg-config libuv1-dev libssl-dev prometheus-cpp-dev
@@ -14,7 +15,9 @@ if [ "${1:-build}" = test ]; then
   # chromium (Debian's, driven by playwright-core from npm) runs the WebRTC tests; nodejs
   # and npm only when the machine has no node of its own.
   # libnss3-tools' certutil makes Chromium trust the test CA for turns: tests.
-  want+=(coturn clang python3-aioice chromium libnss3-tools)
+  # prometheus brings promtool, which loads deploy/prometheus/ and the dashboard's queries
+  # with Prometheus's own parser, and the server for tests that scrape a live tern.
+  want+=(coturn clang python3-aioice chromium libnss3-tools prometheus)
   command -v node >/dev/null 2>&1 || want+=(nodejs npm)
 fi
 
@@ -30,12 +33,16 @@ echo "Installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 
-# The coturn package would start its own turnserver daemon; the tests need only its client
-# tools. A policy-rc.d that answers 101 stops package scripts from starting services; it is
-# removed again unless it was there before.
+# The coturn package would start its own turnserver daemon, and the prometheus package a
+# system Prometheus on port 9090; the tests need only their tools and start their own
+# processes. A policy-rc.d that answers 101 stops package scripts from starting services; it
+# is removed again unless it was there before. Should a daemon get started anyway (the
+# machine has a policy-rc.d of its own that allows it), it is left running: this script
+# stops nothing.
 policy=/usr/sbin/policy-rc.d
 added_policy=0
-if [[ " ${missing[*]} " == *" coturn "* ]] && [ ! -e "$policy" ]; then
+if [[ " ${missing[*]} " == *" coturn "* || " ${missing[*]} " == *" prometheus "* ]] &&
+   [ ! -e "$policy" ]; then
   printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
   $sudo chmod +x "$policy"
   added_policy=1
