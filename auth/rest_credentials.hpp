@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,6 +28,9 @@ std::optional<RestUsername> parseRestUsername(std::string_view username);
 
 // True when a REST username with this expiry may no longer be used at `now_unix`. The expiry
 // second itself still counts (coturn rejects only timestamps before now, too).
+// A clock reading before every expiry: what the caller passes when expiry must not refuse.
+inline constexpr std::int64_t kNeverExpired = std::numeric_limits<std::int64_t>::min();
+
 constexpr bool restExpired(std::int64_t expiry_unix, std::int64_t now_unix) noexcept {
   return expiry_unix < now_unix;
 }

@@ -1,18 +1,29 @@
 // Scrape-time aggregation of per-worker counters into tern_* metric families.
 #include "metrics/counter_collector.hpp"
 
+#include <algorithm>
+#include <limits>
 #include <string>
+#include <type_traits>
 
 namespace tern::metrics {
 
 namespace {
 
-prometheus::MetricFamily family(std::string name, std::string help) {
+prometheus::MetricFamily family(std::string name, std::string help,
+                                prometheus::MetricType type = prometheus::MetricType::Counter) {
   prometheus::MetricFamily f;
   f.name = std::move(name);
   f.help = std::move(help);
-  f.type = prometheus::MetricType::Counter;
+  f.type = type;
   return f;
+}
+
+void addGauge(prometheus::MetricFamily& f, std::vector<prometheus::ClientMetric::Label> labels, double value) {
+  prometheus::ClientMetric m;
+  m.label = std::move(labels);
+  m.gauge.value = value;
+  f.metric.push_back(std::move(m));
 }
 
 void addSample(prometheus::MetricFamily& f, std::vector<prometheus::ClientMetric::Label> labels,
@@ -37,6 +48,26 @@ std::vector<prometheus::MetricFamily> CounterCollector::Collect() const {
     for (const WorkerCounters* w : workers_) total += pick(*w).get();
     return total;
   };
+  // Sums one histogram over the workers into Prometheus's cumulative buckets.
+  auto addHistogram = [&](prometheus::MetricFamily& f, std::vector<prometheus::ClientMetric::Label> labels,
+                          auto&& pick) {
+    prometheus::ClientMetric m;
+    m.label = std::move(labels);
+    const auto& bounds = std::remove_cvref_t<decltype(pick(*workers_.front()))>::bounds;
+    std::uint64_t cumulative = 0;
+    double total = 0;
+    for (std::size_t b = 0; b <= bounds.size(); ++b) {
+      for (const WorkerCounters* w : workers_) cumulative += pick(*w).bucket(b);
+      prometheus::ClientMetric::Bucket bucket;
+      bucket.cumulative_count = cumulative;
+      bucket.upper_bound = b < bounds.size() ? bounds[b] : std::numeric_limits<double>::infinity();
+      m.histogram.bucket.push_back(bucket);
+    }
+    for (const WorkerCounters* w : workers_) total += pick(*w).sum();
+    m.histogram.sample_count = cumulative;
+    m.histogram.sample_sum = total;
+    f.metric.push_back(std::move(m));
+  };
 
   auto received = family("tern_packets_received_total",
                          "Packets received from clients, by client transport and kind.");
@@ -57,8 +88,8 @@ std::vector<prometheus::MetricFamily> CounterCollector::Collect() const {
               sum([&](const WorkerCounters& w) -> const OneWriterCounter& { return w.dropped[r]; }));
   }
 
-  auto responses = family("tern_stun_responses_total",
-                          "STUN responses sent, by request method and response code.");
+  auto responses = family("tern_requests_total",
+                          "STUN requests answered, by method and response code (200: success).");
   for (std::size_t m = 0; m < idx(RequestMethod::kCount); ++m) {
     for (std::size_t c = 0; c < kResponseCodes.size(); ++c) {
       const std::uint64_t v = sum(
@@ -93,30 +124,75 @@ std::vector<prometheus::MetricFamily> CounterCollector::Collect() const {
               sum([&](const WorkerCounters& w) -> const OneWriterCounter& { return w.auth_results[r]; }));
   }
 
-  auto created = family("tern_allocations_created_total", "Allocations created, by client transport.");
-  std::uint64_t created_total = 0;
+  auto created = family("tern_allocations_created_total",
+                        "Allocations created, by client transport and relayed address family.");
+  auto active = family("tern_allocations_active",
+                       "Allocations that exist now, by client transport and relayed address family.",
+                       prometheus::MetricType::Gauge);
   for (std::size_t t = 0; t < idx(ClientTransport::kCount); ++t) {
-    const auto v = sum([&](const WorkerCounters& w) -> const OneWriterCounter& { return w.allocations_created[t]; });
-    created_total += v;
-    addSample(created, {{"transport", std::string(labelOf(static_cast<ClientTransport>(t)))}}, v);
+    for (std::size_t f = 0; f < idx(Family::kCount); ++f) {
+      std::vector<prometheus::ClientMetric::Label> labels{
+          {"transport", std::string(labelOf(static_cast<ClientTransport>(t)))},
+          {"family", std::string(labelOf(static_cast<Family>(f)))}};
+      addSample(created, labels,
+                sum([&](const WorkerCounters& w) -> const OneWriterCounter& { return w.allocations_created[t][f]; }));
+      std::int64_t alive = 0;
+      for (const WorkerCounters* w : workers_) alive += w->allocations_active[t][f].get();
+      addGauge(active, std::move(labels), static_cast<double>(std::max<std::int64_t>(alive, 0)));
+    }
   }
   auto ended = family("tern_allocations_ended_total", "Allocations ended, by reason.");
-  std::uint64_t ended_total = 0;
   for (std::size_t e = 0; e < idx(AllocationEnd::kCount); ++e) {
-    const auto v = sum([&](const WorkerCounters& w) -> const OneWriterCounter& { return w.allocations_ended[e]; });
-    ended_total += v;
-    addSample(ended, {{"reason", std::string(labelOf(static_cast<AllocationEnd>(e)))}}, v);
+    addSample(ended, {{"reason", std::string(labelOf(static_cast<AllocationEnd>(e)))}},
+              sum([&](const WorkerCounters& w) -> const OneWriterCounter& { return w.allocations_ended[e]; }));
   }
-  prometheus::MetricFamily active;
-  active.name = "tern_allocations_active";
-  active.help = "Allocations that exist now.";
-  active.type = prometheus::MetricType::Gauge;
-  prometheus::ClientMetric m;
-  m.gauge.value = static_cast<double>(created_total >= ended_total ? created_total - ended_total : 0);
-  active.metric.push_back(std::move(m));
+  auto quota = family("tern_quota_rejections_total", "Requests refused by a quota, by quota.");
+  for (std::size_t q = 0; q < idx(Quota::kCount); ++q) {
+    addSample(quota, {{"quota", std::string(labelOf(static_cast<Quota>(q)))}},
+              sum([&](const WorkerCounters& w) -> const OneWriterCounter& { return w.quota_rejections[q]; }));
+  }
+  auto permissions = family("tern_permissions_active", "Live permissions over all allocations.",
+                            prometheus::MetricType::Gauge);
+  auto channels = family("tern_channels_active", "Live channel bindings over all allocations.",
+                         prometheus::MetricType::Gauge);
+  std::int64_t permission_count = 0;
+  std::int64_t channel_count = 0;
+  for (const WorkerCounters* w : workers_) {
+    permission_count += w->permissions_active.get();
+    channel_count += w->channels_active.get();
+  }
+  addGauge(permissions, {}, static_cast<double>(permission_count));
+  addGauge(channels, {}, static_cast<double>(channel_count));
 
-  return {std::move(received), std::move(dropped), std::move(responses), std::move(packets),
-          std::move(bytes), std::move(auth), std::move(created), std::move(ended), std::move(active)};
+  auto lag = family("tern_event_loop_lag_seconds",
+                    "How late each worker's one-second tick last ran: time its loop was busy or blocked.",
+                    prometheus::MetricType::Gauge);
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    addGauge(lag, {{"worker", std::to_string(i)}}, workers_[i]->loop_lag_seconds.get());
+  }
+  auto suppressed = family("tern_log_lines_suppressed_total",
+                           "Log lines an attacker could flood, dropped by the per-worker rate limit.");
+  addSample(suppressed, {},
+            sum([](const WorkerCounters& w) -> const OneWriterCounter& { return w.log_lines_suppressed; }));
+
+  auto request_duration = family("tern_request_duration_seconds",
+                                 "Time from a request's arrival in its worker to its answer being queued.",
+                                 prometheus::MetricType::Histogram);
+  for (std::size_t m = 0; m < idx(RequestMethod::kCount); ++m) {
+    addHistogram(request_duration, {{"method", std::string(labelOf(static_cast<RequestMethod>(m)))}},
+                 [&](const WorkerCounters& w) -> const auto& { return w.request_duration[m]; });
+  }
+  auto allocation_duration = family("tern_allocation_duration_seconds", "Lifetime of ended allocations.",
+                                    prometheus::MetricType::Histogram);
+  addHistogram(allocation_duration, {},
+               [](const WorkerCounters& w) -> const auto& { return w.allocation_duration; });
+
+  std::vector<prometheus::MetricFamily> out;
+  for (auto* f : {&received, &dropped, &responses, &packets, &bytes, &auth, &created, &active, &ended, &quota,
+                  &permissions, &channels, &lag, &suppressed, &request_duration, &allocation_duration}) {
+    out.push_back(std::move(*f));
+  }
+  return out;
 }
 
 }  // namespace tern::metrics

@@ -90,6 +90,27 @@ std::string_view labelOf(AllocationEnd e) noexcept {
   return "unknown";
 }
 
+std::string_view labelOf(Family f) noexcept {
+  switch (f) {
+    case Family::kIPv4: return "ipv4";
+    case Family::kIPv6: return "ipv6";
+    case Family::kCount: break;
+  }
+  return "unknown";
+}
+
+std::string_view labelOf(Quota q) noexcept {
+  switch (q) {
+    case Quota::kUserAllocations: return "user_allocations";
+    case Quota::kTotalAllocations: return "total_allocations";
+    case Quota::kPermissions: return "permissions";
+    case Quota::kChannels: return "channels";
+    case Quota::kConnections: return "connections";
+    case Quota::kCount: break;
+  }
+  return "unknown";
+}
+
 RequestMethod requestMethodOf(std::uint16_t stun_method) noexcept {
   // STUN method numbers (RFC 8489 §18.2, RFC 8656 §17, RFC 6062 §6.1).
   switch (stun_method) {

@@ -22,6 +22,44 @@ class OneWriterCounter {
   std::atomic<std::uint64_t> value_{0};
 };
 
+// A value that goes up and down, with one writer: allocations alive, event-loop lag.
+template <class T>
+class OneWriterGauge {
+ public:
+  void add(T delta) noexcept { set(get() + delta); }
+  void set(T v) noexcept { value_.store(v, std::memory_order_relaxed); }
+  T get() const noexcept { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<T> value_{};
+};
+
+// Fixed upper bounds (seconds) of a histogram's buckets; +Inf is implied.
+inline constexpr std::array<double, 12> kRequestDurationBounds = {
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25};
+inline constexpr std::array<double, 12> kAllocationDurationBounds = {
+    10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400};
+
+// A histogram with one writer: one counter per bucket (not cumulative; the scrape adds them
+// up) and the running sum. Observing is a short linear search, no lock, no CAS.
+template <const auto& Bounds>
+class OneWriterHistogram {
+ public:
+  static constexpr const auto& bounds = Bounds;
+  void observe(double seconds) noexcept {
+    std::size_t i = 0;
+    while (i < Bounds.size() && seconds > Bounds[i]) ++i;
+    buckets_[i].add();
+    sum_.add(seconds);
+  }
+  std::uint64_t bucket(std::size_t i) const noexcept { return buckets_[i].get(); }
+  double sum() const noexcept { return sum_.get(); }
+
+ private:
+  std::array<OneWriterCounter, Bounds.size() + 1> buckets_{};
+  OneWriterGauge<double> sum_;
+};
+
 // Label values are fixed sets, so every series is known up front (bounded cardinality).
 enum class ClientTransport : std::uint8_t { kUdp, kTcp, kTls, kDtls, kCount };
 enum class PacketKind : std::uint8_t { kStun, kChannelData, kOther, kCount };
@@ -37,6 +75,17 @@ enum class DropReason : std::uint8_t {
   kCount
 };
 enum class Direction : std::uint8_t { kClientToPeer, kPeerToClient, kCount };
+// The relayed address's family.
+enum class Family : std::uint8_t { kIPv4, kIPv6, kCount };
+// Which limit refused a request.
+enum class Quota : std::uint8_t {
+  kUserAllocations,   // --max-allocations-per-user: 486
+  kTotalAllocations,  // --max-allocations: 508
+  kPermissions,       // --max-permissions-per-allocation: 508
+  kChannels,          // --max-channels-per-allocation: 508
+  kConnections,       // --max-connections-per-allocation (RFC 6062)
+  kCount
+};
 // Outcomes of authentication (RFC 8489 §9.2.4), as label values.
 enum class AuthResult : std::uint8_t {
   kOk, kNoIntegrity, kMissingAttributes, kWrongRealm, kStaleNonce, kInvalidNonce, kUnknownUser,
@@ -59,6 +108,8 @@ std::string_view labelOf(RequestMethod m) noexcept;
 std::string_view labelOf(Direction d) noexcept;
 std::string_view labelOf(AuthResult r) noexcept;
 std::string_view labelOf(AllocationEnd e) noexcept;
+std::string_view labelOf(Family f) noexcept;
+std::string_view labelOf(Quota q) noexcept;
 RequestMethod requestMethodOf(std::uint16_t stun_method) noexcept;
 // Index of `code` in kResponseCodes; codes tern never sends are counted as 500.
 std::size_t responseCodeIndex(std::uint16_t code) noexcept;
@@ -80,8 +131,38 @@ struct WorkerCounters {
   std::array<std::array<OneWriterCounter, idx(ClientTransport::kCount)>, idx(Direction::kCount)>
       relayed_bytes{};
   std::array<OneWriterCounter, idx(AuthResult::kCount)> auth_results{};
-  std::array<OneWriterCounter, idx(ClientTransport::kCount)> allocations_created{};
+  std::array<std::array<OneWriterCounter, idx(Family::kCount)>, idx(ClientTransport::kCount)> allocations_created{};
+  std::array<std::array<OneWriterGauge<std::int64_t>, idx(Family::kCount)>, idx(ClientTransport::kCount)>
+      allocations_active{};
   std::array<OneWriterCounter, idx(AllocationEnd::kCount)> allocations_ended{};
+  OneWriterHistogram<kAllocationDurationBounds> allocation_duration;
+  std::array<OneWriterCounter, idx(Quota::kCount)> quota_rejections{};
+  // Recounted on every tick: permissions and channel bindings expire without an event.
+  OneWriterGauge<std::int64_t> permissions_active;
+  OneWriterGauge<std::int64_t> channels_active;
+  // Written by the I/O layer: request handling time, and how the worker's loop keeps up.
+  std::array<OneWriterHistogram<kRequestDurationBounds>, idx(RequestMethod::kCount)> request_duration{};
+  OneWriterGauge<double> loop_lag_seconds;
+  OneWriterGauge<std::int64_t> last_tick_ns;  // steady clock; /healthz reads it
+  OneWriterCounter log_lines_suppressed;
+
+  void allocationCreated(ClientTransport t, Family f) noexcept {
+    allocations_created[idx(t)][idx(f)].add();
+    allocations_active[idx(t)][idx(f)].add(1);
+  }
+  void allocationEnded(ClientTransport t, Family f, AllocationEnd why, double seconds) noexcept {
+    allocations_active[idx(t)][idx(f)].add(-1);
+    allocations_ended[idx(why)].add();
+    allocation_duration.observe(seconds);
+  }
+  void rejected(Quota q) noexcept { quota_rejections[idx(q)].add(); }
+  std::int64_t activeAllocations() const noexcept {
+    std::int64_t n = 0;
+    for (const auto& by_family : allocations_active) {
+      for (const auto& g : by_family) n += g.get();
+    }
+    return n;
+  }
 
   void relayed(Direction d, ClientTransport t, std::size_t bytes) noexcept {
     relayed_packets[idx(d)][idx(t)].add();

@@ -11,6 +11,7 @@
 #include "relay/app/server.hpp"
 #include "relay/app/token.hpp"
 #include "relay/config/cli_options.hpp"
+#include "relay/io/http_request.hpp"
 #include "relay/io/log.hpp"
 
 #ifndef TERN_VERSION
@@ -21,19 +22,47 @@ namespace {
 
 constexpr const char* kServeSummary = "Run the relay";
 constexpr const char* kProbeSummary = "Send one STUN Binding request and print the mapped address";
+constexpr const char* kDrainSummary =
+    "Drain a running relay through its --metrics-listen port: no new allocations, calls finish, then it exits";
 constexpr const char* kTokenSummary =
     "Mint a time-limited TURN REST credential and print it with a WebRTC iceServers entry";
+
+// The serve command line; `config` and `print_config` receive what it parses.
+void addServeCommand(CLI::App& app, tern::config::Config& config, bool& print_config) {
+  tern::config::addServeOptions(app, config);
+  app.add_flag("--print-config", print_config,
+               "Print the effective configuration (defaults, file and flags merged) in the "
+               "--config format, and exit")
+      ->configurable(false);
+  app.footer(
+      "Signals: SIGHUP reloads the configuration (secrets, users, certificate, peer policy, limits, log "
+      "level) without dropping calls; SIGTERM drains (see --drain-timeout; a second SIGTERM exits at once); "
+      "SIGINT stops at once.");
+}
+
+// SIGHUP: the same command line parsed again, so the --config file and secret files are read
+// anew and flags still win over the file.
+tern::app::SettingsLoader reloader(int argc, char** argv) {
+  return [argc, argv]() -> tern::Expected<tern::config::Settings, std::vector<std::string>> {
+    tern::config::Config config;
+    bool print_config = false;
+    CLI::App app{kServeSummary, "tern serve"};
+    addServeCommand(app, config, print_config);
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      return tern::Unexpected{std::vector<std::string>{e.what()}};
+    }
+    return tern::config::validate(config, std::thread::hardware_concurrency());
+  };
+}
 
 int serveMain(int argc, char** argv) {
   tern::config::Config config;
   CLI::App app{std::string(kServeSummary) + " (every option may also be set in --config FILE)",
                "tern serve"};
-  tern::config::addServeOptions(app, config);
   bool print_config = false;
-  app.add_flag("--print-config", print_config,
-               "Print the effective configuration (defaults, file and flags merged) in the "
-               "--config format, and exit")
-      ->configurable(false);
+  addServeCommand(app, config, print_config);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -53,7 +82,7 @@ int serveMain(int argc, char** argv) {
   }
   tern::io::log::configure(settings->log_level, settings->log_format);
   try {
-    return tern::app::runServer(*settings);
+    return tern::app::runServer(*settings, reloader(argc, argv));
   } catch (const std::exception& e) {
     tern::io::log::error("start-up failed", {{"error", e.what()}});
     return 1;
@@ -89,6 +118,49 @@ int probeMain(int argc, char** argv) {
   options.fingerprint = !no_fingerprint;
   options.timeout = std::chrono::milliseconds(static_cast<long>(timeout_seconds * 1000));
   return tern::app::runProbe(options);
+}
+
+int drainMain(int argc, char** argv) {
+  CLI::App app{kDrainSummary, "tern drain"};
+  std::string metrics = "127.0.0.1:9641";
+  bool wait = false;
+  double timeout_seconds = 3600;
+  app.add_option("--metrics", metrics, "The relay's --metrics-listen address (it accepts drain from loopback only)")
+      ->type_name("ADDR:PORT")
+      ->capture_default_str();
+  app.add_flag("--wait", wait, "Wait until the relay has exited (its HTTP port stops answering)");
+  app.add_option("--timeout", timeout_seconds, "Seconds --wait waits at most")
+      ->type_name("SECONDS")
+      ->check(CLI::Range(1.0, 7 * 24 * 3600.0))
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  auto address = tern::wire::SocketAddress::parse(metrics);
+  if (!address) {
+    std::cerr << "tern drain: --metrics: '" << metrics << "' is not ADDR:PORT\n";
+    return 2;
+  }
+  const auto answer = tern::io::httpRequest(*address, "POST", "/drain", std::chrono::seconds(5));
+  if (!answer.ok() || answer.status != 202) {
+    std::cerr << "tern drain: " << (answer.ok() ? "HTTP " + std::to_string(answer.status) + ": " + answer.body : answer.error)
+              << "\n";
+    return 1;
+  }
+  std::cout << "draining " << metrics << "\n";
+  if (!wait) return 0;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<long>(timeout_seconds * 1000));
+  while (std::chrono::steady_clock::now() < give_up) {
+    if (!tern::io::httpRequest(*address, "GET", "/readyz", std::chrono::seconds(2)).ok()) {
+      std::cout << "stopped\n";
+      return 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  std::cerr << "tern drain: still running after " << timeout_seconds << " s\n";
+  return 1;
 }
 
 int tokenMain(int argc, char** argv) {
@@ -133,12 +205,14 @@ int main(int argc, char** argv) {
   if (argc > 1 && std::string_view(argv[1]) == "serve") return serveMain(argc - 1, argv + 1);
   if (argc > 1 && std::string_view(argv[1]) == "probe") return probeMain(argc - 1, argv + 1);
   if (argc > 1 && std::string_view(argv[1]) == "token") return tokenMain(argc - 1, argv + 1);
+  if (argc > 1 && std::string_view(argv[1]) == "drain") return drainMain(argc - 1, argv + 1);
 
   CLI::App app{"tern " TERN_VERSION ": a TURN/STUN media relay (RFC 8489, RFC 8656)", "tern"};
   app.set_version_flag("--version", "tern " TERN_VERSION);
   app.add_subcommand("serve", kServeSummary);
   app.add_subcommand("probe", kProbeSummary);
   app.add_subcommand("token", kTokenSummary);
+  app.add_subcommand("drain", kDrainSummary);
   app.require_subcommand(1);
   app.footer("Run 'tern SUBCOMMAND --help' for the options of each subcommand.");
   try {

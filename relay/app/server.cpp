@@ -1,7 +1,10 @@
 // Start-up, signals and shutdown of `tern serve`; see server.hpp.
 #include "relay/app/server.hpp"
 
+#include <chrono>
 #include <csignal>
+#include <functional>
+#include <optional>
 #include <memory>
 #include <stdexcept>
 #include <vector>
@@ -18,6 +21,8 @@
 #include "auth/crypto.hpp"
 #include "auth/nonce.hpp"
 #include "metrics/counter_collector.hpp"
+#include "metrics/http_endpoint.hpp"
+#include "metrics/node_state.hpp"
 #include "relay/core/cidr.hpp"
 #include "relay/core/peer_policy.hpp"
 #include "relay/io/port_pool.hpp"
@@ -138,61 +143,46 @@ std::vector<wire::IpAddress> relayAddresses(const config::Settings& settings) {
   return out;
 }
 
-struct SharedServices {
+// What a reload may change, built from one Settings; everything else needs a restart.
+struct Reloadable {
   core::ServerOptions options;
   core::ServerServices services;
-  std::vector<wire::IpAddress> relay_ips;
-  std::shared_ptr<io::ReservationRegistry> reservations = std::make_shared<io::ReservationRegistry>();
   std::shared_ptr<const io::TlsContext> tls;
   std::shared_ptr<const io::TlsContext> dtls;
 };
 
-SharedServices buildServices(const config::Settings& settings) {
-  SharedServices shared;
-  shared.relay_ips = relayAddresses(settings);
-  if (settings.hasTls()) {
-    shared.tls = io::TlsContext::load(settings.cert, settings.key);
-    shared.dtls = io::TlsContext::load(settings.cert, settings.key, io::TlsContext::Kind::kDtls);
-  }
+// The settings a running process cannot change (sockets, threads, ranges): a reload that
+// changes them keeps the running values and says so.
+std::vector<std::string> restartOnlyChanges(const config::Settings& now, const config::Settings& next) {
+  std::vector<std::string> changed;
+  auto check = [&](bool same, const char* name) {
+    if (!same) changed.emplace_back(name);
+  };
+  check(now.listen == next.listen, "listen");
+  check(now.tls_listen == next.tls_listen, "tls-listen");
+  check(now.dtls_listen == next.dtls_listen, "dtls-listen");
+  check(now.workers == next.workers, "workers");
+  check(now.relay_ips == next.relay_ips, "relay-ip");
+  check(now.relay_port_min == next.relay_port_min && now.relay_port_max == next.relay_port_max, "relay-ports");
+  check(now.udp_receive_buffer == next.udp_receive_buffer, "udp-receive-buffer");
+  check(now.udp_send_buffer == next.udp_send_buffer, "udp-send-buffer");
+  check(now.udp_segmentation == next.udp_segmentation, "udp-segmentation");
+  check(now.metrics_listen == next.metrics_listen, "metrics-listen");
+  check(now.hasTls() == next.hasTls(), "cert (adding or removing TLS)");
+  return changed;
+}
 
-  auth::CredentialOptions credentials;
-  credentials.realm = settings.realm;
-  credentials.rest_secrets = settings.auth_secrets;
-  for (const auto& u : settings.users) credentials.static_users.push_back({u.name, u.password});
-  std::array<std::uint8_t, 32> nonce_key{};
-  auth::randomBytes(nonce_key);  // nonces do not outlive the process; clients just get 438
-  auto store = std::make_shared<const auth::CredentialStore>(std::move(credentials));
-  auto nonces = std::make_shared<const auth::NonceIssuer>(nonce_key, std::chrono::seconds(settings.nonce_lifetime));
-  shared.services.authenticator = std::make_shared<const auth::Authenticator>(store, nonces);
-
-  core::PeerPolicyOptions policy;
-  for (const auto& text : settings.allow_peers) policy.allow.push_back(*core::Cidr::parse(text));
-  for (const auto& text : settings.deny_peers) policy.deny.push_back(*core::Cidr::parse(text));
-  std::set<wire::IpAddress> own(shared.relay_ips.begin(), shared.relay_ips.end());
-  for (const auto& e : settings.external_ips) {
-    own.insert(e.public_ip);
-    if (e.private_ip) own.insert(*e.private_ip);
+std::string joined(const std::vector<std::string>& items, std::string_view separator) {
+  std::string out;
+  for (const auto& item : items) {
+    if (!out.empty()) out += separator;
+    out += item;
   }
-  for (const auto& a : settings.listen) {
-    if (!a.ip.isUnspecified()) {
-      own.insert(a.ip);
-    } else {
-      for (const auto& ip : hostAddresses()) own.insert(ip);
-    }
-  }
-  policy.own_addresses.assign(own.begin(), own.end());
-  policy.relay_port_min = settings.relay_port_min;
-  policy.relay_port_max = settings.relay_port_max;
-  shared.services.peer_policy = std::make_shared<const core::PeerPolicy>(std::move(policy));
-  shared.services.quota = std::make_shared<io::SharedQuota>(settings.max_allocations, settings.max_allocations_per_user);
+  return out;
+}
 
-  shared.options.software = settings.software;
-  shared.options.max_lifetime = std::chrono::seconds(settings.max_lifetime);
-  shared.options.max_permissions_per_allocation = settings.max_permissions_per_allocation;
-  shared.options.max_channels_per_allocation = settings.max_channels_per_allocation;
-  shared.options.max_connections_per_allocation = settings.max_connections_per_allocation;
-  for (const auto& e : settings.external_ips) shared.options.external_ips.push_back({e.public_ip, e.private_ip});
-  return shared;
+double unixNow() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 class SignalWatcher {
@@ -210,12 +200,16 @@ class SignalWatcher {
 
 class Server {
  public:
-  explicit Server(const config::Settings& settings) : settings_(settings) {}
+  Server(config::Settings settings, SettingsLoader loader)
+      : settings_(std::move(settings)), loader_(std::move(loader)), node_collector_(node_state_, TERN_VERSION) {}
 
   int run() {
     // Each allocation holds a socket: take every descriptor the system grants us.
     files_limit_ = io::raiseOpenFilesLimit();
-    const SharedServices shared = buildServices(settings_);
+    relay_ips_ = relayAddresses(settings_);
+    auth::randomBytes(nonce_key_);  // nonces do not outlive the process; clients just get 438
+    quota_ = std::make_shared<io::SharedQuota>(settings_.max_allocations, settings_.max_allocations_per_user);
+    Reloadable shared = buildReloadable(settings_);
     std::vector<BoundAddress> addresses;
     for (const auto& a : settings_.listen) addresses.push_back(bindAddress(a, settings_));
     std::vector<wire::SocketAddress> tls_addresses = settings_.tls_listen;
@@ -236,7 +230,7 @@ class Server {
       for (auto& fds : dtls_fds) sockets.dtls.push_back(std::move(fds[w]));
       const auto [first, last] =
           io::PortPool::share(settings_.relay_port_min, settings_.relay_port_max, w, settings_.workers);
-      io::WorkerSetup setup{shared.options, shared.services, shared.relay_ips, first, last, shared.reservations,
+      io::WorkerSetup setup{shared.options, shared.services, relay_ips_, first, last, reservations_,
                             shared.tls, shared.dtls, directory};
       workers_.push_back(std::make_unique<io::Worker>(w, settings_, std::move(sockets), std::move(setup)));
       directory->workers.push_back(workers_.back().get());
@@ -245,6 +239,9 @@ class Server {
       worker->start();
       collector_.addWorker(&worker->counters());
     }
+    // The HTTP port comes after the workers: /healthz reads their heartbeats.
+    node_state_.last_good_config_unix = unixNow();
+    if (settings_.metrics_listen) startHttp(*settings_.metrics_listen);
     for (const auto& bound : addresses) {
       for (const char* transport : {"udp", "tcp"}) {
         io::log::info("listening", {{"transport", transport}, {"address", bound.address.toString()}});
@@ -258,7 +255,7 @@ class Server {
       io::log::info("listening", {{"transport", "dtls"}, {"address", a.toString()}});
     }
     std::string relay_ips;
-    for (const auto& ip : shared.relay_ips) {
+    for (const auto& ip : relay_ips_) {
       if (!relay_ips.empty()) relay_ips += ',';
       relay_ips += ip.toString();
     }
@@ -266,13 +263,11 @@ class Server {
     ports += '-';
     ports += std::to_string(settings_.relay_port_max);
     io::log::info("relaying", {{"relay_ips", relay_ips}, {"ports", ports}, {"realm", settings_.realm}});
-    warnIfFilesLimitCapsAllocations(shared.relay_ips.size());
+    warnIfFilesLimitCapsAllocations(relay_ips_.size());
     if (!settings_.hasCredentials()) {
       io::log::warn("no credentials configured: every TURN request is refused with 401; set "
                     "--auth-secret-file, TERN_AUTH_SECRET or --user (STUN Binding still works)");
     }
-    io::log::info("ready", {{"workers", settings_.workers},
-                            {"try", "tern probe --server " + addresses.front().address.toString()}});
 
     auto on_signal = [](uv_signal_t* h, int signum) {
       if (auto* self = io::ownerOf<Server>(h)) self->onSignal(signum);
@@ -280,45 +275,222 @@ class Server {
     sigint_.emplace(loop_, SIGINT, on_signal, this);
     sigterm_.emplace(loop_, SIGTERM, on_signal, this);
     sighup_.emplace(loop_, SIGHUP, on_signal, this);
+    node_state_.ready = true;
+    io::log::info("ready", {{"workers", settings_.workers},
+                            {"try", "tern probe --server " + addresses.front().address.toString()}});
     loop_.run();
 
+    node_state_.ready = false;
     bool clean = true;
     for (auto& worker : workers_) clean = worker->join() && clean;
+    http_.reset();
     clean = loop_.close() == 0 && clean;
     io::log::info("stopped", {{"clean", clean ? "true" : "false"}});
     return clean ? 0 : 1;
   }
 
  private:
+  void startHttp(const wire::SocketAddress& address) {
+    metrics::HttpHooks hooks;
+    hooks.health_problem = [this] { return healthProblem(); };
+    hooks.not_ready_reason = [this]() -> std::string {
+      if (node_state_.draining) return "draining";
+      if (!node_state_.ready) return "not ready: starting or stopping";
+      return {};
+    };
+    // From an HTTP thread: the drain itself runs on the main loop.
+    hooks.drain = [this] { main_mailbox_.post([this] { beginDrain("POST /drain"); }); };
+    http_ = std::make_unique<metrics::HttpEndpoint>(
+        address.toString(), std::vector<const prometheus::Collectable*>{&collector_, &node_collector_},
+        std::move(hooks));
+    const wire::SocketAddress bound{address.ip, static_cast<std::uint16_t>(http_->port())};
+    io::log::info("listening", {{"transport", "http"}, {"paths", "/metrics /healthz /readyz /drain"},
+                                {"address", bound.toString()}});
+  }
+
+  // A worker whose loop has not ticked for 5 s (it ticks every second) is stuck: a blocking
+  // call, a busy loop. Empty when all is well.
+  std::string healthProblem() const {
+    constexpr std::int64_t kStalledNs = 5'000'000'000;
+    const std::int64_t now = io::steadyNanoseconds();
+    std::string problem;
+    for (const auto& worker : workers_) {
+      const std::int64_t age = now - worker->counters().last_tick_ns.get();
+      if (age <= kStalledNs) continue;
+      if (problem.empty()) problem = "stalled:";
+      problem += " worker ";
+      problem += std::to_string(worker->index());
+      problem += " has not ticked for ";
+      problem += std::to_string(age / 1'000'000'000);
+      problem += " s;";
+    }
+    return problem;
+  }
+
+  // The parts of `settings` a reload can change, ready for the workers. Throws on a secret,
+  // user list or certificate that does not load.
+  Reloadable buildReloadable(const config::Settings& settings) const {
+    Reloadable r;
+    if (settings.hasTls()) {
+      r.tls = io::TlsContext::load(settings.cert, settings.key);
+      r.dtls = io::TlsContext::load(settings.cert, settings.key, io::TlsContext::Kind::kDtls);
+    }
+    auth::CredentialOptions credentials;
+    credentials.realm = settings.realm;
+    credentials.rest_secrets = settings.auth_secrets;
+    for (const auto& u : settings.users) credentials.static_users.push_back({u.name, u.password});
+    auto store = std::make_shared<const auth::CredentialStore>(std::move(credentials));
+    // The same key across reloads: nonces handed out before stay valid.
+    auto nonces =
+        std::make_shared<const auth::NonceIssuer>(nonce_key_, std::chrono::seconds(settings.nonce_lifetime));
+    r.services.authenticator = std::make_shared<const auth::Authenticator>(store, nonces);
+
+    core::PeerPolicyOptions policy;
+    for (const auto& text : settings.allow_peers) policy.allow.push_back(*core::Cidr::parse(text));
+    for (const auto& text : settings.deny_peers) policy.deny.push_back(*core::Cidr::parse(text));
+    std::set<wire::IpAddress> own(relay_ips_.begin(), relay_ips_.end());
+    for (const auto& e : settings.external_ips) {
+      own.insert(e.public_ip);
+      if (e.private_ip) own.insert(*e.private_ip);
+    }
+    for (const auto& a : settings.listen) {
+      if (!a.ip.isUnspecified()) {
+        own.insert(a.ip);
+      } else {
+        for (const auto& ip : hostAddresses()) own.insert(ip);
+      }
+    }
+    policy.own_addresses.assign(own.begin(), own.end());
+    policy.relay_port_min = settings.relay_port_min;
+    policy.relay_port_max = settings.relay_port_max;
+    r.services.peer_policy = std::make_shared<const core::PeerPolicy>(std::move(policy));
+    r.services.quota = quota_;
+
+    r.options.software = settings.software;
+    r.options.max_lifetime = std::chrono::seconds(settings.max_lifetime);
+    r.options.max_permissions_per_allocation = settings.max_permissions_per_allocation;
+    r.options.max_channels_per_allocation = settings.max_channels_per_allocation;
+    r.options.max_connections_per_allocation = settings.max_connections_per_allocation;
+    for (const auto& e : settings.external_ips) r.options.external_ips.push_back({e.public_ip, e.private_ip});
+    r.options.alternate_servers = settings.alternate_servers;
+    r.options.strict_expiry = settings.strict_expiry;
+    return r;
+  }
+
   void onSignal(int signum) {
-    if (signum == SIGHUP) {
-      reloadTls();
+    switch (signum) {
+      case SIGHUP: reload(); return;
+      case SIGTERM:
+        if (draining_) {
+          stopNow("second SIGTERM");
+        } else {
+          beginDrain("SIGTERM");
+        }
+        return;
+      default: stopNow("SIGINT"); return;
+    }
+  }
+
+  // SIGHUP: read the configuration again (the same flags, the --config file and secret files
+  // anew) and apply what a running process can change: secrets, users, TLS certificate and
+  // key, peer policy, quotas, limits, log level. A configuration with a problem changes
+  // nothing. Allocations carry on either way.
+  void reload() {
+    auto loaded = loader_();
+    if (!loaded) {
+      ++node_state_.reloads_failed;
+      io::log::error("configuration reload rejected; the running configuration stays in force",
+                     {{"problems", joined(loaded.error(), "; ")}});
       return;
     }
-    io::log::info("stopping", {{"signal", signum == SIGINT ? "SIGINT" : "SIGTERM"}});
+    config::Settings next = std::move(*loaded);
+    const std::vector<std::string> restart_only = restartOnlyChanges(settings_, next);
+    Reloadable r;
+    try {
+      r = buildReloadable(next);
+    } catch (const std::exception& e) {
+      ++node_state_.reloads_failed;
+      io::log::error("configuration reload rejected; the running configuration stays in force",
+                     {{"problems", e.what()}});
+      return;
+    }
+    quota_->setLimits(next.max_allocations, next.max_allocations_per_user);
+    io::log::configure(next.log_level, next.log_format);
+    for (auto& worker : workers_) {
+      worker->reconfigure(io::WorkerReload{r.options, r.services, r.tls, r.dtls, next.tcp_idle_timeout});
+    }
+    // What needs a restart keeps its running value, so the next reload compares against it.
+    next.listen = settings_.listen;
+    next.tls_listen = settings_.tls_listen;
+    next.dtls_listen = settings_.dtls_listen;
+    next.workers = settings_.workers;
+    next.relay_ips = settings_.relay_ips;
+    next.relay_port_min = settings_.relay_port_min;
+    next.relay_port_max = settings_.relay_port_max;
+    next.udp_receive_buffer = settings_.udp_receive_buffer;
+    next.udp_send_buffer = settings_.udp_send_buffer;
+    next.udp_segmentation = settings_.udp_segmentation;
+    next.metrics_listen = settings_.metrics_listen;
+    settings_ = std::move(next);
+    ++node_state_.reloads_succeeded;
+    node_state_.last_good_config_unix = unixNow();
+    // Written whatever the new level: whoever sent SIGHUP wants the answer.
+    io::log::write(io::log::LogLevel::kInfo, "configuration reloaded",
+                  {{"secrets", settings_.auth_secrets.size()},
+                   {"users", settings_.users.size()},
+                   {"tls", settings_.hasTls() ? "reloaded" : "off"},
+                   {"log_level", config::levelName(settings_.log_level)}});
+    if (!restart_only.empty()) {
+      io::log::warn("some changed settings need a restart; their running values stay",
+                    {{"settings", joined(restart_only, ",")}});
+    }
+  }
+
+  // SIGTERM, POST /drain: stop taking new allocations (readiness fails, Allocate gets 300 or
+  // 508), let the ones that exist run until they end or --drain-timeout passes, then stop.
+  void beginDrain(std::string_view source) {
+    if (draining_ || stopping_) return;
+    draining_ = true;
+    node_state_.ready = false;
+    node_state_.draining = true;
+    for (auto& worker : workers_) worker->setDraining(true);
+    drain_deadline_ = std::chrono::steady_clock::now() + std::chrono::seconds(settings_.drain_timeout);
+    io::log::info("draining", {{"source", source},
+                               {"allocations", activeAllocations()},
+                               {"timeout_seconds", settings_.drain_timeout},
+                               {"redirect", settings_.alternate_servers.empty() ? "none (508)" : "300 Try Alternate"}});
+    drain_timer_.emplace(loop_, 250, [this] { checkDrain(); });
+    checkDrain();
+  }
+
+  void checkDrain() {
+    const std::int64_t left = activeAllocations();
+    if (left == 0) {
+      io::log::info("drained: every allocation has ended");
+      stopNow("drained");
+    } else if (std::chrono::steady_clock::now() >= drain_deadline_) {
+      io::log::warn("drain timeout: ending the remaining allocations", {{"allocations", left}});
+      stopNow("drain timeout");
+    }
+  }
+
+  std::int64_t activeAllocations() const {
+    std::int64_t n = 0;
+    for (const auto& worker : workers_) n += worker->counters().activeAllocations();
+    return n;
+  }
+
+  void stopNow(std::string_view why) {
+    if (stopping_) return;
+    stopping_ = true;
+    node_state_.ready = false;
+    io::log::info("stopping", {{"reason", why}});
     for (auto& worker : workers_) worker->stop();
     sigint_->close();
     sigterm_->close();
     sighup_->close();
-  }
-
-  // SIGHUP: load the certificate chain and key again (renewed certificates keep their paths);
-  // new TLS connections use them, calls in progress keep theirs. A file that does not load
-  // leaves the current certificate in force. Other settings are not reloaded yet.
-  void reloadTls() {
-    if (!settings_.hasTls()) {
-      io::log::info("SIGHUP: nothing to reload (no --cert); other settings are not reloaded yet");
-      return;
-    }
-    try {
-      auto tls = io::TlsContext::load(settings_.cert, settings_.key);
-      auto dtls = io::TlsContext::load(settings_.cert, settings_.key, io::TlsContext::Kind::kDtls);
-      for (auto& worker : workers_) worker->updateTls(tls, dtls);
-      io::log::info("tls certificate reloaded", {{"cert", settings_.cert}});
-    } catch (const std::exception& e) {
-      io::log::error("tls certificate reload failed; the current certificate stays in force",
-                     {{"error", e.what()}});
-    }
+    if (drain_timer_) drain_timer_->close();
+    main_mailbox_.close();
   }
 
   // The relay range offers more allocations than descriptors allow: say so at start-up
@@ -335,20 +507,34 @@ class Server {
                    {"raise", "LimitNOFILE= (systemd) or ulimit -n"}});
   }
 
-  const config::Settings& settings_;
+  config::Settings settings_;  // the running configuration; a reload replaces it
+  SettingsLoader loader_;
   std::uint64_t files_limit_ = 0;
+  std::vector<wire::IpAddress> relay_ips_;
+  std::array<std::uint8_t, 32> nonce_key_{};
+  std::shared_ptr<io::SharedQuota> quota_;
+  std::shared_ptr<io::ReservationRegistry> reservations_ = std::make_shared<io::ReservationRegistry>();
   io::EventLoop loop_;
+  io::Mailbox main_mailbox_{loop_};
+  metrics::NodeState node_state_;
   metrics::CounterCollector collector_;
+  metrics::NodeCollector node_collector_;
   std::vector<std::unique_ptr<io::Worker>> workers_;
   std::optional<SignalWatcher> sigint_, sigterm_, sighup_;
+  std::optional<io::RepeatingTimer> drain_timer_;
+  bool draining_ = false;
+  bool stopping_ = false;
+  std::chrono::steady_clock::time_point drain_deadline_{};
+  // Last: destroyed first, so no HTTP thread runs while what it reads goes away.
+  std::unique_ptr<metrics::HttpEndpoint> http_;
 };
 
 }  // namespace
 
-int runServer(const config::Settings& settings) {
+int runServer(const config::Settings& settings, SettingsLoader reload) {
   // A client that vanishes mid-write must cost an error code, not the process.
   std::signal(SIGPIPE, SIG_IGN);
-  Server server(settings);
+  Server server(settings, std::move(reload));
   return server.run();
 }
 

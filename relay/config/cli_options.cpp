@@ -45,6 +45,21 @@ void addServeOptions(CLI::App& app, Config& config) {
       ->type_name("SECONDS")
       ->capture_default_str();
 
+  // Operations.
+  app.add_option("--metrics-listen", config.metrics_listen,
+                 "Serve /metrics (Prometheus), /healthz, /readyz and POST /drain (loopback clients only) "
+                 "over HTTP on ADDR:PORT; off unless set")
+      ->type_name("ADDR:PORT");
+  app.add_option("--drain-timeout", config.drain_timeout,
+                 "Seconds a drain (SIGTERM, tern drain) lets existing allocations run before tern exits "
+                 "(a second SIGTERM exits at once)")
+      ->type_name("SECONDS")
+      ->capture_default_str();
+  app.add_option("--alternate-server", config.alternate_servers,
+                 "While draining, redirect new allocations here with 300 Try Alternate (repeatable; the "
+                 "first of the client's address family is used; without one they get 508)")
+      ->type_name("ADDR:PORT");
+
   // TLS.
   app.add_option("--tls-listen", config.tls_listen,
                  "Address to serve TURN over TLS on (TCP, repeatable); needs --cert and --key")
@@ -73,6 +88,11 @@ void addServeOptions(CLI::App& app, Config& config) {
       ->envname("TERN_AUTH_SECRET")
       ->configurable(false);
   app.add_option("--user", config.users, "Static user NAME:PASSWORD (repeatable)")->type_name("NAME:PASSWORD");
+  app.add_option("--strict-expiry", config.strict_expiry,
+                 "A TURN REST credential's expiry also bounds its allocations: lifetimes end at it and "
+                 "Refresh fails after it (default: only new allocations check it, so calls outlive it)")
+      ->type_name("BOOL")
+      ->capture_default_str();
   app.add_option("--nonce-lifetime", config.nonce_lifetime,
                  "Seconds a NONCE stays valid before 438 Stale Nonce")
       ->type_name("SECONDS")

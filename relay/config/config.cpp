@@ -123,6 +123,7 @@ void validateTurn(const Config& config, Settings& s, std::vector<std::string>& p
     s.users.push_back({user.substr(0, colon), user.substr(colon + 1)});
   }
   s.nonce_lifetime = number<unsigned>(problems, "nonce-lifetime", config.nonce_lifetime, 1, 24 * 3600);
+  s.strict_expiry = config.strict_expiry;
 
   for (const auto& text : config.relay_ips) {
     if (text.empty()) continue;
@@ -260,6 +261,24 @@ Expected<Settings, std::vector<std::string>> validate(const Config& config, unsi
   s.udp_segmentation = config.udp_segmentation;
   s.tcp_idle_timeout = number<unsigned>(problems, "tcp-idle-timeout", config.tcp_idle_timeout, 1,
                                         7 * 24 * 3600);
+
+  if (!config.metrics_listen.empty()) {
+    if (auto address = wire::SocketAddress::parse(config.metrics_listen)) {
+      s.metrics_listen = *address;
+    } else {
+      problems.push_back("metrics-listen: '" + config.metrics_listen + "' is not ADDR:PORT");
+    }
+  }
+  s.drain_timeout = number<unsigned>(problems, "drain-timeout", config.drain_timeout, 0, 7 * 24 * 3600);
+  for (const auto& text : config.alternate_servers) {
+    if (text.empty()) continue;
+    auto address = wire::SocketAddress::parse(text);
+    if (!address || address->port == 0 || address->ip.isUnspecified()) {
+      problems.push_back("alternate-server: '" + text + "' is not ADDR:PORT of another relay");
+      continue;
+    }
+    s.alternate_servers.push_back(*address);
+  }
 
   validateTls(config, s, problems);
   validateTurn(config, s, problems);

@@ -33,6 +33,11 @@ struct Config {
   bool udp_segmentation = true;
   std::string tcp_idle_timeout = "300";  // seconds a stream connection may stay silent
 
+  // Operations: the HTTP port for /metrics, /healthz, /readyz and POST /drain; draining.
+  std::string metrics_listen;                  // ADDR:PORT; empty: off
+  std::string drain_timeout = "600";           // seconds a drain waits for calls to end
+  std::vector<std::string> alternate_servers;  // ADDR:PORT for 300 Try Alternate while draining
+
   // TURN over TLS (RFC 8656 §3.1): TLS-only TCP listeners; with a certificate, plain --listen
   // TCP ports also accept TLS, told apart by the first byte.
   std::vector<std::string> tls_listen;
@@ -46,6 +51,8 @@ struct Config {
   std::string auth_secret;                     // from TERN_AUTH_SECRET, never printed
   std::vector<std::string> users;              // NAME:PASSWORD static users
   std::string nonce_lifetime = "600";
+  // A TURN REST credential's expiry also ends the allocations made with it.
+  bool strict_expiry = false;
 
   // Relaying (RFC 8656).
   std::vector<std::string> relay_ips;          // default: the --listen addresses
@@ -85,6 +92,10 @@ struct Settings {
   bool udp_segmentation = true;
   unsigned tcp_idle_timeout = 300;
 
+  std::optional<wire::SocketAddress> metrics_listen;
+  unsigned drain_timeout = 600;
+  std::vector<wire::SocketAddress> alternate_servers;
+
   std::vector<wire::SocketAddress> tls_listen;
   std::vector<wire::SocketAddress> dtls_listen;
   std::string cert;
@@ -95,6 +106,7 @@ struct Settings {
   std::vector<std::string> auth_secrets;
   std::vector<StaticUser> users;
   unsigned nonce_lifetime = 600;
+  bool strict_expiry = false;
 
   std::vector<wire::IpAddress> relay_ips;  // empty: decided at start-up from the host
   std::uint16_t relay_port_min = 49152;

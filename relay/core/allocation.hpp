@@ -25,6 +25,14 @@ struct ChannelBinding {
   TimePoint expires;
 };
 
+// What one allocation relayed, for its usage record when it ends (RFC 6062 data included).
+struct AllocationUsage {
+  std::uint64_t packets_to_peer = 0;
+  std::uint64_t bytes_to_peer = 0;
+  std::uint64_t packets_to_client = 0;
+  std::uint64_t bytes_to_client = 0;
+};
+
 class Allocation {
  public:
   Allocation(const FiveTuple& tuple, RelayId relay, const SocketAddress& relayed,
@@ -37,6 +45,8 @@ class Allocation {
   const std::string& username() const noexcept { return username_; }
   const std::vector<std::uint8_t>& key() const noexcept { return key_; }
   TimePoint created() const noexcept { return created_; }
+  AllocationUsage& usage() noexcept { return usage_; }
+  const AllocationUsage& usage() const noexcept { return usage_; }
   TimePoint expires() const noexcept { return expires_; }
   void setExpiry(TimePoint t) noexcept { expires_ = t; }
   bool expired(TimePoint now) const noexcept { return now >= expires_; }
@@ -87,6 +97,7 @@ class Allocation {
   std::vector<std::uint8_t> key_;  // long-term key, to sign responses (RFC 8489 §9.2.4)
   TimePoint created_;
   TimePoint expires_;
+  AllocationUsage usage_;
   wire::TransactionId allocate_transaction_{};
   std::optional<std::uint64_t> reservation_token_;
   bool additional_family_refused_ = false;

@@ -33,6 +33,11 @@ class AllocationTable {
   template <class F>
   void expire(TimePoint now, F&& expired);
   std::size_t size() const noexcept { return by_tuple_.size(); }
+  // Calls `f(const Allocation&)` for every allocation (the tick's recount of permissions).
+  template <class F>
+  void forEach(F&& f) const {
+    for (const auto& [tuple, a] : by_tuple_) f(*a);
+  }
   // Entries in the expiry queue, stale ones included (bounded by twice the live count plus a
   // little).
   std::size_t scheduledExpiries() const noexcept { return due_.size(); }

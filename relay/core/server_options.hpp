@@ -42,6 +42,13 @@ struct ServerOptions {
   // Which worker runs this core: the top byte of its CONNECTION-IDs (RFC 6062 §6.2.1).
   std::uint8_t worker_index = 0;
   std::vector<ExternalIp> external_ips;
+  // Where a draining relay sends new allocations (RFC 8489 §10, 300 Try Alternate): the
+  // first of the client's address family.
+  std::vector<SocketAddress> alternate_servers;
+  // A TURN REST username's expiry also bounds the allocation: lifetimes end at it, and
+  // Refresh, CreatePermission and ChannelBind fail once it passes. Without it only new
+  // Allocates check the expiry, so a call outlives its short-lived credential.
+  bool strict_expiry = false;
 };
 
 // Shared by every worker; each is immutable or thread-safe.

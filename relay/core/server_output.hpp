@@ -13,6 +13,8 @@
 
 namespace tern::core {
 
+class Allocation;
+
 // Names one relay socket of this worker (an allocation's relayed transport address).
 using RelayId = std::uint32_t;
 // RFC 6062 §6.2.1 CONNECTION-ID: names one TCP connection to a peer of a TCP allocation. The
@@ -76,11 +78,12 @@ class ServerOutput {
   // there is no such worker (the id is made up).
   virtual bool transferConnection(const FiveTuple& client, std::uint8_t owner, wire::Bytes request) noexcept = 0;
 
-  // Operator-facing events (one log line each in relay/io); never on the per-packet path.
-  virtual void onAllocationCreated(const FiveTuple&, std::string_view /*username*/,
-                                   const SocketAddress& /*relayed*/, std::uint32_t /*lifetime*/) noexcept {}
-  virtual void onAllocationEnded(const FiveTuple&, std::string_view /*username*/,
-                                 std::string_view /*reason*/, std::chrono::seconds /*age*/) noexcept {}
+  // Operator-facing events (one log line each in relay/io, the usage record operators bill
+  // and audit from); never on the per-packet path.
+  virtual void onAllocationCreated(const Allocation&, std::uint32_t /*lifetime*/) noexcept {}
+  // Before the allocation is destroyed: its usage() holds what it relayed.
+  virtual void onAllocationEnded(const Allocation&, std::string_view /*reason*/,
+                                 std::chrono::seconds /*age*/) noexcept {}
   virtual void onRequestRefused(const FiveTuple&, std::uint16_t /*method*/, std::uint16_t /*code*/,
                                 std::string_view /*reason*/) noexcept {}
 };

@@ -6,6 +6,7 @@
 
 #include "auth/authenticator.hpp"
 #include "auth/crypto.hpp"
+#include "auth/rest_credentials.hpp"
 #include "relay/core/peer_policy.hpp"
 #include "relay/wire/attributes.hpp"
 #include "relay/wire/builder.hpp"
@@ -60,10 +61,23 @@ void ServerContext::endAllocation(Allocation& allocation, metrics::AllocationEnd
   }
   output.closeRelay(allocation.relay());
   services.quota->release(quotaKey(allocation.username()));
-  counters.allocations_ended[metrics::idx(why)].add();
-  output.onAllocationEnded(allocation.tuple(), allocation.username(), metrics::labelOf(why),
-                           std::chrono::duration_cast<std::chrono::seconds>(now - allocation.created()));
+  const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(now - allocation.created());
+  counters.allocationEnded(counterTransport(allocation.tuple().transport), counterFamily(allocation.relayed().ip),
+                           why, static_cast<double>(age.count()) / 1000.0);
+  output.onAllocationEnded(allocation, metrics::labelOf(why), std::chrono::duration_cast<std::chrono::seconds>(age));
   allocations.erase(allocation);
+}
+
+void ServerContext::countRelayed(Allocation& allocation, metrics::Direction direction, std::size_t bytes) noexcept {
+  counters.relayed(direction, counterTransport(allocation.tuple().transport), bytes);
+  AllocationUsage& usage = allocation.usage();
+  if (direction == metrics::Direction::kClientToPeer) {
+    ++usage.packets_to_peer;
+    usage.bytes_to_peer += bytes;
+  } else {
+    ++usage.packets_to_client;
+    usage.bytes_to_client += bytes;
+  }
 }
 
 TurnServer::TurnServer(ServerOptions options, ServerServices services, ServerOutput& output,
@@ -122,8 +136,7 @@ void TurnServer::onChannelData(const FiveTuple& tuple, wire::Bytes packet, TimeP
     counters_.drop(metrics::DropReason::kSendFailed);
     return;
   }
-  counters_.relayed(metrics::Direction::kClientToPeer, counterTransport(tuple.transport),
-                    message->data.size());
+  context_.countRelayed(*allocation, metrics::Direction::kClientToPeer, message->data.size());
 }
 
 // RFC 8656 §11.3 and §12.6: data from a permitted peer goes to the client as ChannelData if
@@ -178,13 +191,23 @@ void TurnServer::onPeerPacket(RelayId relay, const SocketAddress& peer, wire::By
     counters_.drop(metrics::DropReason::kSendFailed);
     return;
   }
-  counters_.relayed(metrics::Direction::kPeerToClient, counterTransport(tuple.transport), payload.size());
+  context_.countRelayed(*allocation, metrics::Direction::kPeerToClient, payload.size());
 }
 
 void TurnServer::onTick(TimePoint now) noexcept {
   allocations_.expire(now, [&](Allocation& a) {
     context_.endAllocation(a, metrics::AllocationEnd::kExpired, now);
   });
+  // Permissions and channels lapse without an event; a recount per tick keeps the gauges
+  // true (a few list walks per allocation, once a second, off the packet path).
+  std::int64_t permissions = 0;
+  std::int64_t channels = 0;
+  allocations_.forEach([&](const Allocation& a) {
+    permissions += static_cast<std::int64_t>(a.activePermissions(now));
+    channels += static_cast<std::int64_t>(a.activeChannels(now));
+  });
+  counters_.permissions_active.set(permissions);
+  counters_.channels_active.set(channels);
   // RFC 6062 §5.2-§5.3: a Connect that has not completed in 30 s fails with 447; a connection
   // not bound in 30 s is closed.
   connections_.expire(now, [&](TcpConnection& c) {
@@ -265,6 +288,18 @@ std::optional<ConnectionId> TurnServer::onPeerConnection(RelayId relay, const So
 }
 
 void TurnServer::onConnectionClosed(ConnectionId id) noexcept { context_.endConnection(id, false); }
+
+void TurnServer::onConnectionRelayed(ConnectionId id, metrics::Direction direction, std::size_t bytes) noexcept {
+  const TcpConnection* c = connections_.find(id);
+  if (c == nullptr) return;
+  if (Allocation* a = allocations_.find(c->control)) context_.countRelayed(*a, direction, bytes);
+}
+
+void TurnServer::reconfigure(ServerOptions options, ServerServices services) noexcept {
+  options.worker_index = options_.worker_index;  // fixed for the connection ids in flight
+  options_ = std::move(options);
+  services_ = std::move(services);
+}
 
 void TurnServer::shutdown(TimePoint now) noexcept {
   // Every allocation has an entry in the expiry queue, and all are due at the end of time.
@@ -394,7 +429,7 @@ bool TurnServer::admitConnectionBind(const FiveTuple& tuple, const wire::Message
 void TurnServer::onTurnRequest(const FiveTuple& tuple, const wire::MessageView& request,
                                TimePoint now, ResponseWriter& response) noexcept {
   const auth::Authenticator& authenticator = *services_.authenticator;
-  const auth::AuthResult auth = authenticator.authenticate(request, tuple.client, now, unix_seconds_);
+  const auth::AuthResult auth = authenticator.authenticate(request, tuple.client, now, expiryClock(tuple, request));
   counters_.auth_results[metrics::idx(authCounter(auth.outcome))].add();
   if (auth.outcome != auth::AuthOutcome::kOk) {
     const std::uint16_t code = auth::errorCodeFor(auth.outcome);
@@ -416,7 +451,7 @@ void TurnServer::onTurnRequest(const FiveTuple& tuple, const wire::MessageView& 
     (void)response.finish();
     return;
   }
-  const handlers::RequestContext ctx{tuple, request, now, auth.username, auth.key};
+  const handlers::RequestContext ctx{tuple, request, now, auth.username, auth.key, unix_seconds_};
   switch (static_cast<wire::Method>(request.method())) {
     case wire::Method::kAllocate: handlers::allocate(context_, ctx, response); break;
     case wire::Method::kRefresh: handlers::refresh(context_, ctx, response); break;
@@ -428,6 +463,18 @@ void TurnServer::onTurnRequest(const FiveTuple& tuple, const wire::MessageView& 
   }
   // The key lives in `auth`, which ends here: sign now.
   (void)response.finish();
+}
+
+std::int64_t TurnServer::expiryClock(const FiveTuple& tuple, const wire::MessageView& request) noexcept {
+  if (options_.strict_expiry || request.method() == static_cast<std::uint16_t>(wire::Method::kAllocate)) {
+    return unix_seconds_;
+  }
+  // A call outlives its credential: requests on the allocation that credential created (same
+  // 5-tuple, same USERNAME) are not refused for its expiry. The key must still verify.
+  const Allocation* allocation = allocations_.find(tuple);
+  const auto username = request.get<wire::attr::Username>();
+  if (allocation != nullptr && username && username->value == allocation->username()) return auth::kNeverExpired;
+  return unix_seconds_;
 }
 
 void TurnServer::send(const FiveTuple& tuple, ResponseWriter& response, std::uint16_t method) noexcept {

@@ -47,6 +47,16 @@ class TurnServer {
   // The I/O layer closed peer connection `id` (either side hung up or failed).
   void onConnectionClosed(ConnectionId id) noexcept;
 
+  // RFC 6062 data the I/O layer piped between a client data connection and peer connection
+  // `id`, for the metrics and the allocation's usage record.
+  void onConnectionRelayed(ConnectionId id, metrics::Direction direction, std::size_t bytes) noexcept;
+
+  // A configuration reload: new settings and services for new requests; allocations keep
+  // their state. The worker index stays.
+  void reconfigure(ServerOptions options, ServerServices services) noexcept;
+  // Draining refuses or redirects new allocations (see ServerOptions::alternate_servers).
+  void setDraining(bool draining) noexcept { context_.draining = draining; }
+
   std::size_t allocationCount() const noexcept { return allocations_.size(); }
   std::size_t connectionCount() const noexcept { return connections_.size(); }
 
@@ -65,6 +75,8 @@ class TurnServer {
   void send(const FiveTuple& tuple, ResponseWriter& response, std::uint16_t method) noexcept;
   ResponseWriter responseTo(const wire::Header& request, bool fingerprint) noexcept;
   wire::TransactionId nextIndicationId() noexcept;
+  // The wall clock the authenticator checks a REST username's expiry against.
+  std::int64_t expiryClock(const FiveTuple& tuple, const wire::MessageView& request) noexcept;
 
   ServerOptions options_;
   ServerServices services_;

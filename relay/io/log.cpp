@@ -3,7 +3,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <utility>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -111,6 +113,20 @@ void write(LogLevel level, std::string_view event, std::initializer_list<Field> 
   line += '\n';
   // A failed log write has nowhere to be reported; the server carries on.
   [[maybe_unused]] auto n = ::write(STDERR_FILENO, line.data(), line.size());
+}
+
+bool LineBudget::allow(std::uint64_t now_ms, std::uint64_t& suppressed) noexcept {
+  if (now_ms > last_ms_) {
+    tokens_ = std::min(burst_, tokens_ + static_cast<double>(now_ms - last_ms_) * rate_ / 1000.0);
+    last_ms_ = now_ms;
+  }
+  if (tokens_ < 1.0) {
+    ++refused_;
+    return false;
+  }
+  tokens_ -= 1.0;
+  suppressed = std::exchange(refused_, 0);
+  return true;
 }
 
 }  // namespace tern::io::log

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <concepts>
+#include <cstdint>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -42,6 +43,24 @@ inline void warn(std::string_view e, std::initializer_list<Field> f = {}) {
 inline void error(std::string_view e, std::initializer_list<Field> f = {}) {
   if (enabled(LogLevel::kError)) write(LogLevel::kError, e, f);
 }
+
+// A token bucket for lines that a remote party can trigger at will (failed handshakes,
+// refused requests, accept errors): at most `burst` at once and `per_second` on average, so a
+// flood costs a few lines, not the disk. One per worker; not thread-safe.
+class LineBudget {
+ public:
+  LineBudget(double per_second, double burst) noexcept : rate_(per_second), burst_(burst), tokens_(burst) {}
+  // True if a line may be written at `now_ms` (any monotonic milliseconds). When it returns
+  // true, `suppressed` is how many lines were refused since the last one allowed.
+  bool allow(std::uint64_t now_ms, std::uint64_t& suppressed) noexcept;
+
+ private:
+  double rate_;
+  double burst_;
+  double tokens_;
+  std::uint64_t last_ms_ = 0;
+  std::uint64_t refused_ = 0;
+};
 
 // Exposed for tests: the line write() would emit, without the trailing newline.
 std::string formatLine(LogFormat format, LogLevel level, std::string_view timestamp,

@@ -25,6 +25,12 @@ void SharedQuota::release(std::string_view username) noexcept {
   if (--it->second == 0) per_user_.erase(it);
 }
 
+void SharedQuota::setLimits(std::uint32_t max_total, std::uint32_t max_per_user) noexcept {
+  std::lock_guard lock(mutex_);
+  max_total_ = max_total;
+  max_per_user_ = max_per_user;
+}
+
 std::uint32_t SharedQuota::total() const {
   std::lock_guard lock(mutex_);
   return total_;

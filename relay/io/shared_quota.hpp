@@ -20,6 +20,8 @@ class SharedQuota final : public core::AllocationQuota {
   Grant acquire(std::string_view username) noexcept override;
   void release(std::string_view username) noexcept override;
   std::uint32_t total() const;
+  // A reload: new limits apply to the next Allocate; allocations over them keep running.
+  void setLimits(std::uint32_t max_total, std::uint32_t max_per_user) noexcept;
 
  private:
   mutable std::mutex mutex_;

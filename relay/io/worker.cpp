@@ -60,13 +60,14 @@ class Worker::Loop final : public DatagramHandler,
   Loop(Worker& worker, WorkerSockets sockets)
       : worker_(worker),
         mailbox_(loop_),
-        tick_(loop_, 1000, [this] { onTick(); }),
+        tick_(loop_, kTickMs, [this] { onTick(); }),
         ports_(worker.setup_.relay_port_first, worker.setup_.relay_port_last),
         peers_(*this),
         server_(worker.setup_.options, worker.setup_.services, *this, *worker.counters_),
         tls_(worker.setup_.tls),
         dtls_context_(worker.setup_.dtls) {
     server_.setUnixTime(static_cast<std::int64_t>(std::time(nullptr)));
+    worker.counters_->last_tick_ns.set(steadyNanoseconds());
     io_batch_.attach(loop_.get());
     io_batch_.setSegmentation(worker.settings_.udp_segmentation);
     for (auto& fd : sockets.udp) {
@@ -115,7 +116,25 @@ class Worker::Loop final : public DatagramHandler,
   // --- DatagramHandler
   void onDatagram(UdpListener& socket, const wire::SocketAddress& from,
                   wire::Bytes data) noexcept override {
-    server_.onClientPacket({core::Transport::kUdp, from, socket.localAddress()}, data, loop_.now());
+    onClientPacket({core::Transport::kUdp, from, socket.localAddress()}, data);
+  }
+
+  // Every client packet enters the core here. STUN requests are timed for
+  // tern_request_duration_seconds; media is not, so it costs no clock read.
+  void onClientPacket(const core::FiveTuple& tuple, wire::Bytes data) noexcept {
+    if (data.empty() || data[0] >= 0x40) {  // ChannelData (0x40-0x7F) or not STUN
+      server_.onClientPacket(tuple, data, loop_.now());
+      return;
+    }
+    const auto header = wire::parseHeader(data);
+    if (!header || !header->isRequest()) {
+      server_.onClientPacket(tuple, data, loop_.now());
+      return;
+    }
+    const std::uint64_t start = uv_hrtime();
+    server_.onClientPacket(tuple, data, loop_.now());
+    worker_.counters_->request_duration[metrics::idx(metrics::requestMethodOf(header->method()))].observe(
+        static_cast<double>(uv_hrtime() - start) / 1e9);
   }
 
   // --- ConnectionAcceptor
@@ -127,14 +146,15 @@ class Worker::Loop final : public DatagramHandler,
       connections_[key] = std::move(connection);
     } catch (const std::exception& e) {
       // Accept can fail when the client has already gone (ECONNABORTED) or fds run out.
-      log::warn("tcp accept failed", {{"worker", worker_.index_}, {"error", e.what()}});
+      std::uint64_t suppressed = 0;
+      if (mayLog(suppressed)) log::warn("tcp accept failed", {{"worker", worker_.index_}, {"error", e.what()}, {"suppressed", suppressed}});
     }
   }
 
   // --- StreamHandler
   IoBatch* ioBatch() noexcept override { return &io_batch_; }
   void onFrame(StreamConnection& connection, wire::Bytes frame) noexcept override {
-    server_.onClientPacket(connection.tuple(), frame, loop_.now());
+    onClientPacket(connection.tuple(), frame);
   }
   void onClosed(StreamConnection& connection) noexcept override {
     // The connection may be inside its own callback: destroy it on the next tick.
@@ -156,11 +176,10 @@ class Worker::Loop final : public DatagramHandler,
     server_.onPeerConnected(connection.connectionId(), ok, loop_.now());
   }
   void onPiped(StreamConnection& from, std::size_t bytes) noexcept override {
-    // Counted by the client's transport, as for datagrams.
-    const StreamConnection* client = from.peerSide() ? from.partner() : &from;
-    if (client == nullptr) return;
-    worker_.counters_->relayed(from.peerSide() ? metrics::Direction::kPeerToClient : metrics::Direction::kClientToPeer,
-                               core::counterTransport(client->tuple().transport), bytes);
+    // Both sides of a pipe carry the peer connection's CONNECTION-ID.
+    server_.onConnectionRelayed(from.connectionId(),
+                                from.peerSide() ? metrics::Direction::kPeerToClient : metrics::Direction::kClientToPeer,
+                                bytes);
   }
 
   // --- RFC 6062: peer connections of TCP allocations
@@ -170,7 +189,8 @@ class Worker::Loop final : public DatagramHandler,
       connection = std::make_unique<StreamConnection>(StreamConnection::PeerTag{}, loop_.get(), listener.stream(),
                                                       *this, loop_.now());
     } catch (const std::exception& e) {
-      log::warn("peer accept failed", {{"worker", worker_.index_}, {"error", e.what()}});
+      std::uint64_t suppressed = 0;
+      if (mayLog(suppressed)) log::warn("peer accept failed", {{"worker", worker_.index_}, {"error", e.what()}, {"suppressed", suppressed}});
       return;
     }
     const auto id = server_.onPeerConnection(listener.id(), connection->tuple().client, loop_.now());
@@ -215,7 +235,10 @@ class Worker::Loop final : public DatagramHandler,
                                                loop_.now(), loop_.now(), false}).first;
         ++dtls_handshakes_;
       } catch (const std::exception& e) {
-        log::warn("dtls session failed", {{"client", from.toString()}, {"error", e.what()}});
+        std::uint64_t suppressed = 0;
+        if (mayLog(suppressed)) {
+          log::warn("dtls session failed", {{"client", from.toString()}, {"error", e.what()}, {"suppressed", suppressed}});
+        }
         return;
       }
     }
@@ -233,7 +256,12 @@ class Worker::Loop final : public DatagramHandler,
       const long n = it->second.session->readPlaintext(dtls_plaintext_);
       if (n < 0) {
         flushDtls(it->second, from);
-        log::debug("dtls session closed", {{"client", from.toString()}, {"reason", it->second.session->error()}});
+        std::uint64_t suppressed = 0;
+        if (log::enabled(log::LogLevel::kDebug) && mayLog(suppressed)) {
+          log::debug("dtls session closed", {{"client", from.toString()},
+                                             {"reason", it->second.session->error()},
+                                             {"suppressed", suppressed}});
+        }
         if (!it->second.established) --dtls_handshakes_;
         dtls_peers_.erase(it);
         return;
@@ -241,7 +269,7 @@ class Worker::Loop final : public DatagramHandler,
       noteHandshake();
       if (n == 0) break;
       // Each DTLS record carries one STUN message or ChannelData (RFC 7350 §4).
-      server_.onClientPacket(tuple, wire::Bytes{dtls_plaintext_.data(), static_cast<std::size_t>(n)}, loop_.now());
+      onClientPacket(tuple, wire::Bytes{dtls_plaintext_.data(), static_cast<std::size_t>(n)});
       it = dtls_peers_.find(key);
       if (it == dtls_peers_.end()) return;
     }
@@ -447,32 +475,65 @@ class Worker::Loop final : public DatagramHandler,
     return true;
   }
 
-  void onAllocationCreated(const core::FiveTuple& tuple, std::string_view username,
-                           const wire::SocketAddress& relayed, std::uint32_t lifetime) noexcept override {
-    log::info("allocation created", {{"client", tuple.client.toString()},
-                                     {"transport", metrics::labelOf(core::counterTransport(tuple.transport))},
-                                     {"user", username},
-                                     {"relayed", relayed.toString()},
-                                     {"lifetime", lifetime}});
+  // The usage records: one line when an allocation starts and one when it ends, with what it
+  // relayed each way; operators bill and audit from these. Never a secret (the username is
+  // the public half of a credential). Not rate-limited: each needs a valid credential and is
+  // bounded by the allocation quotas.
+  void onAllocationCreated(const core::Allocation& a, std::uint32_t lifetime) noexcept override {
+    if (!log::enabled(log::LogLevel::kInfo)) return;
+    log::write(log::LogLevel::kInfo, "allocation created",
+               {{"client", a.tuple().client.toString()},
+                {"transport", metrics::labelOf(core::counterTransport(a.tuple().transport))},
+                {"user", a.username()},
+                {"relayed", a.relayed().toString()},
+                {"lifetime", lifetime}});
   }
-  void onAllocationEnded(const core::FiveTuple& tuple, std::string_view username, std::string_view reason,
+  void onAllocationEnded(const core::Allocation& a, std::string_view reason,
                          std::chrono::seconds age) noexcept override {
-    log::info("allocation ended", {{"client", tuple.client.toString()},
-                                   {"user", username},
-                                   {"reason", reason},
-                                   {"seconds", age.count()}});
+    if (!log::enabled(log::LogLevel::kInfo)) return;
+    const core::AllocationUsage& usage = a.usage();
+    log::write(log::LogLevel::kInfo, "allocation ended",
+               {{"client", a.tuple().client.toString()},
+                {"transport", metrics::labelOf(core::counterTransport(a.tuple().transport))},
+                {"user", a.username()},
+                {"relayed", a.relayed().toString()},
+                {"reason", reason},
+                {"seconds", age.count()},
+                {"packets_to_peer", usage.packets_to_peer},
+                {"bytes_to_peer", usage.bytes_to_peer},
+                {"packets_to_client", usage.packets_to_client},
+                {"bytes_to_client", usage.bytes_to_client}});
   }
   void onRequestRefused(const core::FiveTuple& tuple, std::uint16_t method, std::uint16_t code,
                         std::string_view reason) noexcept override {
     // Capacity refusals need an operator; the rest are a client's business, at debug level.
     const bool capacity = code == 486 || code == 508;
-    if (!log::enabled(capacity ? log::LogLevel::kWarn : log::LogLevel::kDebug)) return;
-    log::write(capacity ? log::LogLevel::kWarn : log::LogLevel::kDebug, "request refused",
+    const auto level = capacity ? log::LogLevel::kWarn : log::LogLevel::kDebug;
+    std::uint64_t suppressed = 0;
+    if (!log::enabled(level) || !mayLog(suppressed)) return;
+    log::write(level, "request refused",
                {{"client", tuple.client.toString()},
                 {"method", wire::methodName(method)},
                 {"code", code},
-                {"reason", reason}});
+                {"reason", reason},
+                {"suppressed", suppressed}});
   }
+
+  // Lines a remote party can trigger at will pass through the worker's budget; the next line
+  // that passes says how many did not.
+  bool mayLog(std::uint64_t& suppressed) noexcept {
+    if (log_budget_.allow(uv_now(loop_.get()), suppressed)) return true;
+    worker_.counters_->log_lines_suppressed.add();
+    return false;
+  }
+
+  // A configuration reload (see Worker::reconfigure).
+  void reconfigure(WorkerReload& reload) noexcept {
+    server_.reconfigure(std::move(reload.options), std::move(reload.services));
+    setTls(std::move(reload.tls), std::move(reload.dtls));
+    tcp_idle_timeout_ = std::chrono::seconds(reload.tcp_idle_timeout);
+  }
+  void setDraining(bool draining) noexcept { server_.setDraining(draining); }
 
  private:
   // Relay sockets hand their datagrams to the server as peer packets.
@@ -516,10 +577,11 @@ class Worker::Loop final : public DatagramHandler,
   }
 
   void onTick() noexcept {
+    noteTick();
     closed_.clear();
     const auto now = loop_.now();
     // DTLS: retransmit lost handshake flights; forget sessions silent past the idle timeout.
-    const auto dtls_idle = std::chrono::seconds(worker_.settings_.tcp_idle_timeout);
+    const auto dtls_idle = tcp_idle_timeout_;
     for (auto it = dtls_peers_.begin(); it != dtls_peers_.end();) {
       const bool stale = it->second.established ? now - it->second.last > dtls_idle
                                                 : now - it->second.started > kDtlsHandshakeDeadline;
@@ -539,7 +601,7 @@ class Worker::Loop final : public DatagramHandler,
     for (std::uint16_t port : worker_.setup_.reservations->expire(worker_.index_, steadyNow())) {
       ports_.release(port);
     }
-    const auto idle_limit = std::chrono::seconds(worker_.settings_.tcp_idle_timeout);
+    const auto idle_limit = tcp_idle_timeout_;
     std::vector<StreamConnection*> idle;
     for (auto& [key, connection] : connections_) {
       // A data connection lives as long as its allocation; the allocation's expiry ends it.
@@ -548,6 +610,21 @@ class Worker::Loop final : public DatagramHandler,
     }
     for (auto* connection : idle) connection->close("idle timeout");
   }
+
+  // Event-loop lag: the tick is due every kTickMs; how much later than that it ran is time the
+  // loop spent busy or blocked. The time of the tick is the worker's heartbeat for /healthz.
+  void noteTick() noexcept {
+    const std::uint64_t now = uv_hrtime();
+    if (last_tick_hr_ != 0) {
+      const std::uint64_t period = now - last_tick_hr_;
+      const std::uint64_t due = std::uint64_t{kTickMs} * 1'000'000;
+      worker_.counters_->loop_lag_seconds.set(period > due ? static_cast<double>(period - due) / 1e9 : 0.0);
+    }
+    last_tick_hr_ = now;
+    worker_.counters_->last_tick_ns.set(steadyNanoseconds());
+  }
+
+  static constexpr std::uint64_t kTickMs = 1000;
 
   Worker& worker_;
   EventLoop loop_;  // declared first among the handle owners, so it is destroyed last
@@ -578,6 +655,10 @@ class Worker::Loop final : public DatagramHandler,
   std::vector<std::unique_ptr<StreamConnection>> closed_;
   std::shared_ptr<const TlsContext> tls_;           // for new connections; replaced on reload
   std::shared_ptr<const TlsContext> dtls_context_;  // for new DTLS sessions; replaced on reload
+  std::chrono::seconds tcp_idle_timeout_{worker_.settings_.tcp_idle_timeout};  // replaced on reload
+  // Ten lines a second on average, a hundred at once: enough to see what happens.
+  log::LineBudget log_budget_{10, 100};
+  std::uint64_t last_tick_hr_ = 0;
 };
 
 Worker::Worker(unsigned index, const config::Settings& settings, WorkerSockets sockets, WorkerSetup setup)
@@ -648,14 +729,25 @@ void Worker::adoptConnection(std::shared_ptr<DetachedConnection> connection) {
   }
 }
 
-void Worker::updateTls(std::shared_ptr<const TlsContext> tls, std::shared_ptr<const TlsContext> dtls) {
+void Worker::reconfigure(WorkerReload reload) {
   std::lock_guard lock(loop_mutex_);
   if (loop_ != nullptr) {
     Loop* loop = loop_;
-    loop->mailbox().post([loop, tls = std::move(tls), dtls = std::move(dtls)]() mutable {
-      loop->setTls(std::move(tls), std::move(dtls));
-    });
+    loop->mailbox().post([loop, reload = std::move(reload)]() mutable { loop->reconfigure(reload); });
   }
+}
+
+void Worker::setDraining(bool draining) {
+  std::lock_guard lock(loop_mutex_);
+  if (loop_ != nullptr) {
+    Loop* loop = loop_;
+    loop->mailbox().post([loop, draining] { loop->setDraining(draining); });
+  }
+}
+
+std::int64_t steadyNanoseconds() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 bool Worker::join() {

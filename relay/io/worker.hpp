@@ -52,6 +52,18 @@ struct WorkerSetup {
   std::shared_ptr<const WorkerDirectory> directory = std::make_shared<WorkerDirectory>();
 };
 
+// What a configuration reload changes in a running worker; allocations keep their state.
+struct WorkerReload {
+  core::ServerOptions options;
+  core::ServerServices services;
+  std::shared_ptr<const TlsContext> tls;
+  std::shared_ptr<const TlsContext> dtls;
+  unsigned tcp_idle_timeout = 300;
+};
+
+// The steady clock in nanoseconds: workers' heartbeats (WorkerCounters::last_tick_ns).
+std::int64_t steadyNanoseconds() noexcept;
+
 class Worker {
  public:
   Worker(unsigned index, const config::Settings& settings, WorkerSockets sockets, WorkerSetup setup);
@@ -66,9 +78,11 @@ class Worker {
   void stop() noexcept;
   // Waits for the thread. True if the loop closed with no handle left open.
   bool join();
-  // New TLS connections and DTLS sessions use these contexts from now on; existing ones keep
-  // theirs. Thread-safe.
-  void updateTls(std::shared_ptr<const TlsContext> tls, std::shared_ptr<const TlsContext> dtls);
+  // New requests, TLS connections and DTLS sessions use the reloaded settings from now on;
+  // allocations and connections keep theirs. Thread-safe.
+  void reconfigure(WorkerReload reload);
+  // Refuse or redirect new allocations (draining), or accept them again. Thread-safe.
+  void setDraining(bool draining);
   // Takes over a client connection another worker detached (see WorkerDirectory); the socket
   // closes if this worker is not running. Thread-safe.
   void adoptConnection(std::shared_ptr<DetachedConnection> connection);

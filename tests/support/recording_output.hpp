@@ -4,8 +4,10 @@
 
 #include <map>
 #include <set>
+#include <string>
 #include <vector>
 
+#include "relay/core/allocation.hpp"
 #include "relay/core/server_output.hpp"
 
 namespace tern::test {
@@ -92,6 +94,17 @@ class RecordingOutput : public core::ServerOutput {
     std::vector<std::uint8_t> request;
   };
   std::vector<Connect> connects;
+  // The usage record of every allocation that ended (ServerOutput::onAllocationEnded).
+  struct Ended {
+    std::string username;
+    std::string reason;
+    core::AllocationUsage usage;
+  };
+  void onAllocationEnded(const core::Allocation& a, std::string_view reason, std::chrono::seconds) noexcept override {
+    ended.push_back({a.username(), std::string(reason), a.usage()});
+  }
+  std::vector<Ended> ended;
+
   std::vector<std::pair<core::ConnectionId, core::FiveTuple>> joined;
   std::vector<core::ConnectionId> closed_connections;
   std::vector<Transfer> transfers;

@@ -7,33 +7,52 @@
 namespace tern::test {
 
 TernServer::TernServer(std::vector<std::string> extra) {
-  std::vector<std::string> argv{ternBinary(), "serve", "--workers", "2", "--log-level", "debug"};
-  bool has_listen = false, has_ports = false;
+  std::vector<std::string> argv{ternBinary(), "serve", "--workers", "2"};
+  bool has_listen = false, has_ports = false, has_drain = false, has_level = false;
   for (const auto& a : extra) {
+    // With a --config file, the file sets the log level (flags would win over it).
+    has_level = has_level || a == "--log-level" || a == "--config";
     has_listen = has_listen || a == "--listen";
     has_ports = has_ports || a == "--relay-ports";
+    has_drain = has_drain || a == "--drain-timeout";
   }
+  // SIGTERM drains: without a timeout of its own, a test's server stops at once, as tests
+  // that end with allocations alive expect.
+  if (!has_drain) extra.insert(extra.begin(), {"--drain-timeout", "0"});
+  if (!has_level) extra.insert(extra.begin(), {"--log-level", "debug"});
   if (!has_listen) extra.insert(extra.begin(), {"--listen", "127.0.0.1:0"});
   // Port-0 listeners get an ephemeral port (Linux: 32768-60999), which must not fall inside
   // the relay range; above it nothing collides.
   if (!has_ports) extra.insert(extra.begin(), {"--relay-ports", "61000-65535"});
+  bool json = false;
+  for (std::size_t i = 0; i + 1 < extra.size(); ++i) json = json || (extra[i] == "--log-format" && extra[i + 1] == "json");
   argv.insert(argv.end(), extra.begin(), extra.end());
   process_ = std::make_unique<ChildProcess>(argv);
-  if (!process_->waitForLine(" ready ")) {
+  if (!process_->waitForLine(json ? "\"event\":\"ready\"" : " ready ")) {
     throw std::runtime_error("tern serve did not become ready:\n" + process_->output());
   }
+  // Plain: `listening transport=udp address=127.0.0.1:3478`; JSON: the same as fields.
+  const std::string event = json ? "\"event\":\"listening\"" : " listening transport=";
+  const std::string address_key = json ? "\"address\":\"" : "address=";
   std::istringstream lines(process_->output());
   for (std::string line; std::getline(lines, line);) {
-    const auto at = line.find(" listening transport=");
-    const auto addr = line.find("address=");
-    if (at == std::string::npos || addr == std::string::npos) continue;
-    auto address = wire::SocketAddress::parse(line.substr(addr + 8));
+    const auto addr = line.find(address_key);
+    if (line.find(event) == std::string::npos || addr == std::string::npos) continue;
+    std::string text = line.substr(addr + address_key.size());
+    if (json) text = text.substr(0, text.find('"'));
+    auto address = wire::SocketAddress::parse(text);
     if (!address) throw std::runtime_error("cannot parse listening line: " + line);
-    if (line.find("transport=udp") != std::string::npos) {
+    auto is = [&](const char* transport) {
+      return line.find(json ? std::string("\"transport\":\"") + transport + "\"" : std::string("transport=") + transport) !=
+             std::string::npos;
+    };
+    if (is("http")) {
+      http_ = *address;
+    } else if (is("udp")) {
       udp_.push_back(*address);
-    } else if (line.find("transport=dtls") != std::string::npos) {
+    } else if (is("dtls")) {
       dtls_.push_back(*address);
-    } else if (line.find("transport=tls") != std::string::npos) {
+    } else if (is("tls")) {
       tls_.push_back(*address);
     } else {
       tcp_.push_back(*address);

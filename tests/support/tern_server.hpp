@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,8 +13,9 @@ namespace tern::test {
 
 class TernServer {
  public:
-  // `extra` is appended to `tern serve --workers 2 --log-level debug`; without a --listen in
-  // it, the server listens on 127.0.0.1:0.
+  // `extra` is appended to `tern serve --workers 2 --log-level debug --drain-timeout 0`
+  // (each default only when `extra` does not set it; a --config sets the level); without a
+  // --listen in it, the server listens on 127.0.0.1:0.
   explicit TernServer(std::vector<std::string> extra = {});
 
   // The address a listener reported, e.g. udp(0) for the first UDP listener.
@@ -21,11 +23,14 @@ class TernServer {
   wire::SocketAddress tcp(std::size_t i = 0) const { return tcp_.at(i); }
   wire::SocketAddress tls(std::size_t i = 0) const { return tls_.at(i); }
   wire::SocketAddress dtls(std::size_t i = 0) const { return dtls_.at(i); }
+  // The --metrics-listen address (port 0 resolved); unset without it.
+  std::optional<wire::SocketAddress> http() const { return http_; }
   ChildProcess& process() { return *process_; }
 
  private:
   std::unique_ptr<ChildProcess> process_;
   std::vector<wire::SocketAddress> udp_, tcp_, tls_, dtls_;
+  std::optional<wire::SocketAddress> http_;
 };
 
 }  // namespace tern::test

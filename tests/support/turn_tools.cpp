@@ -36,6 +36,11 @@ std::uint16_t freeUdpPort(const char* host) {
   return io::localAddress(fd.get()).port;
 }
 
+std::uint16_t freeTcpPort(const char* host) {
+  auto fd = io::openBoundSocket(io::SocketKind::kTcp, {*wire::IpAddress::parse(host), 0}, {});
+  return io::localAddress(fd.get()).port;
+}
+
 EchoPeer::EchoPeer(const char* host)
     : port_(freeUdpPort(host)),
       process_(std::make_unique<ChildProcess>(

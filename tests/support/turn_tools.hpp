@@ -15,8 +15,9 @@ namespace tern::test {
 // A temporary file holding `contents` (removed when the test program exits).
 std::string temporaryFile(std::string_view contents);
 
-// A UDP port on `host` that was free a moment ago.
+// A UDP (TCP) port on `host` that was free a moment ago.
 std::uint16_t freeUdpPort(const char* host);
+std::uint16_t freeTcpPort(const char* host);
 
 // turnutils_peer echoing UDP on `host`, stopped by PID when this goes away.
 class EchoPeer {

@@ -50,6 +50,21 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
     return;
   }
 
+  // Draining (SIGTERM, `tern drain`): allocations that exist carry on, new ones go elsewhere.
+  // Checked after authentication, so only a client with credentials learns of other relays.
+  if (server.draining) {
+    for (const auto& alternate : server.options.alternate_servers) {
+      // RFC 8489 §14.15: the alternate has the family of the request's source address.
+      if (alternate.ip.family() == ctx.tuple.client.ip.family()) {
+        response.error(ec::kTryAlternate, "Try Alternate: this relay is draining")
+            .add(wire::attr::AlternateServer{alternate});
+        return;
+      }
+    }
+    response.error(ec::kInsufficientCapacity, "Insufficient Capacity: this relay is draining; use another one");
+    return;
+  }
+
   // RFC 8656 §7.2: REQUESTED-TRANSPORT is mandatory: UDP, or TCP (RFC 6062).
   if (!request.has(AttributeType::kRequestedTransport)) {
     response.error(ec::kBadRequest, "REQUESTED-TRANSPORT is missing");
@@ -161,9 +176,11 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
   switch (server.services.quota->acquire(quotaKey(ctx.username))) {
     case AllocationQuota::Grant::kGranted: break;
     case AllocationQuota::Grant::kUserQuotaReached:
+      server.counters.rejected(metrics::Quota::kUserAllocations);
       response.error(ec::kAllocationQuotaReached, "Allocation Quota Reached for this user");
       return;
     case AllocationQuota::Grant::kTotalQuotaReached:
+      server.counters.rejected(metrics::Quota::kTotalAllocations);
       response.error(ec::kInsufficientCapacity, "Insufficient Capacity: server allocation limit");
       return;
   }
@@ -192,8 +209,8 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
   }
 
   auto requested = request.get<wire::attr::Lifetime>();
-  const auto lifetime =
-      grantedLifetime(server.options, requested ? std::optional(requested->seconds) : std::nullopt);
+  const auto lifetime = credentialBound(
+      server.options, ctx, grantedLifetime(server.options, requested ? std::optional(requested->seconds) : std::nullopt));
   const SocketAddress relayed = advertisedAddress(server.options.external_ips, relay->local);
   auto allocation = std::make_unique<Allocation>(ctx.tuple, relay->id, relayed, std::string(ctx.username),
                                                  std::vector<std::uint8_t>(ctx.key.begin(), ctx.key.end()),
@@ -203,9 +220,8 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
   allocation->setAllocateExtras(relay->reservation_token, additional_family);
   if (tcp) allocation->setTcp();
   Allocation& a = server.allocations.insert(std::move(allocation));
-  server.counters.allocations_created[metrics::idx(counterTransport(ctx.tuple.transport))].add();
-  server.output.onAllocationCreated(ctx.tuple, ctx.username, relayed,
-                                    static_cast<std::uint32_t>(lifetime.count()));
+  server.counters.allocationCreated(counterTransport(ctx.tuple.transport), counterFamily(relayed.ip));
+  server.output.onAllocationCreated(a, static_cast<std::uint32_t>(lifetime.count()));
 
   answerSuccess(a, static_cast<std::uint32_t>(lifetime.count()), ctx.tuple, response);
 }

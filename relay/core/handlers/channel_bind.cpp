@@ -61,11 +61,13 @@ void channelBind(ServerContext& server, const RequestContext& ctx, ResponseWrite
   const bool new_permission = !allocation->hasPermission(peer.ip, ctx.now);
   if (new_permission &&
       allocation->activePermissions(ctx.now) >= server.options.max_permissions_per_allocation) {
+    server.counters.rejected(metrics::Quota::kPermissions);
     response.error(ec::kInsufficientCapacity, "Insufficient Capacity: permission limit of this allocation");
     return;
   }
   if (!allocation->bindChannel(channel->number, peer, ctx.now, ctx.now + server.options.channel_lifetime,
                                server.options.max_channels_per_allocation)) {
+    server.counters.rejected(metrics::Quota::kChannels);
     response.error(ec::kInsufficientCapacity, "Insufficient Capacity: channel limit of this allocation");
     return;
   }

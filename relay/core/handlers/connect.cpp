@@ -40,6 +40,7 @@ void connect(ServerContext& server, const RequestContext& ctx, ResponseWriter& r
     }
   }
   if (allocation->connections().size() >= server.options.max_connections_per_allocation) {
+    server.counters.rejected(metrics::Quota::kConnections);
     response.error(ec::kInsufficientCapacity, "Insufficient Capacity: connection limit of this allocation");
     return;
   }

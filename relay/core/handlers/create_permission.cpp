@@ -62,6 +62,7 @@ void createPermission(ServerContext& server, const RequestContext& ctx, Response
   std::size_t fresh = 0;
   for (const auto& ip : peers) fresh += allocation->hasPermission(ip, ctx.now) ? 0u : 1u;
   if (allocation->activePermissions(ctx.now) + fresh > server.options.max_permissions_per_allocation) {
+    server.counters.rejected(metrics::Quota::kPermissions);
     response.error(ec::kInsufficientCapacity, "Insufficient Capacity: permission limit of this allocation");
     return;
   }

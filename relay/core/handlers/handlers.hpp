@@ -25,13 +25,22 @@ struct ServerContext {
   TcpConnectionTable& connections;
   // Set by a successful ConnectionBind: the connection to join once the response is sent.
   std::optional<ConnectionId> pending_join;
+  // Draining: new allocations are refused or redirected (ServerOptions::alternate_servers),
+  // existing ones carry on.
+  bool draining = false;
 
   // Ends an allocation: closes its TCP connections and relay socket, returns its quota,
   // counts and reports it.
   void endAllocation(Allocation& allocation, metrics::AllocationEnd why, TimePoint now) noexcept;
   // Forgets a TCP connection and closes its sockets (unless the I/O layer reported it closed).
   void endConnection(ConnectionId id, bool close_sockets) noexcept;
+  // Counts relayed application bytes for the metrics and for the allocation's usage record.
+  void countRelayed(Allocation& allocation, metrics::Direction direction, std::size_t bytes) noexcept;
 };
+
+inline metrics::Family counterFamily(const IpAddress& ip) noexcept {
+  return ip.isV4() ? metrics::Family::kIPv4 : metrics::Family::kIPv6;
+}
 
 inline metrics::ClientTransport counterTransport(Transport t) noexcept {
   switch (t) {
@@ -52,6 +61,7 @@ struct RequestContext {
   // Set for authenticated requests (every TURN request; not Binding).
   std::string_view username;
   wire::Bytes key;
+  std::int64_t now_unix = 0;  // wall clock, for a TURN REST username's expiry
 };
 
 // RFC 8489 §3: Binding reports the request's source as XOR-MAPPED-ADDRESS.

@@ -32,7 +32,8 @@ void refresh(ServerContext& server, const RequestContext& ctx, ResponseWriter& r
     response.success().add(wire::attr::Lifetime{0});
     return;
   }
-  const auto lifetime = grantedLifetime(server.options, requested ? std::optional(requested->seconds) : std::nullopt);
+  const auto lifetime = credentialBound(
+      server.options, ctx, grantedLifetime(server.options, requested ? std::optional(requested->seconds) : std::nullopt));
   allocation->setExpiry(ctx.now + lifetime);
   server.allocations.scheduleExpiry(*allocation);
   response.success().add(wire::attr::Lifetime{static_cast<std::uint32_t>(lifetime.count())});

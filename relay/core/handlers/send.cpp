@@ -35,8 +35,7 @@ void sendIndication(ServerContext& server, const FiveTuple& tuple, const wire::M
     server.counters.drop(metrics::DropReason::kSendFailed);
     return;
   }
-  server.counters.relayed(metrics::Direction::kClientToPeer, counterTransport(tuple.transport),
-                          data->value.size());
+  server.countRelayed(*allocation, metrics::Direction::kClientToPeer, data->value.size());
 }
 
 }  // namespace tern::core::handlers

@@ -226,7 +226,7 @@ TEST_CASE(
   CHECK(h.output.last_request.family == wire::AddressFamily::kIPv4);
   CHECK_FALSE(h.output.last_request.even_port);
   CHECK_FALSE(h.output.last_request.dont_fragment);
-  CHECK(h.counters.allocations_created[metrics::idx(metrics::ClientTransport::kUdp)].get() == 1);
+  CHECK(h.counters.allocations_created[metrics::idx(metrics::ClientTransport::kUdp)][metrics::idx(metrics::Family::kIPv4)].get() == 1);
   CHECK(allocateResponses(h, 200) == 1);
 }
 
@@ -236,7 +236,7 @@ TEST_CASE("Allocate over TCP works on the connection's 5-tuple (RFC 8656 §7.2)"
   const Reply r = c.allocate();
   REQUIRE(r.success());
   CHECK(r.get<wire::attr::XorMappedAddress>()->address == c.tuple.client);
-  CHECK(h.counters.allocations_created[metrics::idx(metrics::ClientTransport::kTcp)].get() == 1);
+  CHECK(h.counters.allocations_created[metrics::idx(metrics::ClientTransport::kTcp)][metrics::idx(metrics::Family::kIPv4)].get() == 1);
   // The same client address over UDP is another 5-tuple, with room for its own allocation.
   TestClient udp(h, kTuple);
   CHECK(udp.allocate().success());

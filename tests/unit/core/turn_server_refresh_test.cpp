@@ -207,18 +207,50 @@ TEST_CASE(
   CHECK(retry.get<wire::attr::Lifetime>()->seconds == 1200);
 }
 
-TEST_CASE("a TURN REST user whose username expired can no longer refresh (401)") {
+TEST_CASE("a call outlives its TURN REST credential: the allocation it made can still be refreshed") {
   TurnHarness h;
   const auto credential = auth::mintRestCredential(test::kTestSecret, "bob", h.unix_now, 100);
   TestClient c(h, kTuple, credential.username, credential.password);
   c.mustAllocate();
   h.advance(std::chrono::seconds(101));
+  // Requests on the allocation the credential created pass; the key must still verify.
+  CHECK(c.refresh().success());
+  CHECK(c.createPermission({kPeer}).success());
+  CHECK(h.authResults(metrics::AuthResult::kExpiredUser) == 0);
+  // A new allocation, from another 5-tuple, with the expired credential: 401.
+  TestClient other(h, test::udpTuple("198.51.100.7:6000"), credential.username, credential.password);
+  CHECK(other.allocate().code() == 401);
+  CHECK(h.authResults(metrics::AuthResult::kExpiredUser) >= 1);
+  // So does a request with the expired credential on an allocation another credential made.
+  const auto fresh = auth::mintRestCredential(test::kTestSecret, "bob", h.unix_now, 3600);
+  TestClient owner(h, test::udpTuple("198.51.100.8:6000"), fresh.username, fresh.password);
+  owner.mustAllocate();
+  TestClient intruder(h, test::udpTuple("198.51.100.8:6000"), credential.username, credential.password);
+  CHECK(intruder.refresh().code() == 401);
+}
+
+TEST_CASE("with strict expiry, a TURN REST credential's expiry ends its allocation") {
+  core::ServerOptions options;
+  options.strict_expiry = true;
+  TurnHarness h(options);
+  const auto credential = auth::mintRestCredential(test::kTestSecret, "bob", h.unix_now, 100);
+  TestClient c(h, kTuple, credential.username, credential.password);
+  // The lifetime stops at the expiry, below the default 600 s.
+  const Reply allocated = c.allocate();
+  REQUIRE(allocated.success());
+  CHECK(allocated.get<wire::attr::Lifetime>()->seconds == 100);
+  h.advance(std::chrono::seconds(50));
+  const Reply refreshed = c.refresh(3600);
+  REQUIRE(refreshed.success());
+  CHECK(refreshed.get<wire::attr::Lifetime>()->seconds == 50);
+  h.advance(std::chrono::seconds(51));
   CHECK(c.refresh().code() == 401);
   CHECK(h.authResults(metrics::AuthResult::kExpiredUser) == 1);
-  // The allocation runs out its lifetime as usual.
-  h.advance(std::chrono::seconds(499));
-  CHECK(h.server.allocationCount() == 0);
+  CHECK(h.server.allocationCount() == 0);  // ended at the expiry by the tick
   CHECK(h.quota.total() == 0);
+  // Static users have no expiry: the usual lifetimes.
+  TestClient alice(h, test::udpTuple("198.51.100.9:6000"));
+  CHECK(alice.allocate().get<wire::attr::Lifetime>()->seconds == 600);
 }
 
 // --- Expiry -------------------------------------------------------------------------------

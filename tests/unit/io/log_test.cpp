@@ -16,3 +16,19 @@ TEST_CASE("JSON lines escape strings and leave numbers bare") {
                                {{"text", "a\nb\\c"}, {"workers", 2}});
   CHECK(line == "{\"ts\":\"T\",\"level\":\"warn\",\"event\":\"odd \\\"event\\\"\",\"text\":\"a\\nb\\\\c\",\"workers\":2}");
 }
+
+TEST_CASE("a line budget lets a burst through, then the refill rate, and counts what it refused") {
+  LineBudget budget(10, 5);  // 10 lines a second, 5 at once
+  std::uint64_t suppressed = 99;
+  for (int i = 0; i < 5; ++i) CHECK(budget.allow(1000, suppressed));
+  CHECK(suppressed == 0);
+  for (int i = 0; i < 20; ++i) CHECK_FALSE(budget.allow(1000, suppressed));
+  // 100 ms refill one line, which says how many were refused before it.
+  CHECK(budget.allow(1100, suppressed));
+  CHECK(suppressed == 20);
+  CHECK_FALSE(budget.allow(1100, suppressed));
+  // A long quiet spell refills to the burst, never beyond it.
+  std::uint64_t passed = 0;
+  for (int i = 0; i < 50; ++i) passed += budget.allow(60000, suppressed) ? 1u : 0u;
+  CHECK(passed == 5);
+}
