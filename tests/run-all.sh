@@ -17,10 +17,11 @@ bash deploy/install-deps.sh test
 # downloads no browser of its own).
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
-cmake --preset "$preset" >/dev/null
+# Tests on explicitly: deploy/run-local.sh configures the release tree without them.
+cmake --preset "$preset" -DTERN_BUILD_TESTS=ON >/dev/null
 cmake --build --preset "$preset"
 if [ "$preset" != release ]; then
-  cmake --preset release >/dev/null
+  cmake --preset release -DTERN_BUILD_TESTS=ON >/dev/null
   cmake --build --preset release
 fi
 
