@@ -50,8 +50,11 @@ class HttpEndpoint::Handler final : public CivetHandler {
       replyText(conn, 403, "Forbidden", "drain is accepted only from a loopback address\n", false);
       return true;
     }
-    endpoint_.hooks_.drain();
-    replyText(conn, 202, "Accepted", "draining\n", false);
+    if (endpoint_.hooks_.drain()) {
+      replyText(conn, 202, "Accepted", "draining\n", false);
+    } else {
+      replyText(conn, 503, "Service Unavailable", "stopping\n", false);
+    }
     return true;
   }
 

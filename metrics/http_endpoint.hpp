@@ -20,8 +20,9 @@ struct HttpHooks {
   std::function<std::string()> health_problem;
   // Empty while accepting new allocations; otherwise why not, e.g. "draining".
   std::function<std::string()> not_ready_reason;
-  // POST /drain from a loopback client. Called on an HTTP thread: must be thread-safe.
-  std::function<void()> drain;
+  // POST /drain from a loopback client. Called on an HTTP thread: must be thread-safe. False
+  // when the relay is already stopping.
+  std::function<bool()> drain;
 };
 
 class HttpEndpoint {

@@ -128,7 +128,7 @@ int drainMain(int argc, char** argv) {
   app.add_option("--metrics", metrics, "The relay's --metrics-listen address (it accepts drain from loopback only)")
       ->type_name("ADDR:PORT")
       ->capture_default_str();
-  app.add_flag("--wait", wait, "Wait until the relay has exited (its HTTP port stops answering)");
+  app.add_flag("--wait", wait, "Wait until the relay has exited (its HTTP port refuses connections)");
   app.add_option("--timeout", timeout_seconds, "Seconds --wait waits at most")
       ->type_name("SECONDS")
       ->check(CLI::Range(1.0, 7 * 24 * 3600.0))
@@ -153,7 +153,8 @@ int drainMain(int argc, char** argv) {
   if (!wait) return 0;
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<long>(timeout_seconds * 1000));
   while (std::chrono::steady_clock::now() < give_up) {
-    if (!tern::io::httpRequest(*address, "GET", "/readyz", std::chrono::seconds(2)).ok()) {
+    // Gone only when nothing listens any more; a slow answer from a busy relay is not that.
+    if (tern::io::httpRequest(*address, "GET", "/readyz", std::chrono::seconds(2)).refused) {
       std::cout << "stopped\n";
       return 0;
     }

@@ -235,13 +235,12 @@ class Server {
       workers_.push_back(std::make_unique<io::Worker>(w, settings_, std::move(sockets), std::move(setup)));
       directory->workers.push_back(workers_.back().get());
     }
-    for (auto& worker : workers_) {
-      worker->start();
-      collector_.addWorker(&worker->counters());
-    }
-    // The HTTP port comes after the workers: /healthz reads their heartbeats.
+    for (auto& worker : workers_) collector_.addWorker(&worker->counters());
+    // Bound before any worker runs, like every other socket: a taken port stops start-up
+    // cleanly. Until the end of start-up /readyz answers 503.
     node_state_.last_good_config_unix = unixNow();
     if (settings_.metrics_listen) startHttp(*settings_.metrics_listen);
+    for (auto& worker : workers_) worker->start();
     for (const auto& bound : addresses) {
       for (const char* transport : {"udp", "tcp"}) {
         io::log::info("listening", {{"transport", transport}, {"address", bound.address.toString()}});
@@ -299,7 +298,7 @@ class Server {
       return {};
     };
     // From an HTTP thread: the drain itself runs on the main loop.
-    hooks.drain = [this] { main_mailbox_.post([this] { beginDrain("POST /drain"); }); };
+    hooks.drain = [this] { return main_mailbox_.post([this] { beginDrain("POST /drain"); }); };
     http_ = std::make_unique<metrics::HttpEndpoint>(
         address.toString(), std::vector<const prometheus::Collectable*>{&collector_, &node_collector_},
         std::move(hooks));
@@ -381,7 +380,9 @@ class Server {
     switch (signum) {
       case SIGHUP: reload(); return;
       case SIGTERM:
-        if (draining_) {
+        // Counted apart from drains started otherwise: Kubernetes runs a preStop `tern drain`
+        // and then sends SIGTERM, which must not cut the calls the drain protects.
+        if (++sigterms_ > 1) {
           stopNow("second SIGTERM");
         } else {
           beginDrain("SIGTERM");
@@ -405,6 +406,24 @@ class Server {
     }
     config::Settings next = std::move(*loaded);
     const std::vector<std::string> restart_only = restartOnlyChanges(settings_, next);
+    // What needs a restart keeps its running value before anything is built from `next`: the
+    // peer policy must guard the ports and addresses in use, and listeners opened with TLS
+    // (or without) stay that way. The next reload compares against these values too.
+    next.listen = settings_.listen;
+    next.tls_listen = settings_.tls_listen;
+    next.dtls_listen = settings_.dtls_listen;
+    next.workers = settings_.workers;
+    next.relay_ips = settings_.relay_ips;
+    next.relay_port_min = settings_.relay_port_min;
+    next.relay_port_max = settings_.relay_port_max;
+    next.udp_receive_buffer = settings_.udp_receive_buffer;
+    next.udp_send_buffer = settings_.udp_send_buffer;
+    next.udp_segmentation = settings_.udp_segmentation;
+    next.metrics_listen = settings_.metrics_listen;
+    if (next.hasTls() != settings_.hasTls()) {
+      next.cert = settings_.cert;
+      next.key = settings_.key;
+    }
     Reloadable r;
     try {
       r = buildReloadable(next);
@@ -419,18 +438,6 @@ class Server {
     for (auto& worker : workers_) {
       worker->reconfigure(io::WorkerReload{r.options, r.services, r.tls, r.dtls, next.tcp_idle_timeout});
     }
-    // What needs a restart keeps its running value, so the next reload compares against it.
-    next.listen = settings_.listen;
-    next.tls_listen = settings_.tls_listen;
-    next.dtls_listen = settings_.dtls_listen;
-    next.workers = settings_.workers;
-    next.relay_ips = settings_.relay_ips;
-    next.relay_port_min = settings_.relay_port_min;
-    next.relay_port_max = settings_.relay_port_max;
-    next.udp_receive_buffer = settings_.udp_receive_buffer;
-    next.udp_send_buffer = settings_.udp_send_buffer;
-    next.udp_segmentation = settings_.udp_segmentation;
-    next.metrics_listen = settings_.metrics_listen;
     settings_ = std::move(next);
     ++node_state_.reloads_succeeded;
     node_state_.last_good_config_unix = unixNow();
@@ -459,8 +466,9 @@ class Server {
                                {"allocations", activeAllocations()},
                                {"timeout_seconds", settings_.drain_timeout},
                                {"redirect", settings_.alternate_servers.empty() ? "none (508)" : "300 Try Alternate"}});
+    // First check on the timer, not now: the workers learn of the drain through their
+    // mailboxes, and an Allocate they take meanwhile must not be cut at once.
     drain_timer_.emplace(loop_, 250, [this] { checkDrain(); });
-    checkDrain();
   }
 
   void checkDrain() {
@@ -523,6 +531,7 @@ class Server {
   std::optional<SignalWatcher> sigint_, sigterm_, sighup_;
   std::optional<io::RepeatingTimer> drain_timer_;
   bool draining_ = false;
+  unsigned sigterms_ = 0;
   bool stopping_ = false;
   std::chrono::steady_clock::time_point drain_deadline_{};
   // Last: destroyed first, so no HTTP thread runs while what it reads goes away.

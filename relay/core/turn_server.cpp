@@ -470,8 +470,15 @@ std::int64_t TurnServer::expiryClock(const FiveTuple& tuple, const wire::Message
     return unix_seconds_;
   }
   // A call outlives its credential: requests on the allocation that credential created (same
-  // 5-tuple, same USERNAME) are not refused for its expiry. The key must still verify.
+  // 5-tuple, same USERNAME) are not refused for its expiry. The key must still verify. An
+  // RFC 6062 ConnectionBind comes on a new connection and names its allocation through the
+  // CONNECTION-ID instead.
   const Allocation* allocation = allocations_.find(tuple);
+  if (request.method() == static_cast<std::uint16_t>(wire::Method::kConnectionBind)) {
+    const auto id = request.get<wire::attr::ConnectionId>();
+    const TcpConnection* connection = id ? connections_.find(id->id) : nullptr;
+    allocation = connection != nullptr ? allocations_.find(connection->control) : nullptr;
+  }
   const auto username = request.get<wire::attr::Username>();
   if (allocation != nullptr && username && username->value == allocation->username()) return auth::kNeverExpired;
   return unix_seconds_;

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cctype>
@@ -42,12 +43,28 @@ HttpResponse failure(std::string why) {
 HttpResponse httpRequest(const wire::SocketAddress& server, std::string_view method, std::string_view target,
                          std::chrono::milliseconds timeout) {
   const auto give_up = std::chrono::steady_clock::now() + timeout;
-  FileDescriptor fd(::socket(server.ip.isV4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  // Non-blocking, so the timeout bounds the connect too (a full backlog, a lost SYN).
+  FileDescriptor fd(::socket(server.ip.isV4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) return failure(std::string("socket: ") + std::strerror(errno));
   sockaddr_storage address{};
   const socklen_t length = toSockaddr(server, address);
+  int connect_error = 0;
   if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), length) != 0) {
-    return failure("connect to " + server.toString() + ": " + std::strerror(errno));
+    connect_error = errno;
+    if (connect_error == EINPROGRESS) {
+      pollfd p{fd.get(), POLLOUT, 0};
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(give_up - std::chrono::steady_clock::now());
+      if (::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(0, left.count()))) <= 0) {
+        return failure("connect to " + server.toString() + ": timed out");
+      }
+      socklen_t size = sizeof connect_error;
+      ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &connect_error, &size);
+    }
+  }
+  if (connect_error != 0) {
+    HttpResponse r = failure("connect to " + server.toString() + ": " + std::strerror(connect_error));
+    r.refused = connect_error == ECONNREFUSED;
+    return r;
   }
   std::string request(method);
   request += ' ';
@@ -64,8 +81,11 @@ HttpResponse httpRequest(const wire::SocketAddress& server, std::string_view met
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(give_up - std::chrono::steady_clock::now());
     if (left.count() <= 0) return failure("no complete answer within " + std::to_string(timeout.count()) + " ms");
     pollfd p{fd.get(), POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+    const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno != EINTR) return failure(std::string("poll: ") + std::strerror(errno));
+    if (ready <= 0) continue;
     const ssize_t n = ::recv(fd.get(), buffer, sizeof buffer, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
     if (n < 0) return failure(std::string("receive: ") + std::strerror(errno));
     if (n == 0) break;
     raw.append(buffer, static_cast<std::size_t>(n));

@@ -14,6 +14,7 @@ struct HttpResponse {
   int status = 0;       // 0 when `error` says why there is no answer
   std::string body;     // de-chunked
   std::string error;
+  bool refused = false;  // nothing listens there (ECONNREFUSED): the server is gone
   bool ok() const noexcept { return error.empty(); }
 };
 

@@ -668,6 +668,7 @@ Worker::Worker(unsigned index, const config::Settings& settings, WorkerSockets s
       setup_(std::move(setup)),
       counters_(std::make_unique<metrics::WorkerCounters>()) {
   setup_.options.worker_index = static_cast<std::uint8_t>(index);
+  counters_->last_tick_ns.set(steadyNanoseconds());  // healthy from birth; its loop ticks soon
 }
 
 Worker::~Worker() {

@@ -276,6 +276,32 @@ TEST_CASE("ConnectionBind by another user gets 441") {
   CHECK(h.output.joined.empty());
 }
 
+TEST_CASE("ConnectionBind with the allocation's expired REST credential still binds; strictly it gets 401") {
+  for (const bool strict : {false, true}) {
+    CAPTURE(strict);
+    core::ServerOptions options;
+    options.strict_expiry = strict;
+    TurnHarness h(options);
+    const auto rest = auth::mintRestCredential(test::kTestSecret, "bob", h.unix_now, 300);
+    TestClient control(h, kControl, rest.username, rest.password);
+    control.mustAllocate(tcpAllocation());
+    h.advance(std::chrono::seconds(250));
+    if (!strict) REQUIRE(control.refresh().success());
+    h.advance(std::chrono::seconds(100));  // the credential has expired
+    if (strict) {
+      CHECK(h.server.allocationCount() == 0);  // its lifetime ended with the credential
+      continue;
+    }
+    const core::ConnectionId id = connected(h, control, kPeer);
+    TestClient data(h, kData, rest.username, rest.password);
+    CHECK(connectionBind(data, id).success());
+    // Another user's expired credential gets no such pass.
+    const auto other = auth::mintRestCredential(test::kTestSecret, "eve", h.unix_now - 400, 300);
+    TestClient eve(h, test::tcpTuple("192.0.2.7:40003"), other.username, other.password);
+    CHECK(connectionBind(eve, id).code() == 401);
+  }
+}
+
 TEST_CASE("A connection not bound within 30 s is closed (RFC 6062 §5.2)") {
   TurnHarness h;
   TcpAllocation a(h);
