@@ -59,29 +59,22 @@ class HttpEndpoint::Handler final : public CivetHandler {
   }
 
  private:
+  // A probe's answer: 200 with `fine` when there is no `problem`, else 503 naming it.
+  static void probe(mg_connection* conn, const std::string& problem, const char* fine, bool head) {
+    if (problem.empty()) {
+      replyText(conn, 200, "OK", fine, head);
+    } else {
+      replyText(conn, 503, "Service Unavailable", problem + "\n", head);
+    }
+  }
+
   bool get(mg_connection* conn, bool head) {
     switch (path_) {
       case Path::kMetrics:
         reply(conn, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", endpoint_.scrape(), head);
         return true;
-      case Path::kHealth: {
-        const std::string problem = endpoint_.hooks_.health_problem();
-        if (problem.empty()) {
-          replyText(conn, 200, "OK", "ok\n", head);
-        } else {
-          replyText(conn, 503, "Service Unavailable", problem + "\n", head);
-        }
-        return true;
-      }
-      case Path::kReady: {
-        const std::string why = endpoint_.hooks_.not_ready_reason();
-        if (why.empty()) {
-          replyText(conn, 200, "OK", "ready\n", head);
-        } else {
-          replyText(conn, 503, "Service Unavailable", why + "\n", head);
-        }
-        return true;
-      }
+      case Path::kHealth: probe(conn, endpoint_.hooks_.health_problem(), "ok\n", head); return true;
+      case Path::kReady: probe(conn, endpoint_.hooks_.not_ready_reason(), "ready\n", head); return true;
       case Path::kDrain:
         replyText(conn, 405, "Method Not Allowed", "use POST\n", head);
         return true;
