@@ -1,34 +1,25 @@
-// Start-up, signals and shutdown of `tern serve`; see server.hpp.
+// Start-up, signals, reload, drain and shutdown of `tern serve`; see server.hpp. Sockets come
+// from listeners.hpp, what a reload builds from reload.hpp.
 #include "relay/app/server.hpp"
 
+#include "relay/app/listeners.hpp"
+#include "relay/app/reload.hpp"
+
+#include <array>
 #include <chrono>
 #include <csignal>
-#include <functional>
-#include <optional>
 #include <memory>
-#include <stdexcept>
+#include <optional>
 #include <vector>
 
-#include <ifaddrs.h>
-#include <netinet/in.h>
-
-#include <algorithm>
-#include <array>
-#include <set>
-
-#include "auth/authenticator.hpp"
-#include "auth/credential_store.hpp"
 #include "auth/crypto.hpp"
-#include "auth/nonce.hpp"
 #include "metrics/counter_collector.hpp"
 #include "metrics/http_endpoint.hpp"
 #include "metrics/node_state.hpp"
-#include "relay/core/cidr.hpp"
-#include "relay/core/peer_policy.hpp"
-#include "relay/io/port_pool.hpp"
-#include "relay/io/shared_quota.hpp"
 #include "relay/io/event_loop.hpp"
 #include "relay/io/log.hpp"
+#include "relay/io/port_pool.hpp"
+#include "relay/io/shared_quota.hpp"
 #include "relay/io/socket_util.hpp"
 #include "relay/io/worker.hpp"
 
@@ -38,139 +29,6 @@ namespace {
 
 using io::FileDescriptor;
 using io::SocketKind;
-
-struct BoundAddress {
-  wire::SocketAddress address;  // with the real port when port 0 was asked for
-  std::vector<FileDescriptor> udp;  // one per worker
-  std::vector<FileDescriptor> tcp;
-};
-
-// Binds `workers` sockets of one kind for a TLS-only (TCP) or DTLS (UDP) listener.
-std::vector<FileDescriptor> bindSecureAddress(wire::SocketAddress& address, unsigned workers, SocketKind kind) {
-  if (address.port != 0) io::ensureAddressFree(kind, address);
-  std::vector<FileDescriptor> fds;
-  for (unsigned w = 0; w < workers; ++w) {
-    fds.push_back(io::openBoundSocket(kind, address, {}));
-    if (address.port == 0) address.port = io::localAddress(fds.back().get()).port;
-  }
-  return fds;
-}
-
-// The kernel silently caps SO_RCVBUF/SO_SNDBUF at a sysctl; say so, since a capped listener
-// buffer drops media under load. Linux reports twice the size it granted.
-void warnIfBufferCapped(int fd, int option, std::uint32_t wanted, const char* setting, const char* sysctl) {
-  if (wanted == 0) return;
-  int granted = 0;
-  socklen_t length = sizeof granted;
-  if (::getsockopt(fd, SOL_SOCKET, option, &granted, &length) != 0) return;
-  if (static_cast<std::uint32_t>(granted) / 2 >= wanted) return;
-  io::log::warn("udp buffer smaller than configured",
-                {{"setting", setting}, {"wanted", wanted}, {"granted", granted / 2}, {"raise", sysctl}});
-}
-
-// Binds `workers` UDP and TCP sockets to one address. With port 0 the first UDP socket picks
-// the port and the rest follow it, so every worker and both transports share one port.
-BoundAddress bindAddress(const wire::SocketAddress& wanted, const config::Settings& settings) {
-  const io::SocketOptions udp_options{settings.udp_receive_buffer, settings.udp_send_buffer};
-  if (wanted.port != 0) {
-    io::ensureAddressFree(SocketKind::kUdp, wanted);
-    io::ensureAddressFree(SocketKind::kTcp, wanted);
-  }
-  for (int attempt = 0;; ++attempt) {
-    BoundAddress bound{wanted, {}, {}};
-    try {
-      for (unsigned w = 0; w < settings.workers; ++w) {
-        bound.udp.push_back(io::openBoundSocket(SocketKind::kUdp, bound.address, udp_options));
-        if (bound.address.port == 0) bound.address.port = io::localAddress(bound.udp.back().get()).port;
-      }
-      for (unsigned w = 0; w < settings.workers; ++w) {
-        bound.tcp.push_back(io::openBoundSocket(SocketKind::kTcp, bound.address, {}));
-      }
-      warnIfBufferCapped(bound.udp.front().get(), SO_RCVBUF, settings.udp_receive_buffer, "udp-receive-buffer",
-                         "net.core.rmem_max");
-      warnIfBufferCapped(bound.udp.front().get(), SO_SNDBUF, settings.udp_send_buffer, "udp-send-buffer",
-                         "net.core.wmem_max");
-      return bound;
-    } catch (const std::runtime_error&) {
-      // A port picked for UDP may be taken for TCP; pick again a few times.
-      if (wanted.port != 0 || attempt == 4) throw;
-    }
-  }
-}
-
-// The host's own addresses (getifaddrs), for wildcard listeners: what to relay on and what
-// the peer policy must treat as the relay itself.
-std::vector<wire::IpAddress> hostAddresses() {
-  std::vector<wire::IpAddress> out;
-  ifaddrs* list = nullptr;
-  if (::getifaddrs(&list) != 0) return out;
-  for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
-    if (i->ifa_addr == nullptr) continue;
-    const int family = i->ifa_addr->sa_family;
-    if (family != AF_INET && family != AF_INET6) continue;
-    out.push_back(io::fromSockaddr(i->ifa_addr).ip);
-  }
-  ::freeifaddrs(list);
-  return out;
-}
-
-bool isLoopbackOrLinkLocal(const wire::IpAddress& ip) {
-  const std::uint8_t* b = ip.data();
-  if (ip.isV4()) return b[0] == 127 || (b[0] == 169 && b[1] == 254);
-  static constexpr std::array<std::uint8_t, 16> kLoopback6{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-  return std::equal(kLoopback6.begin(), kLoopback6.end(), b) || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
-}
-
-// --relay-ip, or else the specific --listen addresses, or else (wildcard listeners) the
-// host's routable addresses.
-std::vector<wire::IpAddress> relayAddresses(const config::Settings& settings) {
-  if (!settings.relay_ips.empty()) return settings.relay_ips;
-  std::vector<wire::IpAddress> out;
-  bool wildcard = false;
-  for (const auto& a : settings.listen) {
-    if (a.ip.isUnspecified()) {
-      wildcard = true;
-    } else if (std::find(out.begin(), out.end(), a.ip) == out.end()) {
-      out.push_back(a.ip);
-    }
-  }
-  if (wildcard) {
-    for (const auto& ip : hostAddresses()) {
-      if (!isLoopbackOrLinkLocal(ip) && std::find(out.begin(), out.end(), ip) == out.end()) out.push_back(ip);
-    }
-  }
-  if (out.empty()) throw std::runtime_error("no address to relay on: set --relay-ip");
-  return out;
-}
-
-// What a reload may change, built from one Settings; everything else needs a restart.
-struct Reloadable {
-  core::ServerOptions options;
-  core::ServerServices services;
-  std::shared_ptr<const io::TlsContext> tls;
-  std::shared_ptr<const io::TlsContext> dtls;
-};
-
-// The settings a running process cannot change (sockets, threads, ranges): a reload that
-// changes them keeps the running values and says so.
-std::vector<std::string> restartOnlyChanges(const config::Settings& now, const config::Settings& next) {
-  std::vector<std::string> changed;
-  auto check = [&](bool same, const char* name) {
-    if (!same) changed.emplace_back(name);
-  };
-  check(now.listen == next.listen, "listen");
-  check(now.tls_listen == next.tls_listen, "tls-listen");
-  check(now.dtls_listen == next.dtls_listen, "dtls-listen");
-  check(now.workers == next.workers, "workers");
-  check(now.relay_ips == next.relay_ips, "relay-ip");
-  check(now.relay_port_min == next.relay_port_min && now.relay_port_max == next.relay_port_max, "relay-ports");
-  check(now.udp_receive_buffer == next.udp_receive_buffer, "udp-receive-buffer");
-  check(now.udp_send_buffer == next.udp_send_buffer, "udp-send-buffer");
-  check(now.udp_segmentation == next.udp_segmentation, "udp-segmentation");
-  check(now.metrics_listen == next.metrics_listen, "metrics-listen");
-  check(now.hasTls() == next.hasTls(), "cert (adding or removing TLS)");
-  return changed;
-}
 
 std::string joined(const std::vector<std::string>& items, std::string_view separator) {
   std::string out;
@@ -209,7 +67,7 @@ class Server {
     relay_ips_ = relayAddresses(settings_);
     auth::randomBytes(nonce_key_);  // nonces do not outlive the process; clients just get 438
     quota_ = std::make_shared<io::SharedQuota>(settings_.max_allocations, settings_.max_allocations_per_user);
-    Reloadable shared = buildReloadable(settings_);
+    Reloadable shared = buildReloadable(settings_, {relay_ips_, nonce_key_, quota_});
     std::vector<BoundAddress> addresses;
     for (const auto& a : settings_.listen) addresses.push_back(bindAddress(a, settings_));
     std::vector<wire::SocketAddress> tls_addresses = settings_.tls_listen;
@@ -326,56 +184,6 @@ class Server {
     return problem;
   }
 
-  // The parts of `settings` a reload can change, ready for the workers. Throws on a secret,
-  // user list or certificate that does not load.
-  Reloadable buildReloadable(const config::Settings& settings) const {
-    Reloadable r;
-    if (settings.hasTls()) {
-      r.tls = io::TlsContext::load(settings.cert, settings.key);
-      r.dtls = io::TlsContext::load(settings.cert, settings.key, io::TlsContext::Kind::kDtls);
-    }
-    auth::CredentialOptions credentials;
-    credentials.realm = settings.realm;
-    credentials.rest_secrets = settings.auth_secrets;
-    for (const auto& u : settings.users) credentials.static_users.push_back({u.name, u.password});
-    auto store = std::make_shared<const auth::CredentialStore>(std::move(credentials));
-    // The same key across reloads: nonces handed out before stay valid.
-    auto nonces =
-        std::make_shared<const auth::NonceIssuer>(nonce_key_, std::chrono::seconds(settings.nonce_lifetime));
-    r.services.authenticator = std::make_shared<const auth::Authenticator>(store, nonces);
-
-    core::PeerPolicyOptions policy;
-    for (const auto& text : settings.allow_peers) policy.allow.push_back(*core::Cidr::parse(text));
-    for (const auto& text : settings.deny_peers) policy.deny.push_back(*core::Cidr::parse(text));
-    std::set<wire::IpAddress> own(relay_ips_.begin(), relay_ips_.end());
-    for (const auto& e : settings.external_ips) {
-      own.insert(e.public_ip);
-      if (e.private_ip) own.insert(*e.private_ip);
-    }
-    for (const auto& a : settings.listen) {
-      if (!a.ip.isUnspecified()) {
-        own.insert(a.ip);
-      } else {
-        for (const auto& ip : hostAddresses()) own.insert(ip);
-      }
-    }
-    policy.own_addresses.assign(own.begin(), own.end());
-    policy.relay_port_min = settings.relay_port_min;
-    policy.relay_port_max = settings.relay_port_max;
-    r.services.peer_policy = std::make_shared<const core::PeerPolicy>(std::move(policy));
-    r.services.quota = quota_;
-
-    r.options.software = settings.software;
-    r.options.max_lifetime = std::chrono::seconds(settings.max_lifetime);
-    r.options.max_permissions_per_allocation = settings.max_permissions_per_allocation;
-    r.options.max_channels_per_allocation = settings.max_channels_per_allocation;
-    r.options.max_connections_per_allocation = settings.max_connections_per_allocation;
-    for (const auto& e : settings.external_ips) r.options.external_ips.push_back({e.public_ip, e.private_ip});
-    r.options.alternate_servers = settings.alternate_servers;
-    r.options.strict_expiry = settings.strict_expiry;
-    return r;
-  }
-
   void onSignal(int signum) {
     switch (signum) {
       case SIGHUP: reload(); return;
@@ -406,27 +214,11 @@ class Server {
     }
     config::Settings next = std::move(*loaded);
     const std::vector<std::string> restart_only = restartOnlyChanges(settings_, next);
-    // What needs a restart keeps its running value before anything is built from `next`: the
-    // peer policy must guard the ports and addresses in use, and listeners opened with TLS
-    // (or without) stay that way. The next reload compares against these values too.
-    next.listen = settings_.listen;
-    next.tls_listen = settings_.tls_listen;
-    next.dtls_listen = settings_.dtls_listen;
-    next.workers = settings_.workers;
-    next.relay_ips = settings_.relay_ips;
-    next.relay_port_min = settings_.relay_port_min;
-    next.relay_port_max = settings_.relay_port_max;
-    next.udp_receive_buffer = settings_.udp_receive_buffer;
-    next.udp_send_buffer = settings_.udp_send_buffer;
-    next.udp_segmentation = settings_.udp_segmentation;
-    next.metrics_listen = settings_.metrics_listen;
-    if (next.hasTls() != settings_.hasTls()) {
-      next.cert = settings_.cert;
-      next.key = settings_.key;
-    }
+    // Before anything is built from `next`: see keepRestartOnly.
+    keepRestartOnly(next, settings_);
     Reloadable r;
     try {
-      r = buildReloadable(next);
+      r = buildReloadable(next, {relay_ips_, nonce_key_, quota_});
     } catch (const std::exception& e) {
       ++node_state_.reloads_failed;
       io::log::error("configuration reload rejected; the running configuration stays in force",

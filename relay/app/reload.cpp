@@ -1,0 +1,100 @@
+// See reload.hpp.
+#include "relay/app/reload.hpp"
+
+#include <set>
+
+#include "auth/authenticator.hpp"
+#include "auth/credential_store.hpp"
+#include "auth/nonce.hpp"
+#include "relay/app/listeners.hpp"
+#include "relay/core/cidr.hpp"
+#include "relay/core/peer_policy.hpp"
+
+namespace tern::app {
+
+Reloadable buildReloadable(const config::Settings& settings, const NodeIdentity& node) {
+  Reloadable r;
+  if (settings.hasTls()) {
+    r.tls = io::TlsContext::load(settings.cert, settings.key);
+    r.dtls = io::TlsContext::load(settings.cert, settings.key, io::TlsContext::Kind::kDtls);
+  }
+  auth::CredentialOptions credentials;
+  credentials.realm = settings.realm;
+  credentials.rest_secrets = settings.auth_secrets;
+  for (const auto& u : settings.users) credentials.static_users.push_back({u.name, u.password});
+  auto store = std::make_shared<const auth::CredentialStore>(std::move(credentials));
+  // The same key across reloads: nonces handed out before stay valid.
+  auto nonces =
+      std::make_shared<const auth::NonceIssuer>(node.nonce_key, std::chrono::seconds(settings.nonce_lifetime));
+  r.services.authenticator = std::make_shared<const auth::Authenticator>(store, nonces);
+
+  core::PeerPolicyOptions policy;
+  for (const auto& text : settings.allow_peers) policy.allow.push_back(*core::Cidr::parse(text));
+  for (const auto& text : settings.deny_peers) policy.deny.push_back(*core::Cidr::parse(text));
+  std::set<wire::IpAddress> own(node.relay_ips.begin(), node.relay_ips.end());
+  for (const auto& e : settings.external_ips) {
+    own.insert(e.public_ip);
+    if (e.private_ip) own.insert(*e.private_ip);
+  }
+  for (const auto& a : settings.listen) {
+    if (!a.ip.isUnspecified()) {
+      own.insert(a.ip);
+    } else {
+      for (const auto& ip : hostAddresses()) own.insert(ip);
+    }
+  }
+  policy.own_addresses.assign(own.begin(), own.end());
+  policy.relay_port_min = settings.relay_port_min;
+  policy.relay_port_max = settings.relay_port_max;
+  r.services.peer_policy = std::make_shared<const core::PeerPolicy>(std::move(policy));
+  r.services.quota = node.quota;
+
+  r.options.software = settings.software;
+  r.options.max_lifetime = std::chrono::seconds(settings.max_lifetime);
+  r.options.max_permissions_per_allocation = settings.max_permissions_per_allocation;
+  r.options.max_channels_per_allocation = settings.max_channels_per_allocation;
+  r.options.max_connections_per_allocation = settings.max_connections_per_allocation;
+  for (const auto& e : settings.external_ips) r.options.external_ips.push_back({e.public_ip, e.private_ip});
+  r.options.alternate_servers = settings.alternate_servers;
+  r.options.strict_expiry = settings.strict_expiry;
+  return r;
+}
+
+std::vector<std::string> restartOnlyChanges(const config::Settings& running, const config::Settings& next) {
+  std::vector<std::string> changed;
+  auto check = [&](bool same, const char* name) {
+    if (!same) changed.emplace_back(name);
+  };
+  check(running.listen == next.listen, "listen");
+  check(running.tls_listen == next.tls_listen, "tls-listen");
+  check(running.dtls_listen == next.dtls_listen, "dtls-listen");
+  check(running.workers == next.workers, "workers");
+  check(running.relay_ips == next.relay_ips, "relay-ip");
+  check(running.relay_port_min == next.relay_port_min && running.relay_port_max == next.relay_port_max, "relay-ports");
+  check(running.udp_receive_buffer == next.udp_receive_buffer, "udp-receive-buffer");
+  check(running.udp_send_buffer == next.udp_send_buffer, "udp-send-buffer");
+  check(running.udp_segmentation == next.udp_segmentation, "udp-segmentation");
+  check(running.metrics_listen == next.metrics_listen, "metrics-listen");
+  check(running.hasTls() == next.hasTls(), "cert (adding or removing TLS)");
+  return changed;
+}
+
+void keepRestartOnly(config::Settings& next, const config::Settings& running) {
+  next.listen = running.listen;
+  next.tls_listen = running.tls_listen;
+  next.dtls_listen = running.dtls_listen;
+  next.workers = running.workers;
+  next.relay_ips = running.relay_ips;
+  next.relay_port_min = running.relay_port_min;
+  next.relay_port_max = running.relay_port_max;
+  next.udp_receive_buffer = running.udp_receive_buffer;
+  next.udp_send_buffer = running.udp_send_buffer;
+  next.udp_segmentation = running.udp_segmentation;
+  next.metrics_listen = running.metrics_listen;
+  if (next.hasTls() != running.hasTls()) {
+    next.cert = running.cert;
+    next.key = running.key;
+  }
+}
+
+}  // namespace tern::app
