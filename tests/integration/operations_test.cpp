@@ -4,6 +4,7 @@
 // live stream; draining on SIGTERM and `tern drain`; the usage records in the log.
 #include <doctest/doctest.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <ctime>
@@ -15,6 +16,8 @@
 #include "auth/rest_credentials.hpp"
 #include "relay/io/http_request.hpp"
 #include "relay/wire/attributes.hpp"
+#include "relay/wire/builder.hpp"
+#include "support/stun_socket.hpp"
 #include "support/process.hpp"
 #include "support/tern_server.hpp"
 #include "support/turn_test_client.hpp"
@@ -451,5 +454,46 @@ TEST_CASE("usage records: one JSON line per allocation start and end, with what 
   CHECK(sample(text, "tern_allocations_ended_total{reason=\"deleted\"}") == 1);
   CHECK(sample(text, "tern_allocation_duration_seconds_count") == 2);
   CHECK(sample(text, "tern_relayed_packets_total{direction=\"client_to_peer\",transport=\"tcp\"}") == 50);
+  CHECK(server.process().stop(SIGTERM) == 0);
+}
+
+TEST_CASE("a flood of refused requests costs a bounded number of log lines, and says how many it left out") {
+  const std::string secret = "flood-secret";
+  TernServer server(relayArgs(test::temporaryFile(secret + "\n")));
+  // Allocates with a forged nonce: each earns a 401 and, at debug level, a "request refused"
+  // line, which anyone who can send a datagram could otherwise multiply at will.
+  auto forged = [](std::uint8_t n) {
+    wire::TransactionId tid{};
+    tid[0] = 0xF1;
+    tid[1] = n;
+    std::vector<std::uint8_t> buf(512);
+    wire::MessageBuilder b(buf, wire::Method::kAllocate, wire::MessageClass::kRequest, tid);
+    b.add(wire::attr::RequestedTransport{})
+        .add(wire::attr::Username{"flood"})
+        .add(wire::attr::Realm{kRealm})
+        .add(wire::attr::Nonce{"not-a-nonce-tern-issued"})
+        .addRaw(static_cast<std::uint16_t>(wire::AttributeType::kMessageIntegrity), std::vector<std::uint8_t>(20, 0));
+    buf.resize(b.finish()->size());
+    return buf;
+  };
+  const auto fd = test::connectedSocket(false, {*wire::IpAddress::parse("127.0.0.1"), 0}, server.udp());
+  constexpr int kFlood = 250;
+  for (int i = 0; i < kFlood; ++i) {
+    const auto request = forged(static_cast<std::uint8_t>(i));
+    REQUIRE(::send(fd.get(), request.data(), request.size(), 0) == static_cast<ssize_t>(request.size()));
+  }
+  // Every one of them was answered...
+  const auto give_up = std::chrono::steady_clock::now() + 10s;
+  double answered = 0;
+  while (std::chrono::steady_clock::now() < give_up &&
+         (answered = sample(metricsOf(server), "tern_requests_total{method=\"allocate\",code=\"401\"}")) < kFlood) {
+    std::this_thread::sleep_for(100ms);
+  }
+  CHECK(answered == kFlood);
+  // ...but the two workers logged at most their bursts (100 each) and counted the rest.
+  const std::size_t lines = count(server.process().output(), "request refused");
+  CHECK(lines <= 2 * 100 + 10);
+  CHECK(lines >= 20);
+  CHECK(sample(metricsOf(server), "tern_log_lines_suppressed_total") + static_cast<double>(lines) >= kFlood);
   CHECK(server.process().stop(SIGTERM) == 0);
 }
