@@ -3,11 +3,13 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -22,18 +24,49 @@ ChildProcess::ChildProcess(std::vector<std::string> argv) {
   const int fd = ::mkstemp(path);
   if (fd < 0) throw std::runtime_error("mkstemp failed");
   output_path_ = path;
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, fd, STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, fd, STDERR_FILENO);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(a.data());
   args.push_back(nullptr);
-  const int rc = ::posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
+  // fork + exec rather than posix_spawn, for the parent-death signal: a test binary that
+  // aborts (a sanitizer report, a crash) takes its servers and clients with it instead of
+  // leaving them running. exec's failure comes back through a close-on-exec pipe. Between
+  // fork and exec the child makes only async-signal-safe calls.
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) != 0) {
+    ::close(fd);
+    throw std::runtime_error("pipe2 failed");
+  }
+  const pid_t parent = ::getpid();
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);  // the parent died before prctl took effect
+    const int null = ::open("/dev/null", O_RDONLY);
+    if (null < 0 || ::dup2(null, STDIN_FILENO) < 0 || ::dup2(fd, STDOUT_FILENO) < 0 ||
+        ::dup2(fd, STDERR_FILENO) < 0) {
+      ::_exit(127);
+    }
+    ::close(null);
+    ::close(fd);
+    ::execve(args[0], args.data(), environ);
+    const int error = errno;
+    (void)!::write(report[1], &error, sizeof error);
+    ::_exit(127);
+  }
+  ::close(report[1]);
   ::close(fd);
-  if (rc != 0) throw std::runtime_error("cannot start " + argv[0]);
+  if (pid_ < 0) {
+    ::close(report[0]);
+    throw std::runtime_error("fork failed for " + argv[0]);
+  }
+  int exec_error = 0;
+  const ssize_t n = ::read(report[0], &exec_error, sizeof exec_error);
+  ::close(report[0]);
+  if (n == static_cast<ssize_t>(sizeof exec_error)) {
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+    throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(exec_error));
+  }
 }
 
 ChildProcess::~ChildProcess() {
