@@ -377,7 +377,7 @@ TEST_CASE("SIGTERM drains: readiness fails, new allocations are redirected, the 
   CHECK(server.process().output().find("stopped clean=true") != std::string::npos);
 }
 
-TEST_CASE("a drain ends at --drain-timeout, or at once on a second SIGTERM; tern drain starts one") {
+TEST_CASE("a drain ends at --drain-timeout, or at once on a second SIGTERM, tern drain starts one") {
   const std::string secret = "timeout-secret";
   const std::string secrets = test::temporaryFile(secret + "\n");
   SUBCASE("the deadline ends the allocations left, with exit 0") {

@@ -119,7 +119,7 @@ TEST_CASE("turnutils_uclient with RFC 6062 TCP allocations (-T) relays with zero
   CHECK(server.process().stop(SIGTERM) == 0);
 }
 
-TEST_CASE("Connect dials the peer from the relayed address; the bound connection carries bytes both ways") {
+TEST_CASE("Connect dials the peer from the relayed address, the bound connection carries bytes both ways") {
   TernServer server(relayArgs());
   auto listener = test::listeningSocket({kPeerIp, 0});
   const wire::SocketAddress peer_address = io::localAddress(listener.get());

@@ -143,7 +143,7 @@ TEST_CASE("python3-aioice relays datagrams of several sizes byte-identical throu
   CHECK(server.process().stop(SIGTERM) == 0);
 }
 
-TEST_CASE("a static user from --user can allocate; a wrong password gets 401") {
+TEST_CASE("a static user from --user can allocate, a wrong password gets 401") {
   TernServer server(relayArgs());
   auto good = test::runCommand({"/usr/bin/python3", TERN_CLIENTS_DIR "/aioice_echo.py", "--server",
                                 server.udp().toString(), "--username", "static", "--password",
@@ -247,7 +247,7 @@ TEST_CASE("a second Allocate on the same 5-tuple gets 437 (RFC 8656 §7.2)") {
   CHECK(server.process().stop(SIGTERM) == 0);
 }
 
-TEST_CASE("a peer without permission cannot reach the client; with one it can (RFC 8656 §9)") {
+TEST_CASE("a peer without permission cannot reach the client, with one it can (RFC 8656 §9)") {
   TernServer server(relayArgs());
   auto fd = test::connectedSocket(false, kLoopbackClient, server.udp());
   const auto credential = auth::mintRestCredential(kSecret, "guarded", std::time(nullptr), 600);
@@ -338,7 +338,7 @@ long residentKiB(pid_t pid) {
 
 }  // namespace
 
-TEST_CASE("a TCP client that stops reading costs bounded memory; media is dropped, others are served") {
+TEST_CASE("a TCP client that stops reading costs bounded memory, media is dropped, others are served") {
   TernServer server(relayArgs());
   const auto credential = auth::mintRestCredential(kSecret, "slow-reader", std::time(nullptr), 600);
   test::TurnTestClient turn(kLoopbackClient, server.tcp(), credential.username, credential.password);

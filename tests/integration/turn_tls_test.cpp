@@ -139,7 +139,7 @@ std::string servedSerial(std::uint16_t port) {
 
 }  // namespace
 
-TEST_CASE("SIGHUP reloads the certificate without dropping a call; a bad file keeps the old one") {
+TEST_CASE("SIGHUP reloads the certificate without dropping a call, a bad file keeps the old one") {
   const auto& ca = test::testCertificates();
   char dir_template[] = "/tmp/tern-reload-XXXXXX";
   REQUIRE(::mkdtemp(dir_template) != nullptr);

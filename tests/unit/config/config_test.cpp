@@ -73,7 +73,7 @@ TEST_CASE("sizes take K, M and G suffixes") {
   CHECK(s->udp_send_buffer == 512u * 1024);
 }
 
-TEST_CASE("flags fill the config; --listen repeats and splits on commas") {
+TEST_CASE("flags fill the config, --listen repeats and splits on commas") {
   auto c = parse({"--listen", "127.0.0.1:1", "--listen", "[::1]:2,127.0.0.2:3", "--workers", "3",
                   "--log-format", "json"});
   CHECK(c.listen == std::vector<std::string>{"127.0.0.1:1", "[::1]:2", "127.0.0.2:3"});
@@ -162,7 +162,7 @@ TEST_CASE("a listen port inside the relay range is refused: relay ports are reac
   CHECK(s.error().front().find("contains the listen port 50000") != std::string::npos);
 }
 
-TEST_CASE("secret files hold one secret per line; comments, blank lines and CRLF are skipped") {
+TEST_CASE("secret files hold one secret per line, comments, blank lines and CRLF are skipped") {
   const std::string path = "tern_config_test_secrets.txt";
   {
     std::ofstream f(path);

@@ -307,7 +307,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "a refresh postpones expiry; each allocation expires on its own time (RFC 8656 §7, §8.2)") {
+    "a refresh postpones expiry, each allocation expires on its own time (RFC 8656 §7, §8.2)") {
   TurnHarness h;
   TestClient a(h, kTuple);
   a.mustAllocate();  // ends at 600 unless refreshed

@@ -276,7 +276,7 @@ TEST_CASE("ConnectionBind by another user gets 441") {
   CHECK(h.output.joined.empty());
 }
 
-TEST_CASE("ConnectionBind with the allocation's expired REST credential still binds; strictly it gets 401") {
+TEST_CASE("ConnectionBind with the allocation's expired REST credential still binds, strictly it gets 401") {
   for (const bool strict : {false, true}) {
     CAPTURE(strict);
     core::ServerOptions options;

@@ -322,7 +322,7 @@ TEST_CASE("EVEN-PORT carries the R bit in the top bit of one byte (RFC 8656 §18
   checkOnlySizes<attr::EvenPort>({1});
 }
 
-TEST_CASE("DONT-FRAGMENT has no value; a non-empty one is rejected (RFC 8656 §18.9)") {
+TEST_CASE("DONT-FRAGMENT has no value, a non-empty one is rejected (RFC 8656 §18.9)") {
   const Encoded e(attr::DontFragment{});
   REQUIRE(e.ok());
   CHECK(e.attributeHex() == "001a0000");
