@@ -3,6 +3,7 @@
 // Sans-I/O: the caller passes the client's address and both clocks' readings.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -12,6 +13,8 @@
 #include "auth/credential_store.hpp"
 #include "auth/nonce.hpp"
 #include "relay/wire/address.hpp"
+#include "relay/wire/attributes.hpp"
+#include "relay/wire/builder.hpp"
 #include "relay/wire/message.hpp"
 
 namespace tern::auth {
@@ -25,7 +28,10 @@ enum class AuthOutcome : std::uint8_t {
   kInvalidNonce,       // not our nonce, or issued to another address: 401 with a fresh nonce
   kUnknownUser,        // 401
   kExpiredUser,        // TURN REST username whose expiry passed: 401
-  kBadIntegrity,       // MESSAGE-INTEGRITY verifies with no candidate key: 401
+  kBadIntegrity,       // MESSAGE-INTEGRITY(-SHA256) verifies with no candidate key: 401
+  // RFC 8489 §9.2.4: PASSWORD-ALGORITHMS missing or not the list we sent with the nonce (a
+  // bid-down attempt), PASSWORD-ALGORITHM not one of them, or an algorithm tern lacks: 400
+  kBadPasswordAlgorithm,
 };
 
 // Short snake_case text for logs and metric labels, e.g. "stale_nonce".
@@ -33,12 +39,22 @@ std::string_view describe(AuthOutcome outcome) noexcept;
 // The STUN error code to answer with (RFC 8489 §9.2.4): 0 for kOk, else 400, 401 or 438.
 std::uint16_t errorCodeFor(AuthOutcome outcome) noexcept;
 
+// RFC 8489 §9.2.4: the PASSWORD-ALGORITHMS tern offers in every 401 and 438, in order of
+// preference. A request must copy this list exactly once it names an algorithm.
+inline constexpr std::array<wire::attr::PasswordAlgorithmId, 2> kOfferedPasswordAlgorithms = {
+    wire::attr::PasswordAlgorithmId::kSha256, wire::attr::PasswordAlgorithmId::kMd5};
+
 struct AuthResult {
   AuthOutcome outcome = AuthOutcome::kNoIntegrity;
-  std::string username;  // the USERNAME, whenever the request carried a valid one
-  // The key that verified the MESSAGE-INTEGRITY, for signing the response: set for kOk, and
+  // The USERNAME, whenever the request carried a valid one, or the static user its USERHASH
+  // names.
+  std::string username;
+  // The key that verified the message integrity, for signing the response: set for kOk, and
   // for kStaleNonce, whose 438 RFC 8489 §9.2.4 allows to carry MESSAGE-INTEGRITY too.
   std::vector<std::uint8_t> key;
+  // Which integrity attribute verified; RFC 8489 §9.2.4 signs the response with the same.
+  wire::AttributeType integrity = wire::AttributeType::kMessageIntegrity;
+  wire::attr::PasswordAlgorithmId algorithm = wire::attr::PasswordAlgorithmId::kMd5;
 };
 
 class Authenticator {
@@ -48,13 +64,22 @@ class Authenticator {
   Authenticator(std::shared_ptr<const CredentialStore> credentials,
                 std::shared_ptr<const NonceIssuer> nonces);
 
-  // RFC 8489 §9.2.4, in its order: MESSAGE-INTEGRITY present; USERNAME, REALM and NONCE
-  // present; REALM ours; NONCE ours and for `client` (a forged one is refused before any key
-  // is derived); USERNAME known and not expired; MESSAGE-INTEGRITY verifies with one of its
+  // RFC 8489 §9.2.4, in its order: MESSAGE-INTEGRITY or MESSAGE-INTEGRITY-SHA256 present
+  // (with both, only the SHA-256 one counts); USERNAME or USERHASH, REALM and NONCE present;
+  // REALM ours; NONCE ours and for `client` (a forged one is refused before any key is
+  // derived); the password algorithm negotiated as the nonce cookie demands (bid-down
+  // protection); the user known and not expired; the integrity verifies with one of its
   // keys; and only then whether the NONCE is stale, so a 438 goes only to a key holder.
   // `now` is the steady time for the nonce, `now_unix` wall-clock seconds for REST expiry.
   AuthResult authenticate(const wire::MessageView& request, const wire::SocketAddress& client,
                           SteadyTime now, std::int64_t now_unix) const;
+
+  // RFC 8489 §9.2.4: what a 401 or 438 carries for the client to (re)compute its key: REALM,
+  // a fresh NONCE whose cookie announces password algorithms (and username anonymity when
+  // static users exist) and PASSWORD-ALGORITHMS.
+  void addChallenge(wire::MessageBuilder& builder, const wire::SocketAddress& client, SteadyTime now) const;
+  // The security feature bits this server's nonces announce.
+  std::uint32_t securityFeatures() const noexcept;
 
   const CredentialStore& credentials() const noexcept { return *credentials_; }
   const NonceIssuer& nonces() const noexcept { return *nonces_; }

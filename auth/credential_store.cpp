@@ -2,6 +2,7 @@
 // (draft-uberti-behave-turn-rest-00 §2.2); see credential_store.hpp.
 #include "auth/credential_store.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 #include <utility>
 
@@ -41,14 +42,26 @@ CredentialStore::CredentialStore(CredentialOptions options) {
   rest_secrets_ = std::move(options.rest_secrets);
   for (const StaticUser& user : options.static_users) {
     static_keys_.emplace(user.name,
-                         longTermKey(PasswordAlgorithmId::kMd5, user.name, realm_, user.password));
+                         StaticKeys{longTermKey(PasswordAlgorithmId::kMd5, user.name, realm_, user.password),
+                                    longTermKey(PasswordAlgorithmId::kSha256, user.name, realm_, user.password)});
+    static_userhashes_.emplace(userhash(user.name, realm_), user.name);
   }
 }
 
+const std::string* CredentialStore::userByHash(std::span<const std::uint8_t> hash) const {
+  if (hash.size() != 32) return nullptr;
+  std::array<std::uint8_t, 32> key{};
+  std::copy(hash.begin(), hash.end(), key.begin());
+  auto it = static_userhashes_.find(key);
+  return it == static_userhashes_.end() ? nullptr : &it->second;
+}
+
 Expected<std::vector<std::vector<std::uint8_t>>, CredentialError> CredentialStore::keysFor(
-    std::string_view username, std::int64_t now_unix) const {
+    std::string_view username, PasswordAlgorithmId algorithm, std::int64_t now_unix) const {
   std::vector<std::vector<std::uint8_t>> keys;
-  if (auto it = static_keys_.find(username); it != static_keys_.end()) keys.push_back(it->second);
+  if (auto it = static_keys_.find(username); it != static_keys_.end()) {
+    keys.push_back(algorithm == PasswordAlgorithmId::kSha256 ? it->second.sha256 : it->second.md5);
+  }
 
   const auto rest = rest_secrets_.empty() ? std::nullopt : parseRestUsername(username);
   if (rest && restExpired(rest->expiry_unix, now_unix)) {
@@ -61,7 +74,7 @@ Expected<std::vector<std::vector<std::uint8_t>>, CredentialError> CredentialStor
     keys.reserve(keys.size() + rest_secrets_.size());
     for (const std::string& secret : rest_secrets_) {
       keys.push_back(
-          longTermKey(PasswordAlgorithmId::kMd5, username, realm_, restPassword(secret, username)));
+          longTermKey(algorithm, username, realm_, restPassword(secret, username)));
     }
   }
   if (keys.empty()) return Unexpected{CredentialError::kUnknownUser};

@@ -19,6 +19,16 @@ namespace tern::auth {
 
 using SteadyTime = std::chrono::steady_clock::time_point;
 
+// RFC 8489 §9.2 and §18.1 "STUN Security Features": bits of the 24-bit set a nonce cookie
+// announces. Bit 0 is the least significant: RFC 8489 Appendix B.1's nonce
+// "obMatJos2AAAC..." ("AAAC" = 0x000002) announces username anonymity, and its request,
+// which carries USERHASH and PASSWORD-ALGORITHM but no PASSWORD-ALGORITHMS, is valid only
+// if the password-algorithms bit is clear.
+namespace security_feature {
+inline constexpr std::uint32_t kPasswordAlgorithms = 1u << 0;
+inline constexpr std::uint32_t kUsernameAnonymity = 1u << 1;
+}  // namespace security_feature
+
 enum class NonceCheck : std::uint8_t {
   kValid,
   kStale,    // ours and for this client, but too old (or too far in the future): 438
@@ -27,15 +37,19 @@ enum class NonceCheck : std::uint8_t {
 
 class NonceIssuer {
  public:
-  // The nonce text: 16 lowercase hex digits of the issue time (milliseconds since the steady
-  // clock's epoch, as an unsigned 64-bit number), then 24 lowercase hex digits of
-  // HMAC-SHA256(key, time || family || address) truncated to 96 bits. 40 printable
-  // ASCII characters, well under RFC 8489 §14.10's 128. A later "nonce cookie" (RFC 8489
-  // §9.2: "obMatJos2" + 4 base64 characters) can be prepended and added to the MAC input.
+  // The nonce text: the RFC 8489 §9.2 nonce cookie ("obMatJos2" and the security feature
+  // set as 4 base64 characters of 24 bits), 16 lowercase hex digits of the issue time
+  // (milliseconds since the steady clock's epoch, as an unsigned 64-bit number), then 24
+  // lowercase hex digits of HMAC-SHA256(key, time || features || family || address)
+  // truncated to 96 bits. The MAC covers the feature bits, so nobody between client and
+  // server can clear them to bid a client down (RFC 8489 §9.2.1). 53 printable ASCII
+  // characters, well under RFC 8489 §14.10's 128.
+  static constexpr std::string_view kCookie = "obMatJos2";
+  static constexpr std::size_t kFeatureDigits = 4;
   static constexpr std::size_t kTimeDigits = 16;
   static constexpr std::size_t kTagBytes = 12;
   static constexpr std::size_t kTagDigits = 2 * kTagBytes;
-  static constexpr std::size_t kNonceSize = kTimeDigits + kTagDigits;
+  static constexpr std::size_t kNonceSize = kCookie.size() + kFeatureDigits + kTimeDigits + kTagDigits;
   // How far a nonce's time may lie ahead of `now` and still count: workers cache their loop
   // time, so a nonce issued on one thread can look slightly "future" on another.
   static constexpr std::chrono::seconds kFutureSkew{5};
@@ -44,18 +58,24 @@ class NonceIssuer {
   // stays valid. Throws std::invalid_argument for a lifetime that is not positive.
   NonceIssuer(std::array<std::uint8_t, 32> key, std::chrono::seconds lifetime);
 
-  // A nonce bound to the IP of `client` and to `now`.
-  std::string issue(const wire::SocketAddress& client, SteadyTime now) const;
+  // A nonce bound to the IP of `client` and to `now`, announcing `features` (a set of
+  // security_feature bits, at most 24).
+  std::string issue(const wire::SocketAddress& client, SteadyTime now,
+                    std::uint32_t features = security_feature::kPasswordAlgorithms) const;
 
   // kInvalid unless `nonce` is exactly one of ours issued to `client`'s IP (the tag is compared in
   // constant time, before the time is trusted); then kStale when it is older than the
   // lifetime or more than kFutureSkew ahead of `now`, else kValid.
   NonceCheck check(std::string_view nonce, const wire::SocketAddress& client, SteadyTime now) const;
 
+  // The security feature bits a nonce of ours announces (0 for any other text). Only as
+  // trustworthy as the nonce: call after check() said it is not kInvalid.
+  static std::uint32_t featuresOf(std::string_view nonce);
+
   std::chrono::seconds lifetime() const noexcept { return lifetime_; }
 
  private:
-  std::array<std::uint8_t, kTagBytes> tag(std::uint64_t time_ms,
+  std::array<std::uint8_t, kTagBytes> tag(std::uint64_t time_ms, std::uint32_t features,
                                           const wire::SocketAddress& client) const;
 
   std::array<std::uint8_t, 32> key_;

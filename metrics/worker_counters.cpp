@@ -74,6 +74,7 @@ std::string_view labelOf(AuthResult r) noexcept {
     case AuthResult::kUnknownUser: return "unknown_user";
     case AuthResult::kExpiredUser: return "expired_user";
     case AuthResult::kBadIntegrity: return "bad_integrity";
+    case AuthResult::kBadPasswordAlgorithm: return "bad_password_algorithm";
     case AuthResult::kCount: break;
   }
   return "unknown";

@@ -3,6 +3,7 @@
 
 #include "auth/crypto.hpp"
 #include "auth/message_integrity.hpp"
+#include "auth/nonce.hpp"
 #include "relay/wire/attributes.hpp"
 #include "relay/wire/builder.hpp"
 #include "relay/wire/channel_data.hpp"
@@ -18,20 +19,66 @@ wire::TransactionId randomTransactionId() {
 }
 }  // namespace
 
-TurnSession::TurnSession(std::string username, std::string password)
-    : username_(std::move(username)), password_(std::move(password)) {}
+TurnSession::TurnSession(std::string username, std::string password, Security security)
+    : username_(std::move(username)), password_(std::move(password)), security_(security) {}
+
+void TurnSession::addCredentials(wire::MessageBuilder& b) const {
+  // RFC 8489 §9.2.3: once the server has named its realm and nonce, every request carries
+  // USERNAME (or USERHASH), REALM, NONCE, the negotiated algorithms and the integrity.
+  if (use_userhash_) {
+    const auto hash = auth::userhash(username_, realm_);
+    b.add(wire::attr::Userhash{wire::Bytes{hash.data(), hash.size()}});
+  } else {
+    b.add(wire::attr::Username{username_});
+  }
+  b.add(wire::attr::Realm{realm_}).add(wire::attr::Nonce{nonce_});
+  if (!sha256_integrity_) {
+    auth::addIntegrity(b, wire::AttributeType::kMessageIntegrity, key_);
+    return;
+  }
+  if (!echoed_algorithms_.empty()) {
+    wire::attr::PasswordAlgorithms echoed;
+    for (std::uint16_t id : echoed_algorithms_) echoed.algorithms.push(wire::attr::PasswordAlgorithm{id, {}});
+    b.add(echoed).add(wire::attr::PasswordAlgorithm{algorithm_, {}});
+  }
+  auth::addIntegrity(b, wire::AttributeType::kMessageIntegritySha256, key_);
+}
+
+bool TurnSession::learnChallenge(const wire::MessageView& response, std::string_view realm, std::string_view nonce) {
+  realm_ = std::string(realm);
+  nonce_ = std::string(nonce);
+  algorithm_ = static_cast<std::uint16_t>(auth::PasswordAlgorithmId::kMd5);
+  echoed_algorithms_.clear();
+  use_userhash_ = false;
+  sha256_integrity_ = false;
+  if (security_ != Security::kClassic) {
+    const std::uint32_t features = auth::NonceIssuer::featuresOf(nonce);
+    const auto offered = response.get<wire::attr::PasswordAlgorithms>();
+    if (features & auth::security_feature::kPasswordAlgorithms) {
+      // RFC 8489 §9.2.5: the cookie says the server sent PASSWORD-ALGORITHMS; its absence
+      // means someone removed it to bid us down to MD5.
+      if (!offered) return false;
+      for (const auto& a : offered->algorithms) {
+        echoed_algorithms_.push_back(a.algorithm);
+        if (a.algorithm == static_cast<std::uint16_t>(auth::PasswordAlgorithmId::kSha256)) {
+          algorithm_ = a.algorithm;
+        }
+      }
+    }
+    // A server without the cookie is an RFC 5389 one, which knows only MESSAGE-INTEGRITY.
+    sha256_integrity_ = features != 0;
+    use_userhash_ = security_ == Security::kSha256Userhash && (features & auth::security_feature::kUsernameAnonymity);
+  }
+  key_ = auth::longTermKey(static_cast<auth::PasswordAlgorithmId>(algorithm_), username_, realm_, password_);
+  return true;
+}
 
 template <class AddAttributes>
 std::vector<std::uint8_t> TurnSession::request(std::uint16_t method, AddAttributes&& add) {
   std::vector<std::uint8_t> buf(1024);
   wire::MessageBuilder b(buf, static_cast<Method>(method), wire::MessageClass::kRequest, randomTransactionId());
   add(b);
-  // RFC 8489 §9.2.3: once the server has named its realm and nonce, every request carries
-  // USERNAME, REALM, NONCE and MESSAGE-INTEGRITY.
-  if (!nonce_.empty()) {
-    b.add(wire::attr::Username{username_}).add(wire::attr::Realm{realm_}).add(wire::attr::Nonce{nonce_});
-    auth::addIntegrity(b, wire::AttributeType::kMessageIntegrity, key_);
-  }
+  if (!nonce_.empty()) addCredentials(b);
   b.addFingerprint();
   buf.resize(b.finish().value().size());
   return buf;
@@ -90,7 +137,9 @@ std::vector<std::uint8_t> TurnSession::channelData(std::uint16_t channel, wire::
 }
 
 TurnSession::Outcome TurnSession::onResponse(const wire::MessageView& response) {
-  last_signed_ = !key_.empty() && auth::verifyIntegrity(response, wire::AttributeType::kMessageIntegrity, key_);
+  const auto integrity =
+      sha256_integrity_ ? wire::AttributeType::kMessageIntegritySha256 : wire::AttributeType::kMessageIntegrity;
+  last_signed_ = !key_.empty() && auth::verifyIntegrity(response, integrity, key_);
   if (response.messageClass() == wire::MessageClass::kSuccessResponse) {
     last_error_code_ = 0;
     last_error_reason_.clear();
@@ -110,9 +159,10 @@ TurnSession::Outcome TurnSession::onResponse(const wire::MessageView& response) 
   const bool first_401 = last_error_code_ == 401 && !retried_unauthenticated_;
   if (learnable && (first_401 || last_error_code_ == 438)) {
     if (last_error_code_ == 401) retried_unauthenticated_ = true;
-    realm_ = std::string(realm->value);
-    nonce_ = std::string(nonce->value);
-    key_ = auth::longTermKey(auth::PasswordAlgorithmId::kMd5, username_, realm_, password_);
+    if (!learnChallenge(response, realm->value, nonce->value)) {
+      last_error_reason_ = "bid-down: nonce cookie offers password algorithms, PASSWORD-ALGORITHMS missing";
+      return Outcome::kError;
+    }
     return Outcome::kRetry;
   }
   return Outcome::kError;

@@ -8,16 +8,30 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "relay/wire/address.hpp"
+#include "relay/wire/builder.hpp"
 #include "relay/wire/message.hpp"
 
 namespace tern::client {
 
 class TurnSession {
  public:
-  TurnSession(std::string username, std::string password);
+  // How requests prove the credentials (RFC 8489 §9.2).
+  enum class Security : std::uint8_t {
+    // RFC 5389 style: MD5 key, MESSAGE-INTEGRITY; what most deployed clients send.
+    kClassic,
+    // RFC 8489: when the server's nonce cookie offers password algorithms, SHA-256 key,
+    // PASSWORD-ALGORITHMS copied back, PASSWORD-ALGORITHM and MESSAGE-INTEGRITY-SHA256;
+    // a 401 whose cookie offers them without PASSWORD-ALGORITHMS is a bid-down attack.
+    kSha256,
+    // kSha256, and USERHASH instead of USERNAME when the cookie offers username anonymity.
+    kSha256Userhash,
+  };
+
+  TurnSession(std::string username, std::string password, Security security = Security::kClassic);
 
   struct AllocateOptions {
     std::optional<std::uint32_t> lifetime;
@@ -57,14 +71,28 @@ class TurnSession {
   bool lastResponseSigned() const noexcept { return last_signed_; }
   // For tests that need to misbehave: override the nonce sent next.
   void setNonce(std::string nonce) { nonce_ = std::move(nonce); }
+  // For tests that play a man in the middle: the PASSWORD-ALGORITHMS list sent back.
+  void setEchoedAlgorithms(std::vector<std::uint16_t> algorithms) { echoed_algorithms_ = std::move(algorithms); }
+  // The algorithm the key was derived with (RFC 8489 §18.5: 1 = MD5, 2 = SHA-256).
+  std::uint16_t passwordAlgorithm() const noexcept { return algorithm_; }
   const std::string& nonce() const noexcept { return nonce_; }
 
  private:
   template <class AddAttributes>
   std::vector<std::uint8_t> request(std::uint16_t method, AddAttributes&& add);
 
+  // RFC 8489 §9.2.5: learns the key, algorithm and PASSWORD-ALGORITHMS from a 401 or 438;
+  // false when the answer is a bid-down attempt.
+  bool learnChallenge(const wire::MessageView& response, std::string_view realm, std::string_view nonce);
+  void addCredentials(wire::MessageBuilder& b) const;
+
   std::string username_;
   std::string password_;
+  Security security_;
+  std::uint16_t algorithm_ = 1;                 // MD5 until a challenge offers better
+  std::vector<std::uint16_t> echoed_algorithms_;  // PASSWORD-ALGORITHMS, empty: leave out
+  bool use_userhash_ = false;
+  bool sha256_integrity_ = false;
   std::string realm_;
   std::string nonce_;
   std::vector<std::uint8_t> key_;

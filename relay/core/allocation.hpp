@@ -44,6 +44,9 @@ class Allocation {
   const SocketAddress& relayed() const noexcept { return relayed_; }
   const std::string& username() const noexcept { return username_; }
   const std::vector<std::uint8_t>& key() const noexcept { return key_; }
+  // The integrity attribute the client signs with, for responses sent later (RFC 6062 Connect).
+  wire::AttributeType integrity() const noexcept { return integrity_; }
+  void setIntegrity(wire::AttributeType integrity) noexcept { integrity_ = integrity; }
   TimePoint created() const noexcept { return created_; }
   AllocationUsage& usage() noexcept { return usage_; }
   const AllocationUsage& usage() const noexcept { return usage_; }
@@ -95,6 +98,7 @@ class Allocation {
   SocketAddress relayed_;
   std::string username_;
   std::vector<std::uint8_t> key_;  // long-term key, to sign responses (RFC 8489 §9.2.4)
+  wire::AttributeType integrity_ = wire::AttributeType::kMessageIntegrity;
   TimePoint created_;
   TimePoint expires_;
   AllocationUsage usage_;

@@ -33,7 +33,7 @@ wire::MessageBuilder& ResponseWriter::error(std::uint16_t code, std::string_view
 std::optional<wire::Bytes> ResponseWriter::finish() noexcept {
   if (finished_) return finished_;
   if (!builder_) return std::nullopt;
-  if (!key_.empty()) auth::addIntegrity(*builder_, wire::AttributeType::kMessageIntegrity, key_);
+  if (!key_.empty()) auth::addIntegrity(*builder_, integrity_, key_);
   // RFC 8489 §7.3: a response carries FINGERPRINT when its request did (the usage that needs
   // it, ICE or a multiplexed port, is the client's choice).
   if (fingerprint_) builder_->addFingerprint();

@@ -21,8 +21,12 @@ class ResponseWriter {
   // Error response with ERROR-CODE; add more attributes (e.g. UNKNOWN-ATTRIBUTES), then finish().
   wire::MessageBuilder& error(std::uint16_t code, std::string_view reason = {}) noexcept;
   // Responses to authenticated requests carry MESSAGE-INTEGRITY with the same key (RFC 8489
-  // §9.2.4); call before finish(). The key must outlive finish().
-  void sign(wire::Bytes key) noexcept { key_ = key; }
+  // §9.2.4), or MESSAGE-INTEGRITY-SHA256 when the request used that; call before finish().
+  // The key must outlive finish().
+  void sign(wire::Bytes key, wire::AttributeType integrity = wire::AttributeType::kMessageIntegrity) noexcept {
+    key_ = key;
+    integrity_ = integrity;
+  }
   // Adds MESSAGE-INTEGRITY if signed and FINGERPRINT if the request had one, and returns the
   // bytes to send. Idempotent: later calls return the same bytes, so a handler can finish
   // while its key and attribute values are alive and the dispatcher sends afterwards.
@@ -47,6 +51,7 @@ class ResponseWriter {
   std::string_view software_;
   std::optional<wire::MessageBuilder> builder_;
   wire::Bytes key_;
+  wire::AttributeType integrity_ = wire::AttributeType::kMessageIntegrity;
   std::optional<wire::Bytes> finished_;
   std::string_view reason_;  // reasons are string literals or static tables
   bool routine_ = false;

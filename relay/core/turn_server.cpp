@@ -29,6 +29,7 @@ metrics::AuthResult authCounter(auth::AuthOutcome o) noexcept {
     case auth::AuthOutcome::kUnknownUser: return metrics::AuthResult::kUnknownUser;
     case auth::AuthOutcome::kExpiredUser: return metrics::AuthResult::kExpiredUser;
     case auth::AuthOutcome::kBadIntegrity: return metrics::AuthResult::kBadIntegrity;
+    case auth::AuthOutcome::kBadPasswordAlgorithm: return metrics::AuthResult::kBadPasswordAlgorithm;
   }
   return metrics::AuthResult::kBadIntegrity;
 }
@@ -248,7 +249,7 @@ void TurnServer::answerConnect(const TcpConnection& c, const Allocation& a, bool
   header.type = wire::encodeMessageType(wire::Method::kConnect, wire::MessageClass::kRequest);
   header.transaction_id = c.connect_transaction;
   auto response = responseTo(header, c.connect_fingerprint);
-  response.sign(a.key());
+  response.sign(a.key(), a.integrity());
   if (connected) {
     response.success().add(wire::attr::ConnectionId{c.id});
   } else {
@@ -434,24 +435,21 @@ void TurnServer::onTurnRequest(const FiveTuple& tuple, const wire::MessageView& 
   if (auth.outcome != auth::AuthOutcome::kOk) {
     const std::uint16_t code = auth::errorCodeFor(auth.outcome);
     auto& b = response.error(code);
-    if (code == ec::kUnauthenticated || code == ec::kStaleNonce) {
-      // RFC 8489 §9.2.4: 401 and 438 carry REALM and a fresh NONCE.
-      const std::string nonce = authenticator.nonces().issue(tuple.client, now);
-      b.add(wire::attr::Realm{authenticator.credentials().realm()}).add(wire::attr::Nonce{nonce});
-    }
+    // RFC 8489 §9.2.4: 401 and 438 carry REALM, a fresh NONCE and PASSWORD-ALGORITHMS.
+    if (code == ec::kUnauthenticated || code == ec::kStaleNonce) authenticator.addChallenge(b, tuple.client, now);
     // A first request without credentials is the normal start of every session; only the
     // other refusals are worth an operator's attention.
     if (auth.outcome == auth::AuthOutcome::kNoIntegrity) response.setRoutine();
-    (void)response.finish();  // the nonce string dies with this scope
+    (void)response.finish();
     return;
   }
-  response.sign(auth.key);
+  response.sign(auth.key, auth.integrity);
   if (auto unknown = request.unknownComprehensionRequired(); !unknown.empty()) {
     response.error(ec::kUnknownAttribute).add(wire::attr::UnknownAttributes{unknown});
     (void)response.finish();
     return;
   }
-  const handlers::RequestContext ctx{tuple, request, now, auth.username, auth.key, unix_seconds_};
+  const handlers::RequestContext ctx{tuple, request, now, auth.username, auth.key, unix_seconds_, auth.integrity};
   switch (static_cast<wire::Method>(request.method())) {
     case wire::Method::kAllocate: handlers::allocate(context_, ctx, response); break;
     case wire::Method::kRefresh: handlers::refresh(context_, ctx, response); break;

@@ -215,6 +215,7 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
   auto allocation = std::make_unique<Allocation>(ctx.tuple, relay->id, relayed, std::string(ctx.username),
                                                  std::vector<std::uint8_t>(ctx.key.begin(), ctx.key.end()),
                                                  ctx.now);
+  allocation->setIntegrity(ctx.integrity);
   allocation->setExpiry(ctx.now + lifetime);
   allocation->setAllocateTransaction(request.transactionId());
   allocation->setAllocateExtras(relay->reservation_token, additional_family);

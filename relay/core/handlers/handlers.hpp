@@ -62,6 +62,7 @@ struct RequestContext {
   std::string_view username;
   wire::Bytes key;
   std::int64_t now_unix = 0;  // wall clock, for a TURN REST username's expiry
+  wire::AttributeType integrity = wire::AttributeType::kMessageIntegrity;
 };
 
 // RFC 8489 §3: Binding reports the request's source as XOR-MAPPED-ADDRESS.

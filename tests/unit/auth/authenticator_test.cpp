@@ -78,6 +78,9 @@ struct RequestSpec {
   std::optional<std::vector<std::uint8_t>> key;         // MESSAGE-INTEGRITY with this key
   std::optional<std::vector<std::uint8_t>> sha256_key;  // MESSAGE-INTEGRITY-SHA256
   bool fingerprint = false;
+  std::optional<std::vector<std::uint8_t>> userhash;      // USERHASH
+  std::optional<std::vector<std::uint16_t>> offered;      // PASSWORD-ALGORITHMS
+  std::optional<std::uint16_t> chosen;                    // PASSWORD-ALGORITHM
 };
 
 std::vector<std::uint8_t> build(const RequestSpec& spec, Method method = Method::kAllocate) {
@@ -85,8 +88,15 @@ std::vector<std::uint8_t> build(const RequestSpec& spec, Method method = Method:
   MessageBuilder b(buffer, method, MessageClass::kRequest, kTid);
   if (method == Method::kAllocate) b.add(attr::RequestedTransport{});
   if (spec.username) b.add(attr::Username{*spec.username});
+  if (spec.userhash) b.add(attr::Userhash{Bytes{spec.userhash->data(), spec.userhash->size()}});
   if (spec.nonce) b.add(attr::Nonce{*spec.nonce});
   if (spec.realm) b.add(attr::Realm{*spec.realm});
+  if (spec.offered) {
+    attr::PasswordAlgorithms list;
+    for (std::uint16_t id : *spec.offered) list.algorithms.push(attr::PasswordAlgorithm{id, {}});
+    b.add(list);
+  }
+  if (spec.chosen) b.add(attr::PasswordAlgorithm{*spec.chosen, {}});
   if (spec.key) auth::addIntegrity(b, AttributeType::kMessageIntegrity, *spec.key);
   if (spec.sha256_key)
     auth::addIntegrity(b, AttributeType::kMessageIntegritySha256, *spec.sha256_key);
@@ -121,7 +131,7 @@ struct Fixture {
 
   // A request from `client` signed for static user bob, unless the test changes it.
   RequestSpec bob() const {
-    return {"bob", nonce(), "tern", md5Key("bob", "hunter2"), std::nullopt, false};
+    return {"bob", nonce(), "tern", md5Key("bob", "hunter2"), std::nullopt, false, {}, {}, {}};
   }
 
   std::shared_ptr<const auth::CredentialStore> store = makeStore();
@@ -164,7 +174,7 @@ TEST_CASE_FIXTURE(Fixture,
     const auto credential = auth::mintRestCredential(secret, "alice", kNowUnix, 86400);
     const auto key = md5Key(credential.username, credential.password);
     const AuthResult r =
-        run(build({credential.username, nonce(), "tern", key, std::nullopt, false}));
+        run(build({credential.username, nonce(), "tern", key, std::nullopt, false, {}, {}, {}}));
     CHECK(r.outcome == AuthOutcome::kOk);
     CHECK(r.username == credential.username);
     CHECK(r.key == key);
@@ -176,7 +186,7 @@ TEST_CASE_FIXTURE(Fixture,
   const auto credential = auth::mintRestCredential("retired-secret", "alice", kNowUnix, 86400);
   const AuthResult r =
       run(build({credential.username, nonce(), "tern",
-                 md5Key(credential.username, credential.password), std::nullopt, false}));
+                 md5Key(credential.username, credential.password), std::nullopt, false, {}, {}, {}}));
   CHECK(r.outcome == AuthOutcome::kBadIntegrity);
   CHECK(r.key.empty());
   CHECK(auth::errorCodeFor(r.outcome) == 401);
@@ -199,17 +209,170 @@ TEST_CASE_FIXTURE(Fixture,
   CHECK(unsigned_request.key.empty());
 }
 
-TEST_CASE_FIXTURE(Fixture,
-                  "MESSAGE-INTEGRITY-SHA256 alone is not yet accepted: challenged like no "
-                  "integrity (RFC 8489 §9.2.4)") {
+std::vector<std::uint8_t> sha256Key(std::string_view user, std::string_view password,
+                                    std::string_view realm = "tern") {
+  return auth::longTermKey(auth::PasswordAlgorithmId::kSha256, user, realm, password);
+}
+
+constexpr std::uint16_t kMd5 = 1;
+constexpr std::uint16_t kSha256 = 2;
+
+// bob as an RFC 8489 client: SHA-256 key, PASSWORD-ALGORITHMS echoed, MESSAGE-INTEGRITY-SHA256.
+RequestSpec sha256Bob(const Fixture& f) {
+  RequestSpec spec = f.bob();
+  spec.key.reset();
+  spec.sha256_key = sha256Key("bob", "hunter2");
+  spec.offered = std::vector<std::uint16_t>{kSha256, kMd5};
+  spec.chosen = kSha256;
+  return spec;
+}
+
+TEST_CASE_FIXTURE(Fixture, "MESSAGE-INTEGRITY-SHA256 alone, MD5 key, no algorithm named: ok and answered in kind") {
   RequestSpec spec = bob();
   spec.sha256_key = spec.key;
   spec.key.reset();
-  CHECK(run(build(spec)).outcome == AuthOutcome::kNoIntegrity);
-  // With both, the SHA-1 MESSAGE-INTEGRITY is the one checked.
+  const AuthResult r = run(build(spec));
+  CHECK(r.outcome == AuthOutcome::kOk);
+  CHECK(r.integrity == AttributeType::kMessageIntegritySha256);
+  CHECK(r.algorithm == auth::PasswordAlgorithmId::kMd5);
+}
+
+TEST_CASE_FIXTURE(Fixture, "with both integrity attributes only MESSAGE-INTEGRITY-SHA256 counts (RFC 8489 §9.2.4)") {
   RequestSpec both = bob();
   both.sha256_key = both.key;
   CHECK(run(build(both)).outcome == AuthOutcome::kOk);
+  CHECK(run(build(both)).integrity == AttributeType::kMessageIntegritySha256);
+  RequestSpec bad_sha = bob();
+  bad_sha.sha256_key = md5Key("bob", "wrong");
+  CHECK(run(build(bad_sha)).outcome == AuthOutcome::kBadIntegrity);
+  RequestSpec bad_sha1 = bob();
+  bad_sha1.sha256_key = bad_sha1.key;
+  bad_sha1.key = md5Key("bob", "wrong");
+  CHECK(run(build(bad_sha1)).outcome == AuthOutcome::kOk);
+}
+
+TEST_CASE_FIXTURE(Fixture, "PASSWORD-ALGORITHM SHA-256 with the offered list echoed: SHA-256 key (RFC 8489 §9.2.4)") {
+  const AuthResult r = run(build(sha256Bob(*this)));
+  CHECK(r.outcome == AuthOutcome::kOk);
+  CHECK(r.algorithm == auth::PasswordAlgorithmId::kSha256);
+  CHECK(r.key == sha256Key("bob", "hunter2"));
+  // MD5 chosen from the same list works too, with the MD5 key; and classic MESSAGE-INTEGRITY.
+  RequestSpec md5 = sha256Bob(*this);
+  md5.chosen = kMd5;
+  md5.sha256_key.reset();
+  md5.key = md5Key("bob", "hunter2");
+  CHECK(run(build(md5)).outcome == AuthOutcome::kOk);
+  // The SHA-256 key does not verify when MD5 was named, nor the MD5 key for SHA-256.
+  RequestSpec mismatch = sha256Bob(*this);
+  mismatch.sha256_key = md5Key("bob", "hunter2");
+  CHECK(run(build(mismatch)).outcome == AuthOutcome::kBadIntegrity);
+  // A TURN REST user's SHA-256 key comes from the same password.
+  const auto minted = auth::mintRestCredential("new-secret", "carol", kNowUnix, 600);
+  RequestSpec rest = sha256Bob(*this);
+  rest.username = minted.username;
+  rest.sha256_key = sha256Key(minted.username, minted.password);
+  CHECK(run(build(rest)).outcome == AuthOutcome::kOk);
+}
+
+TEST_CASE_FIXTURE(Fixture, "bid-down protection: the algorithms must be those our nonce was sent with (RFC 8489 §9.2.4)") {
+  SUBCASE("PASSWORD-ALGORITHM without PASSWORD-ALGORITHMS") {
+    RequestSpec spec = sha256Bob(*this);
+    spec.offered.reset();
+    CHECK(run(build(spec)).outcome == AuthOutcome::kBadPasswordAlgorithm);
+  }
+  SUBCASE("PASSWORD-ALGORITHMS without PASSWORD-ALGORITHM") {
+    RequestSpec spec = sha256Bob(*this);
+    spec.chosen.reset();
+    CHECK(run(build(spec)).outcome == AuthOutcome::kBadPasswordAlgorithm);
+  }
+  SUBCASE("SHA-256 stripped from the list by a man in the middle") {
+    RequestSpec spec = bob();
+    spec.offered = std::vector<std::uint16_t>{kMd5};
+    spec.chosen = kMd5;
+    CHECK(run(build(spec)).outcome == AuthOutcome::kBadPasswordAlgorithm);
+  }
+  SUBCASE("the list reordered") {
+    RequestSpec spec = sha256Bob(*this);
+    spec.offered = std::vector<std::uint16_t>{kMd5, kSha256};
+    CHECK(run(build(spec)).outcome == AuthOutcome::kBadPasswordAlgorithm);
+  }
+  SUBCASE("an algorithm not in the list") {
+    RequestSpec spec = sha256Bob(*this);
+    spec.chosen = 3;
+    CHECK(run(build(spec)).outcome == AuthOutcome::kBadPasswordAlgorithm);
+  }
+  CHECK(auth::errorCodeFor(AuthOutcome::kBadPasswordAlgorithm) == 400);
+}
+
+TEST_CASE_FIXTURE(Fixture, "without the password-algorithms bit a PASSWORD-ALGORITHM alone is honoured (RFC 8489 B.1)") {
+  RequestSpec spec = sha256Bob(*this);
+  spec.nonce = nonces->issue(client, kT0, auth::security_feature::kUsernameAnonymity);
+  spec.offered.reset();
+  CHECK(run(build(spec)).outcome == AuthOutcome::kOk);
+  spec.chosen = 9;  // an algorithm tern does not know
+  CHECK(run(build(spec)).outcome == AuthOutcome::kBadPasswordAlgorithm);
+}
+
+TEST_CASE_FIXTURE(Fixture, "USERHASH names a static user, unknown hashes get 401 (RFC 8489 §9.2.4)") {
+  RequestSpec spec = sha256Bob(*this);
+  spec.username.reset();
+  const auto hash = auth::userhash("bob", "tern");
+  spec.userhash = std::vector<std::uint8_t>(hash.begin(), hash.end());
+  const AuthResult r = run(build(spec));
+  CHECK(r.outcome == AuthOutcome::kOk);
+  CHECK(r.username == "bob");
+  const auto other = auth::userhash("mallory", "tern");
+  spec.userhash = std::vector<std::uint8_t>(other.begin(), other.end());
+  CHECK(run(build(spec)).outcome == AuthOutcome::kUnknownUser);
+  // Neither USERNAME nor USERHASH: 400.
+  spec.userhash.reset();
+  CHECK(run(build(spec)).outcome == AuthOutcome::kMissingAttributes);
+}
+
+TEST_CASE_FIXTURE(Fixture, "a challenge carries REALM, a cookie nonce with both features, and PASSWORD-ALGORITHMS") {
+  std::array<std::uint8_t, 512> buffer{};
+  MessageBuilder b(buffer, Method::kAllocate, MessageClass::kErrorResponse, kTid);
+  authenticator.addChallenge(b, client, kT0);
+  auto bytes = b.finish();
+  REQUIRE(bytes.has_value());
+  auto message = MessageView::parse(*bytes);
+  REQUIRE(message.has_value());
+  const auto nonce = message->get<attr::Nonce>();
+  REQUIRE(nonce.has_value());
+  CHECK(nonce->value.substr(0, 13) == "obMatJos2AAAD");  // password algorithms, username anonymity
+  CHECK(nonces->check(nonce->value, client, kT0) == auth::NonceCheck::kValid);
+  CHECK(message->get<attr::Realm>()->value == "tern");
+  const auto offered = message->get<attr::PasswordAlgorithms>();
+  REQUIRE(offered.has_value());
+  REQUIRE(offered->algorithms.size() == 2);
+  CHECK(offered->algorithms[0].algorithm == kSha256);
+  CHECK(offered->algorithms[1].algorithm == kMd5);
+  // Without static users USERHASH could name nobody, so username anonymity is not offered.
+  auth::CredentialOptions rest_only;
+  rest_only.rest_secrets = {"s"};
+  const auth::Authenticator rest_authenticator{std::make_shared<const auth::CredentialStore>(rest_only), nonces};
+  CHECK(rest_authenticator.securityFeatures() == auth::security_feature::kPasswordAlgorithms);
+}
+
+TEST_CASE("RFC 8489 B.1: USERHASH finds the user and SHA-256 of its password verifies the request") {
+  auth::CredentialOptions options;
+  options.realm = std::string(vectors::kLongTermRealm);
+  options.static_users = {{std::string(vectors::kLongTermUsername), std::string(vectors::kLongTermPassword)}};
+  const auth::CredentialStore store{options};
+  const auto bytes = fromHex(vectors::kRfc8489B1Request);
+  auto message = MessageView::parse(bytes);
+  REQUIRE(message.has_value());
+  const auto hash = message->get<attr::Userhash>();
+  REQUIRE(hash.has_value());
+  const std::string* name = store.userByHash(hash->value);
+  REQUIRE(name != nullptr);
+  CHECK(*name == vectors::kLongTermUsername);
+  auto keys = store.keysFor(*name, auth::PasswordAlgorithmId::kSha256, kNowUnix);
+  REQUIRE(keys.has_value());
+  REQUIRE(keys->size() == 1);
+  CHECK(auth::verifyIntegrity(*message, AttributeType::kMessageIntegritySha256, keys->front()));
+  CHECK_FALSE(auth::verifyIntegrity(*message, AttributeType::kMessageIntegritySha256,
+                                    *store.keysFor(*name, auth::PasswordAlgorithmId::kMd5, kNowUnix)->begin()));
 }
 
 TEST_CASE_FIXTURE(Fixture,
@@ -305,7 +468,7 @@ TEST_CASE_FIXTURE(Fixture,
   const auto credential = auth::mintRestCredential("new-secret", "alice", kNowUnix - 700, 600);
   const RequestSpec spec{
       credential.username, nonce(), "tern", md5Key(credential.username, credential.password),
-      std::nullopt,        false};
+      std::nullopt,        false, {}, {}, {}};
   const AuthResult r = run(build(spec));
   CHECK(r.outcome == AuthOutcome::kExpiredUser);
   CHECK(r.key.empty());

@@ -44,7 +44,7 @@ bool contains(const std::vector<std::vector<std::uint8_t>>& keys,
 TEST_CASE(
     "a REST key is MD5(username:realm:base64(HMAC-SHA1(secret, username))) (RFC 8489 §9.2.2)") {
   const auto s = store({"north"});
-  auto keys = s.keysFor("1700000000:alice", kNow);
+  auto keys = s.keysFor("1700000000:alice", auth::PasswordAlgorithmId::kMd5, kNow);
   REQUIRE(keys.has_value());
   REQUIRE(keys->size() == 1);
   // printf '%s' '1700000000:alice:tern:Cd/49soE35ICqcJF/bCTn8Z4OyE=' | openssl dgst -md5
@@ -58,20 +58,20 @@ TEST_CASE(
   const auto minted_new = auth::mintRestCredential("new-secret", "alice", kNow, 600);
   const auto minted_old = auth::mintRestCredential("old-secret", "alice", kNow, 600);
 
-  auto keys = s.keysFor(minted_new.username, kNow);
+  auto keys = s.keysFor(minted_new.username, auth::PasswordAlgorithmId::kMd5, kNow);
   REQUIRE(keys.has_value());
   CHECK(keys->size() == 2);  // one candidate per secret, in configuration order
   CHECK(keys->at(0) == md5Key(minted_new.username, minted_new.password));
   CHECK(keys->at(1) ==
         md5Key(minted_new.username, auth::restPassword("old-secret", minted_new.username)));
 
-  auto old_keys = s.keysFor(minted_old.username, kNow);
+  auto old_keys = s.keysFor(minted_old.username, auth::PasswordAlgorithmId::kMd5, kNow);
   REQUIRE(old_keys.has_value());
   CHECK(contains(*old_keys, md5Key(minted_old.username, minted_old.password)));
 
   // A secret that was rotated out no longer yields a matching key.
   const auto minted_retired = auth::mintRestCredential("retired", "alice", kNow, 600);
-  auto retired_keys = s.keysFor(minted_retired.username, kNow);
+  auto retired_keys = s.keysFor(minted_retired.username, auth::PasswordAlgorithmId::kMd5, kNow);
   REQUIRE(retired_keys.has_value());
   CHECK_FALSE(contains(*retired_keys, md5Key(minted_retired.username, minted_retired.password)));
 }
@@ -79,11 +79,11 @@ TEST_CASE(
 TEST_CASE(
     "a REST username whose expiry has passed is kExpired (draft-uberti-behave-turn-rest-00 §2.2)") {
   const auto s = store({"north"});
-  CHECK(s.keysFor("1700000000:alice", 1700000000).has_value());  // the expiry second counts
-  auto expired = s.keysFor("1700000000:alice", 1700000001);
+  CHECK(s.keysFor("1700000000:alice", auth::PasswordAlgorithmId::kMd5, 1700000000).has_value());  // the expiry second counts
+  auto expired = s.keysFor("1700000000:alice", auth::PasswordAlgorithmId::kMd5, 1700000001);
   REQUIRE_FALSE(expired.has_value());
   CHECK(expired.error() == CredentialError::kExpired);
-  auto bare = s.keysFor("1700000000", 1700000001);
+  auto bare = s.keysFor("1700000000", auth::PasswordAlgorithmId::kMd5, 1700000001);
   REQUIRE_FALSE(bare.has_value());
   CHECK(bare.error() == CredentialError::kExpired);
 }
@@ -92,7 +92,7 @@ TEST_CASE("a name that is neither a static user nor a REST username is kUnknownU
   const auto s = store({"north"}, {{"bob", "hunter2"}});
   for (const char* name : {"alice", "", ":alice", "-1:alice", "Bob", "bob "}) {
     CAPTURE(name);
-    auto keys = s.keysFor(name, kNow);
+    auto keys = s.keysFor(name, auth::PasswordAlgorithmId::kMd5, kNow);
     REQUIRE_FALSE(keys.has_value());
     CHECK(keys.error() == CredentialError::kUnknownUser);
   }
@@ -101,7 +101,7 @@ TEST_CASE("a name that is neither a static user nor a REST username is kUnknownU
 TEST_CASE("REST usernames are unknown when no secret is configured, even expired ones") {
   const auto s = store({}, {{"bob", "hunter2"}});
   for (std::int64_t now : {kNow, std::int64_t{1800000000}}) {
-    auto keys = s.keysFor("1700000000:alice", now);
+    auto keys = s.keysFor("1700000000:alice", auth::PasswordAlgorithmId::kMd5, now);
     REQUIRE_FALSE(keys.has_value());
     CHECK(keys.error() == CredentialError::kUnknownUser);
   }
@@ -109,13 +109,13 @@ TEST_CASE("REST usernames are unknown when no secret is configured, even expired
 
 TEST_CASE("a static user's key is the precomputed longTermKey MD5 (RFC 8489 §9.2.2)") {
   const auto s = store({}, {{"bob", "hunter2"}, {"carol", "s3cret"}});
-  auto keys = s.keysFor("bob", kNow);
+  auto keys = s.keysFor("bob", auth::PasswordAlgorithmId::kMd5, kNow);
   REQUIRE(keys.has_value());
   REQUIRE(keys->size() == 1);
   CHECK(keys->front() == md5Key("bob", "hunter2"));
   // printf '%s' 'bob:tern:hunter2' | openssl dgst -md5
   CHECK(toHex(keys->front()) == "05676444313c1c5cd71e5f7bf5827df9");
-  auto carol = s.keysFor("carol", kNow);
+  auto carol = s.keysFor("carol", auth::PasswordAlgorithmId::kMd5, kNow);
   REQUIRE(carol.has_value());
   CHECK(carol->front() == md5Key("carol", "s3cret"));
 }
@@ -127,10 +127,10 @@ TEST_CASE("the realm is part of every key (RFC 8489 §9.2.2)") {
   options.static_users = {{"bob", "hunter2"}};
   const auth::CredentialStore s{options};
   CHECK(s.realm() == "example.org");
-  auto bob = s.keysFor("bob", kNow);
+  auto bob = s.keysFor("bob", auth::PasswordAlgorithmId::kMd5, kNow);
   REQUIRE(bob.has_value());
   CHECK(bob->front() == md5Key("bob", "hunter2", "example.org"));
-  auto rest = s.keysFor("1700000000:alice", kNow);
+  auto rest = s.keysFor("1700000000:alice", auth::PasswordAlgorithmId::kMd5, kNow);
   REQUIRE(rest.has_value());
   CHECK(rest->front() == md5Key("1700000000:alice", "Cd/49soE35ICqcJF/bCTn8Z4OyE=", "example.org"));
 }
@@ -138,12 +138,12 @@ TEST_CASE("the realm is part of every key (RFC 8489 §9.2.2)") {
 TEST_CASE("a static user comes first and outlives the expiry of a REST-shaped name") {
   const std::string name = "1700000000:alice";
   const auto s = store({"north"}, {{name, "static-password"}});
-  auto fresh = s.keysFor(name, kNow);
+  auto fresh = s.keysFor(name, auth::PasswordAlgorithmId::kMd5, kNow);
   REQUIRE(fresh.has_value());
   REQUIRE(fresh->size() == 2);
   CHECK(fresh->at(0) == md5Key(name, "static-password"));
   CHECK(fresh->at(1) == md5Key(name, auth::restPassword("north", name)));
-  auto later = s.keysFor(name, 1800000000);
+  auto later = s.keysFor(name, auth::PasswordAlgorithmId::kMd5, 1800000000);
   REQUIRE(later.has_value());
   REQUIRE(later->size() == 1);
   CHECK(later->front() == md5Key(name, "static-password"));

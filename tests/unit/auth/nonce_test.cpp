@@ -41,20 +41,48 @@ const NonceIssuer& issuer() {
   return kIssuer;
 }
 
-TEST_CASE("a nonce is 40 printable lowercase hex characters, under RFC 8489 §14.10's 128") {
+TEST_CASE("a nonce is the RFC 8489 §9.2 cookie and 40 lowercase hex characters, under §14.10's 128") {
   const std::string nonce = issuer().issue(address("192.0.2.1:5000"), kT0);
   CHECK(nonce.size() == NonceIssuer::kNonceSize);
-  CHECK(nonce.size() == 40);
-  for (char c : nonce) {
+  CHECK(nonce.size() == 53);
+  // "obMatJos2", then the security feature set: by default password algorithms (bit 0).
+  CHECK(nonce.substr(0, 13) == "obMatJos2AAAB");
+  for (char c : nonce.substr(13)) {
     CAPTURE(c);
     CHECK(((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')));
   }
-  // The first 16 digits are the issue time in milliseconds.
-  CHECK(nonce.substr(0, 16) == "000000003b9aca00");
+  // The next 16 digits are the issue time in milliseconds.
+  CHECK(nonce.substr(13, 16) == "000000003b9aca00");
   CHECK(issuer().lifetime() == kLifetime);
 }
 
-TEST_CASE("the same client and time give the same nonce; another client or time another one") {
+TEST_CASE("the nonce cookie announces the feature set it was issued with, and the MAC covers it") {
+  const auto client = address("192.0.2.1:5000");
+  namespace feature = tern::auth::security_feature;
+  const std::string both = issuer().issue(client, kT0, feature::kPasswordAlgorithms | feature::kUsernameAnonymity);
+  CHECK(both.substr(0, 13) == "obMatJos2AAAD");
+  CHECK(NonceIssuer::featuresOf(both) == 3);
+  CHECK(issuer().check(both, client, kT0) == NonceCheck::kValid);
+  // RFC 8489 Appendix B.1's cookie: username anonymity only.
+  CHECK(NonceIssuer::featuresOf("obMatJos2AAACf//499k954d6OL34oL9FSTvy64sA") ==
+        feature::kUsernameAnonymity);
+  const std::string none = issuer().issue(client, kT0, 0);
+  CHECK(none.substr(0, 13) == "obMatJos2AAAA");
+  CHECK(issuer().check(none, client, kT0) == NonceCheck::kValid);
+  // Clearing a bit (a bid-down) or changing the cookie breaks the nonce.
+  std::string cleared = both;
+  cleared[12] = 'B';
+  CHECK(issuer().check(cleared, client, kT0) == NonceCheck::kInvalid);
+  std::string cookie = both;
+  cookie[0] = 'O';
+  CHECK(issuer().check(cookie, client, kT0) == NonceCheck::kInvalid);
+  std::string bad_base64 = both;
+  bad_base64[12] = '*';
+  CHECK(issuer().check(bad_base64, client, kT0) == NonceCheck::kInvalid);
+  CHECK(NonceIssuer::featuresOf("no cookie here") == 0);
+}
+
+TEST_CASE("the same client and time give the same nonce, another client or time another one") {
   const auto client = address("192.0.2.1:5000");
   std::set<std::string> nonces;
   CHECK(issuer().issue(client, kT0) == issuer().issue(client, kT0));

@@ -196,7 +196,7 @@ TEST_CASE("the same peer twice in one CreatePermission takes one place (RFC 8656
   CHECK(permitted(h, c, kPeerA));
 }
 
-TEST_CASE("a permission expires after 300 s; CreatePermission refreshes it (RFC 8656 §9)") {
+TEST_CASE("a permission expires after 300 s, CreatePermission refreshes it (RFC 8656 §9)") {
   TurnHarness h;
   TestClient c(h, kTuple);
   c.mustAllocate(client::TurnSession::AllocateOptions{});
