@@ -46,6 +46,9 @@ Reloadable buildReloadable(const config::Settings& settings, const NodeIdentity&
   policy.own_addresses.assign(own.begin(), own.end());
   policy.relay_port_min = settings.relay_port_min;
   policy.relay_port_max = settings.relay_port_max;
+  policy.allow_own_address_peers = settings.allow_own_address_peers;
+  policy.listener_ports = node.listener_ports;
+  if (settings.metrics_listen) policy.listener_ports.push_back(settings.metrics_listen->port);
   r.services.peer_policy = std::make_shared<const core::PeerPolicy>(std::move(policy));
   r.services.quota = node.quota;
 

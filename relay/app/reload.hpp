@@ -29,6 +29,9 @@ struct NodeIdentity {
   const std::vector<wire::IpAddress>& relay_ips;  // fixed at start-up
   const std::array<std::uint8_t, 32>& nonce_key;  // nonces handed out stay valid across reloads
   std::shared_ptr<io::SharedQuota> quota;         // keeps its counts; a reload sets new limits
+  // The ports tern listens on once bound (port 0 resolved), which the peer policy keeps out
+  // of reach; the metrics port is added from the settings.
+  const std::vector<std::uint16_t>& listener_ports;
 };
 
 // The parts of `settings` a reload can change, ready for the workers. Throws on a secret,

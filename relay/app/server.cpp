@@ -67,7 +67,6 @@ class Server {
     relay_ips_ = relayAddresses(settings_);
     auth::randomBytes(nonce_key_);  // nonces do not outlive the process; clients just get 438
     quota_ = std::make_shared<io::SharedQuota>(settings_.max_allocations, settings_.max_allocations_per_user);
-    Reloadable shared = buildReloadable(settings_, {relay_ips_, nonce_key_, quota_});
     std::vector<BoundAddress> addresses;
     for (const auto& a : settings_.listen) addresses.push_back(bindAddress(a, settings_));
     std::vector<wire::SocketAddress> tls_addresses = settings_.tls_listen;
@@ -76,6 +75,11 @@ class Server {
     std::vector<wire::SocketAddress> dtls_addresses = settings_.dtls_listen;
     std::vector<std::vector<FileDescriptor>> dtls_fds;
     for (auto& a : dtls_addresses) dtls_fds.push_back(bindSecureAddress(a, settings_.workers, SocketKind::kUdp));
+    for (const auto& bound : addresses) listener_ports_.push_back(bound.address.port);
+    for (const auto* list : {&tls_addresses, &dtls_addresses}) {
+      for (const auto& a : *list) listener_ports_.push_back(a.port);
+    }
+    Reloadable shared = buildReloadable(settings_, {relay_ips_, nonce_key_, quota_, listener_ports_});
 
     auto directory = std::make_shared<io::WorkerDirectory>();
     for (unsigned w = 0; w < settings_.workers; ++w) {
@@ -218,7 +222,7 @@ class Server {
     keepRestartOnly(next, settings_);
     Reloadable r;
     try {
-      r = buildReloadable(next, {relay_ips_, nonce_key_, quota_});
+      r = buildReloadable(next, {relay_ips_, nonce_key_, quota_, listener_ports_});
     } catch (const std::exception& e) {
       ++node_state_.reloads_failed;
       io::log::error("configuration reload rejected; the running configuration stays in force",
@@ -311,6 +315,7 @@ class Server {
   SettingsLoader loader_;
   std::uint64_t files_limit_ = 0;
   std::vector<wire::IpAddress> relay_ips_;
+  std::vector<std::uint16_t> listener_ports_;  // resolved at start-up, for the peer policy
   std::array<std::uint8_t, 32> nonce_key_{};
   std::shared_ptr<io::SharedQuota> quota_;
   std::shared_ptr<io::ReservationRegistry> reservations_ = std::make_shared<io::ReservationRegistry>();

@@ -114,6 +114,11 @@ void addServeOptions(CLI::App& app, Config& config) {
       ->type_name("CIDR");
   app.add_option("--deny-peer", config.deny_peers, "Deny peers in CIDR; wins over --allow-peer (repeatable)")
       ->type_name("CIDR");
+  app.add_option("--allow-own-address-peers", config.allow_own_address_peers,
+                 "Peers on the relay's own addresses may use any port but tern's listening ports "
+                 "(default: only relay ports); for one-host labs and tests, with --allow-peer for loopback")
+      ->type_name("BOOL")
+      ->capture_default_str();
   app.add_option("--max-allocations", config.max_allocations, "Allocations in total (0: no limit but ports)")
       ->type_name("N")
       ->capture_default_str();

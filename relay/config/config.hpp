@@ -60,6 +60,7 @@ struct Config {
   std::vector<std::string> external_ips;       // PUBLIC[=PRIVATE]
   std::vector<std::string> allow_peers;        // CIDR
   std::vector<std::string> deny_peers;         // CIDR
+  bool allow_own_address_peers = false;        // peers on the relay's own IPs, any non-listener port
   std::string max_allocations = "0";           // 0: limited only by relay ports
   std::string max_allocations_per_user = "100";
   std::string max_lifetime = "3600";
@@ -114,6 +115,7 @@ struct Settings {
   std::vector<ExternalIp> external_ips;
   std::vector<std::string> allow_peers;  // validated CIDR text
   std::vector<std::string> deny_peers;
+  bool allow_own_address_peers = false;
   std::uint32_t max_allocations = 0;
   std::uint32_t max_allocations_per_user = 100;
   unsigned max_lifetime = 3600;

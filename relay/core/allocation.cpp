@@ -8,12 +8,28 @@ namespace tern::core {
 Allocation::Allocation(const FiveTuple& tuple, RelayId relay, const SocketAddress& relayed,
                        std::string username, std::vector<std::uint8_t> key, TimePoint now)
     : tuple_(tuple),
-      relay_(relay),
-      relayed_(relayed),
+      relays_{RelayEndpoint{relay, relayed}, RelayEndpoint{}},
       username_(std::move(username)),
       key_(std::move(key)),
       created_(now),
       expires_(now) {}
+
+const RelayEndpoint* Allocation::relayFor(const IpAddress& peer) const noexcept {
+  for (const RelayEndpoint& r : relays()) {
+    if (r.relayed.ip.family() == peer.family()) return &r;
+  }
+  return nullptr;
+}
+
+void Allocation::addRelay(const RelayEndpoint& endpoint) noexcept {
+  if (relay_count_ < relays_.size()) relays_[relay_count_++] = endpoint;
+}
+
+void Allocation::removeRelay(wire::AddressFamily family) noexcept {
+  if (relay_count_ < 2) return;
+  if (relays_[0].relayed.ip.family() == family) relays_[0] = relays_[1];
+  relay_count_ = 1;
+}
 
 bool Allocation::hasPermission(const IpAddress& peer, TimePoint now) const noexcept {
   for (const auto& p : permissions_) {

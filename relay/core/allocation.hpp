@@ -3,8 +3,10 @@
 // Lists are small vectors that grow only on the control path; the packet path only reads them.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -33,15 +35,32 @@ struct AllocationUsage {
   std::uint64_t bytes_to_client = 0;
 };
 
+// One relayed transport address of an allocation and the socket behind it.
+struct RelayEndpoint {
+  RelayId id = 0;
+  SocketAddress relayed;  // as advertised to the client (after --external-ip)
+};
+
 class Allocation {
  public:
   Allocation(const FiveTuple& tuple, RelayId relay, const SocketAddress& relayed,
              std::string username, std::vector<std::uint8_t> key, TimePoint now);
 
   const FiveTuple& tuple() const noexcept { return tuple_; }
-  RelayId relay() const noexcept { return relay_; }
+  // The first relayed address: the only one, or the IPv4 one of a dual allocation.
+  RelayId relay() const noexcept { return relays_[0].id; }
   // The relayed transport address as advertised to the client (after --external-ip).
-  const SocketAddress& relayed() const noexcept { return relayed_; }
+  const SocketAddress& relayed() const noexcept { return relays_[0].relayed; }
+  // RFC 8656 §7.2 dual allocation: one relayed address per family, IPv4 first.
+  std::span<const RelayEndpoint> relays() const noexcept { return {relays_.data(), relay_count_}; }
+  // The relayed address a peer of `peer`'s family is reached from; null when the allocation
+  // has none of that family (RFC 8656 §10.2, §12.2: 443 Peer Address Family Mismatch).
+  const RelayEndpoint* relayFor(const IpAddress& peer) const noexcept;
+  // Adds the IPv6 half of a dual allocation (the caller keeps the table's index in step).
+  void addRelay(const RelayEndpoint& endpoint) noexcept;
+  // Drops the relayed address of `family` (RFC 8656 §8: a Refresh with LIFETIME 0 and
+  // REQUESTED-ADDRESS-FAMILY); the other stays. Only for dual allocations.
+  void removeRelay(wire::AddressFamily family) noexcept;
   const std::string& username() const noexcept { return username_; }
   const std::vector<std::uint8_t>& key() const noexcept { return key_; }
   // The integrity attribute the client signs with, for responses sent later (RFC 6062 Connect).
@@ -58,16 +77,15 @@ class Allocation {
   const wire::TransactionId& allocateTransaction() const noexcept { return allocate_transaction_; }
   void setAllocateTransaction(const wire::TransactionId& t) noexcept { allocate_transaction_ = t; }
   // What that success carried besides the addresses and the lifetime, for the retransmission:
-  // the RESERVATION-TOKEN of the port reserved with it, and whether ADDITIONAL-ADDRESS-FAMILY
-  // was refused with ADDRESS-ERROR-CODE.
+  // the RESERVATION-TOKEN of the port reserved with it, and the ADDRESS-ERROR-CODE (440 or
+  // 508; 0 for none) that refused the IPv6 half ADDITIONAL-ADDRESS-FAMILY asked for.
   const std::optional<std::uint64_t>& reservationToken() const noexcept {
     return reservation_token_;
   }
-  bool additionalFamilyRefused() const noexcept { return additional_family_refused_; }
-  void setAllocateExtras(std::optional<std::uint64_t> token,
-                         bool additional_family_refused) noexcept {
+  std::uint16_t additionalFamilyError() const noexcept { return additional_family_error_; }
+  void setAllocateExtras(std::optional<std::uint64_t> token, std::uint16_t additional_family_error) noexcept {
     reservation_token_ = token;
-    additional_family_refused_ = additional_family_refused;
+    additional_family_error_ = additional_family_error;
   }
 
   // RFC 6062: the relayed address is a TCP listener, and data flows over TCP connections
@@ -94,8 +112,8 @@ class Allocation {
 
  private:
   FiveTuple tuple_;
-  RelayId relay_;
-  SocketAddress relayed_;
+  std::array<RelayEndpoint, 2> relays_;
+  std::size_t relay_count_ = 1;
   std::string username_;
   std::vector<std::uint8_t> key_;  // long-term key, to sign responses (RFC 8489 §9.2.4)
   wire::AttributeType integrity_ = wire::AttributeType::kMessageIntegrity;
@@ -104,7 +122,7 @@ class Allocation {
   AllocationUsage usage_;
   wire::TransactionId allocate_transaction_{};
   std::optional<std::uint64_t> reservation_token_;
-  bool additional_family_refused_ = false;
+  std::uint16_t additional_family_error_ = 0;
   bool tcp_ = false;
   std::vector<ConnectionId> connections_;
   std::vector<Permission> permissions_;

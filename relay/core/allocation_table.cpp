@@ -19,7 +19,7 @@ Allocation* AllocationTable::findByRelay(RelayId relay) noexcept {
 
 Allocation& AllocationTable::insert(std::unique_ptr<Allocation> allocation) {
   Allocation& a = *allocation;
-  by_relay_[a.relay()] = &a;
+  for (const RelayEndpoint& r : a.relays()) by_relay_[r.id] = &a;
   by_tuple_[a.tuple()] = std::move(allocation);
   scheduleExpiry(a);
   return a;
@@ -27,9 +27,21 @@ Allocation& AllocationTable::insert(std::unique_ptr<Allocation> allocation) {
 
 void AllocationTable::erase(const Allocation& allocation) {
   const FiveTuple key = allocation.tuple();  // a copy: erasing destroys `allocation`
-  by_relay_.erase(allocation.relay());
+  for (const RelayEndpoint& r : allocation.relays()) by_relay_.erase(r.id);
   by_tuple_.erase(key);
   dropStaleEntries();
+}
+
+void AllocationTable::addRelay(Allocation& allocation, const RelayEndpoint& endpoint) {
+  allocation.addRelay(endpoint);
+  by_relay_[endpoint.id] = &allocation;
+}
+
+void AllocationTable::removeRelay(Allocation& allocation, wire::AddressFamily family) {
+  for (const RelayEndpoint& r : allocation.relays()) {
+    if (r.relayed.ip.family() == family) by_relay_.erase(r.id);
+  }
+  allocation.removeRelay(family);
 }
 
 void AllocationTable::dropStaleEntries() {

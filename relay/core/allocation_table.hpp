@@ -21,6 +21,10 @@ class AllocationTable {
   Allocation* find(const FiveTuple& tuple) noexcept;
   Allocation* findByRelay(RelayId relay) noexcept;
   Allocation& insert(std::unique_ptr<Allocation> allocation);
+  // Adds or drops one relayed address of a dual allocation (RFC 8656 §7.2, §8), keeping the
+  // relay index true.
+  void addRelay(Allocation& allocation, const RelayEndpoint& endpoint);
+  void removeRelay(Allocation& allocation, wire::AddressFamily family);
   // Removes and destroys the allocation; the caller has released its relay socket and quota.
   void erase(const Allocation& allocation);
   // Queues an expiry check at the allocation's current expiry time. Refreshing simply queues

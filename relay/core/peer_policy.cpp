@@ -204,10 +204,13 @@ PeerVerdict PeerPolicy::checkPeer(const wire::SocketAddress& peer) const noexcep
   // On the relay's own addresses only relayed transport addresses (the relay port range) are
   // peers: a client must never reach the server's listeners, metrics or admin ports, the
   // service-side half of CVE-2020-26262.
-  if (isOwnAddress(peer.ip) &&
-      (peer.port < options_.relay_port_min || peer.port > options_.relay_port_max)) {
-    return PeerVerdict::kOwnAddress;
+  if (!isOwnAddress(peer.ip)) return PeerVerdict::kAllowed;
+  if (options_.allow_own_address_peers) {
+    const auto& ports = options_.listener_ports;
+    return std::find(ports.begin(), ports.end(), peer.port) == ports.end() ? PeerVerdict::kAllowed
+                                                                           : PeerVerdict::kOwnAddress;
   }
+  if (peer.port < options_.relay_port_min || peer.port > options_.relay_port_max) return PeerVerdict::kOwnAddress;
   return PeerVerdict::kAllowed;
 }
 

@@ -18,6 +18,11 @@ struct PeerPolicyOptions {
   std::vector<Cidr> deny;                      // --deny-peer: always wins, even over allow
   std::vector<wire::IpAddress> own_addresses;  // relay IPs, external (public) IPs, listen IPs
   std::uint16_t relay_port_min = 49152, relay_port_max = 65535;
+  // --allow-own-address-peers: on the own addresses, every port is a peer except these (the
+  // STUN/TURN, TLS, DTLS and metrics listeners), instead of only the relay port range. For a
+  // relay and its peers on one host (a lab, a test on [::1], which has no second address).
+  bool allow_own_address_peers = false;
+  std::vector<std::uint16_t> listener_ports;
 };
 
 enum class PeerVerdict : std::uint8_t {
@@ -25,6 +30,7 @@ enum class PeerVerdict : std::uint8_t {
   kDeniedByDefault,   // inside the default deny list (private, loopback, reserved, ...)
   kDeniedByOperator,  // inside a --deny-peer range
   kOwnAddress,        // one of the relay's own addresses, on a port outside the relay range
+                      // (with allow_own_address_peers: on one of tern's listening ports)
   kUnspecified,       // 0.0.0.0 or ::, which the kernel takes for "this host"
 };
 

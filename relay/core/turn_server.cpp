@@ -60,7 +60,7 @@ void ServerContext::endAllocation(Allocation& allocation, metrics::AllocationEnd
     connections.erase(id);
     output.closeConnection(id);
   }
-  output.closeRelay(allocation.relay());
+  for (const RelayEndpoint& r : allocation.relays()) output.closeRelay(r.id);
   services.quota->release(quotaKey(allocation.username()));
   const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(now - allocation.created());
   counters.allocationEnded(counterTransport(allocation.tuple().transport), counterFamily(allocation.relayed().ip),
@@ -133,7 +133,8 @@ void TurnServer::onChannelData(const FiveTuple& tuple, wire::Bytes packet, TimeP
     counters_.drop(metrics::DropReason::kNoPermission);
     return;
   }
-  if (!output_.sendToPeer(allocation->relay(), channel->peer, message->data)) {
+  const RelayEndpoint* relay = allocation->relayFor(channel->peer.ip);
+  if (relay == nullptr || !output_.sendToPeer(relay->id, channel->peer, message->data)) {
     counters_.drop(metrics::DropReason::kSendFailed);
     return;
   }

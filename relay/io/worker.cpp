@@ -479,13 +479,23 @@ class Worker::Loop final : public DatagramHandler,
   // relayed each way; operators bill and audit from these. Never a secret (the username is
   // the public half of a credential). Not rate-limited: each needs a valid credential and is
   // bounded by the allocation quotas.
+  // Both addresses of a dual allocation (RFC 8656 §7.2), comma-separated, IPv4 first.
+  static std::string relayedText(const core::Allocation& a) {
+    std::string text;
+    for (const core::RelayEndpoint& r : a.relays()) {
+      if (!text.empty()) text += ',';
+      text += r.relayed.toString();
+    }
+    return text;
+  }
+
   void onAllocationCreated(const core::Allocation& a, std::uint32_t lifetime) noexcept override {
     if (!log::enabled(log::LogLevel::kInfo)) return;
     log::write(log::LogLevel::kInfo, "allocation created",
                {{"client", a.tuple().client.toString()},
                 {"transport", metrics::labelOf(core::counterTransport(a.tuple().transport))},
                 {"user", a.username()},
-                {"relayed", a.relayed().toString()},
+                {"relayed", relayedText(a)},
                 {"lifetime", lifetime}});
   }
   void onAllocationEnded(const core::Allocation& a, std::string_view reason,
@@ -496,7 +506,7 @@ class Worker::Loop final : public DatagramHandler,
                {{"client", a.tuple().client.toString()},
                 {"transport", metrics::labelOf(core::counterTransport(a.tuple().transport))},
                 {"user", a.username()},
-                {"relayed", a.relayed().toString()},
+                {"relayed", relayedText(a)},
                 {"reason", reason},
                 {"seconds", age.count()},
                 {"packets_to_peer", usage.packets_to_peer},

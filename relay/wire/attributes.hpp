@@ -166,6 +166,7 @@ struct FamilyAttribute {
 };
 using RequestedAddressFamily = FamilyAttribute<AttributeType::kRequestedAddressFamily>;
 using AdditionalAddressFamily = FamilyAttribute<AttributeType::kAdditionalAddressFamily>;
+using AdditionalAddressFamilyDraft = FamilyAttribute<AttributeType::kAdditionalAddressFamilyDraft>;
 
 // RFC 8656 §18.7: one byte whose top bit R asks the server to reserve the next port.
 struct EvenPort {

@@ -31,6 +31,7 @@ std::string_view attributeName(std::uint16_t type) noexcept {
     case AttributeType::kUseCandidate: return "USE-CANDIDATE";
     case AttributeType::kConnectionId: return "CONNECTION-ID";
     case AttributeType::kAdditionalAddressFamily: return "ADDITIONAL-ADDRESS-FAMILY";
+    case AttributeType::kAdditionalAddressFamilyDraft: return "ADDITIONAL-ADDRESS-FAMILY (draft 0x8032)";
     case AttributeType::kAddressErrorCode: return "ADDRESS-ERROR-CODE";
     case AttributeType::kPasswordAlgorithms: return "PASSWORD-ALGORITHMS";
     case AttributeType::kAlternateDomain: return "ALTERNATE-DOMAIN";

@@ -97,6 +97,9 @@ enum class AttributeType : std::uint16_t {
   kIceControlling = 0x802A,           // RFC 8445 §16.1
   kThirdPartyAuthorization = 0x802E,  // RFC 7635 §6.1
   kMobilityTicket = 0x8030,           // RFC 8016 §3.1
+  // ADDITIONAL-ADDRESS-FAMILY's number in the drafts before RFC 8656, still sent by coturn
+  // 4.6's turnutils_uclient -Z; unassigned in the IANA registry, so taken as an alias.
+  kAdditionalAddressFamilyDraft = 0x8032,
 };
 
 // RFC 8489 §14: types 0x0000-0x7FFF are comprehension-required.

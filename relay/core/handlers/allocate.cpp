@@ -14,17 +14,49 @@ namespace ec = wire::error_code;
 // the RESERVATION-TOKEN a client whose first answer was lost would otherwise never learn.
 void answerSuccess(const Allocation& a, std::uint32_t lifetime, const FiveTuple& tuple,
                    ResponseWriter& response) noexcept {
-  auto& b = response.success()
-                .add(wire::attr::XorRelayedAddress{a.relayed()})
-                .add(wire::attr::Lifetime{lifetime})
-                .add(wire::attr::XorMappedAddress{tuple.client});
+  auto& b = response.success();
+  // RFC 8656 §7.2: a dual allocation answers with both relayed addresses, IPv4 first.
+  for (const RelayEndpoint& r : a.relays()) b.add(wire::attr::XorRelayedAddress{r.relayed});
+  b.add(wire::attr::Lifetime{lifetime}).add(wire::attr::XorMappedAddress{tuple.client});
   if (a.reservationToken()) b.add(wire::attr::ReservationToken{*a.reservationToken()});
-  if (a.additionalFamilyRefused()) {
+  if (const std::uint16_t code = a.additionalFamilyError()) {
     // RFC 8656 §7.2: the IPv4 allocation stands; the IPv6 half is refused with its reason.
-    b.add(wire::attr::AddressErrorCode{static_cast<std::uint8_t>(wire::AddressFamily::kIPv6),
-                                       ec::kAddressFamilyNotSupported,
-                                       "Dual allocation is not offered"});
+    b.add(wire::attr::AddressErrorCode{static_cast<std::uint8_t>(wire::AddressFamily::kIPv6), code,
+                                       code == ec::kAddressFamilyNotSupported
+                                           ? "Address Family not Supported: no IPv6 relay address"
+                                           : "Insufficient Capacity: no IPv6 relay port free"});
   }
+}
+
+// RFC 8656 §7.2 dual allocation: the IPv6 relayed address ADDITIONAL-ADDRESS-FAMILY asks for,
+// opened after the IPv4 one succeeded. Returns the ADDRESS-ERROR-CODE when it cannot be had
+// (the IPv4 allocation stands either way), else 0.
+std::uint16_t openAdditionalRelay(ServerContext& server, RelayRequest request, Allocation& a) noexcept {
+  request.family = wire::AddressFamily::kIPv6;
+  request.even_port = false;  // RFC 8656 §7.2: EVEN-PORT concerns the first relayed address
+  request.reserve_next = false;
+  RelayError error{};
+  auto relay = server.output.openRelay(request, error);
+  if (!relay) {
+    return error == RelayError::kFamilyNotConfigured ? ec::kAddressFamilyNotSupported : ec::kInsufficientCapacity;
+  }
+  server.allocations.addRelay(a, RelayEndpoint{relay->id, advertisedAddress(server.options.external_ips, relay->local)});
+  return 0;
+}
+
+// RFC 8656 §7.2's ADDITIONAL-ADDRESS-FAMILY, under its RFC number or its draft one.
+bool hasAdditionalFamily(const wire::MessageView& request) noexcept {
+  return request.has(AttributeType::kAdditionalAddressFamily) ||
+         request.has(AttributeType::kAdditionalAddressFamilyDraft);
+}
+
+std::optional<std::uint8_t> additionalFamily(const wire::MessageView& request) noexcept {
+  if (request.has(AttributeType::kAdditionalAddressFamily)) {
+    auto f = request.get<wire::attr::AdditionalAddressFamily>();
+    return f ? std::optional(f->family) : std::nullopt;
+  }
+  auto f = request.get<wire::attr::AdditionalAddressFamilyDraft>();
+  return f ? std::optional(f->family) : std::nullopt;
 }
 
 }  // namespace
@@ -107,7 +139,7 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
     response.error(ec::kBadRequest, "RESERVATION-TOKEN and REQUESTED-ADDRESS-FAMILY together");
     return;
   }
-  if (token && request.has(AttributeType::kAdditionalAddressFamily)) {
+  if (token && hasAdditionalFamily(request)) {
     response.error(ec::kBadRequest, "RESERVATION-TOKEN and ADDITIONAL-ADDRESS-FAMILY together");
     return;
   }
@@ -118,7 +150,7 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
       return;
     }
     // RFC 8656 §7.2 item 8: EVEN-PORT with the R bit and ADDITIONAL-ADDRESS-FAMILY is 400.
-    if (e->reserve_next && request.has(AttributeType::kAdditionalAddressFamily)) {
+    if (e->reserve_next && hasAdditionalFamily(request)) {
       response.error(ec::kBadRequest, "EVEN-PORT with R=1 and ADDITIONAL-ADDRESS-FAMILY together");
       return;
     }
@@ -145,7 +177,7 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
   // RFC 8656 §7.2: the address family of the relayed address.
   relay_request.dont_fragment = request.has(AttributeType::kDontFragment);
   const bool requested_family = request.has(AttributeType::kRequestedAddressFamily);
-  const bool additional_family = request.has(AttributeType::kAdditionalAddressFamily);
+  const bool additional_family = hasAdditionalFamily(request);
   if (requested_family && additional_family) {
     response.error(ec::kBadRequest, "REQUESTED-ADDRESS-FAMILY and ADDITIONAL-ADDRESS-FAMILY together");
     return;
@@ -164,10 +196,15 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
     }
   }
   if (additional_family) {
-    auto family = request.get<wire::attr::AdditionalAddressFamily>();
+    auto family = additionalFamily(request);
     // RFC 8656 §7.2: ADDITIONAL-ADDRESS-FAMILY may only ask for IPv6.
-    if (!family || family->family != static_cast<std::uint8_t>(wire::AddressFamily::kIPv6)) {
+    if (!family || *family != static_cast<std::uint8_t>(wire::AddressFamily::kIPv6)) {
       response.error(ec::kBadRequest, "ADDITIONAL-ADDRESS-FAMILY must be IPv6");
+      return;
+    }
+    // RFC 6062 allocations relay one TCP listener; dual allocation is a UDP feature.
+    if (tcp) {
+      response.error(ec::kBadRequest, "ADDITIONAL-ADDRESS-FAMILY does not apply to TCP allocations");
       return;
     }
   }
@@ -218,9 +255,10 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
   allocation->setIntegrity(ctx.integrity);
   allocation->setExpiry(ctx.now + lifetime);
   allocation->setAllocateTransaction(request.transactionId());
-  allocation->setAllocateExtras(relay->reservation_token, additional_family);
   if (tcp) allocation->setTcp();
   Allocation& a = server.allocations.insert(std::move(allocation));
+  a.setAllocateExtras(relay->reservation_token,
+                      additional_family ? openAdditionalRelay(server, relay_request, a) : std::uint16_t{0});
   server.counters.allocationCreated(counterTransport(ctx.tuple.transport), counterFamily(relayed.ip));
   server.output.onAllocationCreated(a, static_cast<std::uint32_t>(lifetime.count()));
 

@@ -36,7 +36,7 @@ void channelBind(ServerContext& server, const RequestContext& ctx, ResponseWrite
     return;
   }
   const SocketAddress peer{PeerPolicy::normalize(peer_attr->address.ip), peer_attr->address.port};
-  if (peer.ip.family() != allocation->relayed().ip.family()) {
+  if (allocation->relayFor(peer.ip) == nullptr) {
     response.error(ec::kPeerAddressFamilyMismatch);
     return;
   }

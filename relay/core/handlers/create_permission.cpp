@@ -30,8 +30,8 @@ void createPermission(ServerContext& server, const RequestContext& ctx, Response
       return;
     }
     const IpAddress ip = PeerPolicy::normalize(peer->address.ip);
-    // RFC 8656 §10.2: a peer of the other family than the relayed address is 443.
-    if (ip.family() != allocation->relayed().ip.family()) {
+    // RFC 8656 §10.2: a peer of a family the allocation has no relayed address of is 443.
+    if (allocation->relayFor(ip) == nullptr) {
       code = ec::kPeerAddressFamilyMismatch;
       reason = "Peer Address Family Mismatch";
       return;

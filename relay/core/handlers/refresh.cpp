@@ -13,19 +13,37 @@ void refresh(ServerContext& server, const RequestContext& ctx, ResponseWriter& r
     response.error(wire::error_code::kBadRequest, "Malformed LIFETIME");
     return;
   }
-  // RFC 8656 §8.2: a REQUESTED-ADDRESS-FAMILY that differs from the allocation's is 443.
+  // RFC 8656 §8.2: a REQUESTED-ADDRESS-FAMILY the allocation has no relayed address of is
+  // 443.
+  std::optional<wire::AddressFamily> only_family;
   if (request.has(wire::AttributeType::kRequestedAddressFamily)) {
     auto family = request.get<wire::attr::RequestedAddressFamily>();
     if (!family) {
       response.error(wire::error_code::kBadRequest, "Malformed REQUESTED-ADDRESS-FAMILY");
       return;
     }
-    if (family->family != static_cast<std::uint8_t>(allocation->relayed().ip.family())) {
-      response.error(wire::error_code::kPeerAddressFamilyMismatch);
+    const RelayEndpoint* match = nullptr;
+    for (const RelayEndpoint& r : allocation->relays()) {
+      if (static_cast<std::uint8_t>(r.relayed.ip.family()) == family->family) match = &r;
+    }
+    if (match == nullptr) {
+      response.error(wire::error_code::kPeerAddressFamilyMismatch,
+                     "Peer Address Family Mismatch: the allocation has no relayed address of that family");
       return;
     }
+    only_family = match->relayed.ip.family();
   }
   const auto requested = request.get<wire::attr::Lifetime>();
+  // RFC 8656 §8.2: LIFETIME 0 with REQUESTED-ADDRESS-FAMILY on a dual allocation deletes the
+  // relayed address of that family only; the other lives on with its permissions and channels.
+  if (requested && requested->seconds == 0 && only_family && allocation->relays().size() > 1) {
+    for (const RelayEndpoint& r : allocation->relays()) {
+      if (r.relayed.ip.family() == *only_family) server.output.closeRelay(r.id);
+    }
+    server.allocations.removeRelay(*allocation, *only_family);
+    response.success().add(wire::attr::Lifetime{0});
+    return;
+  }
   // RFC 8656 §8.2: a requested lifetime of zero deletes the allocation at once.
   if (requested && requested->seconds == 0) {
     server.endAllocation(*allocation, metrics::AllocationEnd::kDeleted, ctx.now);

@@ -31,7 +31,9 @@ void sendIndication(ServerContext& server, const FiveTuple& tuple, const wire::M
     server.counters.drop(metrics::DropReason::kPeerDenied);
     return;
   }
-  if (!server.output.sendToPeer(allocation->relay(), peer, data->value)) {
+  // The permission implies a relayed address of the peer's family (RFC 8656 §10.2).
+  const RelayEndpoint* relay = allocation->relayFor(peer.ip);
+  if (relay == nullptr || !server.output.sendToPeer(relay->id, peer, data->value)) {
     server.counters.drop(metrics::DropReason::kSendFailed);
     return;
   }

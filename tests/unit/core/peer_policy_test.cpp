@@ -475,6 +475,26 @@ TEST_CASE("the relay's own address stays port-limited inside an --allow-peer ran
   CHECK(verdict(policy, "10.0.0.6", 3478) == kAllowed);
 }
 
+TEST_CASE("--allow-own-address-peers opens the own addresses but never tern's listening ports") {
+  PeerPolicyOptions options;
+  options.allow = {cidr("::1/128")};
+  options.own_addresses = {ip("::1"), ip("9.9.9.9")};
+  options.allow_own_address_peers = true;
+  options.listener_ports = {3478, 5349, 9641};
+  const PeerPolicy policy{options};
+  CHECK(verdict(policy, "::1", 3480) == kAllowed);   // an echo peer beside the relay
+  CHECK(verdict(policy, "::1", 60000) == kAllowed);  // a relay port
+  CHECK(verdict(policy, "9.9.9.9", 22) == kAllowed);
+  for (const std::uint16_t listener : options.listener_ports) {
+    CAPTURE(listener);
+    CHECK(verdict(policy, "::1", listener) == kOwnAddress);
+    CHECK(verdict(policy, "9.9.9.9", listener) == kOwnAddress);
+    CHECK(verdict(policy, "::ffff:9.9.9.9", listener) == kOwnAddress);
+  }
+  // The unspecified address is never a peer, whatever the options.
+  CHECK(verdict(policy, "::", 3480) != kAllowed);
+}
+
 TEST_CASE("--deny-peer wins over the relay's own address") {
   PeerPolicyOptions options;
   options.deny = {cidr("198.51.100.0/24")};
