@@ -237,6 +237,21 @@ Expected<AccessTokenContents, TokenError> decodeAccessToken(Bytes token, const O
   return parseBlock(Bytes{plain.data(), sealed.size()});
 }
 
+MintedAccessToken mintAccessToken(const OAuthKey& key, std::string_view server_name,
+                                  std::size_t mac_key_size, std::int64_t now_unix,
+                                  std::uint32_t lifetime) {
+  if (!isMacKeySize(mac_key_size)) throw std::invalid_argument("access token: the MAC key must be 20 or 32 bytes");
+  if (lifetime == 0) throw std::invalid_argument("access token: the lifetime must be positive");
+  if (now_unix < 0 || now_unix >= (std::int64_t{1} << 48)) {
+    throw std::invalid_argument("access token: the time does not fit 48 bits of seconds");
+  }
+  MintedAccessToken out;
+  out.mac_key.resize(mac_key_size);
+  randomBytes(out.mac_key);
+  out.token = encodeAccessToken({out.mac_key, tokenTimestamp(now_unix), lifetime}, key, server_name);
+  return out;
+}
+
 OAuthKeyStore::OAuthKeyStore(std::vector<OAuthKey> keys) {
   std::string problems;
   for (std::size_t i = 0; i < keys.size(); ++i) {

@@ -112,6 +112,21 @@ std::vector<std::uint8_t> encodeAccessToken(const AccessTokenContents& contents,
 Expected<AccessTokenContents, TokenError> decodeAccessToken(Bytes token, const OAuthKey& key,
                                                             std::string_view server_name);
 
+// What an authorization server hands its client in RFC 7635's token response: a fresh MAC
+// key, and the token that seals it for the STUN server.
+struct MintedAccessToken {
+  std::vector<std::uint8_t> mac_key;
+  std::vector<std::uint8_t> token;
+};
+
+// Mints a token under `key` for `server_name`: a random MAC key of `mac_key_size` bytes (20
+// for HMAC-SHA1, 32 for HMAC-SHA256), issued at `now_unix`, valid for `lifetime` seconds.
+// Throws std::invalid_argument for another MAC key size, a zero lifetime or a time outside
+// 0 to 2^48 - 1 seconds (what the timestamp can hold), like encodeAccessToken otherwise.
+MintedAccessToken mintAccessToken(const OAuthKey& key, std::string_view server_name,
+                                  std::size_t mac_key_size, std::int64_t now_unix,
+                                  std::uint32_t lifetime);
+
 // The AS-RS keys tern accepts, as one immutable snapshot every worker reads without locks; a
 // reload builds a new store (like CredentialStore).
 class OAuthKeyStore {

@@ -268,3 +268,23 @@ TEST_CASE("AEAD names: A256GCM and A128GCM, or their RFC 5116 names") {
   CHECK(auth::oauthKeySize(auth::OAuthAead::kA256Gcm) == 32);
   CHECK(auth::describe(auth::TokenError::kNotAuthentic) == "not_authentic");
 }
+
+TEST_CASE("minting seals a fresh MAC key of the chosen size with the time and lifetime") {
+  for (std::size_t size : {auth::kMacKeySha1Size, auth::kMacKeySha256Size}) {
+    const auto a = auth::mintAccessToken(rfcKey(), "turn.example.org", size, 1700000000, 600);
+    const auto b = auth::mintAccessToken(rfcKey(), "turn.example.org", size, 1700000000, 600);
+    CHECK(a.mac_key.size() == size);
+    CHECK(a.mac_key != b.mac_key);
+    auto decoded = auth::decodeAccessToken(a.token, rfcKey(), "turn.example.org");
+    REQUIRE(decoded.has_value());
+    CHECK(decoded->mac_key == a.mac_key);
+    CHECK(auth::tokenSeconds(decoded->timestamp) == 1700000000);
+    CHECK(decoded->lifetime == 600);
+    CHECK(auth::tokenValidAt(*decoded, 1700000599));
+    CHECK_FALSE(auth::tokenValidAt(*decoded, 1700000605));
+  }
+  CHECK_THROWS_AS(auth::mintAccessToken(rfcKey(), "s", 16, 1700000000, 600), std::invalid_argument);
+  CHECK_THROWS_AS(auth::mintAccessToken(rfcKey(), "s", 20, 1700000000, 0), std::invalid_argument);
+  CHECK_THROWS_AS(auth::mintAccessToken(rfcKey(), "s", 20, -1, 600), std::invalid_argument);
+  CHECK_THROWS_AS(auth::mintAccessToken(rfcKey(), "s", 20, std::int64_t{1} << 48, 600), std::invalid_argument);
+}
