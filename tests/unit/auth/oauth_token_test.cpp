@@ -244,7 +244,7 @@ TEST_CASE("the key store names every problem at once, never a key") {
   }
 }
 
-TEST_CASE("the key store finds keys by kid; an empty store refuses every token") {
+TEST_CASE("the key store finds keys by kid, and an empty store refuses every token") {
   const auth::OAuthKeyStore store({rfcKey(), {"b", std::vector<std::uint8_t>(16, 9), auth::OAuthAead::kA128Gcm}});
   CHECK(store.size() == 2);
   REQUIRE(store.find("b") != nullptr);

@@ -45,7 +45,7 @@ bool anyLineHas(const std::vector<std::string>& lines, std::string_view text) {
 
 }  // namespace
 
-TEST_CASE("OAuth key files hold KID BASE64-KEY [AEAD] per line; comments, blanks and CRLF are skipped") {
+TEST_CASE("OAuth key files hold KID BASE64-KEY and an optional AEAD per line, skipping comments, blanks and CRLF") {
   TempFile f("tern_oauth_keys_ok.txt",
              "# current key first\r\n"
              "north " + kKey32 + "\r\n"
@@ -100,7 +100,7 @@ TEST_CASE("every problem of every OAuth key file is named with its line, never w
   CHECK_FALSE(anyLineHas(p, "AAEC!wQF"));
 }
 
-TEST_CASE("serve: --oauth-key-file loads the store; the server name defaults to the realm") {
+TEST_CASE("serve: --oauth-key-file loads the store, and the server name defaults to the realm") {
   TempFile f("tern_oauth_keys_serve.txt", "north " + kKey32 + "\n");
   Config c;
   c.realm = "example.org";
