@@ -35,8 +35,10 @@ bool isMacKeySize(std::size_t n) noexcept { return n == kMacKeySha1Size || n == 
 // Looked up by name once per process, as crypto.cpp does for HMAC: OpenSSL 3 takes a lock and
 // compares strings on every fetch.
 const EVP_CIPHER* cipherFor(OAuthAead aead) {
-  static const std::unique_ptr<EVP_CIPHER, CipherDeleter> aes256{EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr)};
-  static const std::unique_ptr<EVP_CIPHER, CipherDeleter> aes128{EVP_CIPHER_fetch(nullptr, "AES-128-GCM", nullptr)};
+  static const std::unique_ptr<EVP_CIPHER, CipherDeleter> aes256{
+      EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr)};
+  static const std::unique_ptr<EVP_CIPHER, CipherDeleter> aes128{
+      EVP_CIPHER_fetch(nullptr, "AES-128-GCM", nullptr)};
   const EVP_CIPHER* cipher = aead == OAuthAead::kA128Gcm ? aes128.get() : aes256.get();
   if (cipher == nullptr) fail("OpenSSL: AES-GCM is not available");
   return cipher;
@@ -50,7 +52,8 @@ EVP_CIPHER_CTX* cipherContext(OAuthAead aead, bool encrypt) {
   if (slot) return slot.get();
   CipherCtx ctx{EVP_CIPHER_CTX_new()};
   if (!ctx) fail("OpenSSL: EVP_CIPHER_CTX_new failed");
-  if (EVP_CipherInit_ex2(ctx.get(), cipherFor(aead), nullptr, nullptr, encrypt ? 1 : 0, nullptr) != 1) {
+  const int enc = encrypt ? 1 : 0;
+  if (EVP_CipherInit_ex2(ctx.get(), cipherFor(aead), nullptr, nullptr, enc, nullptr) != 1) {
     fail("OpenSSL: AES-GCM init failed");
   }
   slot = std::move(ctx);
@@ -61,7 +64,8 @@ EVP_CIPHER_CTX* cipherContext(OAuthAead aead, bool encrypt) {
 // associated data.
 void start(EVP_CIPHER_CTX* ctx, const OAuthKey& key, Bytes nonce, std::string_view server_name,
            bool encrypt) {
-  if (EVP_CipherInit_ex2(ctx, nullptr, key.key.data(), nonce.data(), encrypt ? 1 : 0, nullptr) != 1) {
+  const int enc = encrypt ? 1 : 0;
+  if (EVP_CipherInit_ex2(ctx, nullptr, key.key.data(), nonce.data(), enc, nullptr) != 1) {
     fail("OpenSSL: AES-GCM key setup failed");
   }
   int ignored = 0;
@@ -157,11 +161,13 @@ bool tokenValidAt(const AccessTokenContents& contents, std::int64_t now_unix,
   return now_unix >= issued - slack && now_unix < tokenExpiry(contents) + slack;
 }
 
-std::vector<std::uint8_t> encodeAccessToken(const AccessTokenContents& contents, const OAuthKey& key,
-                                            std::string_view server_name,
+std::vector<std::uint8_t> encodeAccessToken(const AccessTokenContents& contents,
+                                            const OAuthKey& key, std::string_view server_name,
                                             std::span<const std::uint8_t, kTokenNonceSize> nonce) {
   checkEncodable(contents, key);
-  if (server_name.size() > INT_MAX) throw std::invalid_argument("access token: server name too long");
+  if (server_name.size() > INT_MAX) {
+    throw std::invalid_argument("access token: server name too long");
+  }
   const std::vector<std::uint8_t> block = plainBlock(contents);
 
   std::vector<std::uint8_t> token(kTokenOverhead + block.size());
@@ -184,8 +190,8 @@ std::vector<std::uint8_t> encodeAccessToken(const AccessTokenContents& contents,
   return token;
 }
 
-std::vector<std::uint8_t> encodeAccessToken(const AccessTokenContents& contents, const OAuthKey& key,
-                                            std::string_view server_name) {
+std::vector<std::uint8_t> encodeAccessToken(const AccessTokenContents& contents,
+                                            const OAuthKey& key, std::string_view server_name) {
   std::array<std::uint8_t, kTokenNonceSize> nonce{};
   randomBytes(nonce);
   return encodeAccessToken(contents, key, server_name, nonce);
@@ -224,7 +230,8 @@ Expected<AccessTokenContents, TokenError> decodeAccessToken(Bytes token, const O
   start(ctx, key, nonce, server_name, false);
   std::array<std::uint8_t, kMaxBlockSize> plain{};
   int written = 0;
-  if (EVP_DecryptUpdate(ctx, plain.data(), &written, sealed.data(), static_cast<int>(sealed.size())) != 1) {
+  if (EVP_DecryptUpdate(ctx, plain.data(), &written, sealed.data(),
+                        static_cast<int>(sealed.size())) != 1) {
     return Unexpected{TokenError::kNotAuthentic};
   }
   // The tag is compared inside OpenSSL in constant time (CRYPTO_memcmp).
@@ -240,7 +247,9 @@ Expected<AccessTokenContents, TokenError> decodeAccessToken(Bytes token, const O
 MintedAccessToken mintAccessToken(const OAuthKey& key, std::string_view server_name,
                                   std::size_t mac_key_size, std::int64_t now_unix,
                                   std::uint32_t lifetime) {
-  if (!isMacKeySize(mac_key_size)) throw std::invalid_argument("access token: the MAC key must be 20 or 32 bytes");
+  if (!isMacKeySize(mac_key_size)) {
+    throw std::invalid_argument("access token: the MAC key must be 20 or 32 bytes");
+  }
   if (lifetime == 0) throw std::invalid_argument("access token: the lifetime must be positive");
   if (now_unix < 0 || now_unix >= (std::int64_t{1} << 48)) {
     throw std::invalid_argument("access token: the time does not fit 48 bits of seconds");
@@ -248,7 +257,8 @@ MintedAccessToken mintAccessToken(const OAuthKey& key, std::string_view server_n
   MintedAccessToken out;
   out.mac_key.resize(mac_key_size);
   randomBytes(out.mac_key);
-  out.token = encodeAccessToken({out.mac_key, tokenTimestamp(now_unix), lifetime}, key, server_name);
+  out.token =
+      encodeAccessToken({out.mac_key, tokenTimestamp(now_unix), lifetime}, key, server_name);
   return out;
 }
 
@@ -281,8 +291,8 @@ const OAuthKey* OAuthKeyStore::find(std::string_view kid) const noexcept {
   return it == keys_.end() ? nullptr : &it->second;
 }
 
-Expected<AccessTokenContents, TokenError> OAuthKeyStore::decode(std::string_view kid, Bytes token,
-                                                                std::string_view server_name) const {
+Expected<AccessTokenContents, TokenError> OAuthKeyStore::decode(
+    std::string_view kid, Bytes token, std::string_view server_name) const {
   const OAuthKey* key = find(kid);
   if (key == nullptr) return Unexpected{TokenError::kUnknownKid};
   return decodeAccessToken(token, *key, server_name);

@@ -1,8 +1,6 @@
-// Self-contained OAuth access tokens of STUN third-party authorization (RFC 7635 §6.2): the
-// authorization server seals a MAC key, issue time and lifetime with AES-GCM under a key it
-// shares with tern (the AS-RS key, named by a kid); tern opens the ACCESS-TOKEN attribute with
-// that key and checks MESSAGE-INTEGRITY with the MAC key inside. Byte-compatible with coturn.
-// No I/O; decoding never throws on bad input.
+// Self-contained access tokens of STUN third-party authorization (RFC 7635 §6.2): a MAC key,
+// issue time and lifetime sealed with AES-GCM under an AS-RS key named by a kid, in coturn's
+// byte layout. No I/O; decoding never throws on bad input.
 #pragma once
 
 #include <array>
@@ -63,10 +61,10 @@ struct AccessTokenContents {
 };
 
 enum class TokenError : std::uint8_t {
-  kUnknownKid,     // no key of that kid (OAuthKeyStore::decode only)
-  kMalformed,      // not the layout of a token: lengths disagree, another nonce size
-  kNotAuthentic,   // the GCM tag fails: another key, another server name, or altered bytes
-  kBadContents,    // authentic, but the sealed block is wrong: a bug of the server that minted it
+  kUnknownKid,    // no key of that kid (OAuthKeyStore::decode only)
+  kMalformed,     // not the layout of a token: lengths disagree, another nonce size
+  kNotAuthentic,  // the GCM tag fails: another key, another server name, or altered bytes
+  kBadContents,   // authentic, but the sealed block is wrong: a bug of the server that minted it
 };
 
 // Short snake_case text for logs and metric labels, e.g. "not_authentic".
@@ -97,12 +95,12 @@ bool tokenValidAt(const AccessTokenContents& contents, std::int64_t now_unix,
 // tag, with `server_name` (the bytes of the name, no terminator) as associated data.
 // Throws std::invalid_argument for a mac_key that is not 20 or 32 bytes or a key whose size
 // does not fit its AEAD, std::runtime_error if OpenSSL fails.
-std::vector<std::uint8_t> encodeAccessToken(const AccessTokenContents& contents, const OAuthKey& key,
-                                            std::string_view server_name,
+std::vector<std::uint8_t> encodeAccessToken(const AccessTokenContents& contents,
+                                            const OAuthKey& key, std::string_view server_name,
                                             std::span<const std::uint8_t, kTokenNonceSize> nonce);
 // The same with a fresh random nonce: a GCM nonce must never repeat under one key.
-std::vector<std::uint8_t> encodeAccessToken(const AccessTokenContents& contents, const OAuthKey& key,
-                                            std::string_view server_name);
+std::vector<std::uint8_t> encodeAccessToken(const AccessTokenContents& contents,
+                                            const OAuthKey& key, std::string_view server_name);
 
 // Opens a token sealed with `key` for `server_name`. Reads only inside `token`, allocates
 // only the returned MAC key, and checks every length before it decrypts: a valid token is

@@ -32,8 +32,10 @@ constexpr std::string_view kSecret = "HGkj32KJGiuy098sdfaqbNjOiaz71923";
 constexpr std::size_t kMaxPlain = 128;
 
 const auth::OAuthKey& keyFor(bool a128) {
-  static const auth::OAuthKey a256{"2783466234", {kSecret.begin(), kSecret.end()}, auth::OAuthAead::kA256Gcm};
-  static const auth::OAuthKey a128_key{"a128", {kSecret.begin(), kSecret.begin() + 16}, auth::OAuthAead::kA128Gcm};
+  static const auth::OAuthKey a256{
+      "2783466234", {kSecret.begin(), kSecret.end()}, auth::OAuthAead::kA256Gcm};
+  static const auth::OAuthKey a128_key{
+      "a128", {kSecret.begin(), kSecret.begin() + 16}, auth::OAuthAead::kA128Gcm};
   return a128 ? a128_key : a256;
 }
 
@@ -48,30 +50,36 @@ std::vector<std::uint8_t> seal(const auth::OAuthKey& key, Bytes nonce, Bytes pla
   token.insert(token.end(), nonce.begin(), nonce.end());
   token.resize(token.size() + plain.size() + auth::kTokenTagSize);
   std::unique_ptr<EVP_CIPHER_CTX, CtxDeleter> ctx{EVP_CIPHER_CTX_new()};
-  const EVP_CIPHER* cipher = key.aead == auth::OAuthAead::kA128Gcm ? EVP_aes_128_gcm() : EVP_aes_256_gcm();
+  const EVP_CIPHER* cipher =
+      key.aead == auth::OAuthAead::kA128Gcm ? EVP_aes_128_gcm() : EVP_aes_256_gcm();
   int n = 0;
-  TERN_FUZZ_CHECK(ctx && EVP_EncryptInit_ex(ctx.get(), cipher, nullptr, key.key.data(), nonce.data()) == 1);
+  TERN_FUZZ_CHECK(
+      ctx && EVP_EncryptInit_ex(ctx.get(), cipher, nullptr, key.key.data(), nonce.data()) == 1);
   TERN_FUZZ_CHECK(EVP_EncryptUpdate(ctx.get(), nullptr, &n,
                                     reinterpret_cast<const std::uint8_t*>(kServer.data()),
                                     static_cast<int>(kServer.size())) == 1);
   std::uint8_t* out = token.data() + 2 + auth::kTokenNonceSize;
   int total = 0;
   if (!plain.empty()) {
-    TERN_FUZZ_CHECK(EVP_EncryptUpdate(ctx.get(), out, &total, plain.data(), static_cast<int>(plain.size())) == 1);
+    TERN_FUZZ_CHECK(EVP_EncryptUpdate(ctx.get(), out, &total, plain.data(),
+                                      static_cast<int>(plain.size())) == 1);
   }
   TERN_FUZZ_CHECK(EVP_EncryptFinal_ex(ctx.get(), out + total, &n) == 1);
-  TERN_FUZZ_CHECK(EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(auth::kTokenTagSize),
+  TERN_FUZZ_CHECK(EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG,
+                                      static_cast<int>(auth::kTokenTagSize),
                                       out + plain.size()) == 1);
   return token;
 }
 
 bool validLayout(Bytes token) {
-  return (token.size() == 64 || token.size() == 76) && token[0] == 0 && token[1] == auth::kTokenNonceSize;
+  return (token.size() == 64 || token.size() == 76) && token[0] == 0 &&
+         token[1] == auth::kTokenNonceSize;
 }
 
 // An authentic token decodes to contents of the right shape, and sealing them again with
 // its nonce gives back the very same bytes.
-void checkDecoded(Bytes token, const auth::AccessTokenContents& contents, const auth::OAuthKey& key) {
+void checkDecoded(Bytes token, const auth::AccessTokenContents& contents,
+                  const auth::OAuthKey& key) {
   TERN_FUZZ_CHECK(validLayout(token));
   TERN_FUZZ_CHECK(contents.mac_key.size() == auth::kMacKeySha1Size ||
                   contents.mac_key.size() == auth::kMacKeySha256Size);
@@ -136,8 +144,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const bool other_server = (flags & 0x04) != 0;
   if ((flags & 0x01) == 0) {
     fuzzToken(rest, key, other_server);
-  } else if (rest.size() >= auth::kTokenNonceSize && rest.size() - auth::kTokenNonceSize <= kMaxPlain) {
-    fuzzSealed(rest.first(auth::kTokenNonceSize), rest.subspan(auth::kTokenNonceSize), key, other_server);
+  } else if (rest.size() >= auth::kTokenNonceSize &&
+             rest.size() - auth::kTokenNonceSize <= kMaxPlain) {
+    fuzzSealed(rest.first(auth::kTokenNonceSize), rest.subspan(auth::kTokenNonceSize), key,
+               other_server);
   }
   return 0;
 }

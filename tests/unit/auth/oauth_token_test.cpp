@@ -2,6 +2,8 @@
 // `cryptography` AES-GCM over the fixed inputs of coturn's rfc5769check OAuth test), round
 // trips, every tampered byte and every truncation refused, wrong keys and server names,
 // hostile length fields, expiry with clock skew, and key store validation.
+#include "auth/oauth_token.hpp"
+
 #include <doctest/doctest.h>
 
 #include <array>
@@ -11,7 +13,6 @@
 #include <string_view>
 #include <vector>
 
-#include "auth/oauth_token.hpp"
 #include "support/hex.hpp"
 
 namespace {
@@ -36,7 +37,7 @@ constexpr std::string_view kTokenA256 =
     "000c68346a336b326c326e346235"                                      // nonce_length, nonce
     "617ef134a3d5e44e9a19cc7dc104b0c03d03b2a551d8fdf5cd3b6dca6f10cfb7"  // sealed block
     "7e5b"
-    "2ddec84d293a5c50499359f0c2e26f76";                                 // GCM tag
+    "2ddec84d293a5c50499359f0c2e26f76";  // GCM tag
 // The same with A128GCM, whose key coturn takes as the first 16 bytes of the same secret.
 constexpr std::string_view kTokenA128 =
     "000c68346a336b326c326e346235"
@@ -115,7 +116,8 @@ TEST_CASE("changing any byte of a token makes it fail") {
       CAPTURE(i);
       REQUIRE_FALSE(decoded.has_value());
       // Bytes 0-1 are nonce_length, checked in the clear; the rest only the tag can judge.
-      CHECK(decoded.error() == (i < 2 ? auth::TokenError::kMalformed : auth::TokenError::kNotAuthentic));
+      CHECK(decoded.error() ==
+            (i < 2 ? auth::TokenError::kMalformed : auth::TokenError::kNotAuthentic));
     }
   }
 }
@@ -123,7 +125,8 @@ TEST_CASE("changing any byte of a token makes it fail") {
 TEST_CASE("a token cut short at any length, or with bytes added, fails cleanly") {
   const auto token = fromHex(kTokenA256);
   for (std::size_t n = 0; n < token.size(); ++n) {
-    const std::vector<std::uint8_t> cut(token.begin(), token.begin() + static_cast<std::ptrdiff_t>(n));
+    const std::vector<std::uint8_t> cut(token.begin(),
+                                        token.begin() + static_cast<std::ptrdiff_t>(n));
     CAPTURE(n);
     CHECK_FALSE(auth::decodeAccessToken(cut, rfcKey(), kServer).has_value());
   }
@@ -167,7 +170,10 @@ TEST_CASE("hostile length fields are refused before decryption (coturn CVE-2026-
   auto big = fromHex(kTokenA256);
   big.insert(big.end() - 16, 0xFFFF, 0x42);
   CHECK(errorOf(big, rfcKey()) == auth::TokenError::kMalformed);
-  CHECK(errorOf(fromHex("000c" "000000000000000000000000" "ffff"), rfcKey()) == auth::TokenError::kMalformed);
+  CHECK(errorOf(fromHex("000c"
+                        "000000000000000000000000"
+                        "ffff"),
+                rfcKey()) == auth::TokenError::kMalformed);
 }
 
 TEST_CASE("an authentic token whose sealed key_length lies is bad contents, not an overflow") {
@@ -189,10 +195,11 @@ TEST_CASE("an authentic token whose sealed key_length lies is bad contents, not 
 }
 
 TEST_CASE("tokens are valid from skew before issue until skew after timestamp + lifetime") {
-  const auth::AccessTokenContents t{std::vector<std::uint8_t>(20), auth::tokenTimestamp(1000) | 0xFFFF, 60};
+  const auth::AccessTokenContents t{std::vector<std::uint8_t>(20),
+                                    auth::tokenTimestamp(1000) | 0xFFFF, 60};
   CHECK(auth::tokenExpiry(t) == 1060);
   CHECK_FALSE(auth::tokenValidAt(t, 994));
-  CHECK(auth::tokenValidAt(t, 995));   // 5 s early: the AS clock runs ahead of ours
+  CHECK(auth::tokenValidAt(t, 995));  // 5 s early: the AS clock runs ahead of ours
   CHECK(auth::tokenValidAt(t, 1000));
   CHECK(auth::tokenValidAt(t, 1064));  // 5 s late still counts (coturn's OAUTH_TIME_DELTA)
   CHECK_FALSE(auth::tokenValidAt(t, 1065));
@@ -201,16 +208,19 @@ TEST_CASE("tokens are valid from skew before issue until skew after timestamp + 
   CHECK_FALSE(auth::tokenValidAt(t, 1060, std::chrono::seconds(0)));
   CHECK(auth::tokenValidAt(t, 1059, std::chrono::seconds(0)));
   // A zero lifetime is never valid, not "forever" as coturn reads it.
-  const auth::AccessTokenContents zero{std::vector<std::uint8_t>(20), auth::tokenTimestamp(1000), 0};
+  const auth::AccessTokenContents zero{std::vector<std::uint8_t>(20), auth::tokenTimestamp(1000),
+                                       0};
   CHECK_FALSE(auth::tokenValidAt(zero, 1000));
   // The largest timestamp and lifetime do not overflow.
-  const auth::AccessTokenContents max{std::vector<std::uint8_t>(20), ~std::uint64_t{0}, ~std::uint32_t{0}};
+  const auth::AccessTokenContents max{std::vector<std::uint8_t>(20), ~std::uint64_t{0},
+                                      ~std::uint32_t{0}};
   CHECK(auth::tokenSeconds(max.timestamp) == (std::int64_t{1} << 48) - 1);
   CHECK_FALSE(auth::tokenValidAt(max, 1700000000));
   CHECK(auth::tokenValidAt(max, (std::int64_t{1} << 48)));
 }
 
-TEST_CASE("encoding refuses MAC keys other than 20 or 32 bytes and keys that do not fit their AEAD") {
+TEST_CASE(
+    "encoding refuses MAC keys other than 20 or 32 bytes and keys that do not fit their AEAD") {
   auto contents = rfcContents();
   contents.mac_key.resize(16);
   CHECK_THROWS_AS(auth::encodeAccessToken(contents, rfcKey(), kServer), std::invalid_argument);
@@ -218,7 +228,8 @@ TEST_CASE("encoding refuses MAC keys other than 20 or 32 bytes and keys that do 
   CHECK_THROWS_AS(auth::encodeAccessToken(contents, rfcKey(), kServer), std::invalid_argument);
   auth::OAuthKey short_key = rfcKey();
   short_key.key.resize(16);  // A256GCM needs 32
-  CHECK_THROWS_AS(auth::encodeAccessToken(rfcContents(), short_key, kServer), std::invalid_argument);
+  CHECK_THROWS_AS(auth::encodeAccessToken(rfcContents(), short_key, kServer),
+                  std::invalid_argument);
   // A hand-made key of the wrong size is refused on decoding too, without reading past it.
   CHECK(errorOf(fromHex(kTokenA256), short_key) == auth::TokenError::kNotAuthentic);
 }
@@ -245,7 +256,8 @@ TEST_CASE("the key store names every problem at once, never a key") {
 }
 
 TEST_CASE("the key store finds keys by kid, and an empty store refuses every token") {
-  const auth::OAuthKeyStore store({rfcKey(), {"b", std::vector<std::uint8_t>(16, 9), auth::OAuthAead::kA128Gcm}});
+  const auth::OAuthKeyStore store(
+      {rfcKey(), {"b", std::vector<std::uint8_t>(16, 9), auth::OAuthAead::kA128Gcm}});
   CHECK(store.size() == 2);
   REQUIRE(store.find("b") != nullptr);
   CHECK(store.find("b")->aead == auth::OAuthAead::kA128Gcm);
@@ -286,5 +298,6 @@ TEST_CASE("minting seals a fresh MAC key of the chosen size with the time and li
   CHECK_THROWS_AS(auth::mintAccessToken(rfcKey(), "s", 16, 1700000000, 600), std::invalid_argument);
   CHECK_THROWS_AS(auth::mintAccessToken(rfcKey(), "s", 20, 1700000000, 0), std::invalid_argument);
   CHECK_THROWS_AS(auth::mintAccessToken(rfcKey(), "s", 20, -1, 600), std::invalid_argument);
-  CHECK_THROWS_AS(auth::mintAccessToken(rfcKey(), "s", 20, std::int64_t{1} << 48, 600), std::invalid_argument);
+  CHECK_THROWS_AS(auth::mintAccessToken(rfcKey(), "s", 20, std::int64_t{1} << 48, 600),
+                  std::invalid_argument);
 }

@@ -1,6 +1,8 @@
 // OAuth key files (RFC 7635 AS-RS keys): the line format, every problem at once without ever
 // showing a key, duplicates across files, and --oauth-key-file / --oauth-server-name in
 // `tern serve`'s validation and printed configuration.
+#include "relay/config/oauth_key_file.hpp"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -12,7 +14,6 @@
 #include "auth/base64.hpp"
 #include "relay/config/cli_options.hpp"
 #include "relay/config/config.hpp"
-#include "relay/config/oauth_key_file.hpp"
 
 using namespace tern::config;
 namespace auth = tern::auth;
@@ -45,14 +46,21 @@ bool anyLineHas(const std::vector<std::string>& lines, std::string_view text) {
 
 }  // namespace
 
-TEST_CASE("OAuth key files hold KID BASE64-KEY and an optional AEAD per line, skipping comments, blanks and CRLF") {
+TEST_CASE(
+    "OAuth key files hold KID BASE64-KEY and an optional AEAD per line, skipping comments, blanks "
+    "and CRLF") {
   TempFile f("tern_oauth_keys_ok.txt",
              "# current key first\r\n"
-             "north " + kKey32 + "\r\n"
-             "\n"
-             "   \t\n"
-             "  south\t" + kKey16 + "  A128GCM  \n"
-             "east " + kKey32 + " A256GCM");
+             "north " +
+                 kKey32 +
+                 "\r\n"
+                 "\n"
+                 "   \t\n"
+                 "  south\t" +
+                 kKey16 +
+                 "  A128GCM  \n"
+                 "east " +
+                 kKey32 + " A256GCM");
   auto keys = readOAuthKeyFiles({f.path()});
   REQUIRE(keys.has_value());
   REQUIRE(keys->size() == 3);
@@ -70,15 +78,22 @@ TEST_CASE("OAuth key files hold KID BASE64-KEY and an optional AEAD per line, sk
 }
 
 TEST_CASE("every problem of every OAuth key file is named with its line, never with a key") {
-  TempFile a("tern_oauth_keys_a.txt",
-             "north " + kKey32 + "\n"
-             "just-a-kid\n"
-             "bad-base64 AAEC!wQF\n"
-             "short " + kKey16 + "\n"
-             "wrong-aead " + kKey32 + " A192GCM\n"
-             "too many " + kKey32 + " A256GCM\n"
-             "north " + kKey32 + "\n" +
-             std::string(513, 'k') + " " + kKey32 + "\n");
+  TempFile a("tern_oauth_keys_a.txt", "north " + kKey32 +
+                                          "\n"
+                                          "just-a-kid\n"
+                                          "bad-base64 AAEC!wQF\n"
+                                          "short " +
+                                          kKey16 +
+                                          "\n"
+                                          "wrong-aead " +
+                                          kKey32 +
+                                          " A192GCM\n"
+                                          "too many " +
+                                          kKey32 +
+                                          " A256GCM\n"
+                                          "north " +
+                                          kKey32 + "\n" + std::string(513, 'k') + " " + kKey32 +
+                                          "\n");
   TempFile b("tern_oauth_keys_b.txt", "north " + kKey32 + "\n");
   TempFile empty("tern_oauth_keys_empty.txt", "# nothing yet\n\n");
   auto keys = readOAuthKeyFiles({a.path(), b.path(), empty.path(), "/nonexistent/oauth.keys"});
@@ -90,9 +105,11 @@ TEST_CASE("every problem of every OAuth key file is named with its line, never w
   CHECK(anyLineHas(p, "tern_oauth_keys_a.txt:4: the key of 'short' is 16 bytes; A256GCM needs 32"));
   CHECK(anyLineHas(p, "tern_oauth_keys_a.txt:5: 'A192GCM' is not A256GCM or A128GCM"));
   CHECK(anyLineHas(p, "tern_oauth_keys_a.txt:6: expected KID"));
-  CHECK(anyLineHas(p, "tern_oauth_keys_a.txt:7: kid 'north' is already given at tern_oauth_keys_a.txt:1"));
+  CHECK(anyLineHas(
+      p, "tern_oauth_keys_a.txt:7: kid 'north' is already given at tern_oauth_keys_a.txt:1"));
   CHECK(anyLineHas(p, "tern_oauth_keys_a.txt:8: the kid is longer than 512 bytes"));
-  CHECK(anyLineHas(p, "tern_oauth_keys_b.txt:1: kid 'north' is already given at tern_oauth_keys_a.txt:1"));
+  CHECK(anyLineHas(
+      p, "tern_oauth_keys_b.txt:1: kid 'north' is already given at tern_oauth_keys_a.txt:1"));
   CHECK(anyLineHas(p, "'tern_oauth_keys_empty.txt' holds no key"));
   CHECK(anyLineHas(p, "cannot read '/nonexistent/oauth.keys'"));
   CHECK_FALSE(anyLineHas(p, kKey32));
