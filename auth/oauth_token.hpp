@@ -71,6 +71,7 @@ enum class TokenError : std::uint8_t {
 std::string_view describe(TokenError error) noexcept;
 
 // RFC 7635 §6.2: timestamp = Unix seconds in the high 48 bits, a fraction in the low 16.
+// `unix_seconds` must lie in 0 to 2^48 - 1 (mintAccessToken checks it).
 constexpr std::uint64_t tokenTimestamp(std::int64_t unix_seconds) noexcept {
   return static_cast<std::uint64_t>(unix_seconds) << 16;
 }
