@@ -1,4 +1,5 @@
-// tern's command line (CLI11): `tern serve`, `tern probe`, `--version`, `--help`.
+// tern's command line (CLI11): `tern serve`, `tern probe`, `tern token`, `tern drain`,
+// `--version`, `--help`.
 // Each subcommand is parsed by its own top-level CLI::App: CLI11 2.1 reads a --config file
 // only for a top-level app, and `tern serve --config FILE` must take the flags' own names.
 #include <CLI/CLI.hpp>
@@ -25,7 +26,8 @@ constexpr const char* kProbeSummary = "Send one STUN Binding request and print t
 constexpr const char* kDrainSummary =
     "Drain a running relay through its --metrics-listen port: no new allocations, calls finish, then it exits";
 constexpr const char* kTokenSummary =
-    "Mint a time-limited TURN REST credential and print it with a WebRTC iceServers entry";
+    "Mint a time-limited TURN REST credential and print it with a WebRTC iceServers entry, or "
+    "with --oauth an RFC 7635 access token";
 
 // The serve command line; `config` and `print_config` receive what it parses.
 void addServeCommand(CLI::App& app, tern::config::Config& config, bool& print_config) {
@@ -164,32 +166,79 @@ int drainMain(int argc, char** argv) {
   return 1;
 }
 
+// The --oauth options of `tern token`; each needs --oauth, which rules out the REST ones.
+void addOAuthTokenOptions(CLI::App& app, tern::app::OAuthTokenOptions& options, std::vector<CLI::Option*> rest_only) {
+  CLI::Option* oauth = app.add_flag("--oauth")->description(
+      "Mint an RFC 7635 OAuth access token (third-party authorization) instead");
+  for (CLI::Option* option : rest_only) oauth->excludes(option);
+  app.add_option("--oauth-key-file", options.key_file,
+                 "With --oauth: file of AS-RS keys in the 'tern serve --oauth-key-file' format")
+      ->type_name("FILE")
+      ->needs(oauth);
+  app.add_option("--kid", options.kid, "With --oauth: the key to seal with (default: the file's first)")
+      ->type_name("KID")
+      ->needs(oauth);
+  app.add_option("--server-name", options.server_name,
+                 "With --oauth: the relay's --oauth-server-name (which defaults to its --realm)")
+      ->type_name("NAME")
+      ->capture_default_str()
+      ->needs(oauth);
+  app.add_option("--lifetime", options.lifetime, "With --oauth: seconds the access token stays valid")
+      ->type_name("SECONDS")
+      ->check(CLI::Range(1U, 366U * 24 * 3600))
+      ->capture_default_str()
+      ->needs(oauth);
+  app.add_option("--mac-key-algorithm", options.mac_key_algorithm,
+                 "With --oauth: HMAC-SHA-1 (a 20-byte MAC key, MESSAGE-INTEGRITY) or HMAC-SHA-256 "
+                 "(32 bytes, MESSAGE-INTEGRITY-SHA256)")
+      ->type_name("ALG")
+      ->check(CLI::IsMember({"HMAC-SHA-1", "HMAC-SHA-256"}))
+      ->capture_default_str()
+      ->needs(oauth);
+}
+
 int tokenMain(int argc, char** argv) {
   CLI::App app{kTokenSummary, "tern token"};
   std::string secret_file;
   tern::app::TokenOptions options;
-  app.add_option("--secret-file", secret_file, "File of shared secrets; the first one is used")
-      ->type_name("FILE");
+  tern::app::OAuthTokenOptions oauth_options;
+  std::vector<CLI::Option*> rest_only;
+  rest_only.push_back(app.add_option("--secret-file", secret_file, "File of shared secrets; the first one is used")
+                          ->type_name("FILE"));
+  // Not excluded by --oauth: a TERN_AUTH_SECRET in the environment must not break --oauth.
   app.add_option("--secret", options.secret, "The shared secret; prefer TERN_AUTH_SECRET or --secret-file")
       ->type_name("SECRET")
       ->envname("TERN_AUTH_SECRET");
-  app.add_option("--user", options.user, "The application's user id (the part after the colon)")
-      ->type_name("NAME")
-      ->required();
-  app.add_option("--ttl", options.ttl_seconds, "Seconds until the credential expires")
-      ->type_name("SECONDS")
-      ->check(CLI::Range(1L, 366L * 24 * 3600))
-      ->capture_default_str();
-  app.add_option("--url", options.urls, "turn: or turns: URL for the iceServers entry (repeatable)")
-      ->type_name("URL")
-      ->default_str("turn:127.0.0.1:3478");
+  rest_only.push_back(app.add_option("--user", options.user,
+                                     "The application's user id (the part after the colon); required "
+                                     "without --oauth")
+                          ->type_name("NAME"));
+  rest_only.push_back(app.add_option("--ttl", options.ttl_seconds, "Seconds until the credential expires")
+                          ->type_name("SECONDS")
+                          ->check(CLI::Range(1L, 366L * 24 * 3600))
+                          ->capture_default_str());
+  rest_only.push_back(app.add_option("--url", options.urls, "turn: or turns: URL for the iceServers entry (repeatable)")
+                          ->type_name("URL")
+                          ->default_str("turn:127.0.0.1:3478"));
+  addOAuthTokenOptions(app, oauth_options, rest_only);
   try {
     app.parse(argc, argv);
+    if (app.count("--oauth") > 0) {
+      if (oauth_options.key_file.empty()) {
+        std::cerr << "tern token: --oauth needs --oauth-key-file FILE\n";
+        return 2;
+      }
+      return tern::app::runOAuthToken(oauth_options);
+    }
     if (!secret_file.empty()) options.secret = tern::app::firstSecret(secret_file);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const std::exception& e) {
     std::cerr << "tern token: " << e.what() << "\n";
+    return 2;
+  }
+  if (app.count("--user") == 0) {
+    std::cerr << "tern token: --user NAME is required (or --oauth for an access token)\n";
     return 2;
   }
   if (options.secret.empty()) {

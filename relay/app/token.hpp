@@ -1,7 +1,10 @@
 // `tern token`: mints a TURN REST API credential (draft-uberti-behave-turn-rest) the way an
-// application backend does, and prints it with a ready WebRTC iceServers entry.
+// application backend does, and prints it with a ready WebRTC iceServers entry; with --oauth,
+// an RFC 7635 self-contained access token the way an authorization server does.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -19,5 +22,20 @@ int runToken(const TokenOptions& options);
 
 // The first secret in a --auth-secret-file (the one new credentials should use).
 std::string firstSecret(const std::string& path);
+
+struct OAuthTokenOptions {
+  std::string key_file;             // AS-RS keys in the `tern serve --oauth-key-file` format
+  std::string kid;                  // empty: the file's first key
+  std::string server_name = "tern";  // must equal the relay's --oauth-server-name
+  std::uint32_t lifetime = 3600;    // seconds
+  std::string mac_key_algorithm = "HMAC-SHA-1";  // or HMAC-SHA-256
+};
+
+// The MAC key size for a --mac-key-algorithm name: 20 for HMAC-SHA-1, 32 for HMAC-SHA-256.
+std::size_t macKeySizeFor(const std::string& algorithm);
+
+// Prints kid, mac_key, mac_key_algorithm, access_token and lifetime, one "name: value" per
+// line, to stdout; problems go to stderr. Returns the exit code.
+int runOAuthToken(const OAuthTokenOptions& options);
 
 }  // namespace tern::app

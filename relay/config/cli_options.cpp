@@ -93,6 +93,16 @@ void addServeOptions(CLI::App& app, Config& config) {
                  "Refresh fails after it (default: only new allocations check it, so calls outlive it)")
       ->type_name("BOOL")
       ->capture_default_str();
+  // Keys stay in files: a printed configuration shows only the paths.
+  app.add_option("--oauth-key-file", config.oauth_key_files,
+                 "File of OAuth AS-RS keys for RFC 7635 ACCESS-TOKENs, one 'KID BASE64-KEY [A256GCM|A128GCM]' "
+                 "per line (repeatable; every kid must be unique). Loaded and checked; the relay does not "
+                 "accept access tokens yet")
+      ->type_name("FILE");
+  app.add_option("--oauth-server-name", config.oauth_server_name,
+                 "STUN server name of RFC 7635, to be sent as THIRD-PARTY-AUTHORIZATION and bound into every "
+                 "access token, so tokens must be minted for it (default: the --realm; needs --oauth-key-file)")
+      ->type_name("NAME");
   app.add_option("--nonce-lifetime", config.nonce_lifetime,
                  "Seconds a NONCE stays valid before 438 Stale Nonce")
       ->type_name("SECONDS")

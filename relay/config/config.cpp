@@ -3,6 +3,7 @@
 
 #include <stdexcept>
 
+#include "relay/config/oauth_key_file.hpp"
 #include "relay/config/secret_file.hpp"
 
 #include "relay/core/cidr.hpp"
@@ -96,6 +97,28 @@ void validateTls(const Config& config, Settings& s, std::vector<std::string>& pr
   }
   s.cert = config.cert;
   s.key = config.key;
+}
+
+// RFC 7635: the key files are read here, so a reload (which validates again) reads them anew.
+void validateOAuth(const Config& config, Settings& s, std::vector<std::string>& problems) {
+  std::vector<std::string> paths;
+  for (const auto& path : config.oauth_key_files) {
+    if (!path.empty()) paths.push_back(path);
+  }
+  auto store = loadOAuthKeyStore(paths);
+  if (store) {
+    s.oauth_keys = std::make_shared<const auth::OAuthKeyStore>(std::move(*store));
+  } else {
+    for (const auto& problem : store.error()) problems.push_back("oauth-key-file: " + problem);
+  }
+  s.oauth_server_name = config.oauth_server_name.empty() ? config.realm : config.oauth_server_name;
+  // The name travels as THIRD-PARTY-AUTHORIZATION, a text attribute of at most 763 bytes.
+  if (config.oauth_server_name.size() > 763) {
+    problems.push_back("oauth-server-name: must be at most 763 bytes");
+  }
+  if (!config.oauth_server_name.empty() && paths.empty()) {
+    problems.push_back("oauth-server-name: needs --oauth-key-file");
+  }
 }
 
 void validateTurn(const Config& config, Settings& s, std::vector<std::string>& problems) {
@@ -283,6 +306,7 @@ Expected<Settings, std::vector<std::string>> validate(const Config& config, unsi
 
   validateTls(config, s, problems);
   validateTurn(config, s, problems);
+  validateOAuth(config, s, problems);
   if (!problems.empty()) return Unexpected{std::move(problems)};
   return s;
 }

@@ -3,10 +3,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "auth/oauth_token.hpp"
 #include "relay/wire/address.hpp"
 #include "relay/wire/expected.hpp"
 
@@ -53,6 +55,9 @@ struct Config {
   std::string nonce_lifetime = "600";
   // A TURN REST credential's expiry also ends the allocations made with it.
   bool strict_expiry = false;
+  // Third-party authorization (RFC 7635): AS-RS keys for ACCESS-TOKENs, in files only.
+  std::vector<std::string> oauth_key_files;  // lines "KID BASE64-KEY [A256GCM|A128GCM]"
+  std::string oauth_server_name;             // empty: the realm
 
   // Relaying (RFC 8656).
   std::vector<std::string> relay_ips;          // default: the --listen addresses
@@ -108,6 +113,12 @@ struct Settings {
   std::vector<StaticUser> users;
   unsigned nonce_lifetime = 600;
   bool strict_expiry = false;
+  // RFC 7635: the keys that open ACCESS-TOKENs (never null; empty without --oauth-key-file),
+  // and the STUN server name, sent as THIRD-PARTY-AUTHORIZATION and bound into every token
+  // as its associated data (RFC 7635 §6.1, §6.2).
+  std::shared_ptr<const auth::OAuthKeyStore> oauth_keys = std::make_shared<const auth::OAuthKeyStore>();
+  std::string oauth_server_name;
+  bool hasOAuth() const noexcept { return oauth_keys && !oauth_keys->empty(); }
 
   std::vector<wire::IpAddress> relay_ips;  // empty: decided at start-up from the host
   std::uint16_t relay_port_min = 49152;

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of tests/fuzz/corpus/<target>/ (RFC 5769 / RFC 8489 B.1 vectors,
-every TURN method and attribute, malformed variants, ChannelData, multi-frame streams).
+every TURN method and attribute, malformed variants, ChannelData, multi-frame streams,
+RFC 7635 access tokens with hostile length fields).
 
 Seeds are named seed-*.bin and are rewritten on every run; inputs the fuzzer found are kept
 under their libFuzzer (SHA-1) names and left alone. Run from anywhere:
@@ -275,6 +276,45 @@ def server_seeds():
     }
 
 
+# RFC 7635 §6.2 tokens sealed over the fixed inputs of coturn's rfc5769check OAuth test (the
+# same vectors as tests/unit/auth/oauth_token_test.cpp); oauth_token_fuzz holds that key.
+OAUTH_NONCE = b"h4j3k2l2n4b5"
+OAUTH_A256 = bytes.fromhex(
+    "000c68346a336b326c326e346235617ef134a3d5e44e9a19cc7dc104b0c03d03b2a551d8fdf5cd3b6dca6f10"
+    "cfb77e5b2ddec84d293a5c50499359f0c2e26f76")
+OAUTH_A128 = bytes.fromhex(
+    "000c68346a336b326c326e3462357fb9e99f0827be3df1e1bd651493d3031d36df57079784aee5eacb65fa"
+    "d4f27fab1a3f97974b69f851b24bf5af09eda357e0")
+# Authentic under that key, but the sealed key_length says 0xFFFF (coturn CVE-2026-43994).
+OAUTH_KEY_LENGTH_FFFF = bytes.fromhex(
+    "000c68346a336b326c326e3462359e95f134a3d5e44e9a19cc7dc104b0c03d03b2a551d8fdf5cd3b6dca6f10"
+    "cfb77e5b0e7c29b6de14027ba5d1e62f6df93435")
+
+
+def oauth_block(key_length, mac_key, timestamp=92470300704768, lifetime=3600):
+    return struct.pack("!H", key_length) + mac_key + struct.pack("!QI", timestamp, lifetime)
+
+
+def oauth_seeds():
+    """oauth_token_fuzz inputs: [flags][token], or with flag 0x01 [flags][nonce][block to seal]."""
+    mac20, mac32 = b"ZksjpweoixXmvn67534m", bytes(range(32))
+    return {
+        "token-a256": b"\x00" + OAUTH_A256,
+        "token-a128": b"\x02" + OAUTH_A128,
+        "token-other-server": b"\x04" + OAUTH_A256,
+        "token-truncated": b"\x00" + OAUTH_A256[:40],
+        "token-nonce-length-ffff": b"\x00" + b"\xff\xff" + bytes(300),
+        "token-nonce-length-0": b"\x00" + b"\x00\x00" + OAUTH_A256[2:],
+        "token-key-length-ffff-authentic": b"\x00" + OAUTH_KEY_LENGTH_FFFF,
+        "sealed-mac20": b"\x01" + OAUTH_NONCE + oauth_block(20, mac20),
+        "sealed-mac32-a128": b"\x03" + OAUTH_NONCE + oauth_block(32, mac32),
+        "sealed-key-length-ffff": b"\x01" + OAUTH_NONCE + oauth_block(0xFFFF, mac20),
+        "sealed-key-length-32-in-20": b"\x01" + OAUTH_NONCE + oauth_block(32, mac20),
+        "sealed-lifetime-0-max-time": b"\x01" + OAUTH_NONCE + oauth_block(20, mac20, 2**64 - 1, 0),
+        "sealed-long-block": b"\x01" + OAUTH_NONCE + oauth_block(100, bytes(100)),
+    }
+
+
 def write(target, seeds):
     d = HERE / "corpus" / target
     d.mkdir(parents=True, exist_ok=True)
@@ -290,3 +330,4 @@ if __name__ == "__main__":
     write("channel_data_fuzz", channel_seeds())
     write("stream_framer_fuzz", framer_seeds())
     write("turn_server_fuzz", server_seeds())
+    write("oauth_token_fuzz", oauth_seeds())

@@ -1,10 +1,15 @@
-// The command line as an operator meets it: --version, --help, --print-config, --config and
-// validation that names every problem at once.
+// The command line as an operator meets it: --version, --help, --print-config, --config,
+// validation that names every problem at once, and what `tern token --oauth` prints.
 #include <doctest/doctest.h>
 
 #include <cstdio>
+#include <ctime>
 #include <fstream>
+#include <regex>
 
+#include "auth/base64.hpp"
+#include "auth/oauth_token.hpp"
+#include "relay/config/oauth_key_file.hpp"
 #include "support/process.hpp"
 
 using tern::test::runCommand;
@@ -24,7 +29,8 @@ TEST_CASE("tern --help lists the subcommands and serve --help every option") {
   auto serve = runCommand({ternBinary(), "serve", "--help"});
   CHECK(serve.status == 0);
   for (const char* option : {"--listen", "--workers", "--log-level", "--log-format", "--config",
-                             "--print-config", "--udp-receive-buffer", "--tcp-idle-timeout"}) {
+                             "--print-config", "--udp-receive-buffer", "--tcp-idle-timeout", "--oauth-key-file",
+                             "--oauth-server-name"}) {
     CHECK_MESSAGE(serve.output.find(option) != std::string::npos, option);
   }
 }
@@ -77,5 +83,62 @@ TEST_CASE("a misspelt key in the config file stops start-up") {
   auto r = runCommand({ternBinary(), "serve", "--config", file});
   CHECK(r.status != 0);
   CHECK(r.output.find("lissen") != std::string::npos);
+  std::remove(file.c_str());
+}
+
+TEST_CASE("tern token --oauth prints kid, MAC key and an access token that the key file opens") {
+  const std::string file = "tern_cli_test_oauth.keys";
+  {
+    std::ofstream f(file);
+    f << "# newest first\n"
+      << "north AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n"
+      << "south AAECAwQFBgcICQoLDA0ODw== A128GCM\n";
+  }
+  auto keys = tern::config::loadOAuthKeyStore({file});
+  REQUIRE(keys.has_value());
+  struct Case {
+    std::vector<std::string> extra;
+    const char* kid;
+    std::size_t mac_key_size;
+  };
+  for (const Case& c : {Case{{}, "north", 20},
+                        Case{{"--kid", "south", "--mac-key-algorithm", "HMAC-SHA-256"}, "south", 32}}) {
+    std::vector<std::string> args{ternBinary(), "token", "--oauth", "--oauth-key-file", file,
+                                  "--server-name", "turn.example.org", "--lifetime", "120"};
+    args.insert(args.end(), c.extra.begin(), c.extra.end());
+    const auto before = static_cast<std::int64_t>(std::time(nullptr));
+    auto r = runCommand(args);
+    INFO(r.output);
+    REQUIRE(r.status == 0);
+    std::smatch kid, mac, token;
+    REQUIRE(std::regex_search(r.output, kid, std::regex(R"(kid: (\S+))")));
+    REQUIRE(std::regex_search(r.output, mac, std::regex(R"(mac_key: (\S+))")));
+    REQUIRE(std::regex_search(r.output, token, std::regex(R"(access_token: (\S+))")));
+    CHECK(r.output.find("lifetime: 120\n") != std::string::npos);
+    CHECK(kid[1].str() == c.kid);
+    auto mac_key = tern::auth::base64Decode(mac[1].str());
+    auto token_bytes = tern::auth::base64Decode(token[1].str());
+    REQUIRE(mac_key.has_value());
+    REQUIRE(token_bytes.has_value());
+    CHECK(mac_key->size() == c.mac_key_size);
+    auto decoded = keys->decode(kid[1].str(), *token_bytes, "turn.example.org");
+    REQUIRE(decoded.has_value());
+    CHECK(decoded->mac_key == *mac_key);
+    CHECK(decoded->lifetime == 120);
+    CHECK(tern::auth::tokenSeconds(decoded->timestamp) >= before);
+    CHECK(tern::auth::tokenValidAt(*decoded, before + 60));
+    // Sealed for its server name only.
+    CHECK_FALSE(keys->decode(kid[1].str(), *token_bytes, "tern").has_value());
+  }
+
+  auto unknown = runCommand({ternBinary(), "token", "--oauth", "--oauth-key-file", file, "--kid", "west"});
+  CHECK(unknown.status == 2);
+  CHECK(unknown.output.find("no key with kid 'west'") != std::string::npos);
+  auto rest_option = runCommand({ternBinary(), "token", "--oauth", "--oauth-key-file", file, "--user", "x"});
+  CHECK(rest_option.status != 0);
+  CHECK(rest_option.output.find("excludes") != std::string::npos);
+  auto needs_oauth = runCommand({ternBinary(), "token", "--kid", "north"});
+  CHECK(needs_oauth.status != 0);
+  CHECK(needs_oauth.output.find("--oauth") != std::string::npos);
   std::remove(file.c_str());
 }
