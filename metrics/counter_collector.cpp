@@ -118,6 +118,13 @@ std::vector<prometheus::MetricFamily> CounterCollector::Collect() const {
     }
   }
 
+  auto icmp = family("tern_icmp_indications_total",
+                     "ICMP errors from peers passed to clients in Data indications (RFC 8656 "
+                     "§11.5).");
+  addSample(icmp, {}, sum([](const WorkerCounters& w) -> const OneWriterCounter& {
+              return w.icmp_indications;
+            }));
+
   auto auth = family("tern_auth_results_total", "Authentication outcomes of TURN requests, by result.");
   for (std::size_t r = 0; r < idx(AuthResult::kCount); ++r) {
     addSample(auth, {{"result", std::string(labelOf(static_cast<AuthResult>(r)))}},
@@ -188,8 +195,9 @@ std::vector<prometheus::MetricFamily> CounterCollector::Collect() const {
                [](const WorkerCounters& w) -> const auto& { return w.allocation_duration; });
 
   std::vector<prometheus::MetricFamily> out;
-  for (auto* f : {&received, &dropped, &responses, &packets, &bytes, &auth, &created, &active, &ended, &quota,
-                  &permissions, &channels, &lag, &suppressed, &request_duration, &allocation_duration}) {
+  for (auto* f : {&received, &dropped, &responses, &packets, &bytes, &icmp, &auth, &created,
+                  &active, &ended, &quota, &permissions, &channels, &lag, &suppressed,
+                  &request_duration, &allocation_duration}) {
     out.push_back(std::move(*f));
   }
   return out;

@@ -34,6 +34,7 @@ std::string_view labelOf(DropReason r) noexcept {
     case DropReason::kNoPermission: return "no_permission";
     case DropReason::kPeerDenied: return "peer_denied";
     case DropReason::kNoChannel: return "no_channel";
+    case DropReason::kIcmpIgnored: return "icmp_ignored";
     case DropReason::kCount: break;
   }
   return "unknown";

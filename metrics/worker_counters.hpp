@@ -72,6 +72,7 @@ enum class DropReason : std::uint8_t {
   kNoPermission,    // RFC 8656 §9: no permission for that peer (either direction)
   kPeerDenied,      // the peer policy refused the destination
   kNoChannel,       // ChannelData on a channel that is not bound
+  kIcmpIgnored,     // RFC 8656 §11.5: an ICMP error of a type that is not passed on
   kCount
 };
 enum class Direction : std::uint8_t { kClientToPeer, kPeerToClient, kCount };
@@ -145,6 +146,8 @@ struct WorkerCounters {
   OneWriterGauge<double> loop_lag_seconds;
   OneWriterGauge<std::int64_t> last_tick_ns;  // steady clock; /healthz reads it
   OneWriterCounter log_lines_suppressed;
+  // RFC 8656 §11.5: ICMP errors from peers passed to clients in Data indications.
+  OneWriterCounter icmp_indications;
 
   void allocationCreated(ClientTransport t, Family f) noexcept {
     allocations_created[idx(t)][idx(f)].add();

@@ -136,6 +136,20 @@ std::vector<std::uint8_t> TurnSession::channelData(std::uint16_t channel, wire::
   return out;
 }
 
+std::optional<TurnSession::PeerMessage> TurnSession::readDataIndication(
+    const wire::MessageView& message) {
+  if (message.method() != static_cast<std::uint16_t>(Method::kData) ||
+      message.messageClass() != wire::MessageClass::kIndication) {
+    return std::nullopt;
+  }
+  const auto peer = message.get<wire::attr::XorPeerAddress>();
+  if (!peer) return std::nullopt;
+  PeerMessage out{peer->address, std::nullopt, message.get<wire::attr::Icmp>()};
+  if (auto data = message.get<wire::attr::Data>()) out.data = data->value;
+  if (!out.data && !out.icmp) return std::nullopt;
+  return out;
+}
+
 TurnSession::Outcome TurnSession::onResponse(const wire::MessageView& response) {
   const auto integrity =
       sha256_integrity_ ? wire::AttributeType::kMessageIntegritySha256 : wire::AttributeType::kMessageIntegrity;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "relay/wire/address.hpp"
+#include "relay/wire/attributes.hpp"
 #include "relay/wire/builder.hpp"
 #include "relay/wire/message.hpp"
 
@@ -51,6 +52,18 @@ class TurnSession {
   // Indications and ChannelData carry no credentials (RFC 8656 §11, §12).
   static std::vector<std::uint8_t> sendIndication(const wire::SocketAddress& peer, wire::Bytes data);
   static std::vector<std::uint8_t> channelData(std::uint16_t channel, wire::Bytes data, bool pad);
+
+  // What a Data indication from the server says (RFC 8656 §11.4, §11.6): the peer, and the
+  // application data it sent or the ICMP error a datagram to it caused. Checking that the
+  // peer's IP has a live permission (RFC 8656 §11.6: SHOULD) is the caller's part.
+  struct PeerMessage {
+    wire::SocketAddress peer;
+    std::optional<wire::Bytes> data;  // borrows the indication's bytes
+    std::optional<wire::attr::Icmp> icmp;
+  };
+  // Nothing if `message` is not a Data indication, has no XOR-PEER-ADDRESS, or has neither
+  // DATA nor ICMP: RFC 8656 §11.4 and §11.6 have the client discard those.
+  static std::optional<PeerMessage> readDataIndication(const wire::MessageView& message);
 
   enum class Outcome : std::uint8_t {
     kSuccess,

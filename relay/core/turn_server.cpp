@@ -36,6 +36,21 @@ metrics::AuthResult authCounter(auth::AuthOutcome o) noexcept {
 
 const wire::Bytes kZeroPadding{reinterpret_cast<const std::uint8_t*>("\0\0\0"), 3};
 
+// RFC 8656 §11.5: the ICMP errors passed on are ICMPv4 types 3 (Destination Unreachable) and
+// 11 (Time Exceeded), ICMPv6 types 1 (Destination Unreachable), 2 (Packet Too Big) and 3 (Time
+// Exceeded); the server silently drops any other.
+bool relayedIcmpType(bool v4, std::uint8_t type) noexcept {
+  return v4 ? (type == 3 || type == 11) : (type >= 1 && type <= 3);
+}
+
+// RFC 8656 §18.13: Error Data is the next-hop MTU for ICMPv6 type 2 ("Packet Too Big") and
+// ICMPv4 type 3 code 4 ("fragmentation needed and DF set"), and MUST be zero otherwise.
+std::uint32_t icmpErrorData(bool v4, std::uint8_t type, std::uint8_t code,
+                            std::uint32_t error_data) noexcept {
+  const bool carries_mtu = v4 ? (type == 3 && code == 4) : type == 2;
+  return carries_mtu ? error_data : 0;
+}
+
 std::uint64_t randomSeed() noexcept {
   std::array<std::uint8_t, 8> seed{};
   auth::randomBytes(seed);
@@ -141,20 +156,34 @@ void TurnServer::onChannelData(const FiveTuple& tuple, wire::Bytes packet, TimeP
   context_.countRelayed(*allocation, metrics::Direction::kClientToPeer, message->data.size());
 }
 
+Allocation* TurnServer::permittedAllocation(RelayId relay, const SocketAddress& peer,
+                                            TimePoint now) noexcept {
+  Allocation* allocation = allocations_.findByRelay(relay);
+  if (allocation == nullptr || allocation->expired(now)) {
+    counters_.drop(metrics::DropReason::kNoAllocation);
+    return nullptr;
+  }
+  if (!allocation->hasPermission(peer.ip, now)) {
+    counters_.drop(metrics::DropReason::kNoPermission);
+    return nullptr;
+  }
+  return allocation;
+}
+
+wire::MessageBuilder TurnServer::dataIndication(const SocketAddress& peer) noexcept {
+  wire::MessageBuilder b(header_buffer_, wire::Method::kData, wire::MessageClass::kIndication,
+                         nextIndicationId());
+  b.add(wire::attr::XorPeerAddress{peer});
+  return b;
+}
+
 // RFC 8656 §11.3 and §12.6: data from a permitted peer goes to the client as ChannelData if
 // a channel is bound to the peer, otherwise in a Data indication.
 void TurnServer::onPeerPacket(RelayId relay, const SocketAddress& peer, wire::Bytes payload,
                               TimePoint now) noexcept {
-  Allocation* allocation = allocations_.findByRelay(relay);
-  if (allocation == nullptr || allocation->expired(now)) {
-    counters_.drop(metrics::DropReason::kNoAllocation);
-    return;
-  }
   const SocketAddress from{PeerPolicy::normalize(peer.ip), peer.port};
-  if (!allocation->hasPermission(from.ip, now)) {
-    counters_.drop(metrics::DropReason::kNoPermission);
-    return;
-  }
+  Allocation* allocation = permittedAllocation(relay, from, now);
+  if (allocation == nullptr) return;
   const FiveTuple& tuple = allocation->tuple();
   const auto padding = isStream(tuple.transport) ? wire::padTo4(payload.size()) - payload.size() : 0;
   bool sent = false;
@@ -172,9 +201,7 @@ void TurnServer::onPeerPacket(RelayId relay, const SocketAddress& peer, wire::By
   } else {
     // A Data indication: header, XOR-PEER-ADDRESS and the DATA attribute's header are built
     // here; the payload follows as its own part, so it is never copied.
-    wire::MessageBuilder b(header_buffer_, wire::Method::kData, wire::MessageClass::kIndication,
-                           nextIndicationId());
-    b.add(wire::attr::XorPeerAddress{from});
+    wire::MessageBuilder b = dataIndication(from);
     const std::size_t data_padding = wire::padTo4(payload.size()) - payload.size();
     const std::size_t total = b.size() + wire::kAttributeHeaderSize + payload.size() + data_padding;
     if (!b.ok() || total - wire::kHeaderSize > 0xFFFF) {
@@ -194,6 +221,32 @@ void TurnServer::onPeerPacket(RelayId relay, const SocketAddress& peer, wire::By
     return;
   }
   context_.countRelayed(*allocation, metrics::Direction::kPeerToClient, payload.size());
+}
+
+// RFC 8656 §11.5: an ICMP error about a datagram sent to a peer reaches the client in a Data
+// indication with XOR-PEER-ADDRESS and ICMP (and no DATA), over the allocation's 5-tuple,
+// even when a channel is bound (ChannelData cannot carry it). The permission check uses the
+// peer the datagram went to, never the ICMP message's own source.
+void TurnServer::onPeerIcmp(RelayId relay, const SocketAddress& peer, std::uint8_t type,
+                            std::uint8_t code, std::uint32_t error_data, TimePoint now) noexcept {
+  // The peer's family tells ICMPv4 from ICMPv6 (see the declaration), before normalising.
+  const bool v4 = peer.ip.isV4();
+  if (!relayedIcmpType(v4, type)) {
+    counters_.drop(metrics::DropReason::kIcmpIgnored);
+    return;
+  }
+  const SocketAddress to{PeerPolicy::normalize(peer.ip), peer.port};
+  Allocation* allocation = permittedAllocation(relay, to, now);
+  if (allocation == nullptr) return;
+  wire::MessageBuilder b = dataIndication(to);
+  b.add(wire::attr::Icmp{type, code, icmpErrorData(v4, type, code, error_data)});
+  const auto bytes = b.finish();
+  // A STUN message is a multiple of 4 bytes, so over TCP and TLS it needs no padding.
+  if (!bytes || !output_.sendToClient(allocation->tuple(), *bytes)) {
+    counters_.drop(metrics::DropReason::kSendFailed);
+    return;
+  }
+  counters_.icmp_indications.add();
 }
 
 void TurnServer::onTick(TimePoint now) noexcept {

@@ -15,6 +15,7 @@
 #include "relay/core/server_options.hpp"
 #include "relay/core/server_output.hpp"
 #include "relay/core/tcp_connections.hpp"
+#include "relay/wire/builder.hpp"
 #include "relay/wire/message.hpp"
 
 namespace tern::core {
@@ -29,6 +30,13 @@ class TurnServer {
   void onClientPacket(const FiveTuple& tuple, wire::Bytes packet, TimePoint now) noexcept;
   // Every datagram a relay socket receives from a peer (RFC 8656 §11.3, §12.6).
   void onPeerPacket(RelayId relay, const SocketAddress& peer, wire::Bytes payload, TimePoint now) noexcept;
+  // RFC 8656 §11.5: an ICMP error about a datagram relay socket `relay` sent to `peer` (the
+  // destination of that datagram, port 0 if unknown). `type` and `code` are ICMPv4 when `peer`
+  // is IPv4, ICMPv6 otherwise; `error_data` is the 32 bits the I/O layer read with them (the
+  // next-hop MTU for "fragmentation needed" and "packet too big"). The client hears of it in a
+  // Data indication with an ICMP attribute if it has a permission for the peer's IP.
+  void onPeerIcmp(RelayId relay, const SocketAddress& peer, std::uint8_t type, std::uint8_t code,
+                  std::uint32_t error_data, TimePoint now) noexcept;
   // The worker's periodic tick: expires allocations (RFC 8656 §7: the time-to-expiry timer).
   void onTick(TimePoint now) noexcept;
   // Wall-clock time for TURN REST usernames, which carry a Unix expiry; set on every tick.
@@ -72,6 +80,11 @@ class TurnServer {
   // Answers a deferred Connect request.
   void answerConnect(const TcpConnection& connection, const Allocation& allocation, bool connected) noexcept;
   void onChannelData(const FiveTuple& tuple, wire::Bytes packet, TimePoint now) noexcept;
+  // The live allocation behind `relay` if it has a permission for `peer`'s IP (RFC 8656 §9),
+  // else null with the drop counted. Shared by data and ICMP errors from peers.
+  Allocation* permittedAllocation(RelayId relay, const SocketAddress& peer, TimePoint now) noexcept;
+  // Starts a Data indication from `peer` in header_buffer_: header and XOR-PEER-ADDRESS.
+  wire::MessageBuilder dataIndication(const SocketAddress& peer) noexcept;
   void send(const FiveTuple& tuple, ResponseWriter& response, std::uint16_t method) noexcept;
   ResponseWriter responseTo(const wire::Header& request, bool fingerprint) noexcept;
   wire::TransactionId nextIndicationId() noexcept;
@@ -88,7 +101,8 @@ class TurnServer {
   std::int64_t unix_seconds_ = 0;
   std::uint64_t indication_id_state_ = 0;
   // Responses and Data indication headers are built here, one at a time: the packet path
-  // never allocates.
+  // never allocates. A header is at most 20 bytes, XOR-PEER-ADDRESS (IPv6) 24 and then DATA's
+  // attribute header 4 or ICMP 12: 56.
   std::array<std::uint8_t, 1280> response_buffer_{};
   std::array<std::uint8_t, 64> header_buffer_{};
 };

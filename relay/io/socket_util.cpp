@@ -106,6 +106,11 @@ BoundSocket tryOpenBoundSocket(SocketKind kind, const wire::SocketAddress& addre
                                       : set(IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO);
     if (!ok) return failed(family == AF_INET ? "IP_MTU_DISCOVER" : "IPV6_MTU_DISCOVER");
   }
+  if (kind == SocketKind::kUdp && options.receive_errors) {
+    const bool ok = family == AF_INET ? set(IPPROTO_IP, IP_RECVERR, 1)
+                                      : set(IPPROTO_IPV6, IPV6_RECVERR, 1);
+    if (!ok) return failed(family == AF_INET ? "IP_RECVERR" : "IPV6_RECVERR");
+  }
   if (kind == SocketKind::kTcp && !set(SOL_SOCKET, SO_REUSEADDR, 1)) return failed("SO_REUSEADDR");
   // One socket per family keeps 5-tuples honest: no IPv4-mapped clients on IPv6 sockets.
   if (family == AF_INET6 && !set(IPPROTO_IPV6, IPV6_V6ONLY, 1)) return failed("IPV6_V6ONLY");

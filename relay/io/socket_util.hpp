@@ -46,6 +46,9 @@ struct SocketOptions {
   bool dont_fragment = false;
   // TCP: listen (a listener) or not (a socket that will connect from this address).
   bool listen = true;
+  // UDP: queue ICMP errors about datagrams sent for reading with MSG_ERRQUEUE (IP_RECVERR,
+  // IPV6_RECVERR), so relay sockets can pass them on (RFC 8656 §11.5).
+  bool receive_errors = false;
 };
 
 // Creates a non-blocking socket with SO_REUSEPORT unless told otherwise (so every worker

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -26,18 +27,65 @@ UdpListener::UdpListener(uv_loop_t* loop, FileDescriptor fd, DatagramHandler& ha
       budget_(budget) {
   checkUv(uv_poll_init_socket(loop, handle_.get(), fd_.get()), "uv_poll_init_socket");
   handle_.initialized(this);
-  checkUv(uv_poll_start(handle_.get(), UV_READABLE,
-                        [](uv_poll_t* h, int status, int events) {
-                          auto* self = ownerOf<UdpListener>(h);
-                          if (self == nullptr) return;
-                          if (status < 0) {
-                            log::warn("udp poll failed",
-                                      {{"address", self->local_.toString()}, {"error", uv_strerror(status)}});
-                            return;
-                          }
-                          if (events & UV_READABLE) self->onReadable();
-                        }),
-          "uv_poll_start");
+  checkUv(startPolling(), "uv_poll_start");
+}
+
+void UdpListener::onPoll(uv_poll_t* h, int status, int events) {
+  auto* self = ownerOf<UdpListener>(h);
+  if (self == nullptr) return;
+  if (status < 0) {
+    self->onPollError(status);
+    return;
+  }
+  if (events & UV_READABLE) self->onReadable();
+}
+
+int UdpListener::startPolling() noexcept {
+  return uv_poll_start(handle_.get(), UV_READABLE, &UdpListener::onPoll);
+}
+
+// libuv answers POLLERR by stopping the poll handle and reporting UV_EBADF (src/unix/poll.c).
+// On a UDP socket POLLERR means an error is queued (IP_RECVERR: an ICMP error about a
+// datagram sent) or pending, not a bad descriptor: read the errors and the datagrams that may
+// wait behind them, then poll again, so an unreachable peer never stalls the socket.
+void UdpListener::onPollError(int status) noexcept {
+  const IoBatch::Scope round(batch_);
+  drainErrors();
+  if (handle_) onReadable();
+  if (!handle_) return;  // closed by a handler meanwhile
+  if (const int rc = startPolling(); rc < 0) {
+    log::warn("udp poll failed", {{"address", local_.toString()}, {"status", uv_strerror(status)},
+                                  {"error", uv_strerror(rc)}});
+  }
+}
+
+void UdpListener::drainErrors() noexcept {
+  for (unsigned i = 0; i < kErrorBudget && handle_; ++i) {
+    sockaddr_storage name{};
+    alignas(cmsghdr) std::array<std::uint8_t, kIcmpControlSize> control{};
+    msghdr m{};
+    m.msg_name = &name;
+    m.msg_namelen = sizeof name;
+    m.msg_control = control.data();
+    m.msg_controllen = control.size();
+    // No buffer: the quoted datagram is not needed, and the kernel just truncates it.
+    if (::recvmsg(fd_.get(), &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        // Nothing queued. A pending error without a queued one (a socket without IP_RECVERR)
+        // would keep POLLERR up and the loop spinning; reading SO_ERROR clears it.
+        int pending = 0;
+        socklen_t length = sizeof pending;
+        (void)::getsockopt(fd_.get(), SOL_SOCKET, SO_ERROR, &pending, &length);
+      } else {
+        log::debug("udp error queue read failed",
+                   {{"address", local_.toString()}, {"error", std::strerror(errno)}});
+      }
+      return;
+    }
+    // Errors of other origins (a local EMSGSIZE on send) are read only to be cleared.
+    if (auto error = parseIcmpError(m)) handler_.onIcmpError(*this, *error);
+  }
 }
 
 UdpListener::~UdpListener() { close(); }
@@ -53,6 +101,7 @@ void UdpListener::close() noexcept {
 void UdpListener::onReadable() noexcept {
   const IoBatch::Scope round(batch_);
   unsigned done = 0;
+  unsigned reported_errors = 0;
   while (done < budget_ && handle_) {
     const unsigned want = std::min<unsigned>(IoBatch::kSlots, budget_ - done);
     for (unsigned i = 0; i < want; ++i) {
@@ -60,6 +109,11 @@ void UdpListener::onReadable() noexcept {
       batch_.messages_[i].msg_hdr.msg_flags = 0;
     }
     const int n = ::recvmmsg(fd_.get(), batch_.messages_.data(), want, MSG_DONTWAIT, nullptr);
+    if (n < 0 && isIcmpReportedErrno(errno) && ++reported_errors <= kErrorBudget) {
+      // A pending ICMP error (IP_RECVERR) fails one receive and is cleared by it; the
+      // datagrams behind it are still there. The error itself is read from the error queue.
+      continue;
+    }
     if (n <= 0) {
       if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         log::debug("udp receive failed", {{"address", local_.toString()}, {"error", std::strerror(errno)}});
@@ -80,6 +134,7 @@ void UdpListener::onReadable() noexcept {
 void UdpListener::sendQueued(mmsghdr* messages, const std::uint16_t* segment, unsigned count) noexcept {
   if (!handle_) return;
   unsigned sent = 0;
+  unsigned retried = count;  // the message sent again after a pending ICMP error, if any
   while (sent < count) {
     const int r = ::sendmmsg(fd_.get(), messages + sent, count - sent, MSG_DONTWAIT);
     if (r > 0) {
@@ -87,6 +142,12 @@ void UdpListener::sendQueued(mmsghdr* messages, const std::uint16_t* segment, un
       continue;
     }
     const int error = errno;
+    if (isIcmpReportedErrno(error) && retried != sent) {
+      // An ICMP error about an earlier datagram (IP_RECVERR) fails the next send once and is
+      // cleared by it; this message did nothing wrong, so it goes again.
+      retried = sent;
+      continue;
+    }
     if (segment[sent] != 0 && (error == EIO || error == EINVAL || error == EOPNOTSUPP)) {
       // The path cannot take segmentation offload (no checksum offload, a smaller MTU):
       // this socket stops using it, and the train leaves datagram by datagram.
@@ -121,7 +182,9 @@ bool UdpListener::sendNow(const sockaddr_storage& to, socklen_t to_length, std::
   m.msg_namelen = to_length;
   m.msg_iov = iov;
   m.msg_iovlen = n;
-  return ::sendmsg(fd_.get(), &m, MSG_DONTWAIT) >= 0;
+  if (::sendmsg(fd_.get(), &m, MSG_DONTWAIT) >= 0) return true;
+  // A pending ICMP error about an earlier datagram fails one send and is cleared by it.
+  return isIcmpReportedErrno(errno) && ::sendmsg(fd_.get(), &m, MSG_DONTWAIT) >= 0;
 }
 
 bool UdpListener::send(const wire::SocketAddress& to, std::span<const wire::Bytes> parts) noexcept {

@@ -22,6 +22,7 @@
 #include <span>
 #include <vector>
 
+#include "relay/io/icmp_error.hpp"
 #include "relay/io/io_batch.hpp"
 #include "relay/io/socket_util.hpp"
 #include "relay/io/uv_handle.hpp"
@@ -36,6 +37,9 @@ class DatagramHandler {
   virtual ~DatagramHandler() = default;
   virtual void onDatagram(UdpListener& socket, const wire::SocketAddress& from,
                           wire::Bytes data) noexcept = 0;
+  // RFC 8656 §11.5: an ICMP error about a datagram this socket sent. Only sockets opened with
+  // SocketOptions::receive_errors (relay sockets) hear of them; others ignore them.
+  virtual void onIcmpError(UdpListener& /*socket*/, const IcmpError& /*error*/) noexcept {}
 };
 
 class UdpListener {
@@ -62,7 +66,16 @@ class UdpListener {
 
  private:
   friend class IoBatch;
+  // ICMP errors read per wakeup; more wait for the next one, so a burst of them (one per
+  // datagram to a dead peer) cannot starve other sockets.
+  static constexpr unsigned kErrorBudget = 16;
+
+  static void onPoll(uv_poll_t* handle, int status, int events);
+  int startPolling() noexcept;
   void onReadable() noexcept;
+  void onPollError(int status) noexcept;
+  // Reads up to kErrorBudget queued errors (recvmsg MSG_ERRQUEUE) and reports the ICMP ones.
+  void drainErrors() noexcept;
   // Sends datagrams the batch queued for this socket; segment[i] != 0 marks a train sent
   // with segmentation offload. A refused message is skipped.
   void sendQueued(mmsghdr* messages, const std::uint16_t* segment, unsigned count) noexcept;

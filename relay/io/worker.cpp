@@ -312,6 +312,8 @@ class Worker::Loop final : public DatagramHandler,
     // A relay socket carries one allocation: the system's default buffers suffice, and
     // multiplied by thousands of allocations, large ones would not.
     SocketOptions options{0, 0, false, request.dont_fragment};
+    // RFC 8656 §11.5: ICMP errors about datagrams to peers reach the client.
+    options.receive_errors = true;
     if (request.tcp) {
       // RFC 6062 §5.2: connections to peers leave from the relayed address itself, so the
       // listener and those sockets share the port (SO_REUSEPORT, same user). Kernel defaults
@@ -552,6 +554,10 @@ class Worker::Loop final : public DatagramHandler,
     explicit PeerReceiver(Loop& loop) : loop_(loop) {}
     void onDatagram(UdpListener& socket, const wire::SocketAddress& from, wire::Bytes data) noexcept override {
       loop_.server_.onPeerPacket(socket.id(), from, data, loop_.loop_.now());
+    }
+    void onIcmpError(UdpListener& socket, const IcmpError& error) noexcept override {
+      loop_.server_.onPeerIcmp(socket.id(), error.peer, error.type, error.code, error.info,
+                               loop_.loop_.now());
     }
 
    private:

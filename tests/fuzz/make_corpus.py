@@ -263,8 +263,20 @@ def server_seeds():
         (0x0D, message(CONNECTION_BIND, REQUEST, [u32(0x002A, 0x00ABCDEF)], tid=tids[3])),
         (0x3C, message(REFRESH, REQUEST, [u32(0x000D, 0)], tid=tids[4])),
     )
+    # RFC 8656 §11.5: a packet's last byte with bit 4 set reports an ICMP error about 8.8.8.8
+    # (bit 5: an IPv6 peer) to the first relay; its first two bytes are the type and code.
+    icmp_flow = server_input(
+        (0x08, message(ALLOCATE, REQUEST, [attr(0x0019, udp)], tid=tids[0])),
+        (0x08, message(CREATE_PERMISSION, REQUEST, [xor_addr(0x0012, "8.8.8.8", 3478, tids[1])],
+                       tid=tids[1])),
+        (0x10, bytes([3, 3, 0, 0x10])),   # port unreachable: a Data indication with ICMP
+        (0x10, bytes([3, 4, 0, 0x10])),   # fragmentation needed: Error Data is the MTU
+        (0x10, bytes([5, 0, 0, 0x10])),   # redirect: not passed on
+        (0x10, bytes([1, 4, 0, 0x30])),   # ICMPv6 about a peer without permission
+    )
     return {
         "turn-flow": turn_flow,
+        "icmp-flow": icmp_flow,
         "tcp-allocation-flow": tcp_flow,
         "even-port-pairs": pairs,
         "binding-udp-tcp": server_input((0x00, binding), (0x15, binding_fp)),

@@ -10,7 +10,9 @@
 //   bits 4-7: seconds to advance.
 // The packet's last byte also steers the network around it: bit 0 sends peer data to the
 // first relay, bit 1 makes RFC 6062 Connects succeed (else fail), bit 2 has a peer connect to
-// the first relay, bit 3 closes the sender's TCP connection.
+// the first relay, bit 3 closes the sender's TCP connection, bit 4 reports an ICMP error
+// about that peer to the first relay (RFC 8656 §11.5), its type and code the packet's first
+// two bytes, ICMPv6 with bit 5.
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -47,7 +49,15 @@ class CheckingOutput : public test::RecordingOutput {
     if (wire::classify(bytes) != wire::PacketKind::kStun) return true;
     auto view = wire::MessageView::parse(bytes);
     TERN_FUZZ_CHECK(view.has_value());
-    if (view->messageClass() == wire::MessageClass::kIndication) return true;
+    if (view->messageClass() == wire::MessageClass::kIndication) {
+      // RFC 8656 §11.3, §11.5: a Data indication names the peer and carries DATA or ICMP.
+      if (view->method() == static_cast<std::uint16_t>(wire::Method::kData)) {
+        TERN_FUZZ_CHECK(view->get<wire::attr::XorPeerAddress>().has_value());
+        TERN_FUZZ_CHECK(view->has(wire::AttributeType::kData) !=
+                        view->has(wire::AttributeType::kIcmp));
+      }
+      return true;
+    }
     // A Connect may be answered later (RFC 6062 §5.2), when its connection completes or
     // fails, so its response need not match the packet being processed.
     if (view->method() == static_cast<std::uint16_t>(wire::Method::kConnect)) {
@@ -147,6 +157,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       server.onPeerPacket(relay, {wire::IpAddress::v4({8, 8, 8, 8}), 3478}, copy, now);
     }
     const std::uint8_t network = length > 0 ? data[pos - 1] : 0;
+    if ((network & 0x10) != 0 && length >= 2 && !output.open_relays.empty()) {
+      const wire::IpAddress ip = (network & 0x20) != 0 ? *wire::IpAddress::parse("2001:4860::8888")
+                                                       : wire::IpAddress::v4({8, 8, 8, 8});
+      const wire::SocketAddress peer{ip, 3478};
+      server.onPeerIcmp(output.open_relays.begin()->first, peer, packet[0], packet[1], 1280, now);
+    }
     const int after_packet = output.responses;
     // RFC 6062: settle every Connect the packet started; maybe a peer connects; maybe the
     // client's connection closes.
