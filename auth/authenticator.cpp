@@ -36,6 +36,10 @@ std::string_view describe(AuthOutcome outcome) noexcept {
       return "bad_integrity";
     case AuthOutcome::kBadPasswordAlgorithm:
       return "bad_password_algorithm";
+    case AuthOutcome::kBadToken:
+      return "bad_token";
+    case AuthOutcome::kExpiredToken:
+      return "expired_token";
   }
   return "unknown";
 }
@@ -56,14 +60,16 @@ std::uint16_t errorCodeFor(AuthOutcome outcome) noexcept {
     case AuthOutcome::kUnknownUser:
     case AuthOutcome::kExpiredUser:
     case AuthOutcome::kBadIntegrity:
+    case AuthOutcome::kBadToken:
+    case AuthOutcome::kExpiredToken:
       return wire::error_code::kUnauthenticated;
   }
   return wire::error_code::kUnauthenticated;
 }
 
 Authenticator::Authenticator(std::shared_ptr<const CredentialStore> credentials,
-                             std::shared_ptr<const NonceIssuer> nonces)
-    : credentials_(std::move(credentials)), nonces_(std::move(nonces)) {
+                             std::shared_ptr<const NonceIssuer> nonces, OAuthSettings oauth)
+    : credentials_(std::move(credentials)), nonces_(std::move(nonces)), oauth_(std::move(oauth)) {
   if (!credentials_ || !nonces_) {
     throw std::invalid_argument("Authenticator needs a credential store and a nonce issuer");
   }
@@ -129,60 +135,88 @@ void Authenticator::addChallenge(wire::MessageBuilder& builder, const wire::Sock
   // The builder copies each value, so the nonce text may die with this scope.
   const std::string nonce = nonces_->issue(client, now, securityFeatures());
   builder.add(attr::Realm{credentials_->realm()}).add(attr::Nonce{nonce}).add(offered);
+  if (oauthEnabled()) builder.add(attr::ThirdPartyAuthorization{oauth_.server_name});
 }
 
-AuthResult Authenticator::authenticate(const wire::MessageView& request,
-                                       const wire::SocketAddress& client, SteadyTime now,
-                                       std::int64_t now_unix) const {
-  AuthResult result;
+namespace {
+
+// RFC 8489 §9.2.4's first steps, shared by every way of authenticating: the integrity
+// attribute present; USERNAME (or USERHASH), REALM and NONCE present; REALM ours; NONCE ours
+// and for `client`. Fills result.integrity and result.username; kOk to go on.
+struct Envelope {
+  AuthOutcome outcome = AuthOutcome::kOk;
+  NonceCheck nonce = NonceCheck::kInvalid;
+  std::uint32_t nonce_features = 0;
+};
+
+Envelope checkEnvelope(const wire::MessageView& request, const wire::SocketAddress& client, SteadyTime now,
+                       const CredentialStore& credentials, const NonceIssuer& nonces, AuthResult& result) {
   const auto username = request.get<attr::Username>();
   if (username) result.username = std::string{username->value};
-
-  // RFC 8489 §9.2.4: no MESSAGE-INTEGRITY(-SHA256) earns a 401 carrying REALM and NONCE.
-  // RFC 8489 §9.2.4: with both, the SHA-256 one is checked and answered in kind.
+  // RFC 8489 §9.2.4: no MESSAGE-INTEGRITY(-SHA256) earns a 401 carrying REALM and NONCE; with
+  // both, the SHA-256 one is checked and answered in kind.
   if (request.has(AttributeType::kMessageIntegritySha256)) {
     result.integrity = AttributeType::kMessageIntegritySha256;
   } else if (request.has(AttributeType::kMessageIntegrity)) {
     result.integrity = AttributeType::kMessageIntegrity;
   } else {
-    result.outcome = AuthOutcome::kNoIntegrity;
-    return result;
+    return {AuthOutcome::kNoIntegrity};
   }
-
   // RFC 8489 §9.2.4: integrity without USERNAME (or USERHASH), REALM or NONCE is a 400. A
   // value over its length limit (get() returns nothing) counts as missing.
-  const auto userhash = request.get<attr::Userhash>();
   const auto realm = request.get<attr::Realm>();
   const auto nonce = request.get<attr::Nonce>();
-  if ((!username && !userhash) || !realm || !nonce) {
-    result.outcome = AuthOutcome::kMissingAttributes;
-    return result;
-  }
-
+  if ((!username && !request.get<attr::Userhash>()) || !realm || !nonce) return {AuthOutcome::kMissingAttributes};
   // RFC 8489 §9.2.3: the client copies REALM from our 401, and §9.2.2 puts the realm into
   // the key, so a request for another realm cannot hold one of our keys.
-  if (realm->value != credentials_->realm()) {
-    result.outcome = AuthOutcome::kWrongRealm;
-    return result;
-  }
-
+  if (realm->value != credentials.realm()) return {AuthOutcome::kWrongRealm};
   // A nonce we did not issue to this address is refused before any key is derived, so a
   // flood of forged requests costs one HMAC each (DESIGN.md §4).
-  const NonceCheck nonce_state = nonces_->check(nonce->value, client, now);
-  if (nonce_state == NonceCheck::kInvalid) {
-    result.outcome = AuthOutcome::kInvalidNonce;
+  const NonceCheck state = nonces.check(nonce->value, client, now);
+  if (state == NonceCheck::kInvalid) return {AuthOutcome::kInvalidNonce};
+  return {AuthOutcome::kOk, state, NonceIssuer::featuresOf(nonce->value)};
+}
+
+// RFC 8489 §9.2.4's last steps: the integrity verifies with one of `keys` (each in constant
+// time), and only then is a stale nonce reported, so a 438 goes only to a key holder.
+void verifyWithKeys(const wire::MessageView& request, NonceCheck nonce, std::vector<std::vector<std::uint8_t>>& keys,
+                    AuthResult& result) {
+  for (std::vector<std::uint8_t>& key : keys) {
+    if (verifyIntegrity(request, result.integrity, key)) {
+      result.key = std::move(key);
+      result.outcome = nonce == NonceCheck::kStale ? AuthOutcome::kStaleNonce : AuthOutcome::kOk;
+      return;
+    }
+  }
+  result.key.clear();
+  result.outcome = AuthOutcome::kBadIntegrity;
+}
+
+}  // namespace
+
+AuthResult Authenticator::authenticate(const wire::MessageView& request,
+                                       const wire::SocketAddress& client, SteadyTime now,
+                                       std::int64_t now_unix) const {
+  AuthResult result;
+  const Envelope envelope = checkEnvelope(request, client, now, *credentials_, *nonces_, result);
+  if (envelope.outcome != AuthOutcome::kOk) {
+    result.outcome = envelope.outcome;
     return result;
   }
-
-  const auto algorithm = negotiatedAlgorithm(request, NonceIssuer::featuresOf(nonce->value));
+  const auto algorithm = negotiatedAlgorithm(request, envelope.nonce_features);
   if (!algorithm) {
     result.outcome = AuthOutcome::kBadPasswordAlgorithm;
     return result;
   }
   result.algorithm = *algorithm;
 
+  // RFC 7635 §9.2: with an ACCESS-TOKEN, USERNAME is the kid of the key that sealed it and
+  // the token's mac_key is the message-integrity key itself.
+  if (request.has(AttributeType::kAccessToken) && oauthEnabled()) return authenticateToken(request, envelope.nonce, now_unix, std::move(result));
+
   // RFC 8489 §9.2.4: a USERHASH stands for the user whose SHA-256(name ":" realm) it is.
-  if (!username) {
+  if (!request.has(AttributeType::kUsername)) {
+    const auto userhash = request.get<attr::Userhash>();
     const std::string* name = credentials_->userByHash(userhash->value);
     if (name == nullptr) {
       result.outcome = AuthOutcome::kUnknownUser;
@@ -198,20 +232,57 @@ AuthResult Authenticator::authenticate(const wire::MessageView& request,
                                                                : AuthOutcome::kUnknownUser;
     return result;
   }
+  // RFC 8489 §9.2.4: the integrity computed with the user's key must match, else 401. Every
+  // candidate (one per REST secret during rotation) is tried.
+  verifyWithKeys(request, envelope.nonce, *keys, result);
+  return result;
+}
 
-  // RFC 8489 §9.2.4: the integrity computed with the user's key must match, else 401.
-  // Every candidate (one per REST secret during rotation) is tried, each in constant time.
-  for (std::vector<std::uint8_t>& key : *keys) {
-    if (verifyIntegrity(request, result.integrity, key)) {
-      result.key = std::move(key);
-      // RFC 8489 §9.2.4 checks staleness last: only a client that proved the key is told to
-      // retry with a new nonce.
-      result.outcome =
-          nonce_state == NonceCheck::kStale ? AuthOutcome::kStaleNonce : AuthOutcome::kOk;
-      return result;
-    }
+AuthResult Authenticator::authenticateToken(const wire::MessageView& request, NonceCheck nonce, std::int64_t now_unix,
+                                            AuthResult result) const {
+  const auto token = request.get<attr::AccessToken>();
+  if (!token || !request.has(AttributeType::kUsername)) {
+    result.outcome = AuthOutcome::kBadToken;
+    return result;
   }
-  result.outcome = AuthOutcome::kBadIntegrity;
+  auto contents = oauth_.keys->decode(result.username, token->value, oauth_.server_name);
+  if (!contents) {
+    result.outcome = AuthOutcome::kBadToken;
+    return result;
+  }
+  if (!tokenValidAt(*contents, now_unix)) {
+    result.outcome = AuthOutcome::kExpiredToken;
+    return result;
+  }
+  result.token_expiry_unix = tokenExpiry(*contents);
+  std::vector<std::vector<std::uint8_t>> keys;
+  keys.push_back(contents->mac_key);
+  // coturn (4.6, turnutils_uclient -J) signs with only the first 16 bytes of a 20-byte
+  // HMAC-SHA-1 mac_key, the size of its MD5 long-term keys. RFC 7635 §4.1 means the whole
+  // key, which is tried first; the prefix lets coturn's clients in, at one more HMAC.
+  if (contents->mac_key.size() == kMacKeySha1Size) {
+    keys.emplace_back(contents->mac_key.begin(), contents->mac_key.begin() + 16);
+  }
+  verifyWithKeys(request, nonce, keys, result);
+  return result;
+}
+
+AuthResult Authenticator::authenticateWithSessionKey(const wire::MessageView& request,
+                                                     const wire::SocketAddress& client, SteadyTime now,
+                                                     std::string_view username, Bytes key) const {
+  AuthResult result;
+  const Envelope envelope = checkEnvelope(request, client, now, *credentials_, *nonces_, result);
+  if (envelope.outcome != AuthOutcome::kOk) {
+    result.outcome = envelope.outcome;
+    return result;
+  }
+  if (result.username != username) {
+    result.outcome = AuthOutcome::kUnknownUser;
+    return result;
+  }
+  std::vector<std::vector<std::uint8_t>> keys;
+  keys.emplace_back(key.begin(), key.end());
+  verifyWithKeys(request, envelope.nonce, keys, result);
   return result;
 }
 

@@ -6,12 +6,14 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "auth/credential_store.hpp"
 #include "auth/nonce.hpp"
+#include "auth/oauth_token.hpp"
 #include "relay/wire/address.hpp"
 #include "relay/wire/attributes.hpp"
 #include "relay/wire/builder.hpp"
@@ -32,6 +34,10 @@ enum class AuthOutcome : std::uint8_t {
   // RFC 8489 §9.2.4: PASSWORD-ALGORITHMS missing or not the list we sent with the nonce (a
   // bid-down attempt), PASSWORD-ALGORITHM not one of them, or an algorithm tern lacks: 400
   kBadPasswordAlgorithm,
+  // RFC 7635 §9.2: an ACCESS-TOKEN that does not decrypt with the key its kid (USERNAME)
+  // names, or carries no usable mac_key: 401 (with THIRD-PARTY-AUTHORIZATION)
+  kBadToken,
+  kExpiredToken,  // RFC 7635 §9.2: the token's timestamp + lifetime has passed: 401
 };
 
 // Short snake_case text for logs and metric labels, e.g. "stale_nonce".
@@ -55,6 +61,16 @@ struct AuthResult {
   // Which integrity attribute verified; RFC 8489 §9.2.4 signs the response with the same.
   wire::AttributeType integrity = wire::AttributeType::kMessageIntegrity;
   wire::attr::PasswordAlgorithmId algorithm = wire::attr::PasswordAlgorithmId::kMd5;
+  // RFC 7635: set when an ACCESS-TOKEN authenticated the request (its mac_key is `key`), to
+  // the Unix second the token expires; allocations must not outlive it.
+  std::optional<std::int64_t> token_expiry_unix;
+};
+
+// RFC 7635 third-party authorization: the AS-RS keys by kid and the server name tokens are
+// sealed for (their AEAD associated data, sent in THIRD-PARTY-AUTHORIZATION).
+struct OAuthSettings {
+  std::shared_ptr<const OAuthKeyStore> keys;
+  std::string server_name;
 };
 
 class Authenticator {
@@ -62,7 +78,7 @@ class Authenticator {
   // Both must be non-null (std::invalid_argument otherwise). Immutable and shared by all
   // workers; a reload builds a new Authenticator around the new CredentialStore.
   Authenticator(std::shared_ptr<const CredentialStore> credentials,
-                std::shared_ptr<const NonceIssuer> nonces);
+                std::shared_ptr<const NonceIssuer> nonces, OAuthSettings oauth = {});
 
   // RFC 8489 §9.2.4, in its order: MESSAGE-INTEGRITY or MESSAGE-INTEGRITY-SHA256 present
   // (with both, only the SHA-256 one counts); USERNAME or USERHASH, REALM and NONCE present;
@@ -74,9 +90,18 @@ class Authenticator {
   AuthResult authenticate(const wire::MessageView& request, const wire::SocketAddress& client,
                           SteadyTime now, std::int64_t now_unix) const;
 
+  // RFC 7635 §9.2: requests on an allocation an ACCESS-TOKEN made (CreatePermission,
+  // ChannelBind, a Refresh without a new token) are signed with that token's mac_key and carry
+  // no token: the same checks as authenticate(), with `key` as the only candidate and
+  // `username` (the kid) as the only valid USERNAME.
+  AuthResult authenticateWithSessionKey(const wire::MessageView& request, const wire::SocketAddress& client,
+                                        SteadyTime now, std::string_view username, Bytes key) const;
+  bool oauthEnabled() const noexcept { return oauth_.keys && !oauth_.keys->empty(); }
+
   // RFC 8489 §9.2.4: what a 401 or 438 carries for the client to (re)compute its key: REALM,
   // a fresh NONCE whose cookie announces password algorithms (and username anonymity when
-  // static users exist) and PASSWORD-ALGORITHMS.
+  // static users exist) and PASSWORD-ALGORITHMS; with OAuth keys, RFC 7635 §6.1's
+  // THIRD-PARTY-AUTHORIZATION naming the server.
   void addChallenge(wire::MessageBuilder& builder, const wire::SocketAddress& client, SteadyTime now) const;
   // The security feature bits this server's nonces announce.
   std::uint32_t securityFeatures() const noexcept;
@@ -85,8 +110,12 @@ class Authenticator {
   const NonceIssuer& nonces() const noexcept { return *nonces_; }
 
  private:
+  AuthResult authenticateToken(const wire::MessageView& request, NonceCheck nonce, std::int64_t now_unix,
+                               AuthResult result) const;
+
   std::shared_ptr<const CredentialStore> credentials_;
   std::shared_ptr<const NonceIssuer> nonces_;
+  OAuthSettings oauth_;
 };
 
 }  // namespace tern::auth

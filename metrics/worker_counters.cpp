@@ -76,6 +76,8 @@ std::string_view labelOf(AuthResult r) noexcept {
     case AuthResult::kExpiredUser: return "expired_user";
     case AuthResult::kBadIntegrity: return "bad_integrity";
     case AuthResult::kBadPasswordAlgorithm: return "bad_password_algorithm";
+    case AuthResult::kBadToken: return "bad_token";
+    case AuthResult::kExpiredToken: return "expired_token";
     case AuthResult::kCount: break;
   }
   return "unknown";

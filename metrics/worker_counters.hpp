@@ -90,7 +90,7 @@ enum class Quota : std::uint8_t {
 // Outcomes of authentication (RFC 8489 §9.2.4), as label values.
 enum class AuthResult : std::uint8_t {
   kOk, kNoIntegrity, kMissingAttributes, kWrongRealm, kStaleNonce, kInvalidNonce, kUnknownUser,
-  kExpiredUser, kBadIntegrity, kBadPasswordAlgorithm, kCount
+  kExpiredUser, kBadIntegrity, kBadPasswordAlgorithm, kBadToken, kExpiredToken, kCount
 };
 // kConnectionClosed: the TCP or TLS connection that carried the allocation closed.
 enum class AllocationEnd : std::uint8_t { kExpired, kDeleted, kConnectionClosed, kShutdown, kCount };

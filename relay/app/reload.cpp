@@ -26,7 +26,8 @@ Reloadable buildReloadable(const config::Settings& settings, const NodeIdentity&
   // The same key across reloads: nonces handed out before stay valid.
   auto nonces =
       std::make_shared<const auth::NonceIssuer>(node.nonce_key, std::chrono::seconds(settings.nonce_lifetime));
-  r.services.authenticator = std::make_shared<const auth::Authenticator>(store, nonces);
+  r.services.authenticator = std::make_shared<const auth::Authenticator>(
+      store, nonces, auth::OAuthSettings{settings.oauth_keys, settings.oauth_server_name});
 
   core::PeerPolicyOptions policy;
   for (const auto& text : settings.allow_peers) policy.allow.push_back(*core::Cidr::parse(text));

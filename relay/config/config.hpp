@@ -134,7 +134,7 @@ struct Settings {
   std::uint32_t max_channels_per_allocation = 64;
   std::uint32_t max_connections_per_allocation = 64;
 
-  bool hasCredentials() const noexcept { return !auth_secrets.empty() || !users.empty(); }
+  bool hasCredentials() const noexcept { return !auth_secrets.empty() || !users.empty() || hasOAuth(); }
 };
 
 inline constexpr unsigned kMaxWorkers = 256;

@@ -8,6 +8,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "relay/core/five_tuple.hpp"
@@ -66,6 +67,17 @@ class Allocation {
   // The integrity attribute the client signs with, for responses sent later (RFC 6062 Connect).
   wire::AttributeType integrity() const noexcept { return integrity_; }
   void setIntegrity(wire::AttributeType integrity) noexcept { integrity_ = integrity; }
+  // RFC 7635: an allocation made with an ACCESS-TOKEN keeps the token's expiry, its kid (the
+  // USERNAME requests without a token must carry) and its mac_key as key(); a Refresh with a
+  // newer token, perhaps sealed under another kid, moves all three on. username() stays the
+  // first kid, for the quota and the usage record.
+  const std::optional<std::int64_t>& tokenExpiry() const noexcept { return token_expiry_; }
+  const std::string& tokenKid() const noexcept { return token_kid_; }
+  void setToken(std::optional<std::int64_t> expiry, std::vector<std::uint8_t> key, std::string_view kid) {
+    token_expiry_ = expiry;
+    key_ = std::move(key);
+    token_kid_ = kid;
+  }
   TimePoint created() const noexcept { return created_; }
   AllocationUsage& usage() noexcept { return usage_; }
   const AllocationUsage& usage() const noexcept { return usage_; }
@@ -117,6 +129,8 @@ class Allocation {
   std::string username_;
   std::vector<std::uint8_t> key_;  // long-term key, to sign responses (RFC 8489 §9.2.4)
   wire::AttributeType integrity_ = wire::AttributeType::kMessageIntegrity;
+  std::optional<std::int64_t> token_expiry_;
+  std::string token_kid_;
   TimePoint created_;
   TimePoint expires_;
   AllocationUsage usage_;

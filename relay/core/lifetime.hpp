@@ -28,6 +28,10 @@ inline std::chrono::seconds grantedLifetime(const ServerOptions& options,
 // a lifetime of 0 would mean "deleted"; the authenticator has refused names already expired.
 inline std::chrono::seconds credentialBound(const ServerOptions& options, const handlers::RequestContext& ctx,
                                             std::chrono::seconds lifetime) noexcept {
+  // RFC 7635 §9.2: an allocation made with an access token ends when the token does, always.
+  if (ctx.token_expiry_unix) {
+    return std::clamp(std::chrono::seconds(*ctx.token_expiry_unix - ctx.now_unix), std::chrono::seconds(1), lifetime);
+  }
   if (!options.strict_expiry) return lifetime;
   const auto rest = auth::parseRestUsername(ctx.username);
   if (!rest) return lifetime;  // a static user: no expiry

@@ -30,6 +30,8 @@ metrics::AuthResult authCounter(auth::AuthOutcome o) noexcept {
     case auth::AuthOutcome::kExpiredUser: return metrics::AuthResult::kExpiredUser;
     case auth::AuthOutcome::kBadIntegrity: return metrics::AuthResult::kBadIntegrity;
     case auth::AuthOutcome::kBadPasswordAlgorithm: return metrics::AuthResult::kBadPasswordAlgorithm;
+    case auth::AuthOutcome::kBadToken: return metrics::AuthResult::kBadToken;
+    case auth::AuthOutcome::kExpiredToken: return metrics::AuthResult::kExpiredToken;
   }
   return metrics::AuthResult::kBadIntegrity;
 }
@@ -430,7 +432,7 @@ void TurnServer::onRequest(const FiveTuple& tuple, const wire::MessageView& requ
       if (auto unknown = request.unknownComprehensionRequired(); !unknown.empty()) {
         response.error(ec::kUnknownAttribute).add(wire::attr::UnknownAttributes{unknown});
       } else {
-        handlers::binding({tuple, request, now, {}, {}}, response);
+        handlers::binding({tuple, request, now, {}, {}, 0, wire::AttributeType::kMessageIntegrity, std::nullopt}, response);
       }
       break;
     }
@@ -484,7 +486,7 @@ bool TurnServer::admitConnectionBind(const FiveTuple& tuple, const wire::Message
 void TurnServer::onTurnRequest(const FiveTuple& tuple, const wire::MessageView& request,
                                TimePoint now, ResponseWriter& response) noexcept {
   const auth::Authenticator& authenticator = *services_.authenticator;
-  const auth::AuthResult auth = authenticator.authenticate(request, tuple.client, now, expiryClock(tuple, request));
+  const auth::AuthResult auth = authenticateRequest(tuple, request, now);
   counters_.auth_results[metrics::idx(authCounter(auth.outcome))].add();
   if (auth.outcome != auth::AuthOutcome::kOk) {
     const std::uint16_t code = auth::errorCodeFor(auth.outcome);
@@ -503,7 +505,8 @@ void TurnServer::onTurnRequest(const FiveTuple& tuple, const wire::MessageView& 
     (void)response.finish();
     return;
   }
-  const handlers::RequestContext ctx{tuple, request, now, auth.username, auth.key, unix_seconds_, auth.integrity};
+  const handlers::RequestContext ctx{tuple,        request,       now, auth.username, auth.key, unix_seconds_,
+                                     auth.integrity, auth.token_expiry_unix};
   switch (static_cast<wire::Method>(request.method())) {
     case wire::Method::kAllocate: handlers::allocate(context_, ctx, response); break;
     case wire::Method::kRefresh: handlers::refresh(context_, ctx, response); break;
@@ -515,6 +518,22 @@ void TurnServer::onTurnRequest(const FiveTuple& tuple, const wire::MessageView& 
   }
   // The key lives in `auth`, which ends here: sign now.
   (void)response.finish();
+}
+
+auth::AuthResult TurnServer::authenticateRequest(const FiveTuple& tuple, const wire::MessageView& request,
+                                                TimePoint now) noexcept {
+  const auth::Authenticator& authenticator = *services_.authenticator;
+  // RFC 7635 §9.2: only Allocate and Refresh carry the ACCESS-TOKEN; the other requests on an
+  // allocation a token made are signed with that token's mac_key, which the allocation keeps.
+  if (!request.has(wire::AttributeType::kAccessToken)) {
+    if (const Allocation* a = allocations_.find(tuple); a != nullptr && a->tokenExpiry()) {
+      const auto username = request.get<wire::attr::Username>();
+      if (username && username->value == a->tokenKid()) {
+        return authenticator.authenticateWithSessionKey(request, tuple.client, now, a->tokenKid(), a->key());
+      }
+    }
+  }
+  return authenticator.authenticate(request, tuple.client, now, expiryClock(tuple, request));
 }
 
 std::int64_t TurnServer::expiryClock(const FiveTuple& tuple, const wire::MessageView& request) noexcept {

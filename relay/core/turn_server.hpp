@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdint>
 
+#include "auth/authenticator.hpp"
 #include "metrics/worker_counters.hpp"
 #include "relay/core/allocation_table.hpp"
 #include "relay/core/five_tuple.hpp"
@@ -89,6 +90,8 @@ class TurnServer {
   ResponseWriter responseTo(const wire::Header& request, bool fingerprint) noexcept;
   wire::TransactionId nextIndicationId() noexcept;
   // The wall clock the authenticator checks a REST username's expiry against.
+  // The Authenticator's verdict, with an OAuth allocation's session key where RFC 7635 wants it.
+  auth::AuthResult authenticateRequest(const FiveTuple& tuple, const wire::MessageView& request, TimePoint now) noexcept;
   std::int64_t expiryClock(const FiveTuple& tuple, const wire::MessageView& request) noexcept;
 
   ServerOptions options_;

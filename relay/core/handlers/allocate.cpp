@@ -253,6 +253,9 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
                                                  std::vector<std::uint8_t>(ctx.key.begin(), ctx.key.end()),
                                                  ctx.now);
   allocation->setIntegrity(ctx.integrity);
+  if (ctx.token_expiry_unix) {
+    allocation->setToken(ctx.token_expiry_unix, std::vector<std::uint8_t>(ctx.key.begin(), ctx.key.end()), ctx.username);
+  }
   allocation->setExpiry(ctx.now + lifetime);
   allocation->setAllocateTransaction(request.transactionId());
   if (tcp) allocation->setTcp();

@@ -10,8 +10,14 @@ Allocation* allocationFor(ServerContext& server, const RequestContext& ctx, Resp
     response.error(wire::error_code::kAllocationMismatch, "Allocation Mismatch: no allocation on this 5-tuple");
     return nullptr;
   }
-  // RFC 8656 §5: later requests must use the credentials that created the allocation.
-  if (allocation->username() != ctx.username) {
+  // RFC 8656 §5: later requests must use the credentials that created the allocation. For an
+  // allocation an ACCESS-TOKEN made (RFC 7635), those are any valid token (a bearer
+  // credential; the authorization server may seal the next one under another kid) or, without
+  // one, the current token's kid and mac_key.
+  const bool same_credentials = allocation->tokenExpiry()
+                                    ? ctx.token_expiry_unix.has_value() || allocation->tokenKid() == ctx.username
+                                    : allocation->username() == ctx.username && !ctx.token_expiry_unix;
+  if (!same_credentials) {
     response.error(wire::error_code::kWrongCredentials, "Wrong Credentials: not the allocation's user");
     return nullptr;
   }

@@ -63,6 +63,8 @@ struct RequestContext {
   wire::Bytes key;
   std::int64_t now_unix = 0;  // wall clock, for a TURN REST username's expiry
   wire::AttributeType integrity = wire::AttributeType::kMessageIntegrity;
+  // RFC 7635: the Unix second the request's ACCESS-TOKEN expires, when one authenticated it.
+  std::optional<std::int64_t> token_expiry_unix;
 };
 
 // RFC 8489 §3: Binding reports the request's source as XOR-MAPPED-ADDRESS.

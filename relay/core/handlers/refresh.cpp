@@ -50,8 +50,16 @@ void refresh(ServerContext& server, const RequestContext& ctx, ResponseWriter& r
     response.success().add(wire::attr::Lifetime{0});
     return;
   }
-  const auto lifetime = credentialBound(
+  auto lifetime = credentialBound(
       server.options, ctx, grantedLifetime(server.options, requested ? std::optional(requested->seconds) : std::nullopt));
+  if (ctx.token_expiry_unix) {
+    // RFC 7635 §9.2: a Refresh with a new token moves the allocation onto it and its mac_key.
+    allocation->setToken(ctx.token_expiry_unix, std::vector<std::uint8_t>(ctx.key.begin(), ctx.key.end()),
+                         ctx.username);
+  } else if (const auto& expiry = allocation->tokenExpiry()) {
+    // Without one, the allocation still ends with the token that made it.
+    lifetime = std::clamp(std::chrono::seconds(*expiry - ctx.now_unix), std::chrono::seconds(1), lifetime);
+  }
   allocation->setExpiry(ctx.now + lifetime);
   server.allocations.scheduleExpiry(*allocation);
   response.success().add(wire::attr::Lifetime{static_cast<std::uint32_t>(lifetime.count())});

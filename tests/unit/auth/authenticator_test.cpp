@@ -17,6 +17,7 @@
 #include "auth/credential_store.hpp"
 #include "auth/message_integrity.hpp"
 #include "auth/nonce.hpp"
+#include "auth/oauth_token.hpp"
 #include "auth/rest_credentials.hpp"
 #include "relay/wire/attributes.hpp"
 #include "relay/wire/builder.hpp"
@@ -626,3 +627,98 @@ TEST_CASE("with no credentials configured nobody authenticates") {
 }
 
 }  // namespace
+
+// --- RFC 7635 third-party authorization ---------------------------------------------------
+
+namespace {
+
+const auth::OAuthKey kNorth{"north", std::vector<std::uint8_t>(32, 0x42), auth::OAuthAead::kA256Gcm};
+
+struct OAuthFixture : Fixture {
+  std::shared_ptr<const auth::OAuthKeyStore> keys =
+      std::make_shared<const auth::OAuthKeyStore>(std::vector<auth::OAuthKey>{kNorth});
+  auth::Authenticator oauth{store, nonces, auth::OAuthSettings{keys, "relay.example"}};
+
+  // A request with USERNAME = kid, the token, and MESSAGE-INTEGRITY keyed with `mac_key`.
+  std::vector<std::uint8_t> tokenRequest(const std::vector<std::uint8_t>& token, const std::vector<std::uint8_t>& mac_key,
+                                         std::string kid = "north") const {
+    std::array<std::uint8_t, 1024> buffer{};
+    MessageBuilder b(buffer, Method::kAllocate, MessageClass::kRequest, kTid);
+    b.add(attr::RequestedTransport{}).add(attr::Username{kid}).add(attr::Nonce{nonce()}).add(attr::Realm{"tern"});
+    b.add(attr::AccessToken{Bytes{token.data(), token.size()}});
+    auth::addIntegrity(b, AttributeType::kMessageIntegrity, mac_key);
+    auto done = b.finish();
+    REQUIRE(done.has_value());
+    return {done->begin(), done->end()};
+  }
+  AuthResult runOAuth(const std::vector<std::uint8_t>& bytes, std::int64_t now_unix = kNowUnix) const {
+    auto message = MessageView::parse(bytes);
+    REQUIRE(message.has_value());
+    return oauth.authenticate(*message, client, kT0, now_unix);
+  }
+};
+
+}  // namespace
+
+TEST_CASE_FIXTURE(OAuthFixture, "an ACCESS-TOKEN sealed under a known kid authenticates with its mac_key (RFC 7635 §9.2)") {
+  const auto minted = auth::mintAccessToken(kNorth, "relay.example", auth::kMacKeySha1Size, kNowUnix, 600);
+  const AuthResult r = runOAuth(tokenRequest(minted.token, minted.mac_key));
+  CHECK(r.outcome == AuthOutcome::kOk);
+  CHECK(r.username == "north");
+  CHECK(r.key == minted.mac_key);
+  REQUIRE(r.token_expiry_unix.has_value());
+  CHECK(*r.token_expiry_unix == kNowUnix + 600);
+  // coturn's clients sign with the first 16 bytes of a 20-byte mac_key.
+  const std::vector<std::uint8_t> prefix(minted.mac_key.begin(), minted.mac_key.begin() + 16);
+  CHECK(runOAuth(tokenRequest(minted.token, prefix)).outcome == AuthOutcome::kOk);
+  // Another key signs nothing.
+  CHECK(runOAuth(tokenRequest(minted.token, md5Key("bob", "hunter2"))).outcome == AuthOutcome::kBadIntegrity);
+}
+
+TEST_CASE_FIXTURE(OAuthFixture, "tokens for another server, under an unknown kid, altered or expired get 401 (RFC 7635 §9.2)") {
+  const auto other_server = auth::mintAccessToken(kNorth, "other.example", auth::kMacKeySha1Size, kNowUnix, 600);
+  CHECK(runOAuth(tokenRequest(other_server.token, other_server.mac_key)).outcome == AuthOutcome::kBadToken);
+  const auto minted = auth::mintAccessToken(kNorth, "relay.example", auth::kMacKeySha1Size, kNowUnix, 600);
+  CHECK(runOAuth(tokenRequest(minted.token, minted.mac_key, "south")).outcome == AuthOutcome::kBadToken);
+  auto altered = minted.token;
+  altered[20] ^= 1;
+  CHECK(runOAuth(tokenRequest(altered, minted.mac_key)).outcome == AuthOutcome::kBadToken);
+  CHECK(runOAuth(tokenRequest(minted.token, minted.mac_key), kNowUnix + 700).outcome == AuthOutcome::kExpiredToken);
+  CHECK(auth::errorCodeFor(AuthOutcome::kBadToken) == 401);
+  CHECK(auth::errorCodeFor(AuthOutcome::kExpiredToken) == 401);
+  // Without OAuth keys an ACCESS-TOKEN is just an unknown user's request.
+  const auto bytes = tokenRequest(minted.token, minted.mac_key);
+  auto message = MessageView::parse(bytes);
+  REQUIRE(message.has_value());
+  CHECK(authenticator.authenticate(*message, client, kT0, kNowUnix).outcome == AuthOutcome::kUnknownUser);
+}
+
+TEST_CASE_FIXTURE(OAuthFixture, "requests without a token on a token's allocation verify with its mac_key and kid only") {
+  const auto minted = auth::mintAccessToken(kNorth, "relay.example", auth::kMacKeySha1Size, kNowUnix, 600);
+  RequestSpec spec = bob();
+  spec.username = "north";
+  spec.key = minted.mac_key;
+  const auto bytes = build(spec, Method::kCreatePermission);
+  auto message = MessageView::parse(bytes);
+  REQUIRE(message.has_value());
+  CHECK(oauth.authenticateWithSessionKey(*message, client, kT0, "north", minted.mac_key).outcome == AuthOutcome::kOk);
+  CHECK(oauth.authenticateWithSessionKey(*message, client, kT0, "south", minted.mac_key).outcome ==
+        AuthOutcome::kUnknownUser);
+  CHECK(oauth.authenticateWithSessionKey(*message, client, kT0, "north", md5Key("bob", "hunter2")).outcome ==
+        AuthOutcome::kBadIntegrity);
+}
+
+TEST_CASE_FIXTURE(OAuthFixture, "with OAuth keys a challenge names the server in THIRD-PARTY-AUTHORIZATION (RFC 7635 §6.1)") {
+  for (const auth::Authenticator* a : {&oauth, &authenticator}) {
+    std::array<std::uint8_t, 512> buffer{};
+    MessageBuilder b(buffer, Method::kAllocate, MessageClass::kErrorResponse, kTid);
+    a->addChallenge(b, client, kT0);
+    auto bytes = b.finish();
+    REQUIRE(bytes.has_value());
+    auto message = MessageView::parse(*bytes);
+    REQUIRE(message.has_value());
+    const auto third_party = message->get<attr::ThirdPartyAuthorization>();
+    CHECK(third_party.has_value() == (a == &oauth));
+    if (third_party) CHECK(third_party->value == "relay.example");
+  }
+}
