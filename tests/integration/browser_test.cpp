@@ -57,6 +57,26 @@ TEST_CASE("Chromium relays a data channel through tern, relay to relay, over tur
   CHECK(server.process().stop(SIGTERM) == 0);
 }
 
+TEST_CASE("Chromium relays a data channel through tern over turn:[::1], UDP and TCP") {
+  // A dual-stack relay reached over IPv6. Chromium asks for the relayed address of its
+  // default family (IPv4), so the media crosses families: IPv6 to tern, IPv4 relay to relay.
+  TernServer server({"--listen", "127.0.0.1:0", "--listen", "[::1]:0", "--relay-ip", "127.0.0.1", "--relay-ip", "::1",
+                     "--auth-secret-file", secretFile()});
+  REQUIRE_FALSE(server.udp(1).ip.isV4());
+  const auto credential = auth::mintRestCredential(kSecret, "chromium6", std::time(nullptr), 600);
+  for (const char* transport : {"udp", "tcp"}) {
+    CAPTURE(transport);
+    const std::string url = "turn:" + server.udp(1).toString() + "?transport=" + transport;
+    auto r = runBrowser(url, credential.username, credential.password, "relay");
+    INFO(r.output);
+    CHECK(r.status == 0);
+    CHECK(r.output.find(R"("local":"relay","remote":"relay")") != std::string::npos);
+    CHECK(r.output.find(R"("echoed":20)") != std::string::npos);
+  }
+  CHECK(server.process().output().find("client=[::1]:") != std::string::npos);
+  CHECK(server.process().stop(SIGTERM) == 0);
+}
+
 TEST_CASE("Chromium relays over turns: (TLS), verifying tern's certificate against a trusted CA") {
   const auto& certs = test::testCertificates();
   TernServer server({"--relay-ip", "127.0.0.1", "--auth-secret-file", secretFile(), "--tls-listen",
