@@ -60,6 +60,7 @@ Reloadable buildReloadable(const config::Settings& settings, const NodeIdentity&
   r.options.max_connections_per_allocation = settings.max_connections_per_allocation;
   for (const auto& e : settings.external_ips) r.options.external_ips.push_back({e.public_ip, e.private_ip});
   r.options.alternate_servers = settings.alternate_servers;
+  r.options.alternate_domain = settings.alternate_domain;
   r.options.strict_expiry = settings.strict_expiry;
   return r;
 }

@@ -59,6 +59,10 @@ void addServeOptions(CLI::App& app, Config& config) {
                  "While draining, redirect new allocations here with 300 Try Alternate (repeatable; the "
                  "first of the client's address family is used; without one they get 508)")
       ->type_name("ADDR:PORT");
+  app.add_option("--alternate-domain", config.alternate_domain,
+                 "The name in the alternate servers' TLS certificates: sent as ALTERNATE-DOMAIN with "
+                 "ALTERNATE-SERVER to TLS and DTLS clients, which verify the alternate against it (RFC 8489 §14.16)")
+      ->type_name("NAME");
 
   // TLS.
   app.add_option("--tls-listen", config.tls_listen,

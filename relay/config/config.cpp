@@ -303,6 +303,12 @@ Expected<Settings, std::vector<std::string>> validate(const Config& config, unsi
     }
     s.alternate_servers.push_back(*address);
   }
+  // RFC 8489 §14.16: a domain name of at most 255 bytes.
+  if (config.alternate_domain.size() > 255) {
+    problems.push_back("alternate-domain: longer than 255 bytes");
+  } else {
+    s.alternate_domain = config.alternate_domain;
+  }
 
   validateTls(config, s, problems);
   validateTurn(config, s, problems);

@@ -39,6 +39,7 @@ struct Config {
   std::string metrics_listen;                  // ADDR:PORT; empty: off
   std::string drain_timeout = "600";           // seconds a drain waits for calls to end
   std::vector<std::string> alternate_servers;  // ADDR:PORT for 300 Try Alternate while draining
+  std::string alternate_domain;                // ALTERNATE-DOMAIN for TLS/DTLS clients
 
   // TURN over TLS (RFC 8656 §3.1): TLS-only TCP listeners; with a certificate, plain --listen
   // TCP ports also accept TLS, told apart by the first byte.
@@ -101,6 +102,7 @@ struct Settings {
   std::optional<wire::SocketAddress> metrics_listen;
   unsigned drain_timeout = 600;
   std::vector<wire::SocketAddress> alternate_servers;
+  std::string alternate_domain;
 
   std::vector<wire::SocketAddress> tls_listen;
   std::vector<wire::SocketAddress> dtls_listen;

@@ -45,6 +45,9 @@ struct ServerOptions {
   // Where a draining relay sends new allocations (RFC 8489 §10, 300 Try Alternate): the
   // first of the client's address family.
   std::vector<SocketAddress> alternate_servers;
+  // RFC 8489 §14.16: the name TLS and DTLS clients verify an alternate server's certificate
+  // against; sent with ALTERNATE-SERVER over those transports. Empty: left out.
+  std::string alternate_domain;
   // A TURN REST username's expiry also bounds the allocation: lifetimes end at it, and
   // Refresh, CreatePermission and ChannelBind fail once it passes. Without it only new
   // Allocates check the expiry, so a call outlives its short-lived credential.

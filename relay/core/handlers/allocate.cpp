@@ -88,8 +88,14 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
     for (const auto& alternate : server.options.alternate_servers) {
       // RFC 8489 §14.15: the alternate has the family of the request's source address.
       if (alternate.ip.family() == ctx.tuple.client.ip.family()) {
-        response.error(ec::kTryAlternate, "Try Alternate: this relay is draining")
-            .add(wire::attr::AlternateServer{alternate});
+        auto& b = response.error(ec::kTryAlternate, "Try Alternate: this relay is draining")
+                      .add(wire::attr::AlternateServer{alternate});
+        // RFC 8489 §14.16: over TLS and DTLS the client needs the name to verify the
+        // alternate's certificate by.
+        const bool secure = ctx.tuple.transport == Transport::kTls || ctx.tuple.transport == Transport::kDtls;
+        if (secure && !server.options.alternate_domain.empty()) {
+          b.add(wire::attr::AlternateDomain{server.options.alternate_domain});
+        }
         return;
       }
     }

@@ -49,6 +49,24 @@ TEST_CASE("draining redirects new allocations to an alternate of the client's fa
   CHECK(late.allocate().success());
 }
 
+TEST_CASE("over TLS and DTLS the redirect also names the alternate's ALTERNATE-DOMAIN (RFC 8489 §14.16)") {
+  core::ServerOptions options;
+  options.alternate_servers = {kAlternateV4};
+  options.alternate_domain = "turn2.example.org";
+  TurnHarness h(options);
+  h.server.setDraining(true);
+  for (const core::Transport transport : {core::Transport::kTls, core::Transport::kDtls, core::Transport::kUdp}) {
+    const core::FiveTuple tuple{transport, test::socketAddress("192.0.2.50:4000"), test::socketAddress("198.51.100.1:5349")};
+    TestClient c(h, tuple);
+    const Reply redirected = c.allocate();
+    REQUIRE(redirected.code() == 300);
+    CHECK(redirected.get<wire::attr::AlternateServer>()->address == kAlternateV4);
+    const auto domain = redirected.get<wire::attr::AlternateDomain>();
+    CHECK(domain.has_value() == (transport != core::Transport::kUdp));
+    if (domain) CHECK(domain->value == "turn2.example.org");
+  }
+}
+
 TEST_CASE("draining without an alternate server answers 508 with the reason") {
   TurnHarness h;
   h.server.setDraining(true);
