@@ -1,6 +1,7 @@
 // See mobility_ticket.hpp.
 #include "auth/mobility_ticket.hpp"
 
+#include <algorithm>
 #include <exception>
 #include <string_view>
 

@@ -5,6 +5,7 @@
 
 #include "auth/authenticator.hpp"
 #include "auth/credential_store.hpp"
+#include "auth/mobility_ticket.hpp"
 #include "auth/nonce.hpp"
 #include "relay/app/listeners.hpp"
 #include "relay/core/cidr.hpp"
@@ -60,6 +61,9 @@ Reloadable buildReloadable(const config::Settings& settings, const NodeIdentity&
   for (const auto& e : settings.external_ips) r.options.external_ips.push_back({e.public_ip, e.private_ip});
   r.options.alternate_servers = settings.alternate_servers;
   r.options.strict_expiry = settings.strict_expiry;
+  r.options.mobility = settings.mobility;
+  // Tickets, like nonces, stay valid across reloads: the key is the node's.
+  r.services.tickets = std::make_shared<const auth::MobilityTicketCodec>(node.nonce_key);
   return r;
 }
 

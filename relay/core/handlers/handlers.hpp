@@ -28,7 +28,13 @@ struct ServerContext {
   // Draining: new allocations are refused or redirected (ServerOptions::alternate_servers),
   // existing ones carry on.
   bool draining = false;
+  // RFC 8016: set while this worker processes a Refresh another worker passed on to it (the
+  // worker that received it, where the allocation is to go).
+  std::optional<std::uint8_t> forwarded_from;
 
+  // Closes the allocation's TCP connections and relay sockets, returns its quota, counts and
+  // reports its end; the caller removes it from the table (or never had it there).
+  void releaseAllocation(Allocation& allocation, metrics::AllocationEnd why, TimePoint now) noexcept;
   // Ends an allocation: closes its TCP connections and relay socket, returns its quota,
   // counts and reports it.
   void endAllocation(Allocation& allocation, metrics::AllocationEnd why, TimePoint now) noexcept;
@@ -82,6 +88,17 @@ void connectionBind(ServerContext& server, const RequestContext& ctx, ResponseWr
 // RFC 8656 §11.2: a Send indication; never answered.
 void sendIndication(ServerContext& server, const FiveTuple& tuple, const wire::MessageView& indication,
                     TimePoint now) noexcept;
+
+// RFC 8016 §3.1: may this request ask for a MOBILITY-TICKET? Answers 405 and returns false
+// when mobility is off or the client uses TCP/TLS.
+bool admitMobility(ServerContext& server, const RequestContext& ctx, ResponseWriter& response) noexcept;
+// Adds a fresh MOBILITY-TICKET for `allocation` to a success response; earlier tickets stop
+// working.
+void addMobilityTicket(ServerContext& server, Allocation& allocation, wire::MessageBuilder& b) noexcept;
+// RFC 8016 §3.2: a Refresh from a 5-tuple without an allocation, carrying a MOBILITY-TICKET.
+// Returns the allocation, moved to ctx.tuple, or null after answering an error or deferring
+// the answer (a move across workers: the worker that ends up with the allocation answers).
+Allocation* claimByTicket(ServerContext& server, const RequestContext& ctx, ResponseWriter& response) noexcept;
 
 // The allocation of an authenticated request's 5-tuple, or null after answering 437 / 441.
 Allocation* allocationFor(ServerContext& server, const RequestContext& ctx, ResponseWriter& response) noexcept;
