@@ -5,6 +5,7 @@
 #include <exception>
 #include <string_view>
 
+#include "auth/base64.hpp"
 #include "auth/crypto.hpp"
 
 namespace tern::auth {
@@ -12,8 +13,8 @@ namespace tern::auth {
 namespace {
 
 constexpr std::uint8_t kVersion = 1;
-constexpr std::size_t kBodySize = 16;  // everything before the tag
-constexpr std::size_t kTagSize = MobilityTicketCodec::kSize - kBodySize;
+constexpr std::size_t kBodySize = 14;  // everything before the tag
+constexpr std::size_t kTagSize = MobilityTicketCodec::kRawSize - kBodySize;
 
 Bytes textBytes(std::string_view s) noexcept { return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}; }
 
@@ -32,27 +33,30 @@ std::uint64_t getBig(const std::uint8_t* in, std::size_t n) noexcept {
 MobilityTicketCodec::MobilityTicketCodec(std::span<const std::uint8_t> secret)
     : key_(hmacSha256(secret, {textBytes("tern mobility ticket key v1")})) {}
 
-MobilityTicketCodec::Sealed MobilityTicketCodec::seal(const MobilityTicket& ticket) const {
-  Sealed out{};
+std::string MobilityTicketCodec::seal(const MobilityTicket& ticket) const {
+  std::array<std::uint8_t, kRawSize> out{};
   out[0] = kVersion;
   out[1] = ticket.worker;
-  putBig(out.data() + 4, ticket.relay, 4);
-  putBig(out.data() + 8, ticket.handle, 8);
+  putBig(out.data() + 2, ticket.relay, 4);
+  putBig(out.data() + 6, ticket.handle, 8);
   const Sha256Digest tag = hmacSha256(key_, {Bytes(out.data(), kBodySize)});
   std::copy_n(tag.begin(), kTagSize, out.begin() + kBodySize);
-  return out;
+  return base64Encode(out);
 }
 
-std::optional<MobilityTicket> MobilityTicketCodec::open(std::span<const std::uint8_t> sealed) const noexcept {
-  if (sealed.size() != kSize || sealed[0] != kVersion) return std::nullopt;
+std::optional<MobilityTicket> MobilityTicketCodec::open(std::span<const std::uint8_t> text) const noexcept {
+  if (text.size() != kSize) return std::nullopt;
   try {
+    const auto raw = base64Decode({reinterpret_cast<const char*>(text.data()), text.size()});
+    if (!raw || raw->size() != kRawSize || (*raw)[0] != kVersion) return std::nullopt;
+    const Bytes sealed(*raw);
     const Sha256Digest tag = hmacSha256(key_, {sealed.first(kBodySize)});
     if (!constantTimeEqual(Bytes(tag.data(), kTagSize), sealed.subspan(kBodySize))) return std::nullopt;
+    return MobilityTicket{sealed[1], static_cast<std::uint32_t>(getBig(sealed.data() + 2, 4)),
+                          getBig(sealed.data() + 6, 8)};
   } catch (const std::exception&) {
     return std::nullopt;
   }
-  return MobilityTicket{sealed[1], static_cast<std::uint32_t>(getBig(sealed.data() + 4, 4)),
-                        getBig(sealed.data() + 8, 8)};
 }
 
 }  // namespace tern::auth

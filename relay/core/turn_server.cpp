@@ -369,6 +369,8 @@ void TurnServer::adoptAllocation(AllocationHandOver moved, TimePoint now) noexce
   }
   const FiveTuple tuple = incoming.tuple();
   Allocation& a = allocations_.insert(std::move(moved.allocation));
+  // The ticket that moved it is spent; the answer below carries one naming this worker.
+  handlers::renewMobilityHandle(a);
   output_.onAllocationMoved(a, moved.previous_client, true);
   // The Refresh that moved it is answered here, by the usual path: it now finds its
   // allocation on its 5-tuple and gets a ticket that names this worker.

@@ -74,7 +74,7 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
       const auto left = std::chrono::duration_cast<std::chrono::seconds>(existing->expires() - ctx.now);
       answerSuccess(*existing, static_cast<std::uint32_t>(std::max<std::int64_t>(0, left.count())),
                     ctx.tuple, response);
-      if (existing->mobilityHandle() != 0) addMobilityTicket(server, *existing, response.builder());
+      addMobilityTicket(server, *existing, response.builder());
     } else {
       // RFC 8656 §7.2: "If the 5-tuple is currently in use by an existing allocation, the
       // server rejects the request with a 437 (Allocation Mismatch) error."
@@ -268,7 +268,10 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
   server.output.onAllocationCreated(a, static_cast<std::uint32_t>(lifetime.count()));
 
   answerSuccess(a, static_cast<std::uint32_t>(lifetime.count()), ctx.tuple, response);
-  if (mobile) addMobilityTicket(server, a, response.builder());
+  if (mobile) {
+    renewMobilityHandle(a);
+    addMobilityTicket(server, a, response.builder());
+  }
 }
 
 }  // namespace tern::core::handlers

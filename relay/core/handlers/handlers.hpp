@@ -92,9 +92,12 @@ void sendIndication(ServerContext& server, const FiveTuple& tuple, const wire::M
 // RFC 8016 §3.1: may this request ask for a MOBILITY-TICKET? Answers 405 and returns false
 // when mobility is off or the client uses TCP/TLS.
 bool admitMobility(ServerContext& server, const RequestContext& ctx, ResponseWriter& response) noexcept;
-// Adds a fresh MOBILITY-TICKET for `allocation` to a success response; earlier tickets stop
-// working.
-void addMobilityTicket(ServerContext& server, Allocation& allocation, wire::MessageBuilder& b) noexcept;
+// A new random handle for the allocation's tickets: earlier tickets stop working. Every move
+// renews it (a spent ticket cannot move the allocation again); ordinary refreshes do not, so
+// the answer to a retransmission carries the same ticket as the first answer.
+void renewMobilityHandle(Allocation& allocation) noexcept;
+// Adds the MOBILITY-TICKET of `allocation` (if it has mobility) to a success response.
+void addMobilityTicket(ServerContext& server, const Allocation& allocation, wire::MessageBuilder& b) noexcept;
 // RFC 8016 §3.2: a Refresh from a 5-tuple without an allocation, carrying a MOBILITY-TICKET.
 // Returns the allocation, moved to ctx.tuple, or null after answering an error or deferring
 // the answer (a move across workers: the worker that ends up with the allocation answers).

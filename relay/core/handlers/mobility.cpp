@@ -91,16 +91,16 @@ bool admitMobility(ServerContext& server, const RequestContext& ctx, ResponseWri
   return true;
 }
 
-void addMobilityTicket(ServerContext& server, Allocation& allocation, wire::MessageBuilder& b) noexcept {
-  if (!server.services.tickets) return;
-  const std::uint64_t handle = randomHandle();
-  if (handle == 0) return;
+void renewMobilityHandle(Allocation& allocation) noexcept { allocation.setMobilityHandle(randomHandle()); }
+
+void addMobilityTicket(ServerContext& server, const Allocation& allocation, wire::MessageBuilder& b) noexcept {
+  const std::uint64_t handle = allocation.mobilityHandle();
+  if (!server.services.tickets || handle == 0) return;
   try {
     const auto sealed = server.services.tickets->seal({server.options.worker_index, allocation.relay(), handle});
-    allocation.setMobilityHandle(handle);
-    b.add(wire::attr::MobilityTicket{{sealed.data(), sealed.size()}});
+    b.add(wire::attr::MobilityTicket{{reinterpret_cast<const std::uint8_t*>(sealed.data()), sealed.size()}});
   } catch (const std::exception&) {
-    // Without a new ticket the client keeps the old one, which stays valid.
+    // Without a ticket in this response the client keeps the one it has.
   }
 }
 
@@ -144,6 +144,8 @@ Allocation* claimByTicket(ServerContext& server, const RequestContext& ctx, Resp
     response.error(ec::kAllocationMismatch, "Allocation Mismatch: the new 5-tuple has an allocation");
     return nullptr;
   }
+  // The ticket just used is spent: the response carries one with a new handle.
+  renewMobilityHandle(*allocation);
   server.counters.allocationMoved(counterTransport(ctx.tuple.transport), counterFamily(allocation->relayed().ip),
                                   false);
   server.output.onAllocationMoved(*allocation, previous, false);

@@ -60,8 +60,8 @@ void refresh(ServerContext& server, const RequestContext& ctx, ResponseWriter& r
   allocation->setExpiry(ctx.now + lifetime);
   server.allocations.scheduleExpiry(*allocation);
   auto& b = response.success().add(wire::attr::Lifetime{static_cast<std::uint32_t>(lifetime.count())});
-  // RFC 8016 §3.2: the success response carries a new ticket for the next move.
-  if (ticket && allocation->mobilityHandle() != 0) addMobilityTicket(server, *allocation, b);
+  // RFC 8016 §3.2: the success response carries the ticket for the next move.
+  if (ticket) addMobilityTicket(server, *allocation, b);
 }
 
 }  // namespace tern::core::handlers

@@ -109,13 +109,13 @@ TEST_CASE("an altered or forged MOBILITY-TICKET is 400 (RFC 8016 §3.2)") {
   TestClient c(h, kOld);
   setUp(c);
   auto altered = c.session.mobilityTicket();
-  altered[20] ^= 0x40;
+  altered[20] = altered[20] == 'A' ? 'B' : 'A';  // still base64, no longer MACed
   TestClient moved = movedClient(h, c, kNew);
   moved.session.setMobilityTicket(altered);
   const Reply r = moved.refresh();
   CHECK(r.code() == 400);
   CHECK(h.output.moves.empty());
-  moved.session.setMobilityTicket(std::vector<std::uint8_t>(32, 0x01));
+  moved.session.setMobilityTicket(std::vector<std::uint8_t>(32, 'A'));
   CHECK(moved.refresh().code() == 400);
   CHECK(c.refresh().success());  // still on its old 5-tuple
 }
@@ -218,4 +218,21 @@ TEST_CASE("a forwarded Refresh with bad credentials is refused by the owner and 
   REQUIRE(a.output.sent.back().tuple == fresh);
   const Reply r(a.output.sent.back().bytes);
   CHECK(r.code() == 441);
+}
+
+TEST_CASE("a retransmitted Refresh gets the same ticket, and only a move renews it (RFC 8016 §3.2)") {
+  TurnHarness h;
+  TestClient c(h, kOld);
+  setUp(c);
+  const auto first = c.session.mobilityTicket();
+  REQUIRE(c.refresh().success());
+  CHECK(c.session.mobilityTicket() == first);
+  TestClient moved = movedClient(h, c, kNewPort);
+  const auto request = moved.session.refresh(std::nullopt);
+  const Reply answer = moved.send(request);
+  REQUIRE(answer.success());
+  const Reply again = moved.send(request);  // the retransmission finds the moved allocation
+  REQUIRE(again.success());
+  CHECK(ticketOf(again) == ticketOf(answer));
+  CHECK(ticketOf(answer) != first);
 }
