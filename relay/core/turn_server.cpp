@@ -107,7 +107,7 @@ TurnServer::TurnServer(ServerOptions options, ServerServices services, ServerOut
       output_(output),
       counters_(counters),
       connections_(options_.worker_index, randomSeed()),
-      context_{options_, services_, output_, counters_, allocations_, connections_, std::nullopt, false, std::nullopt},
+      context_{options_, services_, output_, counters_, allocations_, connections_, std::nullopt, false, std::nullopt, {}},
       indication_id_state_(randomSeed()) {}
 
 TurnServer::~TurnServer() = default;
@@ -254,6 +254,9 @@ void TurnServer::onPeerIcmp(RelayId relay, const SocketAddress& peer, std::uint8
 }
 
 void TurnServer::onTick(TimePoint now) noexcept {
+  // A retransmission comes within seconds (RFC 8489 §6.2.1: 39.5 s at the very most, and
+  // only if every answer was lost); 40 s covers the whole transaction.
+  std::erase_if(context_.handed_over, [&](const auto& entry) { return now - entry.second > std::chrono::seconds(40); });
   allocations_.expire(now, [&](Allocation& a) {
     context_.endAllocation(a, metrics::AllocationEnd::kExpired, now);
   });

@@ -31,6 +31,10 @@ struct ServerContext {
   // RFC 8016: set while this worker processes a Refresh another worker passed on to it (the
   // worker that received it, where the allocation is to go).
   std::optional<std::uint8_t> forwarded_from;
+  // RFC 8016: handles of allocations this worker handed over a moment ago. A retransmitted
+  // Refresh the new owner received before it adopted the allocation comes here again; it is
+  // dropped rather than refused, and the new owner answers the next retransmission.
+  std::vector<std::pair<std::uint64_t, TimePoint>> handed_over;
 
   // Closes the allocation's TCP connections and relay sockets, returns its quota, counts and
   // reports its end; the caller removes it from the table (or never had it there).

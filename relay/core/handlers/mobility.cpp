@@ -34,6 +34,7 @@ std::uint64_t randomHandle() noexcept {
 void handOver(ServerContext& server, Allocation& allocation, const RequestContext& ctx, std::uint8_t to,
               ResponseWriter& response) noexcept {
   const FiveTuple old = allocation.tuple();
+  const std::uint64_t handle = allocation.mobilityHandle();
   const auto transport = counterTransport(old.transport);
   const auto family = counterFamily(allocation.relayed().ip);
   AllocationHandOver moved;
@@ -55,7 +56,19 @@ void handOver(ServerContext& server, Allocation& allocation, const RequestContex
     return;
   }
   server.counters.allocationLeft(transport, family);
+  try {
+    server.handed_over.emplace_back(handle, ctx.now);
+  } catch (const std::bad_alloc&) {
+    // Only the rare retransmission race loses its guard.
+  }
   response.defer();
+}
+
+bool handedOver(const ServerContext& server, std::uint64_t handle) noexcept {
+  for (const auto& [h, when] : server.handed_over) {
+    if (h == handle) return true;
+  }
+  return false;
 }
 
 // RFC 8016 §3.2: the ticket must name a live allocation of this worker, of the same user.
@@ -63,6 +76,10 @@ Allocation* ownedAllocation(ServerContext& server, const RequestContext& ctx, co
                             ResponseWriter& response) noexcept {
   Allocation* allocation = server.allocations.findByRelay(ticket.relay);
   if (allocation == nullptr || allocation->mobilityHandle() != ticket.handle || allocation->expired(ctx.now)) {
+    if (server.forwarded_from && handedOver(server, ticket.handle)) {
+      response.defer();
+      return nullptr;
+    }
     // A ticket replaced by a newer one, or of an allocation that ended.
     response.error(ec::kBadRequest, "Bad Request: the MOBILITY-TICKET names no allocation");
     return nullptr;

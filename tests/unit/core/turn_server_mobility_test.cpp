@@ -236,3 +236,29 @@ TEST_CASE("a retransmitted Refresh gets the same ticket, and only a move renews 
   CHECK(ticketOf(again) == ticketOf(answer));
   CHECK(ticketOf(answer) != first);
 }
+
+TEST_CASE("a retransmission forwarded after the hand-over is dropped by the old owner, not refused") {
+  TurnHarness a;
+  core::ServerOptions options_b;
+  options_b.worker_index = 1;
+  TurnHarness b(options_b);
+  TestClient c(a, kOld);
+  setUp(c);
+  const auto refresh = c.session.refresh(std::nullopt);
+  a.server.onForwardedRefresh(1, kNewPort, test::bytesOf(refresh), a.now);
+  REQUIRE(a.output.handed_over.size() == 1);
+  const std::size_t sent = a.output.sent.size();
+  // The same request again, forwarded before worker 1 adopted the allocation.
+  a.server.onForwardedRefresh(1, kNewPort, test::bytesOf(refresh), a.now);
+  CHECK(a.output.sent.size() == sent);
+  CHECK(a.output.handed_over.size() == 1);
+  // Worker 1 answers once it has the allocation, the retransmission too.
+  auto moved = std::move(a.output.handed_over[0].second);
+  moved.allocation->setRelayId(0, 5);
+  b.server.adoptAllocation(std::move(moved), b.now);
+  b.fromClient(kNewPort, test::bytesOf(refresh));
+  REQUIRE(b.output.sent.size() == 2);
+  CHECK(Reply(b.output.sent[0].bytes).success());
+  CHECK(Reply(b.output.sent[1].bytes).success());
+  CHECK(Reply(b.output.sent[1].bytes).get<wire::attr::MobilityTicket>()->value.size() == 32);
+}
