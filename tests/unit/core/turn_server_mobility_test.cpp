@@ -262,3 +262,28 @@ TEST_CASE("a retransmission forwarded after the hand-over is dropped by the old 
   CHECK(Reply(b.output.sent[1].bytes).success());
   CHECK(Reply(b.output.sent[1].bytes).get<wire::attr::MobilityTicket>()->value.size() == 32);
 }
+
+TEST_CASE("a DTLS allocation moves within its worker, and across workers is 405 (RFC 8016 §3.4)") {
+  const core::FiveTuple dtls_old{core::Transport::kDtls, kOld.client, kOld.server};
+  const core::FiveTuple dtls_new{core::Transport::kDtls, kNewPort.client, kNewPort.server};
+  SUBCASE("same worker") {
+    TurnHarness h;
+    TestClient c(h, dtls_old);
+    setUp(c);
+    TestClient moved = movedClient(h, c, dtls_new);
+    CHECK(moved.refresh().success());
+    CHECK(h.output.moves.size() == 1);
+  }
+  SUBCASE("another worker") {
+    TurnHarness a;
+    core::ServerOptions options_b;
+    options_b.worker_index = 1;
+    TurnHarness b(options_b);
+    TestClient c(a, dtls_old);
+    setUp(c);
+    TestClient moved = movedClient(b, c, dtls_new);
+    const Reply r = moved.refresh();
+    CHECK(r.code() == 405);
+    CHECK(b.output.transfers.empty());
+  }
+}
