@@ -125,6 +125,14 @@ std::vector<prometheus::MetricFamily> CounterCollector::Collect() const {
               return w.icmp_indications;
             }));
 
+  auto moved = family("tern_allocations_moved_total",
+                      "Allocations moved to a new client 5-tuple with a MOBILITY-TICKET (RFC 8016), by "
+                      "whether the move crossed workers.");
+  for (std::size_t i = 0; i < 2; ++i) {
+    addSample(moved, {{"cross_worker", i == 0 ? "false" : "true"}},
+              sum([&](const WorkerCounters& w) -> const OneWriterCounter& { return w.allocations_moved[i]; }));
+  }
+
   auto auth = family("tern_auth_results_total", "Authentication outcomes of TURN requests, by result.");
   for (std::size_t r = 0; r < idx(AuthResult::kCount); ++r) {
     addSample(auth, {{"result", std::string(labelOf(static_cast<AuthResult>(r)))}},
@@ -195,7 +203,7 @@ std::vector<prometheus::MetricFamily> CounterCollector::Collect() const {
                [](const WorkerCounters& w) -> const auto& { return w.allocation_duration; });
 
   std::vector<prometheus::MetricFamily> out;
-  for (auto* f : {&received, &dropped, &responses, &packets, &bytes, &icmp, &auth, &created,
+  for (auto* f : {&received, &dropped, &responses, &packets, &bytes, &icmp, &moved, &auth, &created,
                   &active, &ended, &quota, &permissions, &channels, &lag, &suppressed,
                   &request_duration, &allocation_duration}) {
     out.push_back(std::move(*f));

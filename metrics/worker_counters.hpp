@@ -148,6 +148,9 @@ struct WorkerCounters {
   OneWriterCounter log_lines_suppressed;
   // RFC 8656 §11.5: ICMP errors from peers passed to clients in Data indications.
   OneWriterCounter icmp_indications;
+  // RFC 8016: allocations moved to a new 5-tuple, counted by the worker that serves them
+  // afterwards; [0] stayed on the worker, [1] came from another worker.
+  std::array<OneWriterCounter, 2> allocations_moved{};
 
   void allocationCreated(ClientTransport t, Family f) noexcept {
     allocations_created[idx(t)][idx(f)].add();
@@ -157,6 +160,13 @@ struct WorkerCounters {
     allocations_active[idx(t)][idx(f)].add(-1);
     allocations_ended[idx(why)].add();
     allocation_duration.observe(seconds);
+  }
+  // A hand-over between workers moves the allocation's place in the active gauge; the
+  // gauges are summed over workers, so the total stays true.
+  void allocationLeft(ClientTransport t, Family f) noexcept { allocations_active[idx(t)][idx(f)].add(-1); }
+  void allocationMoved(ClientTransport t, Family f, bool cross_worker) noexcept {
+    if (cross_worker) allocations_active[idx(t)][idx(f)].add(1);
+    allocations_moved[cross_worker ? 1 : 0].add();
   }
   void rejected(Quota q) noexcept { quota_rejections[idx(q)].add(); }
   std::int64_t activeAllocations() const noexcept {

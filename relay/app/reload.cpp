@@ -5,6 +5,7 @@
 
 #include "auth/authenticator.hpp"
 #include "auth/credential_store.hpp"
+#include "auth/mobility_ticket.hpp"
 #include "auth/nonce.hpp"
 #include "relay/app/listeners.hpp"
 #include "relay/core/cidr.hpp"
@@ -62,6 +63,9 @@ Reloadable buildReloadable(const config::Settings& settings, const NodeIdentity&
   r.options.alternate_servers = settings.alternate_servers;
   r.options.alternate_domain = settings.alternate_domain;
   r.options.strict_expiry = settings.strict_expiry;
+  r.options.mobility = settings.mobility;
+  // Tickets, like nonces, stay valid across reloads: the key is the node's.
+  r.services.tickets = std::make_shared<const auth::MobilityTicketCodec>(node.nonce_key);
   return r;
 }
 

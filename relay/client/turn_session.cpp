@@ -90,12 +90,15 @@ std::vector<std::uint8_t> TurnSession::allocate(const AllocateOptions& options) 
     if (options.lifetime) b.add(wire::attr::Lifetime{*options.lifetime});
     if (options.address_family) b.add(wire::attr::RequestedAddressFamily{*options.address_family});
     if (options.dont_fragment) b.add(wire::attr::DontFragment{});
+    // RFC 8016 §3.1: zero length; the codec's MobilityTicket needs a value, so raw.
+    if (options.mobility) b.addRaw(static_cast<std::uint16_t>(wire::AttributeType::kMobilityTicket), {});
   });
 }
 
 std::vector<std::uint8_t> TurnSession::refresh(std::optional<std::uint32_t> lifetime) {
   return request(static_cast<std::uint16_t>(Method::kRefresh), [&](wire::MessageBuilder& b) {
     if (lifetime) b.add(wire::attr::Lifetime{*lifetime});
+    if (!mobility_ticket_.empty()) b.add(wire::attr::MobilityTicket{mobility_ticket_});
   });
 }
 
@@ -160,6 +163,7 @@ TurnSession::Outcome TurnSession::onResponse(const wire::MessageView& response) 
     if (auto r = response.get<wire::attr::XorRelayedAddress>()) relayed_ = r->address;
     if (auto m = response.get<wire::attr::XorMappedAddress>()) mapped_ = m->address;
     if (auto l = response.get<wire::attr::Lifetime>()) lifetime_ = l->seconds;
+    if (auto t = response.get<wire::attr::MobilityTicket>()) mobility_ticket_.assign(t->value.begin(), t->value.end());
     return Outcome::kSuccess;
   }
   auto error = response.get<wire::attr::ErrorCode>();

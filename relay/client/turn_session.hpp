@@ -39,6 +39,8 @@ class TurnSession {
     std::uint8_t transport = 17;                  // REQUESTED-TRANSPORT: UDP
     std::optional<std::uint8_t> address_family;   // REQUESTED-ADDRESS-FAMILY
     bool dont_fragment = false;
+    // RFC 8016 §3.1: ask for a MOBILITY-TICKET (an empty one in the request).
+    bool mobility = false;
   };
   std::vector<std::uint8_t> allocate(const AllocateOptions& options);
   std::vector<std::uint8_t> refresh(std::optional<std::uint32_t> lifetime);
@@ -79,6 +81,14 @@ class TurnSession {
   const std::optional<wire::SocketAddress>& relayed() const noexcept { return relayed_; }
   const std::optional<wire::SocketAddress>& mapped() const noexcept { return mapped_; }
   std::uint32_t lifetime() const noexcept { return lifetime_; }
+  // RFC 8016: the latest MOBILITY-TICKET the server issued; refresh() sends it, so a Refresh
+  // from a new local address moves the allocation there. Empty: none.
+  const std::vector<std::uint8_t>& mobilityTicket() const noexcept { return mobility_ticket_; }
+  void setMobilityTicket(std::vector<std::uint8_t> ticket) { mobility_ticket_ = std::move(ticket); }
+  // After the client's address changed (RFC 8016): a server may bind its nonces to the
+  // client's address and answer the next request 401 with a fresh one; that 401 is retried
+  // like the first of the session, not taken for wrong credentials.
+  void addressChanged() noexcept { retried_unauthenticated_ = false; }
   bool authenticated() const noexcept { return !nonce_.empty(); }
   // Whether the last success response carried a MESSAGE-INTEGRITY that verifies.
   bool lastResponseSigned() const noexcept { return last_signed_; }
@@ -115,6 +125,7 @@ class TurnSession {
   std::optional<wire::SocketAddress> relayed_;
   std::optional<wire::SocketAddress> mapped_;
   std::uint32_t lifetime_ = 0;
+  std::vector<std::uint8_t> mobility_ticket_;
   bool last_signed_ = false;
 };
 

@@ -92,6 +92,11 @@ void addServeOptions(CLI::App& app, Config& config) {
       ->envname("TERN_AUTH_SECRET")
       ->configurable(false);
   app.add_option("--user", config.users, "Static user NAME:PASSWORD (repeatable)")->type_name("NAME:PASSWORD");
+  app.add_option("--mobility", config.mobility,
+                 "RFC 8016: a client that asks for it gets a MOBILITY-TICKET and may move its UDP or DTLS "
+                 "allocation to a new address; false answers such requests 405 (Mobility Forbidden)")
+      ->type_name("BOOL")
+      ->capture_default_str();
   app.add_option("--strict-expiry", config.strict_expiry,
                  "A TURN REST credential's expiry also bounds its allocations: lifetimes end at it and "
                  "Refresh fails after it (default: only new allocations check it, so calls outlive it)")

@@ -147,6 +147,7 @@ void validateTurn(const Config& config, Settings& s, std::vector<std::string>& p
   }
   s.nonce_lifetime = number<unsigned>(problems, "nonce-lifetime", config.nonce_lifetime, 1, 24 * 3600);
   s.strict_expiry = config.strict_expiry;
+  s.mobility = config.mobility;
   s.allow_own_address_peers = config.allow_own_address_peers;
 
   for (const auto& text : config.relay_ips) {

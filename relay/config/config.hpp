@@ -56,6 +56,8 @@ struct Config {
   std::string nonce_lifetime = "600";
   // A TURN REST credential's expiry also ends the allocations made with it.
   bool strict_expiry = false;
+  // RFC 8016: UDP/DTLS allocations may move to a client's new address with a MOBILITY-TICKET.
+  bool mobility = true;
   // Third-party authorization (RFC 7635): AS-RS keys for ACCESS-TOKENs, in files only.
   std::vector<std::string> oauth_key_files;  // lines "KID BASE64-KEY [A256GCM|A128GCM]"
   std::string oauth_server_name;             // empty: the realm
@@ -115,6 +117,7 @@ struct Settings {
   std::vector<StaticUser> users;
   unsigned nonce_lifetime = 600;
   bool strict_expiry = false;
+  bool mobility = true;
   // RFC 7635: the keys that open ACCESS-TOKENs (never null; empty without --oauth-key-file),
   // and the STUN server name, sent as THIRD-PARTY-AUTHORIZATION and bound into every token
   // as its associated data (RFC 7635 §6.1, §6.2).

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -48,6 +49,9 @@ class Allocation {
              std::string username, std::vector<std::uint8_t> key, TimePoint now);
 
   const FiveTuple& tuple() const noexcept { return tuple_; }
+  // RFC 8016: mobility moves the allocation to a new 5-tuple. Only AllocationTable::rekey
+  // and a hand-over between workers (before the new owner's table takes it) call this.
+  void setTuple(const FiveTuple& tuple) noexcept { tuple_ = tuple; }
   // The first relayed address: the only one, or the IPv4 one of a dual allocation.
   RelayId relay() const noexcept { return relays_[0].id; }
   // The relayed transport address as advertised to the client (after --external-ip).
@@ -62,6 +66,9 @@ class Allocation {
   // Drops the relayed address of `family` (RFC 8656 §8: a Refresh with LIFETIME 0 and
   // REQUESTED-ADDRESS-FAMILY); the other stays. Only for dual allocations.
   void removeRelay(wire::AddressFamily family) noexcept;
+  // A hand-over to another worker renumbers the relay sockets there (same sockets, same
+  // addresses).
+  void setRelayId(std::size_t index, RelayId id) noexcept { relays_[index].id = id; }
   const std::string& username() const noexcept { return username_; }
   const std::vector<std::uint8_t>& key() const noexcept { return key_; }
   // The integrity attribute the client signs with, for responses sent later (RFC 6062 Connect).
@@ -99,6 +106,11 @@ class Allocation {
     reservation_token_ = token;
     additional_family_error_ = additional_family_error;
   }
+
+  // RFC 8016: the handle the client's current MOBILITY-TICKET names; 0 when the client did
+  // not ask for mobility. A new ticket gets a new handle, so older tickets stop working.
+  std::uint64_t mobilityHandle() const noexcept { return mobility_handle_; }
+  void setMobilityHandle(std::uint64_t handle) noexcept { mobility_handle_ = handle; }
 
   // RFC 6062: the relayed address is a TCP listener, and data flows over TCP connections
   // (listed here by CONNECTION-ID) instead of Send/Data and channels.
@@ -138,9 +150,19 @@ class Allocation {
   std::optional<std::uint64_t> reservation_token_;
   std::uint16_t additional_family_error_ = 0;
   bool tcp_ = false;
+  std::uint64_t mobility_handle_ = 0;
   std::vector<ConnectionId> connections_;
   std::vector<Permission> permissions_;
   std::vector<ChannelBinding> channels_;
+};
+
+// RFC 8016 across workers: an allocation on its way from the worker that owned it to the
+// worker whose listener receives the client's new 5-tuple. The relay sockets travel beside
+// it in the I/O layer.
+struct AllocationHandOver {
+  std::unique_ptr<Allocation> allocation;  // already carries the new 5-tuple
+  SocketAddress previous_client;
+  std::vector<std::uint8_t> request;  // the Refresh that moved it; the new owner answers it
 };
 
 }  // namespace tern::core

@@ -32,6 +32,24 @@ void AllocationTable::erase(const Allocation& allocation) {
   dropStaleEntries();
 }
 
+bool AllocationTable::rekey(Allocation& allocation, const FiveTuple& tuple) {
+  if (by_tuple_.contains(tuple)) return false;
+  auto node = by_tuple_.extract(allocation.tuple());
+  allocation.setTuple(tuple);
+  node.key() = tuple;
+  by_tuple_.insert(std::move(node));
+  // The old tuple's queue entry finds nothing when it comes due; the new one takes over.
+  scheduleExpiry(allocation);
+  return true;
+}
+
+std::unique_ptr<Allocation> AllocationTable::detach(const Allocation& allocation) {
+  for (const RelayEndpoint& r : allocation.relays()) by_relay_.erase(r.id);
+  auto node = by_tuple_.extract(allocation.tuple());
+  dropStaleEntries();
+  return node.empty() ? nullptr : std::move(node.mapped());
+}
+
 void AllocationTable::addRelay(Allocation& allocation, const RelayEndpoint& endpoint) {
   allocation.addRelay(endpoint);
   by_relay_[endpoint.id] = &allocation;

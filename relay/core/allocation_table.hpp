@@ -25,6 +25,12 @@ class AllocationTable {
   // relay index true.
   void addRelay(Allocation& allocation, const RelayEndpoint& endpoint);
   void removeRelay(Allocation& allocation, wire::AddressFamily family);
+  // RFC 8016: the allocation answers to `tuple` from now on. False (and nothing changes) if
+  // another allocation has that 5-tuple.
+  bool rekey(Allocation& allocation, const FiveTuple& tuple);
+  // Takes the allocation out of the table without destroying it: a hand-over to another
+  // worker. Its relay ids are forgotten here; the caller keeps its sockets open.
+  std::unique_ptr<Allocation> detach(const Allocation& allocation);
   // Removes and destroys the allocation; the caller has released its relay socket and quota.
   void erase(const Allocation& allocation);
   // Queues an expiry check at the allocation's current expiry time. Refreshing simply queues

@@ -12,6 +12,7 @@
 
 namespace tern::auth {
 class Authenticator;
+class MobilityTicketCodec;
 }
 
 namespace tern::core {
@@ -52,6 +53,9 @@ struct ServerOptions {
   // Refresh, CreatePermission and ChannelBind fail once it passes. Without it only new
   // Allocates check the expiry, so a call outlives its short-lived credential.
   bool strict_expiry = false;
+  // RFC 8016: clients that ask for it get a MOBILITY-TICKET and may move their UDP or DTLS
+  // allocation to a new 5-tuple; off, such requests get 405 (Mobility Forbidden).
+  bool mobility = true;
 };
 
 // Shared by every worker; each is immutable or thread-safe.
@@ -59,6 +63,9 @@ struct ServerServices {
   std::shared_ptr<const auth::Authenticator> authenticator;
   std::shared_ptr<const PeerPolicy> peer_policy;
   std::shared_ptr<AllocationQuota> quota;
+  // RFC 8016 tickets, sealed with a per-process key so every worker opens every worker's
+  // tickets. Without it, mobility is off.
+  std::shared_ptr<const auth::MobilityTicketCodec> tickets;
 };
 
 // Whose allocations a quota counts: for a TURN REST username `<expiry>:<user>` the user, so

@@ -14,9 +14,12 @@
 namespace tern::core {
 
 class Allocation;
+struct AllocationHandOver;
 
 // Names one relay socket of this worker (an allocation's relayed transport address).
 using RelayId = std::uint32_t;
+// A relay socket lost in a hand-over between workers (RFC 8016); names no socket.
+inline constexpr RelayId kLostRelay = 0xFFFFFFFF;
 // RFC 6062 §6.2.1 CONNECTION-ID: names one TCP connection to a peer of a TCP allocation. The
 // top byte is the index of the worker that owns it (a ConnectionBind may arrive on another).
 using ConnectionId = std::uint32_t;
@@ -78,12 +81,26 @@ class ServerOutput {
   // there is no such worker (the id is made up).
   virtual bool transferConnection(const FiveTuple& client, std::uint8_t owner, wire::Bytes request) noexcept = 0;
 
+  // RFC 8016 across workers. A Refresh with the MOBILITY-TICKET of worker `owner` came from
+  // a 5-tuple this worker serves: pass it to `owner`, whose TurnServer::onForwardedRefresh
+  // answers it (or hands the allocation over). False if there is no such worker.
+  virtual bool forwardToOwner(std::uint8_t /*owner*/, const FiveTuple& /*tuple*/, wire::Bytes /*request*/) noexcept {
+    return false;
+  }
+  // The owner's side: the allocation leaves for worker `to` with its relay sockets (kept
+  // open: datagrams wait in their buffers) and their ports; `to` receives it through
+  // TurnServer::adoptAllocation. False, with `moved` left untouched, if it cannot go.
+  virtual bool handOver(std::uint8_t /*to*/, AllocationHandOver& /*moved*/) noexcept { return false; }
+
   // Operator-facing events (one log line each in relay/io, the usage record operators bill
   // and audit from); never on the per-packet path.
   virtual void onAllocationCreated(const Allocation&, std::uint32_t /*lifetime*/) noexcept {}
   // Before the allocation is destroyed: its usage() holds what it relayed.
   virtual void onAllocationEnded(const Allocation&, std::string_view /*reason*/,
                                  std::chrono::seconds /*age*/) noexcept {}
+  // RFC 8016: the allocation now serves a new client address (and maybe a new worker).
+  virtual void onAllocationMoved(const Allocation&, const SocketAddress& /*previous_client*/,
+                                 bool /*cross_worker*/) noexcept {}
   virtual void onRequestRefused(const FiveTuple&, std::uint16_t /*method*/, std::uint16_t /*code*/,
                                 std::string_view /*reason*/) noexcept {}
 };

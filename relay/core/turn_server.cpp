@@ -72,6 +72,11 @@ void ServerContext::endConnection(ConnectionId id, bool close_sockets) noexcept 
 }
 
 void ServerContext::endAllocation(Allocation& allocation, metrics::AllocationEnd why, TimePoint now) noexcept {
+  releaseAllocation(allocation, why, now);
+  allocations.erase(allocation);
+}
+
+void ServerContext::releaseAllocation(Allocation& allocation, metrics::AllocationEnd why, TimePoint now) noexcept {
   // RFC 6062: the TCP connections of an allocation end with it.
   for (ConnectionId id : allocation.connections()) {
     connections.erase(id);
@@ -83,7 +88,6 @@ void ServerContext::endAllocation(Allocation& allocation, metrics::AllocationEnd
   counters.allocationEnded(counterTransport(allocation.tuple().transport), counterFamily(allocation.relayed().ip),
                            why, static_cast<double>(age.count()) / 1000.0);
   output.onAllocationEnded(allocation, metrics::labelOf(why), std::chrono::duration_cast<std::chrono::seconds>(age));
-  allocations.erase(allocation);
 }
 
 void ServerContext::countRelayed(Allocation& allocation, metrics::Direction direction, std::size_t bytes) noexcept {
@@ -105,7 +109,7 @@ TurnServer::TurnServer(ServerOptions options, ServerServices services, ServerOut
       output_(output),
       counters_(counters),
       connections_(options_.worker_index, randomSeed()),
-      context_{options_, services_, output_, counters_, allocations_, connections_, std::nullopt},
+      context_{options_, services_, output_, counters_, allocations_, connections_, std::nullopt, false, std::nullopt, {}},
       indication_id_state_(randomSeed()) {}
 
 TurnServer::~TurnServer() = default;
@@ -252,6 +256,9 @@ void TurnServer::onPeerIcmp(RelayId relay, const SocketAddress& peer, std::uint8
 }
 
 void TurnServer::onTick(TimePoint now) noexcept {
+  // A retransmission comes within seconds (RFC 8489 §6.2.1: 39.5 s at the very most, and
+  // only if every answer was lost); 40 s covers the whole transaction.
+  std::erase_if(context_.handed_over, [&](const auto& entry) { return now - entry.second > std::chrono::seconds(40); });
   allocations_.expire(now, [&](Allocation& a) {
     context_.endAllocation(a, metrics::AllocationEnd::kExpired, now);
   });
@@ -342,6 +349,37 @@ std::optional<ConnectionId> TurnServer::onPeerConnection(RelayId relay, const So
   } catch (const std::bad_alloc&) {
     return std::nullopt;
   }
+}
+
+void TurnServer::onForwardedRefresh(std::uint8_t from, const FiveTuple& tuple, wire::Bytes request,
+                                    TimePoint now) noexcept {
+  context_.forwarded_from = from;
+  onClientPacket(tuple, request, now);
+  context_.forwarded_from.reset();
+}
+
+void TurnServer::adoptAllocation(AllocationHandOver moved, TimePoint now) noexcept {
+  Allocation& incoming = *moved.allocation;
+  const auto transport = counterTransport(incoming.tuple().transport);
+  const auto family = counterFamily(incoming.relayed().ip);
+  // It counts as active here from now on, whatever becomes of it.
+  counters_.allocationMoved(transport, family, true);
+  bool sockets = true;
+  for (const RelayEndpoint& r : incoming.relays()) sockets = sockets && r.id != kLostRelay;
+  // Its sockets could not be taken over, or the client allocated anew on the new 5-tuple
+  // meanwhile: the allocation ends; the client's retransmitted Refresh learns so.
+  if (!sockets || allocations_.find(incoming.tuple()) != nullptr) {
+    context_.releaseAllocation(incoming, metrics::AllocationEnd::kDeleted, now);
+    return;
+  }
+  const FiveTuple tuple = incoming.tuple();
+  Allocation& a = allocations_.insert(std::move(moved.allocation));
+  // The ticket that moved it is spent; the answer below carries one naming this worker.
+  handlers::renewMobilityHandle(a);
+  output_.onAllocationMoved(a, moved.previous_client, true);
+  // The Refresh that moved it is answered here, by the usual path: it now finds its
+  // allocation on its 5-tuple and gets a ticket that names this worker.
+  onClientPacket(tuple, moved.request, now);
 }
 
 void TurnServer::onConnectionClosed(ConnectionId id) noexcept { context_.endConnection(id, false); }

@@ -60,6 +60,14 @@ class TurnServer {
   // `id`, for the metrics and the allocation's usage record.
   void onConnectionRelayed(ConnectionId id, metrics::Direction direction, std::size_t bytes) noexcept;
 
+  // RFC 8016 across workers. On the worker that owns the allocation: a Refresh with its
+  // MOBILITY-TICKET that worker `from` received from `tuple` (ServerOutput::forwardToOwner).
+  void onForwardedRefresh(std::uint8_t from, const FiveTuple& tuple, wire::Bytes request, TimePoint now) noexcept;
+  // On the worker that received it: the allocation, handed over (ServerOutput::handOver)
+  // with its relay sockets renumbered here (kLostRelay for one that could not be taken
+  // over). Installs it under its new 5-tuple and answers the Refresh.
+  void adoptAllocation(AllocationHandOver moved, TimePoint now) noexcept;
+
   // A configuration reload: new settings and services for new requests; allocations keep
   // their state. The worker index stays.
   void reconfigure(ServerOptions options, ServerServices services) noexcept;

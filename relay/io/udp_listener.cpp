@@ -98,6 +98,15 @@ void UdpListener::close() noexcept {
   batch_.forgetSocket(this);
 }
 
+FileDescriptor UdpListener::release() noexcept {
+  if (!handle_) return {};
+  // uv_close takes the descriptor out of this loop's epoll set at once (the handle's memory
+  // lives until its close callback), so the other loop may watch it right away.
+  handle_.close();
+  batch_.forgetSocket(this);
+  return std::move(fd_);
+}
+
 void UdpListener::onReadable() noexcept {
   const IoBatch::Scope round(batch_);
   unsigned done = 0;

@@ -203,6 +203,10 @@ class Worker::Loop final : public DatagramHandler,
     peer_connections_[*id] = std::move(connection);
   }
 
+  void onForwardedRefresh(std::uint8_t from, const core::FiveTuple& tuple, const std::vector<std::uint8_t>& request) noexcept {
+    server_.onForwardedRefresh(from, tuple, {request.data(), request.size()}, loop_.now());
+  }
+
   void adopt(DetachedConnection& detached) noexcept {
     try {
       auto connection = std::make_unique<StreamConnection>(loop_.get(), detached, *this, loop_.now());
@@ -477,6 +481,86 @@ class Worker::Loop final : public DatagramHandler,
     return true;
   }
 
+  // --- RFC 8016: allocations move to the worker that receives the client's new 5-tuple
+  bool forwardToOwner(std::uint8_t owner, const core::FiveTuple& tuple, wire::Bytes request) noexcept override {
+    const auto& workers = worker_.setup_.directory->workers;
+    if (owner >= workers.size() || workers[owner] == nullptr || owner == worker_.index_) return false;
+    try {
+      return workers[owner]->forwardRefresh(static_cast<std::uint8_t>(worker_.index_), tuple,
+                                            std::vector<std::uint8_t>(request.begin(), request.end()));
+    } catch (const std::exception& e) {
+      log::warn("mobility forward failed", {{"worker", worker_.index_}, {"error", e.what()}});
+      return false;
+    }
+  }
+
+  bool handOver(std::uint8_t to, core::AllocationHandOver& moved) noexcept override {
+    const auto& workers = worker_.setup_.directory->workers;
+    if (to >= workers.size() || workers[to] == nullptr) return false;
+    const core::Allocation& a = *moved.allocation;
+    for (const core::RelayEndpoint& r : a.relays()) {
+      if (r.id >= relays_.size() || !relays_[r.id].udp) return false;  // only UDP relays move
+    }
+    try {
+      auto package = std::make_shared<MovedAllocation>();
+      for (const core::RelayEndpoint& r : a.relays()) package->relay_sockets.push_back(releaseRelay(r.id));
+      package->hand_over = std::move(moved);
+      // If `to` stopped meanwhile, the package dies with its mailbox: sockets close, as the
+      // whole process is stopping.
+      (void)workers[to]->adoptAllocation(std::move(package));
+      return true;
+    } catch (const std::exception& e) {
+      log::warn("allocation hand-over failed", {{"worker", worker_.index_}, {"error", e.what()}});
+      return true;  // the sockets are gone from here: the allocation cannot stay either
+    }
+  }
+
+  // The relay socket leaves this worker open, and its port leaves this worker's share of the
+  // port range: the new owner's pool gets it when the allocation ends there.
+  FileDescriptor releaseRelay(core::RelayId id) {
+    FileDescriptor fd = relays_[id].udp->release();
+    relays_[id] = {};
+    free_relay_ids_.push_back(id);
+    return fd;
+  }
+
+  void adopt(MovedAllocation& moved) noexcept {
+    core::Allocation& a = *moved.hand_over.allocation;
+    for (std::size_t i = 0; i < moved.relay_sockets.size(); ++i) {
+      a.setRelayId(i, adoptRelay(std::move(moved.relay_sockets[i])));
+    }
+    server_.adoptAllocation(std::move(moved.hand_over), loop_.now());
+  }
+
+  core::RelayId adoptRelay(FileDescriptor fd) noexcept {
+    try {
+      const core::RelayId id = reserveRelayId();
+      try {
+        relays_[id].udp = std::make_unique<UdpListener>(loop_.get(), std::move(fd), peers_, io_batch_, id,
+                                                        kRelayBudget);
+      } catch (...) {
+        free_relay_ids_.push_back(id);
+        throw;
+      }
+      return id;
+    } catch (const std::exception& e) {
+      log::warn("relay socket hand-over failed", {{"worker", worker_.index_}, {"error", e.what()}});
+      return core::kLostRelay;
+    }
+  }
+
+  void onAllocationMoved(const core::Allocation& a, const wire::SocketAddress& previous_client,
+                         bool cross_worker) noexcept override {
+    if (!log::enabled(log::LogLevel::kInfo)) return;
+    log::write(log::LogLevel::kInfo, "allocation moved",
+               {{"from", previous_client.toString()},
+                {"to", a.tuple().client.toString()},
+                {"worker", worker_.index_},
+                {"cross_worker", cross_worker},
+                {"user", a.username()},
+                {"relayed", relayedText(a)}});
+  }
+
   // The usage records: one line when an allocation starts and one when it ends, with what it
   // relayed each way; operators bill and audit from these. Never a secret (the username is
   // the public half of a credential). Not rate-limited: each needs a valid credential and is
@@ -744,6 +828,21 @@ void Worker::adoptConnection(std::shared_ptr<DetachedConnection> connection) {
     Loop* loop = loop_;
     loop->mailbox().post([loop, connection = std::move(connection)] { loop->adopt(*connection); });
   }
+}
+
+bool Worker::forwardRefresh(std::uint8_t from, const core::FiveTuple& tuple, std::vector<std::uint8_t> request) {
+  std::lock_guard lock(loop_mutex_);
+  if (loop_ == nullptr) return false;
+  Loop* loop = loop_;
+  return loop->mailbox().post(
+      [loop, from, tuple, request = std::move(request)] { loop->onForwardedRefresh(from, tuple, request); });
+}
+
+bool Worker::adoptAllocation(std::shared_ptr<MovedAllocation> moved) {
+  std::lock_guard lock(loop_mutex_);
+  if (loop_ == nullptr) return false;
+  Loop* loop = loop_;
+  return loop->mailbox().post([loop, moved = std::move(moved)] { loop->adopt(*moved); });
 }
 
 void Worker::reconfigure(WorkerReload reload) {

@@ -12,6 +12,7 @@
 
 #include "metrics/worker_counters.hpp"
 #include "relay/config/config.hpp"
+#include "relay/core/allocation.hpp"
 #include "relay/core/server_options.hpp"
 #include "relay/io/reservations.hpp"
 #include "relay/io/socket_util.hpp"
@@ -22,8 +23,16 @@ namespace tern::io {
 class Worker;
 struct DetachedConnection;
 
-// Every worker of the process, for the one message workers send each other: an RFC 6062 data
-// connection that the kernel gave to a worker other than the one owning its peer connection.
+// RFC 8016: an allocation on its way to the worker that serves its client's new 5-tuple,
+// with its relay sockets, still open, in relay order (see core::AllocationHandOver).
+struct MovedAllocation {
+  core::AllocationHandOver hand_over;
+  std::vector<FileDescriptor> relay_sockets;
+};
+
+// Every worker of the process, for the messages workers send each other: an RFC 6062 data
+// connection, or an RFC 8016 Refresh from a client's new 5-tuple, that the kernel gave to a
+// worker other than the one owning its peer connection or allocation.
 // Filled before any worker starts; read-only afterwards.
 struct WorkerDirectory {
   std::vector<Worker*> workers;
@@ -86,6 +95,12 @@ class Worker {
   // Takes over a client connection another worker detached (see WorkerDirectory); the socket
   // closes if this worker is not running. Thread-safe.
   void adoptConnection(std::shared_ptr<DetachedConnection> connection);
+
+  // RFC 8016 across workers, both thread-safe and false if this worker is not running. A
+  // Refresh with a MOBILITY-TICKET of this worker that worker `from` received from `tuple`:
+  bool forwardRefresh(std::uint8_t from, const core::FiveTuple& tuple, std::vector<std::uint8_t> request);
+  // The allocation that Refresh moved here, from the worker that owned it:
+  bool adoptAllocation(std::shared_ptr<MovedAllocation> moved);
 
   unsigned index() const noexcept { return index_; }
   const metrics::WorkerCounters& counters() const noexcept { return *counters_; }

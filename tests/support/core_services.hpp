@@ -9,6 +9,7 @@
 
 #include "auth/authenticator.hpp"
 #include "auth/credential_store.hpp"
+#include "auth/mobility_ticket.hpp"
 #include "auth/nonce.hpp"
 #include "relay/core/peer_policy.hpp"
 #include "relay/core/server_options.hpp"
@@ -73,6 +74,7 @@ inline core::ServerServices makeServices(const ServicesOptions& o = {}) {
   services.authenticator = std::make_shared<const auth::Authenticator>(store, nonces);
   services.peer_policy = std::make_shared<const core::PeerPolicy>(policy);
   services.quota = std::make_shared<CountingQuota>(o.max_total, o.max_per_user);
+  services.tickets = std::make_shared<const auth::MobilityTicketCodec>(key);
   return services;
 }
 

@@ -88,6 +88,31 @@ class RecordingOutput : public core::ServerOutput {
     return true;
   }
 
+  // RFC 8016 across workers: what forwardToOwner and handOver were asked to move.
+  bool forwardToOwner(std::uint8_t owner, const core::FiveTuple& tuple, wire::Bytes request) noexcept override {
+    if (owner >= workers) return false;
+    transfers.push_back({tuple, owner, {request.begin(), request.end()}});
+    return true;
+  }
+  bool handOver(std::uint8_t to, core::AllocationHandOver& moved) noexcept override {
+    if (to >= workers) return false;
+    // The relay sockets leave with the allocation.
+    for (const core::RelayEndpoint& r : moved.allocation->relays()) open_relays.erase(r.id);
+    handed_over.emplace_back(to, std::move(moved));
+    return true;
+  }
+  struct Moved {
+    wire::SocketAddress from;
+    wire::SocketAddress to;
+    bool cross_worker;
+  };
+  void onAllocationMoved(const core::Allocation& a, const wire::SocketAddress& previous,
+                         bool cross_worker) noexcept override {
+    moves.push_back({previous, a.tuple().client, cross_worker});
+  }
+  std::vector<std::pair<std::uint8_t, core::AllocationHandOver>> handed_over;
+  std::vector<Moved> moves;
+
   struct Transfer {
     core::FiveTuple client;
     std::uint8_t owner;

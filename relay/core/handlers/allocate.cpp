@@ -74,6 +74,7 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
       const auto left = std::chrono::duration_cast<std::chrono::seconds>(existing->expires() - ctx.now);
       answerSuccess(*existing, static_cast<std::uint32_t>(std::max<std::int64_t>(0, left.count())),
                     ctx.tuple, response);
+      addMobilityTicket(server, *existing, response.builder());
     } else {
       // RFC 8656 §7.2: "If the 5-tuple is currently in use by an existing allocation, the
       // server rejects the request with a 437 (Allocation Mismatch) error."
@@ -215,6 +216,10 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
     }
   }
 
+  // RFC 8016 §3.1: an (empty) MOBILITY-TICKET asks for mobility.
+  const bool mobile = request.has(AttributeType::kMobilityTicket);
+  if (mobile && !admitMobility(server, ctx, response)) return;
+
   // Quotas before any resource is taken (RFC 8656 §7.2: 486 per user, 508 for the server).
   switch (server.services.quota->acquire(quotaKey(ctx.username))) {
     case AllocationQuota::Grant::kGranted: break;
@@ -272,6 +277,10 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
   server.output.onAllocationCreated(a, static_cast<std::uint32_t>(lifetime.count()));
 
   answerSuccess(a, static_cast<std::uint32_t>(lifetime.count()), ctx.tuple, response);
+  if (mobile) {
+    renewMobilityHandle(a);
+    addMobilityTicket(server, a, response.builder());
+  }
 }
 
 }  // namespace tern::core::handlers

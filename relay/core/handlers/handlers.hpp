@@ -28,7 +28,17 @@ struct ServerContext {
   // Draining: new allocations are refused or redirected (ServerOptions::alternate_servers),
   // existing ones carry on.
   bool draining = false;
+  // RFC 8016: set while this worker processes a Refresh another worker passed on to it (the
+  // worker that received it, where the allocation is to go).
+  std::optional<std::uint8_t> forwarded_from;
+  // RFC 8016: handles of allocations this worker handed over a moment ago. A retransmitted
+  // Refresh the new owner received before it adopted the allocation comes here again; it is
+  // dropped rather than refused, and the new owner answers the next retransmission.
+  std::vector<std::pair<std::uint64_t, TimePoint>> handed_over;
 
+  // Closes the allocation's TCP connections and relay sockets, returns its quota, counts and
+  // reports its end; the caller removes it from the table (or never had it there).
+  void releaseAllocation(Allocation& allocation, metrics::AllocationEnd why, TimePoint now) noexcept;
   // Ends an allocation: closes its TCP connections and relay socket, returns its quota,
   // counts and reports it.
   void endAllocation(Allocation& allocation, metrics::AllocationEnd why, TimePoint now) noexcept;
@@ -84,6 +94,20 @@ void connectionBind(ServerContext& server, const RequestContext& ctx, ResponseWr
 // RFC 8656 §11.2: a Send indication; never answered.
 void sendIndication(ServerContext& server, const FiveTuple& tuple, const wire::MessageView& indication,
                     TimePoint now) noexcept;
+
+// RFC 8016 §3.1: may this request ask for a MOBILITY-TICKET? Answers 405 and returns false
+// when mobility is off or the client uses TCP/TLS.
+bool admitMobility(ServerContext& server, const RequestContext& ctx, ResponseWriter& response) noexcept;
+// A new random handle for the allocation's tickets: earlier tickets stop working. Every move
+// renews it (a spent ticket cannot move the allocation again); ordinary refreshes do not, so
+// the answer to a retransmission carries the same ticket as the first answer.
+void renewMobilityHandle(Allocation& allocation) noexcept;
+// Adds the MOBILITY-TICKET of `allocation` (if it has mobility) to a success response.
+void addMobilityTicket(ServerContext& server, const Allocation& allocation, wire::MessageBuilder& b) noexcept;
+// RFC 8016 §3.2: a Refresh from a 5-tuple without an allocation, carrying a MOBILITY-TICKET.
+// Returns the allocation, moved to ctx.tuple, or null after answering an error or deferring
+// the answer (a move across workers: the worker that ends up with the allocation answers).
+Allocation* claimByTicket(ServerContext& server, const RequestContext& ctx, ResponseWriter& response) noexcept;
 
 // The allocation of an authenticated request's 5-tuple, or null after answering 437 / 441.
 Allocation* allocationFor(ServerContext& server, const RequestContext& ctx, ResponseWriter& response) noexcept;

@@ -6,9 +6,14 @@
 namespace tern::core::handlers {
 
 void refresh(ServerContext& server, const RequestContext& ctx, ResponseWriter& response) noexcept {
-  Allocation* allocation = allocationFor(server, ctx, response);
-  if (allocation == nullptr) return;
   const auto& request = ctx.request;
+  // RFC 8016 §3.2: a Refresh from a new 5-tuple with a MOBILITY-TICKET claims the allocation
+  // the ticket names.
+  const bool ticket = request.has(wire::AttributeType::kMobilityTicket);
+  Allocation* allocation = ticket && server.allocations.find(ctx.tuple) == nullptr
+                               ? claimByTicket(server, ctx, response)
+                               : allocationFor(server, ctx, response);
+  if (allocation == nullptr) return;
   if (request.has(wire::AttributeType::kLifetime) && !request.get<wire::attr::Lifetime>()) {
     response.error(wire::error_code::kBadRequest, "Malformed LIFETIME");
     return;
@@ -62,7 +67,9 @@ void refresh(ServerContext& server, const RequestContext& ctx, ResponseWriter& r
   }
   allocation->setExpiry(ctx.now + lifetime);
   server.allocations.scheduleExpiry(*allocation);
-  response.success().add(wire::attr::Lifetime{static_cast<std::uint32_t>(lifetime.count())});
+  auto& b = response.success().add(wire::attr::Lifetime{static_cast<std::uint32_t>(lifetime.count())});
+  // RFC 8016 §3.2: the success response carries the ticket for the next move.
+  if (ticket) addMobilityTicket(server, *allocation, b);
 }
 
 }  // namespace tern::core::handlers
