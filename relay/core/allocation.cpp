@@ -14,9 +14,9 @@ Allocation::Allocation(const FiveTuple& tuple, RelayId relay, const SocketAddres
       created_(now),
       expires_(now) {}
 
-const RelayEndpoint* Allocation::relayFor(const IpAddress& peer) const noexcept {
+const RelayEndpoint* Allocation::relayOf(wire::AddressFamily family) const noexcept {
   for (const RelayEndpoint& r : relays()) {
-    if (r.relayed.ip.family() == peer.family()) return &r;
+    if (r.relayed.ip.family() == family) return &r;
   }
   return nullptr;
 }

@@ -60,7 +60,8 @@ class Allocation {
   std::span<const RelayEndpoint> relays() const noexcept { return {relays_.data(), relay_count_}; }
   // The relayed address a peer of `peer`'s family is reached from; null when the allocation
   // has none of that family (RFC 8656 §10.2, §12.2: 443 Peer Address Family Mismatch).
-  const RelayEndpoint* relayFor(const IpAddress& peer) const noexcept;
+  const RelayEndpoint* relayFor(const IpAddress& peer) const noexcept { return relayOf(peer.family()); }
+  const RelayEndpoint* relayOf(wire::AddressFamily family) const noexcept;
   // Adds the IPv6 half of a dual allocation (the caller keeps the table's index in step).
   void addRelay(const RelayEndpoint& endpoint) noexcept;
   // Drops the relayed address of `family` (RFC 8656 §8: a Refresh with LIFETIME 0 and

@@ -27,10 +27,7 @@ void refresh(ServerContext& server, const RequestContext& ctx, ResponseWriter& r
       response.error(wire::error_code::kBadRequest, "Malformed REQUESTED-ADDRESS-FAMILY");
       return;
     }
-    const RelayEndpoint* match = nullptr;
-    for (const RelayEndpoint& r : allocation->relays()) {
-      if (static_cast<std::uint8_t>(r.relayed.ip.family()) == family->family) match = &r;
-    }
+    const RelayEndpoint* match = allocation->relayOf(static_cast<wire::AddressFamily>(family->family));
     if (match == nullptr) {
       response.error(wire::error_code::kPeerAddressFamilyMismatch,
                      "Peer Address Family Mismatch: the allocation has no relayed address of that family");
@@ -42,9 +39,7 @@ void refresh(ServerContext& server, const RequestContext& ctx, ResponseWriter& r
   // RFC 8656 §8.2: LIFETIME 0 with REQUESTED-ADDRESS-FAMILY on a dual allocation deletes the
   // relayed address of that family only; the other lives on with its permissions and channels.
   if (requested && requested->seconds == 0 && only_family && allocation->relays().size() > 1) {
-    for (const RelayEndpoint& r : allocation->relays()) {
-      if (r.relayed.ip.family() == *only_family) server.output.closeRelay(r.id);
-    }
+    server.output.closeRelay(allocation->relayOf(*only_family)->id);
     server.allocations.removeRelay(*allocation, *only_family);
     response.success().add(wire::attr::Lifetime{0});
     return;
