@@ -10,7 +10,6 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <thread>
 
 #include "auth/rest_credentials.hpp"
@@ -19,6 +18,7 @@
 #include "relay/wire/builder.hpp"
 #include "support/stun_socket.hpp"
 #include "support/process.hpp"
+#include "support/prometheus_server.hpp"
 #include "support/tern_server.hpp"
 #include "support/turn_test_client.hpp"
 #include "support/turn_tools.hpp"
@@ -142,54 +142,6 @@ struct TempDir {
   std::string path;
 };
 
-// A Prometheus server on loopback scraping `target` every second, with tern's alert rules
-// loaded; stopped by PID.
-class PrometheusServer {
- public:
-  PrometheusServer(const wire::SocketAddress& target, const std::string& dir)
-      : address_{*wire::IpAddress::parse("127.0.0.1"), test::freeTcpPort("127.0.0.1")} {
-    const std::string config = dir + "/prometheus.yml";
-    writeFile(config, "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-                      "rule_files:\n  - " TERN_DEPLOY_DIR "/prometheus/tern-alerts.yml\n"
-                      "scrape_configs:\n  - job_name: tern\n    static_configs:\n      - targets: ['" +
-                          target.toString() + "']\n");
-    process_ = std::make_unique<test::ChildProcess>(std::vector<std::string>{
-        "/usr/bin/prometheus", "--config.file=" + config, "--storage.tsdb.path=" + dir + "/data",
-        "--web.listen-address=" + address_.toString(), "--log.level=warn"});
-    const auto give_up = std::chrono::steady_clock::now() + 30s;
-    while (std::chrono::steady_clock::now() < give_up) {
-      auto r = ::get(address_, "/-/ready");
-      if (r.ok() && r.status == 200) return;
-      std::this_thread::sleep_for(200ms);
-    }
-    FAIL("prometheus did not become ready: " << process_->output());
-  }
-  ~PrometheusServer() { process_->stop(SIGTERM); }
-
-  // An instant query through the HTTP API: the raw JSON answer.
-  std::string query(const std::string& promql) {
-    auto r = ::get(address_, "/api/v1/query?query=" + io::urlEncode(promql));
-    REQUIRE(r.ok());
-    return r.body;
-  }
-  // The value of a query that yields one sample, or nothing (no sample yet, or an error).
-  std::optional<double> scalar(const std::string& promql) {
-    const std::string body = query(promql);
-    std::smatch m;
-    if (!std::regex_search(body, m, std::regex(R"re("value":\[[0-9.]+,"([^"]+)"\])re"))) return std::nullopt;
-    return std::stod(m[1]);
-  }
-  std::string get(const std::string& target) {
-    auto r = ::get(address_, target);
-    REQUIRE(r.ok());
-    return r.body;
-  }
-
- private:
-  wire::SocketAddress address_;
-  std::unique_ptr<test::ChildProcess> process_;
-};
-
 }  // namespace
 
 TEST_CASE("the HTTP port answers /metrics, /healthz and /readyz, and nothing else") {
@@ -226,7 +178,7 @@ TEST_CASE("a real Prometheus server sees a uclient session's traffic while it ru
   TempDir dir;
   const std::string secret = "prometheus-secret";
   TernServer server(relayArgs(test::temporaryFile(secret + "\n")));
-  PrometheusServer prometheus(*server.http(), dir.path);
+  test::PrometheusServer prometheus({*server.http()}, dir.path);
   test::EchoPeer peer(kPeerHost);
 
   // About 12 s of media: 600 messages, 20 ms apart, over channels.
@@ -268,7 +220,7 @@ TEST_CASE("a real Prometheus server sees a uclient session's traffic while it ru
   const auto evaluated = std::chrono::steady_clock::now() + 20s;
   do {
     std::this_thread::sleep_for(500ms);
-    rules = prometheus.get("/api/v1/rules");
+    rules = prometheus.request("/api/v1/rules").body;
   } while (rules.find("\"health\":\"unknown\"") != std::string::npos && std::chrono::steady_clock::now() < evaluated);
   INFO(rules);
   CHECK(rules.find("TernDown") != std::string::npos);

@@ -4,9 +4,11 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "support/netns.hpp"
+
 namespace tern::test {
 
-TernServer::TernServer(std::vector<std::string> extra) {
+TernServer::TernServer(std::vector<std::string> extra, const NetworkNamespace* ns) {
   std::vector<std::string> argv{ternBinary(), "serve", "--workers", "2"};
   bool has_listen = false, has_ports = false, has_drain = false, has_level = false;
   for (const auto& a : extra) {
@@ -27,7 +29,7 @@ TernServer::TernServer(std::vector<std::string> extra) {
   bool json = false;
   for (std::size_t i = 0; i + 1 < extra.size(); ++i) json = json || (extra[i] == "--log-format" && extra[i + 1] == "json");
   argv.insert(argv.end(), extra.begin(), extra.end());
-  process_ = std::make_unique<ChildProcess>(argv);
+  process_ = std::make_unique<ChildProcess>(ns ? ns->command(argv) : argv);
   if (!process_->waitForLine(json ? "\"event\":\"ready\"" : " ready ")) {
     throw std::runtime_error("tern serve did not become ready:\n" + process_->output());
   }

@@ -11,12 +11,15 @@
 
 namespace tern::test {
 
+class NetworkNamespace;
+
 class TernServer {
  public:
   // `extra` is appended to `tern serve --workers 2 --log-level debug --drain-timeout 0`
   // (each default only when `extra` does not set it; a --config sets the level); without a
-  // --listen in it, the server listens on 127.0.0.1:0.
-  explicit TernServer(std::vector<std::string> extra = {});
+  // --listen in it, the server listens on 127.0.0.1:0. With `ns`, it runs inside that network
+  // namespace (give it a --listen of the namespace's addresses).
+  explicit TernServer(std::vector<std::string> extra = {}, const NetworkNamespace* ns = nullptr);
 
   // The address a listener reported, e.g. udp(0) for the first UDP listener.
   wire::SocketAddress udp(std::size_t i = 0) const { return udp_.at(i); }
