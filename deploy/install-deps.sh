@@ -17,7 +17,9 @@ if [ "${1:-build}" = test ]; then
   # libnss3-tools' certutil makes Chromium trust the test CA for turns: tests.
   # prometheus brings promtool, which loads deploy/prometheus/ and the dashboard's queries
   # with Prometheus's own parser, and the server for tests that scrape a live tern.
-  want+=(coturn clang python3-aioice chromium libnss3-tools prometheus)
+  # iproute2 and iptables build the network namespaces of the NAT and fleet tests (hosts
+  # behind NATs, nodes on a "public" network).
+  want+=(coturn clang python3-aioice chromium libnss3-tools prometheus iproute2 iptables)
   command -v node >/dev/null 2>&1 || want+=(nodejs npm)
 fi
 
