@@ -16,6 +16,7 @@ caught.
 usage: check_configs.py --tern BUILT_TERN CONFIG [CONFIG ...]
 """
 import argparse
+import os
 import pathlib
 import re
 import subprocess
@@ -106,7 +107,7 @@ def load(tern: str, c: Configuration, files: dict[str, pathlib.Path], workdir: p
         return r.returncode == 0, (r.stderr or r.stdout).strip()
     # A container's start script runs as it is, with the paths it reads moved here, the
     # downward API's variables stood in for, and --print-config added to its exec.
-    env = dict(ENV_STAND_INS)
+    env = {**os.environ, **ENV_STAND_INS}
     nodes = workdir / (stem + "-nodes")
     nodes.mkdir()
     expect = ""
