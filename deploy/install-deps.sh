@@ -2,8 +2,9 @@
 # Installs what tern needs from Debian 12's packages. Used by deploy/run-local.sh (build
 # only) and tests/run-all.sh (build + test tools). Installs nothing that is already there.
 #   deploy/install-deps.sh build   compilers, CMake, libuv, OpenSSL, prometheus-cpp, CLI11
-#   deploy/install-deps.sh test    the above plus doctest, coturn's test clients, clang and
+#   deploy/install-deps.sh test    the above plus doctest, coturn's test clients, clang,
 #                                  Prometheus (promtool checks the alert rules and dashboard)
+#                                  and the tools that check the rest of deploy/
 set -euo pipefail
 
 want=(build-essential cmake ninja-build pkg-config libuv1-dev libssl-dev prometheus-cpp-dev
@@ -19,7 +20,12 @@ if [ "${1:-build}" = test ]; then
   # with Prometheus's own parser, and the server for tests that scrape a live tern.
   # iproute2 and iptables build the network namespaces of the NAT and fleet tests (hosts
   # behind NATs, nodes on a "public" network).
-  want+=(coturn clang python3-aioice chromium libnss3-tools prometheus iproute2 iptables)
+  # systemd brings systemd-analyze and systemd-sysusers, which check deploy/systemd/ offline
+  # (a container may lack the package); yamllint lints every YAML file under deploy/;
+  # python3-yaml reads the Kubernetes manifests; openssl makes a throwaway certificate so
+  # the example configurations load as tern would load them.
+  want+=(coturn clang python3-aioice chromium libnss3-tools prometheus iproute2 iptables
+         systemd yamllint python3-yaml openssl)
   command -v node >/dev/null 2>&1 || want+=(nodejs npm)
 fi
 

@@ -16,6 +16,9 @@ bash deploy/install-deps.sh test
 # playwright-core for the browser tests, exactly as locked (it drives /usr/bin/chromium and
 # downloads no browser of its own).
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+# The deploy checks' node tools, exactly as locked: dockerfile-utils (Dockerfile lint),
+# kubernetes-models with its prometheus-operator models and TypeScript (manifest schemas).
+(cd tests/deploy && npm ci --no-audit --no-fund --loglevel=error)
 
 # Tests on explicitly: deploy/run-local.sh configures the release tree without them.
 cmake --preset "$preset" -DTERN_BUILD_TESTS=ON >/dev/null

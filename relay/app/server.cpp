@@ -4,6 +4,7 @@
 
 #include "relay/app/listeners.hpp"
 #include "relay/app/reload.hpp"
+#include "relay/app/service_notifier.hpp"
 
 #include <array>
 #include <chrono>
@@ -139,6 +140,14 @@ class Server {
     node_state_.ready = true;
     io::log::info("ready", {{"workers", settings_.workers},
                             {"try", "tern probe --server " + addresses.front().address.toString()}});
+    // Every socket is bound and every worker runs: `systemctl start` may return now.
+    std::string status = "ready: ";
+    status += std::to_string(settings_.workers);
+    status += " workers, relaying on ";
+    status += relay_ips;
+    status += " ports ";
+    status += ports;
+    notifier_.ready(status);
     loop_.run();
 
     node_state_.ready = false;
@@ -208,13 +217,21 @@ class Server {
   // anew) and apply what a running process can change: secrets, users, TLS certificate and
   // key, peer policy, quotas, limits, log level. A configuration with a problem changes
   // nothing. Allocations carry on either way.
+  // systemd (Type=notify) sees the reload begin and end, so `systemctl reload` can tell.
   void reload() {
+    notifier_.reloading("reloading the configuration");
+    const bool applied = applyReload();
+    notifier_.ready(applied ? "ready: configuration reloaded"
+                            : "ready: the last reload was rejected (see the log); the running configuration stays");
+  }
+
+  bool applyReload() {
     auto loaded = loader_();
     if (!loaded) {
       ++node_state_.reloads_failed;
       io::log::error("configuration reload rejected; the running configuration stays in force",
                      {{"problems", joined(loaded.error(), "; ")}});
-      return;
+      return false;
     }
     config::Settings next = std::move(*loaded);
     const std::vector<std::string> restart_only = restartOnlyChanges(settings_, next);
@@ -227,7 +244,7 @@ class Server {
       ++node_state_.reloads_failed;
       io::log::error("configuration reload rejected; the running configuration stays in force",
                      {{"problems", e.what()}});
-      return;
+      return false;
     }
     quota_->setLimits(next.max_allocations, next.max_allocations_per_user);
     io::log::configure(next.log_level, next.log_format);
@@ -247,6 +264,7 @@ class Server {
       io::log::warn("some changed settings need a restart; their running values stay",
                     {{"settings", joined(restart_only, ",")}});
     }
+    return true;
   }
 
   // SIGTERM, POST /drain: stop taking new allocations (readiness fails, Allocate gets 300 or
@@ -262,6 +280,10 @@ class Server {
                                {"allocations", activeAllocations()},
                                {"timeout_seconds", settings_.drain_timeout},
                                {"redirect", settings_.alternate_servers.empty() ? "none (508)" : "300 Try Alternate"}});
+    // STOPPING=1 however the drain began: after a `tern drain`, systemd then treats the unit
+    // as stopping (its TimeoutStopSec= runs) instead of restarting it when it exits.
+    drain_status_allocations_ = activeAllocations();
+    notifier_.stopping(drainStatus(drain_status_allocations_));
     // First check on the timer, not now: the workers learn of the drain through their
     // mailboxes, and an Allocate they take meanwhile must not be cut at once.
     drain_timer_.emplace(loop_, 250, [this] { checkDrain(); });
@@ -269,6 +291,10 @@ class Server {
 
   void checkDrain() {
     const std::int64_t left = activeAllocations();
+    if (left != drain_status_allocations_) {
+      drain_status_allocations_ = left;
+      notifier_.status(drainStatus(left));
+    }
     if (left == 0) {
       io::log::info("drained: every allocation has ended");
       stopNow("drained");
@@ -276,6 +302,15 @@ class Server {
       io::log::warn("drain timeout: ending the remaining allocations", {{"allocations", left}});
       stopNow("drain timeout");
     }
+  }
+
+  std::string drainStatus(std::int64_t allocations) const {
+    std::string status = "draining: ";
+    status += std::to_string(allocations);
+    status += " allocations left, exiting when none is or ";
+    status += std::to_string(settings_.drain_timeout);
+    status += " s after the drain began";
+    return status;
   }
 
   std::int64_t activeAllocations() const {
@@ -289,6 +324,7 @@ class Server {
     stopping_ = true;
     node_state_.ready = false;
     io::log::info("stopping", {{"reason", why}});
+    notifier_.stopping("stopping: " + std::string(why));
     for (auto& worker : workers_) worker->stop();
     sigint_->close();
     sigterm_->close();
@@ -331,6 +367,8 @@ class Server {
   unsigned sigterms_ = 0;
   bool stopping_ = false;
   std::chrono::steady_clock::time_point drain_deadline_{};
+  std::int64_t drain_status_allocations_ = -1;  // the count the last STATUS= line named
+  ServiceNotifier notifier_ = ServiceNotifier::fromEnvironment();
   // Last: destroyed first, so no HTTP thread runs while what it reads goes away.
   std::unique_ptr<metrics::HttpEndpoint> http_;
 };
