@@ -31,10 +31,21 @@ PrometheusServer::PrometheusServer(const std::vector<wire::SocketAddress>& targe
            "scrape_configs:\n  - job_name: tern\n    static_configs:\n      - targets: ["
         << list << "]\n";
   }
+  start(config, dir);
+}
+
+PrometheusServer::PrometheusServer(const ConfigFile& config, const std::string& dir, const NetworkNamespace* ns,
+                                   std::optional<wire::SocketAddress> listen)
+    : ns_(ns),
+      address_(listen ? *listen : wire::SocketAddress{*wire::IpAddress::parse("127.0.0.1"), freeTcpPort("127.0.0.1")}) {
+  start(config.path, dir);
+}
+
+void PrometheusServer::start(const std::string& config, const std::string& dir) {
   std::vector<std::string> argv{"/usr/bin/prometheus", "--config.file=" + config,
                                 "--storage.tsdb.path=" + dir + "/data", "--web.listen-address=" + address_.toString(),
                                 "--log.level=warn"};
-  process_ = std::make_unique<ChildProcess>(ns ? ns->command(argv) : argv);
+  process_ = std::make_unique<ChildProcess>(ns_ ? ns_->command(argv) : argv);
   const auto give_up = std::chrono::steady_clock::now() + 30s;
   while (std::chrono::steady_clock::now() < give_up) {
     auto r = request("/-/ready");

@@ -22,6 +22,13 @@ class PrometheusServer {
   // is made from inside it.
   PrometheusServer(const std::vector<wire::SocketAddress>& targets, const std::string& dir,
                    const NetworkNamespace* ns = nullptr, std::optional<wire::SocketAddress> listen = std::nullopt);
+  // An operator's configuration file as it is (rule files relative to it), e.g.
+  // deploy/prometheus/prometheus.yml; data under `dir`.
+  struct ConfigFile {
+    std::string path;
+  };
+  PrometheusServer(const ConfigFile& config, const std::string& dir, const NetworkNamespace* ns = nullptr,
+                   std::optional<wire::SocketAddress> listen = std::nullopt);
   ~PrometheusServer();
   PrometheusServer(const PrometheusServer&) = delete;
   PrometheusServer& operator=(const PrometheusServer&) = delete;
@@ -37,6 +44,8 @@ class PrometheusServer {
   const NetworkNamespace* ns_;
   wire::SocketAddress address_;
   std::unique_ptr<ChildProcess> process_;
+
+  void start(const std::string& config, const std::string& dir);
 };
 
 }  // namespace tern::test

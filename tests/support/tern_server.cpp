@@ -22,10 +22,11 @@ TernServer::TernServer(std::vector<std::string> extra, const NetworkNamespace* n
   // that end with allocations alive expect.
   if (!has_drain) extra.insert(extra.begin(), {"--drain-timeout", "0"});
   if (!has_level) extra.insert(extra.begin(), {"--log-level", "debug"});
-  if (!has_listen) extra.insert(extra.begin(), {"--listen", "127.0.0.1:0"});
+  // In a namespace of its own, the test's addresses and the configuration decide.
+  if (!has_listen && !ns) extra.insert(extra.begin(), {"--listen", "127.0.0.1:0"});
   // Port-0 listeners get an ephemeral port (Linux: 32768-60999), which must not fall inside
   // the relay range; above it nothing collides.
-  if (!has_ports) extra.insert(extra.begin(), {"--relay-ports", "61000-65535"});
+  if (!has_ports && !ns) extra.insert(extra.begin(), {"--relay-ports", "61000-65535"});
   bool json = false;
   for (std::size_t i = 0; i + 1 < extra.size(); ++i) json = json || (extra[i] == "--log-format" && extra[i + 1] == "json");
   argv.insert(argv.end(), extra.begin(), extra.end());

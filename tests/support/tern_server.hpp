@@ -18,7 +18,7 @@ class TernServer {
   // `extra` is appended to `tern serve --workers 2 --log-level debug --drain-timeout 0`
   // (each default only when `extra` does not set it; a --config sets the level); without a
   // --listen in it, the server listens on 127.0.0.1:0. With `ns`, it runs inside that network
-  // namespace (give it a --listen of the namespace's addresses).
+  // namespace, and listen addresses and relay ports come from `extra` or its --config alone.
   explicit TernServer(std::vector<std::string> extra = {}, const NetworkNamespace* ns = nullptr);
 
   // The address a listener reported, e.g. udp(0) for the first UDP listener.
