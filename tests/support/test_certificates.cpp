@@ -1,6 +1,8 @@
 // See test_certificates.hpp.
 #include "support/test_certificates.hpp"
 
+#include <map>
+#include <mutex>
 #include <stdexcept>
 
 #include "support/process.hpp"
@@ -28,6 +30,29 @@ const TestCertificates& testCertificates() {
     return c;
   }();
   return certs;
+}
+
+const TestCertificates& testCertificatesFor(const std::string& ip) {
+  static std::mutex mutex;
+  static std::map<std::string, TestCertificates> made;
+  const std::lock_guard lock(mutex);
+  if (auto it = made.find(ip); it != made.end()) return it->second;
+  const auto& base = testCertificates();
+  const std::string dir = base.dir + "/" + ip;
+  TestCertificates c{dir, base.ca, dir + "/chain.pem", dir + "/server.key"};
+  const std::string script =
+      "set -e; mkdir -p " + c.dir + "; cd " + c.dir +
+      "; openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+      " -keyout server.key -out server.csr -subj /CN=" + ip + " 2>/dev/null"
+      "; printf 'subjectAltName=IP:" + ip + "\\nextendedKeyUsage=serverAuth\\n' > ext.cnf"
+      "; openssl x509 -req -in server.csr -CA " + base.ca + " -CAkey " + base.dir + "/ca.key -CAcreateserial"
+      " -out server.pem -days 1 -extfile ext.cnf 2>/dev/null"
+      "; cat server.pem " + base.ca + " > chain.pem";
+  auto r = runCommand({"/bin/bash", "-c", script});
+  if (r.status != 0) {
+    throw std::runtime_error("making a test certificate for " + ip + " failed: " + r.output);
+  }
+  return made.emplace(ip, std::move(c)).first->second;
 }
 
 }  // namespace tern::test
