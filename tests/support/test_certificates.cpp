@@ -1,6 +1,9 @@
 // See test_certificates.hpp.
 #include "support/test_certificates.hpp"
 
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -13,6 +16,15 @@ const TestCertificates& testCertificates() {
   static const TestCertificates certs = [] {
     char dir[] = "/tmp/tern-test-certs-XXXXXX";
     if (::mkdtemp(dir) == nullptr) throw std::runtime_error("mkdtemp failed");
+    // Removed when the test program exits (each ctest test is a program of its own, so
+    // without this every TLS test run left a directory behind). Child processes leave by
+    // _exit, so only the program that made it removes it.
+    static char made[sizeof dir];
+    std::memcpy(made, dir, sizeof dir);
+    std::atexit([] {
+      std::error_code ignored;
+      std::filesystem::remove_all(made, ignored);
+    });
     TestCertificates c{dir, std::string(dir) + "/ca.pem", std::string(dir) + "/chain.pem",
                        std::string(dir) + "/server.key"};
     const std::string script =

@@ -1,5 +1,5 @@
 // A throwaway certificate authority and a server certificate for 127.0.0.1 (subjectAltName
-// IP), made with the openssl command line for TLS tests; removed with the directory.
+// IP), made with the openssl command line for TLS tests in a directory removed at exit.
 #pragma once
 
 #include <string>
