@@ -1,5 +1,5 @@
 // A throwaway certificate authority and a server certificate for 127.0.0.1 (subjectAltName
-// IP), made with the openssl command line for TLS tests; removed with the directory.
+// IP), made with the openssl command line for TLS tests in a directory removed at exit.
 #pragma once
 
 #include <string>
@@ -15,5 +15,10 @@ struct TestCertificates {
 
 // Creates them once per test program (they are valid for a day).
 const TestCertificates& testCertificates();
+
+// A server certificate for `ip` (subjectAltName IP) from the same CA, for a server that is
+// not on 127.0.0.1, e.g. one in a network namespace; made once per IP, in a subdirectory of
+// testCertificates().dir. `ca` is the shared CA, so clients trust both alike.
+const TestCertificates& testCertificatesFor(const std::string& ip);
 
 }  // namespace tern::test
