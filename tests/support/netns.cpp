@@ -51,20 +51,21 @@ void removeOrphans() {
   });
 }
 
-// Interface names are at most 15 bytes and global until moved: a short unique one for the
-// moment between creation and the move, renamed inside.
-std::string temporaryInterfaceName() {
+// Bridge ports need names unique within the hub, of at most 15 bytes.
+std::string bridgePortName() {
   static std::atomic<unsigned> next{0};
-  return "tv" + std::to_string(::getpid() % 100000) + "x" + std::to_string(next++ % 1000);
+  return "port" + std::to_string(next++);
 }
 
-// Moves `link` (in the root namespace) into `ns`, names it `name` there, gives it `cidr`
-// (if any) and brings it up.
-void placeLink(const std::string& link, const NetworkNamespace& ns, const std::string& name, const std::string& cidr) {
-  check({kIp, "link", "set", link, "netns", ns.name()});
-  ns.ip({"link", "set", link, "name", name});
-  if (!cidr.empty()) ns.ip({"addr", "add", cidr, "dev", name});
-  ns.ip({"link", "set", name, "up"});
+// A veth pair made inside the namespaces themselves (nothing ever appears in the root
+// namespace): `a_if` in `a`, `b_if` in `b`, each given its address (if any) and brought up.
+void vethPair(const NetworkNamespace& a, const std::string& a_if, const std::string& a_cidr,
+              const NetworkNamespace& b, const std::string& b_if, const std::string& b_cidr) {
+  a.ip({"link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", b.name()});
+  if (!a_cidr.empty()) a.ip({"addr", "add", a_cidr, "dev", a_if});
+  if (!b_cidr.empty()) b.ip({"addr", "add", b_cidr, "dev", b_if});
+  a.ip({"link", "set", a_if, "up"});
+  b.ip({"link", "set", b_if, "up"});
 }
 
 }  // namespace
@@ -129,18 +130,13 @@ NetworkNamespace::Inside::~Inside() {
 
 void linkNamespaces(const NetworkNamespace& a, const std::string& a_if, const std::string& a_cidr,
                     const NetworkNamespace& b, const std::string& b_if, const std::string& b_cidr) {
-  const std::string left = temporaryInterfaceName(), right = temporaryInterfaceName();
-  check({kIp, "link", "add", left, "type", "veth", "peer", "name", right});
-  placeLink(left, a, a_if, a_cidr);
-  placeLink(right, b, b_if, b_cidr);
+  vethPair(a, a_if, a_cidr, b, b_if, b_cidr);
 }
 
 void joinBridge(const NetworkNamespace& host, const std::string& host_if, const std::string& host_cidr,
                 const NetworkNamespace& hub, const std::string& bridge) {
-  const std::string left = temporaryInterfaceName(), port = temporaryInterfaceName();
-  check({kIp, "link", "add", left, "type", "veth", "peer", "name", port});
-  placeLink(left, host, host_if, host_cidr);
-  placeLink(port, hub, port, "");
+  const std::string port = bridgePortName();
+  vethPair(host, host_if, host_cidr, hub, port, "");
   hub.ip({"link", "set", port, "master", bridge});
 }
 
