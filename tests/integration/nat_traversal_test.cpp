@@ -1,4 +1,4 @@
-// Issue 8: callers behind NATs that defeat hole punching reach each other through tern. A lab
+// Callers behind NATs that defeat hole punching reach each other through tern. A lab
 // of network namespaces: an "internet" switch on 203.0.113.0/24 with tern on 203.0.113.10,
 // and three sites, each a NAT router with a private LAN and one host behind it. The routers
 // masquerade with `--random-fully` (a new public port for every destination: RFC 4787
@@ -545,7 +545,7 @@ bool loggedAllocation(const std::string& log, const std::string& ip, const std::
 
 }  // namespace
 
-TEST_CASE("NATs that map each destination to a new port defeat UDP hole punching (issue 8)") {
+TEST_CASE("NATs that map each destination to a new port defeat UDP hole punching") {
   NatLab lab(Mapping::kPerDestination);
   const auto p = punchHoles(lab);
   INFO("a seen as " << p.a_reflexive->toString() << " and "
@@ -577,8 +577,7 @@ TEST_CASE("NATs that map each destination to a new port defeat UDP hole punching
 }
 
 TEST_CASE(
-    "control: the same hole punching and aioice ICE without TURN work behind port-preserving NATs "
-    "(issue 8)") {
+    "control: the same hole punching and aioice ICE without TURN work behind port-preserving NATs") {
   NatLab lab(Mapping::kPortPreserving);
   const auto p = punchHoles(lab);
   REQUIRE(p.a_second.has_value());
@@ -608,8 +607,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "our TURN clients behind two such NATs exchange Send/Data and ChannelData through tern (issue "
-    "8)") {
+    "our TURN clients behind two such NATs exchange Send/Data and ChannelData through tern") {
   NatLab lab(Mapping::kPerDestination);
   auto a = allocatedClient(lab.a, false);
   auto b = allocatedClient(lab.b, false);
@@ -619,8 +617,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "python3-aioice ICE behind two such NATs fails with STUN only and connects through tern's "
-    "relay (issue 8)") {
+    "python3-aioice ICE behind two such NATs fails with STUN only and connects through tern's relay") {
   NatLab lab(Mapping::kPerDestination);
   {
     // Host and server-reflexive candidates: every check is a hole-punching attempt, and each
@@ -659,8 +656,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "a host that may only reach tern over TCP or TLS on 443 talks to a host behind a NAT "
-    "(issue 8)") {
+    "a host that may only reach tern over TCP or TLS on 443 talks to a host behind a NAT") {
   NatLab lab(Mapping::kPerDestination);
   const auto blocked_before = lab.c.packets("outbound-blocked");
   {
