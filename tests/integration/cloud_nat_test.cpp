@@ -36,8 +36,6 @@ constexpr const char* kPrivateIp = "10.0.1.5";     // the VM's own interface
 constexpr const char* kPeerIp = "203.0.113.60";
 constexpr std::uint16_t kPeerPort = 3480;
 
-wire::SocketAddress at(const std::string& ip, std::uint16_t port) { return {*wire::IpAddress::parse(ip), port}; }
-
 struct CloudNode {
   CloudNode() : internet("internet"), router("router"), vm("vm"), client_a("client-a"), client_b("client-b"),
                 peer_host("peer") {
@@ -70,7 +68,7 @@ std::unique_ptr<TurnTestClient> allocatedClient(const NetworkNamespace& host, co
   std::unique_ptr<TurnTestClient> client;
   {
     NetworkNamespace::Inside inside(host);
-    client = std::make_unique<TurnTestClient>(at(ip, 0), at(kPublicIp, 3478), c.username, c.password, false);
+    client = std::make_unique<TurnTestClient>(test::socketAddress(ip, 0), test::socketAddress(kPublicIp, 3478), c.username, c.password, false);
   }
   REQUIRE(client->transact([&] { return client->session.allocate({}); }) == TurnTestClient::Outcome::kSuccess);
   REQUIRE(client->session.relayed().has_value());

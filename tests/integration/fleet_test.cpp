@@ -22,6 +22,7 @@
 #include "support/netns.hpp"
 #include "support/process.hpp"
 #include "support/prometheus_server.hpp"
+#include "support/stun_socket.hpp"
 #include "support/tern_server.hpp"
 #include "support/turn_test_client.hpp"
 #include "support/turn_tools.hpp"
@@ -41,8 +42,6 @@ constexpr const char* kPeerIp = "203.0.113.60";
 constexpr std::uint16_t kPeerPort = 3480;
 constexpr const char* kClientIp = "203.0.113.50";
 constexpr const char* kPrometheusIp = "203.0.113.2";
-
-wire::SocketAddress at(const std::string& ip, std::uint16_t port) { return {*wire::IpAddress::parse(ip), port}; }
 
 std::string nodeIp(int i) { return "203.0.113." + std::to_string(10 + i); }
 std::string metricsTarget(int i) { return nodeIp(i) + ":9641"; }
@@ -93,7 +92,7 @@ AllocateAnswer allocate(Fleet& fleet, int node, const auth::RestCredential& cred
   std::optional<test::TurnTestClient> client;
   {
     NetworkNamespace::Inside inside(fleet.client);
-    client.emplace(at(kClientIp, 0), at(nodeIp(node), 3478), credential.username, credential.password, false);
+    client.emplace(test::socketAddress(kClientIp, 0), test::socketAddress(nodeIp(node), 3478), credential.username, credential.password, false);
   }
   client->transact([&] { return client->session.allocate({}); });
   const auto view = client->view();
@@ -121,15 +120,6 @@ std::unique_ptr<test::ChildProcess> startCall(Fleet& fleet, int node, const auth
   return std::make_unique<test::ChildProcess>(fleet.client.command(argv));
 }
 
-void expectNoLoss(test::ChildProcess& call, long messages) {
-  REQUIRE(call.wait(60s) == 0);
-  const auto report = test::parseUclientReport(call.output());
-  INFO(report.output);
-  CHECK(report.sent == messages);
-  CHECK(report.received == messages);
-  CHECK(report.lost == 0);
-}
-
 // Polls `promql` until it yields a value for which `good` holds; the last value seen.
 template <typename Good>
 std::optional<double> waitForQuery(const test::PrometheusServer& prometheus, const std::string& promql, Good good,
@@ -153,8 +143,8 @@ TEST_CASE("three nodes, one REST secret, one Prometheus: a drain moves new calls
   test::ChildProcess peer(fleet.peer_host.command({"/usr/bin/turnutils_peer", "-L", kPeerIp, "-p",
                                                   std::to_string(kPeerPort)}));
   for (int i = 1; i <= 3; ++i) fleet.startNode(i);
-  test::PrometheusServer prometheus({at(nodeIp(1), 9641), at(nodeIp(2), 9641), at(nodeIp(3), 9641)}, fleet.dir,
-                                    &fleet.monitoring, at(kPrometheusIp, 9090));
+  test::PrometheusServer prometheus({test::socketAddress(nodeIp(1), 9641), test::socketAddress(nodeIp(2), 9641), test::socketAddress(nodeIp(3), 9641)}, fleet.dir,
+                                    &fleet.monitoring, test::socketAddress(kPrometheusIp, 9090));
   CHECK(waitForQuery(prometheus, "sum(up{job=\"tern\"})", [](double v) { return v == 3; }) == 3);
   CHECK(waitForQuery(prometheus, "sum(tern_ready{job=\"tern\"})", [](double v) { return v == 3; }) == 3);
 
@@ -189,7 +179,7 @@ TEST_CASE("three nodes, one REST secret, one Prometheus: a drain moves new calls
   REQUIRE(fleet.node(1).process().waitForLine(" draining ").has_value());
   {
     NetworkNamespace::Inside inside(fleet.monitoring);
-    CHECK(io::httpRequest(at(nodeIp(1), 9641), "GET", "/readyz", 5s).status == 503);
+    CHECK(io::httpRequest(test::socketAddress(nodeIp(1), 9641), "GET", "/readyz", 5s).status == 503);
   }
 
   // New allocations on node 1 are redirected to node 2...
@@ -202,10 +192,10 @@ TEST_CASE("three nodes, one REST secret, one Prometheus: a drain moves new calls
   auto new_call = startCall(fleet, 1, credential, kNewCall, false);
   CHECK(fleet.node(2).process().waitForLine("allocation created", 10s).has_value());
   CHECK(waitForQuery(prometheus, "sum(tern_allocations_active" + instance(2) + ")", [](double v) { return v >= 1; }).value_or(0) >= 1);
-  expectNoLoss(*new_call, kNewCall);
+  test::expectNoLoss(*new_call, kNewCall);
 
   // The call on node 1 runs to its end with nothing lost, then node 1 exits by itself.
-  expectNoLoss(*long_call, kLongCall);
+  test::expectNoLoss(*long_call, kLongCall);
   INFO(fleet.node(1).process().output());
   CHECK(fleet.node(1).process().wait(20s) == 0);
   CHECK(fleet.node(1).process().output().find("drained: every allocation has ended") != std::string::npos);

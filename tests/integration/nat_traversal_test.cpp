@@ -58,10 +58,6 @@ constexpr const char* kUser = "nat";
 constexpr const char* kPassword = "behind-two-nats";
 constexpr const char* kRealm = "nat.test";
 
-wire::SocketAddress at(const std::string& ip, std::uint16_t port) {
-  return {*wire::IpAddress::parse(ip), port};
-}
-
 // How a site's router picks the public port of a new flow.
 enum class Mapping : std::uint8_t {
   // MASQUERADE --random-fully: a random port for every new 5-tuple, so each destination
@@ -189,7 +185,7 @@ class UdpEndpoint {
     NetworkNamespace::Inside inside(site.host);
     io::SocketOptions options;
     options.reuse_port = false;
-    fd_ = io::openBoundSocket(io::SocketKind::kUdp, at(site.host_ip, 0), options);
+    fd_ = io::openBoundSocket(io::SocketKind::kUdp, test::socketAddress(site.host_ip, 0), options);
     local_ = io::localAddress(fd_.get());
   }
 
@@ -269,7 +265,7 @@ struct Punching {
 Punching punchHoles(NatLab& lab) {
   Punching p;
   UdpEndpoint a(lab.a), b(lab.b);
-  const auto stun = at(kTernIp, kTurnPort), second = at(kTernIp, kSecondPort);
+  const auto stun = test::socketAddress(kTernIp, kTurnPort), second = test::socketAddress(kTernIp, kSecondPort);
   p.a_reflexive = a.reflexiveAddress(stun);
   p.a_second = a.reflexiveAddress(second);
   p.b_reflexive = b.reflexiveAddress(stun);
@@ -311,8 +307,8 @@ std::unique_ptr<TurnTestClient> allocatedClient(const Site& site, bool tcp_443) 
   std::unique_ptr<TurnTestClient> c;
   {
     NetworkNamespace::Inside inside(site.host);
-    c = std::make_unique<TurnTestClient>(at(site.host_ip, 0),
-                                         at(kTernIp, tcp_443 ? kTlsPort : kTurnPort), kUser,
+    c = std::make_unique<TurnTestClient>(test::socketAddress(site.host_ip, 0),
+                                         test::socketAddress(kTernIp, tcp_443 ? kTlsPort : kTurnPort), kUser,
                                          kPassword, tcp_443);
   }
   REQUIRE(c->transact([&] { return c->session.allocate({}); }) ==
@@ -663,19 +659,19 @@ TEST_CASE(
     // Its network lets out no UDP: no STUN answer from tern's 3478 or 443, no datagram to the
     // other host's public address, and no TCP to 3478 either.
     UdpEndpoint c(lab.c), b(lab.b);
-    CHECK_FALSE(c.reflexiveAddress(at(kTernIp, kTurnPort)).has_value());
-    CHECK_FALSE(c.reflexiveAddress(at(kTernIp, kTlsPort)).has_value());
-    const auto b_public = b.reflexiveAddress(at(kTernIp, kTurnPort));
+    CHECK_FALSE(c.reflexiveAddress(test::socketAddress(kTernIp, kTurnPort)).has_value());
+    CHECK_FALSE(c.reflexiveAddress(test::socketAddress(kTernIp, kTlsPort)).has_value());
+    const auto b_public = b.reflexiveAddress(test::socketAddress(kTernIp, kTurnPort));
     REQUIRE(b_public.has_value());
     // B tries the other way too, at the port C's router would have used had it let C out.
     for (int i = 0; i < 5; ++i) {
       c.sendTo(*b_public, bytesOf("direct c to b"));
-      b.sendTo(at(lab.c.public_ip, c.local().port), bytesOf("direct b to c"));
+      b.sendTo(test::socketAddress(lab.c.public_ip, c.local().port), bytesOf("direct b to c"));
     }
     CHECK_FALSE(b.receive(500ms).has_value());
     CHECK_FALSE(c.receive(0ms).has_value());
-    CHECK_FALSE(tcpConnects(lab.c, at(kTernIp, kTurnPort), 1000ms));
-    CHECK(tcpConnects(lab.c, at(kTernIp, kTlsPort), 2000ms));
+    CHECK_FALSE(tcpConnects(lab.c, test::socketAddress(kTernIp, kTurnPort), 1000ms));
+    CHECK(tcpConnects(lab.c, test::socketAddress(kTernIp, kTlsPort), 2000ms));
     // Three Binding requests to each port, five datagrams and at least one SYN.
     CHECK(lab.c.packets("outbound-blocked") - blocked_before >= 3 + 3 + 5 + 1);
   }

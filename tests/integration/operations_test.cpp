@@ -121,16 +121,6 @@ test::ChildProcess startUclient(const std::string& secret, std::uint16_t server_
   return test::ChildProcess(argv);
 }
 
-// Waits for a uclient call to end and checks that all `messages` came back.
-void expectNoLoss(test::ChildProcess& call, long messages) {
-  REQUIRE(call.wait(30s) == 0);
-  const auto report = test::parseUclientReport(call.output());
-  INFO(report.output);
-  CHECK(report.sent == messages);
-  CHECK(report.received == messages);
-  CHECK(report.lost == 0);
-}
-
 // A directory removed when the test ends.
 struct TempDir {
   TempDir() {
@@ -247,7 +237,7 @@ TEST_CASE("SIGHUP under a live stream: no loss, a rotated secret for new allocat
     REQUIRE(waitForCount(server.process(), "configuration reloaded", i));
     std::this_thread::sleep_for(300ms);
   }
-  expectNoLoss(call, 200);
+  test::expectNoLoss(call, 200);
 
   // Rotation: secret-b replaces secret-a; new allocations need the new one.
   CHECK(allocateWith(server.udp(), "secret-a").code == 0);
@@ -323,7 +313,7 @@ TEST_CASE("SIGTERM drains: readiness fails, new allocations are redirected, the 
   CHECK(redirected.alternate->toString() == "127.0.0.1:3479");
 
   // The call carries on to its end with nothing lost; then the relay exits by itself.
-  expectNoLoss(call, 250);
+  test::expectNoLoss(call, 250);
   CHECK(server.process().wait(15s) == 0);
   CHECK(server.process().output().find("drained: every allocation has ended") != std::string::npos);
   CHECK(server.process().output().find("stopped clean=true") != std::string::npos);

@@ -17,6 +17,7 @@
 #include "support/netns.hpp"
 #include "support/process.hpp"
 #include "support/prometheus_server.hpp"
+#include "support/stun_socket.hpp"
 #include "support/tern_server.hpp"
 #include "support/test_certificates.hpp"
 #include "support/turn_tools.hpp"
@@ -33,8 +34,6 @@ constexpr const char* kNodeIp = "203.0.113.10";
 constexpr const char* kNodeIp6 = "2001:db8::10";
 // A peer of the relay's clients: any address that is not the node's own.
 constexpr const char* kPeerIp = "198.51.100.20";
-
-wire::SocketAddress at(const std::string& ip, std::uint16_t port) { return {*wire::IpAddress::parse(ip), port}; }
 
 test::UclientReport call(const NetworkNamespace& host, const auth::RestCredential& c, std::uint16_t peer_port,
                          std::vector<std::string> flags) {
@@ -91,7 +90,7 @@ TEST_CASE("public-node.conf and prometheus.yml as shipped: a node that relays ov
   std::filesystem::create_directories(dir);
   {
     test::PrometheusServer prometheus(test::PrometheusServer::ConfigFile{TERN_DEPLOY_DIR "/prometheus/prometheus.yml"},
-                                      dir, &host, at("127.0.0.1", 9090));
+                                      dir, &host, test::socketAddress("127.0.0.1", 9090));
     std::optional<double> up, relayed;
     const auto give_up = std::chrono::steady_clock::now() + 60s;
     while (std::chrono::steady_clock::now() < give_up) {

@@ -4,12 +4,18 @@
 
 #include <chrono>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "relay/io/socket_util.hpp"
 #include "relay/wire/address.hpp"
 
 namespace tern::test {
+
+// The address `ip`:`port`; `ip` must be a valid literal (a test's own constant).
+inline wire::SocketAddress socketAddress(const std::string& ip, std::uint16_t port) {
+  return {*wire::IpAddress::parse(ip), port};
+}
 
 // A socket bound to `local` (port 0 for any) and connected to `server`.
 io::FileDescriptor connectedSocket(bool tcp, const wire::SocketAddress& local,

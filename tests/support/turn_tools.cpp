@@ -1,6 +1,8 @@
 // See turn_tools.hpp.
 #include "support/turn_tools.hpp"
 
+#include <doctest/doctest.h>
+
 #include <signal.h>
 #include <unistd.h>
 
@@ -59,6 +61,15 @@ UclientReport parseUclientReport(std::string output) {
     r.received = std::stol(m[2]);
   }
   return r;
+}
+
+void expectNoLoss(ChildProcess& call, long messages, std::chrono::milliseconds timeout) {
+  REQUIRE(call.wait(timeout) == 0);
+  const auto report = parseUclientReport(call.output());
+  INFO(report.output);
+  CHECK(report.sent == messages);
+  CHECK(report.received == messages);
+  CHECK(report.lost == 0);
 }
 
 UclientReport runUclient(const std::vector<std::string>& args) {

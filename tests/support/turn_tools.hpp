@@ -35,6 +35,10 @@ struct UclientReport {
   std::string output;
 };
 
+// Waits (up to `timeout`) for a uclient call started as a ChildProcess to exit 0, and checks
+// its summary: `messages` sent, as many received, none lost.
+void expectNoLoss(ChildProcess& call, long messages, std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
 // Runs /usr/bin/turnutils_uclient with `args` and reads its closing summary.
 UclientReport runUclient(const std::vector<std::string>& args);
 // The same summary, read from a finished uclient's output.
