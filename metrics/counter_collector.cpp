@@ -185,6 +185,13 @@ std::vector<prometheus::MetricFamily> CounterCollector::Collect() const {
   for (std::size_t i = 0; i < workers_.size(); ++i) {
     addGauge(lag, {{"worker", std::to_string(i)}}, workers_[i]->loop_lag_seconds.get());
   }
+  auto handles = family("tern_event_loop_handles",
+                        "libuv handles each worker's loop holds (sockets, timers): steady while allocations come "
+                        "and go, unless something leaks.",
+                        prometheus::MetricType::Gauge);
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    addGauge(handles, {{"worker", std::to_string(i)}}, static_cast<double>(workers_[i]->loop_handles.get()));
+  }
   auto suppressed = family("tern_log_lines_suppressed_total",
                            "Log lines an attacker could flood, dropped by the per-worker rate limit.");
   addSample(suppressed, {},
@@ -204,7 +211,7 @@ std::vector<prometheus::MetricFamily> CounterCollector::Collect() const {
 
   std::vector<prometheus::MetricFamily> out;
   for (auto* f : {&received, &dropped, &responses, &packets, &bytes, &icmp, &moved, &auth, &created,
-                  &active, &ended, &quota, &permissions, &channels, &lag, &suppressed,
+                  &active, &ended, &quota, &permissions, &channels, &lag, &handles, &suppressed,
                   &request_duration, &allocation_duration}) {
     out.push_back(std::move(*f));
   }

@@ -144,6 +144,7 @@ struct WorkerCounters {
   // Written by the I/O layer: request handling time, and how the worker's loop keeps up.
   std::array<OneWriterHistogram<kRequestDurationBounds>, idx(RequestMethod::kCount)> request_duration{};
   OneWriterGauge<double> loop_lag_seconds;
+  OneWriterGauge<std::int64_t> loop_handles;  // libuv handles of the worker's loop
   OneWriterGauge<std::int64_t> last_tick_ns;  // steady clock; /healthz reads it
   OneWriterCounter log_lines_suppressed;
   // RFC 8656 §11.5: ICMP errors from peers passed to clients in Data indications.

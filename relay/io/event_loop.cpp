@@ -13,6 +13,12 @@ EventLoop::~EventLoop() {
 
 void EventLoop::run() { checkUv(uv_run(&loop_, UV_RUN_DEFAULT), "uv_run"); }
 
+std::size_t EventLoop::handleCount() noexcept {
+  std::size_t n = 0;
+  uv_walk(&loop_, [](uv_handle_t*, void* count) { ++*static_cast<std::size_t*>(count); }, &n);
+  return n;
+}
+
 int EventLoop::close() noexcept {
   if (closed_) return 0;
   // Closing handles finish on the next loop iteration; let them.

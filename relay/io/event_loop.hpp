@@ -3,6 +3,8 @@
 // handle leaked (uv_loop_close() == 0).
 #pragma once
 
+#include <cstddef>
+
 #include <uv.h>
 
 #include <functional>
@@ -27,6 +29,10 @@ class EventLoop {
   core::TimePoint now() const noexcept {
     return core::TimePoint{std::chrono::milliseconds{uv_now(&loop_)}};
   }
+  // libuv handles the loop holds (active or not, closing ones included): one per socket,
+  // timer and async, so a count that keeps growing while allocations come and go is a
+  // leak. Walks every handle: for a periodic gauge, not the packet path.
+  std::size_t handleCount() noexcept;
   // Runs the loop until every closing handle's callback has run, then closes it. Returns
   // uv_loop_close()'s result: 0, or UV_EBUSY if a handle is still open (a leak).
   int close() noexcept;

@@ -722,6 +722,7 @@ class Worker::Loop final : public DatagramHandler,
     }
     last_tick_hr_ = now;
     worker_.counters_->last_tick_ns.set(steadyNanoseconds());
+    worker_.counters_->loop_handles.set(static_cast<std::int64_t>(loop_.handleCount()));
   }
 
   static constexpr std::uint64_t kTickMs = 1000;
