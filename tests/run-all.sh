@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # The README's second command, and what CI runs (.ci/run): install what is missing, build
 # with AddressSanitizer + UndefinedBehaviorSanitizer, and run every test: unit, integration
-# (real processes on loopback: coturn's clients, python3-aioice, headless Chromium) and the
-# fuzz corpora replays. The release
-# build is compiled too, so optimiser-only warnings cannot slip through.
+# (real processes on loopback and in network namespaces: coturn's clients, python3-aioice,
+# headless Chromium, Prometheus), deploy checks and the fuzz corpora replays. Then the
+# release build (compiled with its tests, so optimiser-only warnings cannot slip through)
+# runs the soak test, and a ThreadSanitizer build runs the integration tests again: every
+# one of them starts a tern with two worker threads.
 #
 # Options (environment):
 #   TERN_FUZZ_SECONDS=N   also run each libFuzzer target for N seconds (clang; off by default)
-#   TERN_TEST_PRESET=P    build and test preset (default asan; debug, release or tsan)
+#   TERN_SOAK_SECONDS=N   length of the soak test (default 60)
+#   TERN_TSAN=0           skip the ThreadSanitizer stage
+#   TERN_TEST_PRESET=P    build and test preset (default asan; debug, release or tsan); only
+#                         that preset's tests run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 preset="${TERN_TEST_PRESET:-asan}"
@@ -28,10 +33,34 @@ if [ "$preset" != release ]; then
   cmake --build --preset release
 fi
 
-# Sanitizer reports fail the run; leak checking is on by default with ASan.
-export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
-export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-ctest --preset "$preset" --timeout 300
+# Sanitizer reports fail the run, wherever they come from: each process writes its report
+# to a file in $reports (a tern that a test stops without checking its exit status cannot
+# hide one), and any file there fails the run. Leak checking is on by default with ASan.
+reports="$(mktemp -d -t tern-sanitizer-reports-XXXXXX)"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}:log_path=$reports/asan"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}:log_path=$reports/ubsan"
+export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}:log_path=$reports/tsan"
+check_reports() {
+  if compgen -G "$reports/*" >/dev/null; then
+    echo "Sanitizer reports:" >&2
+    for f in "$reports"/*; do echo "== $f" >&2; cat "$f" >&2; done
+    exit 1
+  fi
+}
+ctest --preset "$preset" --timeout 300 -LE soak
+check_reports
+
+if [ "$preset" = asan ]; then
+  # The soak test judges memory by glibc's figures: it runs from the release tree.
+  ctest --preset release -L soak
+  if [ "${TERN_TSAN:-1}" != 0 ]; then
+    cmake --preset tsan -DTERN_BUILD_TESTS=ON >/dev/null
+    cmake --build --preset tsan --target tern tern_integration_tests
+    ctest --preset tsan --timeout 300 -R '^integration:'
+    check_reports
+  fi
+fi
+rm -rf "$reports"
 
 if [ "${TERN_FUZZ_SECONDS:-0}" -gt 0 ]; then
   bash tests/fuzz/run-fuzzers.sh "$TERN_FUZZ_SECONDS"
