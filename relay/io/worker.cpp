@@ -177,9 +177,9 @@ class Worker::Loop final : public DatagramHandler,
   }
   void onPiped(StreamConnection& from, std::size_t bytes) noexcept override {
     // Both sides of a pipe carry the peer connection's CONNECTION-ID.
-    server_.onConnectionRelayed(from.connectionId(),
-                                from.peerSide() ? metrics::Direction::kPeerToClient : metrics::Direction::kClientToPeer,
-                                bytes);
+    (void)server_.onConnectionRelayed(
+        from.connectionId(), from.peerSide() ? metrics::Direction::kPeerToClient : metrics::Direction::kClientToPeer,
+        bytes, loop_.now());
   }
 
   // --- RFC 6062: peer connections of TCP allocations
