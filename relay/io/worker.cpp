@@ -183,7 +183,8 @@ class Worker::Loop final : public DatagramHandler,
     // Both sides of a pipe carry the peer connection's CONNECTION-ID.
     const auto now = loop_.now();
     const auto wait = server_.onConnectionRelayed(from.connectionId(), pipeDirection(from.peerSide()), bytes, now);
-    if (wait.count() > 0) pausePipe(from, now + wait);
+    // A paused TLS side still pipes the records it had decrypted: one entry per pause.
+    if (wait.count() > 0 && !from.paused()) pausePipe(from, now + wait);
   }
 
   // --- Bandwidth limits on RFC 6062 pipes: bytes in a TCP stream cannot be dropped, so a side
