@@ -150,6 +150,22 @@ TEST_CASE("--max-bps: each direction has its own bucket, so a flood one way leav
   CHECK(h.dropped(DropReason::kBandwidthLimit) == 2000 - to_client);
 }
 
+TEST_CASE("--max-bps applies to clients over UDP, TCP, TLS and DTLS alike, both ways") {
+  for (const core::Transport transport :
+       {core::Transport::kUdp, core::Transport::kTcp, core::Transport::kTls, core::Transport::kDtls}) {
+    CAPTURE(static_cast<int>(transport));
+    TurnHarness h(limited(kLimitBps));
+    TestClient c(h, {transport, test::socketAddress("192.0.2.7:40000"), test::socketAddress("198.51.100.1:3478")});
+    bindChannel(c);
+    CHECK(channelStream(h, c, 2 * kPacketsPerSecondAtLimit, 0ms) == kPacketsPerSecondAtLimit);
+    const std::size_t before = sentTo(h, c.tuple);
+    const auto payload = test::payloadOf(kPacket);
+    for (std::size_t i = 0; i < 2 * kPacketsPerSecondAtLimit; ++i) h.fromPeer(c.relay(), kPeer, test::bytesOf(payload));
+    CHECK(sentTo(h, c.tuple) - before == kPacketsPerSecondAtLimit);
+    CHECK(h.dropped(DropReason::kBandwidthLimit) == 2 * kPacketsPerSecondAtLimit);
+  }
+}
+
 TEST_CASE("--max-bps: Send and Data indications are charged like ChannelData") {
   TurnHarness h(limited(kLimitBps));
   TestClient c(h, test::udpTuple("192.0.2.7:40000"));
