@@ -3,7 +3,7 @@
 loads, interleaved (every repetition runs every scenario on every server in turn, each on a
 freshly started server), printing medians and ratios. See bench/README.md.
 
-    python3 bench/compare.py [--reps 3] [--only max160,voice] [--big]
+    python3 bench/compare.py [--reps 3] [--only max160,voice] [--big] [--servers tern,tern-bps]
 
 Needs the release build (build/release: tern, bench/tern-load, bench/tern-forwarder) and
 coturn's turnserver. Everything runs on loopback and is stopped by PID.
@@ -56,6 +56,10 @@ SCENARIOS = {
 DEFAULT = ["max160", "max1200", "voice", "setup", "memory", "tcp160"]
 # Long and tern-only: run once whatever --reps says.
 ONCE = {"hold50k", "churn"}
+# tern with both bandwidth limits on, far above any load here (nothing is dropped): what the
+# buckets cost per packet. Every tern-load allocation belongs to one user, so the per-user
+# bucket is shared by both workers, the contended case.
+BANDWIDTH_LIMITS = ["--max-bps", "100G", "--max-bps-per-user", "100G"]
 
 
 def binding_answered(port):
@@ -74,12 +78,14 @@ class Server:
     def __init__(self, kind, workdir):
         self.kind = kind
         self.log = open(os.path.join(workdir, f"{kind}.log"), "ab")
-        if kind == "tern":
+        if kind in ("tern", "tern-bps"):
             args = [TERN, "serve", "--listen", f"127.0.0.1:{PORT}", "--realm", "bench", "--auth-secret", SECRET,
                     "--relay-ports", "20000-60000", "--allow-peer", "127.0.0.0/8",
                     "--max-allocations-per-user", "0", "--log-level", "warn"]
             for ip in RELAY_IPS:
                 args += ["--relay-ip", ip]
+            if kind == "tern-bps":
+                args += BANDWIDTH_LIMITS
         elif kind == "coturn":
             args = ["turnserver", "-n", "--listening-ip", "127.0.0.1", "--listening-port", str(PORT),
                     "--min-port", "20000", "--max-port", "60000", "--use-auth-secret",
@@ -182,6 +188,9 @@ def main():
     parser.add_argument("--big", action="store_true",
                         help="also hold 50,000 allocations on tern and run the 3-minute churn")
     parser.add_argument("--json", help="write every raw result to this file")
+    parser.add_argument("--servers", help="comma-separated servers to run (of tern, tern-bps, coturn, forwarder; "
+                                          "default: each scenario's own); tern-bps is tern with --max-bps and "
+                                          "--max-bps-per-user set far above the load")
     a = parser.parse_args()
     scenarios = [s for s in a.only.split(",") if s]
     if a.big:
@@ -199,7 +208,10 @@ def main():
             for scenario in scenarios:
                 if rep > 0 and scenario in ONCE:
                     continue
-                for kind in SCENARIOS[scenario][1]:
+                kinds = SCENARIOS[scenario][1]
+                if a.servers:
+                    kinds = [k for k in a.servers.split(",") if k in kinds or (k == "tern-bps" and "tern" in kinds)]
+                for kind in kinds:
                     r = run(kind, scenario, workdir)
                     raw.append(r)
                     for name, value in metrics(scenario, r).items():
@@ -210,8 +222,13 @@ def main():
 
     print(f"Medians of {a.reps} interleaved repetitions ({time.strftime('%Y-%m-%d')}, "
           f"{os.cpu_count()} CPUs, coturn {coturn_version()}).\n")
-    print("| scenario | metric | tern | coturn | forwarder | tern/coturn | tern/forwarder |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    limited = any("tern-bps" in by_kind for by_kind in results.values())
+    if limited:
+        print("| scenario | metric | tern | tern-bps | coturn | forwarder | tern-bps/tern | tern/coturn | tern/forwarder |")
+        print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    else:
+        print("| scenario | metric | tern | coturn | forwarder | tern/coturn | tern/forwarder |")
+        print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for (scenario, name), by_kind in results.items():
         med = {k: statistics.median(v) for k, v in by_kind.items()}
 
@@ -221,8 +238,13 @@ def main():
         def ratio(x, y):
             return f"{med[x] / med[y]:.2f}" if x in med and y in med and med[y] else ""
 
-        print(f"| {scenario} | {name} | {cell('tern')} | {cell('coturn')} | {cell('forwarder')} | "
-              f"{ratio('tern', 'coturn')} | {ratio('tern', 'forwarder')} |")
+        if limited:
+            print(f"| {scenario} | {name} | {cell('tern')} | {cell('tern-bps')} | {cell('coturn')} | "
+                  f"{cell('forwarder')} | {ratio('tern-bps', 'tern')} | {ratio('tern', 'coturn')} | "
+                  f"{ratio('tern', 'forwarder')} |")
+        else:
+            print(f"| {scenario} | {name} | {cell('tern')} | {cell('coturn')} | {cell('forwarder')} | "
+                  f"{ratio('tern', 'coturn')} | {ratio('tern', 'forwarder')} |")
     print()
     for s in scenarios:
         print(f"- {s}: {SCENARIOS[s][2]}")

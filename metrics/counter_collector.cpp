@@ -133,6 +133,14 @@ std::vector<prometheus::MetricFamily> CounterCollector::Collect() const {
               sum([&](const WorkerCounters& w) -> const OneWriterCounter& { return w.allocations_moved[i]; }));
   }
 
+  auto pauses = family("tern_bandwidth_pauses_total",
+                       "Times an RFC 6062 TCP connection stopped reading until a bandwidth limit's bucket "
+                       "refilled, by limit (allocation: --max-bps, user: --max-bps-per-user).");
+  for (std::size_t k = 0; k < idx(BandwidthLimitKind::kCount); ++k) {
+    addSample(pauses, {{"limit", std::string(labelOf(static_cast<BandwidthLimitKind>(k)))}},
+              sum([&](const WorkerCounters& w) -> const OneWriterCounter& { return w.bandwidth_pauses[k]; }));
+  }
+
   auto auth = family("tern_auth_results_total", "Authentication outcomes of TURN requests, by result.");
   for (std::size_t r = 0; r < idx(AuthResult::kCount); ++r) {
     addSample(auth, {{"result", std::string(labelOf(static_cast<AuthResult>(r)))}},
@@ -210,7 +218,7 @@ std::vector<prometheus::MetricFamily> CounterCollector::Collect() const {
                [](const WorkerCounters& w) -> const auto& { return w.allocation_duration; });
 
   std::vector<prometheus::MetricFamily> out;
-  for (auto* f : {&received, &dropped, &responses, &packets, &bytes, &icmp, &moved, &auth, &created,
+  for (auto* f : {&received, &dropped, &responses, &packets, &bytes, &icmp, &moved, &pauses, &auth, &created,
                   &active, &ended, &quota, &permissions, &channels, &lag, &handles, &suppressed,
                   &request_duration, &allocation_duration}) {
     out.push_back(std::move(*f));

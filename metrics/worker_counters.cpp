@@ -35,7 +35,18 @@ std::string_view labelOf(DropReason r) noexcept {
     case DropReason::kPeerDenied: return "peer_denied";
     case DropReason::kNoChannel: return "no_channel";
     case DropReason::kIcmpIgnored: return "icmp_ignored";
+    case DropReason::kBandwidthLimit: return "bandwidth_limit";
+    case DropReason::kUserBandwidthLimit: return "user_bandwidth_limit";
     case DropReason::kCount: break;
+  }
+  return "unknown";
+}
+
+std::string_view labelOf(BandwidthLimitKind k) noexcept {
+  switch (k) {
+    case BandwidthLimitKind::kAllocation: return "allocation";
+    case BandwidthLimitKind::kUser: return "user";
+    case BandwidthLimitKind::kCount: break;
   }
   return "unknown";
 }

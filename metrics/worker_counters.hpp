@@ -73,9 +73,13 @@ enum class DropReason : std::uint8_t {
   kPeerDenied,      // the peer policy refused the destination
   kNoChannel,       // ChannelData on a channel that is not bound
   kIcmpIgnored,     // RFC 8656 §11.5: an ICMP error of a type that is not passed on
+  kBandwidthLimit,      // --max-bps: the allocation's bucket for that direction is empty
+  kUserBandwidthLimit,  // --max-bps-per-user: the user's shared bucket is empty
   kCount
 };
 enum class Direction : std::uint8_t { kClientToPeer, kPeerToClient, kCount };
+// Which bandwidth limit stopped an RFC 6062 TCP connection's reading.
+enum class BandwidthLimitKind : std::uint8_t { kAllocation, kUser, kCount };
 // The relayed address's family.
 enum class Family : std::uint8_t { kIPv4, kIPv6, kCount };
 // Which limit refused a request.
@@ -111,6 +115,7 @@ std::string_view labelOf(AuthResult r) noexcept;
 std::string_view labelOf(AllocationEnd e) noexcept;
 std::string_view labelOf(Family f) noexcept;
 std::string_view labelOf(Quota q) noexcept;
+std::string_view labelOf(BandwidthLimitKind k) noexcept;
 RequestMethod requestMethodOf(std::uint16_t stun_method) noexcept;
 // Index of `code` in kResponseCodes; codes tern never sends are counted as 500.
 std::size_t responseCodeIndex(std::uint16_t code) noexcept;
@@ -152,6 +157,9 @@ struct WorkerCounters {
   // RFC 8016: allocations moved to a new 5-tuple, counted by the worker that serves them
   // afterwards; [0] stayed on the worker, [1] came from another worker.
   std::array<OneWriterCounter, 2> allocations_moved{};
+  // RFC 6062 TCP connections that stopped reading until a bandwidth limit's bucket refilled
+  // (bytes in a TCP pipe are paused, never dropped).
+  std::array<OneWriterCounter, idx(BandwidthLimitKind::kCount)> bandwidth_pauses{};
 
   void allocationCreated(ClientTransport t, Family f) noexcept {
     allocations_created[idx(t)][idx(f)].add();

@@ -59,6 +59,8 @@ Reloadable buildReloadable(const config::Settings& settings, const NodeIdentity&
   r.options.max_permissions_per_allocation = settings.max_permissions_per_allocation;
   r.options.max_channels_per_allocation = settings.max_channels_per_allocation;
   r.options.max_connections_per_allocation = settings.max_connections_per_allocation;
+  r.options.allocation_bandwidth = core::BandwidthLimit(settings.max_bps);
+  r.options.user_bandwidth = core::BandwidthLimit(settings.max_bps_per_user);
   for (const auto& e : settings.external_ips) r.options.external_ips.push_back({e.public_ip, e.private_ip});
   r.options.alternate_servers = settings.alternate_servers;
   r.options.alternate_domain = settings.alternate_domain;

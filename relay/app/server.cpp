@@ -259,6 +259,8 @@ class Server {
                   {{"secrets", settings_.auth_secrets.size()},
                    {"users", settings_.users.size()},
                    {"tls", settings_.hasTls() ? "reloaded" : "off"},
+                   {"max_bps", settings_.max_bps},
+                   {"max_bps_per_user", settings_.max_bps_per_user},
                    {"log_level", config::levelName(settings_.log_level)}});
     if (!restart_only.empty()) {
       io::log::warn("some changed settings need a restart; their running values stay",

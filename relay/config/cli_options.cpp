@@ -160,6 +160,18 @@ void addServeOptions(CLI::App& app, Config& config) {
                  "TCP connections to peers per TCP allocation (RFC 6062)")
       ->type_name("N")
       ->capture_default_str();
+  app.add_option("--max-bps", config.max_bps,
+                 "Relayed application data per allocation, in bits per second and each direction on its own "
+                 "(K, M, G: 10^3, 10^6, 10^9; bursts of one second's worth pass; 0: no limit). Datagrams over "
+                 "it are dropped; RFC 6062 TCP connections stop reading instead. coturn's --max-bps counts "
+                 "bytes: multiply its value by 8")
+      ->type_name("BITS_PER_SECOND")
+      ->capture_default_str();
+  app.add_option("--max-bps-per-user", config.max_bps_per_user,
+                 "Like --max-bps, shared by all allocations of one username (a TURN REST username's user "
+                 "part) on every worker (0: no limit)")
+      ->type_name("BITS_PER_SECOND")
+      ->capture_default_str();
 }
 
 }  // namespace tern::config

@@ -6,6 +6,7 @@
 #include "relay/config/oauth_key_file.hpp"
 #include "relay/config/secret_file.hpp"
 
+#include "relay/core/bandwidth.hpp"
 #include "relay/core/cidr.hpp"
 
 #include <charconv>
@@ -25,14 +26,19 @@ std::optional<LogLevel> parseLevel(std::string_view s) {
   return std::nullopt;
 }
 
-// A whole non-negative number, optionally with a binary K, M or G suffix when `sizes`.
-std::optional<std::uint64_t> parseCount(std::string_view text, bool sizes) {
+// What a K, M or G suffix means: none allowed, binary for byte sizes (buffers), decimal for
+// bit rates (a 1 Mbit/s link carries 10^6 bits a second).
+enum class Suffix : std::uint8_t { kNone, kBinary, kDecimal };
+
+// A whole non-negative number, optionally with a K, M or G suffix.
+std::optional<std::uint64_t> parseCount(std::string_view text, Suffix suffix) {
   std::uint64_t scale = 1;
-  if (sizes && !text.empty()) {
+  if (suffix != Suffix::kNone && !text.empty()) {
+    const bool binary = suffix == Suffix::kBinary;
     switch (text.back()) {
-      case 'k': case 'K': scale = 1ull << 10; break;
-      case 'm': case 'M': scale = 1ull << 20; break;
-      case 'g': case 'G': scale = 1ull << 30; break;
+      case 'k': case 'K': scale = binary ? 1ull << 10 : 1'000ull; break;
+      case 'm': case 'M': scale = binary ? 1ull << 20 : 1'000'000ull; break;
+      case 'g': case 'G': scale = binary ? 1ull << 30 : 1'000'000'000ull; break;
       default: break;
     }
     if (scale != 1) text.remove_suffix(1);
@@ -47,11 +53,11 @@ std::optional<std::uint64_t> parseCount(std::string_view text, bool sizes) {
 // Parses `text` into a number within [min, max], or records why not.
 template <class T>
 T number(std::vector<std::string>& problems, std::string_view key, const std::string& text,
-         std::uint64_t min, std::uint64_t max, bool sizes = false) {
-  auto v = parseCount(text, sizes);
+         std::uint64_t min, std::uint64_t max, Suffix suffix = Suffix::kNone) {
+  auto v = parseCount(text, suffix);
   if (!v) {
     problems.push_back(std::string(key) + ": '" + text + "' is not a whole number" +
-                       (sizes ? " (K, M or G suffix allowed)" : ""));
+                       (suffix != Suffix::kNone ? " (K, M or G suffix allowed)" : ""));
     return T{};
   }
   if (*v < min || *v > max) {
@@ -60,6 +66,19 @@ T number(std::vector<std::string>& problems, std::string_view key, const std::st
     return T{};
   }
   return static_cast<T>(*v);
+}
+
+// A bandwidth limit: 0 (none) or a rate the buckets handle exactly (core/bandwidth.hpp).
+std::uint64_t bitRate(std::vector<std::string>& problems, std::string_view key, const std::string& text) {
+  const auto bps = number<std::uint64_t>(problems, key, text, 0, core::BandwidthLimit::kMaxBitsPerSecond,
+                                         Suffix::kDecimal);
+  if (bps != 0 && bps < core::BandwidthLimit::kMinBitsPerSecond) {
+    std::string problem(key);
+    problem.append(": ").append(text).append(" is below the smallest limit, ");
+    problem.append(std::to_string(core::BandwidthLimit::kMinBitsPerSecond)).append(" bits per second (0: no limit)");
+    problems.push_back(std::move(problem));
+  }
+  return bps;
 }
 
 void validateTls(const Config& config, Settings& s, std::vector<std::string>& problems) {
@@ -221,6 +240,8 @@ void validateTurn(const Config& config, Settings& s, std::vector<std::string>& p
       problems, "max-channels-per-allocation", config.max_channels_per_allocation, 1, 4096);
   s.max_connections_per_allocation = number<std::uint32_t>(
       problems, "max-connections-per-allocation", config.max_connections_per_allocation, 1, 4096);
+  s.max_bps = bitRate(problems, "max-bps", config.max_bps);
+  s.max_bps_per_user = bitRate(problems, "max-bps-per-user", config.max_bps_per_user);
 }
 
 }  // namespace
@@ -280,9 +301,9 @@ Expected<Settings, std::vector<std::string>> validate(const Config& config, unsi
   // The kernel doubles and caps these (net.core.rmem_max / wmem_max); refuse absurd values.
   constexpr std::uint64_t kMaxBuffer = 1u << 30;
   s.udp_receive_buffer = number<std::uint32_t>(problems, "udp-receive-buffer",
-                                               config.udp_receive_buffer, 0, kMaxBuffer, true);
+                                               config.udp_receive_buffer, 0, kMaxBuffer, Suffix::kBinary);
   s.udp_send_buffer = number<std::uint32_t>(problems, "udp-send-buffer", config.udp_send_buffer, 0,
-                                            kMaxBuffer, true);
+                                            kMaxBuffer, Suffix::kBinary);
   s.udp_segmentation = config.udp_segmentation;
   s.tcp_idle_timeout = number<unsigned>(problems, "tcp-idle-timeout", config.tcp_idle_timeout, 1,
                                         7 * 24 * 3600);

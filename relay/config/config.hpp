@@ -75,6 +75,9 @@ struct Config {
   std::string max_permissions_per_allocation = "64";
   std::string max_channels_per_allocation = "64";
   std::string max_connections_per_allocation = "64";
+  // Relayed application bits per second, each direction (K, M, G: 10^3, 10^6, 10^9); 0: none.
+  std::string max_bps = "0";           // per allocation
+  std::string max_bps_per_user = "0";  // shared by a user's allocations on every worker
 };
 
 struct StaticUser {
@@ -138,6 +141,8 @@ struct Settings {
   std::uint32_t max_permissions_per_allocation = 64;
   std::uint32_t max_channels_per_allocation = 64;
   std::uint32_t max_connections_per_allocation = 64;
+  std::uint64_t max_bps = 0;  // bits per second; 0: no limit
+  std::uint64_t max_bps_per_user = 0;
 
   bool hasCredentials() const noexcept { return !auth_secrets.empty() || !users.empty() || hasOAuth(); }
 };

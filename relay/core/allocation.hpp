@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "metrics/worker_counters.hpp"
+#include "relay/core/bandwidth.hpp"
 #include "relay/core/five_tuple.hpp"
 #include "relay/core/server_output.hpp"
 #include "relay/wire/stun_constants.hpp"
@@ -87,6 +89,14 @@ class Allocation {
     token_kid_ = kid;
   }
   TimePoint created() const noexcept { return created_; }
+  // --max-bps: this allocation's bucket for each direction of relayed data (indexed by
+  // metrics::Direction: one direction's flood cannot starve the other).
+  TokenBucket& bandwidth(metrics::Direction d) noexcept { return bandwidth_[metrics::idx(d)]; }
+  const TokenBucket& bandwidth(metrics::Direction d) const noexcept { return bandwidth_[metrics::idx(d)]; }
+  // --max-bps-per-user: the buckets all allocations of this user share across workers, from
+  // AllocationQuota::acquire; null only for allocations made without one (tests).
+  UserBandwidth* userBandwidth() const noexcept { return user_bandwidth_; }
+  void setUserBandwidth(UserBandwidth* user) noexcept { user_bandwidth_ = user; }
   AllocationUsage& usage() noexcept { return usage_; }
   const AllocationUsage& usage() const noexcept { return usage_; }
   TimePoint expires() const noexcept { return expires_; }
@@ -147,6 +157,8 @@ class Allocation {
   TimePoint created_;
   TimePoint expires_;
   AllocationUsage usage_;
+  std::array<TokenBucket, metrics::idx(metrics::Direction::kCount)> bandwidth_{};
+  UserBandwidth* user_bandwidth_ = nullptr;
   wire::TransactionId allocate_transaction_{};
   std::optional<std::uint64_t> reservation_token_;
   std::uint16_t additional_family_error_ = 0;

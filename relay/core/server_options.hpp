@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "relay/core/bandwidth.hpp"
 #include "relay/core/five_tuple.hpp"
 
 namespace tern::auth {
@@ -56,6 +57,11 @@ struct ServerOptions {
   // RFC 8016: clients that ask for it get a MOBILITY-TICKET and may move their UDP or DTLS
   // allocation to a new 5-tuple; off, such requests get 405 (Mobility Forbidden).
   bool mobility = true;
+  // Relayed application bytes per second, each direction on its own bucket: per allocation
+  // (--max-bps) and shared by all allocations of one user across workers (--max-bps-per-user).
+  // Read on every relayed packet, so a reload applies to existing allocations at once.
+  BandwidthLimit allocation_bandwidth;
+  BandwidthLimit user_bandwidth;
 };
 
 // Shared by every worker; each is immutable or thread-safe.

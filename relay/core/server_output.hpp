@@ -8,6 +8,7 @@
 #include <span>
 #include <string_view>
 
+#include "relay/core/bandwidth.hpp"
 #include "relay/core/five_tuple.hpp"
 #include "relay/wire/bytes.hpp"
 
@@ -105,13 +106,19 @@ class ServerOutput {
                                 std::string_view /*reason*/) noexcept {}
 };
 
-// Admission of allocations across all workers (per-user and total limits). Implemented with
-// shared state in relay/io; the core only asks.
+// Admission of allocations across all workers (per-user and total limits), and the state a
+// user's allocations share while any exists (their bandwidth budget). Implemented with shared
+// state in relay/io; the core only asks.
 class AllocationQuota {
  public:
   enum class Grant : std::uint8_t { kGranted, kUserQuotaReached, kTotalQuotaReached };
+  struct Admission {
+    Grant grant = Grant::kTotalQuotaReached;
+    // With kGranted: the user's shared bandwidth buckets, valid until the matching release().
+    UserBandwidth* user = nullptr;
+  };
   virtual ~AllocationQuota() = default;
-  virtual Grant acquire(std::string_view username) noexcept = 0;
+  virtual Admission acquire(std::string_view username) noexcept = 0;
   virtual void release(std::string_view username) noexcept = 0;
 };
 

@@ -102,6 +102,52 @@ void ServerContext::countRelayed(Allocation& allocation, metrics::Direction dire
   }
 }
 
+bool ServerContext::admitBandwidth(Allocation& allocation, metrics::Direction direction, std::size_t bytes,
+                                   TimePoint now) noexcept {
+  const BandwidthLimit& own_limit = options.allocation_bandwidth;
+  const BandwidthLimit& user_limit = options.user_bandwidth;
+  if (own_limit.unlimited() && user_limit.unlimited()) return true;
+  TokenBucket& own = allocation.bandwidth(direction);
+  if (!own.hasTokens(own_limit, now)) {
+    counters.drop(metrics::DropReason::kBandwidthLimit);
+    return false;
+  }
+  // The shared bucket is charged in the same step that checks it (another worker may take
+  // from it meanwhile); the allocation's own, which only this thread touches, after it, so
+  // a packet the user's budget refuses costs the allocation nothing.
+  if (UserBandwidth* user = allocation.userBandwidth();
+      user != nullptr && !user->buckets[metrics::idx(direction)].tryTake(user_limit, bytes, now)) {
+    counters.drop(metrics::DropReason::kUserBandwidthLimit);
+    return false;
+  }
+  own.take(own_limit, bytes, now);
+  return true;
+}
+
+std::chrono::nanoseconds ServerContext::chargeStream(Allocation& allocation, metrics::Direction direction,
+                                                     std::size_t bytes, TimePoint now) noexcept {
+  allocation.bandwidth(direction).take(options.allocation_bandwidth, bytes, now);
+  UserBandwidth* user = allocation.userBandwidth();
+  if (user != nullptr) user->buckets[metrics::idx(direction)].take(options.user_bandwidth, bytes, now);
+  const auto own = allocation.bandwidth(direction).wait(options.allocation_bandwidth, now);
+  const auto shared =
+      user != nullptr ? user->buckets[metrics::idx(direction)].wait(options.user_bandwidth, now) : std::chrono::nanoseconds{};
+  if (own.count() > 0 || shared.count() > 0) {
+    const auto limit = own >= shared ? metrics::BandwidthLimitKind::kAllocation : metrics::BandwidthLimitKind::kUser;
+    counters.bandwidth_pauses[metrics::idx(limit)].add();
+  }
+  return std::max(own, shared);
+}
+
+std::chrono::nanoseconds ServerContext::bandwidthWait(const Allocation& allocation, metrics::Direction direction,
+                                                      TimePoint now) const noexcept {
+  const auto own = allocation.bandwidth(direction).wait(options.allocation_bandwidth, now);
+  const UserBandwidth* user = allocation.userBandwidth();
+  const auto shared =
+      user != nullptr ? user->buckets[metrics::idx(direction)].wait(options.user_bandwidth, now) : std::chrono::nanoseconds{};
+  return std::max(own, shared);
+}
+
 TurnServer::TurnServer(ServerOptions options, ServerServices services, ServerOutput& output,
                        metrics::WorkerCounters& counters)
     : options_(std::move(options)),
@@ -154,6 +200,7 @@ void TurnServer::onChannelData(const FiveTuple& tuple, wire::Bytes packet, TimeP
     counters_.drop(metrics::DropReason::kNoPermission);
     return;
   }
+  if (!context_.admitBandwidth(*allocation, metrics::Direction::kClientToPeer, message->data.size(), now)) return;
   const RelayEndpoint* relay = allocation->relayFor(channel->peer.ip);
   if (relay == nullptr || !output_.sendToPeer(relay->id, channel->peer, message->data)) {
     counters_.drop(metrics::DropReason::kSendFailed);
@@ -190,6 +237,7 @@ void TurnServer::onPeerPacket(RelayId relay, const SocketAddress& peer, wire::By
   const SocketAddress from{PeerPolicy::normalize(peer.ip), peer.port};
   Allocation* allocation = permittedAllocation(relay, from, now);
   if (allocation == nullptr) return;
+  if (!context_.admitBandwidth(*allocation, metrics::Direction::kPeerToClient, payload.size(), now)) return;
   const FiveTuple& tuple = allocation->tuple();
   const auto padding = isStream(tuple.transport) ? wire::padTo4(payload.size()) - payload.size() : 0;
   bool sent = false;
@@ -384,10 +432,21 @@ void TurnServer::adoptAllocation(AllocationHandOver moved, TimePoint now) noexce
 
 void TurnServer::onConnectionClosed(ConnectionId id) noexcept { context_.endConnection(id, false); }
 
-void TurnServer::onConnectionRelayed(ConnectionId id, metrics::Direction direction, std::size_t bytes) noexcept {
+std::chrono::nanoseconds TurnServer::onConnectionRelayed(ConnectionId id, metrics::Direction direction,
+                                                         std::size_t bytes, TimePoint now) noexcept {
   const TcpConnection* c = connections_.find(id);
-  if (c == nullptr) return;
-  if (Allocation* a = allocations_.find(c->control)) context_.countRelayed(*a, direction, bytes);
+  if (c == nullptr) return {};
+  Allocation* a = allocations_.find(c->control);
+  if (a == nullptr) return {};
+  context_.countRelayed(*a, direction, bytes);
+  return context_.chargeStream(*a, direction, bytes, now);
+}
+
+std::chrono::nanoseconds TurnServer::connectionWait(ConnectionId id, metrics::Direction direction,
+                                                    TimePoint now) noexcept {
+  TcpConnection* c = connections_.find(id);
+  Allocation* a = c != nullptr ? allocations_.find(c->control) : nullptr;
+  return a != nullptr ? context_.bandwidthWait(*a, direction, now) : std::chrono::nanoseconds{};
 }
 
 void TurnServer::reconfigure(ServerOptions options, ServerServices services) noexcept {

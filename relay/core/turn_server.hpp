@@ -57,8 +57,14 @@ class TurnServer {
   void onConnectionClosed(ConnectionId id) noexcept;
 
   // RFC 6062 data the I/O layer piped between a client data connection and peer connection
-  // `id`, for the metrics and the allocation's usage record.
-  void onConnectionRelayed(ConnectionId id, metrics::Direction direction, std::size_t bytes) noexcept;
+  // `id`, for the metrics, the allocation's usage record and its bandwidth limits. Returns how
+  // long the connection that read them should stop reading (zero: read on): a TCP pipe is
+  // slowed by its own flow control, never by dropping bytes.
+  std::chrono::nanoseconds onConnectionRelayed(ConnectionId id, metrics::Direction direction, std::size_t bytes,
+                                               TimePoint now) noexcept;
+  // For a connection stopped that way: how long it must still wait (zero once the buckets
+  // hold tokens again, the limit is lifted by a reload, or the connection is gone).
+  std::chrono::nanoseconds connectionWait(ConnectionId id, metrics::Direction direction, TimePoint now) noexcept;
 
   // RFC 8016 across workers. On the worker that owns the allocation: a Refresh with its
   // MOBILITY-TICKET that worker `from` received from `tuple` (ServerOutput::forwardToOwner).

@@ -85,4 +85,19 @@ RepeatingTimer::RepeatingTimer(EventLoop& loop, std::uint64_t interval_ms,
           "uv_timer_start");
 }
 
+OneShotTimer::OneShotTimer(EventLoop& loop, std::function<void()> on_fire) : on_fire_(std::move(on_fire)) {
+  checkUv(uv_timer_init(loop.get(), timer_.get()), "uv_timer_init");
+  timer_.initialized(this);
+}
+
+bool OneShotTimer::start(std::uint64_t delay_ms) noexcept {
+  if (!timer_) return false;
+  return uv_timer_start(
+             timer_.get(),
+             [](uv_timer_t* h) {
+               if (auto* self = ownerOf<OneShotTimer>(h)) self->on_fire_();
+             },
+             delay_ms, 0) == 0;
+}
+
 }  // namespace tern::io

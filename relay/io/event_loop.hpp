@@ -71,4 +71,19 @@ class RepeatingTimer {
   std::function<void()> on_tick_;
 };
 
+// A timer that fires once per start(); each start() replaces the one before. Where many
+// objects wait for different moments, one of these is armed for the earliest (no timer per
+// object).
+class OneShotTimer {
+ public:
+  OneShotTimer(EventLoop& loop, std::function<void()> on_fire);
+  // False if libuv refused (only for a closed handle).
+  bool start(std::uint64_t delay_ms) noexcept;
+  void close() noexcept { timer_.close(); }
+
+ private:
+  UvHandle<uv_timer_t> timer_;
+  std::function<void()> on_fire_;
+};
+
 }  // namespace tern::io

@@ -3,18 +3,27 @@
 
 namespace tern::io {
 
-core::AllocationQuota::Grant SharedQuota::acquire(std::string_view username) noexcept {
+core::AllocationQuota::Admission SharedQuota::acquire(std::string_view username) noexcept {
   std::lock_guard lock(mutex_);
-  if (max_total_ != 0 && total_ >= max_total_) return Grant::kTotalQuotaReached;
+  if (max_total_ != 0 && total_ >= max_total_) return {Grant::kTotalQuotaReached, nullptr};
   try {
-    auto& count = per_user_[std::string(username)];
-    if (max_per_user_ != 0 && count >= max_per_user_) return Grant::kUserQuotaReached;
-    ++count;
+    auto [it, added] = per_user_.try_emplace(std::string(username));
+    User& user = it->second;
+    if (max_per_user_ != 0 && user.allocations >= max_per_user_) return {Grant::kUserQuotaReached, nullptr};
+    if (added) {
+      try {
+        user.bandwidth = std::make_unique<core::UserBandwidth>();
+      } catch (const std::bad_alloc&) {
+        per_user_.erase(it);
+        throw;
+      }
+    }
+    ++user.allocations;
+    ++total_;
+    return {Grant::kGranted, user.bandwidth.get()};
   } catch (const std::bad_alloc&) {
-    return Grant::kTotalQuotaReached;
+    return {Grant::kTotalQuotaReached, nullptr};
   }
-  ++total_;
-  return Grant::kGranted;
 }
 
 void SharedQuota::release(std::string_view username) noexcept {
@@ -22,7 +31,7 @@ void SharedQuota::release(std::string_view username) noexcept {
   if (total_ > 0) --total_;
   auto it = per_user_.find(std::string(username));
   if (it == per_user_.end()) return;
-  if (--it->second == 0) per_user_.erase(it);
+  if (--it->second.allocations == 0) per_user_.erase(it);
 }
 
 void SharedQuota::setLimits(std::uint32_t max_total, std::uint32_t max_per_user) noexcept {

@@ -1,8 +1,10 @@
 // Allocation admission shared by every worker (per-user and total limits, RFC 8656 §7.2: 486
-// and 508). A mutex guards it: it is taken on Allocate and on the end of an allocation,
-// never on the packet path.
+// and 508), and each user's shared bandwidth buckets. A mutex guards the table: it is taken
+// on Allocate and on the end of an allocation, never on the packet path, where allocations
+// reach their user's buckets through the pointer acquire() gave them.
 #pragma once
 
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -17,7 +19,9 @@ class SharedQuota final : public core::AllocationQuota {
   SharedQuota(std::uint32_t max_total, std::uint32_t max_per_user) noexcept
       : max_total_(max_total), max_per_user_(max_per_user) {}
 
-  Grant acquire(std::string_view username) noexcept override;
+  // A user's entry, buckets included, lives while the user has an allocation: at most one per
+  // allocation, so the table is bounded like the allocations are.
+  Admission acquire(std::string_view username) noexcept override;
   void release(std::string_view username) noexcept override;
   std::uint32_t total() const;
   // A reload: new limits apply to the next Allocate; allocations over them keep running.
@@ -28,7 +32,12 @@ class SharedQuota final : public core::AllocationQuota {
   std::uint32_t max_total_;
   std::uint32_t max_per_user_;
   std::uint32_t total_ = 0;
-  std::unordered_map<std::string, std::uint32_t> per_user_;
+  struct User {
+    std::uint32_t allocations = 0;
+    // Its own node, so the address acquire() hands out stays put while the table grows.
+    std::unique_ptr<core::UserBandwidth> bandwidth;
+  };
+  std::unordered_map<std::string, User> per_user_;
 };
 
 }  // namespace tern::io

@@ -107,7 +107,7 @@ StreamConnection::StreamConnection(uv_loop_t* loop, DetachedConnection& detached
 }
 
 void StreamConnection::startReading() noexcept {
-  if (!handle_ || reading_ || read_eof_) return;
+  if (!handle_ || reading_ || read_eof_ || paused_) return;
   const int rc = uv_read_start(
       reinterpret_cast<uv_stream_t*>(handle_.get()),
       [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
@@ -262,6 +262,19 @@ void StreamConnection::onPipeData(wire::Bytes data) noexcept {
     uv_read_stop(reinterpret_cast<uv_stream_t*>(handle_.get()));
     reading_ = false;
   }
+}
+
+void StreamConnection::pauseReading() noexcept {
+  paused_ = true;
+  if (!handle_ || !reading_) return;
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(handle_.get()));
+  reading_ = false;
+}
+
+void StreamConnection::resumeReading() noexcept {
+  paused_ = false;
+  // While the partner still has much queued, its onWriteDone() resumes this side later.
+  if (partner_ == nullptr || partner_->queuedBytes() <= kPipeLowWater) startReading();
 }
 
 void StreamConnection::onWriteDone() noexcept {

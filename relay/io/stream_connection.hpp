@@ -9,7 +9,8 @@
 // allocation's relayed address) is piped to a client data connection after ConnectionBind.
 // A pipe is flow-controlled rather than lossy: when one side's write queue passes a high
 // mark, the other side stops reading until it drains, so TCP's own back-pressure reaches the
-// sender and memory stays bounded.
+// sender and memory stays bounded. A bandwidth limit slows a pipe the same way: its owner
+// stops a side's reading until the allocation's bucket has refilled (pauseReading).
 #pragma once
 
 #include <uv.h>
@@ -39,7 +40,7 @@ class StreamHandler {
   virtual void onClosed(StreamConnection& connection) noexcept = 0;
   // An outgoing connection (a peer connection dialled for an RFC 6062 Connect) completed.
   virtual void onConnected(StreamConnection& /*connection*/, bool /*ok*/) noexcept {}
-  // `bytes` went through a pipe from `from` to its partner.
+  // `bytes` went through a pipe from `from` to its partner. The handler may pause `from`.
   virtual void onPiped(StreamConnection& /*from*/, std::size_t /*bytes*/) noexcept {}
   // The batch that frames sent during a round join (io_batch.hpp); none: every send writes.
   virtual IoBatch* ioBatch() noexcept { return nullptr; }
@@ -88,6 +89,7 @@ class StreamConnection {
   bool peerSide() const noexcept { return peer_side_; }
   bool piped() const noexcept { return partner_ != nullptr; }
   const StreamConnection* partner() const noexcept { return partner_; }
+  StreamConnection* partner() noexcept { return partner_; }
   // RFC 6062 CONNECTION-ID of a peer connection, or of the data connection bound to one.
   std::uint32_t connectionId() const noexcept { return connection_id_; }
   void setConnectionId(std::uint32_t id) noexcept { connection_id_ = id; }
@@ -103,6 +105,12 @@ class StreamConnection {
   // RFC 6062 §5.4: from now on bytes flow as they are between this connection and `other`
   // (both start reading); what this one read past its last frame goes first.
   void pipe(StreamConnection& other) noexcept;
+  // A pipe's side over its bandwidth limit stops reading (the kernel's receive buffer fills
+  // and TCP slows the sender) until resumeReading(); the pipe's back-pressure may keep it
+  // stopped a little longer, until its partner's queue drains.
+  void pauseReading() noexcept;
+  void resumeReading() noexcept;
+  bool paused() const noexcept { return paused_; }
   // Hands the socket, TLS state and unread bytes over for another worker and closes this
   // handle. Nothing if writes are still queued (they would be lost).
   std::unique_ptr<DetachedConnection> detach() noexcept;
@@ -144,6 +152,7 @@ class StreamConnection {
   bool decided_ = true;
   bool peer_side_ = false;
   bool reading_ = false;
+  bool paused_ = false;  // by pauseReading(): a bandwidth limit
   bool shutting_down_ = false;
   bool read_eof_ = false;  // the remote end finished sending
   StreamConnection* partner_ = nullptr;  // the other end of a pipe

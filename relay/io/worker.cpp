@@ -1,9 +1,11 @@
 // The worker thread and everything on it; see worker.hpp.
 #include "relay/io/worker.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <optional>
 #include <unordered_map>
 
 #include "relay/core/turn_server.hpp"
@@ -103,6 +105,8 @@ class Worker::Loop final : public DatagramHandler,
     peer_connections_.clear();
     for (auto& [id, connection] : peer_connections) connection->close("server stopping");
     closed_.clear();
+    paused_pipes_.clear();
+    resume_timer_.close();
     dtls_peers_.clear();
     dtls_handshakes_ = 0;
     for (auto& u : udp_) u->close();
@@ -177,9 +181,67 @@ class Worker::Loop final : public DatagramHandler,
   }
   void onPiped(StreamConnection& from, std::size_t bytes) noexcept override {
     // Both sides of a pipe carry the peer connection's CONNECTION-ID.
-    server_.onConnectionRelayed(from.connectionId(),
-                                from.peerSide() ? metrics::Direction::kPeerToClient : metrics::Direction::kClientToPeer,
-                                bytes);
+    const auto now = loop_.now();
+    const auto wait = server_.onConnectionRelayed(from.connectionId(), pipeDirection(from.peerSide()), bytes, now);
+    // A paused TLS side still pipes the records it had decrypted: one entry per pause.
+    if (wait.count() > 0 && !from.paused()) pausePipe(from, now + wait);
+  }
+
+  // --- Bandwidth limits on RFC 6062 pipes: bytes in a TCP stream cannot be dropped, so a side
+  // over its limit stops reading (TCP flow control slows its sender) until its buckets have
+  // refilled. One timer, armed for the earliest such moment, serves every paused side.
+  struct PausedPipe {
+    core::ConnectionId id;  // the peer connection's, which both sides carry
+    bool peer_side;         // which side stopped reading
+    core::TimePoint resume;
+  };
+
+  static metrics::Direction pipeDirection(bool peer_side) noexcept {
+    return peer_side ? metrics::Direction::kPeerToClient : metrics::Direction::kClientToPeer;
+  }
+
+  void pausePipe(StreamConnection& side, core::TimePoint resume) noexcept {
+    try {
+      paused_pipes_.push_back({side.connectionId(), side.peerSide(), resume});
+    } catch (const std::bad_alloc&) {
+      return;  // better over the limit for a moment than stopped for good
+    }
+    side.pauseReading();
+    armResumeTimer(resume);
+  }
+
+  void armResumeTimer(core::TimePoint at) noexcept {
+    if (resume_due_ && *resume_due_ <= at) return;
+    const auto now = loop_.now();
+    const auto delay = at > now ? std::chrono::ceil<std::chrono::milliseconds>(at - now).count() : 0;
+    if (resume_timer_.start(static_cast<std::uint64_t>(delay))) resume_due_ = at;
+  }
+
+  StreamConnection* pipeSide(core::ConnectionId id, bool peer_side) noexcept {
+    auto it = peer_connections_.find(id);
+    if (it == peer_connections_.end()) return nullptr;
+    return peer_side ? it->second.get() : it->second->partner();
+  }
+
+  // The core decides again: other allocations of the user may have emptied the shared bucket
+  // meanwhile, or a reload changed the limit.
+  void resumePipes() noexcept {
+    resume_due_.reset();
+    const auto now = loop_.now();
+    std::optional<core::TimePoint> next;
+    std::erase_if(paused_pipes_, [&](PausedPipe& p) {
+      StreamConnection* side = pipeSide(p.id, p.peer_side);
+      if (side == nullptr || side->closed()) return true;
+      const auto wait = server_.connectionWait(p.id, pipeDirection(p.peer_side), now);
+      if (wait.count() > 0) {
+        p.resume = now + wait;
+        next = next ? std::min(*next, p.resume) : p.resume;
+        return false;
+      }
+      side->resumeReading();  // reading starts in a later loop iteration, not in this call
+      return true;
+    });
+    if (next) armResumeTimer(*next);
   }
 
   // --- RFC 6062: peer connections of TCP allocations
@@ -731,6 +793,9 @@ class Worker::Loop final : public DatagramHandler,
   EventLoop loop_;  // declared first among the handle owners, so it is destroyed last
   Mailbox mailbox_;
   RepeatingTimer tick_;
+  OneShotTimer resume_timer_{loop_, [this] { resumePipes(); }};
+  std::optional<core::TimePoint> resume_due_;  // when resume_timer_ fires, if armed
+  std::vector<PausedPipe> paused_pipes_;
   IoBatch io_batch_;
   PortPool ports_;
   PeerReceiver peers_;

@@ -33,6 +33,10 @@ namespace {
 tern::core::ServerOptions withSoftware(const char* software) {
   tern::core::ServerOptions o;
   o.software = software;
+  // Low enough that the first few relayed packets empty the buckets, so both the relaying
+  // and the dropping paths run (8 KB and 16 KB of burst).
+  o.allocation_bandwidth = tern::core::BandwidthLimit(64'000);
+  o.user_bandwidth = tern::core::BandwidthLimit(128'000);
   return o;
 }
 
@@ -173,6 +177,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if ((network & 4) != 0 && !output.open_relays.empty()) {
       if (auto id = server.onPeerConnection(output.open_relays.begin()->first,
                                             {wire::IpAddress::v4({8, 8, 4, 4}), 443}, now)) {
+        // Bytes piped on it (RFC 6062): the pause asked for is never negative, and asking
+        // again at the same moment gives the same answer.
+        const auto direction = (network & 0x40) != 0 ? metrics::Direction::kPeerToClient : metrics::Direction::kClientToPeer;
+        const auto pause = server.onConnectionRelayed(*id, direction, length, now);
+        TERN_FUZZ_CHECK(pause.count() >= 0);
+        TERN_FUZZ_CHECK(server.connectionWait(*id, direction, now) == pause);
         if ((network & 8) != 0) server.onConnectionClosed(*id);
       }
     }

@@ -32,9 +32,11 @@ const wire::IpAddress kClientIp = *wire::IpAddress::parse("127.0.0.1");
 const wire::IpAddress kPeerIp = *wire::IpAddress::parse("127.0.0.2");
 const wire::IpAddress kStrangerIp = *wire::IpAddress::parse("127.0.0.3");
 
-std::vector<std::string> relayArgs() {
-  return {"--auth-secret", kSecret, "--relay-ip", "127.0.0.1", "--relay-ports", "63000-63999",
-          "--allow-peer", "127.0.0.0/8"};
+std::vector<std::string> relayArgs(std::vector<std::string> extra = {}) {
+  std::vector<std::string> args{"--auth-secret", kSecret, "--relay-ip", "127.0.0.1", "--relay-ports", "63000-63999",
+                                "--allow-peer", "127.0.0.0/8"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
 }
 
 // A control connection with a TCP allocation (RFC 6062 §4.1).
@@ -143,6 +145,37 @@ TEST_CASE("Connect dials the peer from the relayed address, the bound connection
   // The peer hangs up: the data connection follows.
   peer = io::FileDescriptor{};
   CHECK(test::closedByPeer(data.get(), 3s));
+  CHECK(server.process().stop(SIGTERM) == 0);
+}
+
+TEST_CASE("--max-bps slows a bound connection to the limit each way by pausing it, without losing a byte") {
+  // 4 Mbit/s: 500,000 bytes a second each way, after a burst of as many.
+  TernServer server(relayArgs({"--max-bps", "4M", "--metrics-listen", "127.0.0.1:0"}));
+  auto listener = test::listeningSocket({kPeerIp, 0});
+  TcpAllocation a(server);
+  const auto id = a.connect(io::localAddress(listener.get()));
+  REQUIRE(id.has_value());
+  auto peer = test::acceptWithin(listener.get(), 3s);
+  REQUIRE(peer);
+  auto data = a.bind(server, *id);
+  auto timed = [](auto&& work) {
+    const auto start = std::chrono::steady_clock::now();
+    work();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  // Beyond the burst, 1,000,000 bytes up take 2 s at the limit and 500,000 down 1 s; less one
+  // 64 KiB read a paused side may run ahead, 1.87 s and 0.87 s at the very least.
+  const auto up = pattern(1'500'000, 6);
+  const double up_seconds = timed([&] { CHECK(carry(data.get(), peer.get(), up) == up); });
+  const auto down = pattern(1'000'000, 7);
+  const double down_seconds = timed([&] { CHECK(carry(peer.get(), data.get(), down) == down); });
+  INFO("up " << up_seconds << " s, down " << down_seconds << " s");
+  CHECK(up_seconds >= 1.6);
+  CHECK(down_seconds >= 0.7);
+  CHECK(test::metricValue(server, R"(tern_bandwidth_pauses_total{limit="allocation"})") >= 2);
+  CHECK(test::metricValue(server, R"(tern_relayed_bytes_total{direction="client_to_peer",transport="tcp"})") ==
+        up.size());
+  CHECK(test::metricValue(server, R"(tern_dropped_packets_total{reason="bandwidth_limit"})") == 0);
   CHECK(server.process().stop(SIGTERM) == 0);
 }
 

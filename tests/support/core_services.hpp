@@ -22,28 +22,34 @@ inline constexpr const char* kTestSecret = "north";
 inline constexpr const char* kTestUser = "alice";
 inline constexpr const char* kTestPassword = "wonderland";
 
-// Counts per user and in total, like the shared quota of relay/io, without locks.
+// Counts per user and in total, like the shared quota of relay/io, without locks. A user's
+// bandwidth buckets stay for the life of the quota (map nodes do not move), so two harnesses
+// that share one quota (two workers) share them too.
 class CountingQuota final : public core::AllocationQuota {
  public:
   CountingQuota(std::uint32_t max_total, std::uint32_t max_per_user)
       : max_total_(max_total), max_per_user_(max_per_user) {}
-  Grant acquire(std::string_view user) noexcept override {
-    if (max_total_ != 0 && total_ >= max_total_) return Grant::kTotalQuotaReached;
-    auto& n = per_user_[std::string(user)];
-    if (max_per_user_ != 0 && n >= max_per_user_) return Grant::kUserQuotaReached;
-    ++n;
+  Admission acquire(std::string_view user) noexcept override {
+    if (max_total_ != 0 && total_ >= max_total_) return {Grant::kTotalQuotaReached, nullptr};
+    auto& entry = per_user_[std::string(user)];
+    if (max_per_user_ != 0 && entry.allocations >= max_per_user_) return {Grant::kUserQuotaReached, nullptr};
+    ++entry.allocations;
     ++total_;
-    return Grant::kGranted;
+    return {Grant::kGranted, &entry.bandwidth};
   }
   void release(std::string_view user) noexcept override {
     --total_;
-    --per_user_[std::string(user)];
+    --per_user_[std::string(user)].allocations;
   }
   std::uint32_t total() const noexcept { return total_; }
 
  private:
+  struct User {
+    std::uint32_t allocations = 0;
+    core::UserBandwidth bandwidth;
+  };
   std::uint32_t max_total_, max_per_user_, total_ = 0;
-  std::map<std::string, std::uint32_t> per_user_;
+  std::map<std::string, User> per_user_;
 };
 
 struct ServicesOptions {

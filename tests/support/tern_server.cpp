@@ -1,9 +1,11 @@
 // See tern_server.hpp.
 #include "support/tern_server.hpp"
 
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 
+#include "relay/io/http_request.hpp"
 #include "support/netns.hpp"
 
 namespace tern::test {
@@ -62,6 +64,22 @@ TernServer::TernServer(std::vector<std::string> extra, const NetworkNamespace* n
     }
   }
   if (udp_.empty() || tcp_.empty()) throw std::runtime_error("no listeners in:\n" + process_->output());
+}
+
+std::uint64_t metricValue(const TernServer& server, const std::string& series) {
+  if (!server.http()) throw std::runtime_error("no --metrics-listen to scrape");
+  const auto r = io::httpRequest(*server.http(), "GET", "/metrics", std::chrono::seconds(5));
+  if (r.status != 200) throw std::runtime_error("GET /metrics answered " + std::to_string(r.status));
+  // A whole line: the series, a space, the value (the text format has no timestamps here).
+  std::string pattern = "\n";
+  pattern.append(std::regex_replace(series, std::regex(R"([{}])"), R"(\$&)")).append(R"( (\d+)\n)");
+  std::smatch m;
+  if (!std::regex_search(r.body, m, std::regex(pattern))) {
+    std::string problem = "no series ";
+    problem.append(series).append(" in /metrics");
+    throw std::runtime_error(problem);
+  }
+  return std::stoull(m[1]);
 }
 
 }  // namespace tern::test

@@ -36,4 +36,9 @@ class TernServer {
   std::optional<wire::SocketAddress> http_;
 };
 
+// The value of one series in the server's /metrics (it needs --metrics-listen), named as
+// Prometheus prints it, e.g. `tern_dropped_packets_total{reason="no_permission"}`. Throws if
+// the scrape fails or the series is missing.
+std::uint64_t metricValue(const TernServer& server, const std::string& series);
+
 }  // namespace tern::test

@@ -104,6 +104,16 @@ class TurnHarness {
         server(std::move(options), services, output, counters) {
     server.setUnixTime(unix_now);
   }
+  // Another worker of the same process as `sibling`: it shares the sibling's services, so
+  // the quota and each user's bandwidth buckets are common to both. Its clocks start equal.
+  TurnHarness(core::ServerOptions options, const TurnHarness& sibling)
+      : services(sibling.services),
+        quota(static_cast<CountingQuota&>(*services.quota)),
+        now(sibling.now),
+        unix_now(sibling.unix_now),
+        server(std::move(options), services, output, counters) {
+    server.setUnixTime(unix_now);
+  }
 
   // Moves both clocks and runs the worker's tick, as the io layer does once a second.
   void advance(std::chrono::seconds by) {

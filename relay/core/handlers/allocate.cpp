@@ -221,7 +221,8 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
   if (mobile && !admitMobility(server, ctx, response)) return;
 
   // Quotas before any resource is taken (RFC 8656 §7.2: 486 per user, 508 for the server).
-  switch (server.services.quota->acquire(quotaKey(ctx.username))) {
+  const AllocationQuota::Admission admission = server.services.quota->acquire(quotaKey(ctx.username));
+  switch (admission.grant) {
     case AllocationQuota::Grant::kGranted: break;
     case AllocationQuota::Grant::kUserQuotaReached:
       server.counters.rejected(metrics::Quota::kUserAllocations);
@@ -264,6 +265,7 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
                                                  std::vector<std::uint8_t>(ctx.key.begin(), ctx.key.end()),
                                                  ctx.now);
   allocation->setIntegrity(ctx.integrity);
+  allocation->setUserBandwidth(admission.user);
   if (ctx.token_expiry_unix) {
     allocation->setToken(ctx.token_expiry_unix, std::vector<std::uint8_t>(ctx.key.begin(), ctx.key.end()), ctx.username);
   }

@@ -46,6 +46,18 @@ struct ServerContext {
   void endConnection(ConnectionId id, bool close_sockets) noexcept;
   // Counts relayed application bytes for the metrics and for the allocation's usage record.
   void countRelayed(Allocation& allocation, metrics::Direction direction, std::size_t bytes) noexcept;
+  // The bandwidth limits (--max-bps, --max-bps-per-user) on one datagram or stream frame of
+  // `bytes` application bytes: true, with the buckets of that direction charged, if it may be
+  // relayed; false, with the drop counted, if one of them is empty. Media is loss-tolerant,
+  // and a dropped datagram costs the relay nothing further.
+  bool admitBandwidth(Allocation& allocation, metrics::Direction direction, std::size_t bytes, TimePoint now) noexcept;
+  // RFC 6062: a TCP pipe's bytes cannot be dropped, so they are charged after the fact, and
+  // the connection that read them stops reading for the time returned (zero: read on).
+  std::chrono::nanoseconds chargeStream(Allocation& allocation, metrics::Direction direction, std::size_t bytes,
+                                        TimePoint now) noexcept;
+  // How long until both buckets of `direction` hold tokens again.
+  std::chrono::nanoseconds bandwidthWait(const Allocation& allocation, metrics::Direction direction,
+                                         TimePoint now) const noexcept;
 };
 
 inline metrics::Family counterFamily(const IpAddress& ip) noexcept {

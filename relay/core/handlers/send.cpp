@@ -31,6 +31,7 @@ void sendIndication(ServerContext& server, const FiveTuple& tuple, const wire::M
     server.counters.drop(metrics::DropReason::kPeerDenied);
     return;
   }
+  if (!server.admitBandwidth(*allocation, metrics::Direction::kClientToPeer, data->value.size(), now)) return;
   // The permission implies a relayed address of the peer's family (RFC 8656 §10.2).
   const RelayEndpoint* relay = allocation->relayFor(peer.ip);
   if (relay == nullptr || !server.output.sendToPeer(relay->id, peer, data->value)) {

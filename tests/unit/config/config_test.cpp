@@ -73,6 +73,37 @@ TEST_CASE("sizes take K, M and G suffixes") {
   CHECK(s->udp_send_buffer == 512u * 1024);
 }
 
+TEST_CASE("bandwidth limits are bits per second with decimal K, M and G, 0 for none") {
+  auto defaults = validate(Config{}, 1);
+  REQUIRE(defaults.has_value());
+  CHECK(defaults->max_bps == 0);
+  CHECK(defaults->max_bps_per_user == 0);
+  auto c = parse({"--max-bps", "2500k", "--max-bps-per-user", "10M"});
+  auto s = validate(c, 1);
+  REQUIRE(s.has_value());
+  CHECK(s->max_bps == 2'500'000);
+  CHECK(s->max_bps_per_user == 10'000'000);
+  c.max_bps = "1G";
+  CHECK(validate(c, 1)->max_bps == 1'000'000'000);
+}
+
+TEST_CASE("bandwidth limits below 1000 bit/s, above 100G or not numbers are refused") {
+  Config c;
+  c.max_bps = "999";
+  c.max_bps_per_user = "101G";
+  auto s = validate(c, 1);
+  REQUIRE_FALSE(s.has_value());
+  REQUIRE(s.error().size() == 2);
+  CHECK(s.error()[0].rfind("max-bps: 999 is below the smallest limit", 0) == 0);
+  CHECK(s.error()[1].rfind("max-bps-per-user: 101G is outside", 0) == 0);
+  c.max_bps = "fast";
+  c.max_bps_per_user = "1000";
+  s = validate(c, 1);
+  REQUIRE_FALSE(s.has_value());
+  REQUIRE(s.error().size() == 1);
+  CHECK(s.error()[0] == "max-bps: 'fast' is not a whole number (K, M or G suffix allowed)");
+}
+
 TEST_CASE("flags fill the config, --listen repeats and splits on commas") {
   auto c = parse({"--listen", "127.0.0.1:1", "--listen", "[::1]:2,127.0.0.2:3", "--workers", "3",
                   "--log-format", "json"});
