@@ -27,6 +27,14 @@ struct ExternalIp {
   std::optional<IpAddress> private_ip;
 };
 
+// How many answers to requests that prove nothing one source may get (see
+// SourceRateLimiter): `per_second` on average, `burst` at once. per_second 0: no limit.
+struct UnauthenticatedLimits {
+  static constexpr std::uint32_t kMaxBurst = 1'000'000;
+  std::uint32_t per_second = 100;
+  std::uint32_t burst = 1000;  // at most kMaxBurst
+};
+
 struct ServerOptions {
   // RFC 8489 §14.14: SOFTWARE in responses; empty leaves it out.
   std::string software = "tern";
@@ -56,6 +64,11 @@ struct ServerOptions {
   // RFC 8016: clients that ask for it get a MOBILITY-TICKET and may move their UDP or DTLS
   // allocation to a new 5-tuple; off, such requests get 405 (Mobility Forbidden).
   bool mobility = true;
+  // Answers to unauthenticated requests (401, Binding responses, 400 to malformed requests)
+  // per source address; over the limit they are dropped and counted (DESIGN.md §4).
+  UnauthenticatedLimits unauthenticated;
+  // How many sources the limit's table holds (memory: 32 bytes each); fixed at start.
+  std::size_t unauthenticated_sources = 16384;
 };
 
 // Shared by every worker; each is immutable or thread-safe.
