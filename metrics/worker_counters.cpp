@@ -35,6 +35,7 @@ std::string_view labelOf(DropReason r) noexcept {
     case DropReason::kPeerDenied: return "peer_denied";
     case DropReason::kNoChannel: return "no_channel";
     case DropReason::kIcmpIgnored: return "icmp_ignored";
+    case DropReason::kRateLimited: return "rate_limited";
     case DropReason::kCount: break;
   }
   return "unknown";

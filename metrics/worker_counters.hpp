@@ -73,6 +73,7 @@ enum class DropReason : std::uint8_t {
   kPeerDenied,      // the peer policy refused the destination
   kNoChannel,       // ChannelData on a channel that is not bound
   kIcmpIgnored,     // RFC 8656 §11.5: an ICMP error of a type that is not passed on
+  kRateLimited,     // an unauthenticated request from a source over its answer limit
   kCount
 };
 enum class Direction : std::uint8_t { kClientToPeer, kPeerToClient, kCount };

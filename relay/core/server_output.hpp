@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "relay/core/five_tuple.hpp"
+#include "relay/core/server_options.hpp"
 #include "relay/wire/bytes.hpp"
 
 namespace tern::core {
@@ -103,6 +104,9 @@ class ServerOutput {
                                  bool /*cross_worker*/) noexcept {}
   virtual void onRequestRefused(const FiveTuple&, std::uint16_t /*method*/, std::uint16_t /*code*/,
                                 std::string_view /*reason*/) noexcept {}
+  // The source of `tuple` went over `limits` for answers to unauthenticated requests: they
+  // are dropped (each counted) until its bucket is full again. Once per such episode.
+  virtual void onSourceRateLimited(const FiveTuple&, const UnauthenticatedLimits& /*limits*/) noexcept {}
 };
 
 // Admission of allocations across all workers (per-user and total limits). Implemented with

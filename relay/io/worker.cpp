@@ -615,6 +615,24 @@ class Worker::Loop final : public DatagramHandler,
                 {"suppressed", suppressed}});
   }
 
+  // One line when a source starts being limited, not one per drop (those are counted in
+  // tern_dropped_packets_total{reason="rate_limited"}); spoofed floods with many sources
+  // still pass through the worker's line budget.
+  void onSourceRateLimited(const core::FiveTuple& tuple, const core::UnauthenticatedLimits& limits) noexcept override {
+    std::uint64_t suppressed = 0;
+    if (!log::enabled(log::LogLevel::kWarn) || !mayLog(suppressed)) return;
+    log::write(log::LogLevel::kWarn, "source over the unauthenticated request limit: dropping its unauthenticated "
+                                     "requests until it slows down",
+               {{"source", tuple.client.ip.toString()},
+                {"transport", metrics::labelOf(core::counterTransport(tuple.transport))},
+                {"worker", worker_.index_},
+                {"per_second", limits.per_second},
+                {"burst", limits.burst},
+                {"if_legitimate", "many real clients behind this address: raise --unauthenticated-rate and "
+                                  "--unauthenticated-burst"},
+                {"suppressed", suppressed}});
+  }
+
   // Lines a remote party can trigger at will pass through the worker's budget; the next line
   // that passes says how many did not.
   bool mayLog(std::uint64_t& suppressed) noexcept {
