@@ -75,6 +75,14 @@ struct Config {
   std::string max_permissions_per_allocation = "64";
   std::string max_channels_per_allocation = "64";
   std::string max_connections_per_allocation = "64";
+
+  // Abuse resistance. Answers to requests that prove nothing (401s, Binding responses, 400s)
+  // per source address, per worker: PER_SECOND on average, BURST at once; 0: no limit.
+  std::string unauthenticated_rate = "200";
+  std::string unauthenticated_burst = "2000";
+  // TCP and TLS client connections: from one address (an IPv6 /64), and in all; 0: no limit.
+  std::string max_tcp_connections_per_ip = "512";
+  std::string max_tcp_connections = "auto";  // auto: half the open files limit
 };
 
 struct StaticUser {
@@ -138,6 +146,12 @@ struct Settings {
   std::uint32_t max_permissions_per_allocation = 64;
   std::uint32_t max_channels_per_allocation = 64;
   std::uint32_t max_connections_per_allocation = 64;
+
+  std::uint32_t unauthenticated_rate = 200;  // 0: no limit
+  std::uint32_t unauthenticated_burst = 2000;
+  std::uint32_t max_tcp_connections_per_ip = 512;  // 0: no limit
+  // 0: no limit; unset (auto): half the open files limit, resolved at start-up.
+  std::optional<std::uint32_t> max_tcp_connections;
 
   bool hasCredentials() const noexcept { return !auth_secrets.empty() || !users.empty() || hasOAuth(); }
 };
