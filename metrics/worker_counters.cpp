@@ -116,6 +116,15 @@ std::string_view labelOf(Quota q) noexcept {
   return "unknown";
 }
 
+std::string_view labelOf(ConnectionLimit l) noexcept {
+  switch (l) {
+    case ConnectionLimit::kPerIp: return "per_ip";
+    case ConnectionLimit::kTotal: return "total";
+    case ConnectionLimit::kCount: break;
+  }
+  return "unknown";
+}
+
 RequestMethod requestMethodOf(std::uint16_t stun_method) noexcept {
   // STUN method numbers (RFC 8489 §18.2, RFC 8656 §17, RFC 6062 §6.1).
   switch (stun_method) {

@@ -88,6 +88,12 @@ enum class Quota : std::uint8_t {
   kConnections,       // --max-connections-per-allocation (RFC 6062)
   kCount
 };
+// Which limit refused a TCP or TLS client connection at accept.
+enum class ConnectionLimit : std::uint8_t {
+  kPerIp,  // --max-tcp-connections-per-ip
+  kTotal,  // --max-tcp-connections
+  kCount
+};
 // Outcomes of authentication (RFC 8489 §9.2.4), as label values.
 enum class AuthResult : std::uint8_t {
   kOk, kNoIntegrity, kMissingAttributes, kWrongRealm, kStaleNonce, kInvalidNonce, kUnknownUser,
@@ -112,6 +118,7 @@ std::string_view labelOf(AuthResult r) noexcept;
 std::string_view labelOf(AllocationEnd e) noexcept;
 std::string_view labelOf(Family f) noexcept;
 std::string_view labelOf(Quota q) noexcept;
+std::string_view labelOf(ConnectionLimit l) noexcept;
 RequestMethod requestMethodOf(std::uint16_t stun_method) noexcept;
 // Index of `code` in kResponseCodes; codes tern never sends are counted as 500.
 std::size_t responseCodeIndex(std::uint16_t code) noexcept;
@@ -152,6 +159,9 @@ struct WorkerCounters {
   // RFC 8016: allocations moved to a new 5-tuple, counted by the worker that serves them
   // afterwards; [0] stayed on the worker, [1] came from another worker.
   std::array<OneWriterCounter, 2> allocations_moved{};
+  // TCP and TLS client connections: refused at accept by a limit, and open now.
+  std::array<OneWriterCounter, idx(ConnectionLimit::kCount)> tcp_connections_refused{};
+  OneWriterGauge<std::int64_t> tcp_connections_open;
 
   void allocationCreated(ClientTransport t, Family f) noexcept {
     allocations_created[idx(t)][idx(f)].add();
@@ -170,6 +180,7 @@ struct WorkerCounters {
     allocations_moved[cross_worker ? 1 : 0].add();
   }
   void rejected(Quota q) noexcept { quota_rejections[idx(q)].add(); }
+  void tcpConnectionRefused(ConnectionLimit l) noexcept { tcp_connections_refused[idx(l)].add(); }
   std::int64_t activeAllocations() const noexcept {
     std::int64_t n = 0;
     for (const auto& by_family : allocations_active) {
