@@ -30,7 +30,8 @@ TEST_CASE("tern --help lists the subcommands and serve --help every option") {
   CHECK(serve.status == 0);
   for (const char* option : {"--listen", "--workers", "--log-level", "--log-format", "--config",
                              "--print-config", "--udp-receive-buffer", "--tcp-idle-timeout", "--oauth-key-file",
-                             "--oauth-server-name"}) {
+                             "--oauth-server-name", "--unauthenticated-rate", "--unauthenticated-burst",
+                             "--max-tcp-connections-per-ip", "--max-tcp-connections"}) {
     CHECK_MESSAGE(serve.output.find(option) != std::string::npos, option);
   }
 }
