@@ -33,6 +33,10 @@ namespace {
 tern::core::ServerOptions withSoftware(const char* software) {
   tern::core::ServerOptions o;
   o.software = software;
+  // A server per input: a small source table keeps that cheap, and a small burst lets an
+  // input reach the drops.
+  o.unauthenticated_sources = 64;
+  o.unauthenticated = {10, 20};
   return o;
 }
 
