@@ -50,13 +50,14 @@ std::string secretFile() {
 }
 
 auth::RestCredential credential(const std::string& user) {
-  return auth::mintRestCredential(kSecret, user, static_cast<std::int64_t>(std::time(nullptr)), 3600);
+  return auth::mintRestCredential(kSecret, user, static_cast<std::int64_t>(std::time(nullptr)),
+                                  3600);
 }
 
 std::vector<std::string> relayArgs(std::vector<std::string> extra = {}) {
-  std::vector<std::string> args{"--realm",        "tern.test",     "--auth-secret-file", secretFile(),
-                                "--relay-ip",     "127.0.0.1",     "--relay-ports",      "64500-64999",
-                                "--allow-peer",   "127.0.0.0/8",   "--metrics-listen",   "127.0.0.1:0"};
+  std::vector<std::string> args{"--realm",      "tern.test",   "--auth-secret-file", secretFile(),
+                                "--relay-ip",   "127.0.0.1",   "--relay-ports",      "64500-64999",
+                                "--allow-peer", "127.0.0.0/8", "--metrics-listen",   "127.0.0.1:0"};
   args.insert(args.end(), extra.begin(), extra.end());
   return args;
 }
@@ -85,7 +86,9 @@ std::size_t count(const std::string& text, const std::string& what) {
   return n;
 }
 
-wire::SocketAddress on(const char* host, std::uint16_t port = 0) { return test::socketAddress(host, port); }
+wire::SocketAddress on(const char* host, std::uint16_t port = 0) {
+  return test::socketAddress(host, port);
+}
 
 // Sends the i-th of a flood no earlier than `rate` a second allows: bounded in time as well
 // as count, so the flood measures tern's limits, not the loopback's buffers.
@@ -93,10 +96,13 @@ class Pacer {
  public:
   explicit Pacer(double per_second) : per_second_(per_second) {}
   void wait(std::size_t i) const {
-    std::this_thread::sleep_until(start_ + std::chrono::duration_cast<Clock::duration>(
-                                               std::chrono::duration<double>(static_cast<double>(i) / per_second_)));
+    std::this_thread::sleep_until(
+        start_ + std::chrono::duration_cast<Clock::duration>(
+                     std::chrono::duration<double>(static_cast<double>(i) / per_second_)));
   }
-  double elapsedSeconds() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
+  double elapsedSeconds() const {
+    return std::chrono::duration<double>(Clock::now() - start_).count();
+  }
 
  private:
   double per_second_;
@@ -110,7 +116,8 @@ std::vector<std::uint8_t> request(std::uint16_t type, std::uint32_t n,
   tid.fill(0xAB);
   wire::storeU32(tid.data(), n);
   std::vector<std::uint8_t> buf(70'000);
-  wire::MessageBuilder b(buf, static_cast<wire::Method>(type & 0x3EEF), wire::MessageClass::kRequest, tid);
+  wire::MessageBuilder b(buf, static_cast<wire::Method>(type & 0x3EEF),
+                         wire::MessageClass::kRequest, tid);
   if (add) add(b);
   buf.resize(b.finish()->size());
   // The class bits of `type` (responses, indications) go in as they are.
@@ -119,7 +126,8 @@ std::vector<std::uint8_t> request(std::uint16_t type, std::uint32_t n,
 }
 
 // Datagrams waiting on `sockets`, read until none has arrived for `quiet`.
-std::size_t drainDatagrams(const std::vector<io::FileDescriptor>& sockets, std::chrono::milliseconds quiet) {
+std::size_t drainDatagrams(const std::vector<io::FileDescriptor>& sockets,
+                           std::chrono::milliseconds quiet) {
   std::size_t n = 0;
   auto last = Clock::now();
   std::vector<pollfd> polls;
@@ -136,9 +144,11 @@ std::size_t drainDatagrams(const std::vector<io::FileDescriptor>& sockets, std::
   return n;
 }
 
-std::vector<io::FileDescriptor> udpSockets(const char* host, std::size_t n, const wire::SocketAddress& server) {
+std::vector<io::FileDescriptor> udpSockets(const char* host, std::size_t n,
+                                           const wire::SocketAddress& server) {
   std::vector<io::FileDescriptor> sockets;
-  for (std::size_t i = 0; i < n; ++i) sockets.push_back(test::connectedSocket(false, on(host), server));
+  for (std::size_t i = 0; i < n; ++i)
+    sockets.push_back(test::connectedSocket(false, on(host), server));
   return sockets;
 }
 
@@ -154,8 +164,10 @@ class VoiceCall {
         peer_(on(kPeerHost, peer_port)) {
     REQUIRE(client_.transact([&] { return client_.session.allocate({}); }) == Outcome::kSuccess);
     const wire::SocketAddress peers[] = {peer_};
-    REQUIRE(client_.transact([&] { return client_.session.createPermission(peers); }) == Outcome::kSuccess);
-    REQUIRE(client_.transact([&] { return client_.session.channelBind(kChannel, peer_); }) == Outcome::kSuccess);
+    REQUIRE(client_.transact([&] { return client_.session.createPermission(peers); }) ==
+            Outcome::kSuccess);
+    REQUIRE(client_.transact([&] { return client_.session.channelBind(kChannel, peer_); }) ==
+            Outcome::kSuccess);
   }
   ~VoiceCall() {
     if (thread_.joinable()) thread_.join();
@@ -174,7 +186,8 @@ class VoiceCall {
   void checkAllocationWorks() {
     CHECK(client_.transact([&] { return client_.session.refresh(600); }) == Outcome::kSuccess);
     const wire::SocketAddress peers[] = {peer_};
-    CHECK(client_.transact([&] { return client_.session.createPermission(peers); }) == Outcome::kSuccess);
+    CHECK(client_.transact([&] { return client_.session.createPermission(peers); }) ==
+          Outcome::kSuccess);
   }
 
  private:
@@ -183,12 +196,14 @@ class VoiceCall {
     std::uint8_t buf[2048];
     const auto collect = [&](Clock::time_point until) {
       while (Clock::now() < until) {
-        const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
+        const auto wait =
+            std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
         pollfd p{client_.fd.get(), POLLIN, 0};
         if (::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(wait.count(), 0))) <= 0) continue;
         const ssize_t n = ::recv(client_.fd.get(), buf, sizeof buf, MSG_DONTWAIT);
         if (n <= 0) continue;
-        const auto data = wire::ChannelDataView::parse(wire::Bytes{buf, static_cast<std::size_t>(n)});
+        const auto data =
+            wire::ChannelDataView::parse(wire::Bytes{buf, static_cast<std::size_t>(n)});
         if (!data || data->channel != kChannel || data->data.size() != 160) continue;
         received_.insert(wire::loadU32(data->data.data()));
       }
@@ -220,12 +235,15 @@ void checkCallHeld(VoiceCall& call, std::uint32_t packets) {
 }
 
 std::vector<std::uint8_t> allocateWithoutCredentials(std::uint32_t n) {
-  return request(0x0003, n, [](wire::MessageBuilder& b) { b.add(wire::attr::RequestedTransport{}); });
+  return request(0x0003, n,
+                 [](wire::MessageBuilder& b) { b.add(wire::attr::RequestedTransport{}); });
 }
 
 }  // namespace
 
-TEST_CASE("Allocates without credentials flooded from many ports are mostly dropped, and a call loses nothing") {
+TEST_CASE(
+    "Allocates without credentials flooded from many ports are mostly dropped, and a call loses "
+    "nothing") {
   // Small limits, so a flood of a few thousand shows them: 100 answers at once and 50 a
   // second per worker.
   TernServer server(relayArgs({"--unauthenticated-rate", "50", "--unauthenticated-burst", "100"}));
@@ -259,7 +277,8 @@ TEST_CASE("Allocates without credentials flooded from many ports are mostly drop
   // Every request of the flood was either answered (401) or dropped and counted; the
   // caller's own Allocate earned one 401 too.
   CHECK(limited + static_cast<double>(answers) == doctest::Approx(kFlood).epsilon(0.01));
-  CHECK(sample(metrics, "tern_requests_total{method=\"allocate\",code=\"401\"}") == static_cast<double>(answers + 1));
+  CHECK(sample(metrics, "tern_requests_total{method=\"allocate\",code=\"401\"}") ==
+        static_cast<double>(answers + 1));
   // The operator hears of it once per worker and source, not once per packet.
   const std::string log = server.process().output();
   CHECK(count(log, "source over the unauthenticated request limit") >= 1);
@@ -267,7 +286,8 @@ TEST_CASE("Allocates without credentials flooded from many ports are mostly drop
   CHECK(log.find("source=127.0.0.3 transport=udp") != std::string::npos);
   // Another address is not disturbed: a new caller gets its 401 and allocates.
   const auto other = credential("other");
-  test::TurnTestClient newcomer(on(kCallerHost), server.udp(), other.username, other.password, false);
+  test::TurnTestClient newcomer(on(kCallerHost), server.udp(), other.username, other.password,
+                                false);
   CHECK(newcomer.transact([&] { return newcomer.session.allocate({}); }) == Outcome::kSuccess);
   CHECK(server.process().stop(SIGTERM) == 0);
 }
@@ -310,13 +330,16 @@ TEST_CASE("signed Allocates flooded past the per-user quota get 486, and a call 
   CHECK(sample(metrics, "tern_allocations_active{transport=\"udp\",family=\"ipv4\"}") == 11);
   // Other users are not held to the flooder's quota.
   const auto other = credential("other");
-  test::TurnTestClient newcomer(on(kCallerHost), server.udp(), other.username, other.password, false);
+  test::TurnTestClient newcomer(on(kCallerHost), server.udp(), other.username, other.password,
+                                false);
   CHECK(newcomer.transact([&] { return newcomer.session.allocate({}); }) == Outcome::kSuccess);
   CHECK(server.process().output().find("code=486") != std::string::npos);
   CHECK(server.process().stop(SIGTERM) == 0);
 }
 
-TEST_CASE("malformed and hostile input of every class gets its answer or a counted drop, and a call loses nothing") {
+TEST_CASE(
+    "malformed and hostile input of every class gets its answer or a counted drop, and a call "
+    "loses nothing") {
   TernServer server(relayArgs());
   test::EchoPeer peer(kPeerHost);
   VoiceCall call(server.udp(), peer.port());
@@ -331,7 +354,8 @@ TEST_CASE("malformed and hostile input of every class gets its answer or a count
 
   // A signed request with a comprehension-required attribute tern does not know: what a
   // client with an extension tern lacks sends. Authenticated, so it earns a signed 420.
-  const auto key = auth::longTermKey(auth::PasswordAlgorithmId::kMd5, flood.username, "tern.test", flood.password);
+  const auto key = auth::longTermKey(auth::PasswordAlgorithmId::kMd5, flood.username, "tern.test",
+                                     flood.password);
   const auto signed_unknown = [&](std::uint32_t n) {
     return request(0x0004, n, [&](wire::MessageBuilder& b) {
       b.addRaw(0x0077, std::vector<std::uint8_t>(4, 9));
@@ -382,17 +406,21 @@ TEST_CASE("malformed and hostile input of every class gets its answer or a count
        false, 0},
       {"an unknown comprehension-required attribute in a Binding (420)",
        [](std::uint32_t n) {
-         return request(0x0001, n, [](wire::MessageBuilder& b) { b.addRaw(0x0077, std::vector<std::uint8_t>(4, 1)); });
+         return request(0x0001, n, [](wire::MessageBuilder& b) {
+           b.addRaw(0x0077, std::vector<std::uint8_t>(4, 1));
+         });
        },
        false, 1},
       {"an attribute that runs past the message (400)",
        [](std::uint32_t n) {
-         auto m = request(0x0003, n, [](wire::MessageBuilder& b) { b.add(wire::attr::RequestedTransport{}); });
+         auto m = request(0x0003, n,
+                          [](wire::MessageBuilder& b) { b.add(wire::attr::RequestedTransport{}); });
          m[20 + 3] = 64;
          return m;
        },
        false, 1},
-      {"a signed Refresh with an unknown comprehension-required attribute (420)", signed_unknown, true, 1},
+      {"a signed Refresh with an unknown comprehension-required attribute (420)", signed_unknown,
+       true, 1},
       {"ChannelData on a channel never bound",
        [](std::uint32_t n) {
          std::vector<std::uint8_t> payload(160, 0x33);
@@ -401,20 +429,24 @@ TEST_CASE("malformed and hostile input of every class gets its answer or a count
        },
        true, 0},
       {"ChannelData without an allocation",
-       [](std::uint32_t) { return client::TurnSession::channelData(0x4000, std::vector<std::uint8_t>(160, 1), false); },
+       [](std::uint32_t) {
+         return client::TurnSession::channelData(0x4000, std::vector<std::uint8_t>(160, 1), false);
+       },
        false, 0},
       {"a Send indication to a peer without a permission",
        [&](std::uint32_t) {
          return client::TurnSession::sendIndication(unpermitted, std::vector<std::uint8_t>(160, 2));
        },
        true, 0},
-      {"a success response sent to the server", [](std::uint32_t n) { return request(0x0101, n); }, false, 0},
+      {"a success response sent to the server", [](std::uint32_t n) { return request(0x0101, n); },
+       false, 0},
   };
   constexpr std::uint32_t kEach = 100;
   const Pacer pacer(800);
   std::size_t sent = 0;
   std::vector<io::FileDescriptor> sockets;  // one per class not sent on the allocation
-  for (std::size_t k = 0; k < classes.size(); ++k) sockets.push_back(test::connectedSocket(false, on(kFloodHost), server.udp()));
+  for (std::size_t k = 0; k < classes.size(); ++k)
+    sockets.push_back(test::connectedSocket(false, on(kFloodHost), server.udp()));
   for (std::uint32_t n = 0; n < kEach; ++n) {
     for (std::size_t k = 0; k < classes.size(); ++k) {
       pacer.wait(sent++);
@@ -462,7 +494,9 @@ TEST_CASE("malformed and hostile input of every class gets its answer or a count
   checkCallHeld(call, kPackets);
 
   const auto after = metricsOf(server);
-  const auto delta = [&](const char* reason) { return dropped(after, reason) - dropped(before, reason); };
+  const auto delta = [&](const char* reason) {
+    return dropped(after, reason) - dropped(before, reason);
+  };
   CHECK(delta("malformed") == 2 * kEach);
   CHECK(delta("bad_fingerprint") == kEach);
   CHECK(delta("no_channel") == kEach);
@@ -480,13 +514,17 @@ TEST_CASE("malformed and hostile input of every class gets its answer or a count
   CHECK(server.process().stop(SIGTERM) == 0);
 }
 
-TEST_CASE("TCP connections flooded past the per-address and total limits are reset at accept, and a call loses nothing") {
-  TernServer server(relayArgs({"--max-tcp-connections-per-ip", "16", "--max-tcp-connections", "40"}));
+TEST_CASE(
+    "TCP connections flooded past the per-address and total limits are reset at accept, and a call "
+    "loses nothing") {
+  TernServer server(
+      relayArgs({"--max-tcp-connections-per-ip", "16", "--max-tcp-connections", "40"}));
   test::EchoPeer peer(kPeerHost);
   VoiceCall call(server.udp(), peer.port());
   // A TCP caller holds one connection from the start.
   const auto tcp_caller = credential("tcp-caller");
-  test::TurnTestClient over_tcp(on(kCallerHost), server.tcp(), tcp_caller.username, tcp_caller.password, true);
+  test::TurnTestClient over_tcp(on(kCallerHost), server.tcp(), tcp_caller.username,
+                                tcp_caller.password, true);
   REQUIRE(over_tcp.transact([&] { return over_tcp.session.allocate({}); }) == Outcome::kSuccess);
   constexpr std::uint32_t kPackets = 250;
   call.start(kPackets);
@@ -537,14 +575,18 @@ TEST_CASE("TCP connections flooded past the per-address and total limits are res
   while (Clock::now() < give_up && sample(metricsOf(server), "tern_tcp_connections_open") > 1 + 7) {
     std::this_thread::sleep_for(50ms);
   }
-  test::TurnTestClient again(on(kFloodHost), server.tcp(), tcp_caller.username, tcp_caller.password, true);
+  test::TurnTestClient again(on(kFloodHost), server.tcp(), tcp_caller.username, tcp_caller.password,
+                             true);
   CHECK(again.transact([&] { return again.session.allocate({}); }) == Outcome::kSuccess);
   CHECK(server.process().stop(SIGTERM) == 0);
 }
 
-TEST_CASE("a DTLS ClientHello from a spoofable address earns a HelloVerifyRequest smaller than itself (RFC 6347 §4.2.1)") {
+TEST_CASE(
+    "a DTLS ClientHello from a spoofable address earns a HelloVerifyRequest smaller than itself "
+    "(RFC 6347 §4.2.1)") {
   const auto& certs = test::testCertificates();
-  TernServer server(relayArgs({"--dtls-listen", "127.0.0.1:0", "--cert", certs.chain, "--key", certs.key}));
+  TernServer server(
+      relayArgs({"--dtls-listen", "127.0.0.1:0", "--cert", certs.chain, "--key", certs.key}));
   // A real ClientHello, from OpenSSL's DTLS client over memory BIOs.
   std::unique_ptr<SSL_CTX, io::SslCtxFree> ctx(SSL_CTX_new(DTLS_client_method()));
   REQUIRE(ctx);
@@ -555,7 +597,8 @@ TEST_CASE("a DTLS ClientHello from a spoofable address earns a HelloVerifyReques
   SSL_set_connect_state(ssl.get());
   (void)SSL_do_handshake(ssl.get());
   std::vector<std::uint8_t> hello(static_cast<std::size_t>(BIO_ctrl_pending(out)));
-  REQUIRE(BIO_read(out, hello.data(), static_cast<int>(hello.size())) == static_cast<int>(hello.size()));
+  REQUIRE(BIO_read(out, hello.data(), static_cast<int>(hello.size())) ==
+          static_cast<int>(hello.size()));
   REQUIRE(hello.size() > 100);
 
   // A spoofer sends it once and never answers: what reaches the victim in 3 s (a whole

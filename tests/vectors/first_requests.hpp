@@ -11,7 +11,8 @@ namespace tern::test::vectors {
 // Headless Chromium (Debian's), RTCPeerConnection with a turn: URL over UDP: first a bare
 // Binding on the TURN socket, then an Allocate with REQUESTED-TRANSPORT alone.
 inline constexpr std::string_view kChromiumBinding = "000100002112a4425564412f694f487341757a4f";
-inline constexpr std::string_view kChromiumAllocate = "000300082112a4424248595a585a6c6c4d4347700019000411000000";
+inline constexpr std::string_view kChromiumAllocate =
+    "000300082112a4424248595a585a6c6c4d4347700019000411000000";
 
 // python3-aioice's TURN client: LIFETIME 600, REQUESTED-TRANSPORT.
 inline constexpr std::string_view kAioiceAllocate =

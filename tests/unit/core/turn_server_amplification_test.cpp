@@ -42,13 +42,18 @@ TEST_CASE("answers to unauthenticated UDP requests stay within a bound per reque
   const std::vector<RequestClass> classes = {
       {"Chromium's first Binding", test::fromHex(test::vectors::kChromiumBinding), 0, 1.6},
       {"turnutils_stunclient's Binding", test::fromHex(test::vectors::kStunclientBinding), 0, 1.6},
-      {"Chromium's first Allocate (REQUESTED-TRANSPORT only: the smallest that earns the challenge)",
+      {"Chromium's first Allocate (REQUESTED-TRANSPORT only: the smallest that earns the "
+       "challenge)",
        test::fromHex(test::vectors::kChromiumAllocate), 401, 3.6},
       {"python3-aioice's first Allocate", test::fromHex(test::vectors::kAioiceAllocate), 401, 2.8},
-      {"turnutils_uclient's RTP Allocate", test::fromHex(test::vectors::kUclientRtpAllocate), 401, 1.8},
-      {"turnutils_uclient's RTCP Allocate", test::fromHex(test::vectors::kUclientRtcpAllocate), 401, 2.0},
-      {"turnutils_uclient -c Allocate", test::fromHex(test::vectors::kUclientSingleAllocate), 401, 2.1},
-      {"a Binding with an unknown comprehension-required attribute", message(0x0001, "00770004aabbccdd"), 420, 1.3},
+      {"turnutils_uclient's RTP Allocate", test::fromHex(test::vectors::kUclientRtpAllocate), 401,
+       1.8},
+      {"turnutils_uclient's RTCP Allocate", test::fromHex(test::vectors::kUclientRtcpAllocate), 401,
+       2.0},
+      {"turnutils_uclient -c Allocate", test::fromHex(test::vectors::kUclientSingleAllocate), 401,
+       2.1},
+      {"a Binding with an unknown comprehension-required attribute",
+       message(0x0001, "00770004aabbccdd"), 420, 1.3},
       {"a bare Allocate (no REQUESTED-TRANSPORT)", message(0x0003), 400, 1.4},
       {"a bare Refresh", message(0x0004), 400, 1.4},
       {"a bare CreatePermission", message(0x0008), 400, 1.4},
@@ -79,7 +84,9 @@ TEST_CASE("answers to unauthenticated UDP requests stay within a bound per reque
   }
 }
 
-TEST_CASE("a Binding from an IPv6 client is answered with its 20-byte XOR-MAPPED-ADDRESS and nothing more") {
+TEST_CASE(
+    "a Binding from an IPv6 client is answered with its 20-byte XOR-MAPPED-ADDRESS and nothing "
+    "more") {
   TurnHarness h;
   const core::FiveTuple tuple{core::Transport::kUdp, test::socketAddress("[2001:db8::5]:40000"),
                               test::socketAddress("[2001:db8::1]:3478")};
@@ -89,7 +96,8 @@ TEST_CASE("a Binding from an IPv6 client is answered with its 20-byte XOR-MAPPED
   CHECK(h.output.sent[0].bytes.size() == 44);  // x2.2: the address is the point of the answer
 }
 
-TEST_CASE("the 401 challenge is exactly what RFC 8489 §9.2.4 requires, in the order a client reads it") {
+TEST_CASE(
+    "the 401 challenge is exactly what RFC 8489 §9.2.4 requires, in the order a client reads it") {
   TurnHarness h;
   const auto request = test::fromHex(test::vectors::kChromiumAllocate);
   h.fromClient(test::udpTuple("203.0.113.5:40000"), test::bytesOf(request));
@@ -97,8 +105,9 @@ TEST_CASE("the 401 challenge is exactly what RFC 8489 §9.2.4 requires, in the o
   const Reply answer(h.output.sent[0].bytes);
   std::vector<std::uint16_t> types;
   answer.view().forEachAttribute([&](const wire::RawAttribute& a) { types.push_back(a.type); });
-  CHECK(types == std::vector<std::uint16_t>{static_cast<std::uint16_t>(AttributeType::kErrorCode),
-                                            static_cast<std::uint16_t>(AttributeType::kRealm),
-                                            static_cast<std::uint16_t>(AttributeType::kNonce),
-                                            static_cast<std::uint16_t>(AttributeType::kPasswordAlgorithms)});
+  CHECK(types ==
+        std::vector<std::uint16_t>{static_cast<std::uint16_t>(AttributeType::kErrorCode),
+                                   static_cast<std::uint16_t>(AttributeType::kRealm),
+                                   static_cast<std::uint16_t>(AttributeType::kNonce),
+                                   static_cast<std::uint16_t>(AttributeType::kPasswordAlgorithms)});
 }

@@ -51,7 +51,9 @@ Reply lastReply(const TurnHarness& h) { return Reply(h.output.sent.back().bytes)
 
 }  // namespace
 
-TEST_CASE("401s to one address share one bucket whatever the ports; the rest are dropped, counted, reported once") {
+TEST_CASE(
+    "401s to one address share one bucket whatever the ports; the rest are dropped, counted, "
+    "reported once") {
   TurnHarness h(limited(10, 20));
   // A reflection attack aims at an IP and varies the ports: the bucket is the IP's.
   CHECK(answeredOf(h, "203.0.113.5", 50, bare(Method::kAllocate)) == 20);
@@ -70,12 +72,14 @@ TEST_CASE("401s to one address share one bucket whatever the ports; the rest are
   CHECK(h.output.rate_limited.size() == 2);
 }
 
-TEST_CASE("Binding responses, 420s, 400s to malformed requests and forged nonces all take a token") {
+TEST_CASE(
+    "Binding responses, 420s, 400s to malformed requests and forged nonces all take a token") {
   TurnHarness h(limited(1, 5));
   auto unknown = bare(Method::kBinding);
   {
     std::vector<std::uint8_t> buf(64);
-    wire::MessageBuilder b(buf, Method::kBinding, wire::MessageClass::kRequest, wire::TransactionId{});
+    wire::MessageBuilder b(buf, Method::kBinding, wire::MessageClass::kRequest,
+                           wire::TransactionId{});
     b.addRaw(0x0077, std::vector<std::uint8_t>{1, 2, 3, 4});
     buf.resize(b.finish()->size());
     unknown = buf;
@@ -85,7 +89,8 @@ TEST_CASE("Binding responses, 420s, 400s to malformed requests and forged nonces
   malformed[3] = 4;
   TestClient forger(h, test::udpTuple("203.0.113.5:7000"));
   forger.session.setNonce("obMatJos2AAABforged-nonce-of-no-use");
-  const auto forged = forger.build(Method::kAllocate, [](wire::MessageBuilder& b) { b.add(wire::attr::RequestedTransport{}); });
+  const auto forged = forger.build(
+      Method::kAllocate, [](wire::MessageBuilder& b) { b.add(wire::attr::RequestedTransport{}); });
 
   CHECK(answeredOf(h, "203.0.113.5", 1, bare(Method::kBinding)) == 1);
   CHECK(lastReply(h).success());
@@ -98,7 +103,8 @@ TEST_CASE("Binding responses, 420s, 400s to malformed requests and forged nonces
   CHECK(answeredOf(h, "203.0.113.5", 1, bare(Method::kRefresh)) == 1);
   CHECK(lastReply(h).code() == 400);
   // The bucket is empty: every class is now dropped alike.
-  for (const auto& request : {bare(Method::kBinding), unknown, malformed, forged, bare(Method::kAllocate)}) {
+  for (const auto& request :
+       {bare(Method::kBinding), unknown, malformed, forged, bare(Method::kAllocate)}) {
     CHECK(answeredOf(h, "203.0.113.5", 1, request) == 0);
   }
   CHECK(h.dropped(metrics::DropReason::kRateLimited) == 5);
@@ -116,9 +122,10 @@ TEST_CASE("requests with valid credentials never count and are never dropped") {
   // A second allocation from the same host, signed with the nonce the first one learnt.
   TestClient second(h, test::udpTuple("203.0.113.5:7001"));
   second.session.setNonce(c.session.nonce());
-  CHECK(second.request(Method::kAllocate, [](wire::MessageBuilder& b) {
-                 b.add(wire::attr::RequestedTransport{});
-               }).success());
+  CHECK(second
+            .request(Method::kAllocate,
+                     [](wire::MessageBuilder& b) { b.add(wire::attr::RequestedTransport{}); })
+            .success());
   // 438 goes only to a key holder (RFC 8489 §9.2.4): not counted, not dropped.
   h.advance(601s);
   CHECK(answeredOf(h, "203.0.113.5", 10, bare(Method::kAllocate)) == 2);
@@ -127,7 +134,9 @@ TEST_CASE("requests with valid credentials never count and are never dropped") {
   CHECK(h.dropped(metrics::DropReason::kRateLimited) == drops);
 }
 
-TEST_CASE("a source's UDP bucket and its TCP bucket are apart: a spoofer cannot starve the victim's TCP clients") {
+TEST_CASE(
+    "a source's UDP bucket and its TCP bucket are apart: a spoofer cannot starve the victim's TCP "
+    "clients") {
   TurnHarness h(limited(1, 3));
   CHECK(answeredOf(h, "203.0.113.5", 10, bare(Method::kAllocate)) == 3);
   CHECK(answeredOf(h, "203.0.113.5", 10, bare(Method::kAllocate), true) == 3);
@@ -148,7 +157,9 @@ TEST_CASE("a reload's limits apply from the next request") {
   CHECK(answeredOf(h, "203.0.113.5", 5, bare(Method::kBinding)) == 5);
 }
 
-TEST_CASE("over UDP a 401 carries what RFC 8489 §9.2.4 requires and nothing optional; over TCP it keeps SOFTWARE and its reason") {
+TEST_CASE(
+    "over UDP a 401 carries what RFC 8489 §9.2.4 requires and nothing optional; over TCP it keeps "
+    "SOFTWARE and its reason") {
   TurnHarness h;
   REQUIRE(answeredOf(h, "203.0.113.5", 1, bare(Method::kAllocate, true)) == 1);
   const Reply udp = lastReply(h);
@@ -166,7 +177,9 @@ TEST_CASE("over UDP a 401 carries what RFC 8489 §9.2.4 requires and nothing opt
   CHECK(tcp.has(AttributeType::kSoftware));
 }
 
-TEST_CASE("over UDP only an Allocate with REQUESTED-TRANSPORT earns the 401 challenge; other requests without credentials get a bare 400") {
+TEST_CASE(
+    "over UDP only an Allocate with REQUESTED-TRANSPORT earns the 401 challenge; other requests "
+    "without credentials get a bare 400") {
   TurnHarness h;
   for (Method method : {Method::kRefresh, Method::kCreatePermission, Method::kChannelBind}) {
     CAPTURE(static_cast<int>(method));
@@ -177,7 +190,8 @@ TEST_CASE("over UDP only an Allocate with REQUESTED-TRANSPORT earns the 401 chal
     CHECK(r.bytes().size() == 28);  // header and ERROR-CODE without a reason phrase
   }
   std::vector<std::uint8_t> allocate(20);
-  wire::MessageBuilder b(allocate, Method::kAllocate, wire::MessageClass::kRequest, wire::TransactionId{});
+  wire::MessageBuilder b(allocate, Method::kAllocate, wire::MessageClass::kRequest,
+                         wire::TransactionId{});
   allocate.resize(b.finish()->size());
   REQUIRE(answeredOf(h, "203.0.113.5", 1, allocate) == 1);
   CHECK(lastReply(h).code() == 400);

@@ -1,10 +1,10 @@
 // ConnectionLimits: TCP and TLS client connections per source and in all, shared by the
 // workers and checked at accept.
+#include "relay/io/connection_limits.hpp"
+
 #include <doctest/doctest.h>
 
 #include <string>
-
-#include "relay/io/connection_limits.hpp"
 
 using namespace tern;
 using io::ConnectionLimits;
