@@ -13,45 +13,21 @@ namespace tern::auth {
 
 namespace {
 
-constexpr char kHexDigits[] = "0123456789abcdef";
+constexpr std::uint64_t kTimeMask = (std::uint64_t{1} << (8 * NonceIssuer::kTimeBytes)) - 1;
 
-void appendHex(std::string& out, const std::uint8_t* p, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) {
-    out += kHexDigits[p[i] >> 4];
-    out += kHexDigits[p[i] & 0xF];
-  }
-}
-
-// Lowercase only: exactly one text per nonce, so an altered character never still matches.
-std::optional<std::uint8_t> hexNibble(char c) noexcept {
-  if (c >= '0' && c <= '9') return static_cast<std::uint8_t>(c - '0');
-  if (c >= 'a' && c <= 'f') return static_cast<std::uint8_t>(c - 'a' + 10);
-  return std::nullopt;
-}
-
-// Decodes 2 * out.size() hex digits; false on any other character.
-bool parseHex(std::string_view text, std::span<std::uint8_t> out) noexcept {
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    auto hi = hexNibble(text[2 * i]);
-    auto lo = hexNibble(text[2 * i + 1]);
-    if (!hi || !lo) return false;
-    out[i] = static_cast<std::uint8_t>((*hi << 4) | *lo);
-  }
-  return true;
-}
-
-std::array<std::uint8_t, 8> bigEndian(std::uint64_t v) noexcept {
-  std::array<std::uint8_t, 8> out{};
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    out[i] = static_cast<std::uint8_t>(v >> (8 * (out.size() - 1 - i)));
-  }
-  return out;
-}
-
-// Milliseconds since the steady clock's epoch, two's complement so any time point round-trips.
+// Milliseconds since the steady clock's epoch, two's complement, cut to the low 48 bits the
+// nonce carries; differences of such times are taken modulo 2^48.
 std::uint64_t millisecondsOf(SteadyTime t) noexcept {
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch());
-  return static_cast<std::uint64_t>(ms.count());
+  return static_cast<std::uint64_t>(ms.count()) & kTimeMask;
+}
+
+std::array<std::uint8_t, NonceIssuer::kTimeBytes> timeBytes(std::uint64_t time_ms) noexcept {
+  std::array<std::uint8_t, NonceIssuer::kTimeBytes> out{};
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    out[i] = static_cast<std::uint8_t>(time_ms >> (8 * (out.size() - 1 - i)));
+  }
+  return out;
 }
 
 std::array<std::uint8_t, 3> featureBytes(std::uint32_t features) noexcept {
@@ -68,9 +44,9 @@ NonceIssuer::NonceIssuer(std::array<std::uint8_t, 32> key, std::chrono::seconds 
   }
 }
 
-std::array<std::uint8_t, NonceIssuer::kTagBytes> NonceIssuer::tag(
-    std::uint64_t time_ms, std::uint32_t features, const wire::SocketAddress& client) const {
-  const auto time = bigEndian(time_ms);
+std::array<std::uint8_t, NonceIssuer::kTagBytes> NonceIssuer::tag(const std::array<std::uint8_t, kTimeBytes>& time,
+                                                                  std::uint32_t features,
+                                                                  const wire::SocketAddress& client) const {
   const auto feature_bytes = featureBytes(features);
   // The family byte keeps an IPv4 client and an IPv6 one apart even if a later change made
   // both addresses the same length.
@@ -85,27 +61,28 @@ std::array<std::uint8_t, NonceIssuer::kTagBytes> NonceIssuer::tag(
 std::string NonceIssuer::issue(const wire::SocketAddress& client, SteadyTime now,
                                std::uint32_t features) const {
   features &= 0xFFFFFF;
-  const std::uint64_t time_ms = millisecondsOf(now);
-  const auto time = bigEndian(time_ms);
-  const auto mac = tag(time_ms, features, client);
+  const auto time = timeBytes(millisecondsOf(now));
+  const auto mac = tag(time, features, client);
+  std::array<std::uint8_t, kTimeBytes + kTagBytes> stamp{};
+  std::copy(time.begin(), time.end(), stamp.begin());
+  std::copy(mac.begin(), mac.end(), stamp.begin() + kTimeBytes);
   std::string out;
   out.reserve(kNonceSize);
   out += kCookie;
   out += base64Encode(featureBytes(features));
-  appendHex(out, time.data(), time.size());
-  appendHex(out, mac.data(), mac.size());
+  out += base64Encode(stamp);
   return out;
 }
 
 NonceCheck NonceIssuer::check(std::string_view nonce, const wire::SocketAddress& client,
                               SteadyTime now) const {
   if (nonce.size() != kNonceSize || !nonce.starts_with(kCookie)) return NonceCheck::kInvalid;
-  const std::string_view rest = nonce.substr(kCookie.size() + kFeatureDigits);
-  std::array<std::uint8_t, 8> time{};
-  std::array<std::uint8_t, kTagBytes> received{};
-  if (!parseHex(rest.substr(0, kTimeDigits), time) || !parseHex(rest.substr(kTimeDigits), received)) {
-    return NonceCheck::kInvalid;
-  }
+  // The strict decoder leaves exactly one text per byte string, so an altered character
+  // never still matches.
+  const auto stamp = base64Decode(nonce.substr(kCookie.size() + kFeatureDigits));
+  if (!stamp || stamp->size() != kTimeBytes + kTagBytes) return NonceCheck::kInvalid;
+  std::array<std::uint8_t, kTimeBytes> time{};
+  std::copy_n(stamp->begin(), kTimeBytes, time.begin());
   std::uint64_t issued_ms = 0;
   for (std::uint8_t b : time) issued_ms = (issued_ms << 8) | b;
   // featuresOf() is 0 for a malformed set, and 0 never matches a tag made over another
@@ -114,10 +91,13 @@ NonceCheck NonceIssuer::check(std::string_view nonce, const wire::SocketAddress&
   if (features == 0 && nonce.substr(kCookie.size(), kFeatureDigits) != "AAAA") return NonceCheck::kInvalid;
 
   // DESIGN.md §4: constant-time MAC comparison, and the time is trusted only once it verifies.
-  if (!constantTimeEqual(tag(issued_ms, features, client), received)) return NonceCheck::kInvalid;
+  const Bytes received{stamp->data() + kTimeBytes, kTagBytes};
+  if (!constantTimeEqual(tag(time, features, client), received)) return NonceCheck::kInvalid;
 
-  // Unsigned subtraction wraps, so the difference is right for any two time points.
-  const auto age_ms = static_cast<std::int64_t>(millisecondsOf(now) - issued_ms);
+  // Differences modulo 2^48, read as signed: right for any two time points 4000 years apart.
+  const std::uint64_t age = (millisecondsOf(now) - issued_ms) & kTimeMask;
+  const std::int64_t wrap = static_cast<std::int64_t>(kTimeMask) + 1;
+  const std::int64_t age_ms = static_cast<std::int64_t>(age) - (age >= kTimeMask / 2 + 1 ? wrap : 0);
   const auto lifetime_ms = std::chrono::milliseconds{lifetime_}.count();
   const auto skew_ms = std::chrono::milliseconds{kFutureSkew}.count();
   if (age_ms > lifetime_ms || age_ms < -skew_ms) return NonceCheck::kStale;

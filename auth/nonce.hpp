@@ -38,18 +38,19 @@ enum class NonceCheck : std::uint8_t {
 class NonceIssuer {
  public:
   // The nonce text: the RFC 8489 §9.2 nonce cookie ("obMatJos2" and the security feature
-  // set as 4 base64 characters of 24 bits), 16 lowercase hex digits of the issue time
-  // (milliseconds since the steady clock's epoch, as an unsigned 64-bit number), then 24
-  // lowercase hex digits of HMAC-SHA256(key, time || features || family || address)
-  // truncated to 96 bits. The MAC covers the feature bits, so nobody between client and
-  // server can clear them to bid a client down (RFC 8489 §9.2.1). 53 printable ASCII
-  // characters, well under RFC 8489 §14.10's 128.
+  // set as 4 base64 characters of 24 bits), then 24 base64 characters of 18 bytes: the issue
+  // time (milliseconds since the steady clock's epoch, its low 48 bits: 8900 years before
+  // they wrap) and HMAC-SHA256(key, time || features || family || address) truncated to 96
+  // bits. The MAC covers the feature bits, so nobody between client and server can clear
+  // them to bid a client down (RFC 8489 §9.2.1). 37 printable ASCII characters, well under
+  // RFC 8489 §14.10's 128, and as short as that allows: every unauthenticated 401 carries
+  // one, and those answers are what a spoofed flood would try to reflect.
   static constexpr std::string_view kCookie = "obMatJos2";
   static constexpr std::size_t kFeatureDigits = 4;
-  static constexpr std::size_t kTimeDigits = 16;
+  static constexpr std::size_t kTimeBytes = 6;
   static constexpr std::size_t kTagBytes = 12;
-  static constexpr std::size_t kTagDigits = 2 * kTagBytes;
-  static constexpr std::size_t kNonceSize = kCookie.size() + kFeatureDigits + kTimeDigits + kTagDigits;
+  static constexpr std::size_t kStampDigits = (kTimeBytes + kTagBytes) / 3 * 4;
+  static constexpr std::size_t kNonceSize = kCookie.size() + kFeatureDigits + kStampDigits;
   // How far a nonce's time may lie ahead of `now` and still count: workers cache their loop
   // time, so a nonce issued on one thread can look slightly "future" on another.
   static constexpr std::chrono::seconds kFutureSkew{5};
@@ -75,7 +76,7 @@ class NonceIssuer {
   std::chrono::seconds lifetime() const noexcept { return lifetime_; }
 
  private:
-  std::array<std::uint8_t, kTagBytes> tag(std::uint64_t time_ms, std::uint32_t features,
+  std::array<std::uint8_t, kTagBytes> tag(const std::array<std::uint8_t, kTimeBytes>& time, std::uint32_t features,
                                           const wire::SocketAddress& client) const;
 
   std::array<std::uint8_t, 32> key_;

@@ -174,6 +174,17 @@ std::vector<prometheus::MetricFamily> CounterCollector::Collect() const {
     addSample(quota, {{"quota", std::string(labelOf(static_cast<Quota>(q)))}},
               sum([&](const WorkerCounters& w) -> const OneWriterCounter& { return w.quota_rejections[q]; }));
   }
+  auto refused = family("tern_tcp_connections_refused_total",
+                        "TCP and TLS client connections reset at accept, by the limit they were over.");
+  for (std::size_t l = 0; l < idx(ConnectionLimit::kCount); ++l) {
+    addSample(refused, {{"limit", std::string(labelOf(static_cast<ConnectionLimit>(l)))}},
+              sum([&](const WorkerCounters& w) -> const OneWriterCounter& { return w.tcp_connections_refused[l]; }));
+  }
+  auto connections_open = family("tern_tcp_connections_open", "TCP and TLS client connections open now.",
+                                 prometheus::MetricType::Gauge);
+  std::int64_t open_count = 0;
+  for (const WorkerCounters* w : workers_) open_count += w->tcp_connections_open.get();
+  addGauge(connections_open, {}, static_cast<double>(open_count));
   auto permissions = family("tern_permissions_active", "Live permissions over all allocations.",
                             prometheus::MetricType::Gauge);
   auto channels = family("tern_channels_active", "Live channel bindings over all allocations.",
@@ -219,7 +230,8 @@ std::vector<prometheus::MetricFamily> CounterCollector::Collect() const {
 
   std::vector<prometheus::MetricFamily> out;
   for (auto* f : {&received, &dropped, &responses, &packets, &bytes, &icmp, &moved, &pauses, &auth, &created,
-                  &active, &ended, &quota, &permissions, &channels, &lag, &handles, &suppressed,
+                  &active, &ended, &quota, &refused, &connections_open, &permissions, &channels, &lag, &handles,
+                  &suppressed,
                   &request_duration, &allocation_duration}) {
     out.push_back(std::move(*f));
   }

@@ -37,6 +37,7 @@ std::string_view labelOf(DropReason r) noexcept {
     case DropReason::kIcmpIgnored: return "icmp_ignored";
     case DropReason::kBandwidthLimit: return "bandwidth_limit";
     case DropReason::kUserBandwidthLimit: return "user_bandwidth_limit";
+    case DropReason::kRateLimited: return "rate_limited";
     case DropReason::kCount: break;
   }
   return "unknown";
@@ -122,6 +123,15 @@ std::string_view labelOf(Quota q) noexcept {
     case Quota::kChannels: return "channels";
     case Quota::kConnections: return "connections";
     case Quota::kCount: break;
+  }
+  return "unknown";
+}
+
+std::string_view labelOf(ConnectionLimit l) noexcept {
+  switch (l) {
+    case ConnectionLimit::kPerIp: return "per_ip";
+    case ConnectionLimit::kTotal: return "total";
+    case ConnectionLimit::kCount: break;
   }
   return "unknown";
 }

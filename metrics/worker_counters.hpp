@@ -75,6 +75,7 @@ enum class DropReason : std::uint8_t {
   kIcmpIgnored,     // RFC 8656 §11.5: an ICMP error of a type that is not passed on
   kBandwidthLimit,      // --max-bps: the allocation's bucket for that direction is empty
   kUserBandwidthLimit,  // --max-bps-per-user: the user's shared bucket is empty
+  kRateLimited,     // an unauthenticated request from a source over its answer limit
   kCount
 };
 enum class Direction : std::uint8_t { kClientToPeer, kPeerToClient, kCount };
@@ -89,6 +90,12 @@ enum class Quota : std::uint8_t {
   kPermissions,       // --max-permissions-per-allocation: 508
   kChannels,          // --max-channels-per-allocation: 508
   kConnections,       // --max-connections-per-allocation (RFC 6062)
+  kCount
+};
+// Which limit refused a TCP or TLS client connection at accept.
+enum class ConnectionLimit : std::uint8_t {
+  kPerIp,  // --max-tcp-connections-per-ip
+  kTotal,  // --max-tcp-connections
   kCount
 };
 // Outcomes of authentication (RFC 8489 §9.2.4), as label values.
@@ -116,6 +123,7 @@ std::string_view labelOf(AllocationEnd e) noexcept;
 std::string_view labelOf(Family f) noexcept;
 std::string_view labelOf(Quota q) noexcept;
 std::string_view labelOf(BandwidthLimitKind k) noexcept;
+std::string_view labelOf(ConnectionLimit l) noexcept;
 RequestMethod requestMethodOf(std::uint16_t stun_method) noexcept;
 // Index of `code` in kResponseCodes; codes tern never sends are counted as 500.
 std::size_t responseCodeIndex(std::uint16_t code) noexcept;
@@ -160,6 +168,9 @@ struct WorkerCounters {
   // RFC 6062 TCP connections that stopped reading until a bandwidth limit's bucket refilled
   // (bytes in a TCP pipe are paused, never dropped).
   std::array<OneWriterCounter, idx(BandwidthLimitKind::kCount)> bandwidth_pauses{};
+  // TCP and TLS client connections: refused at accept by a limit, and open now.
+  std::array<OneWriterCounter, idx(ConnectionLimit::kCount)> tcp_connections_refused{};
+  OneWriterGauge<std::int64_t> tcp_connections_open;
 
   void allocationCreated(ClientTransport t, Family f) noexcept {
     allocations_created[idx(t)][idx(f)].add();
@@ -178,6 +189,7 @@ struct WorkerCounters {
     allocations_moved[cross_worker ? 1 : 0].add();
   }
   void rejected(Quota q) noexcept { quota_rejections[idx(q)].add(); }
+  void tcpConnectionRefused(ConnectionLimit l) noexcept { tcp_connections_refused[idx(l)].add(); }
   std::int64_t activeAllocations() const noexcept {
     std::int64_t n = 0;
     for (const auto& by_family : allocations_active) {

@@ -6,6 +6,7 @@
 #include "relay/app/reload.hpp"
 #include "relay/app/service_notifier.hpp"
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <csignal>
@@ -68,6 +69,8 @@ class Server {
     relay_ips_ = relayAddresses(settings_);
     auth::randomBytes(nonce_key_);  // nonces do not outlive the process; clients just get 438
     quota_ = std::make_shared<io::SharedQuota>(settings_.max_allocations, settings_.max_allocations_per_user);
+    connection_limits_ =
+        std::make_shared<io::ConnectionLimits>(settings_.max_tcp_connections_per_ip, totalConnectionLimit(settings_));
     std::vector<BoundAddress> addresses;
     for (const auto& a : settings_.listen) addresses.push_back(bindAddress(a, settings_));
     std::vector<wire::SocketAddress> tls_addresses = settings_.tls_listen;
@@ -94,7 +97,7 @@ class Server {
       const auto [first, last] =
           io::PortPool::share(settings_.relay_port_min, settings_.relay_port_max, w, settings_.workers);
       io::WorkerSetup setup{shared.options, shared.services, relay_ips_, first, last, reservations_,
-                            shared.tls, shared.dtls, directory};
+                            shared.tls, shared.dtls, directory, connection_limits_};
       workers_.push_back(std::make_unique<io::Worker>(w, settings_, std::move(sockets), std::move(setup)));
       directory->workers.push_back(workers_.back().get());
     }
@@ -125,6 +128,14 @@ class Server {
     ports += '-';
     ports += std::to_string(settings_.relay_port_max);
     io::log::info("relaying", {{"relay_ips", relay_ips}, {"ports", ports}, {"realm", settings_.realm}});
+    // Each worker keeps its own buckets and the kernel spreads a source's ports over the
+    // workers, so a source with many ports (a NAT, or a spoofer) gets up to workers x rate.
+    io::log::info("abuse limits",
+                  {{"unauthenticated_per_second_per_worker", settings_.unauthenticated_rate},
+                   {"unauthenticated_burst_per_worker", settings_.unauthenticated_burst},
+                   {"unauthenticated_per_second_at_most", std::uint64_t{settings_.unauthenticated_rate} * settings_.workers},
+                   {"tcp_connections_per_ip", settings_.max_tcp_connections_per_ip},
+                   {"tcp_connections", totalConnectionLimit(settings_)}});
     warnIfFilesLimitCapsAllocations(relay_ips_.size());
     if (!settings_.hasCredentials()) {
       io::log::warn("no credentials configured: every TURN request is refused with 401; set "
@@ -247,6 +258,7 @@ class Server {
       return false;
     }
     quota_->setLimits(next.max_allocations, next.max_allocations_per_user);
+    connection_limits_->setLimits(next.max_tcp_connections_per_ip, totalConnectionLimit(next));
     io::log::configure(next.log_level, next.log_format);
     for (auto& worker : workers_) {
       worker->reconfigure(io::WorkerReload{r.options, r.services, r.tls, r.dtls, next.tcp_idle_timeout});
@@ -335,6 +347,13 @@ class Server {
     main_mailbox_.close();
   }
 
+  // --max-tcp-connections auto: half the descriptors this process may open, so a flood of
+  // connections leaves the other half for relay sockets (one per UDP allocation).
+  std::uint32_t totalConnectionLimit(const config::Settings& settings) const {
+    if (settings.max_tcp_connections) return *settings.max_tcp_connections;
+    return static_cast<std::uint32_t>(std::clamp<std::uint64_t>(files_limit_ / 2, 1, 10'000'000));
+  }
+
   // The relay range offers more allocations than descriptors allow: say so at start-up
   // rather than through 508s under load.
   void warnIfFilesLimitCapsAllocations(std::size_t relay_ip_count) const {
@@ -356,6 +375,7 @@ class Server {
   std::vector<std::uint16_t> listener_ports_;  // resolved at start-up, for the peer policy
   std::array<std::uint8_t, 32> nonce_key_{};
   std::shared_ptr<io::SharedQuota> quota_;
+  std::shared_ptr<io::ConnectionLimits> connection_limits_;
   std::shared_ptr<io::ReservationRegistry> reservations_ = std::make_shared<io::ReservationRegistry>();
   io::EventLoop loop_;
   io::Mailbox main_mailbox_{loop_};

@@ -172,6 +172,33 @@ void addServeOptions(CLI::App& app, Config& config) {
                  "part) on every worker (0: no limit)")
       ->type_name("BITS_PER_SECOND")
       ->capture_default_str();
+
+  // Abuse resistance.
+  app.add_option("--unauthenticated-rate", config.unauthenticated_rate,
+                 "Answers per second, on average, to requests without valid credentials (401s, Binding "
+                 "responses, 400s) from one source address (an IPv6 /64; UDP and TCP/TLS counted apart), per "
+                 "worker: a source whose packets spread over N workers gets up to N times this. Over it they "
+                 "are dropped and counted, so tern cannot be aimed at a spoofed victim. Generous so that "
+                 "hundreds of callers behind one NAT never notice (0: no limit)")
+      ->type_name("PER_SECOND")
+      ->capture_default_str();
+  app.add_option("--unauthenticated-burst", config.unauthenticated_burst,
+                 "Answers to requests without valid credentials that one source may get at once, before "
+                 "--unauthenticated-rate applies (a whole office starting its calls together)")
+      ->type_name("N")
+      ->capture_default_str();
+  app.add_option("--max-tcp-connections-per-ip", config.max_tcp_connections_per_ip,
+                 "TCP and TLS client connections from one IP address (an IPv6 /64), across workers; more are "
+                 "reset at once. Generous for offices whose callers reach TURN only over TLS, about two "
+                 "connections per caller (0: no limit)")
+      ->type_name("N")
+      ->capture_default_str();
+  app.add_option("--max-tcp-connections", config.max_tcp_connections,
+                 "TCP and TLS client connections in all, across workers; more are reset at once. auto: half the "
+                 "open files limit, so a flood of connections cannot take the descriptors relay sockets need "
+                 "(0: no limit)")
+      ->type_name("N|auto")
+      ->capture_default_str();
 }
 
 }  // namespace tern::config

@@ -244,6 +244,22 @@ void validateTurn(const Config& config, Settings& s, std::vector<std::string>& p
   s.max_bps_per_user = bitRate(problems, "max-bps-per-user", config.max_bps_per_user);
 }
 
+void validateAbuseLimits(const Config& config, Settings& s, std::vector<std::string>& problems) {
+  constexpr std::uint64_t kMaxBurst = 1'000'000;  // core::UnauthenticatedLimits::kMaxBurst
+  s.unauthenticated_rate =
+      number<std::uint32_t>(problems, "unauthenticated-rate", config.unauthenticated_rate, 0, kMaxBurst);
+  s.unauthenticated_burst =
+      number<std::uint32_t>(problems, "unauthenticated-burst", config.unauthenticated_burst, 1, kMaxBurst);
+  s.max_tcp_connections_per_ip = number<std::uint32_t>(problems, "max-tcp-connections-per-ip",
+                                                       config.max_tcp_connections_per_ip, 0, 10'000'000);
+  if (config.max_tcp_connections == "auto") {
+    s.max_tcp_connections.reset();
+  } else {
+    s.max_tcp_connections =
+        number<std::uint32_t>(problems, "max-tcp-connections", config.max_tcp_connections, 0, 10'000'000);
+  }
+}
+
 }  // namespace
 
 std::string_view levelName(LogLevel level) noexcept {
@@ -335,6 +351,7 @@ Expected<Settings, std::vector<std::string>> validate(const Config& config, unsi
   validateTls(config, s, problems);
   validateTurn(config, s, problems);
   validateOAuth(config, s, problems);
+  validateAbuseLimits(config, s, problems);
   if (!problems.empty()) return Unexpected{std::move(problems)};
   return s;
 }

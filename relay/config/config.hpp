@@ -78,6 +78,14 @@ struct Config {
   // Relayed application bits per second, each direction (K, M, G: 10^3, 10^6, 10^9); 0: none.
   std::string max_bps = "0";           // per allocation
   std::string max_bps_per_user = "0";  // shared by a user's allocations on every worker
+
+  // Abuse resistance. Answers to requests that prove nothing (401s, Binding responses, 400s)
+  // per source address, per worker: PER_SECOND on average, BURST at once; 0: no limit.
+  std::string unauthenticated_rate = "200";
+  std::string unauthenticated_burst = "2000";
+  // TCP and TLS client connections: from one address (an IPv6 /64), and in all; 0: no limit.
+  std::string max_tcp_connections_per_ip = "512";
+  std::string max_tcp_connections = "auto";  // auto: half the open files limit
 };
 
 struct StaticUser {
@@ -143,6 +151,12 @@ struct Settings {
   std::uint32_t max_connections_per_allocation = 64;
   std::uint64_t max_bps = 0;  // bits per second; 0: no limit
   std::uint64_t max_bps_per_user = 0;
+
+  std::uint32_t unauthenticated_rate = 200;  // 0: no limit
+  std::uint32_t unauthenticated_burst = 2000;
+  std::uint32_t max_tcp_connections_per_ip = 512;  // 0: no limit
+  // 0: no limit; unset (auto): half the open files limit, resolved at start-up.
+  std::optional<std::uint32_t> max_tcp_connections;
 
   bool hasCredentials() const noexcept { return !auth_secrets.empty() || !users.empty() || hasOAuth(); }
 };

@@ -13,7 +13,8 @@ void ResponseWriter::start(wire::MessageClass cls) noexcept {
   // RFC 8489 §6.3.1.1: same method and transaction id as the request.
   builder_.emplace(buffer_, static_cast<wire::Method>(request_.method()), cls,
                    request_.transaction_id);
-  if (!software_.empty()) builder_->add(wire::attr::Software{software_});
+  // RFC 8489 §14.14: SOFTWARE serves only diagnostics.
+  if (!software_.empty() && !minimal_) builder_->add(wire::attr::Software{software_});
 }
 
 wire::MessageBuilder& ResponseWriter::success() noexcept {
@@ -26,7 +27,8 @@ wire::MessageBuilder& ResponseWriter::error(std::uint16_t code, std::string_view
   code_ = code;
   reason_ = reason.empty() ? wire::defaultReason(code) : reason;
   start(wire::MessageClass::kErrorResponse);
-  builder_->add(wire::attr::ErrorCode{code, reason_});
+  // RFC 8489 §14.8: the reason phrase is for diagnostics; any text, none included, will do.
+  builder_->add(wire::attr::ErrorCode{code, minimal_ ? std::string_view{} : reason_});
   return *builder_;
 }
 

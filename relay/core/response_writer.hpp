@@ -39,6 +39,15 @@ class ResponseWriter {
   // The answer comes later (RFC 6062 Connect waits for the TCP handshake with the peer).
   void defer() noexcept { deferred_ = true; }
   bool deferred() const noexcept { return deferred_; }
+  // No answer at all: the request's source is over its limit of unauthenticated answers.
+  void drop() noexcept { dropped_ = true; }
+  bool dropped() const noexcept { return dropped_; }
+  // The answer goes to a source nothing verified (a UDP request without valid credentials),
+  // which may be a spoofed victim: leave out everything optional (SOFTWARE, the reason
+  // phrase), so tern reflects as few bytes as the protocol allows. reason() keeps the text
+  // for the log. Call before success() or error().
+  void setMinimal() noexcept { minimal_ = true; }
+  bool minimal() const noexcept { return minimal_; }
   // The builder of the response started by success() or error().
   wire::MessageBuilder& builder() noexcept { return *builder_; }
 
@@ -56,6 +65,8 @@ class ResponseWriter {
   std::string_view reason_;  // reasons are string literals or static tables
   bool routine_ = false;
   bool deferred_ = false;
+  bool dropped_ = false;
+  bool minimal_ = false;
   std::uint16_t code_ = 0;
 };
 

@@ -28,6 +28,14 @@ struct ExternalIp {
   std::optional<IpAddress> private_ip;
 };
 
+// How many answers to requests that prove nothing one source may get (see
+// SourceRateLimiter): `per_second` on average, `burst` at once. per_second 0: no limit.
+struct UnauthenticatedLimits {
+  static constexpr std::uint32_t kMaxBurst = 1'000'000;
+  std::uint32_t per_second = 100;
+  std::uint32_t burst = 1000;  // at most kMaxBurst
+};
+
 struct ServerOptions {
   // RFC 8489 §14.14: SOFTWARE in responses; empty leaves it out.
   std::string software = "tern";
@@ -62,6 +70,11 @@ struct ServerOptions {
   // Read on every relayed packet, so a reload applies to existing allocations at once.
   BandwidthLimit allocation_bandwidth;
   BandwidthLimit user_bandwidth;
+  // Answers to unauthenticated requests (401, Binding responses, 400 to malformed requests)
+  // per source address; over the limit they are dropped and counted (DESIGN.md §4).
+  UnauthenticatedLimits unauthenticated;
+  // How many sources the limit's table holds (memory: 32 bytes each); fixed at start.
+  std::size_t unauthenticated_sources = 16384;
 };
 
 // Shared by every worker; each is immutable or thread-safe.

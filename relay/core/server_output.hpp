@@ -10,6 +10,7 @@
 
 #include "relay/core/bandwidth.hpp"
 #include "relay/core/five_tuple.hpp"
+#include "relay/core/server_options.hpp"
 #include "relay/wire/bytes.hpp"
 
 namespace tern::core {
@@ -104,6 +105,9 @@ class ServerOutput {
                                  bool /*cross_worker*/) noexcept {}
   virtual void onRequestRefused(const FiveTuple&, std::uint16_t /*method*/, std::uint16_t /*code*/,
                                 std::string_view /*reason*/) noexcept {}
+  // The source of `tuple` went over `limits` for answers to unauthenticated requests: they
+  // are dropped (each counted) until its bucket is full again. Once per such episode.
+  virtual void onSourceRateLimited(const FiveTuple&, const UnauthenticatedLimits& /*limits*/) noexcept {}
 };
 
 // Admission of allocations across all workers (per-user and total limits), and the state a

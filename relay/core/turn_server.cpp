@@ -53,6 +53,24 @@ std::uint32_t icmpErrorData(bool v4, std::uint8_t type, std::uint8_t code,
   return carries_mtu ? error_data : 0;
 }
 
+std::array<std::uint8_t, 16> randomKey() noexcept {
+  std::array<std::uint8_t, 16> key{};
+  auth::randomBytes(key);
+  return key;
+}
+
+// Over UDP, the 401 challenge (REALM, NONCE, PASSWORD-ALGORITHMS: some 90 bytes) goes only to
+// the request a client sends before it has credentials: an Allocate that credentials could
+// make succeed, i.e. with REQUESTED-TRANSPORT (RFC 8656 §7.2). A client signs every later
+// request, so any other request without MESSAGE-INTEGRITY comes from no real client, and a
+// 20-byte one answered with the challenge would be the cheapest way to make tern reflect
+// five times its size at a spoofed victim: it gets a bare 400 instead. For an Allocate
+// without REQUESTED-TRANSPORT that is the answer RFC 8656 §7.2 gives after authentication.
+bool earnsChallenge(const wire::MessageView& request) noexcept {
+  return request.method() == static_cast<std::uint16_t>(wire::Method::kAllocate) &&
+         request.has(wire::AttributeType::kRequestedTransport);
+}
+
 std::uint64_t randomSeed() noexcept {
   std::array<std::uint8_t, 8> seed{};
   auth::randomBytes(seed);
@@ -156,7 +174,8 @@ TurnServer::TurnServer(ServerOptions options, ServerServices services, ServerOut
       counters_(counters),
       connections_(options_.worker_index, randomSeed()),
       context_{options_, services_, output_, counters_, allocations_, connections_, std::nullopt, false, std::nullopt, {}},
-      indication_id_state_(randomSeed()) {}
+      indication_id_state_(randomSeed()),
+      unauthenticated_sources_(options_.unauthenticated_sources, randomKey()) {}
 
 TurnServer::~TurnServer() = default;
 
@@ -492,7 +511,7 @@ void TurnServer::onStun(const FiveTuple& tuple, wire::Bytes packet, TimePoint no
     // to answer, so it gets 400 rather than silence and a client retransmitting for 39.5 s.
     if (header->isRequest()) {
       auto response = responseTo(*header, false);
-      response.error(ec::kBadRequest, wire::describe(message.error()));
+      if (admitUnauthenticated(tuple, response, now)) response.error(ec::kBadRequest, wire::describe(message.error()));
       send(tuple, response, header->method());
     } else {
       counters_.drop(metrics::DropReason::kMalformed);
@@ -525,6 +544,8 @@ void TurnServer::onRequest(const FiveTuple& tuple, const wire::MessageView& requ
   auto response = responseTo(request.header(), request.hasFingerprint());
   switch (static_cast<wire::Method>(request.method())) {
     case wire::Method::kBinding: {
+      // Binding is never authenticated (RFC 8489 §3): every answer counts against its source.
+      if (!admitUnauthenticated(tuple, response, now)) break;
       // RFC 8489 §6.3.1: unknown comprehension-required attributes earn 420 listing them.
       if (auto unknown = request.unknownComprehensionRequired(); !unknown.empty()) {
         response.error(ec::kUnknownAttribute).add(wire::attr::UnknownAttributes{unknown});
@@ -534,7 +555,7 @@ void TurnServer::onRequest(const FiveTuple& tuple, const wire::MessageView& requ
       break;
     }
     case wire::Method::kConnectionBind:
-      if (!admitConnectionBind(tuple, request, response)) break;
+      if (!admitConnectionBind(tuple, request, response, now)) break;
       [[fallthrough]];
     case wire::Method::kAllocate:
     case wire::Method::kRefresh:
@@ -543,7 +564,7 @@ void TurnServer::onRequest(const FiveTuple& tuple, const wire::MessageView& requ
     case wire::Method::kConnect: onTurnRequest(tuple, request, now, response); break;
     default:
       // RFC 8489 §6.3.1: a request for a method the server does not implement is an error.
-      response.error(ec::kBadRequest, "Unsupported method");
+      if (admitUnauthenticated(tuple, response, now)) response.error(ec::kBadRequest, "Unsupported method");
       break;
   }
   send(tuple, response, request.method());
@@ -554,15 +575,19 @@ void TurnServer::onRequest(const FiveTuple& tuple, const wire::MessageView& requ
 }
 
 bool TurnServer::admitConnectionBind(const FiveTuple& tuple, const wire::MessageView& request,
-                                     ResponseWriter& response) noexcept {
-  // RFC 6062 §5.4: only over TCP or TLS.
+                                     ResponseWriter& response, TimePoint now) noexcept {
+  // RFC 6062 §5.4: only over TCP or TLS. These refusals come before authentication.
   if (!isStream(tuple.transport)) {
-    response.error(ec::kBadRequest, "ConnectionBind needs a TCP or TLS connection (RFC 6062)");
+    if (admitUnauthenticated(tuple, response, now)) {
+      response.error(ec::kBadRequest, "ConnectionBind needs a TCP or TLS connection (RFC 6062)");
+    }
     return false;
   }
   // A data connection is a connection of its own, never the allocation's control connection.
   if (allocations_.find(tuple) != nullptr) {
-    response.error(ec::kBadRequest, "ConnectionBind on the allocation's control connection");
+    if (admitUnauthenticated(tuple, response, now)) {
+      response.error(ec::kBadRequest, "ConnectionBind on the allocation's control connection");
+    }
     return false;
   }
   // The connection belongs to the worker that owns the id; the kernel spread new connections
@@ -578,14 +603,24 @@ bool TurnServer::admitConnectionBind(const FiveTuple& tuple, const wire::Message
 }
 
 // RFC 8489 §9.2.4 first (long-term credentials), then unknown attributes (RFC 8489 §6.3.1),
-// then the method. Nothing is stored before authentication succeeds, so a flood of
-// unauthenticated requests costs only the small 401 answers.
+// then the method. Nothing is stored before authentication succeeds, and the answers to
+// unauthenticated requests are small and limited per source, so a flood of them costs
+// little and cannot be aimed at a victim.
 void TurnServer::onTurnRequest(const FiveTuple& tuple, const wire::MessageView& request,
                                TimePoint now, ResponseWriter& response) noexcept {
   const auth::Authenticator& authenticator = *services_.authenticator;
   const auth::AuthResult auth = authenticateRequest(tuple, request, now);
   counters_.auth_results[metrics::idx(authCounter(auth.outcome))].add();
   if (auth.outcome != auth::AuthOutcome::kOk) {
+    // RFC 8489 §9.2.4 sends 438 only to a client whose integrity verified: it holds a key,
+    // so its answer is not counted against its source.
+    if (auth.outcome != auth::AuthOutcome::kStaleNonce && !admitUnauthenticated(tuple, response, now)) return;
+    if (auth.outcome == auth::AuthOutcome::kNoIntegrity && tuple.transport == Transport::kUdp &&
+        !earnsChallenge(request)) {
+      response.error(ec::kBadRequest, "Bad Request: no credentials, and not an Allocate that needs them");
+      (void)response.finish();
+      return;
+    }
     const std::uint16_t code = auth::errorCodeFor(auth.outcome);
     auto& b = response.error(code);
     // RFC 8489 §9.2.4: 401 and 438 carry REALM, a fresh NONCE and PASSWORD-ALGORITHMS.
@@ -652,8 +687,26 @@ std::int64_t TurnServer::expiryClock(const FiveTuple& tuple, const wire::Message
   return unix_seconds_;
 }
 
+bool TurnServer::admitUnauthenticated(const FiveTuple& tuple, ResponseWriter& response, TimePoint now) noexcept {
+  // TCP, TLS and DTLS clients completed a handshake from their address; UDP ones may be
+  // anyone's. Their buckets are apart (see SourceRateLimiter).
+  const bool verified = tuple.transport != Transport::kUdp;
+  switch (unauthenticated_sources_.admit(tuple.client.ip, verified, options_.unauthenticated, now)) {
+    case SourceRateLimiter::Verdict::kAnswer:
+      if (!verified) response.setMinimal();
+      return true;
+    case SourceRateLimiter::Verdict::kFirstDrop:
+      output_.onSourceRateLimited(tuple, options_.unauthenticated);
+      break;
+    case SourceRateLimiter::Verdict::kDrop: break;
+  }
+  counters_.drop(metrics::DropReason::kRateLimited);
+  response.drop();
+  return false;
+}
+
 void TurnServer::send(const FiveTuple& tuple, ResponseWriter& response, std::uint16_t method) noexcept {
-  if (response.deferred()) return;
+  if (response.deferred() || response.dropped()) return;
   auto bytes = response.finish();
   if (!bytes) {
     // Only a bug can overflow the response buffer; count it rather than crash.

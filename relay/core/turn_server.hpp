@@ -15,6 +15,7 @@
 #include "relay/core/response_writer.hpp"
 #include "relay/core/server_options.hpp"
 #include "relay/core/server_output.hpp"
+#include "relay/core/source_rate_limiter.hpp"
 #include "relay/core/tcp_connections.hpp"
 #include "relay/wire/builder.hpp"
 #include "relay/wire/message.hpp"
@@ -91,7 +92,12 @@ class TurnServer {
   // RFC 6062 §5.4 checks that come before authentication; false when the request is handled
   // (answered, or moved to the worker that owns its connection).
   bool admitConnectionBind(const FiveTuple& tuple, const wire::MessageView& request,
-                           ResponseWriter& response) noexcept;
+                           ResponseWriter& response, TimePoint now) noexcept;
+  // Takes one token from the source's bucket for an answer to a request that proved nothing
+  // (no valid credentials: a 401, a 400, a Binding response). False, with the response
+  // dropped and counted, when the source is over options_.unauthenticated. True otherwise,
+  // with the response made minimal over UDP, where the source may be a spoofed victim.
+  bool admitUnauthenticated(const FiveTuple& tuple, ResponseWriter& response, TimePoint now) noexcept;
   // Answers a deferred Connect request.
   void answerConnect(const TcpConnection& connection, const Allocation& allocation, bool connected) noexcept;
   void onChannelData(const FiveTuple& tuple, wire::Bytes packet, TimePoint now) noexcept;
@@ -117,6 +123,8 @@ class TurnServer {
   ServerContext context_;
   std::int64_t unix_seconds_ = 0;
   std::uint64_t indication_id_state_ = 0;
+  // Per-source buckets for answers to unauthenticated requests; its memory is taken once.
+  SourceRateLimiter unauthenticated_sources_;
   // Responses and Data indication headers are built here, one at a time: the packet path
   // never allocates. A header is at most 20 bytes, XOR-PEER-ADDRESS (IPv6) 24 and then DATA's
   // attribute header 4 or ICMP 12: 56.

@@ -2,6 +2,7 @@
 #include "relay/io/stream_connection.hpp"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 
 #include <cstring>
 #include <memory>
@@ -160,6 +161,10 @@ void StreamConnection::onRead(ssize_t nread, const char* data) noexcept {
   if (data != reinterpret_cast<const char*>(framer_.writable().data())) {
     // The first bytes landed in the scratch buffer while the transport was undecided.
     auto space = framer_.writable();
+    if (space.empty()) {
+      close("out of memory for the connection's buffer");
+      return;
+    }
     const std::size_t n = std::min(space.size(), bytes.size());
     std::memcpy(space.data(), bytes.data(), n);
     framer_.commit(n);
@@ -197,6 +202,10 @@ void StreamConnection::onCiphertext(wire::Bytes data) noexcept {
   tls_->feed(data);
   while (true) {
     const wire::MutableBytes out = partner_ != nullptr ? wire::MutableBytes(t_pipe_plaintext) : framer_.writable();
+    if (out.empty()) {
+      close("out of memory for the connection's buffer");
+      return;
+    }
     const long n = tls_->readPlaintext(out);
     if (n < 0) {
       flushCiphertext();  // a TLS alert, if OpenSSL produced one
@@ -228,6 +237,10 @@ void StreamConnection::onPlaintext() noexcept {
 
 void StreamConnection::inject(wire::Bytes plaintext) noexcept {
   auto space = framer_.writable();
+  if (space.empty()) {
+    close("out of memory for the connection's buffer");
+    return;
+  }
   const std::size_t n = std::min(space.size(), plaintext.size());
   std::memcpy(space.data(), plaintext.data(), n);
   framer_.commit(n);
@@ -432,6 +445,21 @@ bool StreamConnection::writeNow(std::span<const wire::Bytes> parts, bool bounded
 
 StreamConnection::~StreamConnection() {
   if (deferred_) batch_->forgetStream(this);
+}
+
+void StreamConnection::reset(const char* reason) noexcept {
+  if (!handle_ || partner_ != nullptr || queuedBytes() > 0) {
+    close(reason);
+    return;
+  }
+  // SO_LINGER with a zero timeout: close() sends RST and frees the socket at once.
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(handle_.base(), &fd) == 0) {
+    const linger abort{1, 0};
+    // Should it fail, the connection still closes, with a FIN.
+    (void)::setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+  }
+  close(reason);
 }
 
 void StreamConnection::close(const char* reason) noexcept {

@@ -101,6 +101,9 @@ class StreamConnection {
   bool send(std::span<const wire::Bytes> parts) noexcept;
   // Closes at once (and the partner of a pipe); onClosed() follows from this call.
   void close(const char* reason) noexcept;
+  // Closes at once with a TCP reset rather than a FIN: for connections refused right after
+  // accept, so neither end keeps the socket in TIME_WAIT or FIN_WAIT. onClosed() follows.
+  void reset(const char* reason) noexcept;
 
   // RFC 6062 §5.4: from now on bytes flow as they are between this connection and `other`
   // (both start reading); what this one read past its last frame goes first.

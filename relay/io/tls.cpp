@@ -1,8 +1,11 @@
 // See tls.hpp.
 #include "relay/io/tls.hpp"
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/rand.h>
 
+#include <cstring>
 #include <stdexcept>
 
 namespace tern::io {
@@ -19,6 +22,27 @@ std::string opensslError(const char* what) {
   }
   ERR_clear_error();
   return out;
+}
+
+// RFC 6347 §4.2.1: a DTLS server answers a ClientHello without the right cookie with a
+// HelloVerifyRequest (about 60 bytes) instead of its whole first flight (certificate chain
+// included: six times the ClientHello, and retransmitted), so a ClientHello from a spoofed
+// address cannot make tern send a victim kilobytes. The client proves its address by echoing
+// the cookie.
+int generateCookie(SSL* ssl, unsigned char* cookie, unsigned int* length) {
+  const auto* session = static_cast<const TlsSession*>(SSL_get_app_data(ssl));
+  if (session == nullptr) return 0;
+  std::memcpy(cookie, session->cookie().data(), TlsSession::kCookieSize);
+  *length = static_cast<unsigned int>(TlsSession::kCookieSize);
+  return 1;
+}
+
+int verifyCookie(SSL* ssl, const unsigned char* cookie, unsigned int length) {
+  const auto* session = static_cast<const TlsSession*>(SSL_get_app_data(ssl));
+  return session != nullptr && length == TlsSession::kCookieSize &&
+                 CRYPTO_memcmp(cookie, session->cookie().data(), TlsSession::kCookieSize) == 0
+             ? 1
+             : 0;
 }
 
 }  // namespace
@@ -46,6 +70,11 @@ std::shared_ptr<const TlsContext> TlsContext::load(const std::string& chain_file
   if (SSL_CTX_check_private_key(ctx) != 1) {
     throw std::runtime_error(opensslError("the private key does not match the certificate"));
   }
+  if (kind == Kind::kDtls) {
+    SSL_CTX_set_cookie_generate_cb(ctx, generateCookie);
+    SSL_CTX_set_cookie_verify_cb(ctx, verifyCookie);
+    SSL_CTX_set_options(ctx, SSL_OP_COOKIE_EXCHANGE);
+  }
   return context;
 }
 
@@ -65,6 +94,10 @@ TlsSession::TlsSession(std::shared_ptr<const TlsContext> context) : context_(std
   SSL_set_bio(ssl_.get(), in_, out_);  // ssl_ owns both BIOs from here
   SSL_set_accept_state(ssl_.get());
   if (SSL_is_dtls(ssl_.get()) == 1) {
+    if (RAND_bytes(cookie_.data(), static_cast<int>(cookie_.size())) != 1) {
+      throw std::runtime_error(opensslError("RAND_bytes"));
+    }
+    SSL_set_app_data(ssl_.get(), this);
     // A memory BIO knows no path MTU: keep records within a conservative datagram size.
     SSL_set_options(ssl_.get(), SSL_OP_NO_QUERY_MTU);
     SSL_set_mtu(ssl_.get(), 1200);

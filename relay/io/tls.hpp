@@ -6,6 +6,7 @@
 
 #include <openssl/ssl.h>
 
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
@@ -52,8 +53,14 @@ class TlsSession {
   void handleTimeout() noexcept { DTLSv1_handle_timeout(ssl_.get()); }
   const std::string& error() const noexcept { return error_; }
 
+  // DTLS: the cookie this session's HelloVerifyRequest carries (RFC 6347 §4.2.1). A session
+  // serves one client address, so a random value per session binds it to that address.
+  static constexpr std::size_t kCookieSize = 16;
+  const std::array<std::uint8_t, kCookieSize>& cookie() const noexcept { return cookie_; }
+
  private:
   std::shared_ptr<const TlsContext> context_;  // kept alive while the session uses it
+  std::array<std::uint8_t, kCookieSize> cookie_{};
   std::unique_ptr<SSL, SslFree> ssl_;
   BIO* in_ = nullptr;   // owned by ssl_
   BIO* out_ = nullptr;  // owned by ssl_

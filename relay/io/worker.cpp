@@ -146,13 +146,43 @@ class Worker::Loop final : public DatagramHandler,
     try {
       auto connection = std::make_unique<StreamConnection>(loop_.get(), listener.stream(), *this, loop_.now(),
                                                            tls_, listener.requireTls());
+      const auto admission = worker_.setup_.connection_limits->acquire(connection->tuple().client.ip);
+      if (admission.verdict != ConnectionLimits::Verdict::kAccepted) {
+        refuseConnection(*connection, admission);
+        return;  // it is not in connections_, so onClosed() ignored it; its handle closes itself
+      }
       StreamKey key{connection->tuple().client, connection->tuple().server};
-      connections_[key] = std::move(connection);
+      try {
+        connections_[key] = std::move(connection);
+      } catch (...) {
+        worker_.setup_.connection_limits->release(key.client.ip);
+        throw;
+      }
+      worker_.counters_->tcp_connections_open.set(static_cast<std::int64_t>(connections_.size()));
     } catch (const std::exception& e) {
       // Accept can fail when the client has already gone (ECONNABORTED) or fds run out.
       std::uint64_t suppressed = 0;
       if (mayLog(suppressed)) log::warn("tcp accept failed", {{"worker", worker_.index_}, {"error", e.what()}, {"suppressed", suppressed}});
     }
+  }
+
+  // Over --max-tcp-connections-per-ip or --max-tcp-connections: reset at once, before a
+  // byte is read (no TLS session, no buffer), counted, and logged once per source until its
+  // count falls under the limit again (and within the worker's line budget).
+  void refuseConnection(StreamConnection& connection, const ConnectionLimits::Admission& admission) noexcept {
+    const bool per_source = admission.verdict == ConnectionLimits::Verdict::kSourceLimit;
+    worker_.counters_->tcpConnectionRefused(per_source ? metrics::ConnectionLimit::kPerIp
+                                                       : metrics::ConnectionLimit::kTotal);
+    std::uint64_t suppressed = 0;
+    if (admission.first_refusal && log::enabled(log::LogLevel::kWarn) && mayLog(suppressed)) {
+      log::write(log::LogLevel::kWarn, "tcp connection refused: over a connection limit; more from this source "
+                                       "are refused silently until it closes some",
+                 {{"client", connection.tuple().client.ip.toString()},
+                  {"limit", per_source ? "max-tcp-connections-per-ip" : "max-tcp-connections"},
+                  {"worker", worker_.index_},
+                  {"suppressed", suppressed}});
+    }
+    connection.reset(per_source ? "over --max-tcp-connections-per-ip" : "over --max-tcp-connections");
   }
 
   // --- StreamHandler
@@ -171,9 +201,11 @@ class Worker::Loop final : public DatagramHandler,
       return;
     }
     auto it = connections_.find({connection.tuple().client, connection.tuple().server});
-    if (it == connections_.end()) return;
+    if (it == connections_.end() || it->second.get() != &connection) return;
     closed_.push_back(std::move(it->second));
     connections_.erase(it);
+    worker_.setup_.connection_limits->release(connection.tuple().client.ip);
+    worker_.counters_->tcp_connections_open.set(static_cast<std::int64_t>(connections_.size()));
     server_.onClientClosed(connection.tuple(), loop_.now());
   }
   void onConnected(StreamConnection& connection, bool ok) noexcept override {
@@ -274,6 +306,9 @@ class Worker::Loop final : public DatagramHandler,
       auto connection = std::make_unique<StreamConnection>(loop_.get(), detached, *this, loop_.now());
       StreamConnection* raw = connection.get();
       connections_[{raw->tuple().client, raw->tuple().server}] = std::move(connection);
+      // The worker it came from released its place when it let it go.
+      worker_.setup_.connection_limits->adopt(raw->tuple().client.ip);
+      worker_.counters_->tcp_connections_open.set(static_cast<std::int64_t>(connections_.size()));
       raw->inject(detached.unread);
     } catch (const std::exception& e) {
       log::warn("connection hand-over failed", {{"worker", worker_.index_}, {"error", e.what()}});
@@ -674,6 +709,24 @@ class Worker::Loop final : public DatagramHandler,
                 {"method", wire::methodName(method)},
                 {"code", code},
                 {"reason", reason},
+                {"suppressed", suppressed}});
+  }
+
+  // One line when a source starts being limited, not one per drop (those are counted in
+  // tern_dropped_packets_total{reason="rate_limited"}); spoofed floods with many sources
+  // still pass through the worker's line budget.
+  void onSourceRateLimited(const core::FiveTuple& tuple, const core::UnauthenticatedLimits& limits) noexcept override {
+    std::uint64_t suppressed = 0;
+    if (!log::enabled(log::LogLevel::kWarn) || !mayLog(suppressed)) return;
+    log::write(log::LogLevel::kWarn, "source over the unauthenticated request limit: dropping its unauthenticated "
+                                     "requests until it slows down",
+               {{"source", tuple.client.ip.toString()},
+                {"transport", metrics::labelOf(core::counterTransport(tuple.transport))},
+                {"worker", worker_.index_},
+                {"per_second", limits.per_second},
+                {"burst", limits.burst},
+                {"if_legitimate", "many real clients behind this address: raise --unauthenticated-rate and "
+                                  "--unauthenticated-burst"},
                 {"suppressed", suppressed}});
   }
 

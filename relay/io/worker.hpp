@@ -14,6 +14,7 @@
 #include "relay/config/config.hpp"
 #include "relay/core/allocation.hpp"
 #include "relay/core/server_options.hpp"
+#include "relay/io/connection_limits.hpp"
 #include "relay/io/reservations.hpp"
 #include "relay/io/socket_util.hpp"
 #include "relay/io/tls.hpp"
@@ -59,6 +60,8 @@ struct WorkerSetup {
   std::shared_ptr<const TlsContext> tls;
   std::shared_ptr<const TlsContext> dtls;
   std::shared_ptr<const WorkerDirectory> directory = std::make_shared<WorkerDirectory>();
+  // TCP and TLS client connections per source and in all, shared by all workers.
+  std::shared_ptr<ConnectionLimits> connection_limits = std::make_shared<ConnectionLimits>(0, 0);
 };
 
 // What a configuration reload changes in a running worker; allocations keep their state.

@@ -35,10 +35,16 @@ FrameInfo peekFrame(Bytes buffered) noexcept {
   }
 }
 
-StreamFramer::StreamFramer(std::size_t capacity)
-    : buf_(std::make_unique<std::uint8_t[]>(capacity)), capacity_(capacity) {}
+StreamFramer::StreamFramer(std::size_t capacity) : capacity_(capacity) {}
 
 MutableBytes StreamFramer::writable() noexcept {
+  if (!buf_) {
+    try {
+      buf_ = std::make_unique_for_overwrite<std::uint8_t[]>(capacity_);
+    } catch (const std::bad_alloc&) {
+      return {};
+    }
+  }
   // Move a partial frame to the front so the free space is contiguous.
   if (begin_ > 0) {
     if (end_ > begin_) std::memmove(buf_.get(), buf_.get() + begin_, end_ - begin_);
@@ -51,7 +57,7 @@ MutableBytes StreamFramer::writable() noexcept {
 void StreamFramer::commit(std::size_t n) noexcept { end_ = std::min(end_ + n, capacity_); }
 
 std::optional<StreamFramer::Frame> StreamFramer::next() noexcept {
-  if (invalid_) return std::nullopt;
+  if (invalid_ || !buf_) return std::nullopt;
   Bytes pending{buf_.get() + begin_, end_ - begin_};
   const FrameInfo info = peekFrame(pending);
   if (info.status == FrameInfo::Status::kInvalid || info.size > capacity_) {

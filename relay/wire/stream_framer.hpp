@@ -28,11 +28,14 @@ inline constexpr std::size_t kMaxStreamFrameSize = 20 + 0xFFFC;
 FrameInfo peekFrame(Bytes buffered) noexcept;
 
 // A fixed-capacity reassembly buffer: the I/O layer reads into writable(), commits what
-// arrived, and takes frames with next(). Its memory is allocated once, at connection set-up.
+// arrived, and takes frames with next(). Its memory is allocated once, when the first bytes
+// arrive: a connection that never sends anything (refused at accept, or held open idle by
+// someone who opens many) costs no buffer.
 class StreamFramer {
  public:
   explicit StreamFramer(std::size_t capacity = kMaxStreamFrameSize);
 
+  // Where the next bytes go; empty when the buffer could not be allocated.
   MutableBytes writable() noexcept;
   void commit(std::size_t n) noexcept;
 
@@ -47,7 +50,7 @@ class StreamFramer {
   std::size_t buffered() const noexcept { return end_ - begin_; }
   // The bytes received after the last frame taken, and forgetting them: a stream that stops
   // being framed (an RFC 6062 data connection) passes them on as they are.
-  Bytes unread() const noexcept { return {buf_.get() + begin_, end_ - begin_}; }
+  Bytes unread() const noexcept { return buf_ ? Bytes{buf_.get() + begin_, end_ - begin_} : Bytes{}; }
   void clear() noexcept { begin_ = end_ = 0; }
 
  private:

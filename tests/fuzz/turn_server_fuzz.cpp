@@ -37,6 +37,10 @@ tern::core::ServerOptions withSoftware(const char* software) {
   // and the dropping paths run (8 KB and 16 KB of burst).
   o.allocation_bandwidth = tern::core::BandwidthLimit(64'000);
   o.user_bandwidth = tern::core::BandwidthLimit(128'000);
+  // A server per input: a small source table keeps that cheap, and a small burst lets an
+  // input reach the drops.
+  o.unauthenticated_sources = 64;
+  o.unauthenticated = {10, 20};
   return o;
 }
 

@@ -30,7 +30,9 @@ TEST_CASE("tern --help lists the subcommands and serve --help every option") {
   CHECK(serve.status == 0);
   for (const char* option : {"--listen", "--workers", "--log-level", "--log-format", "--config",
                              "--print-config", "--udp-receive-buffer", "--tcp-idle-timeout", "--oauth-key-file",
-                             "--oauth-server-name", "--max-bps", "--max-bps-per-user"}) {
+                             "--oauth-server-name", "--max-bps", "--max-bps-per-user",
+                             "--unauthenticated-rate", "--unauthenticated-burst",
+                             "--max-tcp-connections-per-ip", "--max-tcp-connections"}) {
     CHECK_MESSAGE(serve.output.find(option) != std::string::npos, option);
   }
 }

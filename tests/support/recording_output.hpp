@@ -130,6 +130,12 @@ class RecordingOutput : public core::ServerOutput {
   }
   std::vector<Ended> ended;
 
+  // Sources that went over their limit of unauthenticated answers, once per episode.
+  void onSourceRateLimited(const core::FiveTuple& tuple, const core::UnauthenticatedLimits&) noexcept override {
+    rate_limited.push_back(tuple);
+  }
+  std::vector<core::FiveTuple> rate_limited;
+
   std::vector<std::pair<core::ConnectionId, core::FiveTuple>> joined;
   std::vector<core::ConnectionId> closed_connections;
   std::vector<Transfer> transfers;

@@ -183,6 +183,11 @@ class TestClient {
     return reply;
   }
 
+  // Learns REALM and NONCE from the 401 that an Allocate without credentials earns, as every
+  // client's first request does. Over UDP only such an Allocate earns that challenge (see
+  // earnsChallenge in turn_server.cpp), so a client whose first request is another starts here.
+  void challenge() { (void)send(session.allocate({})); }
+
   // Sends what `make` builds; a 401 or 438 that taught the session a nonce is answered by
   // building and sending again, as RFC 8489 §9.2.5 asks of clients.
   Reply transact(const std::function<std::vector<std::uint8_t>()>& make) {

@@ -258,3 +258,52 @@ TEST_CASE("TLS options: --tls-listen needs --cert and --key, which go together a
   REQUIRE_FALSE(t.has_value());
   CHECK(t.error().front() == "tls-listen: needs --cert and --key");
 }
+
+TEST_CASE("abuse limits: defaults generous enough for a big NAT, auto total, 0 turns each off") {
+  auto s = validate(Config{}, 2);
+  REQUIRE(s.has_value());
+  CHECK(s->unauthenticated_rate == 200);
+  CHECK(s->unauthenticated_burst == 2000);
+  CHECK(s->max_tcp_connections_per_ip == 512);
+  CHECK_FALSE(s->max_tcp_connections.has_value());  // auto: resolved from the open files limit
+
+  auto c = parse({"--unauthenticated-rate", "0", "--unauthenticated-burst", "1", "--max-tcp-connections-per-ip",
+                  "0", "--max-tcp-connections", "0"});
+  s = validate(c, 2);
+  REQUIRE(s.has_value());
+  CHECK(s->unauthenticated_rate == 0);
+  CHECK(s->unauthenticated_burst == 1);
+  CHECK(s->max_tcp_connections_per_ip == 0);
+  CHECK(s->max_tcp_connections == 0u);
+}
+
+TEST_CASE("abuse limit problems are reported with the others") {
+  Config c;
+  c.unauthenticated_rate = "fast";
+  c.unauthenticated_burst = "0";  // a burst below one answer would answer nothing
+  c.max_tcp_connections_per_ip = "-3";
+  c.max_tcp_connections = "lots";
+  auto s = validate(c, 2);
+  REQUIRE_FALSE(s.has_value());
+  CHECK(s.error().size() == 4);
+  c = Config{};
+  c.unauthenticated_burst = "1000001";
+  CHECK_FALSE(validate(c, 2).has_value());
+}
+
+TEST_CASE("abuse limits come from the --config file under the flags' names") {
+  const std::string path = "tern_config_test_abuse.toml";
+  {
+    std::ofstream out(path);
+    out << "unauthenticated-rate = 50\nunauthenticated-burst = 70\nmax-tcp-connections-per-ip = 9\n"
+           "max-tcp-connections = 900\n";
+  }
+  auto c = parse({"--config", path});
+  std::remove(path.c_str());
+  auto s = validate(c, 1);
+  REQUIRE(s.has_value());
+  CHECK(s->unauthenticated_rate == 50);
+  CHECK(s->unauthenticated_burst == 70);
+  CHECK(s->max_tcp_connections_per_ip == 9);
+  CHECK(s->max_tcp_connections == 900u);
+}

@@ -365,9 +365,17 @@ TEST_CASE(
 TEST_CASE("Allocate without REQUESTED-TRANSPORT gets 400 (RFC 8656 §7.2)") {
   TurnHarness h;
   TestClient c(h, kTuple);
-  const Reply r = c.request(Method::kAllocate, [](wire::MessageBuilder&) {});
-  CHECK(r.code() == 400);
-  CHECK(c.session.lastResponseSigned());
+  SUBCASE("without credentials over UDP, at once, rather than a 401 that only leads to it") {
+    const Reply r = c.request(Method::kAllocate, [](wire::MessageBuilder&) {});
+    CHECK(r.code() == 400);
+    CHECK_FALSE(c.session.authenticated());
+  }
+  SUBCASE("with credentials, signed") {
+    c.challenge();
+    const Reply r = c.request(Method::kAllocate, [](wire::MessageBuilder&) {});
+    CHECK(r.code() == 400);
+    CHECK(c.session.lastResponseSigned());
+  }
   checkNothingAllocated(h);
 }
 

@@ -104,6 +104,7 @@ TEST_CASE("ChannelBind without CHANNEL-NUMBER or XOR-PEER-ADDRESS gets 400 (RFC 
 TEST_CASE("ChannelBind without an allocation gets 437 (RFC 8656 §12.2)") {
   TurnHarness h;
   TestClient c(h, kTuple);
+  c.challenge();
   CHECK(c.channelBind(0x4000, kPeerA).code() == 437);
 }
 

@@ -126,6 +126,7 @@ TEST_CASE("a MOBILITY-TICKET presented by another user is 441 (RFC 8016 §3.2)")
   setUp(c);
   const auto bob = auth::mintRestCredential(test::kTestSecret, "bob", h.unix_now, 3600);
   TestClient other(h, kNew, bob.username, bob.password);
+  other.challenge();
   other.session.setMobilityTicket(c.session.mobilityTicket());
   CHECK(other.refresh().code() == 441);
   CHECK(h.output.moves.empty());

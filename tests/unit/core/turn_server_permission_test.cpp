@@ -165,6 +165,7 @@ TEST_CASE(
 TEST_CASE("CreatePermission without an allocation gets 437 (RFC 8656 §10.2)") {
   TurnHarness h;
   TestClient c(h, kTuple);
+  c.challenge();
   CHECK(c.createPermission({kPeerA}).code() == 437);
 }
 

@@ -122,6 +122,7 @@ TEST_CASE("after LIFETIME 0 the 5-tuple can allocate again (RFC 8656 §8.2)") {
 TEST_CASE("Refresh without an allocation gets 437 (RFC 8656 §8.2)") {
   TurnHarness h;
   TestClient c(h, kTuple);
+  c.challenge();
   const Reply r = c.refresh();
   CHECK(r.code() == 437);
   CHECK(c.session.lastResponseSigned());
@@ -136,6 +137,7 @@ TEST_CASE(
   alice.mustAllocate();
   const auto bob_credential = auth::mintRestCredential(test::kTestSecret, "bob", h.unix_now, 3600);
   TestClient bob(h, kTuple, bob_credential.username, bob_credential.password);
+  bob.challenge();
   CHECK(bob.refresh(0).code() == 441);
   CHECK(bob.session.lastResponseSigned());
   CHECK(bob.createPermission({kPeer}).code() == 441);
@@ -226,6 +228,7 @@ TEST_CASE("a call outlives its TURN REST credential: the allocation it made can 
   TestClient owner(h, test::udpTuple("198.51.100.8:6000"), fresh.username, fresh.password);
   owner.mustAllocate();
   TestClient intruder(h, test::udpTuple("198.51.100.8:6000"), credential.username, credential.password);
+  intruder.challenge();
   CHECK(intruder.refresh().code() == 401);
 }
 

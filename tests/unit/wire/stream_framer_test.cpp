@@ -244,3 +244,12 @@ TEST_CASE("StreamFramer turns invalid on a frame larger than its capacity") {
 }
 
 }  // namespace
+
+TEST_CASE("a framer that has received nothing has nothing to give and nothing unread") {
+  // Its buffer comes with the first bytes: idle or refused connections cost none.
+  tern::wire::StreamFramer framer;
+  CHECK_FALSE(framer.next().has_value());
+  CHECK(framer.unread().empty());
+  CHECK_FALSE(framer.invalid());
+  CHECK(framer.writable().size() == tern::wire::kMaxStreamFrameSize);
+}
