@@ -11,7 +11,8 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(stun_message_fuzz stream_framer_fuzz channel_data_fuzz turn_server_fuzz oauth_token_fuzz)
+  targets=(stun_message_fuzz stream_framer_fuzz channel_data_fuzz turn_server_fuzz oauth_token_fuzz
+           rest_auth_fuzz)
 fi
 
 cmake --preset fuzz >/dev/null
