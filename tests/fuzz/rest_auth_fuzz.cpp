@@ -406,7 +406,7 @@ void fuzzBuilt(std::uint8_t flags, Bytes in) {
   AttributeType counted = integrity == 0 ? AttributeType::kMessageIntegrity : AttributeType::kMessageIntegritySha256;
   if (integrity == 3) {
     // RFC 8489 §14.6: truncated to 16-32 bytes, a multiple of 4.
-    const std::size_t mac_size = 16 + 4 * ((algo >> 3) % 5);
+    const std::size_t mac_size = 16 + 4 * static_cast<std::size_t>((algo >> 3) % 5);
     covered_end = b.size() + 4 + mac_size;
     b.addIntegrity(AttributeType::kMessageIntegritySha256, mac_size, [&](Bytes input, wire::MutableBytes mac) {
       const auto full = auth::hmacSha256(key, {input});
