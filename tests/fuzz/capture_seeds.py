@@ -463,7 +463,7 @@ def write(seeds, out):
 def merge(out, fuzz_build):
     """Replaces the capture-*.bin files of tests/fuzz/corpus/<target>/ with the captures that
     add coverage (libFuzzer's features: edges and their hit counts) to make_corpus.py's seeds.
-    merge-corpus.sh then adds the fuzzer's own finds on top."""
+    merge_corpus.py then adds the fuzzer's own finds on top."""
     for target in TARGETS:
         binary = fuzz_build / "tests" / "fuzz" / target
         corpus = HERE / "corpus" / target

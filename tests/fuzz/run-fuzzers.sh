@@ -10,9 +10,8 @@
 # `cov:` has not grown for P seconds (a plateau); each run's log is kept in
 # build/fuzz/logs/<target>.log and a summary line (seconds, executions, cov, ft) printed.
 # TERN_FUZZ_NICE (default 10) is the niceness the fuzzers run at; TERN_FUZZ_JOBS the build's -j.
-# To fold new inputs into the committed corpus, merge (keeps only inputs that add coverage):
-#   build/fuzz/tests/fuzz/<target> -merge=1 -use_counters=0 NEW_DIR tests/fuzz/corpus/<target> \
-#       build/fuzz/corpus/<target>
+# To fold new inputs into the committed corpus (only those that add coverage, about 50 files):
+#   python3 tests/fuzz/merge_corpus.py TARGET...
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds="${1:-60}"
