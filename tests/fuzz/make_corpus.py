@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of tests/fuzz/corpus/<target>/ (RFC 5769 / RFC 8489 B.1 vectors,
 every TURN method and attribute, malformed variants, ChannelData, multi-frame streams,
-RFC 7635 access tokens with hostile length fields).
+RFC 7635 access tokens with hostile length fields, long-term credential requests for
+rest_auth_fuzz).
 
 Seeds are named seed-*.bin and are rewritten on every run; inputs the fuzzer found are kept
 under their libFuzzer (SHA-1) names and left alone. Run from anywhere:
@@ -327,6 +328,73 @@ def oauth_seeds():
     }
 
 
+def rest_built(flags, who, algo, expiry_offset=3600, flip=0, user=b"alice"):
+    """rest_auth_fuzz mode 2: the harness builds and signs the request these choices describe."""
+    return bytes([flags | 0x02, who, algo]) + struct.pack("!hH", expiry_offset, flip) + user
+
+
+def rest_text(text, time_ms=1_000_000_000, position=0, replacement=b"x", ttl=3600, flags=0):
+    """rest_auth_fuzz mode 3: [flags][issue time][position][replacement][ttl][text]."""
+    return (bytes([flags | 0x03]) + struct.pack("!QH", time_ms, position) + replacement
+            + struct.pack("!h", ttl) + text)
+
+
+def rest_auth_seeds():
+    """rest_auth_fuzz inputs; the first byte's low two bits pick the mode (see the target)."""
+    v = vectors()
+    now = 1_700_000_000
+    rest_user = f"{now + 86400}:alice".encode()
+    algorithms = attr(0x8002, struct.pack("!HHHH", 2, 0, 1, 0))
+    sha256 = attr(0x001D, struct.pack("!HH", 2, 0))
+    nonce = attr(0x0015, b"obMatJos2AAAD")
+    realm = attr(0x0014, b"tern")
+    userhash = attr(0x001E, hashlib.sha256(b"bob:tern").digest())
+    token = attr(0x0031, OAUTH_A256)
+    return {
+        # Mode 0: requests as they arrive.
+        "raw-rfc5769-long-term": b"\x00" + v["kRfc5769LongTermRequest"],
+        "raw-rfc8489-b1-userhash": b"\x00" + v["kRfc8489B1Request"],
+        "raw-static-only-store": b"\x04" + v["kRfc5769LongTermRequest"],
+        # Mode 1: re-signed with a fresh nonce; integrity MI, -SHA256, both, truncated.
+        "resign-rest-md5": b"\x01" + message(ALLOCATE, REQUEST, [attr(0x0006, rest_user), realm, nonce],
+                                               key=b"k"),
+        "resign-rest-sha256": b"\x11" + message(ALLOCATE, REQUEST, [attr(0x0006, rest_user), realm, nonce,
+                                                                     algorithms, sha256]),
+        "resign-static-both-fingerprint": b"\xa1" + message(BINDING, REQUEST,
+                                                             [attr(0x0006, b"bob"), realm, nonce]),
+        "resign-static-truncated": b"\x31" + message(BINDING, REQUEST, [attr(0x0006, b"1000:dave"), realm, nonce]),
+        "resign-userhash": b"\x01" + message(BINDING, REQUEST, [userhash, realm, nonce, algorithms, sha256]),
+        "resign-expired-retired": b"\x41" + message(BINDING, REQUEST, [attr(0x0006, b"1000:eve"), realm, nonce]),
+        "resign-access-token": b"\x01" + message(ALLOCATE, REQUEST, [attr(0x0006, b"2783466234"), realm,
+                                                                      nonce, token]),
+        # Mode 2: built by the harness (who, algorithm row, expiry, flip, user).
+        "built-static-md5": rest_built(0x00, 0x00, 0),
+        "built-rest-secret0-sha256": rest_built(0x20, 0x11, 2),
+        "built-rest-secret1-both-fingerprint": rest_built(0x80, 0x22, 1),
+        "built-rest-retired": rest_built(0x00, 0x03, 0),
+        "built-rest-expired": rest_built(0x40, 0x01, 0, expiry_offset=-1),
+        "built-dave-userhash-truncated": rest_built(0x00, 0x3C, 2 | (3 << 3)),
+        "built-stale-nonce": rest_built(0x00, 0x41, 0),
+        "built-nonce-other-client": rest_built(0x00, 0x81, 0),
+        "built-nonce-ahead": rest_built(0x00, 0xC0, 0),
+        "built-bid-down": rest_built(0x00, 0x01, 4),
+        "built-no-nonce-bit-sha256": rest_built(0x08, 0x01, 3),
+        "built-static-only-store-rest": rest_built(0x04, 0x01, 0),
+        "built-flip-username": rest_built(0x10, 0x01, 0, flip=20 * 8 + 40),
+        "built-flip-mac": rest_built(0x30, 0x11, 2, flip=0xFFF0),
+        # Mode 3: text.
+        "text-rest-user": rest_text(rest_user),
+        "text-leading-zeros": rest_text(b"0001700003600:bob", position=30),
+        "text-expiry-only": rest_text(b"1700003600", ttl=-1),
+        "text-overflow": rest_text(b"9223372036854775808:x", time_ms=2**63 + 5, ttl=32767),
+        "text-int64-max": rest_text(b"9223372036854775807:x", flags=0x08),
+        "text-static": rest_text(b"bob", replacement=b"o"),
+        "text-static-rest-form": rest_text(b"1000:dave"),
+        "text-signed": rest_text(b"-5:alice", position=60, flags=0xf4),
+        "text-colon-first": rest_text(b":alice", ttl=-700),
+    }
+
+
 def write(target, seeds):
     d = HERE / "corpus" / target
     d.mkdir(parents=True, exist_ok=True)
@@ -343,3 +411,4 @@ if __name__ == "__main__":
     write("stream_framer_fuzz", framer_seeds())
     write("turn_server_fuzz", server_seeds())
     write("oauth_token_fuzz", oauth_seeds())
+    write("rest_auth_fuzz", rest_auth_seeds())
