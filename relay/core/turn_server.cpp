@@ -59,18 +59,6 @@ std::array<std::uint8_t, 16> randomKey() noexcept {
   return key;
 }
 
-// Over UDP, the 401 challenge (REALM, NONCE, PASSWORD-ALGORITHMS: some 90 bytes) goes only to
-// the request a client sends before it has credentials: an Allocate that credentials could
-// make succeed, i.e. with REQUESTED-TRANSPORT (RFC 8656 §7.2). A client signs every later
-// request, so any other request without MESSAGE-INTEGRITY comes from no real client, and a
-// 20-byte one answered with the challenge would be the cheapest way to make tern reflect
-// five times its size at a spoofed victim: it gets a bare 400 instead. For an Allocate
-// without REQUESTED-TRANSPORT that is the answer RFC 8656 §7.2 gives after authentication.
-bool earnsChallenge(const wire::MessageView& request) noexcept {
-  return request.method() == static_cast<std::uint16_t>(wire::Method::kAllocate) &&
-         request.has(wire::AttributeType::kRequestedTransport);
-}
-
 std::uint64_t randomSeed() noexcept {
   std::array<std::uint8_t, 8> seed{};
   auth::randomBytes(seed);
@@ -615,12 +603,6 @@ void TurnServer::onTurnRequest(const FiveTuple& tuple, const wire::MessageView& 
     // RFC 8489 §9.2.4 sends 438 only to a client whose integrity verified: it holds a key,
     // so its answer is not counted against its source.
     if (auth.outcome != auth::AuthOutcome::kStaleNonce && !admitUnauthenticated(tuple, response, now)) return;
-    if (auth.outcome == auth::AuthOutcome::kNoIntegrity && tuple.transport == Transport::kUdp &&
-        !earnsChallenge(request)) {
-      response.error(ec::kBadRequest, "Bad Request: no credentials, and not an Allocate that needs them");
-      (void)response.finish();
-      return;
-    }
     const std::uint16_t code = auth::errorCodeFor(auth.outcome);
     auto& b = response.error(code);
     // RFC 8489 §9.2.4: 401 and 438 carry REALM, a fresh NONCE and PASSWORD-ALGORITHMS.

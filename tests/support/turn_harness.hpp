@@ -184,8 +184,7 @@ class TestClient {
   }
 
   // Learns REALM and NONCE from the 401 that an Allocate without credentials earns, as every
-  // client's first request does. Over UDP only such an Allocate earns that challenge (see
-  // earnsChallenge in turn_server.cpp), so a client whose first request is another starts here.
+  // real client's first request does.
   void challenge() { (void)send(session.allocate({})); }
 
   // Sends what `make` builds; a 401 or 438 that taught the session a nonce is answered by

@@ -365,10 +365,11 @@ TEST_CASE(
 TEST_CASE("Allocate without REQUESTED-TRANSPORT gets 400 (RFC 8656 §7.2)") {
   TurnHarness h;
   TestClient c(h, kTuple);
-  SUBCASE("without credentials over UDP, at once, rather than a 401 that only leads to it") {
-    const Reply r = c.request(Method::kAllocate, [](wire::MessageBuilder&) {});
-    CHECK(r.code() == 400);
-    CHECK_FALSE(c.session.authenticated());
+  SUBCASE("without credentials: the 401 challenge first, since authentication comes first") {
+    const Reply r = c.send(c.build(Method::kAllocate, [](wire::MessageBuilder&) {}));
+    CHECK(r.code() == 401);
+    CHECK(c.session.authenticated());
+    CHECK(c.request(Method::kAllocate, [](wire::MessageBuilder&) {}).code() == 400);
   }
   SUBCASE("with credentials, signed") {
     c.challenge();
