@@ -5,8 +5,11 @@
 #include <openssl/err.h>
 #include <openssl/rand.h>
 
+#include <chrono>
 #include <cstring>
 #include <stdexcept>
+
+#include "auth/crypto.hpp"
 
 namespace tern::io {
 
@@ -27,22 +30,25 @@ std::string opensslError(const char* what) {
 // RFC 6347 §4.2.1: a DTLS server answers a ClientHello without the right cookie with a
 // HelloVerifyRequest (about 60 bytes) instead of its whole first flight (certificate chain
 // included: six times the ClientHello, and retransmitted), so a ClientHello from a spoofed
-// address cannot make tern send a victim kilobytes. The client proves its address by echoing
-// the cookie.
+// address cannot make tern send a victim kilobytes, nor cost it a session: DTLSv1_listen
+// answers without state and OpenSSL asks these callbacks about the datagram being judged.
 int generateCookie(SSL* ssl, unsigned char* cookie, unsigned int* length) {
-  const auto* session = static_cast<const TlsSession*>(SSL_get_app_data(ssl));
-  if (session == nullptr) return 0;
-  std::memcpy(cookie, session->cookie().data(), TlsSession::kCookieSize);
-  *length = static_cast<unsigned int>(TlsSession::kCookieSize);
+  const auto* subject = static_cast<const DtlsCookieSubject*>(SSL_get_app_data(ssl));
+  if (subject == nullptr || subject->key == nullptr) return 0;
+  const DtlsCookieKey::Cookie made = subject->key->make(subject->client, subject->now_seconds);
+  std::memcpy(cookie, made.data(), made.size());
+  *length = static_cast<unsigned int>(made.size());
   return 1;
 }
 
 int verifyCookie(SSL* ssl, const unsigned char* cookie, unsigned int length) {
-  const auto* session = static_cast<const TlsSession*>(SSL_get_app_data(ssl));
-  return session != nullptr && length == TlsSession::kCookieSize &&
-                 CRYPTO_memcmp(cookie, session->cookie().data(), TlsSession::kCookieSize) == 0
-             ? 1
-             : 0;
+  const auto* subject = static_cast<const DtlsCookieSubject*>(SSL_get_app_data(ssl));
+  return subject != nullptr && subject->key != nullptr && subject->key->verify(subject->client, {cookie, length}, subject->now_seconds) ? 1 : 0;
+}
+
+std::uint64_t steadySeconds() noexcept {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
 }
 
 }  // namespace
@@ -94,15 +100,57 @@ TlsSession::TlsSession(std::shared_ptr<const TlsContext> context) : context_(std
   SSL_set_bio(ssl_.get(), in_, out_);  // ssl_ owns both BIOs from here
   SSL_set_accept_state(ssl_.get());
   if (SSL_is_dtls(ssl_.get()) == 1) {
-    if (RAND_bytes(cookie_.data(), static_cast<int>(cookie_.size())) != 1) {
-      throw std::runtime_error(opensslError("RAND_bytes"));
-    }
-    SSL_set_app_data(ssl_.get(), this);
     // A memory BIO knows no path MTU: keep records within a conservative datagram size.
+    SSL_set_app_data(ssl_.get(), &cookie_subject_);  // TlsSession is neither copied nor moved
     SSL_set_options(ssl_.get(), SSL_OP_NO_QUERY_MTU);
     SSL_set_mtu(ssl_.get(), 1200);
     DTLS_set_link_mtu(ssl_.get(), 1200);
   }
+}
+
+DtlsCookieKey::DtlsCookieKey() {
+  if (RAND_bytes(key_.data(), static_cast<int>(key_.size())) != 1) throw std::runtime_error(opensslError("RAND_bytes"));
+}
+
+DtlsCookieKey::Cookie DtlsCookieKey::forEpoch(const wire::SocketAddress& client, std::uint64_t epoch) const noexcept {
+  std::array<std::uint8_t, 10> tail{};  // port, then the epoch, big-endian
+  tail[0] = static_cast<std::uint8_t>(client.port >> 8);
+  tail[1] = static_cast<std::uint8_t>(client.port);
+  for (std::size_t i = 0; i < 8; ++i) tail[2 + i] = static_cast<std::uint8_t>(epoch >> (56 - 8 * i));
+  const std::uint8_t family = client.ip.isV4() ? 4 : 6;
+  const auth::Sha256Digest mac =
+      auth::hmacSha256(key_, {{&family, 1}, {client.ip.data(), client.ip.size()}, tail});
+  Cookie cookie{};
+  std::memcpy(cookie.data(), mac.data(), cookie.size());
+  return cookie;
+}
+
+DtlsCookieKey::Cookie DtlsCookieKey::make(const wire::SocketAddress& client, std::uint64_t now_seconds) const noexcept {
+  return forEpoch(client, now_seconds / kEpochSeconds);
+}
+
+bool DtlsCookieKey::verify(const wire::SocketAddress& client, wire::Bytes cookie,
+                           std::uint64_t now_seconds) const noexcept {
+  const std::uint64_t epoch = now_seconds / kEpochSeconds;
+  for (const std::uint64_t e : {epoch, epoch - 1}) {
+    if (auth::constantTimeEqual(forEpoch(client, e), cookie)) return true;
+  }
+  return false;
+}
+
+TlsSession::ListenResult TlsSession::listen(const DtlsCookieKey& key, const wire::SocketAddress& from,
+                                            wire::Bytes datagram) noexcept {
+  // Whatever an earlier datagram left unread must not run into this one.
+  (void)BIO_reset(in_);
+  (void)BIO_reset(out_);
+  feed(datagram);
+  cookie_subject_ = DtlsCookieSubject{&key, from, steadySeconds()};
+  std::unique_ptr<BIO_ADDR, decltype(&BIO_ADDR_free)> peer(BIO_ADDR_new(), BIO_ADDR_free);
+  const int verdict = peer ? DTLSv1_listen(ssl_.get(), peer.get()) : -1;
+  ERR_clear_error();
+  if (verdict > 0) return ListenResult::kAdmitted;
+  (void)BIO_reset(in_);
+  return BIO_ctrl_pending(out_) > 0 ? ListenResult::kAnswered : ListenResult::kIgnored;
 }
 
 void TlsSession::feed(wire::Bytes ciphertext) noexcept {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "relay/wire/address.hpp"
 #include "relay/wire/bytes.hpp"
 
 namespace tern::io {
@@ -35,9 +36,40 @@ class TlsContext {
   std::unique_ptr<SSL_CTX, SslCtxFree> ctx_;
 };
 
+// The DTLS cookie (RFC 6347 §4.2.1): HMAC-SHA256 of the client's address and port and a
+// 30-second epoch under a random key, cut to 16 bytes. Nothing is stored per client: a
+// cookie verifies in the epoch that made it and the next, so a client has 30 to 60 seconds
+// to echo it, and a replayed cookie is worth nothing from any other address.
+class DtlsCookieKey {
+ public:
+  static constexpr std::size_t kCookieSize = 16;
+  using Cookie = std::array<std::uint8_t, kCookieSize>;
+
+  DtlsCookieKey();  // a fresh random key; throws if the generator fails
+
+  Cookie make(const wire::SocketAddress& client, std::uint64_t now_seconds) const noexcept;
+  bool verify(const wire::SocketAddress& client, wire::Bytes cookie, std::uint64_t now_seconds) const noexcept;
+
+ private:
+  static constexpr std::uint64_t kEpochSeconds = 30;
+  Cookie forEpoch(const wire::SocketAddress& client, std::uint64_t epoch) const noexcept;
+  std::array<std::uint8_t, 32> key_{};
+};
+
+// What OpenSSL's DTLS cookie callbacks judge (the SSL's app data): the datagram's sender and
+// the time it arrived, under the worker's key.
+struct DtlsCookieSubject {
+  const DtlsCookieKey* key = nullptr;
+  wire::SocketAddress client{};
+  std::uint64_t now_seconds = 0;
+};
+
 class TlsSession {
  public:
   explicit TlsSession(std::shared_ptr<const TlsContext> context);
+  // The SSL keeps a pointer to cookie_subject_: a session stays where it was made.
+  TlsSession(const TlsSession&) = delete;
+  TlsSession& operator=(const TlsSession&) = delete;
 
   // Ciphertext from the socket.
   void feed(wire::Bytes ciphertext) noexcept;
@@ -53,14 +85,20 @@ class TlsSession {
   void handleTimeout() noexcept { DTLSv1_handle_timeout(ssl_.get()); }
   const std::string& error() const noexcept { return error_; }
 
-  // DTLS: the cookie this session's HelloVerifyRequest carries (RFC 6347 §4.2.1). A session
-  // serves one client address, so a random value per session binds it to that address.
-  static constexpr std::size_t kCookieSize = 16;
-  const std::array<std::uint8_t, kCookieSize>& cookie() const noexcept { return cookie_; }
+  // DTLS, before a client has a session: RFC 6347 §4.2.1 without keeping state
+  // (DTLSv1_listen). Judges one datagram from `from`: kAdmitted when it is a ClientHello that
+  // echoes a valid cookie (the client proved it receives at `from`; this session now carries
+  // on that handshake), kAnswered when it earned a HelloVerifyRequest (in takeCiphertext),
+  // kIgnored for anything else. A session that did not admit can listen again.
+  enum class ListenResult : std::uint8_t { kIgnored, kAnswered, kAdmitted };
+  ListenResult listen(const DtlsCookieKey& key, const wire::SocketAddress& from, wire::Bytes datagram) noexcept;
 
  private:
   std::shared_ptr<const TlsContext> context_;  // kept alive while the session uses it
-  std::array<std::uint8_t, kCookieSize> cookie_{};
+  // The SSL's app data. Once a ClientHello is admitted it keeps naming that ClientHello's
+  // sender and time: OpenSSL verifies the cookie once more when the handshake takes the
+  // ClientHello up, and it must verify then as it did in listen().
+  DtlsCookieSubject cookie_subject_;
   std::unique_ptr<SSL, SslFree> ssl_;
   BIO* in_ = nullptr;   // owned by ssl_
   BIO* out_ = nullptr;  // owned by ssl_

@@ -90,6 +90,7 @@ class Worker::Loop final : public DatagramHandler,
   void setTls(std::shared_ptr<const TlsContext> tls, std::shared_ptr<const TlsContext> dtls) noexcept {
     tls_ = std::move(tls);
     dtls_context_ = std::move(dtls);
+    dtls_listener_.reset();  // the next ClientHello is judged with the new certificate
   }
   void run() { loop_.run(); }
   int closeLoop() noexcept { return loop_.close(); }
@@ -316,9 +317,11 @@ class Worker::Loop final : public DatagramHandler,
   }
 
   // --- DTLS (RFC 7350): one DTLS session per client address on a --dtls-listen socket.
-  // A ClientHello from a spoofed address costs an SSL object until its handshake fails, so
-  // handshakes in progress are capped and given a short deadline; only sessions that finished
-  // a handshake (the client proved its address) live until the idle timeout.
+  // A datagram from an address without a session is judged statelessly (the cookie exchange
+  // of RFC 6347 §4.2.1): a ClientHello from a spoofed address earns a HelloVerifyRequest
+  // smaller than itself and costs nothing after. Only a client that echoes the cookie, and so
+  // receives at its address, gets a session; handshakes in progress are still capped and given
+  // a short deadline, and only sessions that finished one live until the idle timeout.
   static constexpr std::size_t kMaxDtlsHandshakes = 1024;
   static constexpr std::chrono::seconds kDtlsHandshakeDeadline{10};
 
@@ -326,22 +329,11 @@ class Worker::Loop final : public DatagramHandler,
     const StreamKey key{from, socket.localAddress()};
     auto it = dtls_peers_.find(key);
     if (it == dtls_peers_.end()) {
-      // Only a handshake record may start a session.
-      if (!dtls_context_ || data.empty() || !looksLikeTls(data[0]) || dtls_handshakes_ >= kMaxDtlsHandshakes) {
-        worker_.counters_->drop(metrics::DropReason::kMalformed);
-        return;
-      }
-      try {
-        it = dtls_peers_.emplace(key, DtlsPeer{std::make_unique<TlsSession>(dtls_context_), &socket,
-                                               loop_.now(), loop_.now(), false}).first;
-        ++dtls_handshakes_;
-      } catch (const std::exception& e) {
-        std::uint64_t suppressed = 0;
-        if (mayLog(suppressed)) {
-          log::warn("dtls session failed", {{"client", from.toString()}, {"error", e.what()}, {"suppressed", suppressed}});
-        }
-        return;
-      }
+      std::unique_ptr<TlsSession> admitted = admitDtls(socket, from, data);
+      if (!admitted) return;
+      it = dtls_peers_.emplace(key, DtlsPeer{std::move(admitted), &socket, loop_.now(), loop_.now(), false}).first;
+      ++dtls_handshakes_;
+      data = {};  // the session holds the ClientHello it was admitted with
     }
     it->second.last = loop_.now();
     it->second.session->feed(data);
@@ -375,6 +367,43 @@ class Worker::Loop final : public DatagramHandler,
       if (it == dtls_peers_.end()) return;
     }
     flushDtls(it->second, from);
+  }
+
+  // The session for a datagram from an address that has none, if it is a ClientHello that
+  // echoes a valid cookie; a ClientHello without one is answered with a HelloVerifyRequest,
+  // anything else is dropped and counted. One listening session is reused for every judgement,
+  // so a flood of ClientHellos costs no allocation.
+  std::unique_ptr<TlsSession> admitDtls(UdpListener& socket, const wire::SocketAddress& from, wire::Bytes data) noexcept {
+    if (!dtls_context_ || data.empty() || !looksLikeTls(data[0])) {
+      worker_.counters_->drop(metrics::DropReason::kMalformed);
+      return nullptr;
+    }
+    try {
+      if (!dtls_listener_) dtls_listener_ = std::make_unique<TlsSession>(dtls_context_);
+    } catch (const std::exception& e) {
+      std::uint64_t suppressed = 0;
+      if (mayLog(suppressed)) {
+        log::warn("dtls session failed", {{"client", from.toString()}, {"error", e.what()}, {"suppressed", suppressed}});
+      }
+      return nullptr;
+    }
+    switch (dtls_listener_->listen(dtls_cookie_key_, from, data)) {
+      case TlsSession::ListenResult::kAnswered:
+        dtls_listener_->takeCiphertext(dtls_ciphertext_);
+        forEachDtlsRecord(dtls_ciphertext_, [&](wire::Bytes record) { socket.send(from, record); });
+        return nullptr;
+      case TlsSession::ListenResult::kIgnored:
+        worker_.counters_->drop(metrics::DropReason::kMalformed);
+        return nullptr;
+      case TlsSession::ListenResult::kAdmitted:
+        if (dtls_handshakes_ >= kMaxDtlsHandshakes) {
+          dtls_listener_.reset();  // it holds this client's ClientHello; the client will retry
+          worker_.counters_->drop(metrics::DropReason::kMalformed);
+          return nullptr;
+        }
+        return std::move(dtls_listener_);
+    }
+    return nullptr;
   }
 
   void flushDtls(DtlsPeer& peer, const wire::SocketAddress& to) noexcept {
@@ -855,6 +884,8 @@ class Worker::Loop final : public DatagramHandler,
   DtlsReceiver dtls_receiver_{*this};
   std::unordered_map<StreamKey, DtlsPeer, StreamKeyHash> dtls_peers_;
   std::size_t dtls_handshakes_ = 0;  // sessions in dtls_peers_ still in their handshake
+  DtlsCookieKey dtls_cookie_key_;
+  std::unique_ptr<TlsSession> dtls_listener_;  // judges datagrams from addresses without a session
   std::vector<std::uint8_t> dtls_plaintext_ = std::vector<std::uint8_t>(64 * 1024);
   std::vector<std::uint8_t> dtls_ciphertext_;
   std::vector<std::uint8_t> dtls_message_;

@@ -109,6 +109,23 @@ class Pacer {
   Clock::time_point start_ = Clock::now();
 };
 
+// A real DTLS ClientHello, from OpenSSL's DTLS client over memory BIOs.
+std::vector<std::uint8_t> dtlsClientHello() {
+  std::unique_ptr<SSL_CTX, io::SslCtxFree> ctx(SSL_CTX_new(DTLS_client_method()));
+  REQUIRE(ctx);
+  std::unique_ptr<SSL, io::SslFree> ssl(SSL_new(ctx.get()));
+  BIO* in = BIO_new(BIO_s_mem());
+  BIO* out = BIO_new(BIO_s_mem());
+  SSL_set_bio(ssl.get(), in, out);
+  SSL_set_connect_state(ssl.get());
+  (void)SSL_do_handshake(ssl.get());
+  std::vector<std::uint8_t> hello(static_cast<std::size_t>(BIO_ctrl_pending(out)));
+  REQUIRE(BIO_read(out, hello.data(), static_cast<int>(hello.size())) ==
+          static_cast<int>(hello.size()));
+  REQUIRE(hello.size() > 100);
+  return hello;
+}
+
 // A request built by hand: `type`, a transaction id made of `n`, and the attributes `add` writes.
 std::vector<std::uint8_t> request(std::uint16_t type, std::uint32_t n,
                                   const std::function<void(wire::MessageBuilder&)>& add = {}) {
@@ -587,19 +604,7 @@ TEST_CASE(
   const auto& certs = test::testCertificates();
   TernServer server(
       relayArgs({"--dtls-listen", "127.0.0.1:0", "--cert", certs.chain, "--key", certs.key}));
-  // A real ClientHello, from OpenSSL's DTLS client over memory BIOs.
-  std::unique_ptr<SSL_CTX, io::SslCtxFree> ctx(SSL_CTX_new(DTLS_client_method()));
-  REQUIRE(ctx);
-  std::unique_ptr<SSL, io::SslFree> ssl(SSL_new(ctx.get()));
-  BIO* in = BIO_new(BIO_s_mem());
-  BIO* out = BIO_new(BIO_s_mem());
-  SSL_set_bio(ssl.get(), in, out);
-  SSL_set_connect_state(ssl.get());
-  (void)SSL_do_handshake(ssl.get());
-  std::vector<std::uint8_t> hello(static_cast<std::size_t>(BIO_ctrl_pending(out)));
-  REQUIRE(BIO_read(out, hello.data(), static_cast<int>(hello.size())) ==
-          static_cast<int>(hello.size()));
-  REQUIRE(hello.size() > 100);
+  const auto hello = dtlsClientHello();
 
   // A spoofer sends it once and never answers: what reaches the victim in 3 s (a whole
   // flight, retransmitted, without the cookie exchange)?
@@ -616,5 +621,40 @@ TEST_CASE(
   CAPTURE(hello.size());
   CHECK(datagrams == 1);
   CHECK(bytes < hello.size());
+  CHECK(server.process().stop(SIGTERM) == 0);
+}
+
+TEST_CASE(
+    "DTLS ClientHellos from thousands of spoofable ports hold no handshake: a DTLS call started "
+    "right after relays with zero loss") {
+  const auto& certs = test::testCertificates();
+  TernServer server(
+      relayArgs({"--dtls-listen", "127.0.0.1:0", "--cert", certs.chain, "--key", certs.key}));
+  test::EchoPeer peer(kPeerHost);
+  const auto hello = dtlsClientHello();
+  // More ClientHellos than both workers' handshake slots hold (1024 each, for 10 s), each from
+  // a port that never answers: what a spoofer sends. Without the cookie exchange done
+  // statelessly, each would hold a slot and the call below would find none.
+  constexpr int kHellos = 3000;
+  const Pacer pacer(3000);
+  for (int i = 0; i < kHellos; ++i) {
+    pacer.wait(static_cast<std::size_t>(i));
+    const auto spoofed = test::connectedSocket(false, on(kFloodHost), server.dtls());
+    test::sendRaw(spoofed.get(), hello);
+  }
+  const auto r = test::runUclient({"-X",       "-S",
+                                   "-W",       kSecret,
+                                   "-u",       "dtls-caller",
+                                   "-e",       kPeerHost,
+                                   "-r",       std::to_string(peer.port()),
+                                   "-p",       std::to_string(server.dtls().port),
+                                   "-n",       "100",
+                                   "-m",       "2",
+                                   "-l",       "161",
+                                   "-z",       "5",
+                                   "127.0.0.1"});
+  INFO(r.output);
+  CHECK(r.sent == 200);
+  CHECK(r.lost == 0);
   CHECK(server.process().stop(SIGTERM) == 0);
 }
