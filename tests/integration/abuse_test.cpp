@@ -126,6 +126,12 @@ std::vector<std::uint8_t> dtlsClientHello() {
   return hello;
 }
 
+// relayArgs with a DTLS listener on the test certificate.
+std::vector<std::string> dtlsRelayArgs() {
+  const auto& certs = test::testCertificates();
+  return relayArgs({"--dtls-listen", "127.0.0.1:0", "--cert", certs.chain, "--key", certs.key});
+}
+
 // A request built by hand: `type`, a transaction id made of `n`, and the attributes `add` writes.
 std::vector<std::uint8_t> request(std::uint16_t type, std::uint32_t n,
                                   const std::function<void(wire::MessageBuilder&)>& add = {}) {
@@ -601,9 +607,7 @@ TEST_CASE(
 TEST_CASE(
     "a DTLS ClientHello from a spoofable address earns a HelloVerifyRequest smaller than itself "
     "(RFC 6347 §4.2.1)") {
-  const auto& certs = test::testCertificates();
-  TernServer server(
-      relayArgs({"--dtls-listen", "127.0.0.1:0", "--cert", certs.chain, "--key", certs.key}));
+  TernServer server(dtlsRelayArgs());
   const auto hello = dtlsClientHello();
 
   // A spoofer sends it once and never answers: what reaches the victim in 3 s (a whole
@@ -627,9 +631,7 @@ TEST_CASE(
 TEST_CASE(
     "DTLS ClientHellos from thousands of spoofable ports hold no handshake: a DTLS call started "
     "right after relays with zero loss") {
-  const auto& certs = test::testCertificates();
-  TernServer server(
-      relayArgs({"--dtls-listen", "127.0.0.1:0", "--cert", certs.chain, "--key", certs.key}));
+  TernServer server(dtlsRelayArgs());
   test::EchoPeer peer(kPeerHost);
   const auto hello = dtlsClientHello();
   // More ClientHellos than both workers' handshake slots hold (1024 each, for 10 s), each from
@@ -642,17 +644,13 @@ TEST_CASE(
     const auto spoofed = test::connectedSocket(false, on(kFloodHost), server.dtls());
     test::sendRaw(spoofed.get(), hello);
   }
-  const auto r = test::runUclient({"-X",       "-S",
-                                   "-W",       kSecret,
-                                   "-u",       "dtls-caller",
-                                   "-e",       kPeerHost,
-                                   "-r",       std::to_string(peer.port()),
-                                   "-p",       std::to_string(server.dtls().port),
-                                   "-n",       "100",
-                                   "-m",       "2",
-                                   "-l",       "161",
-                                   "-z",       "5",
-                                   "127.0.0.1"});
+  // clang-format off
+  const std::vector<std::string> args = {
+      "-X", "-S", "-W", kSecret, "-u", "dtls-caller", "-e", kPeerHost,
+      "-r", std::to_string(peer.port()), "-p", std::to_string(server.dtls().port),
+      "-n", "100", "-m", "2", "-l", "161", "-z", "5", "127.0.0.1"};
+  // clang-format on
+  const auto r = test::runUclient(args);
   INFO(r.output);
   CHECK(r.sent == 200);
   CHECK(r.lost == 0);

@@ -11,7 +11,8 @@ delete their allocation, alternately over UDP and over TCP. After a warm-up of o
 each (allocator pools, the first TCP connections), the server's figures are read; then the
 churn goes on until --seconds have passed, with the figures read after every run. At the
 end: descriptors and handles exactly back at their warm-up values, the heap in use within
-2 % (plus 256 KiB) and RSS within 10 % (plus 1 MiB) of their warm-up values, no failed allocation, no lost packet, and a clean exit.
+2 % (plus 256 KiB) and RSS within 5 % (plus 512 KiB) of their warm-up values, no failed
+allocation, no lost packet, and a clean exit.
 TERN_SOAK_SECONDS overrides --seconds (tests/run-all.sh passes it for long runs).
 """
 import argparse
@@ -169,12 +170,14 @@ def main():
                 problems.append(f"libuv handles {base['handles']} after warm-up, {end['handles']} at the end")
             # The heap in use is the precise figure (freed memory does not count); it may grow
             # a little as containers reach their peak size. RSS also holds what the allocator
-            # keeps, so it gets a wider margin.
+            # keeps, so it gets a wider margin: tern gives connections' 64 KiB buffers back to
+            # the kernel (relay/app/main.cpp), which leaves RSS within some 200 KiB of its
+            # warm-up level; before that it wandered by 3 MiB with a flat heap.
             heap_limit = base["heap_kib"] * 1.02 + 256
             if end["heap_kib"] > heap_limit:
                 problems.append(f"heap in use {base['heap_kib']} KiB after warm-up, {end['heap_kib']} KiB at the "
                                 f"end (limit {heap_limit:.0f})")
-            rss_limit = base["rss_kib"] * 1.10 + 1024
+            rss_limit = base["rss_kib"] * 1.05 + 512
             if end["rss_kib"] > rss_limit:
                 problems.append(f"RSS {base['rss_kib']} KiB after warm-up, {end['rss_kib']} KiB at the end "
                                 f"(limit {rss_limit:.0f})")
