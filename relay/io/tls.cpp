@@ -100,8 +100,8 @@ TlsSession::TlsSession(std::shared_ptr<const TlsContext> context) : context_(std
   SSL_set_bio(ssl_.get(), in_, out_);  // ssl_ owns both BIOs from here
   SSL_set_accept_state(ssl_.get());
   if (SSL_is_dtls(ssl_.get()) == 1) {
-    // A memory BIO knows no path MTU: keep records within a conservative datagram size.
     SSL_set_app_data(ssl_.get(), &cookie_subject_);  // TlsSession is neither copied nor moved
+    // A memory BIO knows no path MTU: keep records within a conservative datagram size.
     SSL_set_options(ssl_.get(), SSL_OP_NO_QUERY_MTU);
     SSL_set_mtu(ssl_.get(), 1200);
     DTLS_set_link_mtu(ssl_.get(), 1200);
@@ -114,9 +114,9 @@ DtlsCookieKey::DtlsCookieKey() {
 
 DtlsCookieKey::Cookie DtlsCookieKey::forEpoch(const wire::SocketAddress& client, std::uint64_t epoch) const noexcept {
   std::array<std::uint8_t, 10> tail{};  // port, then the epoch, big-endian
-  tail[0] = static_cast<std::uint8_t>(client.port >> 8);
-  tail[1] = static_cast<std::uint8_t>(client.port);
-  for (std::size_t i = 0; i < 8; ++i) tail[2 + i] = static_cast<std::uint8_t>(epoch >> (56 - 8 * i));
+  wire::storeU16(tail.data(), client.port);
+  wire::storeU32(tail.data() + 2, static_cast<std::uint32_t>(epoch >> 32));
+  wire::storeU32(tail.data() + 6, static_cast<std::uint32_t>(epoch));
   const std::uint8_t family = client.ip.isV4() ? 4 : 6;
   const auth::Sha256Digest mac =
       auth::hmacSha256(key_, {{&family, 1}, {client.ip.data(), client.ip.size()}, tail});
@@ -145,8 +145,10 @@ TlsSession::ListenResult TlsSession::listen(const DtlsCookieKey& key, const wire
   (void)BIO_reset(out_);
   feed(datagram);
   cookie_subject_ = DtlsCookieSubject{&key, from, steadySeconds()};
-  std::unique_ptr<BIO_ADDR, decltype(&BIO_ADDR_free)> peer(BIO_ADDR_new(), BIO_ADDR_free);
-  const int verdict = peer ? DTLSv1_listen(ssl_.get(), peer.get()) : -1;
+  // DTLSv1_listen wants somewhere to put the peer's address, which a memory BIO does not
+  // know (the caller does): one, kept for every judgement.
+  if (!listen_peer_) listen_peer_.reset(BIO_ADDR_new());
+  const int verdict = listen_peer_ ? DTLSv1_listen(ssl_.get(), listen_peer_.get()) : -1;
   ERR_clear_error();
   if (verdict > 0) return ListenResult::kAdmitted;
   (void)BIO_reset(in_);

@@ -22,6 +22,9 @@ struct SslCtxFree {
 struct SslFree {
   void operator()(SSL* p) const noexcept { SSL_free(p); }
 };
+struct BioAddrFree {
+  void operator()(BIO_ADDR* p) const noexcept { BIO_ADDR_free(p); }
+};
 
 class TlsContext {
  public:
@@ -102,6 +105,7 @@ class TlsSession {
   std::unique_ptr<SSL, SslFree> ssl_;
   BIO* in_ = nullptr;   // owned by ssl_
   BIO* out_ = nullptr;  // owned by ssl_
+  std::unique_ptr<BIO_ADDR, BioAddrFree> listen_peer_;  // listen()'s scratch
   std::string error_;
 };
 
