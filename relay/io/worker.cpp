@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "relay/core/turn_server.hpp"
+#include "relay/io/dtls_endpoint.hpp"
 #include "relay/io/event_loop.hpp"
 #include "relay/io/log.hpp"
 #include "relay/io/port_pool.hpp"
@@ -37,25 +38,8 @@ struct StreamKeyHash {
 class Worker::Loop final : public DatagramHandler,
                            public ConnectionAcceptor,
                            public StreamHandler,
+                           public DtlsEndpoint::Host,
                            public core::ServerOutput {
-  struct DtlsPeer {
-    std::unique_ptr<TlsSession> session;
-    UdpListener* socket;
-    core::TimePoint last;
-    core::TimePoint started;
-    bool established;  // handshake finished: counted out of dtls_handshakes_
-  };
-
-  class DtlsReceiver final : public DatagramHandler {
-   public:
-    explicit DtlsReceiver(Loop& loop) : loop_(loop) {}
-    void onDatagram(UdpListener& socket, const wire::SocketAddress& from, wire::Bytes data) noexcept override {
-      loop_.onDtlsDatagram(socket, from, data);
-    }
-
-   private:
-    Loop& loop_;
-  };
 
 
  public:
@@ -66,8 +50,8 @@ class Worker::Loop final : public DatagramHandler,
         ports_(worker.setup_.relay_port_first, worker.setup_.relay_port_last),
         peers_(*this),
         server_(worker.setup_.options, worker.setup_.services, *this, *worker.counters_),
-        tls_(worker.setup_.tls),
-        dtls_context_(worker.setup_.dtls) {
+        dtls_endpoint_(*this, loop_, *worker.counters_, worker.setup_.dtls),
+        tls_(worker.setup_.tls) {
     server_.setUnixTime(static_cast<std::int64_t>(std::time(nullptr)));
     worker.counters_->last_tick_ns.set(steadyNanoseconds());
     io_batch_.attach(loop_.get());
@@ -82,15 +66,14 @@ class Worker::Loop final : public DatagramHandler,
       tcp_.push_back(std::make_unique<TcpListener>(loop_.get(), std::move(fd), *this, true));
     }
     for (auto& fd : sockets.dtls) {
-      dtls_.push_back(std::make_unique<UdpListener>(loop_.get(), std::move(fd), dtls_receiver_, io_batch_));
+      dtls_.push_back(std::make_unique<UdpListener>(loop_.get(), std::move(fd), dtls_endpoint_, io_batch_));
     }
   }
 
   Mailbox& mailbox() noexcept { return mailbox_; }
   void setTls(std::shared_ptr<const TlsContext> tls, std::shared_ptr<const TlsContext> dtls) noexcept {
     tls_ = std::move(tls);
-    dtls_context_ = std::move(dtls);
-    dtls_listener_.reset();  // the next ClientHello is judged with the new certificate
+    dtls_endpoint_.setContext(std::move(dtls));
   }
   void run() { loop_.run(); }
   int closeLoop() noexcept { return loop_.close(); }
@@ -108,8 +91,7 @@ class Worker::Loop final : public DatagramHandler,
     closed_.clear();
     paused_pipes_.clear();
     resume_timer_.close();
-    dtls_peers_.clear();
-    dtls_handshakes_ = 0;
+    dtls_endpoint_.clear();
     for (auto& u : udp_) u->close();
     for (auto& d : dtls_) d->close();
     for (auto& t : tcp_) t->close();
@@ -316,100 +298,6 @@ class Worker::Loop final : public DatagramHandler,
     }
   }
 
-  // --- DTLS (RFC 7350): one DTLS session per client address on a --dtls-listen socket.
-  // A datagram from an address without a session is judged statelessly (the cookie exchange
-  // of RFC 6347 §4.2.1): a ClientHello from a spoofed address earns a HelloVerifyRequest
-  // smaller than itself and costs nothing after. Only a client that echoes the cookie, and so
-  // receives at its address, gets a session; handshakes in progress are still capped and given
-  // a short deadline, and only sessions that finished one live until the idle timeout.
-  static constexpr std::size_t kMaxDtlsHandshakes = 1024;
-  static constexpr std::chrono::seconds kDtlsHandshakeDeadline{10};
-
-  void onDtlsDatagram(UdpListener& socket, const wire::SocketAddress& from, wire::Bytes data) noexcept {
-    const StreamKey key{from, socket.localAddress()};
-    auto it = dtls_peers_.find(key);
-    if (it == dtls_peers_.end()) {
-      std::unique_ptr<TlsSession> admitted = admitDtls(socket, from, data);
-      if (!admitted) return;
-      it = dtls_peers_.emplace(key, DtlsPeer{std::move(admitted), &socket, loop_.now(), loop_.now(), false}).first;
-      ++dtls_handshakes_;
-      data = {};  // the session holds the ClientHello it was admitted with
-    }
-    it->second.last = loop_.now();
-    it->second.session->feed(data);
-    // A finished handshake moves the session out of the capped in-handshake count.
-    const auto noteHandshake = [&] {
-      if (!it->second.established && it->second.session->handshakeDone()) {
-        it->second.established = true;
-        --dtls_handshakes_;
-      }
-    };
-    const core::FiveTuple tuple{core::Transport::kDtls, from, socket.localAddress()};
-    while (true) {
-      const long n = it->second.session->readPlaintext(dtls_plaintext_);
-      if (n < 0) {
-        flushDtls(it->second, from);
-        std::uint64_t suppressed = 0;
-        if (log::enabled(log::LogLevel::kDebug) && mayLog(suppressed)) {
-          log::debug("dtls session closed", {{"client", from.toString()},
-                                             {"reason", it->second.session->error()},
-                                             {"suppressed", suppressed}});
-        }
-        if (!it->second.established) --dtls_handshakes_;
-        dtls_peers_.erase(it);
-        return;
-      }
-      noteHandshake();
-      if (n == 0) break;
-      // Each DTLS record carries one STUN message or ChannelData (RFC 7350 §4).
-      onClientPacket(tuple, wire::Bytes{dtls_plaintext_.data(), static_cast<std::size_t>(n)});
-      it = dtls_peers_.find(key);
-      if (it == dtls_peers_.end()) return;
-    }
-    flushDtls(it->second, from);
-  }
-
-  // The session for a datagram from an address that has none, if it is a ClientHello that
-  // echoes a valid cookie; a ClientHello without one is answered with a HelloVerifyRequest,
-  // anything else is dropped and counted. One listening session is reused for every judgement,
-  // so a flood of ClientHellos costs no allocation.
-  std::unique_ptr<TlsSession> admitDtls(UdpListener& socket, const wire::SocketAddress& from, wire::Bytes data) noexcept {
-    if (!dtls_context_ || data.empty() || !looksLikeTls(data[0])) {
-      worker_.counters_->drop(metrics::DropReason::kMalformed);
-      return nullptr;
-    }
-    try {
-      if (!dtls_listener_) dtls_listener_ = std::make_unique<TlsSession>(dtls_context_);
-    } catch (const std::exception& e) {
-      std::uint64_t suppressed = 0;
-      if (mayLog(suppressed)) {
-        log::warn("dtls session failed", {{"client", from.toString()}, {"error", e.what()}, {"suppressed", suppressed}});
-      }
-      return nullptr;
-    }
-    switch (dtls_listener_->listen(dtls_cookie_key_, from, data)) {
-      case TlsSession::ListenResult::kAnswered:
-        dtls_listener_->takeCiphertext(dtls_ciphertext_);
-        forEachDtlsRecord(dtls_ciphertext_, [&](wire::Bytes record) { socket.send(from, record); });
-        return nullptr;
-      case TlsSession::ListenResult::kIgnored:
-        worker_.counters_->drop(metrics::DropReason::kMalformed);
-        return nullptr;
-      case TlsSession::ListenResult::kAdmitted:
-        if (dtls_handshakes_ >= kMaxDtlsHandshakes) {
-          dtls_listener_.reset();  // it holds this client's ClientHello; the client will retry
-          worker_.counters_->drop(metrics::DropReason::kMalformed);
-          return nullptr;
-        }
-        return std::move(dtls_listener_);
-    }
-    return nullptr;
-  }
-
-  void flushDtls(DtlsPeer& peer, const wire::SocketAddress& to) noexcept {
-    peer.session->takeCiphertext(dtls_ciphertext_);
-    forEachDtlsRecord(dtls_ciphertext_, [&](wire::Bytes record) { peer.socket->send(to, record); });
-  }
 
   // A relay socket serves one allocation; a listener, every client of the worker. Per wakeup
   // each reads up to its budget, so listeners are drained in proportion to what they carry.
@@ -417,16 +305,7 @@ class Worker::Loop final : public DatagramHandler,
 
   // --- core::ServerOutput
   bool sendToClient(const core::FiveTuple& tuple, std::span<const wire::Bytes> parts) noexcept override {
-    if (tuple.transport == core::Transport::kDtls) {
-      auto it = dtls_peers_.find({tuple.client, tuple.server});
-      if (it == dtls_peers_.end() || !it->second.session->handshakeDone()) return false;
-      // One message, one DTLS record.
-      dtls_message_.clear();
-      for (const auto& p : parts) dtls_message_.insert(dtls_message_.end(), p.begin(), p.end());
-      if (!it->second.session->writePlaintext(dtls_message_)) return false;
-      flushDtls(it->second, tuple.client);
-      return true;
-    }
+    if (tuple.transport == core::Transport::kDtls) return dtls_endpoint_.send(tuple, parts);
     if (tuple.transport == core::Transport::kUdp) {
       for (auto& u : udp_) {
         if (u->localAddress() == tuple.server) return u->send(tuple.client, parts);
@@ -761,7 +640,11 @@ class Worker::Loop final : public DatagramHandler,
 
   // Lines a remote party can trigger at will pass through the worker's budget; the next line
   // that passes says how many did not.
-  bool mayLog(std::uint64_t& suppressed) noexcept {
+  // --- DtlsEndpoint::Host
+  void onDtlsPlaintext(const core::FiveTuple& tuple, wire::Bytes data) noexcept override {
+    onClientPacket(tuple, data);
+  }
+  bool mayLog(std::uint64_t& suppressed) noexcept override {
     if (log_budget_.allow(uv_now(loop_.get()), suppressed)) return true;
     worker_.counters_->log_lines_suppressed.add();
     return false;
@@ -825,21 +708,7 @@ class Worker::Loop final : public DatagramHandler,
     closed_.clear();
     const auto now = loop_.now();
     // DTLS: retransmit lost handshake flights; forget sessions silent past the idle timeout.
-    const auto dtls_idle = tcp_idle_timeout_;
-    for (auto it = dtls_peers_.begin(); it != dtls_peers_.end();) {
-      const bool stale = it->second.established ? now - it->second.last > dtls_idle
-                                                : now - it->second.started > kDtlsHandshakeDeadline;
-      if (stale) {
-        if (!it->second.established) --dtls_handshakes_;
-        it = dtls_peers_.erase(it);
-        continue;
-      }
-      if (!it->second.session->handshakeDone()) {
-        it->second.session->handleTimeout();
-        flushDtls(it->second, it->first.client);
-      }
-      ++it;
-    }
+    dtls_endpoint_.onTick(tcp_idle_timeout_);
     server_.setUnixTime(static_cast<std::int64_t>(std::time(nullptr)));
     server_.onTick(now);
     for (std::uint16_t port : worker_.setup_.reservations->expire(worker_.index_, steadyNow())) {
@@ -881,20 +750,13 @@ class Worker::Loop final : public DatagramHandler,
   IoBatch io_batch_;
   PortPool ports_;
   PeerReceiver peers_;
-  DtlsReceiver dtls_receiver_{*this};
-  std::unordered_map<StreamKey, DtlsPeer, StreamKeyHash> dtls_peers_;
-  std::size_t dtls_handshakes_ = 0;  // sessions in dtls_peers_ still in their handshake
-  DtlsCookieKey dtls_cookie_key_;
-  std::unique_ptr<TlsSession> dtls_listener_;  // judges datagrams from addresses without a session
-  std::vector<std::uint8_t> dtls_plaintext_ = std::vector<std::uint8_t>(64 * 1024);
-  std::vector<std::uint8_t> dtls_ciphertext_;
-  std::vector<std::uint8_t> dtls_message_;
   RelayAcceptor relay_acceptor_{*this};
   std::vector<RelaySocket> relays_;  // indexed by RelayId; empty when free
   std::vector<core::RelayId> free_relay_ids_;
   std::size_t next_relay_ip_ = 0;
   core::TimePoint out_of_sockets_logged_{};
   core::TurnServer server_;
+  DtlsEndpoint dtls_endpoint_;  // the handler of dtls_, declared before them
   std::vector<std::unique_ptr<UdpListener>> udp_;
   std::vector<std::unique_ptr<TcpListener>> tcp_;
   std::vector<std::unique_ptr<UdpListener>> dtls_;
@@ -904,7 +766,6 @@ class Worker::Loop final : public DatagramHandler,
   std::unordered_map<core::ConnectionId, std::unique_ptr<StreamConnection>> peer_connections_;
   std::vector<std::unique_ptr<StreamConnection>> closed_;
   std::shared_ptr<const TlsContext> tls_;           // for new connections; replaced on reload
-  std::shared_ptr<const TlsContext> dtls_context_;  // for new DTLS sessions; replaced on reload
   std::chrono::seconds tcp_idle_timeout_{worker_.settings_.tcp_idle_timeout};  // replaced on reload
   // Ten lines a second on average, a hundred at once: enough to see what happens.
   log::LineBudget log_budget_{10, 100};

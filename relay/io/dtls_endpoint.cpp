@@ -1,0 +1,137 @@
+// TURN over DTLS (RFC 7350) on a worker's --dtls-listen sockets; see dtls_endpoint.hpp.
+#include "relay/io/dtls_endpoint.hpp"
+
+#include "relay/io/log.hpp"
+
+namespace tern::io {
+
+DtlsEndpoint::DtlsEndpoint(Host& host, const EventLoop& loop, metrics::WorkerCounters& counters,
+                           std::shared_ptr<const TlsContext> context)
+    : host_(host), loop_(loop), counters_(counters), context_(std::move(context)) {}
+
+void DtlsEndpoint::setContext(std::shared_ptr<const TlsContext> context) noexcept {
+  context_ = std::move(context);
+  listener_.reset();  // the next ClientHello is judged with the new certificate
+}
+
+void DtlsEndpoint::onDatagram(UdpListener& socket, const wire::SocketAddress& from, wire::Bytes data) noexcept {
+  const core::FiveTuple tuple{core::Transport::kDtls, from, socket.localAddress()};
+  const auto now = loop_.now();
+  auto it = peers_.find(tuple);
+  if (it == peers_.end()) {
+    std::unique_ptr<TlsSession> admitted = admit(socket, from, data);
+    if (!admitted) return;
+    it = peers_.emplace(tuple, Peer{std::move(admitted), &socket, now, now, false}).first;
+    ++handshakes_;
+    data = {};  // the session holds the ClientHello it was admitted with
+  }
+  it->second.last = now;
+  it->second.session->feed(data);
+  while (true) {
+    const long n = it->second.session->readPlaintext(plaintext_);
+    if (n < 0) {
+      flush(it->second, from);
+      std::uint64_t suppressed = 0;
+      if (log::enabled(log::LogLevel::kDebug) && host_.mayLog(suppressed)) {
+        log::debug("dtls session closed", {{"client", from.toString()},
+                                           {"reason", it->second.session->error()},
+                                           {"suppressed", suppressed}});
+      }
+      (void)erase(it);
+      return;
+    }
+    // A finished handshake moves the session out of the capped in-handshake count.
+    if (!it->second.established && it->second.session->handshakeDone()) {
+      it->second.established = true;
+      --handshakes_;
+    }
+    if (n == 0) break;
+    // Each DTLS record carries one STUN message or ChannelData (RFC 7350 §4).
+    host_.onDtlsPlaintext(tuple, wire::Bytes{plaintext_.data(), static_cast<std::size_t>(n)});
+    it = peers_.find(tuple);  // what the core did may have ended the session
+    if (it == peers_.end()) return;
+  }
+  flush(it->second, from);
+}
+
+// The session for a datagram from an address that has none, if it is a ClientHello that
+// echoes a valid cookie; a ClientHello without one is answered with a HelloVerifyRequest,
+// anything else is dropped and counted. One listening session is reused for every judgement,
+// so a flood of ClientHellos creates no session.
+std::unique_ptr<TlsSession> DtlsEndpoint::admit(UdpListener& socket, const wire::SocketAddress& from,
+                                                wire::Bytes data) noexcept {
+  if (!context_ || data.empty() || !looksLikeTls(data[0])) {
+    counters_.drop(metrics::DropReason::kMalformed);
+    return nullptr;
+  }
+  try {
+    if (!listener_) listener_ = std::make_unique<TlsSession>(context_);
+  } catch (const std::exception& e) {
+    std::uint64_t suppressed = 0;
+    if (host_.mayLog(suppressed)) {
+      log::warn("dtls session failed", {{"client", from.toString()}, {"error", e.what()}, {"suppressed", suppressed}});
+    }
+    return nullptr;
+  }
+  switch (listener_->listen(cookie_key_, from, data)) {
+    case TlsSession::ListenResult::kAnswered:
+      listener_->takeCiphertext(ciphertext_);
+      forEachDtlsRecord(ciphertext_, [&](wire::Bytes record) { socket.send(from, record); });
+      return nullptr;
+    case TlsSession::ListenResult::kIgnored:
+      counters_.drop(metrics::DropReason::kMalformed);
+      return nullptr;
+    case TlsSession::ListenResult::kAdmitted:
+      if (handshakes_ >= kMaxHandshakes) {
+        listener_.reset();  // it holds this client's ClientHello; the client will retry
+        counters_.drop(metrics::DropReason::kMalformed);
+        return nullptr;
+      }
+      return std::move(listener_);
+  }
+  return nullptr;
+}
+
+bool DtlsEndpoint::send(const core::FiveTuple& tuple, std::span<const wire::Bytes> parts) noexcept {
+  auto it = peers_.find(tuple);
+  if (it == peers_.end() || !it->second.session->handshakeDone()) return false;
+  message_.clear();
+  for (const auto& p : parts) message_.insert(message_.end(), p.begin(), p.end());
+  if (!it->second.session->writePlaintext(message_)) return false;
+  flush(it->second, tuple.client);
+  return true;
+}
+
+void DtlsEndpoint::onTick(std::chrono::seconds idle_timeout) noexcept {
+  const auto now = loop_.now();
+  for (auto it = peers_.begin(); it != peers_.end();) {
+    Peer& peer = it->second;
+    const bool stale = peer.established ? now - peer.last > idle_timeout : now - peer.started > kHandshakeDeadline;
+    if (stale) {
+      it = erase(it);
+      continue;
+    }
+    if (!peer.session->handshakeDone()) {
+      peer.session->handleTimeout();
+      flush(peer, it->first.client);
+    }
+    ++it;
+  }
+}
+
+void DtlsEndpoint::clear() noexcept {
+  peers_.clear();
+  handshakes_ = 0;
+}
+
+void DtlsEndpoint::flush(Peer& peer, const wire::SocketAddress& to) noexcept {
+  peer.session->takeCiphertext(ciphertext_);
+  forEachDtlsRecord(ciphertext_, [&](wire::Bytes record) { peer.socket->send(to, record); });
+}
+
+DtlsEndpoint::Peers::iterator DtlsEndpoint::erase(Peers::iterator it) noexcept {
+  if (!it->second.established) --handshakes_;
+  return peers_.erase(it);
+}
+
+}  // namespace tern::io

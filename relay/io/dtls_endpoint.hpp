@@ -1,0 +1,89 @@
+// TURN over DTLS (RFC 7350) on a worker's --dtls-listen sockets: one DTLS session per client
+// address, admitted only after the stateless cookie exchange of RFC 6347 §4.2.1, each record
+// carrying one STUN message or ChannelData. The worker owns one DtlsEndpoint and hands it
+// its DTLS sockets' datagrams, its tick and the messages the core sends to DTLS clients.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "relay/core/allocation_table.hpp"
+#include "relay/io/event_loop.hpp"
+#include "relay/io/tls.hpp"
+#include "relay/io/udp_listener.hpp"
+#include "metrics/worker_counters.hpp"
+
+namespace tern::io {
+
+class DtlsEndpoint final : public DatagramHandler {
+ public:
+  // What the endpoint needs of its worker.
+  class Host {
+   public:
+    // A STUN message or ChannelData a DTLS client sent, decrypted.
+    virtual void onDtlsPlaintext(const core::FiveTuple& tuple, wire::Bytes data) noexcept = 0;
+    // The worker's budget for log lines a client can provoke.
+    virtual bool mayLog(std::uint64_t& suppressed) noexcept = 0;
+
+   protected:
+    ~Host() = default;
+  };
+
+  // A spoofed ClientHello costs nothing past its HelloVerifyRequest, but a client that
+  // echoes the cookie and then stalls holds a session: handshakes in progress are capped and
+  // given a short deadline, and only sessions that finished one live until the idle timeout.
+  static constexpr std::size_t kMaxHandshakes = 1024;
+  static constexpr std::chrono::seconds kHandshakeDeadline{10};
+
+  DtlsEndpoint(Host& host, const EventLoop& loop, metrics::WorkerCounters& counters,
+               std::shared_ptr<const TlsContext> context);
+
+  // A reload's certificate: sessions in progress keep theirs, new ones take this one.
+  void setContext(std::shared_ptr<const TlsContext> context) noexcept;
+
+  // --- DatagramHandler: a datagram on a --dtls-listen socket.
+  void onDatagram(UdpListener& socket, const wire::SocketAddress& from, wire::Bytes data) noexcept override;
+
+  // Encrypts one message for a DTLS client (one message, one record); false when the client
+  // has no session that finished its handshake.
+  bool send(const core::FiveTuple& tuple, std::span<const wire::Bytes> parts) noexcept;
+
+  // Retransmits lost handshake flights (RFC 6347 §4.2.4); forgets sessions silent past
+  // `idle_timeout` and handshakes past their deadline.
+  void onTick(std::chrono::seconds idle_timeout) noexcept;
+
+  // Forgets every session (the worker is stopping).
+  void clear() noexcept;
+
+ private:
+  struct Peer {
+    std::unique_ptr<TlsSession> session;
+    UdpListener* socket;
+    core::TimePoint last;
+    core::TimePoint started;
+    bool established;  // handshake finished: counted out of handshakes_
+  };
+  using Peers = std::unordered_map<core::FiveTuple, Peer, core::FiveTupleHash>;
+
+  std::unique_ptr<TlsSession> admit(UdpListener& socket, const wire::SocketAddress& from, wire::Bytes data) noexcept;
+  void flush(Peer& peer, const wire::SocketAddress& to) noexcept;
+  Peers::iterator erase(Peers::iterator it) noexcept;  // counts a handshake that ends unfinished
+
+  Host& host_;
+  const EventLoop& loop_;
+  metrics::WorkerCounters& counters_;
+  std::shared_ptr<const TlsContext> context_;  // for new sessions; replaced on reload
+  DtlsCookieKey cookie_key_;
+  std::unique_ptr<TlsSession> listener_;  // judges datagrams from addresses without a session
+  Peers peers_;
+  std::size_t handshakes_ = 0;  // sessions in peers_ still in their handshake
+  std::vector<std::uint8_t> plaintext_ = std::vector<std::uint8_t>(64 * 1024);
+  std::vector<std::uint8_t> ciphertext_;
+  std::vector<std::uint8_t> message_;
+};
+
+}  // namespace tern::io
