@@ -198,6 +198,14 @@ std::vector<prometheus::MetricFamily> CounterCollector::Collect() const {
   addGauge(permissions, {}, static_cast<double>(permission_count));
   addGauge(channels, {}, static_cast<double>(channel_count));
 
+  auto revoked = family("tern_peer_policy_revoked_total",
+                        "Permissions, channels and RFC 6062 peer connections a reload's narrower peer policy ended.");
+  constexpr std::array<const char*, 3> kRevokedKinds{"permission", "channel", "connection"};
+  for (std::size_t k = 0; k < kRevokedKinds.size(); ++k) {
+    addSample(revoked, {{"kind", kRevokedKinds[k]}},
+              sum([&](const WorkerCounters& w) -> const OneWriterCounter& { return w.peers_revoked[k]; }));
+  }
+
   auto lag = family("tern_event_loop_lag_seconds",
                     "How late each worker's one-second tick last ran: time its loop was busy or blocked.",
                     prometheus::MetricType::Gauge);
@@ -230,7 +238,7 @@ std::vector<prometheus::MetricFamily> CounterCollector::Collect() const {
 
   std::vector<prometheus::MetricFamily> out;
   for (auto* f : {&received, &dropped, &responses, &packets, &bytes, &icmp, &moved, &pauses, &auth, &created,
-                  &active, &ended, &quota, &refused, &connections_open, &permissions, &channels, &lag, &handles,
+                  &active, &ended, &quota, &refused, &connections_open, &permissions, &channels, &revoked, &lag, &handles,
                   &suppressed,
                   &request_duration, &allocation_duration}) {
     out.push_back(std::move(*f));

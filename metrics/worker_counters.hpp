@@ -171,6 +171,8 @@ struct WorkerCounters {
   // TCP and TLS client connections: refused at accept by a limit, and open now.
   std::array<OneWriterCounter, idx(ConnectionLimit::kCount)> tcp_connections_refused{};
   OneWriterGauge<std::int64_t> tcp_connections_open;
+  // Permissions, channels and RFC 6062 peer connections a reload's narrower peer policy ended.
+  std::array<OneWriterCounter, 3> peers_revoked{};
 
   void allocationCreated(ClientTransport t, Family f) noexcept {
     allocations_created[idx(t)][idx(f)].add();
@@ -190,6 +192,11 @@ struct WorkerCounters {
   }
   void rejected(Quota q) noexcept { quota_rejections[idx(q)].add(); }
   void tcpConnectionRefused(ConnectionLimit l) noexcept { tcp_connections_refused[idx(l)].add(); }
+  void peersRevoked(std::size_t permissions, std::size_t channels, std::size_t connections) noexcept {
+    peers_revoked[0].add(permissions);
+    peers_revoked[1].add(channels);
+    peers_revoked[2].add(connections);
+  }
   std::int64_t activeAllocations() const noexcept {
     std::int64_t n = 0;
     for (const auto& by_family : allocations_active) {

@@ -33,21 +33,19 @@ Reloadable buildReloadable(const config::Settings& settings, const NodeIdentity&
   core::PeerPolicyOptions policy;
   for (const auto& text : settings.allow_peers) policy.allow.push_back(*core::Cidr::parse(text));
   for (const auto& text : settings.deny_peers) policy.deny.push_back(*core::Cidr::parse(text));
+  // Every address of the host is an own address, whatever tern listens on: the host's traffic
+  // to itself passes no firewall, so a service on any of them (loopback, a container bridge, a
+  // second public address) must not become reachable through the relay. Read again on reload.
   std::set<wire::IpAddress> own(node.relay_ips.begin(), node.relay_ips.end());
+  for (const auto& ip : hostAddresses()) own.insert(ip);
   for (const auto& e : settings.external_ips) {
     own.insert(e.public_ip);
     if (e.private_ip) own.insert(*e.private_ip);
   }
-  for (const auto& a : settings.listen) {
-    if (!a.ip.isUnspecified()) {
-      own.insert(a.ip);
-    } else {
-      for (const auto& ip : hostAddresses()) own.insert(ip);
-    }
-  }
+  for (const auto& a : settings.listen) own.insert(a.ip);
   policy.own_addresses.assign(own.begin(), own.end());
-  policy.relay_port_min = settings.relay_port_min;
-  policy.relay_port_max = settings.relay_port_max;
+  policy.live_relays = node.live_relays;
+  for (const auto& e : settings.external_ips) policy.external_ips.push_back({e.public_ip, e.private_ip});
   policy.allow_own_address_peers = settings.allow_own_address_peers;
   policy.listener_ports = node.listener_ports;
   if (settings.metrics_listen) policy.listener_ports.push_back(settings.metrics_listen->port);

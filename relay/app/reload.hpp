@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "relay/config/config.hpp"
+#include "relay/core/live_relay_ports.hpp"
 #include "relay/core/server_options.hpp"
 #include "relay/io/shared_quota.hpp"
 #include "relay/io/tls.hpp"
@@ -32,6 +33,8 @@ struct NodeIdentity {
   // The ports tern listens on once bound (port 0 resolved), which the peer policy keeps out
   // of reach; the metrics port is added from the settings.
   const std::vector<std::uint16_t>& listener_ports;
+  // The relayed addresses open now: on the relay's own addresses, only these are peers.
+  std::shared_ptr<const core::LiveRelayPorts> live_relays;
 };
 
 // The parts of `settings` a reload can change, ready for the workers. Throws on a secret,

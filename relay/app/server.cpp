@@ -83,7 +83,9 @@ class Server {
     for (const auto* list : {&tls_addresses, &dtls_addresses}) {
       for (const auto& a : *list) listener_ports_.push_back(a.port);
     }
-    Reloadable shared = buildReloadable(settings_, {relay_ips_, nonce_key_, quota_, listener_ports_});
+    live_relays_ = std::make_shared<core::LiveRelayPorts>(relay_ips_);
+    relay_ports_ = std::make_shared<io::RelayPortRange>(settings_.relay_port_min, settings_.relay_port_max);
+    Reloadable shared = buildReloadable(settings_, nodeIdentity());
 
     auto directory = std::make_shared<io::WorkerDirectory>();
     for (unsigned w = 0; w < settings_.workers; ++w) {
@@ -96,8 +98,9 @@ class Server {
       for (auto& fds : dtls_fds) sockets.dtls.push_back(std::move(fds[w]));
       const auto [first, last] =
           io::PortPool::share(settings_.relay_port_min, settings_.relay_port_max, w, settings_.workers);
-      io::WorkerSetup setup{shared.options, shared.services, relay_ips_, first, last, reservations_,
-                            shared.tls, shared.dtls, directory, connection_limits_};
+      io::WorkerSetup setup{shared.options, shared.services, relay_ips_,   first, last, relay_ports_,
+                            live_relays_,   reservations_,  shared.tls, shared.dtls, directory,
+                            connection_limits_};
       workers_.push_back(std::make_unique<io::Worker>(w, settings_, std::move(sockets), std::move(setup)));
       directory->workers.push_back(workers_.back().get());
     }
@@ -171,6 +174,10 @@ class Server {
   }
 
  private:
+  NodeIdentity nodeIdentity() const {
+    return {relay_ips_, nonce_key_, quota_, listener_ports_, live_relays_};
+  }
+
   void startHttp(const wire::SocketAddress& address) {
     metrics::HttpHooks hooks;
     hooks.health_problem = [this] { return healthProblem(); };
@@ -250,7 +257,7 @@ class Server {
     keepRestartOnly(next, settings_);
     Reloadable r;
     try {
-      r = buildReloadable(next, {relay_ips_, nonce_key_, quota_, listener_ports_});
+      r = buildReloadable(next, nodeIdentity());
     } catch (const std::exception& e) {
       ++node_state_.reloads_failed;
       io::log::error("configuration reload rejected; the running configuration stays in force",
@@ -372,6 +379,10 @@ class Server {
   SettingsLoader loader_;
   std::uint64_t files_limit_ = 0;
   std::vector<wire::IpAddress> relay_ips_;
+  // Shared by every worker: the relay port range (a worker borrows past its share) and the
+  // relayed addresses open now (the peer policy's view of the relay's own ports).
+  std::shared_ptr<io::RelayPortRange> relay_ports_;
+  std::shared_ptr<core::LiveRelayPorts> live_relays_;
   std::vector<std::uint16_t> listener_ports_;  // resolved at start-up, for the peer policy
   std::array<std::uint8_t, 32> nonce_key_{};
   std::shared_ptr<io::SharedQuota> quota_;

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "relay/core/peer_policy.hpp"
+
 namespace tern::core {
 
 Allocation::Allocation(const FiveTuple& tuple, RelayId relay, const SocketAddress& relayed,
@@ -78,23 +80,46 @@ const ChannelBinding* Allocation::channelByPeer(const SocketAddress& peer, TimeP
 }
 
 bool Allocation::bindChannel(std::uint16_t number, const SocketAddress& peer, TimePoint now,
-                             TimePoint expires, std::size_t max_channels) {
+                             TimePoint expires, std::size_t max_channels, bool own_peer) {
   for (auto& c : channels_) {
     if (c.number == number) {
       c.peer = peer;
       c.expires = expires;
+      c.own_peer = own_peer;
       return true;
     }
   }
   for (auto& c : channels_) {
     if (c.expires <= now) {
-      c = {number, peer, expires};
+      c = {number, peer, expires, own_peer};
       return true;
     }
   }
   if (channels_.size() >= max_channels) return false;
-  channels_.push_back({number, peer, expires});
+  channels_.push_back({number, peer, expires, own_peer});
   return true;
+}
+
+PeerRecheck Allocation::recheckPeers(const PeerPolicy& policy, TimePoint now) noexcept {
+  PeerRecheck removed;
+  for (auto& p : permissions_) {
+    if (p.expires > now && policy.checkPeerIp(p.peer) != PeerVerdict::kAllowed) {
+      p.expires = now;  // expired: the slot is reused, as after a natural expiry
+      ++removed.permissions;
+    }
+  }
+  for (auto& c : channels_) {
+    if (c.expires <= now) continue;
+    // A channel needs its peer allowed and its permission alive (RFC 8656 §12: the channel
+    // relays only while the permission for the peer's IP does).
+    if (policy.checkPeerIp(c.peer.ip) != PeerVerdict::kAllowed) {
+      c.expires = now;
+      ++removed.channels;
+      continue;
+    }
+    c.own_peer = policy.isOwnAddress(c.peer.ip);
+  }
+  return removed;
 }
 
 std::size_t Allocation::activeChannels(TimePoint now) const noexcept {

@@ -29,7 +29,18 @@ struct ChannelBinding {
   std::uint16_t number = 0;
   SocketAddress peer;
   TimePoint expires;
+  // The peer is one of the relay's own addresses: a relayed address that may close while the
+  // channel lives, so ChannelData re-checks the peer policy for it (and only for it).
+  bool own_peer = false;
 };
+
+// What a peer policy re-check removed from an allocation (a reload that narrowed the policy).
+struct PeerRecheck {
+  std::size_t permissions = 0;
+  std::size_t channels = 0;
+};
+
+class PeerPolicy;
 
 // What one allocation relayed, for its usage record when it ends (RFC 6062 data included).
 struct AllocationUsage {
@@ -142,7 +153,10 @@ class Allocation {
   const ChannelBinding* channelByPeer(const SocketAddress& peer, TimePoint now) const noexcept;
   // Binds or refreshes; the caller has checked RFC 8656 §12.2's rules. False past the cap.
   bool bindChannel(std::uint16_t number, const SocketAddress& peer, TimePoint now,
-                   TimePoint expires, std::size_t max_channels);
+                   TimePoint expires, std::size_t max_channels, bool own_peer = false);
+  // Ends at once the permissions and channels whose peer `policy` refuses now, and marks
+  // again which channels lead to the relay's own addresses (a reload may change both).
+  PeerRecheck recheckPeers(const PeerPolicy& policy, TimePoint now) noexcept;
   std::size_t activeChannels(TimePoint now) const noexcept;
 
  private:

@@ -48,6 +48,11 @@ class AllocationTable {
   void forEach(F&& f) const {
     for (const auto& [tuple, a] : by_tuple_) f(*a);
   }
+  // The same with a mutable allocation; `f` must not add or erase allocations.
+  template <class F>
+  void forEachMutable(F&& f) {
+    for (auto& [tuple, a] : by_tuple_) f(*a);
+  }
   // Entries in the expiry queue, stale ones included (bounded by twice the live count plus a
   // little).
   std::size_t scheduledExpiries() const noexcept { return due_.size(); }

@@ -115,7 +115,7 @@ std::string_view describe(PeerVerdict verdict) noexcept {
     case PeerVerdict::kDeniedByOperator:
       return "denied: blocked by server policy";
     case PeerVerdict::kOwnAddress:
-      return "denied: relay's own address outside the relay port range";
+      return "denied: relay's own address, not a relayed address";
     case PeerVerdict::kUnspecified:
       return "denied: unspecified address";
   }
@@ -123,17 +123,16 @@ std::string_view describe(PeerVerdict verdict) noexcept {
 }
 
 PeerPolicy::PeerPolicy(PeerPolicyOptions options) : options_(std::move(options)) {
-  if (options_.relay_port_min > options_.relay_port_max) {
-    // Appends rather than operator+ chains: GCC 12 at -O3 raises a false -Wrestrict on those.
-    std::string message = "peer policy: relay_port_min ";
-    message += std::to_string(options_.relay_port_min);
-    message += " is above relay_port_max ";
-    message += std::to_string(options_.relay_port_max);
-    throw std::invalid_argument(message);
+  for (auto& e : options_.external_ips) {
+    e.public_ip = normalize(e.public_ip);
+    if (e.private_ip) e.private_ip = normalize(*e.private_ip);
   }
   for (auto& range : options_.allow) range = normalize(range);
   for (auto& range : options_.deny) range = normalize(range);
   auto& own = options_.own_addresses;
+  // The relay IPs and the addresses that stand for them are always own addresses.
+  if (options_.live_relays) own.insert(own.end(), options_.live_relays->relayIps().begin(), options_.live_relays->relayIps().end());
+  for (const auto& e : options_.external_ips) own.push_back(e.public_ip);
   for (auto& ip : own) ip = normalize(ip);
   // A wildcard listen address is no peer (and is always kUnspecified anyway).
   std::erase_if(own, [](const wire::IpAddress& ip) { return ip.isUnspecified(); });
@@ -185,33 +184,61 @@ bool PeerPolicy::isOwnAddress(const wire::IpAddress& normalised_ip) const noexce
                             normalize(normalised_ip));
 }
 
+bool PeerPolicy::standsForRelay(const wire::IpAddress& ip) const noexcept {
+  if (options_.live_relays == nullptr) return false;
+  const auto& relays = options_.live_relays->relayIps();
+  if (std::find(relays.begin(), relays.end(), ip) != relays.end()) return true;
+  return std::any_of(options_.external_ips.begin(), options_.external_ips.end(),
+                     [&](const ExternalIp& e) { return e.public_ip == ip; });
+}
+
+bool PeerPolicy::isLiveRelay(const wire::SocketAddress& peer, RelayProtocol protocol) const noexcept {
+  const LiveRelayPorts* live = options_.live_relays.get();
+  if (live == nullptr) return false;
+  if (live->isOpen(protocol, peer.ip, peer.port)) return true;
+  // An advertised public address (--external-ip) stands for its private relay IP, or for every
+  // relay IP of its family: the relay socket behind it is what must be open.
+  for (const ExternalIp& e : options_.external_ips) {
+    if (e.public_ip != peer.ip) continue;
+    if (e.private_ip) {
+      if (live->isOpen(protocol, *e.private_ip, peer.port)) return true;
+      continue;
+    }
+    for (const auto& relay_ip : live->relayIps()) {
+      if (relay_ip.family() == peer.ip.family() && live->isOpen(protocol, relay_ip, peer.port)) return true;
+    }
+  }
+  return false;
+}
+
 PeerVerdict PeerPolicy::checkPeerIp(const wire::IpAddress& raw_ip) const noexcept {
   const wire::IpAddress ip = normalize(raw_ip);
   // CVE-2020-26262: the kernel delivers 0.0.0.0 and :: to the local host. No allow range opens
   // them, not even 0.0.0.0/0.
   if (ip.isUnspecified()) return PeerVerdict::kUnspecified;
   if (anyContains(options_.deny, ip)) return PeerVerdict::kDeniedByOperator;
-  // Relay to relay on one server is the common WebRTC case; checkPeer limits it to relay ports.
-  if (isOwnAddress(ip)) return PeerVerdict::kAllowed;
-  if (anyContains(options_.allow, ip)) return PeerVerdict::kAllowed;
-  if (findDefaultDeny(ip) != nullptr) return PeerVerdict::kDeniedByDefault;
+  if (!anyContains(options_.allow, ip) && findDefaultDeny(ip) != nullptr) return PeerVerdict::kDeniedByDefault;
+  // Being one of the host's own addresses only narrows what the lists above allow: a host's
+  // traffic to itself passes no firewall, so only relay IPs (relay to relay on one server, the
+  // common WebRTC case; checkPeer limits the ports) are peers there.
+  if (isOwnAddress(ip) && !options_.allow_own_address_peers && !standsForRelay(ip)) return PeerVerdict::kOwnAddress;
   return PeerVerdict::kAllowed;
 }
 
-PeerVerdict PeerPolicy::checkPeer(const wire::SocketAddress& peer) const noexcept {
-  const PeerVerdict verdict = checkPeerIp(peer.ip);
+PeerVerdict PeerPolicy::checkPeer(const wire::SocketAddress& raw_peer, RelayProtocol protocol) const noexcept {
+  const PeerVerdict verdict = checkPeerIp(raw_peer.ip);
   if (verdict != PeerVerdict::kAllowed) return verdict;
-  // On the relay's own addresses only relayed transport addresses (the relay port range) are
-  // peers: a client must never reach the server's listeners, metrics or admin ports, the
-  // service-side half of CVE-2020-26262.
+  const wire::SocketAddress peer{normalize(raw_peer.ip), raw_peer.port};
   if (!isOwnAddress(peer.ip)) return PeerVerdict::kAllowed;
   if (options_.allow_own_address_peers) {
     const auto& ports = options_.listener_ports;
     return std::find(ports.begin(), ports.end(), peer.port) == ports.end() ? PeerVerdict::kAllowed
                                                                            : PeerVerdict::kOwnAddress;
   }
-  if (peer.port < options_.relay_port_min || peer.port > options_.relay_port_max) return PeerVerdict::kOwnAddress;
-  return PeerVerdict::kAllowed;
+  // On the relay's own addresses only relayed transport addresses that tern holds open are
+  // peers: never the server's listeners or admin ports, nor another program's port inside the
+  // relay range, the service-side half of CVE-2020-26262.
+  return isLiveRelay(peer, protocol) ? PeerVerdict::kAllowed : PeerVerdict::kOwnAddress;
 }
 
 }  // namespace tern::core

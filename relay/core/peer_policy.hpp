@@ -8,7 +8,11 @@
 #include <string_view>
 #include <vector>
 
+#include <memory>
+
 #include "relay/core/cidr.hpp"
+#include "relay/core/live_relay_ports.hpp"
+#include "relay/core/server_options.hpp"
 #include "relay/wire/address.hpp"
 
 namespace tern::core {
@@ -16,10 +20,17 @@ namespace tern::core {
 struct PeerPolicyOptions {
   std::vector<Cidr> allow;                     // --allow-peer: overrides the default deny list
   std::vector<Cidr> deny;                      // --deny-peer: always wins, even over allow
-  std::vector<wire::IpAddress> own_addresses;  // relay IPs, external (public) IPs, listen IPs
-  std::uint16_t relay_port_min = 49152, relay_port_max = 65535;
+  // Every address of the host (a host's traffic to itself passes no firewall), the relay IPs,
+  // the --external-ip addresses and the listen IPs.
+  std::vector<wire::IpAddress> own_addresses;
+  // The relayed addresses open right now (the relay IPs and their ports); on an own address,
+  // only these are peers. Null: no own address is a peer.
+  std::shared_ptr<const LiveRelayPorts> live_relays;
+  // --external-ip: a public address stands for its private relay IP (or every relay IP of its
+  // family), so a client may reach another allocation's advertised relayed address.
+  std::vector<ExternalIp> external_ips;
   // --allow-own-address-peers: on the own addresses, every port is a peer except these (the
-  // STUN/TURN, TLS, DTLS and metrics listeners), instead of only the relay port range. For a
+  // STUN/TURN, TLS, DTLS and metrics listeners), instead of only live relayed addresses. For a
   // relay and its peers on one host (a lab, a test on [::1], which has no second address).
   bool allow_own_address_peers = false;
   std::vector<std::uint16_t> listener_ports;
@@ -29,8 +40,8 @@ enum class PeerVerdict : std::uint8_t {
   kAllowed,
   kDeniedByDefault,   // inside the default deny list (private, loopback, reserved, ...)
   kDeniedByOperator,  // inside a --deny-peer range
-  kOwnAddress,        // one of the relay's own addresses, on a port outside the relay range
-                      // (with allow_own_address_peers: on one of tern's listening ports)
+  kOwnAddress,        // one of the relay's own addresses, but not a relayed address tern holds
+                      // open (with allow_own_address_peers: one of tern's listening ports)
   kUnspecified,       // 0.0.0.0 or ::, which the kernel takes for "this host"
 };
 
@@ -48,7 +59,6 @@ class PeerPolicy {
  public:
   // Normalises every range and address (see normalize) and drops unspecified own addresses
   // (a wildcard listener is no peer; the io layer must list the concrete interface addresses).
-  // Throws std::invalid_argument if relay_port_min > relay_port_max.
   explicit PeerPolicy(PeerPolicyOptions options);
 
   // IPv4-mapped (::ffff:a.b.c.d, RFC 4291 §2.5.5.2) and IPv4-compatible (::a.b.c.d,
@@ -62,15 +72,18 @@ class PeerPolicy {
 
   // For CreatePermission (RFC 8656 §9: permissions are per IP address): checks the normalised
   // IP. In order: unspecified -> kUnspecified (always, even inside an allow range); --deny-peer
-  // -> kDeniedByOperator; own address -> kAllowed (two clients of one relay talk relay to
-  // relay, the common WebRTC case; checkPeer limits the ports); --allow-peer -> kAllowed;
-  // default deny list -> kDeniedByDefault; anything else -> kAllowed.
+  // -> kDeniedByOperator; default deny list and not --allow-peer -> kDeniedByDefault; own
+  // address -> kAllowed only if it is a relay IP or stands for one (two clients of one relay
+  // talk relay to relay, the common WebRTC case; checkPeer limits the ports), else
+  // kOwnAddress; anything else -> kAllowed. Being an own address only ever narrows.
   PeerVerdict checkPeerIp(const wire::IpAddress& ip) const noexcept;
 
-  // For ChannelBind, Send and ChannelData destinations: checkPeerIp, and on one of the relay's
-  // own addresses only ports in [relay_port_min, relay_port_max] (kOwnAddress otherwise), so a
-  // client never reaches the relay's own listeners or admin ports. Allocation-free.
-  PeerVerdict checkPeer(const wire::SocketAddress& peer) const noexcept;
+  // For ChannelBind, Send, ChannelData and Connect destinations: checkPeerIp, and on one of
+  // the relay's own addresses only relayed addresses of `protocol` that this process holds
+  // open right now (kOwnAddress otherwise), so a client never reaches the relay's listeners,
+  // admin ports or another program's port inside the relay range. Allocation-free.
+  PeerVerdict checkPeer(const wire::SocketAddress& peer,
+                        RelayProtocol protocol = RelayProtocol::kUdp) const noexcept;
 
   // True if `ip` (normalised here again, so either form works) is one of own_addresses.
   bool isOwnAddress(const wire::IpAddress& normalised_ip) const noexcept;
@@ -85,6 +98,10 @@ class PeerPolicy {
 
  private:
   static bool anyContains(const std::vector<Cidr>& ranges, const wire::IpAddress& ip) noexcept;
+  // For a normalised own address: whether it is a relay IP or an --external-ip standing for one.
+  bool standsForRelay(const wire::IpAddress& ip) const noexcept;
+  // Whether `peer` (normalised, an own address) is a relayed address open right now.
+  bool isLiveRelay(const wire::SocketAddress& peer, RelayProtocol protocol) const noexcept;
 
   PeerPolicyOptions options_;
 };

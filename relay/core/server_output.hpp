@@ -103,6 +103,10 @@ class ServerOutput {
   // RFC 8016: the allocation now serves a new client address (and maybe a new worker).
   virtual void onAllocationMoved(const Allocation&, const SocketAddress& /*previous_client*/,
                                  bool /*cross_worker*/) noexcept {}
+  // A reload's narrower peer policy ended this allocation's permissions, channels and RFC 6062
+  // connections to peers it now refuses (counts of each; at least one is non-zero).
+  virtual void onPeersRevoked(const Allocation&, std::size_t /*permissions*/, std::size_t /*channels*/,
+                              std::size_t /*connections*/) noexcept {}
   virtual void onRequestRefused(const FiveTuple&, std::uint16_t /*method*/, std::uint16_t /*code*/,
                                 std::string_view /*reason*/) noexcept {}
   // The source of `tuple` went over `limits` for answers to unauthenticated requests: they

@@ -207,6 +207,12 @@ void TurnServer::onChannelData(const FiveTuple& tuple, wire::Bytes packet, TimeP
     counters_.drop(metrics::DropReason::kNoPermission);
     return;
   }
+  // A relayed address of this relay is a peer only while it is open: once its allocation
+  // ends, some other program may hold the port (only such channels pay for this check).
+  if (channel->own_peer && services_.peer_policy->checkPeer(channel->peer) != PeerVerdict::kAllowed) {
+    counters_.drop(metrics::DropReason::kPeerDenied);
+    return;
+  }
   if (!context_.admitBandwidth(*allocation, metrics::Direction::kClientToPeer, message->data.size(), now)) return;
   const RelayEndpoint* relay = allocation->relayFor(channel->peer.ip);
   if (relay == nullptr || !output_.sendToPeer(relay->id, channel->peer, message->data)) {
@@ -456,10 +462,31 @@ std::chrono::nanoseconds TurnServer::connectionWait(ConnectionId id, metrics::Di
   return a != nullptr ? context_.bandwidthWait(*a, direction, now) : std::chrono::nanoseconds{};
 }
 
-void TurnServer::reconfigure(ServerOptions options, ServerServices services) noexcept {
+void TurnServer::reconfigure(ServerOptions options, ServerServices services, TimePoint now) noexcept {
   options.worker_index = options_.worker_index;  // fixed for the connection ids in flight
   options_ = std::move(options);
   services_ = std::move(services);
+  enforcePeerPolicy(now);
+}
+
+void TurnServer::enforcePeerPolicy(TimePoint now) noexcept {
+  // A reload that narrows the policy must not leave open what it now refuses: ChannelData and
+  // RFC 6062 pipes check only the permission or nothing at all on each packet.
+  const PeerPolicy& policy = *services_.peer_policy;
+  std::vector<ConnectionId> refused;
+  allocations_.forEachMutable([&](Allocation& a) {
+    const PeerRecheck removed = a.recheckPeers(policy, now);
+    for (ConnectionId id : a.connections()) {
+      const TcpConnection* c = connections_.find(id);
+      if (c != nullptr && policy.checkPeerIp(c->peer.ip) != PeerVerdict::kAllowed) refused.push_back(id);
+    }
+    const std::size_t connections = refused.size();
+    for (ConnectionId id : refused) context_.endConnection(id, true);
+    refused.clear();
+    if (removed.permissions + removed.channels + connections == 0) return;
+    counters_.peersRevoked(removed.permissions, removed.channels, connections);
+    output_.onPeersRevoked(a, removed.permissions, removed.channels, connections);
+  });
 }
 
 void TurnServer::shutdown(TimePoint now) noexcept {

@@ -76,8 +76,9 @@ class TurnServer {
   void adoptAllocation(AllocationHandOver moved, TimePoint now) noexcept;
 
   // A configuration reload: new settings and services for new requests; allocations keep
-  // their state. The worker index stays.
-  void reconfigure(ServerOptions options, ServerServices services) noexcept;
+  // their state, except that permissions, channels and RFC 6062 connections to peers the new
+  // peer policy refuses end at once. The worker index stays.
+  void reconfigure(ServerOptions options, ServerServices services, TimePoint now) noexcept;
   // Draining refuses or redirects new allocations (see ServerOptions::alternate_servers).
   void setDraining(bool draining) noexcept { context_.draining = draining; }
 
@@ -101,6 +102,8 @@ class TurnServer {
   // Answers a deferred Connect request.
   void answerConnect(const TcpConnection& connection, const Allocation& allocation, bool connected) noexcept;
   void onChannelData(const FiveTuple& tuple, wire::Bytes packet, TimePoint now) noexcept;
+  // After a reload: ends what the peer policy now refuses (see reconfigure).
+  void enforcePeerPolicy(TimePoint now) noexcept;
   // The live allocation behind `relay` if it has a permission for `peer`'s IP (RFC 8656 §9),
   // else null with the drop counted. Shared by data and ICMP errors from peers.
   Allocation* permittedAllocation(RelayId relay, const SocketAddress& peer, TimePoint now) noexcept;

@@ -47,7 +47,10 @@ class Worker::Loop final : public DatagramHandler,
       : worker_(worker),
         mailbox_(loop_),
         tick_(loop_, kTickMs, [this] { onTick(); }),
-        ports_(worker.setup_.relay_port_first, worker.setup_.relay_port_last),
+        ports_(worker.setup_.relay_ports ? worker.setup_.relay_ports
+                                         : std::make_shared<RelayPortRange>(worker.setup_.relay_port_first,
+                                                                            worker.setup_.relay_port_last),
+               worker.setup_.relay_port_first, worker.setup_.relay_port_last),
         peers_(*this),
         server_(worker.setup_.options, worker.setup_.services, *this, *worker.counters_),
         dtls_endpoint_(*this, loop_, *worker.counters_, worker.setup_.dtls),
@@ -413,6 +416,7 @@ class Worker::Loop final : public DatagramHandler,
         free_relay_ids_.push_back(id);
         throw;
       }
+      markRelay(relay, true);
       return core::OpenedRelay{id, relay.localAddress(), std::nullopt};
     } catch (const std::exception& e) {
       log::warn("relay socket failed", {{"worker", worker_.index_}, {"error", e.what()}});
@@ -426,6 +430,7 @@ class Worker::Loop final : public DatagramHandler,
   void closeRelay(core::RelayId id) noexcept override {
     if (id >= relays_.size() || !relays_[id].open()) return;
     ports_.release(relays_[id].localAddress().port);
+    markRelay(relays_[id], false);
     relays_[id] = {};  // closes the handle; libuv frees it in the close callback
     free_relay_ids_.push_back(id);
   }
@@ -623,6 +628,17 @@ class Worker::Loop final : public DatagramHandler,
   // One line when a source starts being limited, not one per drop (those are counted in
   // tern_dropped_packets_total{reason="rate_limited"}); spoofed floods with many sources
   // still pass through the worker's line budget.
+  void onPeersRevoked(const core::Allocation& a, std::size_t permissions, std::size_t channels,
+                      std::size_t connections) noexcept override {
+    log::warn("peers refused by the reloaded peer policy: their permissions, channels and connections ended",
+              {{"client", a.tuple().client.toString()},
+               {"username", a.username()},
+               {"relayed", a.relayed().toString()},
+               {"permissions", permissions},
+               {"channels", channels},
+               {"connections", connections}});
+  }
+
   void onSourceRateLimited(const core::FiveTuple& tuple, const core::UnauthenticatedLimits& limits) noexcept override {
     std::uint64_t suppressed = 0;
     if (!log::enabled(log::LogLevel::kWarn) || !mayLog(suppressed)) return;
@@ -652,7 +668,7 @@ class Worker::Loop final : public DatagramHandler,
 
   // A configuration reload (see Worker::reconfigure).
   void reconfigure(WorkerReload& reload) noexcept {
-    server_.reconfigure(std::move(reload.options), std::move(reload.services));
+    server_.reconfigure(std::move(reload.options), std::move(reload.services), loop_.now());
     setTls(std::move(reload.tls), std::move(reload.dtls));
     tcp_idle_timeout_ = std::chrono::seconds(reload.tcp_idle_timeout);
   }
@@ -692,6 +708,19 @@ class Worker::Loop final : public DatagramHandler,
     bool open() const noexcept { return udp || tcp; }
     const wire::SocketAddress& localAddress() const noexcept { return udp ? udp->localAddress() : tcp->localAddress(); }
   };
+
+  // The peer policy lets clients reach the relay's own addresses only where a relay socket is
+  // open (core::LiveRelayPorts), so every bind and close of one is recorded there.
+  void markRelay(const RelaySocket& relay, bool open) noexcept {
+    core::LiveRelayPorts* live = worker_.setup_.live_relays.get();
+    if (live == nullptr) return;
+    const auto protocol = relay.tcp ? core::RelayProtocol::kTcp : core::RelayProtocol::kUdp;
+    if (open) {
+      live->markOpen(protocol, relay.localAddress());
+    } else {
+      live->markClosed(protocol, relay.localAddress());
+    }
+  }
 
   core::RelayId reserveRelayId() {
     if (!free_relay_ids_.empty()) {

@@ -14,7 +14,9 @@
 #include "relay/config/config.hpp"
 #include "relay/core/allocation.hpp"
 #include "relay/core/server_options.hpp"
+#include "relay/core/live_relay_ports.hpp"
 #include "relay/io/connection_limits.hpp"
+#include "relay/io/port_pool.hpp"
 #include "relay/io/reservations.hpp"
 #include "relay/io/socket_util.hpp"
 #include "relay/io/tls.hpp"
@@ -54,6 +56,11 @@ struct WorkerSetup {
   std::vector<wire::IpAddress> relay_ips;
   std::uint16_t relay_port_first = 0;  // this worker's share of --relay-ports
   std::uint16_t relay_port_last = 0;
+  // The whole --relay-ports range, shared by all workers: a worker whose share is used up
+  // borrows from it. Null: a range of the worker's share alone.
+  std::shared_ptr<RelayPortRange> relay_ports;
+  // Relayed addresses open now, recorded for the peer policy (may be null in tests).
+  std::shared_ptr<core::LiveRelayPorts> live_relays;
   // EVEN-PORT reservations, shared by all workers (the paired Allocate may land elsewhere).
   std::shared_ptr<ReservationRegistry> reservations = std::make_shared<ReservationRegistry>();
   // With a certificate: TLS on --tls-listen ports, and on --listen TCP ports by first byte.

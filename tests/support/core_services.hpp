@@ -58,6 +58,9 @@ struct ServicesOptions {
   std::vector<std::string> allow_peers;
   std::vector<std::string> deny_peers;
   std::vector<std::string> own_addresses{"198.51.100.7"};
+  // The relay IPs of RecordingOutput's relay sockets, which it marks open and closed here.
+  std::shared_ptr<core::LiveRelayPorts> live_relays = std::make_shared<core::LiveRelayPorts>(
+      std::vector{*wire::IpAddress::parse("198.51.100.7"), *wire::IpAddress::parse("2001:db8::7")});
   std::chrono::seconds nonce_lifetime{600};
 };
 
@@ -74,8 +77,7 @@ inline core::ServerServices makeServices(const ServicesOptions& o = {}) {
   for (const auto& c : o.allow_peers) policy.allow.push_back(*core::Cidr::parse(c));
   for (const auto& c : o.deny_peers) policy.deny.push_back(*core::Cidr::parse(c));
   for (const auto& a : o.own_addresses) policy.own_addresses.push_back(*wire::IpAddress::parse(a));
-  policy.relay_port_min = 49152;
-  policy.relay_port_max = 65535;
+  policy.live_relays = o.live_relays;
   core::ServerServices services;
   services.authenticator = std::make_shared<const auth::Authenticator>(store, nonces);
   services.peer_policy = std::make_shared<const core::PeerPolicy>(policy);

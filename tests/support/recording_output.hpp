@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "relay/core/allocation.hpp"
+#include "relay/core/live_relay_ports.hpp"
 #include "relay/core/server_output.hpp"
 
 namespace tern::test {
@@ -23,6 +24,10 @@ class RecordingOutput : public core::ServerOutput {
     wire::SocketAddress peer;
     std::vector<std::uint8_t> bytes;
   };
+
+  static core::RelayProtocol relayProtocol(const core::RelayRequest& request) noexcept {
+    return request.tcp ? core::RelayProtocol::kTcp : core::RelayProtocol::kUdp;
+  }
 
   bool sendToClient(const core::FiveTuple& tuple, std::span<const wire::Bytes> parts) noexcept override {
     std::vector<std::uint8_t> all;
@@ -50,6 +55,8 @@ class RecordingOutput : public core::ServerOutput {
                                                                 : *wire::IpAddress::parse("198.51.100.7");
     const wire::SocketAddress local{ip, static_cast<std::uint16_t>(50000 + 2 * id)};
     open_relays[id] = local;
+    if (live_relays) live_relays->markOpen(relayProtocol(request), local);
+    relay_protocols[id] = relayProtocol(request);
     last_request = request;
     std::optional<std::uint64_t> token;
     if (request.reserve_next) {
@@ -59,6 +66,7 @@ class RecordingOutput : public core::ServerOutput {
     return core::OpenedRelay{id, local, token};
   }
   void closeRelay(core::RelayId id) noexcept override {
+    if (live_relays && open_relays.contains(id)) live_relays->markClosed(relay_protocols[id], open_relays[id]);
     open_relays.erase(id);
     ++ports_left;
     closed_relays.push_back(id);
@@ -142,6 +150,10 @@ class RecordingOutput : public core::ServerOutput {
   std::vector<Sent> sent;
   std::vector<ToPeer> to_peers;
   std::map<core::RelayId, wire::SocketAddress> open_relays;
+  std::map<core::RelayId, core::RelayProtocol> relay_protocols;
+  // Where the relay sockets' openings and closings are recorded for the peer policy (the
+  // harness sets it to its services' LiveRelayPorts).
+  std::shared_ptr<core::LiveRelayPorts> live_relays;
   std::vector<core::RelayId> closed_relays;
   core::RelayRequest last_request;
   std::set<std::uint64_t> reserved;

@@ -102,6 +102,7 @@ class TurnHarness {
       : services(makeServices(services_options)),
         quota(static_cast<CountingQuota&>(*services.quota)),
         server(std::move(options), services, output, counters) {
+    output.live_relays = services_options.live_relays;
     server.setUnixTime(unix_now);
   }
   // Another worker of the same process as `sibling`: it shares the sibling's services, so
@@ -112,6 +113,7 @@ class TurnHarness {
         now(sibling.now),
         unix_now(sibling.unix_now),
         server(std::move(options), services, output, counters) {
+    output.live_relays = sibling.output.live_relays;
     server.setUnixTime(unix_now);
   }
 

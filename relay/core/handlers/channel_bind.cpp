@@ -66,7 +66,8 @@ void channelBind(ServerContext& server, const RequestContext& ctx, ResponseWrite
     return;
   }
   if (!allocation->bindChannel(channel->number, peer, ctx.now, ctx.now + server.options.channel_lifetime,
-                               server.options.max_channels_per_allocation)) {
+                               server.options.max_channels_per_allocation,
+                               server.services.peer_policy->isOwnAddress(peer.ip))) {
     server.counters.rejected(metrics::Quota::kChannels);
     response.error(ec::kInsufficientCapacity, "Insufficient Capacity: channel limit of this allocation");
     return;

@@ -27,7 +27,7 @@ void connect(ServerContext& server, const RequestContext& ctx, ResponseWriter& r
     return;
   }
   // The same policy as CreatePermission and ChannelBind: a TCP connection is no back door.
-  if (const PeerVerdict verdict = server.services.peer_policy->checkPeer(peer); verdict != PeerVerdict::kAllowed) {
+  if (const PeerVerdict verdict = server.services.peer_policy->checkPeer(peer, RelayProtocol::kTcp); verdict != PeerVerdict::kAllowed) {
     response.error(ec::kForbidden, describe(verdict));
     return;
   }

@@ -6,8 +6,9 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <set>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -419,60 +420,99 @@ TEST_CASE("an empty peer policy option set denies by default and allows public p
   CHECK(verdict(policy, "1.1.1.1") == kAllowed);
 }
 
-// --- The relay's own addresses -----------------------------------------------------------
+// --- The relay's own addresses (issue 18: they may only narrow, never widen) -------------
 
-TEST_CASE("the relay's own address is a peer on relay ports only") {
-  PeerPolicyOptions options;
-  options.own_addresses = {ip("10.0.0.5"), ip("203.0.113.10"), ip("2001:db8::10")};
-  options.relay_port_min = 50000;
-  options.relay_port_max = 50999;
-  const PeerPolicy policy{options};
+using tern::core::ExternalIp;
+using tern::core::LiveRelayPorts;
+using tern::core::RelayProtocol;
 
-  for (std::string_view own : {"10.0.0.5", "203.0.113.10", "2001:db8::10", "::ffff:10.0.0.5"}) {
-    CAPTURE(own);
-    // CreatePermission is per IP (RFC 8656 §9): the own address is a permitted peer IP...
-    CHECK(verdict(policy, own) == kAllowed);
-    CHECK(policy.isOwnAddress(ip(own)));
-    // ...but only the relay ports are reachable on it.
-    CHECK(verdict(policy, own, 50000) == kAllowed);
-    CHECK(verdict(policy, own, 50500) == kAllowed);
-    CHECK(verdict(policy, own, 50999) == kAllowed);
-    CHECK(verdict(policy, own, 49999) == kOwnAddress);
-    CHECK(verdict(policy, own, 51000) == kOwnAddress);
-    CHECK(verdict(policy, own, 3478) == kOwnAddress);  // the TURN listener
-    CHECK(verdict(policy, own, 5349) == kOwnAddress);  // the TLS listener
-    CHECK(verdict(policy, own, 9641) == kOwnAddress);  // a metrics port
-    CHECK(verdict(policy, own, 22) == kOwnAddress);
-    CHECK(verdict(policy, own, 0) == kOwnAddress);
-    CHECK(verdict(policy, own, 65535) == kOwnAddress);
-  }
-  // Neighbours of the own addresses are still in their default-denied ranges.
-  CHECK(verdict(policy, "10.0.0.6") == kDeniedByDefault);
-  CHECK(verdict(policy, "10.0.0.6", 50000) == kDeniedByDefault);
-  CHECK(verdict(policy, "2001:db8::11", 50000) == kDeniedByDefault);
+std::string verdictTcp(const PeerPolicy& policy, std::string_view host, std::uint16_t port) {
+  return std::string(describe(policy.checkPeer(at(host, port), RelayProtocol::kTcp)));
 }
 
-TEST_CASE("the relay's own public address is a peer on relay ports only, although it is public") {
+// Relay IPs 9.9.9.9, 10.0.0.5 and 2001:db8::10 with UDP relay sockets open on port 50000 of
+// each and a TCP one on 9.9.9.9:50002.
+std::shared_ptr<LiveRelayPorts> liveRelays() {
+  auto live = std::make_shared<LiveRelayPorts>(std::vector{ip("9.9.9.9"), ip("10.0.0.5"), ip("2001:db8::10")});
+  for (auto host : {"9.9.9.9", "10.0.0.5", "2001:db8::10"}) live->markOpen(RelayProtocol::kUdp, at(host, 50000));
+  live->markOpen(RelayProtocol::kTcp, at("9.9.9.9", 50002));
+  return live;
+}
+
+TEST_CASE("on a public relay IP only relayed addresses open now are peers, of their own protocol") {
   PeerPolicyOptions options;
-  options.own_addresses = {ip("9.9.9.9")};
-  const PeerPolicy policy{options};  // default relay ports 49152-65535
+  auto live = liveRelays();
+  options.live_relays = live;
+  const PeerPolicy policy{options};
+  CHECK(policy.isOwnAddress(ip("9.9.9.9")));  // relay IPs are own addresses without being listed
+  // CreatePermission is per IP (RFC 8656 §9): a relay IP is a permitted peer IP...
   CHECK(verdict(policy, "9.9.9.9") == kAllowed);
-  CHECK(verdict(policy, "9.9.9.9", 49152) == kAllowed);
-  CHECK(verdict(policy, "9.9.9.9", 65535) == kAllowed);
-  CHECK(verdict(policy, "9.9.9.9", 49151) == kOwnAddress);
+  // ...but only relayed addresses tern holds open are reachable on it: not another program's
+  // port inside the relay range, not a listener, not a port whose allocation has ended.
+  CHECK(verdict(policy, "9.9.9.9", 50000) == kAllowed);
+  CHECK(verdict(policy, "::ffff:9.9.9.9", 50000) == kAllowed);
+  CHECK(verdict(policy, "9.9.9.9", 50077) == kOwnAddress);
   CHECK(verdict(policy, "9.9.9.9", 3478) == kOwnAddress);
-  CHECK(verdict(policy, "::ffff:9.9.9.9", 3478) == kOwnAddress);
+  CHECK(verdict(policy, "9.9.9.9", 50002) == kOwnAddress);  // a TCP relay, not a UDP one
+  CHECK(verdictTcp(policy, "9.9.9.9", 50002) == kAllowed);
+  CHECK(verdictTcp(policy, "9.9.9.9", 50000) == kOwnAddress);  // a UDP relay, not a TCP one
+  live->markClosed(RelayProtocol::kUdp, at("9.9.9.9", 50000));
+  CHECK(verdict(policy, "9.9.9.9", 50000) == kOwnAddress);
+  // A public address that is no own address is any peer.
   CHECK(verdict(policy, "9.9.9.10", 3478) == kAllowed);
 }
 
-TEST_CASE("the relay's own address stays port-limited inside an --allow-peer range") {
+TEST_CASE("a relay IP in a default-denied range is a peer only where --allow-peer opens it") {
   PeerPolicyOptions options;
+  options.live_relays = liveRelays();
+  PeerPolicy closed{options};
+  // Being an own address no longer widens the policy: 10.0.0.5 is RFC 1918.
+  CHECK(verdict(closed, "10.0.0.5") == kDeniedByDefault);
+  CHECK(verdict(closed, "10.0.0.5", 50000) == kDeniedByDefault);
+  CHECK(verdict(closed, "2001:db8::10", 50000) == kDeniedByDefault);
   options.allow = {cidr("10.0.0.0/8")};
-  options.own_addresses = {ip("10.0.0.5")};
+  const PeerPolicy open{options};
+  CHECK(verdict(open, "10.0.0.5", 50000) == kAllowed);    // relay to relay
+  CHECK(verdict(open, "10.0.0.5", 50001) == kOwnAddress);  // not a relayed address
+  CHECK(verdict(open, "10.0.0.5", 3478) == kOwnAddress);
+  CHECK(verdict(open, "10.0.0.6", 3478) == kAllowed);  // the operator's range, not ours
+}
+
+TEST_CASE("a host address that is no relay IP is never a peer, even inside --allow-peer") {
+  PeerPolicyOptions options;
+  options.allow = {cidr("127.0.0.0/8"), cidr("198.51.100.0/24"), cidr("::1/128")};
+  // A wildcard listener: loopback, a dummy interface's address and ::1 are the host's.
+  options.own_addresses = {ip("127.0.0.1"), ip("127.0.0.9"), ip("198.51.100.8"), ip("::1")};
+  options.live_relays = liveRelays();
   const PeerPolicy policy{options};
-  CHECK(verdict(policy, "10.0.0.5", 3478) == kOwnAddress);
-  CHECK(verdict(policy, "10.0.0.5", 60000) == kAllowed);
-  CHECK(verdict(policy, "10.0.0.6", 3478) == kAllowed);
+  for (std::string_view own : {"127.0.0.9", "198.51.100.8", "::1", "::ffff:127.0.0.9"}) {
+    CAPTURE(own);
+    CHECK(verdict(policy, own) == kOwnAddress);
+    CHECK(verdict(policy, own, 50000) == kOwnAddress);
+    CHECK(verdictTcp(policy, own, 50002) == kOwnAddress);
+  }
+  CHECK(verdict(policy, "127.0.0.10", 50000) == kAllowed);  // allowed and not the host's
+  CHECK(verdict(policy, "198.51.100.9", 50077) == kAllowed);
+}
+
+TEST_CASE("an --external-ip stands for its relay IP: relay to relay through the public address") {
+  PeerPolicyOptions options;
+  options.live_relays = liveRelays();
+  options.external_ips = {ExternalIp{ip("8.8.4.4"), ip("10.0.0.5")}, ExternalIp{ip("2001:4860::1"), std::nullopt}};
+  const PeerPolicy policy{options};
+  CHECK(verdict(policy, "8.8.4.4") == kAllowed);
+  CHECK(verdict(policy, "8.8.4.4", 50000) == kAllowed);  // 10.0.0.5:50000 is open
+  CHECK(verdict(policy, "8.8.4.4", 50001) == kOwnAddress);
+  CHECK(verdict(policy, "8.8.4.4", 3478) == kOwnAddress);
+  // Without a private address it stands for every relay IP of its family.
+  CHECK(verdict(policy, "2001:4860::1", 50000) == kAllowed);
+  CHECK(verdict(policy, "2001:4860::1", 50001) == kOwnAddress);
+}
+
+TEST_CASE("without the relays' live ports no own address is a peer") {
+  const PeerPolicy policy = policyWith({}, {}, {"9.9.9.9"});
+  CHECK(verdict(policy, "9.9.9.9") == kOwnAddress);
+  CHECK(verdict(policy, "9.9.9.9", 50000) == kOwnAddress);
 }
 
 TEST_CASE("--allow-own-address-peers opens the own addresses but never tern's listening ports") {
@@ -491,22 +531,27 @@ TEST_CASE("--allow-own-address-peers opens the own addresses but never tern's li
     CHECK(verdict(policy, "9.9.9.9", listener) == kOwnAddress);
     CHECK(verdict(policy, "::ffff:9.9.9.9", listener) == kOwnAddress);
   }
+  // It narrows nothing less than the lists: ::1 needs its --allow-peer, 127.0.0.1 has none.
+  options.own_addresses.push_back(ip("127.0.0.1"));
+  const PeerPolicy with_loopback{options};
+  CHECK(verdict(with_loopback, "127.0.0.1", 3480) == kDeniedByDefault);
   // The unspecified address is never a peer, whatever the options.
   CHECK(verdict(policy, "::", 3480) != kAllowed);
 }
 
 TEST_CASE("--deny-peer wins over the relay's own address") {
   PeerPolicyOptions options;
-  options.deny = {cidr("198.51.100.0/24")};
-  options.own_addresses = {ip("198.51.100.7")};
+  options.deny = {cidr("9.9.9.0/24")};
+  options.live_relays = liveRelays();
   const PeerPolicy policy{options};
-  CHECK(verdict(policy, "198.51.100.7") == kDeniedByOperator);
-  CHECK(verdict(policy, "198.51.100.7", 50000) == kDeniedByOperator);
+  CHECK(verdict(policy, "9.9.9.9") == kDeniedByOperator);
+  CHECK(verdict(policy, "9.9.9.9", 50000) == kDeniedByOperator);
 }
 
 TEST_CASE("own peer addresses given in IPv4-mapped form are normalised") {
   PeerPolicyOptions options;
   options.own_addresses = {ip("::ffff:10.0.0.5"), ip("10.0.0.5"), ip("::ffff:10.0.0.5")};
+  options.allow = {cidr("10.0.0.0/8")};
   const PeerPolicy policy{options};
   REQUIRE(policy.options().own_addresses.size() == 1);
   CHECK(policy.options().own_addresses.front() == ip("10.0.0.5"));
@@ -516,18 +561,17 @@ TEST_CASE("own peer addresses given in IPv4-mapped form are normalised") {
   CHECK(verdict(policy, "10.0.0.5", 3478) == kOwnAddress);
 }
 
-TEST_CASE("a peer policy with relay_port_min above relay_port_max is a configuration error") {
-  PeerPolicyOptions options;
-  options.relay_port_min = 60000;
-  options.relay_port_max = 50000;
-  CHECK_THROWS_AS(PeerPolicy{options}, std::invalid_argument);
-
-  options.relay_port_min = 50000;  // a one-port range is fine
-  options.relay_port_max = 50000;
-  options.own_addresses = {ip("9.9.9.9")};
-  const PeerPolicy one_port{options};
-  CHECK(verdict(one_port, "9.9.9.9", 50000) == kAllowed);
-  CHECK(verdict(one_port, "9.9.9.9", 50001) == kOwnAddress);
+TEST_CASE("live relay ports are kept per relay IP and protocol, and only for relay IPs") {
+  LiveRelayPorts live({ip("::ffff:9.9.9.9"), ip("2001:db8::10")});
+  live.markOpen(RelayProtocol::kUdp, at("9.9.9.9", 65535));
+  live.markOpen(RelayProtocol::kUdp, at("1.2.3.4", 50000));  // not a relay IP: ignored
+  CHECK(live.isOpen(RelayProtocol::kUdp, ip("9.9.9.9"), 65535));
+  CHECK(live.isOpen(RelayProtocol::kUdp, ip("::ffff:9.9.9.9"), 65535));
+  CHECK_FALSE(live.isOpen(RelayProtocol::kTcp, ip("9.9.9.9"), 65535));
+  CHECK_FALSE(live.isOpen(RelayProtocol::kUdp, ip("2001:db8::10"), 65535));
+  CHECK_FALSE(live.isOpen(RelayProtocol::kUdp, ip("1.2.3.4"), 50000));
+  live.markClosed(RelayProtocol::kUdp, at("9.9.9.9", 65535));
+  CHECK_FALSE(live.isOpen(RelayProtocol::kUdp, ip("9.9.9.9"), 65535));
 }
 
 TEST_CASE("each peer verdict has its own short reason without an address") {

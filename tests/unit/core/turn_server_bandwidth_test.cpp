@@ -272,10 +272,10 @@ TEST_CASE("A reload applies a new --max-bps to existing allocations from their n
   TestClient c(h, test::udpTuple("192.0.2.7:40000"));
   bindChannel(c);
   CHECK(channelStream(h, c, 4 * kPacketsPerSecondAtLimit, 1s) == 4 * kPacketsPerSecondAtLimit);
-  h.server.reconfigure(limited(kLimitBps), h.services);
+  h.server.reconfigure(limited(kLimitBps), h.services, h.now);
   // The bucket starts full: the burst, then the limit.
   CHECK(near(channelStream(h, c, 4 * kPacketsPerSecondAtLimit, 1s), 2 * kPacketsPerSecondAtLimit));
-  h.server.reconfigure(limited(0), h.services);
+  h.server.reconfigure(limited(0), h.services, h.now);
   CHECK(channelStream(h, c, 4 * kPacketsPerSecondAtLimit, 1s) == 4 * kPacketsPerSecondAtLimit);
 }
 
@@ -328,6 +328,6 @@ TEST_CASE("--max-bps on an RFC 6062 TCP pipe pauses the reading side instead of 
   // A reload that lifts the limit ends every pause at the timer's next look.
   h.server.onConnectionRelayed(id, Direction::kClientToPeer, 200'000, h.now);
   CHECK(h.server.connectionWait(id, Direction::kClientToPeer, h.now) > 0ns);
-  h.server.reconfigure(limited(0), h.services);
+  h.server.reconfigure(limited(0), h.services, h.now);
   CHECK(h.server.connectionWait(id, Direction::kClientToPeer, h.now) == 0ns);
 }

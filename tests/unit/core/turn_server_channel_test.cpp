@@ -163,18 +163,34 @@ TEST_CASE("ChannelBind to a denied peer gets 403 (RFC 8656 §12.2, §21)") {
   CHECK(relayedToPeers(h, c, 0x4000) == 0);
 }
 
-TEST_CASE("ChannelBind to the relay's own address is allowed only on relay ports (RFC 8656 §21)") {
-  TurnHarness h;
+TEST_CASE("ChannelBind to the relay's own address reaches only relayed addresses open now (RFC 8656 §21)") {
+  test::ServicesOptions services;
+  services.allow_peers = {"198.51.100.0/24"};  // the relay IP's range, as a lab or LAN relay has
+  TurnHarness h({}, services);
   TestClient c(h, kTuple);
-  c.mustAllocate();
-  // Outside 49152-65535: the relay's listener, an admin port.
+  c.mustAllocate();  // relayed 198.51.100.7:50000
+  TestClient other(h, test::udpTuple("192.0.2.8:40000"));
+  other.mustAllocate();  // relayed 198.51.100.7:50002
+  // The relay's listener, and another program's port inside the relay range.
   CHECK(c.channelBind(0x4000, test::socketAddress("198.51.100.7:3478")).code() == 403);
-  CHECK(c.channelBind(0x4000, test::socketAddress("198.51.100.7:49151")).code() == 403);
-  CHECK(c.channelBind(0x4000, test::socketAddress("198.51.100.7:49152")).success());
+  CHECK(c.channelBind(0x4000, test::socketAddress("198.51.100.7:50077")).code() == 403);
   // Another client's relayed address on the same relay.
   CHECK(c.channelBind(0x4001, test::socketAddress("198.51.100.7:50002")).success());
   CHECK(relayedToPeers(h, c, 0x4001) == 1);
   CHECK(h.output.to_peers.back().peer == test::socketAddress("198.51.100.7:50002"));
+  // Once that allocation ends, its port may belong to anyone: the channel stops relaying.
+  REQUIRE(other.refresh(0).success());
+  CHECK(relayedToPeers(h, c, 0x4001) == 0);
+  CHECK(h.dropped(metrics::DropReason::kPeerDenied) == 1);
+}
+
+TEST_CASE("without --allow-peer for its range the relay's own address is no peer: own never widens") {
+  TurnHarness h;  // 198.51.100.7 is documentation space, denied by default
+  TestClient c(h, kTuple);
+  c.mustAllocate();
+  TestClient other(h, test::udpTuple("192.0.2.8:40000"));
+  other.mustAllocate();
+  CHECK(c.channelBind(0x4000, test::socketAddress("198.51.100.7:50002")).code() == 403);
 }
 
 TEST_CASE("ChannelBind for a peer of the other address family gets 443 (RFC 8656 §12.2)") {

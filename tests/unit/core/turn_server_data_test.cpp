@@ -171,14 +171,19 @@ TEST_CASE("a Send indication without an allocation is dropped and counted (RFC 8
   CHECK(h.dropped(metrics::DropReason::kNoAllocation) == 1);
 }
 
-TEST_CASE("a Send indication to the relay's own address needs a relay port (RFC 8656 §21)") {
-  TurnHarness h;
+TEST_CASE("a Send indication to the relay's own address needs a relayed address open now (RFC 8656 §21)") {
+  test::ServicesOptions services;
+  services.allow_peers = {"198.51.100.0/24"};
+  TurnHarness h({}, services);
   TestClient c(h, kTuple);
   c.mustAllocate();
   REQUIRE(c.createPermission({test::socketAddress("198.51.100.7:1")}).success());
   c.sendIndication(test::socketAddress("198.51.100.7:3478"), test::payloadOf(4));
+  c.sendIndication(test::socketAddress("198.51.100.7:50002"), test::payloadOf(4));  // nobody's yet
   CHECK(h.output.to_peers.empty());
-  CHECK(h.dropped(metrics::DropReason::kPeerDenied) == 1);
+  CHECK(h.dropped(metrics::DropReason::kPeerDenied) == 2);
+  TestClient other(h, test::udpTuple("192.0.2.8:40000"));
+  other.mustAllocate();  // relayed 198.51.100.7:50002
   c.sendIndication(test::socketAddress("198.51.100.7:50002"), test::payloadOf(4));
   REQUIRE(h.output.to_peers.size() == 1);
   CHECK(h.output.to_peers[0].peer == test::socketAddress("198.51.100.7:50002"));

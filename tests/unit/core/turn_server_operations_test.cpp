@@ -87,7 +87,7 @@ TEST_CASE("a reload changes limits for new requests, keeps allocations and the d
   core::ServerOptions tighter;
   tighter.max_permissions_per_allocation = 1;
   tighter.alternate_servers = {kAlternateV4};
-  h.server.reconfigure(tighter, h.services);
+  h.server.reconfigure(tighter, h.services, h.now);
   CHECK(h.server.allocationCount() == 1);
   // The second peer is past the new cap.
   CHECK(c.createPermission({test::socketAddress("1.1.1.1:6000")}).code() == 508);

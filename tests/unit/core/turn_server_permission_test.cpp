@@ -113,10 +113,23 @@ TEST_CASE(
 
 TEST_CASE(
     "a permission for the relay's own address is allowed: relay-to-relay calls (RFC 8656 §9)") {
-  TurnHarness h;
+  test::ServicesOptions services;
+  services.allow_peers = {"198.51.100.0/24"};
+  TurnHarness h({}, services);
   TestClient c(h, kTuple);
   c.mustAllocate();
   CHECK(c.createPermission({test::socketAddress("198.51.100.7:3478")}).success());
+}
+
+TEST_CASE("a permission for a host address that is no relay IP gets 403, even inside --allow-peer") {
+  test::ServicesOptions services;
+  services.allow_peers = {"127.0.0.0/8"};
+  services.own_addresses = {"198.51.100.7", "127.0.0.9"};  // a wildcard listener's host addresses
+  TurnHarness h({}, services);
+  TestClient c(h, kTuple);
+  c.mustAllocate();
+  CHECK(c.createPermission({test::socketAddress("127.0.0.9:5000")}).code() == 403);
+  CHECK(c.createPermission({test::socketAddress("127.0.0.10:5000")}).success());
 }
 
 TEST_CASE("CreatePermission for a peer of the other address family gets 443 (RFC 8656 §10.2)") {

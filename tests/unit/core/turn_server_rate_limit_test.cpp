@@ -153,7 +153,7 @@ TEST_CASE("rate 0 turns the limit off") {
 TEST_CASE("a reload's limits apply from the next request") {
   TurnHarness h(limited(1, 2));
   CHECK(answeredOf(h, "203.0.113.5", 5, bare(Method::kBinding)) == 2);
-  h.server.reconfigure(limited(0, 1), h.services);
+  h.server.reconfigure(limited(0, 1), h.services, h.now);
   CHECK(answeredOf(h, "203.0.113.5", 5, bare(Method::kBinding)) == 5);
 }
 
