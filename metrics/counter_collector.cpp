@@ -198,6 +198,21 @@ std::vector<prometheus::MetricFamily> CounterCollector::Collect() const {
   addGauge(permissions, {}, static_cast<double>(permission_count));
   addGauge(channels, {}, static_cast<double>(channel_count));
 
+  auto ports_in_use = family("tern_relay_ports_in_use",
+                             "Ports of --relay-ports taken now: relayed addresses, reservations, and ports "
+                             "another program held when tern tried them.",
+                             prometheus::MetricType::Gauge);
+  auto ports_borrowed = family("tern_relay_ports_borrowed_total",
+                               "Relay ports a worker took beyond its share of --relay-ports, because the "
+                               "kernel gave it more clients than the others.");
+  std::int64_t held = 0;
+  std::int64_t borrowed = 0;
+  for (const WorkerCounters* w : workers_) {
+    held += w->relay_ports_held.get();
+    borrowed += w->relay_ports_borrowed.get();
+  }
+  addGauge(ports_in_use, {}, static_cast<double>(held));
+  addSample(ports_borrowed, {}, static_cast<std::uint64_t>(borrowed));
   auto revoked = family("tern_peer_policy_revoked_total",
                         "Permissions, channels and RFC 6062 peer connections a reload's narrower peer policy ended.");
   constexpr std::array<const char*, 3> kRevokedKinds{"permission", "channel", "connection"};
@@ -238,7 +253,7 @@ std::vector<prometheus::MetricFamily> CounterCollector::Collect() const {
 
   std::vector<prometheus::MetricFamily> out;
   for (auto* f : {&received, &dropped, &responses, &packets, &bytes, &icmp, &moved, &pauses, &auth, &created,
-                  &active, &ended, &quota, &refused, &connections_open, &permissions, &channels, &revoked, &lag, &handles,
+                  &active, &ended, &quota, &refused, &connections_open, &permissions, &channels, &ports_in_use, &ports_borrowed, &revoked, &lag, &handles,
                   &suppressed,
                   &request_duration, &allocation_duration}) {
     out.push_back(std::move(*f));

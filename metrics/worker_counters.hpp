@@ -171,6 +171,10 @@ struct WorkerCounters {
   // TCP and TLS client connections: refused at accept by a limit, and open now.
   std::array<OneWriterCounter, idx(ConnectionLimit::kCount)> tcp_connections_refused{};
   OneWriterGauge<std::int64_t> tcp_connections_open;
+  // Relay ports: taken minus released by this worker (only the sum over workers is the number
+  // in use), and taken beyond the worker's share of --relay-ports since the start.
+  OneWriterGauge<std::int64_t> relay_ports_held;
+  OneWriterGauge<std::int64_t> relay_ports_borrowed;
   // Permissions, channels and RFC 6062 peer connections a reload's narrower peer policy ended.
   std::array<OneWriterCounter, 3> peers_revoked{};
 

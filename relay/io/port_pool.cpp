@@ -79,6 +79,7 @@ std::optional<std::uint16_t> PortPool::claimIn(std::uint16_t lo, std::uint16_t h
       range_->release(port);
       continue;
     }
+    held_ += pair ? 2 : 1;
     return port;
   }
   return std::nullopt;
@@ -97,7 +98,10 @@ std::optional<std::uint16_t> PortPool::take() noexcept { return claim(false, fal
 
 std::optional<std::uint16_t> PortPool::takeEven(bool pair) noexcept { return claim(true, pair); }
 
-void PortPool::release(std::uint16_t port) noexcept { range_->release(port); }
+void PortPool::release(std::uint16_t port) noexcept {
+  range_->release(port);
+  --held_;
+}
 
 std::pair<std::uint16_t, std::uint16_t> PortPool::share(std::uint16_t min, std::uint16_t max,
                                                         unsigned index, unsigned count) noexcept {

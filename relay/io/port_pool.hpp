@@ -54,6 +54,10 @@ class PortPool {
   void release(std::uint16_t port) noexcept;
   // Ports of the whole range taken from other workers' shares since the start.
   std::uint64_t borrowed() const noexcept { return borrowed_; }
+  // Ports taken through this pool minus ports released through it. A port may be released by
+  // another worker than the one that took it (an allocation moved, RFC 8016), so only the sum
+  // over all workers' pools is the number of ports in use.
+  std::int64_t heldDelta() const noexcept { return held_; }
 
   // The share of worker `index` of `count` in [min, max]; shares are contiguous and disjoint.
   static std::pair<std::uint16_t, std::uint16_t> share(std::uint16_t min, std::uint16_t max,
@@ -70,6 +74,7 @@ class PortPool {
   std::uint16_t share_first_;
   std::uint16_t share_last_;
   std::uint64_t borrowed_ = 0;
+  std::int64_t held_ = 0;
   std::minstd_rand random_;
 };
 

@@ -743,6 +743,8 @@ class Worker::Loop final : public DatagramHandler,
     for (std::uint16_t port : worker_.setup_.reservations->expire(worker_.index_, steadyNow())) {
       ports_.release(port);
     }
+    worker_.counters_->relay_ports_held.set(ports_.heldDelta());
+    worker_.counters_->relay_ports_borrowed.set(static_cast<std::int64_t>(ports_.borrowed()));
     const auto idle_limit = tcp_idle_timeout_;
     std::vector<StreamConnection*> idle;
     for (auto& [key, connection] : connections_) {
