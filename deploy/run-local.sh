@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's first command: install what is missing, build tern (release), and run it on
 # the ready default configuration deploy/tern.conf (loopback, port 3478) with a TURN REST
-# secret generated once into build/local-secret. Ctrl-C stops it.
+# secret generated once into build/local-secret and an admin token (for `tern drain`) into
+# build/local-admin-token beside it. Ctrl-C stops it.
 # Extra arguments go to `tern serve`, e.g. deploy/run-local.sh --log-level debug
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,10 @@ tern=build/release/relay/app/tern
 secret=build/local-secret
 if [ ! -s "$secret" ]; then
   (umask 077 && head -c 24 /dev/urandom | base64 > "$secret")
+fi
+admin_token=build/local-admin-token
+if [ ! -s "$admin_token" ]; then
+  (umask 077 && head -c 32 /dev/urandom | base64 > "$admin_token")
 fi
 
 cat <<TXT
@@ -30,8 +35,8 @@ Try it from another terminal:
   curl -s 127.0.0.1:9641/metrics | grep ^tern_allocations      # Prometheus metrics
   curl -s 127.0.0.1:9641/readyz                                # readiness (also /healthz)
 Reload the configuration with SIGHUP (kill -HUP <pid>); drain with SIGTERM or
-  $tern drain --wait
+  $tern drain --admin-token-file $admin_token --wait
 Stop at once with Ctrl-C.
 
 TXT
-exec "$tern" serve --config deploy/tern.conf --auth-secret-file "$secret" "$@"
+exec "$tern" serve --config deploy/tern.conf --auth-secret-file "$secret" --admin-token-file "$admin_token" "$@"

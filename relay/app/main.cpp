@@ -13,6 +13,7 @@
 #include "relay/app/server.hpp"
 #include "relay/app/token.hpp"
 #include "relay/config/cli_options.hpp"
+#include "relay/config/secret_file.hpp"
 #include "relay/io/http_request.hpp"
 #include "relay/io/log.hpp"
 #include "relay/wire/stream_framer.hpp"
@@ -147,9 +148,14 @@ int drainMain(int argc, char** argv) {
   std::string metrics = "127.0.0.1:9641";
   bool wait = false;
   double timeout_seconds = 3600;
+  std::string token_file;
   app.add_option("--metrics", metrics, "The relay's --metrics-listen address (it accepts drain from loopback only)")
       ->type_name("ADDR:PORT")
       ->capture_default_str();
+  app.add_option("--admin-token-file", token_file,
+                 "The relay's --admin-token-file: its token authorises the drain")
+      ->type_name("FILE")
+      ->required();
   app.add_flag("--wait", wait, "Wait until the relay has exited (its HTTP port refuses connections)");
   app.add_option("--timeout", timeout_seconds, "Seconds --wait waits at most")
       ->type_name("SECONDS")
@@ -165,7 +171,15 @@ int drainMain(int argc, char** argv) {
     std::cerr << "tern drain: --metrics: '" << metrics << "' is not ADDR:PORT\n";
     return 2;
   }
-  const auto answer = tern::io::httpRequest(*address, "POST", "/drain", std::chrono::seconds(5));
+  std::string token;
+  try {
+    token = tern::config::readAdminTokenFile(token_file);
+  } catch (const std::runtime_error& e) {
+    std::cerr << "tern drain: --admin-token-file: " << e.what() << "\n";
+    return 2;
+  }
+  const auto answer = tern::io::httpRequest(*address, "POST", "/drain", std::chrono::seconds(5),
+                                            {{"Authorization", "Bearer " + token}});
   if (!answer.ok() || answer.status != 202) {
     std::cerr << "tern drain: " << (answer.ok() ? "HTTP " + std::to_string(answer.status) + ": " + answer.body : answer.error)
               << "\n";

@@ -188,9 +188,20 @@ class Server {
     };
     // From an HTTP thread: the drain itself runs on the main loop.
     hooks.drain = [this] { return main_mailbox_.post([this] { beginDrain("POST /drain"); }); };
+    hooks.admin_refused = [](std::string_view client, std::string_view result,
+                             std::uint64_t suppressed) {
+      io::log::warn("admin call refused",
+                    {{"client", client}, {"result", result}, {"unlogged_before", suppressed}});
+    };
     http_ = std::make_unique<metrics::HttpEndpoint>(
         address.toString(), std::vector<const prometheus::Collectable*>{&collector_, &node_collector_},
         std::move(hooks));
+    http_->setAdminToken(settings_.admin_token);
+    if (!settings_.admin_token) {
+      io::log::warn(
+          "no --admin-token-file: POST /drain and tern drain are refused (403); SIGTERM still "
+          "drains");
+    }
     const wire::SocketAddress bound{address.ip, static_cast<std::uint16_t>(http_->port())};
     io::log::info("listening", {{"transport", "http"}, {"paths", "/metrics /healthz /readyz /drain"},
                                 {"address", bound.toString()}});
@@ -270,17 +281,19 @@ class Server {
     for (auto& worker : workers_) {
       worker->reconfigure(io::WorkerReload{r.options, r.services, r.tls, r.dtls, next.tcp_idle_timeout});
     }
+    if (http_) http_->setAdminToken(next.admin_token);
     settings_ = std::move(next);
     ++node_state_.reloads_succeeded;
     node_state_.last_good_config_unix = unixNow();
     // Written whatever the new level: whoever sent SIGHUP wants the answer.
     io::log::write(io::log::LogLevel::kInfo, "configuration reloaded",
-                  {{"secrets", settings_.auth_secrets.size()},
-                   {"users", settings_.users.size()},
-                   {"tls", settings_.hasTls() ? "reloaded" : "off"},
-                   {"max_bps", settings_.max_bps},
-                   {"max_bps_per_user", settings_.max_bps_per_user},
-                   {"log_level", config::levelName(settings_.log_level)}});
+                   {{"secrets", settings_.auth_secrets.size()},
+                    {"users", settings_.users.size()},
+                    {"tls", settings_.hasTls() ? "reloaded" : "off"},
+                    {"max_bps", settings_.max_bps},
+                    {"max_bps_per_user", settings_.max_bps_per_user},
+                    {"admin_token", settings_.admin_token ? "set" : "none"},
+                    {"log_level", config::levelName(settings_.log_level)}});
     if (!restart_only.empty()) {
       io::log::warn("some changed settings need a restart; their running values stay",
                     {{"settings", joined(restart_only, ",")}});

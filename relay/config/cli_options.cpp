@@ -47,9 +47,14 @@ void addServeOptions(CLI::App& app, Config& config) {
 
   // Operations.
   app.add_option("--metrics-listen", config.metrics_listen,
-                 "Serve /metrics (Prometheus), /healthz, /readyz and POST /drain (loopback clients only) "
-                 "over HTTP on ADDR:PORT; off unless set")
+                 "Serve /metrics (Prometheus), /healthz, /readyz and POST /drain (loopback clients with "
+                 "the --admin-token-file token only) over HTTP on ADDR:PORT; off unless set")
       ->type_name("ADDR:PORT");
+  // The token stays in its file: a printed configuration shows only the path.
+  app.add_option("--admin-token-file", config.admin_token_file,
+                 "File whose first line (at least 16 characters) is the bearer token admin calls "
+                 "(POST /drain, tern drain) must carry; reloaded on SIGHUP. Without it they get 403")
+      ->type_name("FILE");
   app.add_option("--drain-timeout", config.drain_timeout,
                  "Seconds a drain (SIGTERM, tern drain) lets existing allocations run before tern exits "
                  "(a second SIGTERM exits at once)")

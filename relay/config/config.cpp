@@ -244,6 +244,17 @@ void validateTurn(const Config& config, Settings& s, std::vector<std::string>& p
   s.max_bps_per_user = bitRate(problems, "max-bps-per-user", config.max_bps_per_user);
 }
 
+// Read at start and on every SIGHUP, like the other secret files: a rotated token takes
+// over, an unreadable or short one keeps the running configuration.
+void validateAdminToken(const Config& config, Settings& s, std::vector<std::string>& problems) {
+  if (config.admin_token_file.empty()) return;
+  try {
+    s.admin_token = readAdminTokenFile(config.admin_token_file);
+  } catch (const std::runtime_error& e) {
+    problems.push_back(std::string("admin-token-file: ") + e.what());
+  }
+}
+
 void validateAbuseLimits(const Config& config, Settings& s, std::vector<std::string>& problems) {
   constexpr std::uint64_t kMaxBurst = 1'000'000;  // core::UnauthenticatedLimits::kMaxBurst
   s.unauthenticated_rate =
@@ -332,6 +343,7 @@ Expected<Settings, std::vector<std::string>> validate(const Config& config, unsi
     }
   }
   s.drain_timeout = number<unsigned>(problems, "drain-timeout", config.drain_timeout, 0, 7 * 24 * 3600);
+  validateAdminToken(config, s, problems);
   for (const auto& text : config.alternate_servers) {
     if (text.empty()) continue;
     auto address = wire::SocketAddress::parse(text);

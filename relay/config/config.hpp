@@ -40,6 +40,7 @@ struct Config {
   std::string drain_timeout = "600";           // seconds a drain waits for calls to end
   std::vector<std::string> alternate_servers;  // ADDR:PORT for 300 Try Alternate while draining
   std::string alternate_domain;                // ALTERNATE-DOMAIN for TLS/DTLS clients
+  std::string admin_token_file;  // first line: the bearer token POST /drain needs; never printed
 
   // TURN over TLS (RFC 8656 §3.1): TLS-only TCP listeners; with a certificate, plain --listen
   // TCP ports also accept TLS, told apart by the first byte.
@@ -116,6 +117,7 @@ struct Settings {
   unsigned drain_timeout = 600;
   std::vector<wire::SocketAddress> alternate_servers;
   std::string alternate_domain;
+  std::optional<std::string> admin_token;  // unset: admin calls are refused
 
   std::vector<wire::SocketAddress> tls_listen;
   std::vector<wire::SocketAddress> dtls_listen;

@@ -20,4 +20,20 @@ std::vector<std::string> readSecretFile(const std::string& path) {
   return secrets;
 }
 
+std::string readAdminTokenFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read '" + path + "'");
+  std::string token;
+  std::getline(in, token);
+  const auto start = token.find_first_not_of(" \t");
+  token.erase(0, start == std::string::npos ? token.size() : start);
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' ' || token.back() == '\t'))
+    token.pop_back();
+  if (token.size() < kMinAdminTokenLength) {
+    throw std::runtime_error("'" + path + "': the token on its first line must be at least " +
+                             std::to_string(kMinAdminTokenLength) + " characters");
+  }
+  return token;
+}
+
 }  // namespace tern::config

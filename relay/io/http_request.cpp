@@ -40,8 +40,9 @@ HttpResponse failure(std::string why) {
 
 }  // namespace
 
-HttpResponse httpRequest(const wire::SocketAddress& server, std::string_view method, std::string_view target,
-                         std::chrono::milliseconds timeout) {
+HttpResponse httpRequest(const wire::SocketAddress& server, std::string_view method,
+                         std::string_view target, std::chrono::milliseconds timeout,
+                         const HttpHeaders& headers) {
   const auto give_up = std::chrono::steady_clock::now() + timeout;
   // Non-blocking, so the timeout bounds the connect too (a full backlog, a lost SYN).
   FileDescriptor fd(::socket(server.ip.isV4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
@@ -71,7 +72,14 @@ HttpResponse httpRequest(const wire::SocketAddress& server, std::string_view met
   request += target;
   request += " HTTP/1.1\r\nHost: ";
   request += server.toString();
-  request += "\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+  request += "\r\nConnection: close\r\nContent-Length: 0\r\n";
+  for (const auto& [name, value] : headers) {
+    request += name;
+    request += ": ";
+    request += value;
+    request += "\r\n";
+  }
+  request += "\r\n";
   if (::send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
     return failure(std::string("send: ") + std::strerror(errno));
   }
@@ -103,6 +111,7 @@ HttpResponse httpRequest(const wire::SocketAddress& server, std::string_view met
   } else {
     r.body = body;
   }
+  r.head = std::move(head);
   return r;
 }
 

@@ -6,7 +6,7 @@ that mounts a ConfigMap with a tern.conf (from that file or a sibling) is starte
 the pod would start it: with its args (each $(VAR) stood in for by a documentation
 address), or by running its /bin/sh start script itself, with the per-node address map in
 place, so the --external-ip the script assembles is checked too. Files the configuration
-names (auth-secret-file, cert, key, oauth-key-file) are stood in for by throwaway ones of
+names (auth-secret-file, cert, key, oauth-key-file, admin-token-file) are stood in for by throwaway ones of
 the right kind, since the real ones live on the production host or in a Secret. Then
     tern serve --config FILE --print-config [FLAGS]
 must exit 0: every key known, every value valid, the files loadable. A configuration with
@@ -26,7 +26,7 @@ import tomllib
 
 import yaml
 
-FILE_KEYS = ("auth-secret-file", "cert", "key", "oauth-key-file")
+FILE_KEYS = ("auth-secret-file", "cert", "key", "oauth-key-file", "admin-token-file")
 # What a $(VAR) in a container's args stands for when the check runs.
 ENV_STAND_INS = {"HOST_IP": "192.0.2.10", "POD_IP": "192.0.2.20", "NODE_NAME": "node-a",
                  "EXTERNAL_IP": "203.0.113.10"}
@@ -41,7 +41,10 @@ def stand_ins(workdir: pathlib.Path) -> dict[str, pathlib.Path]:
                    check=True, capture_output=True)
     oauth = workdir / "oauth-keys"
     oauth.write_text("north " + "A" * 43 + "= A256GCM\n")
-    return {"auth-secret-file": secret, "cert": cert, "key": key, "oauth-key-file": oauth}
+    admin = workdir / "admin-token"
+    admin.write_text("a-throwaway-admin-token-for-this-check\n")
+    return {"auth-secret-file": secret, "cert": cert, "key": key, "oauth-key-file": oauth,
+            "admin-token-file": admin}
 
 
 class Configuration:

@@ -6,10 +6,13 @@
 //     only warns), so a misspelt `readinessProbes` would silently drop the probe. Every
 //     object is written out as a typed TypeScript literal and checked with tsc, whose
 //     excess-property check refuses any field the API does not have, at any depth;
-//  3. what tern needs: probes on /healthz and /readyz, a preStop `tern drain`,
+//  3. what tern needs: probes on /healthz and /readyz, a preStop `tern drain` with the
+//     admin token file the pod mounts from a Secret and its tern.conf names,
 //     terminationGracePeriodSeconds above the drain-timeout of the tern.conf the pod
 //     mounts, a locked-down securityContext, Services and the ServiceMonitor that select
-//     existing pods and ports, ConfigMaps and Secrets that exist.
+//     existing pods and ports, ConfigMaps and Secrets that exist, and a NetworkPolicy for
+//     every pod not on the host network that admits only selected sources to the metrics
+//     port.
 // Before the real files, three broken copies (a misspelt field, a wrong type, a grace
 // period below the drain) must each be refused, so no layer can go blind unnoticed.
 //   node validate_manifests.mjs DEPLOY_KUBERNETES_DIR
@@ -22,6 +25,7 @@ import { parseAllDocuments } from "yaml";
 import * as core from "kubernetes-models/v1";
 import * as apps from "kubernetes-models/apps/v1";
 import * as policy from "kubernetes-models/policy/v1";
+import * as networking from "kubernetes-models/networking.k8s.io/v1";
 import * as monitoring from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -35,6 +39,8 @@ const kinds = {
   "apps/v1/DaemonSet": [apps.DaemonSet, "kubernetes-models/apps/v1", "IDaemonSet"],
   "apps/v1/Deployment": [apps.Deployment, "kubernetes-models/apps/v1", "IDeployment"],
   "policy/v1/PodDisruptionBudget": [policy.PodDisruptionBudget, "kubernetes-models/policy/v1", "IPodDisruptionBudget"],
+  "networking.k8s.io/v1/NetworkPolicy": [
+    networking.NetworkPolicy, "kubernetes-models/networking.k8s.io/v1", "INetworkPolicy"],
   "monitoring.coreos.com/v1/ServiceMonitor": [
     monitoring.ServiceMonitor, "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1", "IServiceMonitor"],
 };
@@ -142,13 +148,17 @@ function ternProblems(objects) {
     if (pod.securityContext?.runAsNonRoot !== true) problems.push(`${name}: pod securityContext.runAsNonRoot must be true`);
     if (pod.securityContext?.seccompProfile?.type !== "RuntimeDefault") problems.push(`${name}: seccompProfile RuntimeDefault`);
     let drainTimeout = null;
+    let adminTokenFile = null;
     for (const v of pod.volumes || []) {
       if (v.configMap && !configMaps.has(v.configMap.name)) problems.push(`${name}: ConfigMap ${v.configMap.name} is not in the manifests`);
       if (v.secret && !secrets.has(v.secret.secretName)) problems.push(`${name}: Secret ${v.secret.secretName} is not in the manifests`);
       const conf = v.configMap && configMaps.get(v.configMap.name)?.data?.["tern.conf"];
       const m = conf && conf.match(/^drain-timeout\s*=\s*"?(\d+)"?/m);
       if (conf) drainTimeout = m ? Number(m[1]) : 600;  // tern's default
+      const t = conf && conf.match(/^admin-token-file\s*=\s*"([^"]+)"/m);
+      if (t) adminTokenFile = t[1];
     }
+    if (adminTokenFile === null) problems.push(`${name}: its tern.conf sets no admin-token-file (POST /drain refuses all)`);
     if (drainTimeout === null) problems.push(`${name}: mounts no ConfigMap with a tern.conf`);
     const grace = pod.terminationGracePeriodSeconds ?? 30;
     if (drainTimeout !== null && grace < drainTimeout + 30) {
@@ -166,6 +176,15 @@ function ternProblems(objects) {
       const preStop = (c.lifecycle?.preStop?.exec?.command || []).join(" ");
       if (!/\btern drain\b.*--metrics 127\.0\.0\.1:/.test(preStop)) {
         problems.push(`${where}: preStop must run tern drain against loopback (POST /drain answers loopback only)`);
+      }
+      // The hook must send the token tern reads: the same file, mounted from a Secret.
+      const hookToken = (preStop.match(/--admin-token-file (\S+)/) || [])[1];
+      if (!hookToken || hookToken !== adminTokenFile) {
+        problems.push(`${where}: preStop tern drain must pass --admin-token-file ${adminTokenFile}`);
+      } else {
+        const secretVolumes = new Set((pod.volumes || []).filter((v) => v.secret).map((v) => v.name));
+        const mounted = (c.volumeMounts || []).some((m) => secretVolumes.has(m.name) && hookToken.startsWith(m.mountPath + "/"));
+        if (!mounted) problems.push(`${where}: ${hookToken} is not in a mounted Secret`);
       }
       const sc = c.securityContext || {};
       if (sc.readOnlyRootFilesystem !== true) problems.push(`${where}: readOnlyRootFilesystem must be true`);
@@ -200,6 +219,31 @@ function ternProblems(objects) {
     for (const e of o.obj.spec.endpoints || []) {
       if (!services.some((s) => (s.obj.spec.ports || []).some((p) => p.name === e.port))) {
         problems.push(`${label(o)}: endpoint port ${e.port} is on no selected Service`);
+      }
+    }
+  }
+  problems.push(...networkPolicyProblems(workloads, byKind("NetworkPolicy")));
+  return problems;
+}
+
+// A pod on its own network gets a NetworkPolicy, and its metrics port admits only chosen
+// sources. hostNetwork pods are out of NetworkPolicy's reach (docs/operations.md).
+function networkPolicyProblems(workloads, policies) {
+  const problems = [];
+  const matches = (selector, labels) => Object.entries(selector || {}).every(([k, v]) => labels[k] === v);
+  for (const o of workloads) {
+    if (o.obj.spec.template.spec.hostNetwork) continue;
+    const labels = o.obj.spec.template.metadata?.labels || {};
+    const metricsPorts = new Set(["metrics", 9641]);
+    const selecting = policies.filter((p) => matches(p.obj.spec.podSelector?.matchLabels, labels) &&
+      (p.obj.spec.policyTypes || ["Ingress"]).includes("Ingress"));
+    if (selecting.length === 0) problems.push(`${label(o)}: no NetworkPolicy selects its pods`);
+    for (const p of selecting) {
+      for (const rule of p.obj.spec.ingress || []) {
+        const coversMetrics = !rule.ports || rule.ports.some((port) => metricsPorts.has(port.port) || port.port === undefined);
+        if (coversMetrics && !(rule.from || []).length) {
+          problems.push(`${label(p)}: an ingress rule opens the metrics port to every source`);
+        }
       }
     }
   }
@@ -239,7 +283,16 @@ function selfCheck(objects) {
     }), fieldNameProblems],
     ["a port that is not a number", broken((pod) => { pod.containers[0].ports[0].containerPort = "turn"; }), schemaProblems],
     ["a grace period shorter than the drain", broken((pod) => { pod.terminationGracePeriodSeconds = 60; }), ternProblems],
+    ["a preStop drain without the admin token", broken((pod) => {
+      pod.containers[0].lifecycle.preStop.exec.command = ["/usr/local/bin/tern", "drain", "--metrics", "127.0.0.1:9641"];
+    }), ternProblems],
   ];
+  const policyAt = objects.findIndex((o) => o.obj.kind === "NetworkPolicy");
+  if (policyAt >= 0) {
+    const open = structuredClone(objects);
+    for (const rule of open[policyAt].obj.spec.ingress || []) delete rule.from;
+    cases.push(["a NetworkPolicy that opens the metrics port to all", open, ternProblems]);
+  }
   return cases.filter(([, copy, check]) => check(copy).length === 0).map(([what]) => `self-check: ${what} went unnoticed`);
 }
 

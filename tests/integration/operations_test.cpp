@@ -322,6 +322,7 @@ TEST_CASE("SIGTERM drains: readiness fails, new allocations are redirected, the 
 TEST_CASE("a drain ends at --drain-timeout, or at once on a second SIGTERM, tern drain starts one") {
   const std::string secret = "timeout-secret";
   const std::string secrets = test::temporaryFile(secret + "\n");
+  const std::string admin_token = test::temporaryFile("operations-admin-token\n");
   SUBCASE("the deadline ends the allocations left, with exit 0") {
     TernServer server(relayArgs(secrets, {"--drain-timeout", "1"}));
     REQUIRE(allocateWith(server.udp(), secret).code == 0);
@@ -341,9 +342,11 @@ TEST_CASE("a drain ends at --drain-timeout, or at once on a second SIGTERM, tern
     CHECK(server.process().output().find("reason=\"second SIGTERM\"") != std::string::npos);
   }
   SUBCASE("tern drain, then the SIGTERM Kubernetes sends after a preStop hook: still draining") {
-    TernServer server(relayArgs(secrets, {"--drain-timeout", "600"}));
+    TernServer server(
+        relayArgs(secrets, {"--drain-timeout", "600", "--admin-token-file", admin_token}));
     REQUIRE(allocateWith(server.udp(), secret).code == 0);
-    auto drain = test::runCommand({test::ternBinary(), "drain", "--metrics", server.http()->toString()});
+    auto drain = test::runCommand({test::ternBinary(), "drain", "--metrics",
+                                   server.http()->toString(), "--admin-token-file", admin_token});
     CHECK(drain.status == 0);
     REQUIRE(server.process().waitForLine(" draining ").has_value());
     ::kill(server.process().pid(), SIGTERM);
@@ -353,9 +356,11 @@ TEST_CASE("a drain ends at --drain-timeout, or at once on a second SIGTERM, tern
     CHECK(server.process().stop(SIGTERM, 5s) == 0);  // a second SIGTERM does stop it
   }
   SUBCASE("tern drain --wait, through the HTTP port") {
-    TernServer server(relayArgs(secrets, {"--drain-timeout", "600"}));
-    auto drain = test::runCommand({test::ternBinary(), "drain", "--metrics", server.http()->toString(), "--wait",
-                                   "--timeout", "20"});
+    TernServer server(
+        relayArgs(secrets, {"--drain-timeout", "600", "--admin-token-file", admin_token}));
+    auto drain =
+        test::runCommand({test::ternBinary(), "drain", "--metrics", server.http()->toString(),
+                          "--admin-token-file", admin_token, "--wait", "--timeout", "20"});
     INFO(drain.output);
     CHECK(drain.status == 0);
     CHECK(drain.output.find("stopped") != std::string::npos);

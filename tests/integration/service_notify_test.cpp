@@ -20,6 +20,7 @@
 #include "relay/io/socket_util.hpp"
 #include "support/process.hpp"
 #include "support/tern_server.hpp"
+#include "support/turn_tools.hpp"
 
 using namespace tern;
 using namespace std::chrono_literals;
@@ -177,11 +178,13 @@ TEST_CASE("STOPPING=1 when SIGTERM starts a drain, and again when the drained re
 
 TEST_CASE("STOPPING=1 when tern drain starts the drain, over an abstract NOTIFY_SOCKET") {
   FakeServiceManager manager(/*abstract=*/true);
-  auto server = manager.start({"--metrics-listen", "127.0.0.1:0", "--drain-timeout", "30"});
+  const std::string token = test::temporaryFile("notify-admin-token\n");
+  auto server = manager.start(
+      {"--metrics-listen", "127.0.0.1:0", "--drain-timeout", "30", "--admin-token-file", token});
   REQUIRE(manager.nextWith("READY=1"));
 
-  const auto drain =
-      test::runCommand({test::ternBinary(), "drain", "--metrics", server->http()->toString()});
+  const auto drain = test::runCommand({test::ternBinary(), "drain", "--metrics",
+                                       server->http()->toString(), "--admin-token-file", token});
   REQUIRE(drain.status == 0);
   const auto draining = manager.nextWith("STOPPING=1");
   REQUIRE(draining);

@@ -58,7 +58,8 @@ TEST_CASE("public-node.conf and prometheus.yml as shipped: a node that relays ov
   test::TernServer node({"--config", TERN_DEPLOY_DIR "/systemd/public-node.conf", "--log-format", "json",
                          "--auth-secret-file", test::temporaryFile(std::string(kSecret) + "\n"), "--cert",
                          certificates.chain, "--key", certificates.key, "--allow-peer", "198.51.100.0/24",
-                         "--drain-timeout", "0"},
+                         "--drain-timeout", "0", "--admin-token-file",
+                         test::temporaryFile("shipped-config-admin-token\n")},
                         &host);
   // Listeners as the file says: UDP and TCP on 3478, TLS on 5349, each on both families;
   // metrics on loopback 9641, where prometheus.yml looks.
