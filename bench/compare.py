@@ -26,6 +26,7 @@ BUILD = os.path.join(ROOT, "build", "release")
 TERN = os.path.join(BUILD, "relay", "app", "tern")
 LOAD = os.path.join(BUILD, "bench", "tern-load")
 FORWARDER = os.path.join(BUILD, "bench", "tern-forwarder")
+BASELINE = []  # --baseline: the path of another tern binary
 SECRET = "bench-secret"
 PORT = 19478
 RELAY_IPS = ["127.0.0.1", "127.0.0.3"]
@@ -78,8 +79,8 @@ class Server:
     def __init__(self, kind, workdir):
         self.kind = kind
         self.log = open(os.path.join(workdir, f"{kind}.log"), "ab")
-        if kind in ("tern", "tern-bps"):
-            args = [TERN, "serve", "--listen", f"127.0.0.1:{PORT}", "--realm", "bench", "--auth-secret", SECRET,
+        if kind in ("tern", "tern-bps", "baseline"):
+            args = [BASELINE[0] if kind == "baseline" else TERN, "serve", "--listen", f"127.0.0.1:{PORT}", "--realm", "bench", "--auth-secret", SECRET,
                     "--relay-ports", "20000-60000", "--allow-peer", "127.0.0.0/8",
                     "--max-allocations-per-user", "0", "--log-level", "warn"]
             for ip in RELAY_IPS:
@@ -188,10 +189,15 @@ def main():
     parser.add_argument("--big", action="store_true",
                         help="also hold 50,000 allocations on tern and run the 3-minute churn")
     parser.add_argument("--json", help="write every raw result to this file")
-    parser.add_argument("--servers", help="comma-separated servers to run (of tern, tern-bps, coturn, forwarder; "
-                                          "default: each scenario's own); tern-bps is tern with --max-bps and "
-                                          "--max-bps-per-user set far above the load")
+    parser.add_argument("--servers", help="comma-separated servers to run (of tern, tern-bps, baseline, coturn, "
+                                          "forwarder; default: each scenario's own); tern-bps is tern with --max-bps "
+                                          "and --max-bps-per-user set far above the load")
+    parser.add_argument("--baseline", metavar="TERN_BINARY",
+                        help="another tern binary (an earlier commit's release build) run wherever tern runs, "
+                             "interleaved with it: the 'baseline' column and the tern/baseline ratio")
     a = parser.parse_args()
+    if a.baseline:
+        BASELINE.append(os.path.abspath(a.baseline))
     scenarios = [s for s in a.only.split(",") if s]
     if a.big:
         scenarios += ["hold50k", "churn"]
@@ -210,7 +216,10 @@ def main():
                     continue
                 kinds = SCENARIOS[scenario][1]
                 if a.servers:
-                    kinds = [k for k in a.servers.split(",") if k in kinds or (k == "tern-bps" and "tern" in kinds)]
+                    kinds = [k for k in a.servers.split(",")
+                             if k in kinds or (k in ("tern-bps", "baseline") and "tern" in kinds)]
+                elif a.baseline and "tern" in kinds:
+                    kinds = ["baseline"] + list(kinds)
                 for kind in kinds:
                     r = run(kind, scenario, workdir)
                     raw.append(r)
@@ -223,7 +232,11 @@ def main():
     print(f"Medians of {a.reps} interleaved repetitions ({time.strftime('%Y-%m-%d')}, "
           f"{os.cpu_count()} CPUs, coturn {coturn_version()}).\n")
     limited = any("tern-bps" in by_kind for by_kind in results.values())
-    if limited:
+    baseline = any("baseline" in by_kind for by_kind in results.values())
+    if baseline:
+        print("| scenario | metric | tern | baseline | coturn | tern/baseline | tern/coturn | baseline/coturn |")
+        print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    elif limited:
         print("| scenario | metric | tern | tern-bps | coturn | forwarder | tern-bps/tern | tern/coturn | tern/forwarder |")
         print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     else:
@@ -238,7 +251,10 @@ def main():
         def ratio(x, y):
             return f"{med[x] / med[y]:.2f}" if x in med and y in med and med[y] else ""
 
-        if limited:
+        if baseline:
+            print(f"| {scenario} | {name} | {cell('tern')} | {cell('baseline')} | {cell('coturn')} | "
+                  f"{ratio('tern', 'baseline')} | {ratio('tern', 'coturn')} | {ratio('baseline', 'coturn')} |")
+        elif limited:
             print(f"| {scenario} | {name} | {cell('tern')} | {cell('tern-bps')} | {cell('coturn')} | "
                   f"{cell('forwarder')} | {ratio('tern-bps', 'tern')} | {ratio('tern', 'coturn')} | "
                   f"{ratio('tern', 'forwarder')} |")

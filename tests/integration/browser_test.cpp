@@ -41,8 +41,10 @@ test::CommandResult runBrowser(const std::string& url, const std::string& userna
 }  // namespace
 
 TEST_CASE("Chromium relays a data channel through tern, relay to relay, over turn: UDP and TCP") {
-  // No --allow-peer: the two relayed addresses are the relay's own, reachable on relay ports.
-  TernServer server({"--relay-ip", "127.0.0.1", "--auth-secret-file", secretFile()});
+  // The relay IP is loopback, which the peer policy denies by default; being the relay's own
+  // address does not widen that, so --allow-peer opens exactly it, and the own-address rule
+  // then lets a client reach only the relayed addresses of live allocations there.
+  TernServer server({"--relay-ip", "127.0.0.1", "--allow-peer", "127.0.0.1/32", "--auth-secret-file", secretFile()});
   const auto credential = auth::mintRestCredential(kSecret, "chromium", std::time(nullptr), 600);
   for (const char* transport : {"udp", "tcp"}) {
     CAPTURE(transport);
@@ -61,7 +63,7 @@ TEST_CASE("Chromium relays a data channel through tern over turn:[::1], UDP and 
   // A dual-stack relay reached over IPv6. Chromium asks for the relayed address of its
   // default family (IPv4), so the media crosses families: IPv6 to tern, IPv4 relay to relay.
   TernServer server({"--listen", "127.0.0.1:0", "--listen", "[::1]:0", "--relay-ip", "127.0.0.1", "--relay-ip", "::1",
-                     "--auth-secret-file", secretFile()});
+                     "--allow-peer", "127.0.0.1/32", "--allow-peer", "::1/128", "--auth-secret-file", secretFile()});
   REQUIRE_FALSE(server.udp(1).ip.isV4());
   const auto credential = auth::mintRestCredential(kSecret, "chromium6", std::time(nullptr), 600);
   for (const char* transport : {"udp", "tcp"}) {
@@ -79,7 +81,7 @@ TEST_CASE("Chromium relays a data channel through tern over turn:[::1], UDP and 
 
 TEST_CASE("Chromium relays over turns: (TLS), verifying tern's certificate against a trusted CA") {
   const auto& certs = test::testCertificates();
-  TernServer server({"--relay-ip", "127.0.0.1", "--auth-secret-file", secretFile(), "--tls-listen",
+  TernServer server({"--relay-ip", "127.0.0.1", "--allow-peer", "127.0.0.1/32", "--auth-secret-file", secretFile(), "--tls-listen",
                      "127.0.0.1:0", "--cert", certs.chain, "--key", certs.key});
   const auto credential = auth::mintRestCredential(kSecret, "chromium", std::time(nullptr), 600);
   const std::string url = "turns:" + server.tls().toString() + "?transport=tcp";
@@ -98,7 +100,7 @@ TEST_CASE("Chromium relays over turns: (TLS), verifying tern's certificate again
 }
 
 TEST_CASE("Chromium gets no relay candidate with a wrong or an expired credential (401)") {
-  TernServer server({"--relay-ip", "127.0.0.1", "--auth-secret-file", secretFile()});
+  TernServer server({"--relay-ip", "127.0.0.1", "--allow-peer", "127.0.0.1/32", "--auth-secret-file", secretFile()});
   const std::string url = "turn:" + server.udp().toString() + "?transport=udp";
   const auto good = auth::mintRestCredential(kSecret, "chromium", std::time(nullptr), 600);
   const auto expired = auth::mintRestCredential(kSecret, "chromium", std::time(nullptr) - 7200, 60);

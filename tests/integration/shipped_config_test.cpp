@@ -48,11 +48,14 @@ test::UclientReport call(const NetworkNamespace& host, const auth::RestCredentia
 
 TEST_CASE("public-node.conf and prometheus.yml as shipped: a node that relays over UDP and TLS and is scraped") {
   NetworkNamespace host("shipped");
-  // One host holds the node's addresses and the peer's (on its loopback interface: this
-  // kernel may lack the dummy link type); clients run on it too.
+  NetworkNamespace peer_host("shipped-peer");
+  // One host holds the node's addresses (on its loopback interface: this kernel may lack
+  // the dummy link type); clients run on it too. The peer is a host of its own behind a
+  // veth: an address of the node's own host is never a peer.
   host.ip({"addr", "add", std::string(kNodeIp) + "/32", "dev", "lo"});
   host.ip({"addr", "add", std::string(kNodeIp6) + "/128", "dev", "lo", "nodad"});
-  host.ip({"addr", "add", std::string(kPeerIp) + "/32", "dev", "lo"});
+  test::linkNamespaces(host, "peer0", "198.51.100.1/24", peer_host, "eth0", std::string(kPeerIp) + "/24");
+  peer_host.ip({"route", "add", "default", "via", "198.51.100.1"});
 
   const auto& certificates = test::testCertificates();
   test::TernServer node({"--config", TERN_DEPLOY_DIR "/systemd/public-node.conf", "--log-format", "json",
@@ -75,7 +78,7 @@ TEST_CASE("public-node.conf and prometheus.yml as shipped: a node that relays ov
   CHECK(probe.status == 0);
   CHECK(probe.output.find(kNodeIp) != std::string::npos);
   const auto peer_port = std::uint16_t{3480};
-  test::ChildProcess peer(host.command({"/usr/bin/turnutils_peer", "-L", kPeerIp, "-p", std::to_string(peer_port)}));
+  test::ChildProcess peer(peer_host.command({"/usr/bin/turnutils_peer", "-L", kPeerIp, "-p", std::to_string(peer_port)}));
   const auto c = auth::mintRestCredential(kSecret, "operator", static_cast<std::int64_t>(std::time(nullptr)), 3600);
   for (const auto& flags : {std::vector<std::string>{}, std::vector<std::string>{"-t", "-S", "-p", "5349"}}) {
     const auto report = call(host, c, peer_port, flags);
