@@ -187,6 +187,19 @@ void addServeOptions(CLI::App& app, Config& config) {
                  "--unauthenticated-rate applies (a whole office starting its calls together)")
       ->type_name("N")
       ->capture_default_str();
+  app.add_option("--max-requests-per-allocation", config.max_requests_per_allocation,
+                 "Authenticated requests per second, on average, on one allocation (Refresh, "
+                 "CreatePermission, ChannelBind, Connect; not ChannelData or Send, which --max-bps "
+                 "limits). Over it they are dropped unanswered and counted, so one credential holder "
+                 "cannot spend a worker's CPU. Real clients send a few a minute (0: no limit)")
+      ->type_name("PER_SECOND")
+      ->capture_default_str();
+  app.add_option("--max-requests-per-allocation-burst", config.max_requests_per_allocation_burst,
+                 "Authenticated requests one allocation may send at once before "
+                 "--max-requests-per-allocation applies (a call's first permissions and channels, "
+                 "with retransmissions)")
+      ->type_name("N")
+      ->capture_default_str();
   app.add_option("--max-tcp-connections-per-ip", config.max_tcp_connections_per_ip,
                  "TCP and TLS client connections from one IP address (an IPv6 /64), across workers; more are "
                  "reset at once. Generous for offices whose callers reach TURN only over TLS, about two "

@@ -250,6 +250,12 @@ void validateAbuseLimits(const Config& config, Settings& s, std::vector<std::str
       number<std::uint32_t>(problems, "unauthenticated-rate", config.unauthenticated_rate, 0, kMaxBurst);
   s.unauthenticated_burst =
       number<std::uint32_t>(problems, "unauthenticated-burst", config.unauthenticated_burst, 1, kMaxBurst);
+  // core::RequestRateLimit::kMaxPerSecond and kMaxBurst.
+  s.max_requests_per_allocation = number<std::uint32_t>(
+      problems, "max-requests-per-allocation", config.max_requests_per_allocation, 0, 1'000'000);
+  s.max_requests_per_allocation_burst =
+      number<std::uint32_t>(problems, "max-requests-per-allocation-burst",
+                            config.max_requests_per_allocation_burst, 1, 1'000'000);
   s.max_tcp_connections_per_ip = number<std::uint32_t>(problems, "max-tcp-connections-per-ip",
                                                        config.max_tcp_connections_per_ip, 0, 10'000'000);
   if (config.max_tcp_connections == "auto") {

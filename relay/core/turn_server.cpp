@@ -613,6 +613,7 @@ void TurnServer::onTurnRequest(const FiveTuple& tuple, const wire::MessageView& 
     (void)response.finish();
     return;
   }
+  if (!admitAllocationRequest(tuple, response, now)) return;
   response.sign(auth.key, auth.integrity);
   if (auto unknown = request.unknownComprehensionRequired(); !unknown.empty()) {
     response.error(ec::kUnknownAttribute).add(wire::attr::UnknownAttributes{unknown});
@@ -683,6 +684,29 @@ bool TurnServer::admitUnauthenticated(const FiveTuple& tuple, ResponseWriter& re
     case SourceRateLimiter::Verdict::kDrop: break;
   }
   counters_.drop(metrics::DropReason::kRateLimited);
+  response.drop();
+  return false;
+}
+
+bool TurnServer::admitAllocationRequest(const FiveTuple& tuple, ResponseWriter& response,
+                                        TimePoint now) noexcept {
+  // Charged after authentication, so nobody without the key can spend a client's tokens by
+  // spoofing its 5-tuple. No allocation on the 5-tuple: an Allocate, or a request about to
+  // get 437, which touches no state.
+  Allocation* allocation = allocations_.find(tuple);
+  if (allocation == nullptr) return true;
+  switch (allocation->admitRequest(options_.allocation_requests, now)) {
+    case Allocation::RequestVerdict::kAdmit:
+      return true;
+    case Allocation::RequestVerdict::kFirstDrop:
+      output_.onAllocationRequestLimited(*allocation, options_.allocation_requests);
+      break;
+    case Allocation::RequestVerdict::kDrop:
+      break;
+  }
+  // Dropped, not answered: a client that merely retransmits tries again after its RTO, and an
+  // answer would hand a flooder signed work for free.
+  counters_.drop(metrics::DropReason::kAllocationRequestRate);
   response.drop();
   return false;
 }
