@@ -600,9 +600,9 @@ void TurnServer::onTurnRequest(const FiveTuple& tuple, const wire::MessageView& 
   const auth::AuthResult auth = authenticateRequest(tuple, request, now);
   counters_.auth_results[metrics::idx(authCounter(auth.outcome))].add();
   if (auth.outcome != auth::AuthOutcome::kOk) {
-    // RFC 8489 §9.2.4 sends 438 only to a client whose integrity verified: it holds a key,
-    // so its answer is not counted against its source.
-    if (auth.outcome != auth::AuthOutcome::kStaleNonce && !admitUnauthenticated(tuple, response, now)) return;
+    // Every refusal, 438 included (it is sent before the integrity is checked, to anyone who
+    // shows a nonce not ours or expired), proves nothing of its sender: limited per source.
+    if (!admitUnauthenticated(tuple, response, now)) return;
     const std::uint16_t code = auth::errorCodeFor(auth.outcome);
     auto& b = response.error(code);
     // RFC 8489 §9.2.4: 401 and 438 carry REALM, a fresh NONCE and PASSWORD-ALGORITHMS.
