@@ -1,6 +1,8 @@
 // CLI11 wiring for the serve options; see cli_options.hpp.
 #include "relay/config/cli_options.hpp"
 
+#include "relay/config/user_file.hpp"
+
 namespace tern::config {
 
 void addServeOptions(CLI::App& app, Config& config) {
@@ -91,7 +93,15 @@ void addServeOptions(CLI::App& app, Config& config) {
       ->type_name("SECRET")
       ->envname("TERN_AUTH_SECRET")
       ->configurable(false);
-  app.add_option("--user", config.users, "Static user NAME:PASSWORD (repeatable)")->type_name("NAME:PASSWORD");
+  app.add_option("--user", config.users,
+                 "Static user NAME:PASSWORD (repeatable); visible in argv to local users: prefer "
+                 "--user-file")
+      ->type_name("NAME:PASSWORD");
+  app.add_option("--user-file", config.user_files,
+                 "File of static users, one NAME:PASSWORD per line ('#' comments and blank lines "
+                 "skipped; repeatable), read again on SIGHUP: add, remove or change users without "
+                 "a restart")
+      ->type_name("FILE");
   app.add_option("--mobility", config.mobility,
                  "RFC 8016: a client that asks for it gets a MOBILITY-TICKET and may move its UDP or DTLS "
                  "allocation to a new address; false answers such requests 405 (Mobility Forbidden)")
@@ -212,6 +222,20 @@ void addServeOptions(CLI::App& app, Config& config) {
                  "(0: no limit)")
       ->type_name("N|auto")
       ->capture_default_str();
+}
+
+std::string printableConfig(CLI::App& app) {
+  // docs/security.md: secrets are never printed. --auth-secret is not configurable, so it is
+  // left out; a --user's name is configuration, its password a secret. The Config the
+  // options wrote into keeps the real values: only what CLI11 prints is redacted.
+  if (CLI::Option* users = app.get_option_no_throw("--user");
+      users != nullptr && users->count() > 0) {
+    std::vector<std::string> printed;
+    for (const std::string& user : users->results()) printed.push_back(redactedUser(user));
+    users->clear();
+    for (std::string& user : printed) users->add_result(std::move(user));
+  }
+  return app.config_to_str(true, true);
 }
 
 }  // namespace tern::config

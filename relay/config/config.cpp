@@ -5,6 +5,7 @@
 
 #include "relay/config/oauth_key_file.hpp"
 #include "relay/config/secret_file.hpp"
+#include "relay/config/user_file.hpp"
 
 #include "relay/core/bandwidth.hpp"
 #include "relay/core/cidr.hpp"
@@ -163,6 +164,10 @@ void validateTurn(const Config& config, Settings& s, std::vector<std::string>& p
       continue;
     }
     s.users.push_back({user.substr(0, colon), user.substr(colon + 1)});
+  }
+  for (const auto& path : config.user_files) {
+    if (path.empty()) continue;
+    for (auto& user : readUserFile(path, problems)) s.users.push_back(std::move(user));
   }
   s.nonce_lifetime = number<unsigned>(problems, "nonce-lifetime", config.nonce_lifetime, 1, 24 * 3600);
   s.strict_expiry = config.strict_expiry;

@@ -52,7 +52,8 @@ struct Config {
   std::string realm = "tern";
   std::vector<std::string> auth_secret_files;  // one secret per line; several for rotation
   std::string auth_secret;                     // from TERN_AUTH_SECRET, never printed
-  std::vector<std::string> users;              // NAME:PASSWORD static users
+  std::vector<std::string> users;              // NAME:PASSWORD static users; printed redacted
+  std::vector<std::string> user_files;         // NAME:PASSWORD a line; reread on SIGHUP
   std::string nonce_lifetime = "600";
   // A TURN REST credential's expiry also ends the allocations made with it.
   bool strict_expiry = false;

@@ -324,3 +324,22 @@ TEST_CASE("the request limit per allocation: 20/s with bursts of 200 by default,
   REQUIRE_FALSE(bad.has_value());
   CHECK(bad.error().size() == 2);
 }
+
+TEST_CASE("--print-config shows a --user's name, never its password (issue 18)") {
+  Config config;
+  CLI::App app{"test", "tern serve"};
+  addServeOptions(app, config);
+  const char* argv[] = {"tern serve", "--user", "alice:s3cret-one", "--user",
+                        "bob:pass:with:colons"};
+  app.parse(5, const_cast<char**>(argv));
+  const std::string printed = printableConfig(app);
+  CHECK(printed.find("s3cret-one") == std::string::npos);
+  CHECK(printed.find("with:colons") == std::string::npos);
+  CHECK(printed.find("alice:<redacted>") != std::string::npos);
+  CHECK(printed.find("bob:<redacted>") != std::string::npos);
+  // The configuration itself keeps the passwords.
+  auto s = validate(config, 1);
+  REQUIRE(s.has_value());
+  REQUIRE(s->users.size() == 2);
+  CHECK(s->users[1].password == "pass:with:colons");
+}
