@@ -31,6 +31,7 @@ std::vector<StaticUser> readUserFile(const std::string& path, std::vector<std::s
 }
 
 std::string redactedUser(const std::string& user) {
+  if (user.empty()) return user;  // --print-config's "none", which must read back as such
   const auto colon = user.find(':');
   return colon == std::string::npos ? std::string("<redacted>")
                                     : user.substr(0, colon) + ":<redacted>";

@@ -16,7 +16,7 @@ namespace tern::config {
 // never the line's text: it may be a password.
 std::vector<StaticUser> readUserFile(const std::string& path, std::vector<std::string>& problems);
 
-// "NAME:<redacted>" for "NAME:PASSWORD", for printing a --user value.
+// "NAME:<redacted>" for "NAME:PASSWORD", for printing a --user value; "" stays "".
 std::string redactedUser(const std::string& user);
 
 }  // namespace tern::config

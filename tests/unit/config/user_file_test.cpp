@@ -81,4 +81,5 @@ TEST_CASE("redactedUser keeps the name and hides the password") {
   CHECK(redactedUser("alice:secret") == "alice:<redacted>");
   CHECK(redactedUser("bob:a:b") == "bob:<redacted>");
   CHECK(redactedUser("no-colon") == "<redacted>");
+  CHECK(redactedUser("").empty());  // the empty entry --print-config writes for "no users"
 }
