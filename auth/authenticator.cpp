@@ -52,11 +52,14 @@ std::uint16_t errorCodeFor(AuthOutcome outcome) noexcept {
     case AuthOutcome::kMissingAttributes:
     case AuthOutcome::kBadPasswordAlgorithm:
       return wire::error_code::kBadRequest;
+    // RFC 8489 §9.2.4: a NONCE that is "no longer valid" earns 438, which tells the client to
+    // retry with the fresh one (§9.2.5); a 401 would tell it its credentials are wrong, and a
+    // client must not retry a 401 without changing them.
     case AuthOutcome::kStaleNonce:
+    case AuthOutcome::kInvalidNonce:
       return wire::error_code::kStaleNonce;
     case AuthOutcome::kNoIntegrity:
     case AuthOutcome::kWrongRealm:
-    case AuthOutcome::kInvalidNonce:
     case AuthOutcome::kUnknownUser:
     case AuthOutcome::kExpiredUser:
     case AuthOutcome::kBadIntegrity:
@@ -141,11 +144,10 @@ void Authenticator::addChallenge(wire::MessageBuilder& builder, const wire::Sock
 namespace {
 
 // RFC 8489 §9.2.4's first steps, shared by every way of authenticating: the integrity
-// attribute present; USERNAME (or USERHASH), REALM and NONCE present; REALM ours; NONCE ours
-// and for `client`. Fills result.integrity and result.username; kOk to go on.
+// attribute present; USERNAME (or USERHASH), REALM and NONCE present; REALM ours; NONCE ours,
+// for `client` and not expired. Fills result.integrity and result.username; kOk to go on.
 struct Envelope {
   AuthOutcome outcome = AuthOutcome::kOk;
-  NonceCheck nonce = NonceCheck::kInvalid;
   std::uint32_t nonce_features = 0;
 };
 
@@ -170,21 +172,27 @@ Envelope checkEnvelope(const wire::MessageView& request, const wire::SocketAddre
   // RFC 8489 §9.2.3: the client copies REALM from our 401, and §9.2.2 puts the realm into
   // the key, so a request for another realm cannot hold one of our keys.
   if (realm->value != credentials.realm()) return {AuthOutcome::kWrongRealm};
-  // A nonce we did not issue to this address is refused before any key is derived, so a
-  // flood of forged requests costs one HMAC each (DESIGN.md §4).
+  // RFC 8489 §9.2.4: a NONCE that is not valid (not ours, issued to another address: a
+  // restart, another node of the fleet, a NAT rebinding; or expired) earns 438 with a fresh
+  // one. RFC 8489 lists this check after the integrity's; tern makes it here, before any key
+  // is derived, as RFC 5389 §10.2.2 did and coturn does: a flood of forged requests then costs
+  // one HMAC each (DESIGN.md §4), and the 438, unsigned and limited per source like a 401,
+  // tells nobody more than a 401 would. The only difference a client can see is that one
+  // with a stale nonce and a wrong password learns of the password on its retry.
   const NonceCheck state = nonces.check(nonce->value, client, now);
   if (state == NonceCheck::kInvalid) return {AuthOutcome::kInvalidNonce};
-  return {AuthOutcome::kOk, state, NonceIssuer::featuresOf(nonce->value)};
+  if (state == NonceCheck::kStale) return {AuthOutcome::kStaleNonce};
+  return {AuthOutcome::kOk, NonceIssuer::featuresOf(nonce->value)};
 }
 
-// RFC 8489 §9.2.4's last steps: the integrity verifies with one of `keys` (each in constant
-// time), and only then is a stale nonce reported, so a 438 goes only to a key holder.
-void verifyWithKeys(const wire::MessageView& request, NonceCheck nonce, std::vector<std::vector<std::uint8_t>>& keys,
+// RFC 8489 §9.2.4's last step: the integrity verifies with one of `keys` (each in constant
+// time).
+void verifyWithKeys(const wire::MessageView& request, std::vector<std::vector<std::uint8_t>>& keys,
                     AuthResult& result) {
   for (std::vector<std::uint8_t>& key : keys) {
     if (verifyIntegrity(request, result.integrity, key)) {
       result.key = std::move(key);
-      result.outcome = nonce == NonceCheck::kStale ? AuthOutcome::kStaleNonce : AuthOutcome::kOk;
+      result.outcome = AuthOutcome::kOk;
       return;
     }
   }
@@ -212,7 +220,7 @@ AuthResult Authenticator::authenticate(const wire::MessageView& request,
 
   // RFC 7635 §9.2: with an ACCESS-TOKEN, USERNAME is the kid of the key that sealed it and
   // the token's mac_key is the message-integrity key itself.
-  if (request.has(AttributeType::kAccessToken) && oauthEnabled()) return authenticateToken(request, envelope.nonce, now_unix, std::move(result));
+  if (request.has(AttributeType::kAccessToken) && oauthEnabled()) return authenticateToken(request, now_unix, std::move(result));
 
   // RFC 8489 §9.2.4: a USERHASH stands for the user whose SHA-256(name ":" realm) it is.
   if (!request.has(AttributeType::kUsername)) {
@@ -234,11 +242,11 @@ AuthResult Authenticator::authenticate(const wire::MessageView& request,
   }
   // RFC 8489 §9.2.4: the integrity computed with the user's key must match, else 401. Every
   // candidate (one per REST secret during rotation) is tried.
-  verifyWithKeys(request, envelope.nonce, *keys, result);
+  verifyWithKeys(request, *keys, result);
   return result;
 }
 
-AuthResult Authenticator::authenticateToken(const wire::MessageView& request, NonceCheck nonce, std::int64_t now_unix,
+AuthResult Authenticator::authenticateToken(const wire::MessageView& request, std::int64_t now_unix,
                                             AuthResult result) const {
   const auto token = request.get<attr::AccessToken>();
   if (!token || !request.has(AttributeType::kUsername)) {
@@ -263,7 +271,7 @@ AuthResult Authenticator::authenticateToken(const wire::MessageView& request, No
   if (contents->mac_key.size() == kMacKeySha1Size) {
     keys.emplace_back(contents->mac_key.begin(), contents->mac_key.begin() + 16);
   }
-  verifyWithKeys(request, nonce, keys, result);
+  verifyWithKeys(request, keys, result);
   return result;
 }
 
@@ -282,7 +290,7 @@ AuthResult Authenticator::authenticateWithSessionKey(const wire::MessageView& re
   }
   std::vector<std::vector<std::uint8_t>> keys;
   keys.emplace_back(key.begin(), key.end());
-  verifyWithKeys(request, envelope.nonce, keys, result);
+  verifyWithKeys(request, keys, result);
   return result;
 }
 

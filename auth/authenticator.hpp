@@ -26,8 +26,8 @@ enum class AuthOutcome : std::uint8_t {
   kNoIntegrity,        // no MESSAGE-INTEGRITY: 401 with REALM and NONCE
   kMissingAttributes,  // MESSAGE-INTEGRITY but no (valid) USERNAME, REALM or NONCE: 400
   kWrongRealm,         // REALM differs from ours: 401
-  kStaleNonce,         // our nonce, integrity verified, but too old: 438 with a new NONCE
-  kInvalidNonce,       // not our nonce, or issued to another address: 401 with a fresh nonce
+  kStaleNonce,         // our nonce, but too old: 438 with a fresh NONCE
+  kInvalidNonce,       // not our nonce, or issued to another address: 438 with a fresh NONCE
   kUnknownUser,        // 401
   kExpiredUser,        // TURN REST username whose expiry passed: 401
   kBadIntegrity,       // MESSAGE-INTEGRITY(-SHA256) verifies with no candidate key: 401
@@ -55,8 +55,7 @@ struct AuthResult {
   // The USERNAME, whenever the request carried a valid one, or the static user its USERHASH
   // names.
   std::string username;
-  // The key that verified the message integrity, for signing the response: set for kOk, and
-  // for kStaleNonce, whose 438 RFC 8489 §9.2.4 allows to carry MESSAGE-INTEGRITY too.
+  // The key that verified the message integrity, for signing the response: set for kOk only.
   std::vector<std::uint8_t> key;
   // Which integrity attribute verified; RFC 8489 §9.2.4 signs the response with the same.
   wire::AttributeType integrity = wire::AttributeType::kMessageIntegrity;
@@ -80,12 +79,12 @@ class Authenticator {
   Authenticator(std::shared_ptr<const CredentialStore> credentials,
                 std::shared_ptr<const NonceIssuer> nonces, OAuthSettings oauth = {});
 
-  // RFC 8489 §9.2.4, in its order: MESSAGE-INTEGRITY or MESSAGE-INTEGRITY-SHA256 present
-  // (with both, only the SHA-256 one counts); USERNAME or USERHASH, REALM and NONCE present;
-  // REALM ours; NONCE ours and for `client` (a forged one is refused before any key is
-  // derived); the password algorithm negotiated as the nonce cookie demands (bid-down
-  // protection); the user known and not expired; the integrity verifies with one of its
-  // keys; and only then whether the NONCE is stale, so a 438 goes only to a key holder.
+  // RFC 8489 §9.2.4's checks: MESSAGE-INTEGRITY or MESSAGE-INTEGRITY-SHA256 present (with
+  // both, only the SHA-256 one counts); USERNAME or USERHASH, REALM and NONCE present; REALM
+  // ours; the NONCE ours, for `client` and not expired, else 438 (see checkEnvelope for why
+  // before the key, as RFC 5389 §10.2.2 and coturn order it); the password algorithm
+  // negotiated as the nonce cookie demands (bid-down protection); the user known and not
+  // expired; the integrity verifies with one of its keys.
   // `now` is the steady time for the nonce, `now_unix` wall-clock seconds for REST expiry.
   AuthResult authenticate(const wire::MessageView& request, const wire::SocketAddress& client,
                           SteadyTime now, std::int64_t now_unix) const;
@@ -110,7 +109,7 @@ class Authenticator {
   const NonceIssuer& nonces() const noexcept { return *nonces_; }
 
  private:
-  AuthResult authenticateToken(const wire::MessageView& request, NonceCheck nonce, std::int64_t now_unix,
+  AuthResult authenticateToken(const wire::MessageView& request, std::int64_t now_unix,
                                AuthResult result) const;
 
   std::shared_ptr<const CredentialStore> credentials_;

@@ -32,7 +32,7 @@ inline constexpr std::uint32_t kUsernameAnonymity = 1u << 1;
 enum class NonceCheck : std::uint8_t {
   kValid,
   kStale,    // ours and for this client, but too old (or too far in the future): 438
-  kInvalid,  // not ours, altered, or issued to another IP address: 401
+  kInvalid,  // not ours, altered, or issued to another IP address: 438 too (issue 18)
 };
 
 class NonceIssuer {

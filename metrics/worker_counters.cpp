@@ -38,6 +38,7 @@ std::string_view labelOf(DropReason r) noexcept {
     case DropReason::kBandwidthLimit: return "bandwidth_limit";
     case DropReason::kUserBandwidthLimit: return "user_bandwidth_limit";
     case DropReason::kRateLimited: return "rate_limited";
+    case DropReason::kAllocationRequestRate: return "allocation_request_rate";
     case DropReason::kCount: break;
   }
   return "unknown";

@@ -76,6 +76,7 @@ enum class DropReason : std::uint8_t {
   kBandwidthLimit,      // --max-bps: the allocation's bucket for that direction is empty
   kUserBandwidthLimit,  // --max-bps-per-user: the user's shared bucket is empty
   kRateLimited,     // an unauthenticated request from a source over its answer limit
+  kAllocationRequestRate,  // an authenticated request on an allocation over its request limit
   kCount
 };
 enum class Direction : std::uint8_t { kClientToPeer, kPeerToClient, kCount };

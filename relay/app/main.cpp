@@ -99,7 +99,8 @@ int serveMain(int argc, char** argv) {
     return 2;
   }
   if (print_config) {
-    std::cout << "# tern " TERN_VERSION " effective configuration\n" << app.config_to_str(true, true);
+    std::cout << "# tern " TERN_VERSION " effective configuration\n"
+              << tern::config::printableConfig(app);
     return 0;
   }
   tern::io::log::configure(settings->log_level, settings->log_format);

@@ -65,6 +65,8 @@ Reloadable buildReloadable(const config::Settings& settings, const NodeIdentity&
   r.options.strict_expiry = settings.strict_expiry;
   r.options.mobility = settings.mobility;
   r.options.unauthenticated = {settings.unauthenticated_rate, settings.unauthenticated_burst};
+  r.options.allocation_requests = core::RequestRateLimit(
+      settings.max_requests_per_allocation, settings.max_requests_per_allocation_burst);
   // Tickets, like nonces, stay valid across reloads: the key is the node's.
   r.services.tickets = std::make_shared<const auth::MobilityTicketCodec>(node.nonce_key);
   return r;

@@ -1,6 +1,8 @@
 // CLI11 wiring for the serve options; see cli_options.hpp.
 #include "relay/config/cli_options.hpp"
 
+#include "relay/config/user_file.hpp"
+
 namespace tern::config {
 
 void addServeOptions(CLI::App& app, Config& config) {
@@ -96,7 +98,15 @@ void addServeOptions(CLI::App& app, Config& config) {
       ->type_name("SECRET")
       ->envname("TERN_AUTH_SECRET")
       ->configurable(false);
-  app.add_option("--user", config.users, "Static user NAME:PASSWORD (repeatable)")->type_name("NAME:PASSWORD");
+  app.add_option("--user", config.users,
+                 "Static user NAME:PASSWORD (repeatable); visible in argv to local users: prefer "
+                 "--user-file")
+      ->type_name("NAME:PASSWORD");
+  app.add_option("--user-file", config.user_files,
+                 "File of static users, one NAME:PASSWORD per line ('#' comments and blank lines "
+                 "skipped; repeatable), read again on SIGHUP: add, remove or change users without "
+                 "a restart")
+      ->type_name("FILE");
   app.add_option("--mobility", config.mobility,
                  "RFC 8016: a client that asks for it gets a MOBILITY-TICKET and may move its UDP or DTLS "
                  "allocation to a new address; false answers such requests 405 (Mobility Forbidden)")
@@ -192,6 +202,19 @@ void addServeOptions(CLI::App& app, Config& config) {
                  "--unauthenticated-rate applies (a whole office starting its calls together)")
       ->type_name("N")
       ->capture_default_str();
+  app.add_option("--max-requests-per-allocation", config.max_requests_per_allocation,
+                 "Authenticated requests per second, on average, on one allocation (Refresh, "
+                 "CreatePermission, ChannelBind, Connect; not ChannelData or Send, which --max-bps "
+                 "limits). Over it they are dropped unanswered and counted, so one credential holder "
+                 "cannot spend a worker's CPU. Real clients send a few a minute (0: no limit)")
+      ->type_name("PER_SECOND")
+      ->capture_default_str();
+  app.add_option("--max-requests-per-allocation-burst", config.max_requests_per_allocation_burst,
+                 "Authenticated requests one allocation may send at once before "
+                 "--max-requests-per-allocation applies (a call's first permissions and channels, "
+                 "with retransmissions)")
+      ->type_name("N")
+      ->capture_default_str();
   app.add_option("--max-tcp-connections-per-ip", config.max_tcp_connections_per_ip,
                  "TCP and TLS client connections from one IP address (an IPv6 /64), across workers; more are "
                  "reset at once. Generous for offices whose callers reach TURN only over TLS, about two "
@@ -204,6 +227,20 @@ void addServeOptions(CLI::App& app, Config& config) {
                  "(0: no limit)")
       ->type_name("N|auto")
       ->capture_default_str();
+}
+
+std::string printableConfig(CLI::App& app) {
+  // docs/security.md: secrets are never printed. --auth-secret is not configurable, so it is
+  // left out; a --user's name is configuration, its password a secret. The Config the
+  // options wrote into keeps the real values: only what CLI11 prints is redacted.
+  if (CLI::Option* users = app.get_option_no_throw("--user");
+      users != nullptr && users->count() > 0) {
+    std::vector<std::string> printed;
+    for (const std::string& user : users->results()) printed.push_back(redactedUser(user));
+    users->clear();
+    for (std::string& user : printed) users->add_result(std::move(user));
+  }
+  return app.config_to_str(true, true);
 }
 
 }  // namespace tern::config

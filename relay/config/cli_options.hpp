@@ -11,4 +11,8 @@ namespace tern::config {
 // Adds the options of `serve` (and --config) to `app`, writing into `config`.
 void addServeOptions(CLI::App& app, Config& config);
 
+// The --print-config text of a parsed `app`: every option in the --config format, with
+// secrets redacted (a --user's password). Changes what `app` would print, not `config`.
+std::string printableConfig(CLI::App& app);
+
 }  // namespace tern::config

@@ -5,6 +5,7 @@
 
 #include "relay/config/oauth_key_file.hpp"
 #include "relay/config/secret_file.hpp"
+#include "relay/config/user_file.hpp"
 
 #include "relay/core/bandwidth.hpp"
 #include "relay/core/cidr.hpp"
@@ -140,6 +141,23 @@ void validateOAuth(const Config& config, Settings& s, std::vector<std::string>& 
   }
 }
 
+// Static users: --user NAME:PASSWORD, then each --user-file's lines.
+void validateUsers(const Config& config, Settings& s, std::vector<std::string>& problems) {
+  for (const auto& user : config.users) {
+    if (user.empty()) continue;
+    const auto colon = user.find(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == user.size()) {
+      problems.push_back("user: '" + user.substr(0, colon) + "' is not NAME:PASSWORD");
+      continue;
+    }
+    s.users.push_back({user.substr(0, colon), user.substr(colon + 1)});
+  }
+  for (const auto& path : config.user_files) {
+    if (path.empty()) continue;
+    for (auto& user : readUserFile(path, problems)) s.users.push_back(std::move(user));
+  }
+}
+
 void validateTurn(const Config& config, Settings& s, std::vector<std::string>& problems) {
   s.realm = config.realm;
   // RFC 8489 §14.9: REALM is fewer than 128 characters.
@@ -155,15 +173,7 @@ void validateTurn(const Config& config, Settings& s, std::vector<std::string>& p
     }
   }
   if (!config.auth_secret.empty()) s.auth_secrets.push_back(config.auth_secret);
-  for (const auto& user : config.users) {
-    if (user.empty()) continue;
-    const auto colon = user.find(':');
-    if (colon == std::string::npos || colon == 0 || colon + 1 == user.size()) {
-      problems.push_back("user: '" + user.substr(0, colon) + "' is not NAME:PASSWORD");
-      continue;
-    }
-    s.users.push_back({user.substr(0, colon), user.substr(colon + 1)});
-  }
+  validateUsers(config, s, problems);
   s.nonce_lifetime = number<unsigned>(problems, "nonce-lifetime", config.nonce_lifetime, 1, 24 * 3600);
   s.strict_expiry = config.strict_expiry;
   s.mobility = config.mobility;
@@ -261,6 +271,12 @@ void validateAbuseLimits(const Config& config, Settings& s, std::vector<std::str
       number<std::uint32_t>(problems, "unauthenticated-rate", config.unauthenticated_rate, 0, kMaxBurst);
   s.unauthenticated_burst =
       number<std::uint32_t>(problems, "unauthenticated-burst", config.unauthenticated_burst, 1, kMaxBurst);
+  // core::RequestRateLimit::kMaxPerSecond and kMaxBurst.
+  s.max_requests_per_allocation = number<std::uint32_t>(
+      problems, "max-requests-per-allocation", config.max_requests_per_allocation, 0, 1'000'000);
+  s.max_requests_per_allocation_burst =
+      number<std::uint32_t>(problems, "max-requests-per-allocation-burst",
+                            config.max_requests_per_allocation_burst, 1, 1'000'000);
   s.max_tcp_connections_per_ip = number<std::uint32_t>(problems, "max-tcp-connections-per-ip",
                                                        config.max_tcp_connections_per_ip, 0, 10'000'000);
   if (config.max_tcp_connections == "auto") {

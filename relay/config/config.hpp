@@ -53,7 +53,8 @@ struct Config {
   std::string realm = "tern";
   std::vector<std::string> auth_secret_files;  // one secret per line; several for rotation
   std::string auth_secret;                     // from TERN_AUTH_SECRET, never printed
-  std::vector<std::string> users;              // NAME:PASSWORD static users
+  std::vector<std::string> users;              // NAME:PASSWORD static users; printed redacted
+  std::vector<std::string> user_files;         // NAME:PASSWORD a line; reread on SIGHUP
   std::string nonce_lifetime = "600";
   // A TURN REST credential's expiry also ends the allocations made with it.
   bool strict_expiry = false;
@@ -84,6 +85,10 @@ struct Config {
   // per source address, per worker: PER_SECOND on average, BURST at once; 0: no limit.
   std::string unauthenticated_rate = "200";
   std::string unauthenticated_burst = "2000";
+  // Authenticated requests on one allocation (Refresh, CreatePermission, ChannelBind, ...):
+  // PER_SECOND on average, BURST at once; 0: no limit.
+  std::string max_requests_per_allocation = "20";
+  std::string max_requests_per_allocation_burst = "200";
   // TCP and TLS client connections: from one address (an IPv6 /64), and in all; 0: no limit.
   std::string max_tcp_connections_per_ip = "512";
   std::string max_tcp_connections = "auto";  // auto: half the open files limit
@@ -156,6 +161,8 @@ struct Settings {
 
   std::uint32_t unauthenticated_rate = 200;  // 0: no limit
   std::uint32_t unauthenticated_burst = 2000;
+  std::uint32_t max_requests_per_allocation = 20;  // 0: no limit
+  std::uint32_t max_requests_per_allocation_burst = 200;
   std::uint32_t max_tcp_connections_per_ip = 512;  // 0: no limit
   // 0: no limit; unset (auto): half the open files limit, resolved at start-up.
   std::optional<std::uint32_t> max_tcp_connections;

@@ -2,6 +2,7 @@
 #include "relay/core/allocation.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include "relay/core/peer_policy.hpp"
 
@@ -31,6 +32,17 @@ void Allocation::removeRelay(wire::AddressFamily family) noexcept {
   if (relay_count_ < 2) return;
   if (relays_[0].relayed.ip.family() == family) relays_[0] = relays_[1];
   relay_count_ = 1;
+}
+
+Allocation::RequestVerdict Allocation::admitRequest(const RequestRateLimit& limit,
+                                                    TimePoint now) noexcept {
+  if (requests_.hasTokens(limit, now)) {
+    requests_.take(limit, 1, now);
+    requests_limited_ = false;
+    return RequestVerdict::kAdmit;
+  }
+  return std::exchange(requests_limited_, true) ? RequestVerdict::kDrop
+                                                : RequestVerdict::kFirstDrop;
 }
 
 bool Allocation::hasPermission(const IpAddress& peer, TimePoint now) const noexcept {

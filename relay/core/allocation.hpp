@@ -108,11 +108,20 @@ class Allocation {
   // AllocationQuota::acquire; null only for allocations made without one (tests).
   UserBandwidth* userBandwidth() const noexcept { return user_bandwidth_; }
   void setUserBandwidth(UserBandwidth* user) noexcept { user_bandwidth_ = user; }
+  // --max-requests-per-allocation: one token per authenticated request on this allocation
+  // (Refresh, CreatePermission, ChannelBind, Connect, a retransmitted Allocate), so a holder of
+  // its credentials cannot spend the worker's CPU on it. kFirstDrop once per episode of drops.
+  enum class RequestVerdict : std::uint8_t { kAdmit, kDrop, kFirstDrop };
+  RequestVerdict admitRequest(const RequestRateLimit& limit, TimePoint now) noexcept;
   AllocationUsage& usage() noexcept { return usage_; }
   const AllocationUsage& usage() const noexcept { return usage_; }
   TimePoint expires() const noexcept { return expires_; }
   void setExpiry(TimePoint t) noexcept { expires_ = t; }
   bool expired(TimePoint now) const noexcept { return now >= expires_; }
+  // Where the allocation sits in its table's expiry heap; only AllocationTable sets it.
+  static constexpr std::size_t kNotQueued = static_cast<std::size_t>(-1);
+  std::size_t expirySlot() const noexcept { return expiry_slot_; }
+  void setExpirySlot(std::size_t slot) noexcept { expiry_slot_ = slot; }
 
   // RFC 8656 §7.2: a retransmitted Allocate is answered with success again, not 437.
   const wire::TransactionId& allocateTransaction() const noexcept { return allocate_transaction_; }
@@ -170,9 +179,12 @@ class Allocation {
   std::string token_kid_;
   TimePoint created_;
   TimePoint expires_;
+  std::size_t expiry_slot_ = kNotQueued;
   AllocationUsage usage_;
   std::array<TokenBucket, metrics::idx(metrics::Direction::kCount)> bandwidth_{};
   UserBandwidth* user_bandwidth_ = nullptr;
+  TokenBucket requests_;
+  bool requests_limited_ = false;
   wire::TransactionId allocate_transaction_{};
   std::optional<std::uint64_t> reservation_token_;
   std::uint16_t additional_family_error_ = 0;

@@ -1,6 +1,8 @@
 // See allocation_table.hpp.
 #include "relay/core/allocation_table.hpp"
 
+#include <utility>
+
 namespace tern::core {
 
 std::size_t FiveTupleHash::operator()(const FiveTuple& t) const noexcept {
@@ -21,15 +23,15 @@ Allocation& AllocationTable::insert(std::unique_ptr<Allocation> allocation) {
   Allocation& a = *allocation;
   for (const RelayEndpoint& r : a.relays()) by_relay_[r.id] = &a;
   by_tuple_[a.tuple()] = std::move(allocation);
-  scheduleExpiry(a);
+  enqueue(a);
   return a;
 }
 
 void AllocationTable::erase(const Allocation& allocation) {
   const FiveTuple key = allocation.tuple();  // a copy: erasing destroys `allocation`
   for (const RelayEndpoint& r : allocation.relays()) by_relay_.erase(r.id);
+  dequeue(allocation);
   by_tuple_.erase(key);
-  dropStaleEntries();
 }
 
 bool AllocationTable::rekey(Allocation& allocation, const FiveTuple& tuple) {
@@ -38,15 +40,14 @@ bool AllocationTable::rekey(Allocation& allocation, const FiveTuple& tuple) {
   allocation.setTuple(tuple);
   node.key() = tuple;
   by_tuple_.insert(std::move(node));
-  // The old tuple's queue entry finds nothing when it comes due; the new one takes over.
-  scheduleExpiry(allocation);
+  // The queue holds the allocation itself, not its 5-tuple: its entry stays good.
   return true;
 }
 
 std::unique_ptr<Allocation> AllocationTable::detach(const Allocation& allocation) {
   for (const RelayEndpoint& r : allocation.relays()) by_relay_.erase(r.id);
+  dequeue(allocation);
   auto node = by_tuple_.extract(allocation.tuple());
-  dropStaleEntries();
   return node.empty() ? nullptr : std::move(node.mapped());
 }
 
@@ -62,18 +63,62 @@ void AllocationTable::removeRelay(Allocation& allocation, wire::AddressFamily fa
   allocation.removeRelay(family);
 }
 
-void AllocationTable::dropStaleEntries() {
-  // Amortised O(1): a rebuild costs O(live) and happens only after that many stale entries.
-  constexpr std::size_t kSlack = 64;
-  if (due_.size() <= 2 * by_tuple_.size() + kSlack) return;
-  std::vector<Due> live;
-  live.reserve(by_tuple_.size());
-  for (const auto& [tuple, allocation] : by_tuple_) live.push_back({allocation->expires(), tuple});
-  due_ = decltype(due_)(std::greater<>{}, std::move(live));
+void AllocationTable::scheduleExpiry(Allocation& allocation) noexcept {
+  const std::size_t slot = allocation.expirySlot();
+  if (slot >= due_.size() || due_[slot] != &allocation) return;  // not in this table's queue
+  // One of the two moves is a no-op: the new time is either earlier or later.
+  siftUp(slot);
+  siftDown(allocation.expirySlot());
 }
 
-void AllocationTable::scheduleExpiry(const Allocation& allocation) {
-  due_.push({allocation.expires(), allocation.tuple()});
+void AllocationTable::enqueue(Allocation& allocation) {
+  due_.push_back(&allocation);
+  allocation.setExpirySlot(due_.size() - 1);
+  siftUp(due_.size() - 1);
+}
+
+void AllocationTable::dequeue(const Allocation& allocation) noexcept {
+  const std::size_t slot = allocation.expirySlot();
+  if (slot >= due_.size() || due_[slot] != &allocation) return;
+  Allocation* removed = due_[slot];  // the queue's own, non-const pointer to `allocation`
+  Allocation* last = due_.back();
+  due_.pop_back();
+  removed->setExpirySlot(Allocation::kNotQueued);
+  if (last == removed) return;
+  // The last entry fills the hole and moves whichever way its time says.
+  place(slot, last);
+  siftUp(slot);
+  siftDown(last->expirySlot());
+}
+
+void AllocationTable::place(std::size_t slot, Allocation* allocation) noexcept {
+  due_[slot] = allocation;
+  allocation->setExpirySlot(slot);
+}
+
+void AllocationTable::siftUp(std::size_t slot) noexcept {
+  Allocation* moving = due_[slot];
+  while (slot > 0) {
+    const std::size_t parent = (slot - 1) / 2;
+    if (!(moving->expires() < due_[parent]->expires())) break;
+    place(slot, due_[parent]);
+    slot = parent;
+  }
+  place(slot, moving);
+}
+
+void AllocationTable::siftDown(std::size_t slot) noexcept {
+  Allocation* moving = due_[slot];
+  const std::size_t n = due_.size();
+  while (true) {
+    std::size_t child = 2 * slot + 1;
+    if (child >= n) break;
+    if (child + 1 < n && due_[child + 1]->expires() < due_[child]->expires()) ++child;
+    if (!(due_[child]->expires() < moving->expires())) break;
+    place(slot, due_[child]);
+    slot = child;
+  }
+  place(slot, moving);
 }
 
 }  // namespace tern::core

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <memory>
-#include <queue>
 #include <unordered_map>
 #include <vector>
 
@@ -33,11 +32,11 @@ class AllocationTable {
   std::unique_ptr<Allocation> detach(const Allocation& allocation);
   // Removes and destroys the allocation; the caller has released its relay socket and quota.
   void erase(const Allocation& allocation);
-  // Queues an expiry check at the allocation's current expiry time. Refreshing simply queues
-  // again; stale entries are skipped when they come due, and dropped all at once when they
-  // outnumber the live allocations (deleted allocations would otherwise keep theirs for a
-  // whole lifetime: memory that grows with churn, not with load).
-  void scheduleExpiry(const Allocation& allocation);
+  // Moves the allocation's one entry in the expiry queue to its current expiry time, after
+  // Allocation::setExpiry: later or earlier, in O(log n) and without a second entry. A queue
+  // that took a new entry per Refresh grew with the requests, not the allocations (issue 18:
+  // a million replays of one signed Refresh held 58 MB until their entries came due).
+  void scheduleExpiry(Allocation& allocation) noexcept;
   // Calls `expired(Allocation&)` for every allocation whose time has come, in expiry order.
   // The callback must erase the allocation.
   template <class F>
@@ -53,32 +52,31 @@ class AllocationTable {
   void forEachMutable(F&& f) {
     for (auto& [tuple, a] : by_tuple_) f(*a);
   }
-  // Entries in the expiry queue, stale ones included (bounded by twice the live count plus a
-  // little).
+  // Entries in the expiry queue: exactly one per allocation, whatever the requests.
   std::size_t scheduledExpiries() const noexcept { return due_.size(); }
 
  private:
-  struct Due {
-    TimePoint when;
-    FiveTuple tuple;
-    bool operator>(const Due& o) const noexcept { return when > o.when; }
-  };
+  // The expiry queue is a binary min-heap on Allocation::expires(), each allocation knowing
+  // its slot (an indexed heap), so a Refresh updates its entry in place.
+  void enqueue(Allocation& allocation);
+  void dequeue(const Allocation& allocation) noexcept;
+  void place(std::size_t slot, Allocation* allocation) noexcept;
+  void siftUp(std::size_t slot) noexcept;
+  void siftDown(std::size_t slot) noexcept;
+
   std::unordered_map<FiveTuple, std::unique_ptr<Allocation>, FiveTupleHash> by_tuple_;
   std::unordered_map<RelayId, Allocation*> by_relay_;
-  void dropStaleEntries();
-
-  std::priority_queue<Due, std::vector<Due>, std::greater<>> due_;
+  std::vector<Allocation*> due_;
 };
 
 template <class F>
 void AllocationTable::expire(TimePoint now, F&& expired) {
-  while (!due_.empty() && due_.top().when <= now) {
-    const FiveTuple tuple = due_.top().tuple;
-    due_.pop();
-    Allocation* a = find(tuple);
-    // Gone already, refreshed to a later time, or a newer allocation on the same 5-tuple.
-    if (a == nullptr || !a->expired(now)) continue;
-    expired(*a);
+  while (!due_.empty() && due_.front()->expired(now)) {
+    Allocation& a = *due_.front();
+    // Out of the queue before the callback, which erases it (and may not touch the queue
+    // again for it).
+    dequeue(a);
+    expired(a);
   }
 }
 

@@ -13,4 +13,12 @@ BandwidthLimit::BandwidthLimit(std::uint64_t bits_per_second) noexcept {
   ns_per_byte_q16_ = kNsPerBitSecondQ16 / bits_per_second_;
 }
 
+RequestRateLimit::RequestRateLimit(std::uint32_t per_second, std::uint32_t burst) noexcept {
+  if (per_second == 0) return;
+  per_second_ = std::clamp<std::uint32_t>(per_second, 1, kMaxPerSecond);
+  burst_requests_ = std::clamp<std::uint32_t>(burst, 1, kMaxBurst);
+  ns_per_request_ = 1'000'000'000 / per_second_;
+  burst_ = std::chrono::nanoseconds(ns_per_request_ * burst_requests_);
+}
+
 }  // namespace tern::core

@@ -1,6 +1,7 @@
-// Bandwidth limits on relayed data (--max-bps per allocation, --max-bps-per-user): token
-// buckets in bytes on the core's clock. No lock, no allocation, no system call per packet; a
-// bucket shared by several workers is one atomic word.
+// Bandwidth limits on relayed data (--max-bps per allocation, --max-bps-per-user) and the
+// request rate of an allocation (--max-requests-per-allocation): token buckets on the core's
+// clock. No lock, no allocation, no system call per packet; a bucket shared by several
+// workers is one atomic word.
 #pragma once
 
 #include <algorithm>
@@ -34,6 +35,8 @@ class BandwidthLimit {
 
   bool unlimited() const noexcept { return ns_per_byte_q16_ == 0; }
   std::uint64_t bitsPerSecond() const noexcept { return bits_per_second_; }
+  // How much bucket time a full bucket holds.
+  static constexpr std::chrono::nanoseconds burst() noexcept { return kBurst; }
 
   // Bucket time, in nanoseconds, that `bytes` take at this limit. A charge is at most one
   // datagram or one stream read (64 KiB); larger values are clamped so nothing overflows.
@@ -47,6 +50,33 @@ class BandwidthLimit {
   std::uint64_t bits_per_second_ = 0;
   // Nanoseconds per byte in 48.16 fixed point: a multiply per packet, not a division.
   std::uint64_t ns_per_byte_q16_ = 0;
+};
+
+// A limit on requests in the same bucket form (--max-requests-per-allocation): a request costs
+// 1/per_second of a second of bucket time and a full bucket holds `burst` requests' worth.
+class RequestRateLimit {
+ public:
+  static constexpr std::uint32_t kMaxPerSecond = 1'000'000;
+  static constexpr std::uint32_t kMaxBurst = 1'000'000;
+
+  // No limit.
+  constexpr RequestRateLimit() noexcept = default;
+  // per_second 0 means no limit; both are clamped into [1, kMax...].
+  RequestRateLimit(std::uint32_t per_second, std::uint32_t burst) noexcept;
+
+  bool unlimited() const noexcept { return ns_per_request_ == 0; }
+  std::uint32_t perSecond() const noexcept { return per_second_; }
+  std::uint32_t burstRequests() const noexcept { return burst_requests_; }
+  std::chrono::nanoseconds burst() const noexcept { return burst_; }
+  std::int64_t cost(std::size_t requests) const noexcept {
+    return ns_per_request_ * static_cast<std::int64_t>(std::min<std::size_t>(requests, kMaxBurst));
+  }
+
+ private:
+  std::uint32_t per_second_ = 0;
+  std::uint32_t burst_requests_ = 0;
+  std::int64_t ns_per_request_ = 0;
+  std::chrono::nanoseconds burst_{};
 };
 
 // The core clock in nanoseconds, the unit of every bucket.
@@ -68,21 +98,26 @@ inline std::int64_t bucketTime(TimePoint t) noexcept {
 // (RFC 6062) charges what it already relayed and stops reading until the debt is repaid.
 class TokenBucket {
  public:
-  bool hasTokens(const BandwidthLimit& limit, TimePoint now) const noexcept {
-    return limit.unlimited() || full_at_ - bucketTime(now) < kBurstNs;
+  // `Limit` is a BandwidthLimit (bytes) or a RequestRateLimit (requests): anything with
+  // unlimited(), cost(n) and burst().
+  template <class Limit>
+  bool hasTokens(const Limit& limit, TimePoint now) const noexcept {
+    return limit.unlimited() || full_at_ - bucketTime(now) < limit.burst().count();
   }
-  void take(const BandwidthLimit& limit, std::size_t bytes, TimePoint now) noexcept {
+  template <class Limit>
+  void take(const Limit& limit, std::size_t amount, TimePoint now) noexcept {
     if (limit.unlimited()) return;
-    full_at_ = std::max(full_at_, bucketTime(now)) + limit.cost(bytes);
+    full_at_ = std::max(full_at_, bucketTime(now)) + limit.cost(amount);
   }
   // How long until the bucket holds tokens again; zero if it does.
-  std::chrono::nanoseconds wait(const BandwidthLimit& limit, TimePoint now) const noexcept {
+  template <class Limit>
+  std::chrono::nanoseconds wait(const Limit& limit, TimePoint now) const noexcept {
     if (limit.unlimited()) return {};
-    return std::chrono::nanoseconds(std::max<std::int64_t>(0, full_at_ - kBurstNs - bucketTime(now) + 1));
+    return std::chrono::nanoseconds(
+        std::max<std::int64_t>(0, full_at_ - limit.burst().count() - bucketTime(now) + 1));
   }
 
  private:
-  static constexpr std::int64_t kBurstNs = BandwidthLimit::kBurst.count();
   std::int64_t full_at_ = 0;  // in the past: full
 };
 

@@ -73,6 +73,10 @@ struct ServerOptions {
   // Answers to unauthenticated requests (401, Binding responses, 400 to malformed requests)
   // per source address; over the limit they are dropped and counted (DESIGN.md §4).
   UnauthenticatedLimits unauthenticated;
+  // Authenticated requests on one allocation (not ChannelData or Send: that is the data path,
+  // under allocation_bandwidth); over it they are dropped and counted, unanswered. Read on
+  // every request, so a reload applies at once.
+  RequestRateLimit allocation_requests{20, 200};
   // How many sources the limit's table holds (memory: 32 bytes each); fixed at start.
   std::size_t unauthenticated_sources = 16384;
 };

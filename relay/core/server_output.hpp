@@ -112,6 +112,10 @@ class ServerOutput {
   // The source of `tuple` went over `limits` for answers to unauthenticated requests: they
   // are dropped (each counted) until its bucket is full again. Once per such episode.
   virtual void onSourceRateLimited(const FiveTuple&, const UnauthenticatedLimits& /*limits*/) noexcept {}
+  // The allocation went over `limit` for authenticated requests: they are dropped (each
+  // counted) until it slows down. Once per such episode.
+  virtual void onAllocationRequestLimited(const Allocation&,
+                                          const RequestRateLimit& /*limit*/) noexcept {}
 };
 
 // Admission of allocations across all workers (per-user and total limits), and the state a

@@ -627,9 +627,9 @@ void TurnServer::onTurnRequest(const FiveTuple& tuple, const wire::MessageView& 
   const auth::AuthResult auth = authenticateRequest(tuple, request, now);
   counters_.auth_results[metrics::idx(authCounter(auth.outcome))].add();
   if (auth.outcome != auth::AuthOutcome::kOk) {
-    // RFC 8489 §9.2.4 sends 438 only to a client whose integrity verified: it holds a key,
-    // so its answer is not counted against its source.
-    if (auth.outcome != auth::AuthOutcome::kStaleNonce && !admitUnauthenticated(tuple, response, now)) return;
+    // Every refusal, 438 included (it is sent before the integrity is checked, to anyone who
+    // shows a nonce not ours or expired), proves nothing of its sender: limited per source.
+    if (!admitUnauthenticated(tuple, response, now)) return;
     const std::uint16_t code = auth::errorCodeFor(auth.outcome);
     auto& b = response.error(code);
     // RFC 8489 §9.2.4: 401 and 438 carry REALM, a fresh NONCE and PASSWORD-ALGORITHMS.
@@ -640,6 +640,7 @@ void TurnServer::onTurnRequest(const FiveTuple& tuple, const wire::MessageView& 
     (void)response.finish();
     return;
   }
+  if (!admitAllocationRequest(tuple, response, now)) return;
   response.sign(auth.key, auth.integrity);
   if (auto unknown = request.unknownComprehensionRequired(); !unknown.empty()) {
     response.error(ec::kUnknownAttribute).add(wire::attr::UnknownAttributes{unknown});
@@ -710,6 +711,29 @@ bool TurnServer::admitUnauthenticated(const FiveTuple& tuple, ResponseWriter& re
     case SourceRateLimiter::Verdict::kDrop: break;
   }
   counters_.drop(metrics::DropReason::kRateLimited);
+  response.drop();
+  return false;
+}
+
+bool TurnServer::admitAllocationRequest(const FiveTuple& tuple, ResponseWriter& response,
+                                        TimePoint now) noexcept {
+  // Charged after authentication, so nobody without the key can spend a client's tokens by
+  // spoofing its 5-tuple. No allocation on the 5-tuple: an Allocate, or a request about to
+  // get 437, which touches no state.
+  Allocation* allocation = allocations_.find(tuple);
+  if (allocation == nullptr) return true;
+  switch (allocation->admitRequest(options_.allocation_requests, now)) {
+    case Allocation::RequestVerdict::kAdmit:
+      return true;
+    case Allocation::RequestVerdict::kFirstDrop:
+      output_.onAllocationRequestLimited(*allocation, options_.allocation_requests);
+      break;
+    case Allocation::RequestVerdict::kDrop:
+      break;
+  }
+  // Dropped, not answered: a client that merely retransmits tries again after its RTO, and an
+  // answer would hand a flooder signed work for free.
+  counters_.drop(metrics::DropReason::kAllocationRequestRate);
   response.drop();
   return false;
 }

@@ -84,6 +84,8 @@ class TurnServer {
 
   std::size_t allocationCount() const noexcept { return allocations_.size(); }
   std::size_t connectionCount() const noexcept { return connections_.size(); }
+  // Entries in the allocations' expiry queue: one per allocation (tests).
+  std::size_t scheduledExpiries() const noexcept { return allocations_.scheduledExpiries(); }
 
  private:
   void onStun(const FiveTuple& tuple, wire::Bytes packet, TimePoint now) noexcept;
@@ -99,6 +101,11 @@ class TurnServer {
   // dropped and counted, when the source is over options_.unauthenticated. True otherwise,
   // with the response made minimal over UDP, where the source may be a spoofed victim.
   bool admitUnauthenticated(const FiveTuple& tuple, ResponseWriter& response, TimePoint now) noexcept;
+  // Takes one token from the bucket of the allocation on `tuple` (--max-requests-per-
+  // allocation) for an authenticated request. False, with the response dropped and counted,
+  // when the allocation is over its limit.
+  bool admitAllocationRequest(const FiveTuple& tuple, ResponseWriter& response,
+                              TimePoint now) noexcept;
   // Answers a deferred Connect request.
   void answerConnect(const TcpConnection& connection, const Allocation& allocation, bool connected) noexcept;
   void onChannelData(const FiveTuple& tuple, wire::Bytes packet, TimePoint now) noexcept;

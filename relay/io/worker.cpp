@@ -654,6 +654,22 @@ class Worker::Loop final : public DatagramHandler,
                 {"suppressed", suppressed}});
   }
 
+  // One line when an allocation starts being limited (each drop is counted in
+  // tern_dropped_packets_total{reason="allocation_request_rate"}).
+  void onAllocationRequestLimited(const core::Allocation& a,
+                                  const core::RequestRateLimit& limit) noexcept override {
+    std::uint64_t suppressed = 0;
+    if (!log::enabled(log::LogLevel::kWarn) || !mayLog(suppressed)) return;
+    log::write(log::LogLevel::kWarn,
+               "allocation over its request limit: dropping its requests until it slows down",
+               {{"client", a.tuple().client.toString()},
+                {"transport", metrics::labelOf(core::counterTransport(a.tuple().transport))},
+                {"user", a.username()},
+                {"per_second", limit.perSecond()},
+                {"burst", limit.burstRequests()},
+                {"suppressed", suppressed}});
+  }
+
   // Lines a remote party can trigger at will pass through the worker's budget; the next line
   // that passes says how many did not.
   // --- DtlsEndpoint::Host

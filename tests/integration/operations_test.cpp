@@ -407,7 +407,7 @@ TEST_CASE("usage records: one JSON line per allocation start and end, with what 
 TEST_CASE("a flood of refused requests costs a bounded number of log lines, and says how many it left out") {
   const std::string secret = "flood-secret";
   TernServer server(relayArgs(test::temporaryFile(secret + "\n")));
-  // Allocates with a forged nonce: each earns a 401 and, at debug level, a "request refused"
+  // Allocates with a forged nonce: each earns a 438 and, at debug level, a "request refused"
   // line, which anyone who can send a datagram could otherwise multiply at will.
   auto forged = [](std::uint8_t n) {
     wire::TransactionId tid{};
@@ -433,7 +433,7 @@ TEST_CASE("a flood of refused requests costs a bounded number of log lines, and 
   const auto give_up = std::chrono::steady_clock::now() + 10s;
   double answered = 0;
   while (std::chrono::steady_clock::now() < give_up &&
-         (answered = sample(metricsOf(server), "tern_requests_total{method=\"allocate\",code=\"401\"}")) < kFlood) {
+         (answered = sample(metricsOf(server), "tern_requests_total{method=\"allocate\",code=\"438\"}")) < kFlood) {
     std::this_thread::sleep_for(100ms);
   }
   CHECK(answered == kFlood);

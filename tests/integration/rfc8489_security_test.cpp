@@ -1,6 +1,6 @@
 // RFC 8489's security features against a real `tern serve`: SHA-256 password algorithm
 // negotiated through the nonce cookie and PASSWORD-ALGORITHMS, MESSAGE-INTEGRITY-SHA256 both
-// ways, USERHASH for a static user, and a bid-down caught. Clients that know only RFC 5389
+// ways, USERHASH for a static user, a bid-down caught, and 438 for a nonce tern never issued. Clients that know only RFC 5389
 // (turnutils_uclient, python3-aioice, Chromium) are driven against the same server by
 // turn_relay_test.cpp and browser_test.cpp: they get the cookie nonce and the extra
 // attribute in every 401 and must carry on with MD5 and MESSAGE-INTEGRITY.
@@ -124,4 +124,48 @@ TEST_CASE("a PASSWORD-ALGORITHMS list altered in transit (a bid-down) gets 400 a
   CHECK(client.session.lastErrorCode() == 400);
   CHECK(server.process().stop(SIGTERM) == 0);
   CHECK(server.process().output().find("allocation created") == std::string::npos);
+}
+
+TEST_CASE(
+    "a NONCE tern never issued gets 438 with a fresh NONCE, REALM and PASSWORD-ALGORITHMS, unsigned, and "
+    "the retry allocates (RFC 8489 §9.2.4, issue 18)") {
+  TernServer server(relayArgs());
+  const auto credential = auth::mintRestCredential(kSecret, "restarted", std::time(nullptr), 600);
+  test::TurnTestClient client(kLoopbackClient, server.udp(), credential.username, credential.password, false);
+  client.session = client::TurnSession(credential.username, credential.password, Security::kSha256);
+  // The first Allocate teaches the session the realm, a nonce and the algorithms.
+  auto first = test::exchange(client.fd.get(), false, client.session.allocate({}));
+  REQUIRE(first.has_value());
+  auto challenge = wire::MessageView::parse(*first);
+  REQUIRE(challenge.has_value());
+  REQUIRE(client.session.onResponse(*challenge) == Outcome::kRetry);
+  // A nonce of another tern, or of this one before a restart: our cookie, a tag that is not
+  // ours. coturn answers it 438; a 401 would tell the client its password is wrong.
+  std::string forged = client.session.nonce();
+  forged.back() = forged.back() == 'A' ? 'B' : 'A';
+  client.session.setNonce(forged);
+  auto answer = test::exchange(client.fd.get(), false, client.session.allocate({}));
+  REQUIRE(answer.has_value());
+  auto stale = wire::MessageView::parse(*answer);
+  REQUIRE(stale.has_value());
+  CHECK(stale->messageClass() == wire::MessageClass::kErrorResponse);
+  REQUIRE(stale->get<wire::attr::ErrorCode>().has_value());
+  CHECK(stale->get<wire::attr::ErrorCode>()->code == 438);
+  REQUIRE(stale->get<wire::attr::Nonce>().has_value());
+  CHECK(stale->get<wire::attr::Nonce>()->value != forged);
+  CHECK(stale->get<wire::attr::Nonce>()->value.starts_with("obMatJos2"));
+  REQUIRE(stale->get<wire::attr::Realm>().has_value());
+  CHECK(stale->get<wire::attr::Realm>()->value == "tern.test");
+  // RFC 8489 §9.2.5: with the cookie's password-algorithms bit, a 438 without
+  // PASSWORD-ALGORITHMS must be ignored by the client.
+  CHECK(carries(*stale, wire::AttributeType::kPasswordAlgorithms));
+  CHECK_FALSE(carries(*stale, wire::AttributeType::kMessageIntegrity));
+  CHECK_FALSE(carries(*stale, wire::AttributeType::kMessageIntegritySha256));
+  // No larger than the 401 before it: the same minimal challenge over UDP.
+  CHECK(answer->size() <= first->size());
+  // RFC 8489 §9.2.5: the client retries with the new nonce, and allocates.
+  CHECK(client.session.onResponse(*stale) == Outcome::kRetry);
+  REQUIRE(client.transact([&] { return client.session.allocate({}); }) == Outcome::kSuccess);
+  CHECK(client.session.lastResponseSigned());
+  CHECK(server.process().stop(SIGTERM) == 0);
 }

@@ -143,6 +143,12 @@ class RecordingOutput : public core::ServerOutput {
     rate_limited.push_back(tuple);
   }
   std::vector<core::FiveTuple> rate_limited;
+  // Allocations that went over their request limit, once per episode.
+  void onAllocationRequestLimited(const core::Allocation& a,
+                                  const core::RequestRateLimit&) noexcept override {
+    request_limited.push_back(a.tuple());
+  }
+  std::vector<core::FiveTuple> request_limited;
 
   std::vector<std::pair<core::ConnectionId, core::FiveTuple>> joined;
   std::vector<core::ConnectionId> closed_connections;

@@ -1,7 +1,7 @@
 // The long-term credential checks of RFC 8489 §9.2.4, driven with real requests built by
 // wire::MessageBuilder and signed with auth::addIntegrity: every AuthOutcome, the RFC 5769 §2.4
 // message shape and vector, REST credentials of both rotated-in secrets, and the order of the
-// checks (staleness last, so a 438 goes only to a client that holds the key).
+// checks (the nonce before the key: a 438 for a stale or foreign nonce, issue 18).
 #include <doctest/doctest.h>
 
 #include <array>
@@ -423,8 +423,11 @@ TEST_CASE_FIXTURE(Fixture, "a REALM other than ours is refused: 401 (RFC 8489 §
   CHECK(auth::errorCodeFor(AuthOutcome::kWrongRealm) == 401);
 }
 
+// Issue 18: this was a 401, which tells a client its credentials are wrong (RFC 8489 §9.2.5
+// forbids retrying a 401 unchanged), so a call lost its allocation's next Refresh after a
+// restart or behind a new NAT mapping. A nonce that is not valid earns 438, as coturn answers.
 TEST_CASE_FIXTURE(Fixture,
-                  "a NONCE not issued by us, or issued to another IP address, is invalid: 401") {
+                  "a NONCE not issued by us, or issued to another IP address, is invalid: 438") {
   SUBCASE("someone else's nonce") {
     RequestSpec spec = bob();
     spec.nonce = std::string{vectors::kRfc5769Nonce};
@@ -450,7 +453,7 @@ TEST_CASE_FIXTURE(Fixture,
     spec.nonce = "0000000000000000000000000000000000000000";
     CHECK(run(build(spec)).outcome == AuthOutcome::kInvalidNonce);
   }
-  CHECK(auth::errorCodeFor(AuthOutcome::kInvalidNonce) == 401);
+  CHECK(auth::errorCodeFor(AuthOutcome::kInvalidNonce) == 438);
 }
 
 TEST_CASE_FIXTURE(Fixture, "an unknown USERNAME is refused: 401 (RFC 8489 §9.2.4)") {
@@ -508,12 +511,11 @@ TEST_CASE_FIXTURE(Fixture,
   }
 }
 
-TEST_CASE_FIXTURE(Fixture,
-                  "a stale NONCE with a valid MAC earns 438 and the key (RFC 8489 §9.2.4)") {
+TEST_CASE_FIXTURE(Fixture, "a stale NONCE earns 438, and no key: the answer is unsigned (RFC 8489 §9.2.4)") {
   const SteadyTime later = kT0 + kNonceLifetime + 1s;
   const AuthResult r = run(build(bob()), later, kNowUnix);
   CHECK(r.outcome == AuthOutcome::kStaleNonce);
-  CHECK(r.key == md5Key("bob", "hunter2"));
+  CHECK(r.key.empty());
   CHECK(auth::errorCodeFor(r.outcome) == 438);
   // Still valid at the end of the lifetime.
   CHECK(run(build(bob()), kT0 + kNonceLifetime, kNowUnix).outcome == AuthOutcome::kOk);
@@ -523,15 +525,22 @@ TEST_CASE_FIXTURE(Fixture,
   CHECK(run(build(retry), later, kNowUnix).outcome == AuthOutcome::kOk);
 }
 
-TEST_CASE_FIXTURE(
-    Fixture, "staleness is checked after username and integrity, as RFC 8489 §9.2.4 orders them") {
+// Issue 18: staleness used to be checked last, after the key (RFC 8489 §9.2.4's list order),
+// so a forged nonce was a 401. The nonce now comes first, as in RFC 5389 §10.2.2 and coturn:
+// cheaper under forged floods, and every client with a nonce that is not valid recovers.
+TEST_CASE_FIXTURE(Fixture,
+                  "a stale or foreign NONCE earns 438 before the user or the integrity is checked") {
   const SteadyTime later = kT0 + kNonceLifetime + 1s;
   RequestSpec wrong_key = bob();
   wrong_key.key = md5Key("bob", "guess");
-  CHECK(run(build(wrong_key), later, kNowUnix).outcome == AuthOutcome::kBadIntegrity);
+  CHECK(run(build(wrong_key), later, kNowUnix).outcome == AuthOutcome::kStaleNonce);
   RequestSpec unknown = bob();
   unknown.username = "mallory";
-  CHECK(run(build(unknown), later, kNowUnix).outcome == AuthOutcome::kUnknownUser);
+  CHECK(run(build(unknown), later, kNowUnix).outcome == AuthOutcome::kStaleNonce);
+  // With a valid nonce the user and the key decide, as before: 401.
+  CHECK(run(build(wrong_key)).outcome == AuthOutcome::kBadIntegrity);
+  CHECK(run(build(unknown)).outcome == AuthOutcome::kUnknownUser);
+  CHECK(auth::errorCodeFor(AuthOutcome::kUnknownUser) == 401);
 }
 
 TEST_CASE("the RFC 5769 §2.4 vector verifies its key but carries a nonce that is not ours") {
@@ -583,7 +592,7 @@ TEST_CASE("every outcome has a distinct label and the error code RFC 8489 §9.2.
       {AuthOutcome::kMissingAttributes, "missing_attributes", 400},
       {AuthOutcome::kWrongRealm, "wrong_realm", 401},
       {AuthOutcome::kStaleNonce, "stale_nonce", 438},
-      {AuthOutcome::kInvalidNonce, "invalid_nonce", 401},
+      {AuthOutcome::kInvalidNonce, "invalid_nonce", 438},
       {AuthOutcome::kUnknownUser, "unknown_user", 401},
       {AuthOutcome::kExpiredUser, "expired_user", 401},
       {AuthOutcome::kBadIntegrity, "bad_integrity", 401},

@@ -307,3 +307,39 @@ TEST_CASE("abuse limits come from the --config file under the flags' names") {
   CHECK(s->max_tcp_connections_per_ip == 9);
   CHECK(s->max_tcp_connections == 900u);
 }
+
+TEST_CASE("the request limit per allocation: 20/s with bursts of 200 by default, 0 turns it off (issue 18)") {
+  auto s = validate(Config{}, 2);
+  REQUIRE(s.has_value());
+  CHECK(s->max_requests_per_allocation == 20);
+  CHECK(s->max_requests_per_allocation_burst == 200);
+  s = validate(parse({"--max-requests-per-allocation", "0", "--max-requests-per-allocation-burst", "5"}), 2);
+  REQUIRE(s.has_value());
+  CHECK(s->max_requests_per_allocation == 0);
+  CHECK(s->max_requests_per_allocation_burst == 5);
+  Config c;
+  c.max_requests_per_allocation = "fast";
+  c.max_requests_per_allocation_burst = "0";  // a burst below one request would admit none
+  auto bad = validate(c, 2);
+  REQUIRE_FALSE(bad.has_value());
+  CHECK(bad.error().size() == 2);
+}
+
+TEST_CASE("--print-config shows a --user's name, never its password (issue 18)") {
+  Config config;
+  CLI::App app{"test", "tern serve"};
+  addServeOptions(app, config);
+  const char* argv[] = {"tern serve", "--user", "alice:s3cret-one", "--user",
+                        "bob:pass:with:colons"};
+  app.parse(5, const_cast<char**>(argv));
+  const std::string printed = printableConfig(app);
+  CHECK(printed.find("s3cret-one") == std::string::npos);
+  CHECK(printed.find("with:colons") == std::string::npos);
+  CHECK(printed.find("alice:<redacted>") != std::string::npos);
+  CHECK(printed.find("bob:<redacted>") != std::string::npos);
+  // The configuration itself keeps the passwords.
+  auto s = validate(config, 1);
+  REQUIRE(s.has_value());
+  REQUIRE(s->users.size() == 2);
+  CHECK(s->users[1].password == "pass:with:colons");
+}

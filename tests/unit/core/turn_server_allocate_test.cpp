@@ -162,7 +162,8 @@ TEST_CASE("a stale nonce earns 438 with a fresh NONCE and the retry succeeds (RF
 }
 
 TEST_CASE(
-    "a nonce issued to another client address gets 401 with a fresh nonce (RFC 8489 §9.2.4)") {
+    "a nonce issued to another client address gets 438 with a fresh nonce, and the retry succeeds "
+    "(RFC 8489 §9.2.4, issue 18)") {
   TurnHarness h;
   TestClient c(h, kTuple);
   CHECK(c.send(c.session.allocate({})).code() == 401);
@@ -170,11 +171,14 @@ TEST_CASE(
   // The same credentials and nonce, replayed from another transport address.
   c.tuple = kOtherTuple;
   const Reply r = c.send(c.session.allocate({}));
-  CHECK(r.code() == 401);
+  CHECK(r.code() == 438);
   REQUIRE(r.get<wire::attr::Nonce>().has_value());
   CHECK(r.get<wire::attr::Nonce>()->value != nonce_for_a);
   CHECK(h.authResults(metrics::AuthResult::kInvalidNonce) == 1);
   checkNothingAllocated(h);
+  // RFC 8489 §9.2.5: the client retries with the new nonce, and it is its own.
+  CHECK(c.last_outcome == client::TurnSession::Outcome::kRetry);
+  CHECK(c.send(c.session.allocate({})).success());
 }
 
 TEST_CASE(
