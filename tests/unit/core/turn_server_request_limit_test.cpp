@@ -115,6 +115,6 @@ TEST_CASE("a reload lifts or sets the request limit for existing allocations") {
   c.mustAllocate();
   const std::vector<std::uint8_t> refresh = c.session.refresh(600);
   CHECK(replay(h, kTuple, refresh, 10) == 2);
-  h.server.reconfigure(requestLimit(0, 1), h.services);
+  h.server.reconfigure(requestLimit(0, 1), h.services, h.now);
   CHECK(replay(h, kTuple, refresh, 10) == 10);
 }
