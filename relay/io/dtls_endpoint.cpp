@@ -108,6 +108,7 @@ void DtlsEndpoint::onTick(std::chrono::seconds idle_timeout) noexcept {
     Peer& peer = it->second;
     const bool stale = peer.established ? now - peer.last > idle_timeout : now - peer.started > kHandshakeDeadline;
     if (stale) {
+      closeNotify(peer, it->first.client);
       it = erase(it);
       continue;
     }
@@ -120,6 +121,7 @@ void DtlsEndpoint::onTick(std::chrono::seconds idle_timeout) noexcept {
 }
 
 void DtlsEndpoint::clear() noexcept {
+  for (auto& [tuple, peer] : peers_) closeNotify(peer, tuple.client);
   peers_.clear();
   handshakes_ = 0;
 }
@@ -127,6 +129,10 @@ void DtlsEndpoint::clear() noexcept {
 void DtlsEndpoint::flush(Peer& peer, const wire::SocketAddress& to) noexcept {
   peer.session->takeCiphertext(ciphertext_);
   forEachDtlsRecord(ciphertext_, [&](wire::Bytes record) { peer.socket->send(to, record); });
+}
+
+void DtlsEndpoint::closeNotify(Peer& peer, const wire::SocketAddress& to) noexcept {
+  if (peer.established && peer.session->closeNotify()) flush(peer, to);
 }
 
 DtlsEndpoint::Peers::iterator DtlsEndpoint::erase(Peers::iterator it) noexcept {

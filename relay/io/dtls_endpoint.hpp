@@ -56,7 +56,7 @@ class DtlsEndpoint final : public DatagramHandler {
   // `idle_timeout` and handshakes past their deadline.
   void onTick(std::chrono::seconds idle_timeout) noexcept;
 
-  // Forgets every session (the worker is stopping).
+  // Forgets every session (the worker is stopping); established ones get a close_notify.
   void clear() noexcept;
 
  private:
@@ -71,6 +71,10 @@ class DtlsEndpoint final : public DatagramHandler {
 
   std::unique_ptr<TlsSession> admit(UdpListener& socket, const wire::SocketAddress& from, wire::Bytes data) noexcept;
   void flush(Peer& peer, const wire::SocketAddress& to) noexcept;
+  // An orderly end of an established session: its close_notify alert goes out (RFC 6347
+  // §4.1 keeps TLS's alerts), so the client learns the session is gone instead of sending
+  // into silence. Not awaited: the session is forgotten right after.
+  void closeNotify(Peer& peer, const wire::SocketAddress& to) noexcept;
   Peers::iterator erase(Peers::iterator it) noexcept;  // counts a handshake that ends unfinished
 
   Host& host_;
