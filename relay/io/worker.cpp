@@ -50,7 +50,7 @@ class Worker::Loop final : public DatagramHandler,
         ports_(worker.setup_.relay_port_first, worker.setup_.relay_port_last),
         peers_(*this),
         server_(worker.setup_.options, worker.setup_.services, *this, *worker.counters_),
-        dtls_endpoint_(*this, loop_, *worker.counters_, worker.setup_.dtls),
+        dtls_endpoint_(*this, loop_, *worker.counters_, worker.setup_.dtls, worker.setup_.dtls_limits),
         tls_(worker.setup_.tls) {
     server_.setUnixTime(static_cast<std::int64_t>(std::time(nullptr)));
     worker.counters_->last_tick_ns.set(steadyNanoseconds());

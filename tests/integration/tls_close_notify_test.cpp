@@ -4,17 +4,13 @@
 // connection for idleness or a DTLS session on shutdown, and coturn's turnutils_uclient -T -S
 // (RFC 6062 over TLS) ends its run without an SSL error.
 #include <doctest/doctest.h>
-#include <netinet/in.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include <memory>
 #include <sstream>
 
-#include "relay/io/tls.hpp"
+#include "support/secure_client.hpp"
+#include "support/stun_socket.hpp"
 #include "support/tern_server.hpp"
 #include "support/test_certificates.hpp"
 #include "support/turn_tools.hpp"
@@ -47,68 +43,19 @@ std::vector<std::string> tlsArgs(std::vector<std::string> extra = {}) {
   return args;
 }
 
-// A blocking OpenSSL client over a real socket (TCP for TLS, connected UDP for DTLS), every
-// read bounded by a receive timeout.
-class SecureClient {
- public:
-  SecureClient(const wire::SocketAddress& server, bool dtls)
-      : ctx_(SSL_CTX_new(dtls ? DTLS_client_method() : TLS_client_method())) {
-    REQUIRE(ctx_);
-    fd_ = ::socket(AF_INET, dtls ? SOCK_DGRAM : SOCK_STREAM, 0);
-    REQUIRE(fd_ >= 0);
-    const timeval timeout{15, 0};
-    REQUIRE(::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) == 0);
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(server.port);
-    to.sin_addr.s_addr = htonl(0x7f000001);
-    REQUIRE(::connect(fd_, reinterpret_cast<const sockaddr*>(&to), sizeof to) == 0);
-    ssl_.reset(SSL_new(ctx_.get()));
-    REQUIRE(ssl_);
-    BIO* bio = dtls ? BIO_new_dgram(fd_, BIO_NOCLOSE) : BIO_new_socket(fd_, BIO_NOCLOSE);
-    REQUIRE(bio != nullptr);
-    if (dtls) {
-      (void)BIO_ctrl(bio, BIO_CTRL_DGRAM_SET_CONNECTED, 0, &to);
-      (void)BIO_ctrl(bio, BIO_CTRL_DGRAM_SET_RECV_TIMEOUT, 0, const_cast<timeval*>(&timeout));
-    }
-    SSL_set_bio(ssl_.get(), bio, bio);
-    SSL_set_connect_state(ssl_.get());
-  }
-  ~SecureClient() {
-    ssl_.reset();
-    ::close(fd_);
-  }
-  SecureClient(const SecureClient&) = delete;
-  SecureClient& operator=(const SecureClient&) = delete;
-
-  bool handshake() { return SSL_do_handshake(ssl_.get()) == 1; }
-
-  // Waits for what tern sends next: the SSL_get_error of a read that found no data
-  // (SSL_ERROR_ZERO_RETURN: a close_notify; SSL_ERROR_SSL or _SYSCALL: the connection ended
-  // without one, or the wait timed out).
-  int readError() {
-    char byte = 0;
-    ERR_clear_error();
-    const int n = SSL_read(ssl_.get(), &byte, 1);
-    const int error = n > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl_.get(), n);
-    ERR_clear_error();
-    return error;
-  }
-
- private:
-  std::unique_ptr<SSL_CTX, io::SslCtxFree> ctx_;
-  std::unique_ptr<SSL, io::SslFree> ssl_;
-  int fd_ = -1;
-};
+// A client from 127.0.0.1 to `server`.
+test::SecureClient client(const wire::SocketAddress& server, bool dtls) {
+  return test::SecureClient(server, dtls, test::socketAddress("127.0.0.1", 0));
+}
 
 }  // namespace
 
 TEST_CASE("tern closing an idle TLS connection sends close_notify first (RFC 8446 §6.1)") {
   TernServer server(tlsArgs({"--tcp-idle-timeout", "1"}));
-  SecureClient client(server.tls(), false);
-  REQUIRE(client.handshake());
+  auto tls = client(server.tls(), false);
+  REQUIRE(tls.handshake());
   // Silent past the idle timeout: tern closes, orderly.
-  CHECK(client.readError() == SSL_ERROR_ZERO_RETURN);
+  CHECK(tls.readError() == SSL_ERROR_ZERO_RETURN);
   CHECK(server.process().waitForLine("idle timeout", std::chrono::seconds(5)));
   CHECK(server.process().stop(SIGTERM) == 0);
 }
@@ -116,8 +63,8 @@ TEST_CASE("tern closing an idle TLS connection sends close_notify first (RFC 844
 TEST_CASE(
     "tern shutting down sends close_notify on TLS connections and DTLS sessions (RFC 6347 §4.1)") {
   TernServer server(tlsArgs());
-  SecureClient tls(server.tls(), false);
-  SecureClient dtls(server.dtls(), true);
+  auto tls = client(server.tls(), false);
+  auto dtls = client(server.dtls(), true);
   REQUIRE(tls.handshake());
   REQUIRE(dtls.handshake());
   ::kill(server.process().pid(), SIGTERM);  // --drain-timeout 0: the workers stop at once
@@ -128,7 +75,7 @@ TEST_CASE(
 
 TEST_CASE("tern ending an idle DTLS session sends close_notify") {
   TernServer server(tlsArgs({"--tcp-idle-timeout", "1"}));
-  SecureClient dtls(server.dtls(), true);
+  auto dtls = client(server.dtls(), true);
   REQUIRE(dtls.handshake());
   CHECK(dtls.readError() == SSL_ERROR_ZERO_RETURN);
   CHECK(server.process().stop(SIGTERM) == 0);

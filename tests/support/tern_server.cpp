@@ -11,15 +11,17 @@
 namespace tern::test {
 
 TernServer::TernServer(std::vector<std::string> extra, const NetworkNamespace* ns) {
-  std::vector<std::string> argv{ternBinary(), "serve", "--workers", "2"};
-  bool has_listen = false, has_ports = false, has_drain = false, has_level = false;
+  std::vector<std::string> argv{ternBinary(), "serve"};
+  bool has_listen = false, has_ports = false, has_drain = false, has_level = false, has_workers = false;
   for (const auto& a : extra) {
     // With a --config file, the file sets the log level (flags would win over it).
     has_level = has_level || a == "--log-level" || a == "--config";
     has_listen = has_listen || a == "--listen";
     has_ports = has_ports || a == "--relay-ports";
     has_drain = has_drain || a == "--drain-timeout";
+    has_workers = has_workers || a == "--workers";
   }
+  if (!has_workers) argv.insert(argv.end(), {"--workers", "2"});
   // SIGTERM drains: without a timeout of its own, a test's server stops at once, as tests
   // that end with allocations alive expect.
   if (!has_drain) extra.insert(extra.begin(), {"--drain-timeout", "0"});
