@@ -32,7 +32,8 @@ TEST_CASE("tern --help lists the subcommands and serve --help every option") {
                              "--print-config", "--udp-receive-buffer", "--tcp-idle-timeout", "--oauth-key-file",
                              "--oauth-server-name", "--max-bps", "--max-bps-per-user",
                              "--unauthenticated-rate", "--unauthenticated-burst",
-                             "--max-tcp-connections-per-ip", "--max-tcp-connections"}) {
+                             "--max-tcp-connections-per-ip", "--max-tcp-connections", "--max-dtls-handshakes-per-ip",
+                             "--max-dtls-sessions-per-ip", "--max-dtls-sessions"}) {
     CHECK_MESSAGE(serve.output.find(option) != std::string::npos, option);
   }
 }
