@@ -185,6 +185,17 @@ std::vector<prometheus::MetricFamily> CounterCollector::Collect() const {
   std::int64_t open_count = 0;
   for (const WorkerCounters* w : workers_) open_count += w->tcp_connections_open.get();
   addGauge(connections_open, {}, static_cast<double>(open_count));
+  auto dtls_refused = family("tern_dtls_sessions_refused_total",
+                             "DTLS ClientHellos refused by a limit on handshakes or sessions, by that limit.");
+  for (std::size_t l = 0; l < idx(DtlsLimit::kCount); ++l) {
+    addSample(dtls_refused, {{"limit", std::string(labelOf(static_cast<DtlsLimit>(l)))}},
+              sum([&](const WorkerCounters& w) -> const OneWriterCounter& { return w.dtls_refused[l]; }));
+  }
+  auto dtls_open = family("tern_dtls_sessions_open", "DTLS sessions held now, in handshake or established.",
+                          prometheus::MetricType::Gauge);
+  std::int64_t dtls_count = 0;
+  for (const WorkerCounters* w : workers_) dtls_count += w->dtls_sessions_open.get();
+  addGauge(dtls_open, {}, static_cast<double>(dtls_count));
   auto permissions = family("tern_permissions_active", "Live permissions over all allocations.",
                             prometheus::MetricType::Gauge);
   auto channels = family("tern_channels_active", "Live channel bindings over all allocations.",
@@ -253,7 +264,8 @@ std::vector<prometheus::MetricFamily> CounterCollector::Collect() const {
 
   std::vector<prometheus::MetricFamily> out;
   for (auto* f : {&received, &dropped, &responses, &packets, &bytes, &icmp, &moved, &pauses, &auth, &created,
-                  &active, &ended, &quota, &refused, &connections_open, &permissions, &channels, &ports_in_use, &ports_borrowed, &revoked, &lag, &handles,
+                  &active, &ended, &quota, &refused, &connections_open, &dtls_refused, &dtls_open,
+                  &permissions, &channels, &ports_in_use, &ports_borrowed, &revoked, &lag, &handles,
                   &suppressed,
                   &request_duration, &allocation_duration}) {
     out.push_back(std::move(*f));

@@ -137,6 +137,17 @@ std::string_view labelOf(ConnectionLimit l) noexcept {
   return "unknown";
 }
 
+std::string_view labelOf(DtlsLimit l) noexcept {
+  switch (l) {
+    case DtlsLimit::kHandshakesPerIp: return "handshakes_per_ip";
+    case DtlsLimit::kHandshakes: return "handshakes";
+    case DtlsLimit::kSessionsPerIp: return "sessions_per_ip";
+    case DtlsLimit::kSessions: return "sessions";
+    case DtlsLimit::kCount: break;
+  }
+  return "unknown";
+}
+
 RequestMethod requestMethodOf(std::uint16_t stun_method) noexcept {
   // STUN method numbers (RFC 8489 §18.2, RFC 8656 §17, RFC 6062 §6.1).
   switch (stun_method) {

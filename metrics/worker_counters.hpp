@@ -99,6 +99,14 @@ enum class ConnectionLimit : std::uint8_t {
   kTotal,  // --max-tcp-connections
   kCount
 };
+// Which limit refused a DTLS client that had echoed its cookie (RFC 6347 §4.2.1).
+enum class DtlsLimit : std::uint8_t {
+  kHandshakesPerIp,  // --max-dtls-handshakes-per-ip, node-wide
+  kHandshakes,       // the worker's cap on handshakes in progress (DtlsEndpoint::kMaxHandshakes)
+  kSessionsPerIp,    // --max-dtls-sessions-per-ip
+  kSessions,         // --max-dtls-sessions
+  kCount
+};
 // Outcomes of authentication (RFC 8489 §9.2.4), as label values.
 enum class AuthResult : std::uint8_t {
   kOk, kNoIntegrity, kMissingAttributes, kWrongRealm, kStaleNonce, kInvalidNonce, kUnknownUser,
@@ -125,6 +133,7 @@ std::string_view labelOf(Family f) noexcept;
 std::string_view labelOf(Quota q) noexcept;
 std::string_view labelOf(BandwidthLimitKind k) noexcept;
 std::string_view labelOf(ConnectionLimit l) noexcept;
+std::string_view labelOf(DtlsLimit l) noexcept;
 RequestMethod requestMethodOf(std::uint16_t stun_method) noexcept;
 // Index of `code` in kResponseCodes; codes tern never sends are counted as 500.
 std::size_t responseCodeIndex(std::uint16_t code) noexcept;
@@ -178,6 +187,10 @@ struct WorkerCounters {
   OneWriterGauge<std::int64_t> relay_ports_borrowed;
   // Permissions, channels and RFC 6062 peer connections a reload's narrower peer policy ended.
   std::array<OneWriterCounter, 3> peers_revoked{};
+  // DTLS clients refused after their cookie echo by a limit, and sessions held now (in
+  // handshake or established).
+  std::array<OneWriterCounter, idx(DtlsLimit::kCount)> dtls_refused{};
+  OneWriterGauge<std::int64_t> dtls_sessions_open;
 
   void allocationCreated(ClientTransport t, Family f) noexcept {
     allocations_created[idx(t)][idx(f)].add();
@@ -202,6 +215,7 @@ struct WorkerCounters {
     peers_revoked[1].add(channels);
     peers_revoked[2].add(connections);
   }
+  void dtlsRefused(DtlsLimit l) noexcept { dtls_refused[idx(l)].add(); }
   std::int64_t activeAllocations() const noexcept {
     std::int64_t n = 0;
     for (const auto& by_family : allocations_active) {

@@ -71,6 +71,8 @@ class Server {
     quota_ = std::make_shared<io::SharedQuota>(settings_.max_allocations, settings_.max_allocations_per_user);
     connection_limits_ =
         std::make_shared<io::ConnectionLimits>(settings_.max_tcp_connections_per_ip, totalConnectionLimit(settings_));
+    dtls_limits_.handshakes->setLimits(settings_.max_dtls_handshakes_per_ip, 0);
+    dtls_limits_.sessions->setLimits(settings_.max_dtls_sessions_per_ip, totalDtlsSessionLimit(settings_));
     std::vector<BoundAddress> addresses;
     for (const auto& a : settings_.listen) addresses.push_back(bindAddress(a, settings_));
     std::vector<wire::SocketAddress> tls_addresses = settings_.tls_listen;
@@ -100,7 +102,7 @@ class Server {
           io::PortPool::share(settings_.relay_port_min, settings_.relay_port_max, w, settings_.workers);
       io::WorkerSetup setup{shared.options, shared.services, relay_ips_,   first, last, relay_ports_,
                             live_relays_,   reservations_,  shared.tls, shared.dtls, directory,
-                            connection_limits_};
+                            connection_limits_, dtls_limits_};
       workers_.push_back(std::make_unique<io::Worker>(w, settings_, std::move(sockets), std::move(setup)));
       directory->workers.push_back(workers_.back().get());
     }
@@ -138,7 +140,10 @@ class Server {
                    {"unauthenticated_burst_per_worker", settings_.unauthenticated_burst},
                    {"unauthenticated_per_second_at_most", std::uint64_t{settings_.unauthenticated_rate} * settings_.workers},
                    {"tcp_connections_per_ip", settings_.max_tcp_connections_per_ip},
-                   {"tcp_connections", totalConnectionLimit(settings_)}});
+                   {"tcp_connections", totalConnectionLimit(settings_)},
+                   {"dtls_handshakes_per_ip", settings_.max_dtls_handshakes_per_ip},
+                   {"dtls_sessions_per_ip", settings_.max_dtls_sessions_per_ip},
+                   {"dtls_sessions", totalDtlsSessionLimit(settings_)}});
     warnIfFilesLimitCapsAllocations(relay_ips_.size());
     if (!settings_.hasCredentials()) {
       io::log::warn("no credentials configured: every TURN request is refused with 401; set "
@@ -277,6 +282,8 @@ class Server {
     }
     quota_->setLimits(next.max_allocations, next.max_allocations_per_user);
     connection_limits_->setLimits(next.max_tcp_connections_per_ip, totalConnectionLimit(next));
+    dtls_limits_.handshakes->setLimits(next.max_dtls_handshakes_per_ip, 0);
+    dtls_limits_.sessions->setLimits(next.max_dtls_sessions_per_ip, totalDtlsSessionLimit(next));
     io::log::configure(next.log_level, next.log_format);
     for (auto& worker : workers_) {
       worker->reconfigure(io::WorkerReload{r.options, r.services, r.tls, r.dtls, next.tcp_idle_timeout});
@@ -370,7 +377,15 @@ class Server {
   // --max-tcp-connections auto: half the descriptors this process may open, so a flood of
   // connections leaves the other half for relay sockets (one per UDP allocation).
   std::uint32_t totalConnectionLimit(const config::Settings& settings) const {
-    if (settings.max_tcp_connections) return *settings.max_tcp_connections;
+    return settings.max_tcp_connections ? *settings.max_tcp_connections : halfFilesLimit();
+  }
+  // --max-dtls-sessions auto: the same half. A session holds no descriptor itself, but one
+  // that serves a call holds a relay socket, so a node sized for its descriptors is sized
+  // for that many sessions, and a flood cannot hold more memory than real callers would.
+  std::uint32_t totalDtlsSessionLimit(const config::Settings& settings) const {
+    return settings.max_dtls_sessions ? *settings.max_dtls_sessions : halfFilesLimit();
+  }
+  std::uint32_t halfFilesLimit() const {
     return static_cast<std::uint32_t>(std::clamp<std::uint64_t>(files_limit_ / 2, 1, 10'000'000));
   }
 
@@ -400,6 +415,7 @@ class Server {
   std::array<std::uint8_t, 32> nonce_key_{};
   std::shared_ptr<io::SharedQuota> quota_;
   std::shared_ptr<io::ConnectionLimits> connection_limits_;
+  io::DtlsLimits dtls_limits_;
   std::shared_ptr<io::ReservationRegistry> reservations_ = std::make_shared<io::ReservationRegistry>();
   io::EventLoop loop_;
   io::Mailbox main_mailbox_{loop_};

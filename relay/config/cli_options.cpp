@@ -227,6 +227,22 @@ void addServeOptions(CLI::App& app, Config& config) {
                  "(0: no limit)")
       ->type_name("N|auto")
       ->capture_default_str();
+  app.add_option("--max-dtls-handshakes-per-ip", config.max_dtls_handshakes_per_ip,
+                 "DTLS handshakes in progress from one IP address (an IPv6 /64), across workers, counted from the "
+                 "cookie echo until the handshake ends (10 s at most); more are refused until some end, so one "
+                 "host cannot fill the handshake slots (0: no limit)")
+      ->type_name("N")
+      ->capture_default_str();
+  app.add_option("--max-dtls-sessions-per-ip", config.max_dtls_sessions_per_ip,
+                 "DTLS sessions from one IP address (an IPv6 /64), across workers, in handshake or established; "
+                 "more are refused (0: no limit)")
+      ->type_name("N")
+      ->capture_default_str();
+  app.add_option("--max-dtls-sessions", config.max_dtls_sessions,
+                 "DTLS sessions in all, across workers; more are refused. auto: half the open files limit, as "
+                 "for --max-tcp-connections: each useful session holds a relay socket (0: no limit)")
+      ->type_name("N|auto")
+      ->capture_default_str();
 }
 
 std::string printableConfig(CLI::App& app) {

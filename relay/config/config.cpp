@@ -285,6 +285,16 @@ void validateAbuseLimits(const Config& config, Settings& s, std::vector<std::str
     s.max_tcp_connections =
         number<std::uint32_t>(problems, "max-tcp-connections", config.max_tcp_connections, 0, 10'000'000);
   }
+  s.max_dtls_handshakes_per_ip = number<std::uint32_t>(problems, "max-dtls-handshakes-per-ip",
+                                                       config.max_dtls_handshakes_per_ip, 0, 10'000'000);
+  s.max_dtls_sessions_per_ip = number<std::uint32_t>(problems, "max-dtls-sessions-per-ip",
+                                                     config.max_dtls_sessions_per_ip, 0, 10'000'000);
+  if (config.max_dtls_sessions == "auto") {
+    s.max_dtls_sessions.reset();
+  } else {
+    s.max_dtls_sessions =
+        number<std::uint32_t>(problems, "max-dtls-sessions", config.max_dtls_sessions, 0, 10'000'000);
+  }
 }
 
 }  // namespace

@@ -92,6 +92,11 @@ struct Config {
   // TCP and TLS client connections: from one address (an IPv6 /64), and in all; 0: no limit.
   std::string max_tcp_connections_per_ip = "512";
   std::string max_tcp_connections = "auto";  // auto: half the open files limit
+  // DTLS clients that echoed their cookie: handshakes in progress from one address (an IPv6
+  // /64), sessions from one address, and sessions in all, across workers; 0: no limit.
+  std::string max_dtls_handshakes_per_ip = "128";
+  std::string max_dtls_sessions_per_ip = "512";
+  std::string max_dtls_sessions = "auto";  // auto: half the open files limit
 };
 
 struct StaticUser {
@@ -166,6 +171,10 @@ struct Settings {
   std::uint32_t max_tcp_connections_per_ip = 512;  // 0: no limit
   // 0: no limit; unset (auto): half the open files limit, resolved at start-up.
   std::optional<std::uint32_t> max_tcp_connections;
+  std::uint32_t max_dtls_handshakes_per_ip = 128;  // 0: no limit
+  std::uint32_t max_dtls_sessions_per_ip = 512;    // 0: no limit
+  // 0: no limit; unset (auto): half the open files limit, resolved at start-up.
+  std::optional<std::uint32_t> max_dtls_sessions;
 
   bool hasCredentials() const noexcept { return !auth_secrets.empty() || !users.empty() || hasOAuth(); }
 };

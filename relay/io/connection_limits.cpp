@@ -72,6 +72,20 @@ void ConnectionLimits::release(const wire::IpAddress& source) noexcept {
   }
 }
 
+ConnectionLimits::Admission ConnectionLimits::check(const wire::IpAddress& source) noexcept {
+  const core::SourceKey key = core::sourceKeyOf(source);
+  std::lock_guard lock(mutex_);
+  auto it = by_source_.find(key);
+  if (per_source_ != 0 && it != by_source_.end() && it->second.open >= per_source_) {
+    return refuse(it->second.refused, Verdict::kSourceLimit);
+  }
+  if (max_total_ != 0 && total_ >= max_total_) {
+    // A source with nothing open has no entry to mark: every refusal of it counts as first.
+    return it != by_source_.end() ? refuse(it->second.refused, Verdict::kTotalLimit) : Admission{Verdict::kTotalLimit, true};
+  }
+  return {};
+}
+
 void ConnectionLimits::setLimits(std::uint32_t per_source, std::uint32_t total) noexcept {
   std::lock_guard lock(mutex_);
   per_source_ = per_source;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <unordered_map>
 
@@ -32,6 +33,9 @@ class ConnectionLimits {
   // worker, which released it there.
   void adopt(const wire::IpAddress& source) noexcept;
   void release(const wire::IpAddress& source) noexcept;
+  // What acquire() would answer now, counting nothing: a cheap refusal before costly work.
+  // A refusal marks the source as acquire()'s does (first_refusal once per episode).
+  Admission check(const wire::IpAddress& source) noexcept;
   // A reload: new limits apply to new connections; open ones stay.
   void setLimits(std::uint32_t per_source, std::uint32_t total) noexcept;
 
@@ -56,6 +60,15 @@ class ConnectionLimits {
   std::uint32_t total_ = 0;
   // Keyed with a per-process secret: sources are chosen by whoever connects.
   std::unordered_map<core::SourceKey, Count, Hash> by_source_;
+};
+
+// The same counting for DTLS clients (RFC 7350), node-wide because SO_REUSEPORT spreads a
+// source's ports over the workers: handshakes in progress per source (from the cookie echo
+// to the end of the handshake), so one host cannot take the handshake slots every client
+// needs; and sessions (in handshake or established) per source and in all.
+struct DtlsLimits {
+  std::shared_ptr<ConnectionLimits> handshakes = std::make_shared<ConnectionLimits>(0, 0);
+  std::shared_ptr<ConnectionLimits> sessions = std::make_shared<ConnectionLimits>(0, 0);
 };
 
 }  // namespace tern::io

@@ -6,8 +6,14 @@
 namespace tern::io {
 
 DtlsEndpoint::DtlsEndpoint(Host& host, const EventLoop& loop, metrics::WorkerCounters& counters,
-                           std::shared_ptr<const TlsContext> context)
-    : host_(host), loop_(loop), counters_(counters), context_(std::move(context)) {}
+                           std::shared_ptr<const TlsContext> context, DtlsLimits limits)
+    : host_(host), loop_(loop), counters_(counters), context_(std::move(context)), limits_(std::move(limits)) {}
+
+DtlsEndpoint::~DtlsEndpoint() {
+  // The node-wide limits outlive the worker. Its sockets may be gone already: the places go
+  // back without a word to the clients (stop() said goodbye through clear()).
+  for (auto it = peers_.begin(); it != peers_.end();) it = erase(it);
+}
 
 void DtlsEndpoint::setContext(std::shared_ptr<const TlsContext> context) noexcept {
   context_ = std::move(context);
@@ -23,6 +29,7 @@ void DtlsEndpoint::onDatagram(UdpListener& socket, const wire::SocketAddress& fr
     if (!admitted) return;
     it = peers_.emplace(tuple, Peer{std::move(admitted), &socket, now, now, false}).first;
     ++handshakes_;
+    counters_.dtls_sessions_open.set(static_cast<std::int64_t>(peers_.size()));
     data = {};  // the session holds the ClientHello it was admitted with
   }
   it->second.last = now;
@@ -43,7 +50,7 @@ void DtlsEndpoint::onDatagram(UdpListener& socket, const wire::SocketAddress& fr
     // A finished handshake moves the session out of the capped in-handshake count.
     if (!it->second.established && it->second.session->handshakeDone()) {
       it->second.established = true;
-      --handshakes_;
+      handshakeEnded(from);
     }
     if (n == 0) break;
     // Each DTLS record carries one STUN message or ChannelData (RFC 7350 §4).
@@ -73,6 +80,7 @@ std::unique_ptr<TlsSession> DtlsEndpoint::admit(UdpListener& socket, const wire:
     }
     return nullptr;
   }
+  if (atLimit(from)) return nullptr;
   switch (listener_->listen(cookie_key_, from, data)) {
     case TlsSession::ListenResult::kAnswered:
       listener_->takeCiphertext(ciphertext_);
@@ -82,14 +90,72 @@ std::unique_ptr<TlsSession> DtlsEndpoint::admit(UdpListener& socket, const wire:
       counters_.drop(metrics::DropReason::kMalformed);
       return nullptr;
     case TlsSession::ListenResult::kAdmitted:
-      if (handshakes_ >= kMaxHandshakes) {
+      if (!withinLimits(from)) {
         listener_.reset();  // it holds this client's ClientHello; the client will retry
-        counters_.drop(metrics::DropReason::kMalformed);
         return nullptr;
       }
       return std::move(listener_);
   }
   return nullptr;
+}
+
+bool DtlsEndpoint::withinLimits(const wire::SocketAddress& from) noexcept {
+  // The worker's own cap first: it takes no lock.
+  if (handshakes_ >= kMaxHandshakes) {
+    refuse(from, metrics::DtlsLimit::kHandshakes, !std::exchange(cap_refused_, true));
+    return false;
+  }
+  const auto handshake = limits_.handshakes->acquire(from.ip);
+  if (handshake.verdict != ConnectionLimits::Verdict::kAccepted) {
+    refuse(from, metrics::DtlsLimit::kHandshakesPerIp, handshake.first_refusal);
+    return false;
+  }
+  const auto session = limits_.sessions->acquire(from.ip);
+  if (session.verdict != ConnectionLimits::Verdict::kAccepted) {
+    limits_.handshakes->release(from.ip);
+    const bool per_source = session.verdict == ConnectionLimits::Verdict::kSourceLimit;
+    refuse(from, per_source ? metrics::DtlsLimit::kSessionsPerIp : metrics::DtlsLimit::kSessions,
+           session.first_refusal);
+    return false;
+  }
+  return true;
+}
+
+bool DtlsEndpoint::atLimit(const wire::SocketAddress& from) noexcept {
+  if (handshakes_ >= kMaxHandshakes) {
+    refuse(from, metrics::DtlsLimit::kHandshakes, !std::exchange(cap_refused_, true));
+    return true;
+  }
+  if (const auto h = limits_.handshakes->check(from.ip); h.verdict != ConnectionLimits::Verdict::kAccepted) {
+    refuse(from, metrics::DtlsLimit::kHandshakesPerIp, h.first_refusal);
+    return true;
+  }
+  const auto s = limits_.sessions->check(from.ip);
+  if (s.verdict == ConnectionLimits::Verdict::kAccepted) return false;
+  const bool per_source = s.verdict == ConnectionLimits::Verdict::kSourceLimit;
+  refuse(from, per_source ? metrics::DtlsLimit::kSessionsPerIp : metrics::DtlsLimit::kSessions, s.first_refusal);
+  return true;
+}
+
+void DtlsEndpoint::refuse(const wire::SocketAddress& from, metrics::DtlsLimit limit, bool first_refusal) noexcept {
+  counters_.dtlsRefused(limit);
+  std::uint64_t suppressed = 0;
+  if (!first_refusal || !log::enabled(log::LogLevel::kWarn) || !host_.mayLog(suppressed)) return;
+  const char* option = "max-dtls-sessions";
+  switch (limit) {
+    case metrics::DtlsLimit::kHandshakesPerIp: option = "max-dtls-handshakes-per-ip"; break;
+    case metrics::DtlsLimit::kHandshakes: option = "the worker's 1024 handshakes in progress"; break;
+    case metrics::DtlsLimit::kSessionsPerIp: option = "max-dtls-sessions-per-ip"; break;
+    default: break;
+  }
+  log::write(log::LogLevel::kWarn, "dtls session refused: over a limit; more from this source are refused "
+                                   "silently until it is under the limit again",
+             {{"client", from.ip.toString()}, {"limit", option}, {"suppressed", suppressed}});
+}
+
+void DtlsEndpoint::handshakeEnded(const wire::SocketAddress& from) noexcept {
+  if (--handshakes_ < kMaxHandshakes) cap_refused_ = false;
+  limits_.handshakes->release(from.ip);
 }
 
 bool DtlsEndpoint::send(const core::FiveTuple& tuple, std::span<const wire::Bytes> parts) noexcept {
@@ -108,6 +174,7 @@ void DtlsEndpoint::onTick(std::chrono::seconds idle_timeout) noexcept {
     Peer& peer = it->second;
     const bool stale = peer.established ? now - peer.last > idle_timeout : now - peer.started > kHandshakeDeadline;
     if (stale) {
+      closeNotify(peer, it->first.client);
       it = erase(it);
       continue;
     }
@@ -120,8 +187,10 @@ void DtlsEndpoint::onTick(std::chrono::seconds idle_timeout) noexcept {
 }
 
 void DtlsEndpoint::clear() noexcept {
-  peers_.clear();
-  handshakes_ = 0;
+  for (auto it = peers_.begin(); it != peers_.end();) {
+    closeNotify(it->second, it->first.client);
+    it = erase(it);
+  }
 }
 
 void DtlsEndpoint::flush(Peer& peer, const wire::SocketAddress& to) noexcept {
@@ -129,9 +198,17 @@ void DtlsEndpoint::flush(Peer& peer, const wire::SocketAddress& to) noexcept {
   forEachDtlsRecord(ciphertext_, [&](wire::Bytes record) { peer.socket->send(to, record); });
 }
 
+void DtlsEndpoint::closeNotify(Peer& peer, const wire::SocketAddress& to) noexcept {
+  if (peer.established && peer.session->closeNotify()) flush(peer, to);
+}
+
 DtlsEndpoint::Peers::iterator DtlsEndpoint::erase(Peers::iterator it) noexcept {
-  if (!it->second.established) --handshakes_;
-  return peers_.erase(it);
+  const wire::IpAddress& source = it->first.client.ip;
+  if (!it->second.established) handshakeEnded(it->first.client);
+  limits_.sessions->release(source);
+  auto next = peers_.erase(it);
+  counters_.dtls_sessions_open.set(static_cast<std::int64_t>(peers_.size()));
+  return next;
 }
 
 }  // namespace tern::io

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "relay/core/allocation_table.hpp"
+#include "relay/io/connection_limits.hpp"
 #include "relay/io/event_loop.hpp"
 #include "relay/io/tls.hpp"
 #include "relay/io/udp_listener.hpp"
@@ -34,13 +35,17 @@ class DtlsEndpoint final : public DatagramHandler {
   };
 
   // A spoofed ClientHello costs nothing past its HelloVerifyRequest, but a client that
-  // echoes the cookie and then stalls holds a session: handshakes in progress are capped and
-  // given a short deadline, and only sessions that finished one live until the idle timeout.
+  // echoes the cookie and then stalls holds a session: handshakes in progress are capped per
+  // source and per worker and given a short deadline, sessions are capped per source and in
+  // all (DtlsLimits), and only sessions that finished a handshake live until the idle timeout.
   static constexpr std::size_t kMaxHandshakes = 1024;
   static constexpr std::chrono::seconds kHandshakeDeadline{10};
 
   DtlsEndpoint(Host& host, const EventLoop& loop, metrics::WorkerCounters& counters,
-               std::shared_ptr<const TlsContext> context);
+               std::shared_ptr<const TlsContext> context, DtlsLimits limits = {});
+  ~DtlsEndpoint();
+  DtlsEndpoint(const DtlsEndpoint&) = delete;
+  DtlsEndpoint& operator=(const DtlsEndpoint&) = delete;
 
   // A reload's certificate: sessions in progress keep theirs, new ones take this one.
   void setContext(std::shared_ptr<const TlsContext> context) noexcept;
@@ -56,7 +61,7 @@ class DtlsEndpoint final : public DatagramHandler {
   // `idle_timeout` and handshakes past their deadline.
   void onTick(std::chrono::seconds idle_timeout) noexcept;
 
-  // Forgets every session (the worker is stopping).
+  // Forgets every session (the worker is stopping); established ones get a close_notify.
   void clear() noexcept;
 
  private:
@@ -70,8 +75,20 @@ class DtlsEndpoint final : public DatagramHandler {
   using Peers = std::unordered_map<core::FiveTuple, Peer, core::FiveTupleHash>;
 
   std::unique_ptr<TlsSession> admit(UdpListener& socket, const wire::SocketAddress& from, wire::Bytes data) noexcept;
+  // Takes a handshake's and a session's place for a client that echoed its cookie, or
+  // refuses it (counted; logged once per source until it is under the limit again).
+  bool withinLimits(const wire::SocketAddress& from) noexcept;
+  // The same judgement without taking places, before the cookie is even looked at: a source
+  // at its limit costs a lookup, not an OpenSSL session per datagram.
+  bool atLimit(const wire::SocketAddress& from) noexcept;
+  void refuse(const wire::SocketAddress& from, metrics::DtlsLimit limit, bool first_refusal) noexcept;
+  void handshakeEnded(const wire::SocketAddress& from) noexcept;
   void flush(Peer& peer, const wire::SocketAddress& to) noexcept;
-  Peers::iterator erase(Peers::iterator it) noexcept;  // counts a handshake that ends unfinished
+  // An orderly end of an established session: its close_notify alert goes out (RFC 6347
+  // §4.1 keeps TLS's alerts), so the client learns the session is gone instead of sending
+  // into silence. Not awaited: the session is forgotten right after.
+  void closeNotify(Peer& peer, const wire::SocketAddress& to) noexcept;
+  Peers::iterator erase(Peers::iterator it) noexcept;  // gives back the places it held
 
   Host& host_;
   const EventLoop& loop_;
@@ -79,8 +96,10 @@ class DtlsEndpoint final : public DatagramHandler {
   std::shared_ptr<const TlsContext> context_;  // for new sessions; replaced on reload
   DtlsCookieKey cookie_key_;
   std::unique_ptr<TlsSession> listener_;  // judges datagrams from addresses without a session
+  DtlsLimits limits_;
   Peers peers_;
   std::size_t handshakes_ = 0;  // sessions in peers_ still in their handshake
+  bool cap_refused_ = false;    // refused at kMaxHandshakes since handshakes_ was last under it
   std::vector<std::uint8_t> plaintext_ = std::vector<std::uint8_t>(64 * 1024);
   std::vector<std::uint8_t> ciphertext_;
   std::vector<std::uint8_t> message_;

@@ -306,6 +306,11 @@ bool StreamConnection::writePiped(wire::Bytes data) noexcept {
 
 void StreamConnection::shutdownAfterWrites() noexcept {
   if (!handle_ || shutting_down_) return;
+  // A TLS side ends its stream with close_notify, queued ahead of the FIN (RFC 8446 §6.1).
+  if (tls_ && tls_->closeNotify() && !flushCiphertext()) {
+    close("TLS write failed");
+    return;
+  }
   shutting_down_ = true;
   auto request = std::make_unique<uv_shutdown_t>();
   const int rc = uv_shutdown(request.get(), reinterpret_cast<uv_stream_t*>(handle_.get()),
@@ -462,6 +467,16 @@ void StreamConnection::reset(const char* reason) noexcept {
   close(reason);
 }
 
+void StreamConnection::finish(const char* reason) noexcept {
+  if (!handle_) return;
+  // After uv_shutdown nothing more may be written; that path sent its close_notify already.
+  if (!shutting_down_) {
+    if (tls_) (void)tls_->closeNotify();
+    flushPending();  // TLS: the round's records and the alert; plain TCP: the round's frames
+  }
+  close(reason);
+}
+
 void StreamConnection::close(const char* reason) noexcept {
   if (!handle_) return;
   if (std::exchange(deferred_, false)) batch_->forgetStream(this);
@@ -470,7 +485,7 @@ void StreamConnection::close(const char* reason) noexcept {
   handle_.close();
   if (StreamConnection* other = std::exchange(partner_, nullptr)) {
     other->partner_ = nullptr;
-    other->close("the other end of the pipe closed");
+    other->finish("the other end of the pipe closed");
   }
   handler_.onClosed(*this);
 }

@@ -99,8 +99,14 @@ class StreamConnection {
   // socket does not take is queued. False (dropped) past the bound; a frame is never split
   // by a drop.
   bool send(std::span<const wire::Bytes> parts) noexcept;
-  // Closes at once (and the partner of a pipe); onClosed() follows from this call.
+  // Closes at once (and the partner of a pipe); onClosed() follows from this call. For
+  // errors: nothing more is written.
   void close(const char* reason) noexcept;
+  // Closes as an orderly end (idle timeout, the relay ended it, the other end of a pipe
+  // closed, shutdown): what this round deferred is written, and a TLS connection sends its
+  // close_notify (RFC 8446 §6.1) ahead of the FIN, then closes at once like close(): the
+  // client's close_notify is not awaited, and a write the kernel cannot take now is dropped.
+  void finish(const char* reason) noexcept;
   // Closes at once with a TCP reset rather than a FIN: for connections refused right after
   // accept, so neither end keeps the socket in TIME_WAIT or FIN_WAIT. onClosed() follows.
   void reset(const char* reason) noexcept;

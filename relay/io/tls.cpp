@@ -167,7 +167,10 @@ long TlsSession::readPlaintext(wire::MutableBytes out) noexcept {
     case SSL_ERROR_WANT_READ:
     case SSL_ERROR_WANT_WRITE: return 0;  // handshake records are waiting in out_
     case SSL_ERROR_ZERO_RETURN: error_ = "closed by client (TLS close_notify)"; return -1;
-    default: error_ = opensslError("TLS"); return -1;
+    default:
+      failed_ = true;
+      error_ = opensslError("TLS");
+      return -1;
   }
 }
 
@@ -176,12 +179,23 @@ bool TlsSession::writePlaintext(wire::Bytes plaintext) noexcept {
   while (done < plaintext.size()) {
     const int n = SSL_write(ssl_.get(), plaintext.data() + done, static_cast<int>(plaintext.size() - done));
     if (n <= 0) {
+      failed_ = true;
       error_ = opensslError("TLS write");
       return false;
     }
     done += static_cast<std::size_t>(n);
   }
   return true;
+}
+
+bool TlsSession::closeNotify() noexcept {
+  if (failed_ || !handshakeDone() || (SSL_get_shutdown(ssl_.get()) & SSL_SENT_SHUTDOWN) != 0) {
+    return false;
+  }
+  // 0: sent, the peer's not yet received (and not waited for); 1: both; below 0: failed.
+  const int rc = SSL_shutdown(ssl_.get());
+  ERR_clear_error();
+  return rc >= 0 && BIO_ctrl_pending(out_) > 0;
 }
 
 void TlsSession::takeCiphertext(std::vector<std::uint8_t>& out) {

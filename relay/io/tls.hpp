@@ -84,6 +84,10 @@ class TlsSession {
   // Ciphertext to send (handshake records, encrypted data); empties the outgoing buffer.
   void takeCiphertext(std::vector<std::uint8_t>& out);
   bool handshakeDone() const noexcept { return SSL_is_init_finished(ssl_.get()) == 1; }
+  // An orderly close: queues the close_notify alert (RFC 8446 §6.1; DTLS alike, RFC 6347
+  // §4.1) for takeCiphertext, once. Nothing after the session failed (OpenSSL forbids it) or
+  // before its handshake finished. The peer's close_notify is not awaited. True if queued.
+  bool closeNotify() noexcept;
   // DTLS: retransmits a handshake flight whose timer ran out (RFC 6347 §4.2.4).
   void handleTimeout() noexcept { DTLSv1_handle_timeout(ssl_.get()); }
   const std::string& error() const noexcept { return error_; }
@@ -107,6 +111,7 @@ class TlsSession {
   BIO* out_ = nullptr;  // owned by ssl_
   std::unique_ptr<BIO_ADDR, BioAddrFree> listen_peer_;  // listen()'s scratch
   std::string error_;
+  bool failed_ = false;  // a fatal TLS error: no close_notify may follow
 };
 
 // True if `first` is the first byte of a TLS record carrying a handshake (ClientHello), so a

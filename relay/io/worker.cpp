@@ -53,7 +53,7 @@ class Worker::Loop final : public DatagramHandler,
                worker.setup_.relay_port_first, worker.setup_.relay_port_last),
         peers_(*this),
         server_(worker.setup_.options, worker.setup_.services, *this, *worker.counters_),
-        dtls_endpoint_(*this, loop_, *worker.counters_, worker.setup_.dtls),
+        dtls_endpoint_(*this, loop_, *worker.counters_, worker.setup_.dtls, worker.setup_.dtls_limits),
         tls_(worker.setup_.tls) {
     server_.setUnixTime(static_cast<std::int64_t>(std::time(nullptr)));
     worker.counters_->last_tick_ns.set(steadyNanoseconds());
@@ -87,20 +87,22 @@ class Worker::Loop final : public DatagramHandler,
     server_.shutdown(loop_.now());
     auto connections = std::move(connections_);
     connections_.clear();
-    for (auto& [key, connection] : connections) connection->close("server stopping");
+    for (auto& [key, connection] : connections) connection->finish("server stopping");
     auto peer_connections = std::move(peer_connections_);
     peer_connections_.clear();
-    for (auto& [id, connection] : peer_connections) connection->close("server stopping");
+    for (auto& [id, connection] : peer_connections) connection->finish("server stopping");
     closed_.clear();
     paused_pipes_.clear();
     resume_timer_.close();
     dtls_endpoint_.clear();
+    // The round's datagrams (DTLS close_notify alerts among them) leave before their sockets
+    // close; from here on sends go out at once.
+    io_batch_.detach();
     for (auto& u : udp_) u->close();
     for (auto& d : dtls_) d->close();
     for (auto& t : tcp_) t->close();
     tick_.close();
     mailbox_.close();
-    io_batch_.detach();
   }
 
   // --- DatagramHandler
@@ -467,7 +469,7 @@ class Worker::Loop final : public DatagramHandler,
 
   void closeConnection(core::ConnectionId id) noexcept override {
     auto it = peer_connections_.find(id);
-    if (it != peer_connections_.end()) it->second->close("closed by the relay");
+    if (it != peer_connections_.end()) it->second->finish("closed by the relay");
   }
 
   bool transferConnection(const core::FiveTuple& client, std::uint8_t owner, wire::Bytes request) noexcept override {
@@ -768,7 +770,7 @@ class Worker::Loop final : public DatagramHandler,
       if (connection->piped()) continue;
       if (now - connection->lastActivity() > idle_limit) idle.push_back(connection.get());
     }
-    for (auto* connection : idle) connection->close("idle timeout");
+    for (auto* connection : idle) connection->finish("idle timeout");
   }
 
   // Event-loop lag: the tick is due every kTickMs; how much later than that it ran is time the

@@ -69,6 +69,7 @@ struct WorkerSetup {
   std::shared_ptr<const WorkerDirectory> directory = std::make_shared<WorkerDirectory>();
   // TCP and TLS client connections per source and in all, shared by all workers.
   std::shared_ptr<ConnectionLimits> connection_limits = std::make_shared<ConnectionLimits>(0, 0);
+  DtlsLimits dtls_limits;  // shared by all workers too
 };
 
 // What a configuration reload changes in a running worker; allocations keep their state.

@@ -33,7 +33,8 @@ TEST_CASE("tern --help lists the subcommands and serve --help every option") {
                              "--oauth-server-name", "--max-bps", "--max-bps-per-user",
                              "--unauthenticated-rate", "--unauthenticated-burst",
                              "--max-tcp-connections-per-ip", "--max-tcp-connections",
-                             "--max-requests-per-allocation", "--max-requests-per-allocation-burst"}) {
+                             "--max-requests-per-allocation", "--max-requests-per-allocation-burst",
+                             "--max-dtls-handshakes-per-ip", "--max-dtls-sessions-per-ip", "--max-dtls-sessions"}) {
     CHECK_MESSAGE(serve.output.find(option) != std::string::npos, option);
   }
 }

@@ -20,7 +20,9 @@ TernServer::TernServer(std::vector<std::string> extra, const NetworkNamespace* n
     has_listen = has_listen || a == "--listen";
     has_ports = has_ports || a == "--relay-ports";
     has_drain = has_drain || a == "--drain-timeout";
+    has_workers = has_workers || a == "--workers";
   }
+  if (!has_workers) argv.insert(argv.end(), {"--workers", "2"});
   // SIGTERM drains: without a timeout of its own, a test's server stops at once, as tests
   // that end with allocations alive expect.
   if (!has_workers) extra.insert(extra.begin(), {"--workers", "2"});

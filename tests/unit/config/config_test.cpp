@@ -266,15 +266,22 @@ TEST_CASE("abuse limits: defaults generous enough for a big NAT, auto total, 0 t
   CHECK(s->unauthenticated_burst == 2000);
   CHECK(s->max_tcp_connections_per_ip == 512);
   CHECK_FALSE(s->max_tcp_connections.has_value());  // auto: resolved from the open files limit
+  CHECK(s->max_dtls_handshakes_per_ip == 128);
+  CHECK(s->max_dtls_sessions_per_ip == 512);
+  CHECK_FALSE(s->max_dtls_sessions.has_value());
 
   auto c = parse({"--unauthenticated-rate", "0", "--unauthenticated-burst", "1", "--max-tcp-connections-per-ip",
-                  "0", "--max-tcp-connections", "0"});
+                  "0", "--max-tcp-connections", "0", "--max-dtls-handshakes-per-ip", "0",
+                  "--max-dtls-sessions-per-ip", "0", "--max-dtls-sessions", "0"});
   s = validate(c, 2);
   REQUIRE(s.has_value());
   CHECK(s->unauthenticated_rate == 0);
   CHECK(s->unauthenticated_burst == 1);
   CHECK(s->max_tcp_connections_per_ip == 0);
   CHECK(s->max_tcp_connections == 0u);
+  CHECK(s->max_dtls_handshakes_per_ip == 0);
+  CHECK(s->max_dtls_sessions_per_ip == 0);
+  CHECK(s->max_dtls_sessions == 0u);
 }
 
 TEST_CASE("abuse limit problems are reported with the others") {
@@ -283,9 +290,11 @@ TEST_CASE("abuse limit problems are reported with the others") {
   c.unauthenticated_burst = "0";  // a burst below one answer would answer nothing
   c.max_tcp_connections_per_ip = "-3";
   c.max_tcp_connections = "lots";
+  c.max_dtls_handshakes_per_ip = "many";
+  c.max_dtls_sessions = "-1";
   auto s = validate(c, 2);
   REQUIRE_FALSE(s.has_value());
-  CHECK(s.error().size() == 4);
+  CHECK(s.error().size() == 6);
   c = Config{};
   c.unauthenticated_burst = "1000001";
   CHECK_FALSE(validate(c, 2).has_value());

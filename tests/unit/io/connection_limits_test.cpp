@@ -82,3 +82,20 @@ TEST_CASE("a reload's limits apply to the next connection; open ones stay") {
   limits.setLimits(0, 0);
   CHECK(limits.acquire(source).verdict == Verdict::kAccepted);
 }
+
+TEST_CASE("check() answers as acquire() would without counting, and marks a refused source once") {
+  ConnectionLimits limits(2, 3);
+  const auto source = ip("203.0.113.5");
+  CHECK(limits.check(source).verdict == Verdict::kAccepted);
+  CHECK(limits.total() == 0);
+  (void)limits.acquire(source);
+  (void)limits.acquire(source);
+  const auto refused = limits.check(source);
+  CHECK(refused.verdict == Verdict::kSourceLimit);
+  CHECK(refused.first_refusal);
+  CHECK_FALSE(limits.check(source).first_refusal);
+  CHECK_FALSE(limits.acquire(source).first_refusal);  // the same episode
+  (void)limits.acquire(ip("203.0.113.6"));
+  CHECK(limits.check(ip("203.0.113.7")).verdict == Verdict::kTotalLimit);
+  CHECK(limits.total() == 3);
+}
