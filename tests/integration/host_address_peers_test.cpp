@@ -7,7 +7,6 @@
 // of the same tern (turnutils_uclient -y, and tern's own client both ways) still works.
 #include <doctest/doctest.h>
 #include <signal.h>
-#include <sys/socket.h>
 
 #include <tuple>
 
@@ -99,12 +98,7 @@ std::unique_ptr<TurnTestClient> allocated(const Host& host, const Family& f, con
 // A UDP socket bound inside the host at `address`, and a TCP listener there.
 io::FileDescriptor udpService(const Host& host, const wire::SocketAddress& address) {
   NetworkNamespace::Inside inside(host.ns);
-  io::FileDescriptor fd(::socket(address.ip.isV6() ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  REQUIRE(fd.get() >= 0);
-  sockaddr_storage storage{};
-  const socklen_t length = io::toSockaddr(address, storage);
-  REQUIRE(::bind(fd.get(), reinterpret_cast<const sockaddr*>(&storage), length) == 0);
-  return fd;
+  return test::boundUdpSocket(address);
 }
 
 io::FileDescriptor tcpService(const Host& host, const wire::SocketAddress& address) {

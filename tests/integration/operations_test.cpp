@@ -67,11 +67,6 @@ bool waitForCount(const test::ChildProcess& process, const std::string& text, st
   return false;
 }
 
-void writeFile(const std::string& path, const std::string& contents) {
-  std::ofstream out(path, std::ios::trunc);
-  out << contents;
-}
-
 // A REST credential minted with `secret`, valid for an hour.
 auth::RestCredential credential(const std::string& secret, const std::string& user) {
   return auth::mintRestCredential(secret, user, static_cast<std::int64_t>(std::time(nullptr)), 3600);
@@ -224,8 +219,8 @@ TEST_CASE("SIGHUP under a live stream: no loss, a rotated secret for new allocat
   TempDir dir;
   const std::string secrets = dir.path + "/secrets";
   const std::string config = dir.path + "/tern.toml";
-  writeFile(secrets, "secret-a\n");
-  writeFile(config, "log-level = \"debug\"\n");
+  test::writeFile(secrets, "secret-a\n");
+  test::writeFile(config, "log-level = \"debug\"\n");
   TernServer server(relayArgs(secrets, {"--config", config}));
   test::EchoPeer peer(kPeerHost);
 
@@ -241,15 +236,15 @@ TEST_CASE("SIGHUP under a live stream: no loss, a rotated secret for new allocat
 
   // Rotation: secret-b replaces secret-a; new allocations need the new one.
   CHECK(allocateWith(server.udp(), "secret-a").code == 0);
-  writeFile(secrets, "secret-b\n");
+  test::writeFile(secrets, "secret-b\n");
   ::kill(server.process().pid(), SIGHUP);
   REQUIRE(waitForCount(server.process(), "configuration reloaded", 4));
   CHECK(allocateWith(server.udp(), "secret-a").code == 401);
   CHECK(allocateWith(server.udp(), "secret-b").code == 0);
 
   // A configuration with a mistake: a clear line naming it, and nothing changes.
-  writeFile(config, "log-level = \"debug\"\ndeny-peer = [\"not-a-cidr\"]\n");
-  writeFile(secrets, "secret-c\n");
+  test::writeFile(config, "log-level = \"debug\"\ndeny-peer = [\"not-a-cidr\"]\n");
+  test::writeFile(secrets, "secret-c\n");
   ::kill(server.process().pid(), SIGHUP);
   const auto rejected = server.process().waitForLine("configuration reload rejected");
   REQUIRE(rejected.has_value());
@@ -261,7 +256,7 @@ TEST_CASE("SIGHUP under a live stream: no loss, a rotated secret for new allocat
   CHECK(sample(text, "tern_config_reloads_total{result=\"failure\"}") == 1);
 
   // The log level follows the file: at warn, allocations no longer log their info lines.
-  writeFile(config, "log-level = \"warn\"\n");
+  test::writeFile(config, "log-level = \"warn\"\n");
   ::kill(server.process().pid(), SIGHUP);
   REQUIRE(waitForCount(server.process(), "configuration reloaded", 5));
   std::this_thread::sleep_for(200ms);
@@ -271,13 +266,13 @@ TEST_CASE("SIGHUP under a live stream: no loss, a rotated secret for new allocat
   CHECK(count(server.process().output(), "allocation created") == before);
 
   // Quotas: a per-user limit below what the user holds refuses the next Allocate (486).
-  writeFile(config, "log-level = \"warn\"\nmax-allocations-per-user = 1\n");
+  test::writeFile(config, "log-level = \"warn\"\nmax-allocations-per-user = 1\n");
   ::kill(server.process().pid(), SIGHUP);
   REQUIRE(waitForCount(server.process(), "configuration reloaded", 6));
   CHECK(allocateWith(server.udp(), "secret-c").code == 486);
 
   // A setting that needs a restart is named, and keeps its running value.
-  writeFile(config, "log-level = \"info\"\nudp-receive-buffer = \"1M\"\n");
+  test::writeFile(config, "log-level = \"info\"\nudp-receive-buffer = \"1M\"\n");
   ::kill(server.process().pid(), SIGHUP);
   const auto restart = server.process().waitForLine("need a restart");
   REQUIRE(restart.has_value());

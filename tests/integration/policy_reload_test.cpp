@@ -6,11 +6,9 @@
 // datagrams), while a peer the policy still allows keeps working.
 #include <doctest/doctest.h>
 #include <signal.h>
-#include <sys/socket.h>
 
 #include <chrono>
 #include <ctime>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -18,7 +16,6 @@
 
 #include "auth/rest_credentials.hpp"
 #include "relay/client/turn_session.hpp"
-#include "relay/io/socket_util.hpp"
 #include "support/process.hpp"
 #include "support/stun_socket.hpp"
 #include "support/tern_server.hpp"
@@ -34,26 +31,6 @@ namespace {
 
 constexpr const char* kSecret = "reload-policy-secret";
 
-void writeFile(const std::string& path, const std::string& contents) {
-  std::ofstream out(path, std::ios::trunc);
-  out << contents;
-}
-
-io::FileDescriptor udpSink(const wire::SocketAddress& address) {
-  io::FileDescriptor fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  REQUIRE(fd.get() >= 0);
-  sockaddr_storage storage{};
-  const socklen_t length = io::toSockaddr(address, storage);
-  REQUIRE(::bind(fd.get(), reinterpret_cast<const sockaddr*>(&storage), length) == 0);
-  return fd;
-}
-
-std::size_t countLines(const std::string& text, const std::string& needle) {
-  std::size_t n = 0;
-  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
-  return n;
-}
-
 }  // namespace
 
 TEST_CASE("SIGHUP with a narrower peer policy ends the channels to the denied peers at once") {
@@ -63,8 +40,8 @@ TEST_CASE("SIGHUP with a narrower peer policy ends the channels to the denied pe
   test::EchoPeer denied_peer("127.0.0.2");
   const auto denied_sink_address = test::socketAddress("127.0.0.2", test::freeUdpPort("127.0.0.2"));
   const auto kept_sink_address = test::socketAddress("127.0.0.3", test::freeUdpPort("127.0.0.3"));
-  auto denied_sink = udpSink(denied_sink_address);
-  auto kept_sink = udpSink(kept_sink_address);
+  auto denied_sink = test::boundUdpSocket(denied_sink_address);
+  auto kept_sink = test::boundUdpSocket(kept_sink_address);
 
   // A real client's call to the echo peer on 127.0.0.2, over a channel: about 6 s of media.
   test::ChildProcess call({"/usr/bin/turnutils_uclient", "-W", kSecret, "-u", "caller", "-e", "127.0.0.2", "-r",
@@ -94,7 +71,7 @@ TEST_CASE("SIGHUP with a narrower peer policy ends the channels to the denied pe
     if (!echoed) std::this_thread::sleep_for(100ms);
   }
   REQUIRE(echoed);
-  writeFile(config, "allow-peer = [\"127.0.0.0/8\"]\ndeny-peer = [\"127.0.0.2/32\"]\n");
+  test::writeFile(config, "allow-peer = [\"127.0.0.0/8\"]\ndeny-peer = [\"127.0.0.2/32\"]\n");
   ::kill(server.process().pid(), SIGHUP);
   REQUIRE(server.process().waitForLine("configuration reloaded").has_value());
 
@@ -114,7 +91,7 @@ TEST_CASE("SIGHUP with a narrower peer policy ends the channels to the denied pe
   CHECK(report.received < report.sent);
 
   // Both allocations lost their channel and permission for 127.0.0.2, said and counted.
-  CHECK(countLines(server.process().output(), "peers refused by the reloaded peer policy") == 2);
+  CHECK(test::countOf(server.process().output(), "peers refused by the reloaded peer policy") == 2);
   // (uclient binds more than one channel to its peer; tern's own client one.)
   CHECK(test::metricValue(server, "tern_peer_policy_revoked_total{kind=\"channel\"}") >= 2);
   CHECK(test::metricValue(server, "tern_peer_policy_revoked_total{kind=\"permission\"}") == 2);

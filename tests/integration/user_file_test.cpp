@@ -23,20 +23,10 @@ namespace {
 
 constexpr const char* kPeerHost = "127.0.0.2";
 
-void writeFile(const std::string& path, const std::string& text) {
-  std::ofstream(path, std::ios::trunc) << text;
-}
-
-std::size_t count(const std::string& text, const std::string& what) {
-  std::size_t n = 0;
-  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
-}
-
 bool waitForCount(const test::ChildProcess& process, const std::string& text, std::size_t n) {
   const auto give_up = std::chrono::steady_clock::now() + 10s;
   while (std::chrono::steady_clock::now() < give_up) {
-    if (count(process.output(), text) >= n) return true;
+    if (test::countOf(process.output(), text) >= n) return true;
     std::this_thread::sleep_for(50ms);
   }
   return false;
@@ -94,7 +84,7 @@ TEST_CASE(
   TernServer server({"--realm", "tern.test", "--user-file", users, "--relay-ip", "127.0.0.1"});
   CHECK(allocateAs(server, "dave", "old-password").first == Outcome::kSuccess);
 
-  writeFile(users, "# rotated\ndave:new-password\nerin:erin-password\n");
+  test::writeFile(users, "# rotated\ndave:new-password\nerin:erin-password\n");
   ::kill(server.process().pid(), SIGHUP);
   REQUIRE(waitForCount(server.process(), "configuration reloaded", 1));
   CHECK(allocateAs(server, "dave", "new-password").first == Outcome::kSuccess);
@@ -104,7 +94,7 @@ TEST_CASE(
   CHECK(old.second == 401);
 
   // A malformed file is rejected with its line number, and the running users stay.
-  writeFile(users, "dave:newest-password\nthis line has no colon\n");
+  test::writeFile(users, "dave:newest-password\nthis line has no colon\n");
   ::kill(server.process().pid(), SIGHUP);
   const auto rejected = server.process().waitForLine("configuration reload rejected");
   REQUIRE(rejected.has_value());

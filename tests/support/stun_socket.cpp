@@ -80,6 +80,17 @@ io::FileDescriptor listeningSocket(const wire::SocketAddress& local) {
   return fd;
 }
 
+io::FileDescriptor boundUdpSocket(const wire::SocketAddress& local) {
+  sockaddr_storage ss{};
+  const socklen_t len = io::toSockaddr(local, ss);
+  io::FileDescriptor fd{::socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0)};
+  if (!fd) throw std::runtime_error("socket failed");
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    throw std::runtime_error(std::string("bind: ") + std::strerror(errno));
+  }
+  return fd;
+}
+
 io::FileDescriptor acceptWithin(int listener, std::chrono::milliseconds timeout) {
   pollfd p{listener, POLLIN, 0};
   if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return io::FileDescriptor{};

@@ -34,6 +34,8 @@ std::optional<std::vector<std::uint8_t>> readStreamMessage(int fd, std::chrono::
 
 // A TCP socket listening on `local` (port 0 for any), and the next connection it accepts.
 io::FileDescriptor listeningSocket(const wire::SocketAddress& local);
+// A UDP socket bound to `local` and connected to nothing: it receives from anyone.
+io::FileDescriptor boundUdpSocket(const wire::SocketAddress& local);
 io::FileDescriptor acceptWithin(int listener, std::chrono::milliseconds timeout);
 
 // The next datagram on a UDP socket (up to 64 KiB), or empty if none arrives by `timeout`.

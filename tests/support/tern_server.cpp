@@ -14,7 +14,6 @@ TernServer::TernServer(std::vector<std::string> extra, const NetworkNamespace* n
   std::vector<std::string> argv{ternBinary(), "serve"};
   bool has_listen = false, has_ports = false, has_drain = false, has_level = false, has_workers = false;
   for (const auto& a : extra) {
-    has_workers = has_workers || a == "--workers";
     // With a --config file, the file sets the log level (flags would win over it).
     has_level = has_level || a == "--log-level" || a == "--config";
     has_listen = has_listen || a == "--listen";
@@ -22,10 +21,9 @@ TernServer::TernServer(std::vector<std::string> extra, const NetworkNamespace* n
     has_drain = has_drain || a == "--drain-timeout";
     has_workers = has_workers || a == "--workers";
   }
-  if (!has_workers) argv.insert(argv.end(), {"--workers", "2"});
+  if (!has_workers) extra.insert(extra.begin(), {"--workers", "2"});
   // SIGTERM drains: without a timeout of its own, a test's server stops at once, as tests
   // that end with allocations alive expect.
-  if (!has_workers) extra.insert(extra.begin(), {"--workers", "2"});
   if (!has_drain) extra.insert(extra.begin(), {"--drain-timeout", "0"});
   if (!has_level) extra.insert(extra.begin(), {"--log-level", "debug"});
   // In a namespace of its own, the test's addresses and the configuration decide.

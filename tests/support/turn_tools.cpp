@@ -1,6 +1,8 @@
 // See turn_tools.hpp.
 #include "support/turn_tools.hpp"
 
+#include <fstream>
+
 #include <doctest/doctest.h>
 
 #include <signal.h>
@@ -13,6 +15,18 @@
 #include "relay/io/socket_util.hpp"
 
 namespace tern::test {
+
+void writeFile(const std::string& path, std::string_view contents) {
+  std::ofstream out(path, std::ios::trunc);
+  out << contents;
+  if (!out) throw std::runtime_error("writing " + path + " failed");
+}
+
+std::size_t countOf(const std::string& text, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
 
 std::string temporaryFile(std::string_view contents) {
   char name[] = "/tmp/tern-test-file-XXXXXX";

@@ -14,6 +14,10 @@ namespace tern::test {
 
 // A temporary file holding `contents` (removed when the test program exits).
 std::string temporaryFile(std::string_view contents);
+// Replaces the contents of `path` (a configuration a test reloads).
+void writeFile(const std::string& path, std::string_view contents);
+// How often `needle` occurs in `text` (log lines of a process's output).
+std::size_t countOf(const std::string& text, const std::string& needle);
 
 // A UDP (TCP) port on `host` that was free a moment ago.
 std::uint16_t freeUdpPort(const char* host);
