@@ -69,6 +69,14 @@ T number(std::vector<std::string>& problems, std::string_view key, const std::st
   return static_cast<T>(*v);
 }
 
+// A connection cap written "N" or "auto": empty for auto (the caller derives it, from the
+// open-files limit), else a count of at most ten million.
+std::optional<std::uint32_t> capOrAuto(std::vector<std::string>& problems, std::string_view key,
+                                       const std::string& text) {
+  if (text == "auto") return std::nullopt;
+  return number<std::uint32_t>(problems, key, text, 0, 10'000'000);
+}
+
 // A bandwidth limit: 0 (none) or a rate the buckets handle exactly (core/bandwidth.hpp).
 std::uint64_t bitRate(std::vector<std::string>& problems, std::string_view key, const std::string& text) {
   const auto bps = number<std::uint64_t>(problems, key, text, 0, core::BandwidthLimit::kMaxBitsPerSecond,
@@ -279,22 +287,12 @@ void validateAbuseLimits(const Config& config, Settings& s, std::vector<std::str
                             config.max_requests_per_allocation_burst, 1, 1'000'000);
   s.max_tcp_connections_per_ip = number<std::uint32_t>(problems, "max-tcp-connections-per-ip",
                                                        config.max_tcp_connections_per_ip, 0, 10'000'000);
-  if (config.max_tcp_connections == "auto") {
-    s.max_tcp_connections.reset();
-  } else {
-    s.max_tcp_connections =
-        number<std::uint32_t>(problems, "max-tcp-connections", config.max_tcp_connections, 0, 10'000'000);
-  }
+  s.max_tcp_connections = capOrAuto(problems, "max-tcp-connections", config.max_tcp_connections);
   s.max_dtls_handshakes_per_ip = number<std::uint32_t>(problems, "max-dtls-handshakes-per-ip",
                                                        config.max_dtls_handshakes_per_ip, 0, 10'000'000);
   s.max_dtls_sessions_per_ip = number<std::uint32_t>(problems, "max-dtls-sessions-per-ip",
                                                      config.max_dtls_sessions_per_ip, 0, 10'000'000);
-  if (config.max_dtls_sessions == "auto") {
-    s.max_dtls_sessions.reset();
-  } else {
-    s.max_dtls_sessions =
-        number<std::uint32_t>(problems, "max-dtls-sessions", config.max_dtls_sessions, 0, 10'000'000);
-  }
+  s.max_dtls_sessions = capOrAuto(problems, "max-dtls-sessions", config.max_dtls_sessions);
 }
 
 }  // namespace
