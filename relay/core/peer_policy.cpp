@@ -179,10 +179,7 @@ const ReservedRange* PeerPolicy::findDefaultDeny(const wire::IpAddress& normalis
   return nullptr;
 }
 
-bool PeerPolicy::isOwnAddress(const wire::IpAddress& normalised_ip) const noexcept {
-  return std::binary_search(options_.own_addresses.begin(), options_.own_addresses.end(),
-                            normalize(normalised_ip));
-}
+bool PeerPolicy::isOwnAddress(const wire::IpAddress& ip) const noexcept { return isOwnNormalised(normalize(ip)); }
 
 bool PeerPolicy::standsForRelay(const wire::IpAddress& ip) const noexcept {
   if (options_.live_relays == nullptr) return false;
@@ -211,8 +208,11 @@ bool PeerPolicy::isLiveRelay(const wire::SocketAddress& peer, RelayProtocol prot
   return false;
 }
 
-PeerVerdict PeerPolicy::checkPeerIp(const wire::IpAddress& raw_ip) const noexcept {
-  const wire::IpAddress ip = normalize(raw_ip);
+bool PeerPolicy::isOwnNormalised(const wire::IpAddress& ip) const noexcept {
+  return std::binary_search(options_.own_addresses.begin(), options_.own_addresses.end(), ip);
+}
+
+PeerVerdict PeerPolicy::checkNormalisedIp(const wire::IpAddress& ip, bool own) const noexcept {
   // CVE-2020-26262: the kernel delivers 0.0.0.0 and :: to the local host. No allow range opens
   // them, not even 0.0.0.0/0.
   if (ip.isUnspecified()) return PeerVerdict::kUnspecified;
@@ -221,15 +221,20 @@ PeerVerdict PeerPolicy::checkPeerIp(const wire::IpAddress& raw_ip) const noexcep
   // Being one of the host's own addresses only narrows what the lists above allow: a host's
   // traffic to itself passes no firewall, so only relay IPs (relay to relay on one server, the
   // common WebRTC case; checkPeer limits the ports) are peers there.
-  if (isOwnAddress(ip) && !options_.allow_own_address_peers && !standsForRelay(ip)) return PeerVerdict::kOwnAddress;
+  if (own && !options_.allow_own_address_peers && !standsForRelay(ip)) return PeerVerdict::kOwnAddress;
   return PeerVerdict::kAllowed;
 }
 
+PeerVerdict PeerPolicy::checkPeerIp(const wire::IpAddress& raw_ip) const noexcept {
+  const wire::IpAddress ip = normalize(raw_ip);
+  return checkNormalisedIp(ip, isOwnNormalised(ip));
+}
+
 PeerVerdict PeerPolicy::checkPeer(const wire::SocketAddress& raw_peer, RelayProtocol protocol) const noexcept {
-  const PeerVerdict verdict = checkPeerIp(raw_peer.ip);
-  if (verdict != PeerVerdict::kAllowed) return verdict;
   const wire::SocketAddress peer{normalize(raw_peer.ip), raw_peer.port};
-  if (!isOwnAddress(peer.ip)) return PeerVerdict::kAllowed;
+  const bool own = isOwnNormalised(peer.ip);
+  const PeerVerdict verdict = checkNormalisedIp(peer.ip, own);
+  if (verdict != PeerVerdict::kAllowed || !own) return verdict;
   if (options_.allow_own_address_peers) {
     const auto& ports = options_.listener_ports;
     return std::find(ports.begin(), ports.end(), peer.port) == ports.end() ? PeerVerdict::kAllowed

@@ -98,6 +98,10 @@ class PeerPolicy {
 
  private:
   static bool anyContains(const std::vector<Cidr>& ranges, const wire::IpAddress& ip) noexcept;
+  // The checks of checkPeerIp on a normalised IP whose own-address lookup is done (checkPeer
+  // needs that lookup too: one binary search per packet instead of two).
+  PeerVerdict checkNormalisedIp(const wire::IpAddress& ip, bool own) const noexcept;
+  bool isOwnNormalised(const wire::IpAddress& ip) const noexcept;
   // For a normalised own address: whether it is a relay IP or an --external-ip standing for one.
   bool standsForRelay(const wire::IpAddress& ip) const noexcept;
   // Whether `peer` (normalised, an own address) is a relayed address open right now.
