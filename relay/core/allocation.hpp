@@ -15,7 +15,7 @@
 #include "metrics/worker_counters.hpp"
 #include "relay/core/bandwidth.hpp"
 #include "relay/core/five_tuple.hpp"
-#include "relay/core/server_output.hpp"
+#include "relay/core/socket_ids.hpp"
 #include "relay/wire/stun_constants.hpp"
 
 namespace tern::core {

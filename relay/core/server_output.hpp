@@ -3,6 +3,8 @@
 // the bytes it is given are only valid during the call.
 #pragma once
 
+#include <chrono>
+#include <concepts>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -11,20 +13,13 @@
 #include "relay/core/bandwidth.hpp"
 #include "relay/core/five_tuple.hpp"
 #include "relay/core/server_options.hpp"
+#include "relay/core/socket_ids.hpp"
 #include "relay/wire/bytes.hpp"
 
 namespace tern::core {
 
 class Allocation;
 struct AllocationHandOver;
-
-// Names one relay socket of this worker (an allocation's relayed transport address).
-using RelayId = std::uint32_t;
-// A relay socket lost in a hand-over between workers (RFC 8016); names no socket.
-inline constexpr RelayId kLostRelay = 0xFFFFFFFF;
-// RFC 6062 §6.2.1 CONNECTION-ID: names one TCP connection to a peer of a TCP allocation. The
-// top byte is the index of the worker that owns it (a ConnectionBind may arrive on another).
-using ConnectionId = std::uint32_t;
 
 struct RelayRequest {
   wire::AddressFamily family = wire::AddressFamily::kIPv4;
@@ -51,25 +46,38 @@ struct OpenedRelay {
   std::optional<std::uint64_t> reservation_token;  // set when the next port was reserved
 };
 
-class ServerOutput {
- public:
-  virtual ~ServerOutput() = default;
+// The core's requests of the I/O layer, split along the seams of what a worker owns: the
+// client-facing listeners and connections, the relay sockets, the RFC 6062 peer connections,
+// the other workers, and the operator's log. relay/io gives each its own part; tests give one
+// recording object for all five (ServerOutput's converting constructor).
 
+// Answers and relayed data to clients, over whichever listener or connection `tuple` names.
+class ClientOutput {
+ public:
+  virtual ~ClientOutput() = default;
   // Sends the concatenation of `parts` to the client of `tuple` as one datagram (UDP) or
   // written in order (TCP/TLS). False if it was dropped.
   virtual bool sendToClient(const FiveTuple& tuple, std::span<const wire::Bytes> parts) noexcept = 0;
   bool sendToClient(const FiveTuple& tuple, wire::Bytes bytes) noexcept {
     return sendToClient(tuple, std::span<const wire::Bytes>(&bytes, 1));
   }
+};
 
+// The allocations' relay sockets (RFC 8656 §7.2: the relayed transport addresses).
+class RelayOutput {
+ public:
+  virtual ~RelayOutput() = default;
   // Opens a relay socket for a new allocation (control path: may allocate).
-  virtual std::optional<OpenedRelay> openRelay(const RelayRequest& request,
-                                               RelayError& error) noexcept = 0;
+  virtual std::optional<OpenedRelay> openRelay(const RelayRequest& request, RelayError& error) noexcept = 0;
   virtual void closeRelay(RelayId id) noexcept = 0;
   // Sends `payload` from the relay socket `id` to `peer`. False if it was dropped.
   virtual bool sendToPeer(RelayId id, const SocketAddress& peer, wire::Bytes payload) noexcept = 0;
+};
 
-  // RFC 6062 TCP allocations. The I/O layer owns the TCP sockets; the core keeps the state.
+// RFC 6062 TCP allocations. The I/O layer owns the TCP sockets; the core keeps the state.
+class PeerConnectionOutput {
+ public:
+  virtual ~PeerConnectionOutput() = default;
   // Starts a TCP connection from the relayed address of `relay` to `peer`; the outcome comes
   // back through TurnServer::onPeerConnected(id). False if it could not even start.
   virtual bool connectToPeer(RelayId relay, const SocketAddress& peer, ConnectionId id) noexcept = 0;
@@ -78,11 +86,19 @@ class ServerOutput {
   virtual bool joinConnection(ConnectionId id, const FiveTuple& client) noexcept = 0;
   // Closes peer connection `id` and, if joined, its client data connection. No callback.
   virtual void closeConnection(ConnectionId id) noexcept = 0;
+};
+
+// The other workers of the process, for what arrived at the wrong one. Defaults: one worker.
+class WorkerOutput {
+ public:
+  virtual ~WorkerOutput() = default;
   // A ConnectionBind for a connection another worker owns: move the client's connection to
   // worker `owner`, which processes `request` again as if it had arrived there. False if
   // there is no such worker (the id is made up).
-  virtual bool transferConnection(const FiveTuple& client, std::uint8_t owner, wire::Bytes request) noexcept = 0;
-
+  virtual bool transferConnection(const FiveTuple& /*client*/, std::uint8_t /*owner*/,
+                                  wire::Bytes /*request*/) noexcept {
+    return false;
+  }
   // RFC 8016 across workers. A Refresh with the MOBILITY-TICKET of worker `owner` came from
   // a 5-tuple this worker serves: pass it to `owner`, whose TurnServer::onForwardedRefresh
   // answers it (or hands the allocation over). False if there is no such worker.
@@ -93,9 +109,13 @@ class ServerOutput {
   // open: datagrams wait in their buffers) and their ports; `to` receives it through
   // TurnServer::adoptAllocation. False, with `moved` left untouched, if it cannot go.
   virtual bool handOver(std::uint8_t /*to*/, AllocationHandOver& /*moved*/) noexcept { return false; }
+};
 
-  // Operator-facing events (one log line each in relay/io, the usage record operators bill
-  // and audit from); never on the per-packet path.
+// Operator-facing events (one log line each in relay/io, the usage record operators bill and
+// audit from); never on the per-packet path. Defaults: nothing.
+class ServerEvents {
+ public:
+  virtual ~ServerEvents() = default;
   virtual void onAllocationCreated(const Allocation&, std::uint32_t /*lifetime*/) noexcept {}
   // Before the allocation is destroyed: its usage() holds what it relayed.
   virtual void onAllocationEnded(const Allocation&, std::string_view /*reason*/,
@@ -114,8 +134,26 @@ class ServerOutput {
   virtual void onSourceRateLimited(const FiveTuple&, const UnauthenticatedLimits& /*limits*/) noexcept {}
   // The allocation went over `limit` for authenticated requests: they are dropped (each
   // counted) until it slows down. Once per such episode.
-  virtual void onAllocationRequestLimited(const Allocation&,
-                                          const RequestRateLimit& /*limit*/) noexcept {}
+  virtual void onAllocationRequestLimited(const Allocation&, const RequestRateLimit& /*limit*/) noexcept {}
+};
+
+// Everything the core may ask of the I/O layer, one reference per part.
+struct ServerOutput {
+  ClientOutput& clients;
+  RelayOutput& relays;
+  PeerConnectionOutput& peer_connections;
+  WorkerOutput& workers;
+  ServerEvents& events;
+
+  ServerOutput(ClientOutput& c, RelayOutput& r, PeerConnectionOutput& p, WorkerOutput& w, ServerEvents& e) noexcept
+      : clients(c), relays(r), peer_connections(p), workers(w), events(e) {}
+  // One object that implements every part (the tests' recorder, the fuzzer's checker).
+  template <class All>
+    requires std::derived_from<All, ClientOutput> && std::derived_from<All, RelayOutput> &&
+             std::derived_from<All, PeerConnectionOutput> && std::derived_from<All, WorkerOutput> &&
+             std::derived_from<All, ServerEvents>
+  ServerOutput(All& all) noexcept  // NOLINT(google-explicit-constructor): a recorder is an output
+      : ServerOutput(all, all, all, all, all) {}
 };
 
 // Admission of allocations across all workers (per-user and total limits), and the state a

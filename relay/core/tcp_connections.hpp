@@ -10,7 +10,7 @@
 #include <unordered_map>
 
 #include "relay/core/five_tuple.hpp"
-#include "relay/core/server_output.hpp"
+#include "relay/core/socket_ids.hpp"
 #include "relay/wire/message.hpp"
 
 namespace tern::core {

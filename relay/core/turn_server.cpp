@@ -74,7 +74,7 @@ void ServerContext::endConnection(ConnectionId id, bool close_sockets) noexcept 
   if (c == nullptr) return;
   if (Allocation* a = allocations.find(c->control)) a->removeConnection(id);
   connections.erase(id);
-  if (close_sockets) output.closeConnection(id);
+  if (close_sockets) output.peer_connections.closeConnection(id);
 }
 
 void ServerContext::endAllocation(Allocation& allocation, metrics::AllocationEnd why, TimePoint now) noexcept {
@@ -86,14 +86,14 @@ void ServerContext::releaseAllocation(Allocation& allocation, metrics::Allocatio
   // RFC 6062: the TCP connections of an allocation end with it.
   for (ConnectionId id : allocation.connections()) {
     connections.erase(id);
-    output.closeConnection(id);
+    output.peer_connections.closeConnection(id);
   }
-  for (const RelayEndpoint& r : allocation.relays()) output.closeRelay(r.id);
+  for (const RelayEndpoint& r : allocation.relays()) output.relays.closeRelay(r.id);
   services.quota->release(quotaKey(allocation.username()));
   const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(now - allocation.created());
   counters.allocationEnded(counterTransport(allocation.tuple().transport), counterFamily(allocation.relayed().ip),
                            why, static_cast<double>(age.count()) / 1000.0);
-  output.onAllocationEnded(allocation, metrics::labelOf(why), std::chrono::duration_cast<std::chrono::seconds>(age));
+  output.events.onAllocationEnded(allocation, metrics::labelOf(why), std::chrono::duration_cast<std::chrono::seconds>(age));
 }
 
 void ServerContext::countRelayed(Allocation& allocation, metrics::Direction direction, std::size_t bytes) noexcept {
@@ -154,7 +154,7 @@ std::chrono::nanoseconds ServerContext::bandwidthWait(const Allocation& allocati
   return std::max(own, shared);
 }
 
-TurnServer::TurnServer(ServerOptions options, ServerServices services, ServerOutput& output,
+TurnServer::TurnServer(ServerOptions options, ServerServices services, ServerOutput output,
                        metrics::WorkerCounters& counters)
     : options_(std::move(options)),
       services_(std::move(services)),
@@ -215,7 +215,7 @@ void TurnServer::onChannelData(const FiveTuple& tuple, wire::Bytes packet, TimeP
   }
   if (!context_.admitBandwidth(*allocation, metrics::Direction::kClientToPeer, message->data.size(), now)) return;
   const RelayEndpoint* relay = allocation->relayFor(channel->peer.ip);
-  if (relay == nullptr || !output_.sendToPeer(relay->id, channel->peer, message->data)) {
+  if (relay == nullptr || !output_.relays.sendToPeer(relay->id, channel->peer, message->data)) {
     counters_.drop(metrics::DropReason::kSendFailed);
     return;
   }
@@ -264,7 +264,7 @@ void TurnServer::onPeerPacket(RelayId relay, const SocketAddress& peer, wire::By
     // RFC 8656 §12.5: over TCP and TLS the ChannelData message is padded to 4 bytes.
     const wire::Bytes parts[] = {{header_buffer_.data(), wire::kChannelDataHeaderSize}, payload,
                                  kZeroPadding.first(padding)};
-    sent = output_.sendToClient(tuple, parts);
+    sent = output_.clients.sendToClient(tuple, parts);
   } else {
     // A Data indication: header, XOR-PEER-ADDRESS and the DATA attribute's header are built
     // here; the payload follows as its own part, so it is never copied.
@@ -281,7 +281,7 @@ void TurnServer::onPeerPacket(RelayId relay, const SocketAddress& peer, wire::By
     wire::storeU16(header_buffer_.data() + 2, static_cast<std::uint16_t>(total - wire::kHeaderSize));
     const wire::Bytes parts[] = {{header_buffer_.data(), head + wire::kAttributeHeaderSize}, payload,
                                  kZeroPadding.first(data_padding)};
-    sent = output_.sendToClient(tuple, parts);
+    sent = output_.clients.sendToClient(tuple, parts);
   }
   if (!sent) {
     counters_.drop(metrics::DropReason::kSendFailed);
@@ -309,7 +309,7 @@ void TurnServer::onPeerIcmp(RelayId relay, const SocketAddress& peer, std::uint8
   b.add(wire::attr::Icmp{type, code, icmpErrorData(v4, type, code, error_data)});
   const auto bytes = b.finish();
   // A STUN message is a multiple of 4 bytes, so over TCP and TLS it needs no padding.
-  if (!bytes || !output_.sendToClient(allocation->tuple(), *bytes)) {
+  if (!bytes || !output_.clients.sendToClient(allocation->tuple(), *bytes)) {
     counters_.drop(metrics::DropReason::kSendFailed);
     return;
   }
@@ -402,7 +402,7 @@ std::optional<ConnectionId> TurnServer::onPeerConnection(RelayId relay, const So
     b.add(wire::attr::XorPeerAddress{from}).add(wire::attr::ConnectionId{c.id});
     b.addFingerprint();
     auto bytes = b.finish();
-    if (!bytes || !output_.sendToClient(a->tuple(), *bytes)) {
+    if (!bytes || !output_.clients.sendToClient(a->tuple(), *bytes)) {
       context_.endConnection(c.id, false);
       return std::nullopt;
     }
@@ -437,7 +437,7 @@ void TurnServer::adoptAllocation(AllocationHandOver moved, TimePoint now) noexce
   Allocation& a = allocations_.insert(std::move(moved.allocation));
   // The ticket that moved it is spent; the answer below carries one naming this worker.
   handlers::renewMobilityHandle(a);
-  output_.onAllocationMoved(a, moved.previous_client, true);
+  output_.events.onAllocationMoved(a, moved.previous_client, true);
   // The Refresh that moved it is answered here, by the usual path: it now finds its
   // allocation on its 5-tuple and gets a ticket that names this worker.
   onClientPacket(tuple, moved.request, now);
@@ -485,7 +485,7 @@ void TurnServer::enforcePeerPolicy(TimePoint now) noexcept {
     refused.clear();
     if (removed.permissions + removed.channels + connections == 0) return;
     counters_.peersRevoked(removed.permissions, removed.channels, connections);
-    output_.onPeersRevoked(a, removed.permissions, removed.channels, connections);
+    output_.events.onPeersRevoked(a, removed.permissions, removed.channels, connections);
   });
 }
 
@@ -585,7 +585,7 @@ void TurnServer::onRequest(const FiveTuple& tuple, const wire::MessageView& requ
   send(tuple, response, request.method());
   // RFC 6062 §5.4: after the ConnectionBind success response, the connection carries data.
   if (auto id = std::exchange(context_.pending_join, std::nullopt)) {
-    if (!output_.joinConnection(*id, tuple)) context_.endConnection(*id, true);
+    if (!output_.peer_connections.joinConnection(*id, tuple)) context_.endConnection(*id, true);
   }
 }
 
@@ -609,7 +609,7 @@ bool TurnServer::admitConnectionBind(const FiveTuple& tuple, const wire::Message
   // across workers without knowing that.
   if (auto id = request.get<wire::attr::ConnectionId>()) {
     const std::uint8_t owner = TcpConnectionTable::ownerOf(id->id);
-    if (owner != connections_.owner() && output_.transferConnection(tuple, owner, request.bytes())) {
+    if (owner != connections_.owner() && output_.workers.transferConnection(tuple, owner, request.bytes())) {
       response.defer();
       return false;
     }
@@ -706,7 +706,7 @@ bool TurnServer::admitUnauthenticated(const FiveTuple& tuple, ResponseWriter& re
       if (!verified) response.setMinimal();
       return true;
     case SourceRateLimiter::Verdict::kFirstDrop:
-      output_.onSourceRateLimited(tuple, options_.unauthenticated);
+      output_.events.onSourceRateLimited(tuple, options_.unauthenticated);
       break;
     case SourceRateLimiter::Verdict::kDrop: break;
   }
@@ -726,7 +726,7 @@ bool TurnServer::admitAllocationRequest(const FiveTuple& tuple, ResponseWriter& 
     case Allocation::RequestVerdict::kAdmit:
       return true;
     case Allocation::RequestVerdict::kFirstDrop:
-      output_.onAllocationRequestLimited(*allocation, options_.allocation_requests);
+      output_.events.onAllocationRequestLimited(*allocation, options_.allocation_requests);
       break;
     case Allocation::RequestVerdict::kDrop:
       break;
@@ -748,9 +748,9 @@ void TurnServer::send(const FiveTuple& tuple, ResponseWriter& response, std::uin
   }
   counters_.responded(method, response.code());
   if (response.code() >= 300 && !response.routine()) {
-    output_.onRequestRefused(tuple, method, response.code(), response.reason());
+    output_.events.onRequestRefused(tuple, method, response.code(), response.reason());
   }
-  if (!output_.sendToClient(tuple, *bytes)) counters_.drop(metrics::DropReason::kSendFailed);
+  if (!output_.clients.sendToClient(tuple, *bytes)) counters_.drop(metrics::DropReason::kSendFailed);
 }
 
 }  // namespace tern::core

@@ -24,7 +24,7 @@ namespace tern::core {
 
 class TurnServer {
  public:
-  TurnServer(ServerOptions options, ServerServices services, ServerOutput& output,
+  TurnServer(ServerOptions options, ServerServices services, ServerOutput output,
              metrics::WorkerCounters& counters);
   ~TurnServer();
 
@@ -126,7 +126,7 @@ class TurnServer {
 
   ServerOptions options_;
   ServerServices services_;
-  ServerOutput& output_;
+  ServerOutput output_;
   metrics::WorkerCounters& counters_;
   AllocationTable allocations_;
   TcpConnectionTable connections_;

@@ -39,7 +39,11 @@ class Worker::Loop final : public DatagramHandler,
                            public ConnectionAcceptor,
                            public StreamHandler,
                            public DtlsEndpoint::Host,
-                           public core::ServerOutput {
+                           public core::ClientOutput,
+                           public core::RelayOutput,
+                           public core::PeerConnectionOutput,
+                           public core::WorkerOutput,
+                           public core::ServerEvents {
 
 
  public:

@@ -1,4 +1,4 @@
-// A ServerOutput that records what the core sends and fakes relay sockets, for unit tests
+// A ServerOutput (all five parts) that records what the core sends and fakes relay sockets, for unit tests
 // and the fuzzer: no sockets, every call observable.
 #pragma once
 
@@ -13,7 +13,11 @@
 
 namespace tern::test {
 
-class RecordingOutput : public core::ServerOutput {
+class RecordingOutput : public core::ClientOutput,
+                        public core::RelayOutput,
+                        public core::PeerConnectionOutput,
+                        public core::WorkerOutput,
+                        public core::ServerEvents {
  public:
   struct Sent {
     core::FiveTuple tuple;

@@ -36,7 +36,7 @@ std::uint16_t openAdditionalRelay(ServerContext& server, RelayRequest request, A
   request.even_port = false;  // RFC 8656 §7.2: EVEN-PORT concerns the first relayed address
   request.reserve_next = false;
   RelayError error{};
-  auto relay = server.output.openRelay(request, error);
+  auto relay = server.output.relays.openRelay(request, error);
   if (!relay) {
     return error == RelayError::kFamilyNotConfigured ? ec::kAddressFamilyNotSupported : ec::kInsufficientCapacity;
   }
@@ -234,7 +234,7 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
       return;
   }
   RelayError relay_error{};
-  auto relay = server.output.openRelay(relay_request, relay_error);
+  auto relay = server.output.relays.openRelay(relay_request, relay_error);
   if (!relay) {
     server.services.quota->release(quotaKey(ctx.username));
     switch (relay_error) {
@@ -276,7 +276,7 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
   a.setAllocateExtras(relay->reservation_token,
                       additional_family ? openAdditionalRelay(server, relay_request, a) : std::uint16_t{0});
   server.counters.allocationCreated(counterTransport(ctx.tuple.transport), counterFamily(relayed.ip));
-  server.output.onAllocationCreated(a, static_cast<std::uint32_t>(lifetime.count()));
+  server.output.events.onAllocationCreated(a, static_cast<std::uint32_t>(lifetime.count()));
 
   answerSuccess(a, static_cast<std::uint32_t>(lifetime.count()), ctx.tuple, response);
   if (mobile) {

@@ -47,7 +47,7 @@ void connect(ServerContext& server, const RequestContext& ctx, ResponseWriter& r
   TcpConnection& c = server.connections.add(ctx.tuple, peer, TcpConnection::State::kConnecting, ctx.now);
   c.connect_transaction = ctx.request.transactionId();
   c.connect_fingerprint = ctx.request.hasFingerprint();
-  if (!server.output.connectToPeer(allocation->relay(), peer, c.id)) {
+  if (!server.output.peer_connections.connectToPeer(allocation->relay(), peer, c.id)) {
     server.connections.erase(c.id);
     response.error(ec::kConnectionTimeoutOrFailure, "Connection Failure: could not start a connection");
     return;

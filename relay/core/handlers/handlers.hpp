@@ -19,7 +19,7 @@ namespace tern::core {
 struct ServerContext {
   const ServerOptions& options;
   const ServerServices& services;
-  ServerOutput& output;
+  ServerOutput output;
   metrics::WorkerCounters& counters;
   AllocationTable& allocations;
   TcpConnectionTable& connections;

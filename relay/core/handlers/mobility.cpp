@@ -48,7 +48,7 @@ void handOver(ServerContext& server, Allocation& allocation, const RequestContex
   moved.previous_client = old.client;
   moved.allocation = server.allocations.detach(allocation);
   moved.allocation->setTuple(ctx.tuple);
-  if (!server.output.handOver(to, moved)) {
+  if (!server.output.workers.handOver(to, moved)) {
     // The other worker is gone (stopping): the allocation stays where it was.
     moved.allocation->setTuple(old);
     server.allocations.insert(std::move(moved.allocation));
@@ -142,7 +142,7 @@ Allocation* claimByTicket(ServerContext& server, const RequestContext& ctx, Resp
       response.error(ec::kMobilityForbidden, "Mobility Forbidden: a DTLS allocation moves only within its worker");
       return nullptr;
     }
-    if (server.output.forwardToOwner(ticket->worker, ctx.tuple, ctx.request.bytes())) {
+    if (server.output.workers.forwardToOwner(ticket->worker, ctx.tuple, ctx.request.bytes())) {
       response.defer();
     } else {
       response.error(ec::kBadRequest, "Bad Request: invalid MOBILITY-TICKET");
@@ -165,7 +165,7 @@ Allocation* claimByTicket(ServerContext& server, const RequestContext& ctx, Resp
   renewMobilityHandle(*allocation);
   server.counters.allocationMoved(counterTransport(ctx.tuple.transport), counterFamily(allocation->relayed().ip),
                                   false);
-  server.output.onAllocationMoved(*allocation, previous, false);
+  server.output.events.onAllocationMoved(*allocation, previous, false);
   return allocation;
 }
 

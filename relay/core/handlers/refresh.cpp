@@ -39,7 +39,7 @@ void refresh(ServerContext& server, const RequestContext& ctx, ResponseWriter& r
   // RFC 8656 §8.2: LIFETIME 0 with REQUESTED-ADDRESS-FAMILY on a dual allocation deletes the
   // relayed address of that family only; the other lives on with its permissions and channels.
   if (requested && requested->seconds == 0 && only_family && allocation->relays().size() > 1) {
-    server.output.closeRelay(allocation->relayOf(*only_family)->id);
+    server.output.relays.closeRelay(allocation->relayOf(*only_family)->id);
     server.allocations.removeRelay(*allocation, *only_family);
     response.success().add(wire::attr::Lifetime{0});
     return;

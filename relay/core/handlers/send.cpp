@@ -34,7 +34,7 @@ void sendIndication(ServerContext& server, const FiveTuple& tuple, const wire::M
   if (!server.admitBandwidth(*allocation, metrics::Direction::kClientToPeer, data->value.size(), now)) return;
   // The permission implies a relayed address of the peer's family (RFC 8656 §10.2).
   const RelayEndpoint* relay = allocation->relayFor(peer.ip);
-  if (relay == nullptr || !server.output.sendToPeer(relay->id, peer, data->value)) {
+  if (relay == nullptr || !server.output.relays.sendToPeer(relay->id, peer, data->value)) {
     server.counters.drop(metrics::DropReason::kSendFailed);
     return;
   }
