@@ -86,6 +86,11 @@ class TurnServer {
   std::size_t connectionCount() const noexcept { return connections_.size(); }
   // Entries in the allocations' expiry queue: one per allocation (tests).
   std::size_t scheduledExpiries() const noexcept { return allocations_.scheduledExpiries(); }
+  // Calls `f(const Allocation&)` for every allocation of this worker (its inventory).
+  template <class F>
+  void forEachAllocation(F&& f) const {
+    allocations_.forEach(f);
+  }
 
  private:
   void onStun(const FiveTuple& tuple, wire::Bytes packet, TimePoint now) noexcept;

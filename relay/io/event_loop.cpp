@@ -100,4 +100,45 @@ bool OneShotTimer::start(std::uint64_t delay_ms) noexcept {
              delay_ms, 0) == 0;
 }
 
+DeferredDelete::DeferredDelete(EventLoop& loop) {
+  checkUv(uv_idle_init(loop.get(), idle_.get()), "uv_idle_init");
+  idle_.initialized(this);
+}
+
+void DeferredDelete::add(std::unique_ptr<Deferrable> object) noexcept {
+  if (!object) return;
+  Deferrable* raw = object.release();
+  raw->next_deferred_ = head_;
+  head_ = raw;
+  ++pending_;
+  if (!idle_) return;  // closed: the destructor deletes it
+  // Starting a started idle handle does nothing; it cannot fail on an open handle.
+  uv_idle_start(idle_.get(), [](uv_idle_t* h) {
+    if (auto* self = ownerOf<DeferredDelete>(h)) {
+      uv_idle_stop(h);
+      self->deleteAll();
+    }
+  });
+}
+
+void DeferredDelete::deleteAll() noexcept {
+  // A destructor may defer more objects; they join the list and the loop runs again.
+  while (head_ != nullptr) {
+    Deferrable* object = std::exchange(head_, nullptr);
+    while (object != nullptr) {
+      Deferrable* next = object->next_deferred_;
+      delete object;
+      --pending_;
+      object = next;
+    }
+  }
+}
+
+void DeferredDelete::close() noexcept { idle_.close(); }
+
+DeferredDelete::~DeferredDelete() {
+  idle_.close();
+  deleteAll();
+}
+
 }  // namespace tern::io

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -84,6 +85,41 @@ class OneShotTimer {
  private:
   UvHandle<uv_timer_t> timer_;
   std::function<void()> on_fire_;
+};
+
+// An object an owner may have to drop while the object is still on the stack (a connection
+// that reports its own close from inside its callback). The list link is part of the object,
+// so handing it to DeferredDelete can never fail for lack of memory.
+class Deferrable {
+ public:
+  virtual ~Deferrable() = default;
+
+ private:
+  friend class DeferredDelete;
+  Deferrable* next_deferred_ = nullptr;
+};
+
+// Deletes objects on the next loop iteration, before the loop waits for I/O again, once the
+// callbacks that handed them over have returned (Envoy's deferredDelete; ../shared/DESIGN.md
+// §2). An idle handle runs only while something waits, so an empty list costs nothing.
+class DeferredDelete {
+ public:
+  explicit DeferredDelete(EventLoop& loop);
+  ~DeferredDelete();
+  DeferredDelete(const DeferredDelete&) = delete;
+  DeferredDelete& operator=(const DeferredDelete&) = delete;
+
+  void add(std::unique_ptr<Deferrable> object) noexcept;
+  // Closes the handle (the worker is stopping): from now on objects wait for the destructor.
+  void close() noexcept;
+  std::size_t pending() const noexcept { return pending_; }
+
+ private:
+  void deleteAll() noexcept;
+
+  UvHandle<uv_idle_t> idle_;
+  Deferrable* head_ = nullptr;
+  std::size_t pending_ = 0;
 };
 
 }  // namespace tern::io

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "relay/core/five_tuple.hpp"
+#include "relay/io/event_loop.hpp"
 #include "relay/io/io_batch.hpp"
 #include "relay/io/socket_util.hpp"
 #include "relay/io/tls.hpp"
@@ -56,7 +57,7 @@ struct DetachedConnection {
   std::vector<std::uint8_t> unread;
 };
 
-class StreamConnection {
+class StreamConnection final : public Deferrable {
  public:
   static constexpr std::size_t kMaxQueuedBytes = 256 * 1024;
   // A pipe stops reading one side while the other has more than this queued, and resumes
@@ -75,7 +76,7 @@ class StreamConnection {
                    StreamHandler& handler, core::TimePoint now);
   // Takes over a connection detached by another worker; feed its unread bytes with inject().
   StreamConnection(uv_loop_t* loop, DetachedConnection& detached, StreamHandler& handler, core::TimePoint now);
-  ~StreamConnection();
+  ~StreamConnection() override;
   StreamConnection(const StreamConnection&) = delete;
   StreamConnection& operator=(const StreamConnection&) = delete;
 
@@ -86,6 +87,11 @@ class StreamConnection {
   // Bytes not yet handed to the kernel: libuv's queue and this round's pending frames.
   std::size_t queuedBytes() const noexcept { return (handle_ ? handle_->write_queue_size : 0) + pending_.size(); }
   bool closed() const noexcept { return !handle_; }
+  // The socket's descriptor; -1 once closed.
+  int fd() const noexcept {
+    uv_os_fd_t fd = -1;
+    return handle_ && uv_fileno(reinterpret_cast<const uv_handle_t*>(handle_.get()), &fd) == 0 ? fd : -1;
+  }
   bool peerSide() const noexcept { return peer_side_; }
   bool piped() const noexcept { return partner_ != nullptr; }
   const StreamConnection* partner() const noexcept { return partner_; }

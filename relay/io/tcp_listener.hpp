@@ -31,6 +31,11 @@ class TcpListener {
   const wire::SocketAddress& localAddress() const noexcept { return local_; }
   bool requireTls() const noexcept { return require_tls_; }
   std::uint32_t id() const noexcept { return id_; }
+  // The listening socket's descriptor; -1 once closed.
+  int fd() const noexcept {
+    uv_os_fd_t fd = -1;
+    return handle_ && uv_fileno(reinterpret_cast<const uv_handle_t*>(handle_.get()), &fd) == 0 ? fd : -1;
+  }
   void close() noexcept { handle_.close(); }
 
  private:

@@ -62,6 +62,7 @@ class UdpListener {
   }
   const wire::SocketAddress& localAddress() const noexcept { return local_; }
   std::uint32_t id() const noexcept { return id_; }
+  int fd() const noexcept { return fd_.get(); }
   void close() noexcept;
   // Stops receiving and hands the socket back still open, for another worker's loop to take
   // over (RFC 8016 hand-over): datagrams that arrive meanwhile wait in its receive buffer.

@@ -1,0 +1,100 @@
+// The TCP and TLS client connections of a worker (RFC 8656 §3.1; RFC 6062 control and data
+// connections): accepted under the connection limits, framed, idle-timed, and handed to or
+// taken from other workers. Keyed by the client's and the listener's address.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <unordered_map>
+
+#include "metrics/worker_counters.hpp"
+#include "relay/io/event_loop.hpp"
+#include "relay/io/io_batch.hpp"
+#include "relay/io/stream_connection.hpp"
+#include "relay/io/tcp_listener.hpp"
+#include "relay/io/worker_log.hpp"
+#include "relay/io/worker_setup.hpp"
+
+namespace tern::core {
+class TurnServer;
+}
+
+namespace tern::io {
+
+class ClientIngress;
+class PeerConnections;
+
+class ClientConnections final : public ConnectionAcceptor, public StreamHandler {
+ public:
+  ClientConnections(EventLoop& loop, IoBatch& batch, DeferredDelete& deferred,
+                    const WorkerSetup& setup, metrics::WorkerCounters& counters, WorkerLog& log,
+                    ClientIngress& ingress, PeerConnections& pipes, core::TurnServer& server,
+                    std::chrono::seconds idle_timeout);
+
+  // --- ConnectionAcceptor: a client connected to a --listen TCP or --tls-listen port.
+  void onConnection(TcpListener& listener) noexcept override;
+  // --- StreamHandler
+  IoBatch* ioBatch() noexcept override { return &batch_; }
+  void onFrame(StreamConnection& connection, wire::Bytes frame) noexcept override;
+  void onClosed(StreamConnection& connection) noexcept override;
+  void onPiped(StreamConnection& from, std::size_t bytes) noexcept override;
+
+  StreamConnection* find(const core::FiveTuple& tuple) noexcept;
+  bool send(const core::FiveTuple& tuple, std::span<const wire::Bytes> parts) noexcept {
+    StreamConnection* connection = find(tuple);
+    return connection != nullptr && connection->send(parts);
+  }
+  // Takes over a connection another worker detached, and processes its unread bytes.
+  void adopt(DetachedConnection& detached) noexcept;
+  // Lets the connection of `tuple` go to another worker: null (and the connection closed)
+  // if it cannot be detached now, or if there is none.
+  std::unique_ptr<DetachedConnection> detach(const core::FiveTuple& tuple) noexcept;
+
+  // A reload: new connections use these settings.
+  void reconfigure(std::shared_ptr<const TlsContext> tls,
+                   std::chrono::seconds idle_timeout) noexcept {
+    tls_ = std::move(tls);
+    idle_timeout_ = idle_timeout;
+  }
+  std::chrono::seconds idleTimeout() const noexcept { return idle_timeout_; }
+  // Once a second: ends connections idle past the timeout that carry no pipe.
+  void closeIdle(core::TimePoint now) noexcept;
+  // The worker is stopping: every connection ends in order (TLS close_notify).
+  void finishAll() noexcept;
+
+  // Every client connection: the worker's inventory.
+  template <class F>
+  void forEach(F&& f) const {
+    for (const auto& [key, connection] : connections_) f(*connection);
+  }
+
+ private:
+  struct Key {
+    wire::SocketAddress client;
+    wire::SocketAddress server;
+    friend bool operator==(const Key&, const Key&) noexcept = default;
+  };
+  struct KeyHash {
+    std::size_t operator()(const Key& k) const noexcept {
+      return wire::hashOf(k.client) * 31 + wire::hashOf(k.server);
+    }
+  };
+
+  void refuse(StreamConnection& connection, const ConnectionLimits::Admission& admission) noexcept;
+  void updateGauge() noexcept;
+
+  EventLoop& loop_;
+  IoBatch& batch_;
+  DeferredDelete& deferred_;
+  const WorkerSetup& setup_;
+  metrics::WorkerCounters& counters_;
+  WorkerLog& log_;
+  ClientIngress& ingress_;
+  PeerConnections& pipes_;
+  core::TurnServer& server_;
+  std::shared_ptr<const TlsContext> tls_;  // for new connections; replaced on reload
+  std::chrono::seconds idle_timeout_;      // replaced on reload
+  std::unordered_map<Key, std::unique_ptr<StreamConnection>, KeyHash> connections_;
+};
+
+}  // namespace tern::io

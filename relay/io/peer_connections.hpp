@@ -1,0 +1,91 @@
+// RFC 6062 peer connections of a worker's TCP allocations (core::PeerConnectionOutput):
+// accepted on an allocation's relayed address or dialled from it, then piped byte for byte to
+// the client's data connection after ConnectionBind. Bandwidth limits on a pipe: bytes in a
+// TCP stream cannot be dropped, so a side over its limit stops reading (TCP flow control slows
+// its sender) until its buckets have refilled; one timer, armed for the earliest such moment,
+// serves every paused side.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "relay/core/server_output.hpp"
+#include "relay/io/event_loop.hpp"
+#include "relay/io/io_batch.hpp"
+#include "relay/io/stream_connection.hpp"
+#include "relay/io/tcp_listener.hpp"
+#include "relay/io/worker_log.hpp"
+
+namespace tern::core {
+class TurnServer;
+}
+
+namespace tern::io {
+
+class ClientConnections;
+class RelaySockets;
+
+class PeerConnections final : public core::PeerConnectionOutput,
+                              public ConnectionAcceptor,
+                              public StreamHandler {
+ public:
+  PeerConnections(EventLoop& loop, IoBatch& batch, DeferredDelete& deferred, WorkerLog& log,
+                  core::TurnServer& server, ClientConnections& clients, RelaySockets& relays);
+
+  // --- core::PeerConnectionOutput
+  bool connectToPeer(core::RelayId relay, const wire::SocketAddress& peer,
+                     core::ConnectionId id) noexcept override;
+  bool joinConnection(core::ConnectionId id, const core::FiveTuple& client) noexcept override;
+  void closeConnection(core::ConnectionId id) noexcept override;
+
+  // --- ConnectionAcceptor: a peer connected to a TCP allocation's relayed address.
+  void onConnection(TcpListener& listener) noexcept override;
+  // --- StreamHandler (peer side; the client side of a pipe reports through ClientConnections)
+  IoBatch* ioBatch() noexcept override { return &batch_; }
+  void onFrame(StreamConnection&, wire::Bytes) noexcept override {}  // peer sides are never framed
+  void onClosed(StreamConnection& connection) noexcept override;
+  void onConnected(StreamConnection& connection, bool ok) noexcept override;
+  // Bytes went through a pipe from `from` (either side) to its partner: counted and charged
+  // by the core, which may stop `from` reading for a while.
+  void onPiped(StreamConnection& from, std::size_t bytes) noexcept override;
+
+  // The worker is stopping: every peer connection ends, no pipe resumes.
+  void finishAll() noexcept;
+
+  // Every peer connection by CONNECTION-ID: the worker's inventory.
+  template <class F>
+  void forEach(F&& f) const {
+    for (const auto& [id, connection] : connections_) f(id, *connection);
+  }
+
+ private:
+  struct PausedPipe {
+    core::ConnectionId id;  // the peer connection's, which both sides carry
+    bool peer_side;         // which side stopped reading
+    core::TimePoint resume;
+  };
+
+  void pause(StreamConnection& side, core::TimePoint resume) noexcept;
+  void armResumeTimer(core::TimePoint at) noexcept;
+  // The core decides again: other allocations of the user may have emptied the shared bucket
+  // meanwhile, or a reload changed the limit.
+  void resumePipes() noexcept;
+  StreamConnection* side(core::ConnectionId id, bool peer_side) noexcept;
+
+  EventLoop& loop_;
+  IoBatch& batch_;
+  DeferredDelete& deferred_;
+  WorkerLog& log_;
+  core::TurnServer& server_;
+  ClientConnections& clients_;
+  RelaySockets& relays_;
+  // The client data connections they are piped to stay in ClientConnections.
+  std::unordered_map<core::ConnectionId, std::unique_ptr<StreamConnection>> connections_;
+  std::vector<PausedPipe> paused_;
+  OneShotTimer resume_timer_;
+  std::optional<core::TimePoint> resume_due_;  // when resume_timer_ fires, if armed
+};
+
+}  // namespace tern::io
