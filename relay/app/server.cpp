@@ -64,6 +64,38 @@ class Server {
       : settings_(std::move(settings)), loader_(std::move(loader)), node_collector_(node_state_, TERN_VERSION) {}
 
   int run() {
+    prepareSharedState();
+    Listeners listeners = bindListeners();
+    live_relays_ = std::make_shared<core::LiveRelayPorts>(relay_ips_);
+    relay_ports_ =
+        std::make_shared<io::RelayPortRange>(settings_.relay_port_min, settings_.relay_port_max);
+    const Reloadable shared = buildReloadable(settings_, nodeIdentity());
+    createWorkers(listeners, shared);
+    // Bound before any worker runs, like every other socket: a taken port stops start-up
+    // cleanly. Until the end of start-up /readyz answers 503.
+    node_state_.last_good_config_unix = unixNow();
+    if (settings_.metrics_listen) startHttp(*settings_.metrics_listen);
+    for (auto& worker : workers_) worker->start();
+    logStart(listeners);
+    watchSignals();
+    announceReady(listeners.addresses.front().address);
+    loop_.run();
+    return joinAndClose();
+  }
+
+ private:
+  // The client-facing sockets bound at start-up, one per worker for each address, until
+  // createWorkers hands them out.
+  struct Listeners {
+    std::vector<BoundAddress> addresses;  // --listen: UDP and TCP
+    std::vector<wire::SocketAddress> tls_addresses;
+    std::vector<std::vector<FileDescriptor>> tls_fds;
+    std::vector<wire::SocketAddress> dtls_addresses;
+    std::vector<std::vector<FileDescriptor>> dtls_fds;
+  };
+
+  // What every worker shares and no reload rebuilds: descriptors, nonce key, quotas, limits.
+  void prepareSharedState() {
     // Each allocation holds a socket: take every descriptor the system grants us.
     files_limit_ = io::raiseOpenFilesLimit();
     relay_ips_ = relayAddresses(settings_);
@@ -73,31 +105,37 @@ class Server {
         std::make_shared<io::ConnectionLimits>(settings_.max_tcp_connections_per_ip, totalConnectionLimit(settings_));
     dtls_limits_.handshakes->setLimits(settings_.max_dtls_handshakes_per_ip, 0);
     dtls_limits_.sessions->setLimits(settings_.max_dtls_sessions_per_ip, totalDtlsSessionLimit(settings_));
-    std::vector<BoundAddress> addresses;
-    for (const auto& a : settings_.listen) addresses.push_back(bindAddress(a, settings_));
-    std::vector<wire::SocketAddress> tls_addresses = settings_.tls_listen;
-    std::vector<std::vector<FileDescriptor>> tls_fds;
-    for (auto& a : tls_addresses) tls_fds.push_back(bindSecureAddress(a, settings_.workers, SocketKind::kTcp));
-    std::vector<wire::SocketAddress> dtls_addresses = settings_.dtls_listen;
-    std::vector<std::vector<FileDescriptor>> dtls_fds;
-    for (auto& a : dtls_addresses) dtls_fds.push_back(bindSecureAddress(a, settings_.workers, SocketKind::kUdp));
-    for (const auto& bound : addresses) listener_ports_.push_back(bound.address.port);
-    for (const auto* list : {&tls_addresses, &dtls_addresses}) {
+  }
+
+  // Binds every listener (port 0 resolved) and records the ports for the peer policy.
+  Listeners bindListeners() {
+    Listeners l;
+    for (const auto& a : settings_.listen) l.addresses.push_back(bindAddress(a, settings_));
+    l.tls_addresses = settings_.tls_listen;
+    for (auto& a : l.tls_addresses)
+      l.tls_fds.push_back(bindSecureAddress(a, settings_.workers, SocketKind::kTcp));
+    l.dtls_addresses = settings_.dtls_listen;
+    for (auto& a : l.dtls_addresses)
+      l.dtls_fds.push_back(bindSecureAddress(a, settings_.workers, SocketKind::kUdp));
+    for (const auto& bound : l.addresses) listener_ports_.push_back(bound.address.port);
+    for (const auto* list : {&l.tls_addresses, &l.dtls_addresses}) {
       for (const auto& a : *list) listener_ports_.push_back(a.port);
     }
-    live_relays_ = std::make_shared<core::LiveRelayPorts>(relay_ips_);
-    relay_ports_ = std::make_shared<io::RelayPortRange>(settings_.relay_port_min, settings_.relay_port_max);
-    Reloadable shared = buildReloadable(settings_, nodeIdentity());
+    return l;
+  }
 
+  // One worker per --workers, each with its own socket of every listener and its share of
+  // the relay port range; the collector sums their counters.
+  void createWorkers(Listeners& listeners, const Reloadable& shared) {
     auto directory = std::make_shared<io::WorkerDirectory>();
     for (unsigned w = 0; w < settings_.workers; ++w) {
       io::WorkerSockets sockets;
-      for (auto& bound : addresses) {
+      for (auto& bound : listeners.addresses) {
         sockets.udp.push_back(std::move(bound.udp[w]));
         sockets.tcp.push_back(std::move(bound.tcp[w]));
       }
-      for (auto& fds : tls_fds) sockets.tls.push_back(std::move(fds[w]));
-      for (auto& fds : dtls_fds) sockets.dtls.push_back(std::move(fds[w]));
+      for (auto& fds : listeners.tls_fds) sockets.tls.push_back(std::move(fds[w]));
+      for (auto& fds : listeners.dtls_fds) sockets.dtls.push_back(std::move(fds[w]));
       const auto [first, last] =
           io::PortPool::share(settings_.relay_port_min, settings_.relay_port_max, w, settings_.workers);
       io::WorkerSetup setup{shared.options, shared.services, relay_ips_,   first, last, relay_ports_,
@@ -107,32 +145,25 @@ class Server {
       directory->workers.push_back(workers_.back().get());
     }
     for (auto& worker : workers_) collector_.addWorker(&worker->counters());
-    // Bound before any worker runs, like every other socket: a taken port stops start-up
-    // cleanly. Until the end of start-up /readyz answers 503.
-    node_state_.last_good_config_unix = unixNow();
-    if (settings_.metrics_listen) startHttp(*settings_.metrics_listen);
-    for (auto& worker : workers_) worker->start();
-    for (const auto& bound : addresses) {
+  }
+
+  // What the operator needs to know once the workers run: where tern listens and relays,
+  // its abuse limits, and settings that will refuse or cap clients.
+  void logStart(const Listeners& listeners) const {
+    for (const auto& bound : listeners.addresses) {
       for (const char* transport : {"udp", "tcp"}) {
         io::log::info("listening", {{"transport", transport}, {"address", bound.address.toString()}});
       }
     }
-    // Appends, not operator+ chains: GCC 12 at -O3 raises a false -Wrestrict on those.
-    for (const auto& a : tls_addresses) {
+    for (const auto& a : listeners.tls_addresses) {
       io::log::info("listening", {{"transport", "tls"}, {"address", a.toString()}});
     }
-    for (const auto& a : dtls_addresses) {
+    for (const auto& a : listeners.dtls_addresses) {
       io::log::info("listening", {{"transport", "dtls"}, {"address", a.toString()}});
     }
-    std::string relay_ips;
-    for (const auto& ip : relay_ips_) {
-      if (!relay_ips.empty()) relay_ips += ',';
-      relay_ips += ip.toString();
-    }
-    std::string ports = std::to_string(settings_.relay_port_min);
-    ports += '-';
-    ports += std::to_string(settings_.relay_port_max);
-    io::log::info("relaying", {{"relay_ips", relay_ips}, {"ports", ports}, {"realm", settings_.realm}});
+    io::log::info(
+        "relaying",
+        {{"relay_ips", relayIpsText()}, {"ports", relayPortsText()}, {"realm", settings_.realm}});
     // Each worker keeps its own buckets and the kernel spreads a source's ports over the
     // workers, so a source with many ports (a NAT, or a spoofer) gets up to workers x rate.
     io::log::info("abuse limits",
@@ -149,26 +180,51 @@ class Server {
       io::log::warn("no credentials configured: every TURN request is refused with 401; set "
                     "--auth-secret-file, TERN_AUTH_SECRET or --user (STUN Binding still works)");
     }
+  }
 
+  // "192.0.2.1,2001:db8::1" and "49152-65535", for the start-up log and systemd's status.
+  // Appends, not operator+ chains: GCC 12 at -O3 raises a false -Wrestrict on those.
+  std::string relayIpsText() const {
+    std::string relay_ips;
+    for (const auto& ip : relay_ips_) {
+      if (!relay_ips.empty()) relay_ips += ',';
+      relay_ips += ip.toString();
+    }
+    return relay_ips;
+  }
+  std::string relayPortsText() const {
+    std::string ports = std::to_string(settings_.relay_port_min);
+    ports += '-';
+    ports += std::to_string(settings_.relay_port_max);
+    return ports;
+  }
+
+  void watchSignals() {
     auto on_signal = [](uv_signal_t* h, int signum) {
       if (auto* self = io::ownerOf<Server>(h)) self->onSignal(signum);
     };
     sigint_.emplace(loop_, SIGINT, on_signal, this);
     sigterm_.emplace(loop_, SIGTERM, on_signal, this);
     sighup_.emplace(loop_, SIGHUP, on_signal, this);
+  }
+
+  void announceReady(const wire::SocketAddress& first_listener) {
     node_state_.ready = true;
     io::log::info("ready", {{"workers", settings_.workers},
-                            {"try", "tern probe --server " + addresses.front().address.toString()}});
+                            {"try", "tern probe --server " + first_listener.toString()}});
     // Every socket is bound and every worker runs: `systemctl start` may return now.
     std::string status = "ready: ";
     status += std::to_string(settings_.workers);
     status += " workers, relaying on ";
-    status += relay_ips;
+    status += relayIpsText();
     status += " ports ";
-    status += ports;
+    status += relayPortsText();
     notifier_.ready(status);
-    loop_.run();
+  }
 
+  // After the main loop ends: join the workers, then close the loop. 0 when every handle
+  // closed cleanly.
+  int joinAndClose() {
     node_state_.ready = false;
     bool clean = true;
     for (auto& worker : workers_) clean = worker->join() && clean;
@@ -178,7 +234,6 @@ class Server {
     return clean ? 0 : 1;
   }
 
- private:
   NodeIdentity nodeIdentity() const {
     return {relay_ips_, nonce_key_, quota_, listener_ports_, live_relays_};
   }

@@ -5,12 +5,13 @@
 
 namespace tern::config {
 
-void addServeOptions(CLI::App& app, Config& config) {
-  // The file's keys are the long option names: `listen = ["127.0.0.1:3478"]`, `workers = 2`.
-  app.set_config("--config", "", "Read options from FILE (TOML; keys are the long option names)")
-      ->type_name("FILE");
-  // A misspelt key must stop start-up, not be silently ignored.
-  app.allow_config_extras(CLI::config_extras_mode::error);
+namespace {
+
+// One helper per option group. --help and --print-config list options in the order they were
+// added, so each helper keeps its group's order and addServeOptions calls them in turn.
+
+// Where and how tern serves: listeners, worker threads, logging and socket tuning.
+void addServingOptions(CLI::App& app, Config& config) {
   app.add_option("--listen", config.listen,
                  "Address to serve STUN/TURN on, UDP and TCP (repeatable): ADDR:PORT, "
                  "IPv6 as [ADDR]:PORT; port 0 picks a free port")
@@ -46,8 +47,10 @@ void addServeOptions(CLI::App& app, Config& config) {
                  "Seconds a TCP connection may stay silent before it is closed")
       ->type_name("SECONDS")
       ->capture_default_str();
+}
 
-  // Operations.
+// Operations: the HTTP port, admin calls and draining.
+void addOperationsOptions(CLI::App& app, Config& config) {
   app.add_option("--metrics-listen", config.metrics_listen,
                  "Serve /metrics (Prometheus), /healthz, /readyz and POST /drain (loopback clients with "
                  "the --admin-token-file token only) over HTTP on ADDR:PORT; off unless set")
@@ -70,8 +73,10 @@ void addServeOptions(CLI::App& app, Config& config) {
                  "The name in the alternate servers' TLS certificates: sent as ALTERNATE-DOMAIN with "
                  "ALTERNATE-SERVER to TLS and DTLS clients, which verify the alternate against it (RFC 8489 §14.16)")
       ->type_name("NAME");
+}
 
-  // TLS.
+// TLS and DTLS listeners and their certificate.
+void addTlsOptions(CLI::App& app, Config& config) {
   app.add_option("--tls-listen", config.tls_listen,
                  "Address to serve TURN over TLS on (TCP, repeatable); needs --cert and --key")
       ->type_name("ADDR:PORT");
@@ -82,8 +87,10 @@ void addServeOptions(CLI::App& app, Config& config) {
                  "PEM certificate chain for TLS; with it, --listen TCP ports also accept TLS")
       ->type_name("FILE");
   app.add_option("--key", config.key, "PEM private key of --cert")->type_name("FILE");
+}
 
-  // Authentication.
+// Authentication: long-term credentials, TURN REST secrets, static users, OAuth.
+void addAuthOptions(CLI::App& app, Config& config) {
   app.add_option("--realm", config.realm, "REALM of long-term credentials (RFC 8489 §9.2)")
       ->type_name("TEXT")
       ->capture_default_str();
@@ -131,8 +138,10 @@ void addServeOptions(CLI::App& app, Config& config) {
                  "Seconds a NONCE stays valid before 438 Stale Nonce")
       ->type_name("SECONDS")
       ->capture_default_str();
+}
 
-  // Relaying.
+// Relaying: the relayed addresses and which peers they may reach.
+void addRelayOptions(CLI::App& app, Config& config) {
   app.add_option("--relay-ip", config.relay_ips,
                  "Address to allocate relayed ports on (repeatable; default: the --listen "
                  "addresses, or the host's addresses when listening on a wildcard)")
@@ -153,6 +162,10 @@ void addServeOptions(CLI::App& app, Config& config) {
                  "(default: only relay ports); for one-host labs and tests, with --allow-peer for loopback")
       ->type_name("BOOL")
       ->capture_default_str();
+}
+
+// Limits on what one allocation or one user may hold or send.
+void addAllocationLimitOptions(CLI::App& app, Config& config) {
   app.add_option("--max-allocations", config.max_allocations, "Allocations in total (0: no limit but ports)")
       ->type_name("N")
       ->capture_default_str();
@@ -187,8 +200,10 @@ void addServeOptions(CLI::App& app, Config& config) {
                  "part) on every worker (0: no limit)")
       ->type_name("BITS_PER_SECOND")
       ->capture_default_str();
+}
 
-  // Abuse resistance.
+// Abuse resistance: answer rates and connection caps against floods and spoofed sources.
+void addAbuseOptions(CLI::App& app, Config& config) {
   app.add_option("--unauthenticated-rate", config.unauthenticated_rate,
                  "Answers per second, on average, to requests without valid credentials (401s, Binding "
                  "responses, 400s) from one source address (an IPv6 /64; UDP and TCP/TLS counted apart), per "
@@ -243,6 +258,23 @@ void addServeOptions(CLI::App& app, Config& config) {
                  "for --max-tcp-connections: each useful session holds a relay socket (0: no limit)")
       ->type_name("N|auto")
       ->capture_default_str();
+}
+
+}  // namespace
+
+void addServeOptions(CLI::App& app, Config& config) {
+  // The file's keys are the long option names: `listen = ["127.0.0.1:3478"]`, `workers = 2`.
+  app.set_config("--config", "", "Read options from FILE (TOML; keys are the long option names)")
+      ->type_name("FILE");
+  // A misspelt key must stop start-up, not be silently ignored.
+  app.allow_config_extras(CLI::config_extras_mode::error);
+  addServingOptions(app, config);
+  addOperationsOptions(app, config);
+  addTlsOptions(app, config);
+  addAuthOptions(app, config);
+  addRelayOptions(app, config);
+  addAllocationLimitOptions(app, config);
+  addAbuseOptions(app, config);
 }
 
 std::string printableConfig(CLI::App& app) {

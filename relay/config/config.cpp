@@ -166,7 +166,8 @@ void validateUsers(const Config& config, Settings& s, std::vector<std::string>& 
   }
 }
 
-void validateTurn(const Config& config, Settings& s, std::vector<std::string>& problems) {
+// Long-term credentials (RFC 8489 §9.2): realm, TURN REST secrets, static users, nonces.
+void validateCredentials(const Config& config, Settings& s, std::vector<std::string>& problems) {
   s.realm = config.realm;
   // RFC 8489 §14.9: REALM is fewer than 128 characters.
   if (config.realm.empty() || config.realm.size() >= 128) {
@@ -185,8 +186,9 @@ void validateTurn(const Config& config, Settings& s, std::vector<std::string>& p
   s.nonce_lifetime = number<unsigned>(problems, "nonce-lifetime", config.nonce_lifetime, 1, 24 * 3600);
   s.strict_expiry = config.strict_expiry;
   s.mobility = config.mobility;
-  s.allow_own_address_peers = config.allow_own_address_peers;
+}
 
+void validateRelayIps(const Config& config, Settings& s, std::vector<std::string>& problems) {
   for (const auto& text : config.relay_ips) {
     if (text.empty()) continue;
     auto ip = wire::IpAddress::parse(text);
@@ -196,6 +198,10 @@ void validateTurn(const Config& config, Settings& s, std::vector<std::string>& p
     }
     s.relay_ips.push_back(*ip);
   }
+}
+
+// Reads s.workers and the listen addresses, so it runs after those are validated.
+void validateRelayPorts(const Config& config, Settings& s, std::vector<std::string>& problems) {
   const auto dash = config.relay_ports.find('-');
   if (dash == std::string::npos) {
     problems.push_back("relay-ports: '" + config.relay_ports + "' is not MIN-MAX");
@@ -219,6 +225,10 @@ void validateTurn(const Config& config, Settings& s, std::vector<std::string>& p
       }
     }
   }
+}
+
+// 1:1 NAT: PUBLIC advertised for relayed addresses on PRIVATE.
+void validateExternalIps(const Config& config, Settings& s, std::vector<std::string>& problems) {
   for (const auto& text : config.external_ips) {
     if (text.empty()) continue;
     const auto eq = text.find('=');
@@ -235,6 +245,11 @@ void validateTurn(const Config& config, Settings& s, std::vector<std::string>& p
     }
     s.external_ips.push_back({*pub, priv});
   }
+}
+
+// The peer policy: which peers relayed addresses may reach.
+void validatePeers(const Config& config, Settings& s, std::vector<std::string>& problems) {
+  s.allow_own_address_peers = config.allow_own_address_peers;
   for (const auto* list : {&config.allow_peers, &config.deny_peers}) {
     const bool allow = list == &config.allow_peers;
     for (const auto& text : *list) {
@@ -247,6 +262,11 @@ void validateTurn(const Config& config, Settings& s, std::vector<std::string>& p
       (allow ? s.allow_peers : s.deny_peers).push_back(text);
     }
   }
+}
+
+// What one allocation or one user may hold or send.
+void validateAllocationLimits(const Config& config, Settings& s,
+                              std::vector<std::string>& problems) {
   s.max_allocations = number<std::uint32_t>(problems, "max-allocations", config.max_allocations, 0, 10'000'000);
   s.max_allocations_per_user = number<std::uint32_t>(problems, "max-allocations-per-user",
                                                      config.max_allocations_per_user, 0, 10'000'000);
@@ -260,6 +280,16 @@ void validateTurn(const Config& config, Settings& s, std::vector<std::string>& p
       problems, "max-connections-per-allocation", config.max_connections_per_allocation, 1, 4096);
   s.max_bps = bitRate(problems, "max-bps", config.max_bps);
   s.max_bps_per_user = bitRate(problems, "max-bps-per-user", config.max_bps_per_user);
+}
+
+// The steps run in the order their problems are reported in.
+void validateTurn(const Config& config, Settings& s, std::vector<std::string>& problems) {
+  validateCredentials(config, s, problems);
+  validateRelayIps(config, s, problems);
+  validateRelayPorts(config, s, problems);
+  validateExternalIps(config, s, problems);
+  validatePeers(config, s, problems);
+  validateAllocationLimits(config, s, problems);
 }
 
 // Read at start and on every SIGHUP, like the other secret files: a rotated token takes
@@ -295,23 +325,7 @@ void validateAbuseLimits(const Config& config, Settings& s, std::vector<std::str
   s.max_dtls_sessions = capOrAuto(problems, "max-dtls-sessions", config.max_dtls_sessions);
 }
 
-}  // namespace
-
-std::string_view levelName(LogLevel level) noexcept {
-  switch (level) {
-    case LogLevel::kTrace: return "trace";
-    case LogLevel::kDebug: return "debug";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarn: return "warn";
-    case LogLevel::kError: return "error";
-  }
-  return "info";
-}
-
-Expected<Settings, std::vector<std::string>> validate(const Config& config, unsigned cores) {
-  std::vector<std::string> problems;
-  Settings s;
-
+void validateListen(const Config& config, Settings& s, std::vector<std::string>& problems) {
   if (config.listen.empty()) problems.push_back("listen: at least one ADDR:PORT is required");
   std::set<wire::SocketAddress> seen;
   for (const auto& text : config.listen) {
@@ -327,10 +341,9 @@ Expected<Settings, std::vector<std::string>> validate(const Config& config, unsi
     }
     s.listen.push_back(*address);
   }
+}
 
-  const auto workers = number<unsigned>(problems, "workers", config.workers, 0, kMaxWorkers);
-  s.workers = workers == 0 ? std::max(1u, cores) : workers;
-
+void validateLogging(const Config& config, Settings& s, std::vector<std::string>& problems) {
   if (auto level = parseLevel(config.log_level)) {
     s.log_level = *level;
   } else {
@@ -344,7 +357,10 @@ Expected<Settings, std::vector<std::string>> validate(const Config& config, unsi
   } else {
     problems.push_back("log-format: '" + config.log_format + "' is not one of plain, json");
   }
+}
 
+// SOFTWARE and the client sockets' kernel settings.
+void validateSockets(const Config& config, Settings& s, std::vector<std::string>& problems) {
   // RFC 8489 §14.14: SOFTWARE is fewer than 128 characters (at most 763 bytes).
   if (config.software.size() >= 128) problems.push_back("software: must be shorter than 128 bytes");
   s.software = config.software;
@@ -358,7 +374,10 @@ Expected<Settings, std::vector<std::string>> validate(const Config& config, unsi
   s.udp_segmentation = config.udp_segmentation;
   s.tcp_idle_timeout = number<unsigned>(problems, "tcp-idle-timeout", config.tcp_idle_timeout, 1,
                                         7 * 24 * 3600);
+}
 
+// Operations: the HTTP port, admin calls, and where a drain sends new allocations.
+void validateOperations(const Config& config, Settings& s, std::vector<std::string>& problems) {
   if (!config.metrics_listen.empty()) {
     if (auto address = wire::SocketAddress::parse(config.metrics_listen)) {
       s.metrics_listen = *address;
@@ -383,7 +402,32 @@ Expected<Settings, std::vector<std::string>> validate(const Config& config, unsi
   } else {
     s.alternate_domain = config.alternate_domain;
   }
+}
 
+}  // namespace
+
+std::string_view levelName(LogLevel level) noexcept {
+  switch (level) {
+    case LogLevel::kTrace: return "trace";
+    case LogLevel::kDebug: return "debug";
+    case LogLevel::kInfo: return "info";
+    case LogLevel::kWarn: return "warn";
+    case LogLevel::kError: return "error";
+  }
+  return "info";
+}
+
+// The steps run in the order their problems are reported in; later steps read what earlier
+// ones set (the relay ports need the workers and every listen address).
+Expected<Settings, std::vector<std::string>> validate(const Config& config, unsigned cores) {
+  std::vector<std::string> problems;
+  Settings s;
+  validateListen(config, s, problems);
+  const auto workers = number<unsigned>(problems, "workers", config.workers, 0, kMaxWorkers);
+  s.workers = workers == 0 ? std::max(1u, cores) : workers;
+  validateLogging(config, s, problems);
+  validateSockets(config, s, problems);
+  validateOperations(config, s, problems);
   validateTls(config, s, problems);
   validateTurn(config, s, problems);
   validateOAuth(config, s, problems);
