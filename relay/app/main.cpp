@@ -9,12 +9,12 @@
 #include <string_view>
 #include <thread>
 
+#include "relay/app/http_request.hpp"
 #include "relay/app/probe.hpp"
 #include "relay/app/server.hpp"
 #include "relay/app/token.hpp"
 #include "relay/config/cli_options.hpp"
 #include "relay/config/secret_file.hpp"
-#include "relay/io/http_request.hpp"
 #include "relay/io/log.hpp"
 #include "relay/wire/stream_framer.hpp"
 

@@ -7,8 +7,8 @@
 #include <cstring>
 #include <iostream>
 
+#include "relay/app/blocking_exchange.hpp"
 #include "relay/client/binding.hpp"
-#include "relay/io/blocking_exchange.hpp"
 #include "relay/io/socket_util.hpp"
 
 namespace tern::app {

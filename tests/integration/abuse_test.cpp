@@ -19,7 +19,7 @@
 
 #include "auth/message_integrity.hpp"
 #include "auth/rest_credentials.hpp"
-#include "relay/io/http_request.hpp"
+#include "relay/app/http_request.hpp"
 #include "relay/io/tls.hpp"
 #include "relay/wire/attributes.hpp"
 #include "relay/wire/builder.hpp"

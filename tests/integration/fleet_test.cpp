@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "auth/rest_credentials.hpp"
-#include "relay/io/http_request.hpp"
+#include "relay/app/http_request.hpp"
 #include "relay/wire/attributes.hpp"
 #include "support/netns.hpp"
 #include "support/process.hpp"

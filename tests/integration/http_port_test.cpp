@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "relay/io/http_request.hpp"
+#include "relay/app/http_request.hpp"
 #include "relay/io/socket_util.hpp"
 #include "support/process.hpp"
 #include "support/tern_server.hpp"

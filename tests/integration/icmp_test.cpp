@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "relay/app/http_request.hpp"
 #include "relay/client/turn_session.hpp"
-#include "relay/io/http_request.hpp"
 #include "relay/io/socket_util.hpp"
 #include "relay/wire/attributes.hpp"
 #include "support/stun_socket.hpp"

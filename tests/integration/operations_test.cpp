@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "auth/rest_credentials.hpp"
-#include "relay/io/http_request.hpp"
+#include "relay/app/http_request.hpp"
 #include "relay/wire/attributes.hpp"
 #include "relay/wire/builder.hpp"
 #include "support/stun_socket.hpp"

@@ -16,7 +16,7 @@
 #include <regex>
 #include <string>
 
-#include "relay/io/http_request.hpp"
+#include "relay/app/http_request.hpp"
 #include "relay/io/socket_util.hpp"
 #include "support/process.hpp"
 #include "support/tern_server.hpp"

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "relay/io/http_request.hpp"
+#include "relay/app/http_request.hpp"
 #include "relay/wire/address.hpp"
 #include "support/process.hpp"
 

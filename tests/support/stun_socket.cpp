@@ -10,7 +10,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "relay/io/blocking_exchange.hpp"
+#include "relay/app/blocking_exchange.hpp"
 
 namespace tern::test {
 

@@ -5,7 +5,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "relay/io/http_request.hpp"
+#include "relay/app/http_request.hpp"
 #include "support/netns.hpp"
 
 namespace tern::test {

@@ -1,5 +1,5 @@
 // See blocking_exchange.hpp.
-#include "relay/io/blocking_exchange.hpp"
+#include "relay/app/blocking_exchange.hpp"
 
 #include <poll.h>
 #include <sys/socket.h>

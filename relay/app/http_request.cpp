@@ -1,5 +1,5 @@
 // See http_request.hpp.
-#include "relay/io/http_request.hpp"
+#include "relay/app/http_request.hpp"
 
 #include <poll.h>
 #include <sys/socket.h>
