@@ -63,7 +63,7 @@ std::vector<std::string> relayArgs(std::vector<std::string> extra = {}) {
 }
 
 std::string metricsOf(TernServer& server) {
-  auto r = io::httpRequest(*server.http(), "GET", "/metrics", 5s);
+  auto r = app::httpRequest(*server.http(), "GET", "/metrics", 5s);
   REQUIRE(r.ok());
   REQUIRE(r.status == 200);
   return r.body;

@@ -132,7 +132,7 @@ void expectRelayStillWorks(TurnTestClient& c) {
 
 std::string scrape(const TernServer& server) {
   REQUIRE(server.http().has_value());
-  const auto r = io::httpRequest(*server.http(), "GET", "/metrics", 5s);
+  const auto r = app::httpRequest(*server.http(), "GET", "/metrics", 5s);
   REQUIRE(r.status == 200);
   return r.body;
 }

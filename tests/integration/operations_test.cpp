@@ -32,8 +32,8 @@ namespace {
 constexpr const char* kRealm = "tern.test";
 constexpr const char* kPeerHost = "127.0.0.2";  // 127.0.0.1 is the relay's own address
 
-io::HttpResponse get(const wire::SocketAddress& at, const std::string& target, std::string_view method = "GET") {
-  return io::httpRequest(at, method, target, 5s);
+app::HttpResponse get(const wire::SocketAddress& at, const std::string& target, std::string_view method = "GET") {
+  return app::httpRequest(at, method, target, 5s);
 }
 
 std::string metricsOf(TernServer& server) {

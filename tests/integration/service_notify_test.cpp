@@ -103,7 +103,7 @@ class FakeServiceManager {
 };
 
 int readyzStatus(const TernServer& server) {
-  return io::httpRequest(*server.http(), "GET", "/readyz", 5s).status;
+  return app::httpRequest(*server.http(), "GET", "/readyz", 5s).status;
 }
 
 }  // namespace
