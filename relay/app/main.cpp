@@ -9,12 +9,12 @@
 #include <string_view>
 #include <thread>
 
+#include "relay/app/http_request.hpp"
 #include "relay/app/probe.hpp"
 #include "relay/app/server.hpp"
 #include "relay/app/token.hpp"
 #include "relay/config/cli_options.hpp"
 #include "relay/config/secret_file.hpp"
-#include "relay/io/http_request.hpp"
 #include "relay/io/log.hpp"
 #include "relay/wire/stream_framer.hpp"
 
@@ -179,8 +179,8 @@ int drainMain(int argc, char** argv) {
     std::cerr << "tern drain: --admin-token-file: " << e.what() << "\n";
     return 2;
   }
-  const auto answer = tern::io::httpRequest(*address, "POST", "/drain", std::chrono::seconds(5),
-                                            {{"Authorization", "Bearer " + token}});
+  const auto answer = tern::app::httpRequest(*address, "POST", "/drain", std::chrono::seconds(5),
+                                             {{"Authorization", "Bearer " + token}});
   if (!answer.ok() || answer.status != 202) {
     std::cerr << "tern drain: " << (answer.ok() ? "HTTP " + std::to_string(answer.status) + ": " + answer.body : answer.error)
               << "\n";
@@ -191,7 +191,7 @@ int drainMain(int argc, char** argv) {
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<long>(timeout_seconds * 1000));
   while (std::chrono::steady_clock::now() < give_up) {
     // Gone only when nothing listens any more; a slow answer from a busy relay is not that.
-    if (tern::io::httpRequest(*address, "GET", "/readyz", std::chrono::seconds(2)).refused) {
+    if (tern::app::httpRequest(*address, "GET", "/readyz", std::chrono::seconds(2)).refused) {
       std::cout << "stopped\n";
       return 0;
     }

@@ -7,8 +7,8 @@
 #include <cstring>
 #include <iostream>
 
+#include "relay/app/blocking_exchange.hpp"
 #include "relay/client/binding.hpp"
-#include "relay/io/blocking_exchange.hpp"
 #include "relay/io/socket_util.hpp"
 
 namespace tern::app {
@@ -32,8 +32,8 @@ int runProbe(const ProbeOptions& options) {
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) {
     return fail("connect " + options.server.toString() + ": " + std::strerror(errno));
   }
-  auto exchange = io::exchangeBlocking(fd.get(), options.tcp,
-                                       client::makeBindingRequest(options.fingerprint), options.timeout);
+  auto exchange = exchangeBlocking(fd.get(), options.tcp,
+                                   client::makeBindingRequest(options.fingerprint), options.timeout);
   if (!exchange.ok()) {
     if (exchange.unreachable) {
       return fail("no STUN server at " + options.server.toString() + " (port unreachable)");

@@ -8,10 +8,15 @@
 #include "auth/mobility_ticket.hpp"
 #include "auth/nonce.hpp"
 #include "relay/app/listeners.hpp"
-#include "relay/core/cidr.hpp"
 #include "relay/core/peer_policy.hpp"
+#include "relay/wire/cidr.hpp"
 
 namespace tern::app {
+
+// config validated --max-bps against its own copy of the range BandwidthLimit computes
+// exactly (config sits below core); this is where the two meet, so this is where they agree.
+static_assert(config::kMinBitsPerSecond == core::BandwidthLimit::kMinBitsPerSecond &&
+              config::kMaxBitsPerSecond == core::BandwidthLimit::kMaxBitsPerSecond);
 
 Reloadable buildReloadable(const config::Settings& settings, const NodeIdentity& node) {
   Reloadable r;
@@ -31,8 +36,8 @@ Reloadable buildReloadable(const config::Settings& settings, const NodeIdentity&
       store, nonces, auth::OAuthSettings{settings.oauth_keys, settings.oauth_server_name});
 
   core::PeerPolicyOptions policy;
-  for (const auto& text : settings.allow_peers) policy.allow.push_back(*core::Cidr::parse(text));
-  for (const auto& text : settings.deny_peers) policy.deny.push_back(*core::Cidr::parse(text));
+  for (const auto& text : settings.allow_peers) policy.allow.push_back(*wire::Cidr::parse(text));
+  for (const auto& text : settings.deny_peers) policy.deny.push_back(*wire::Cidr::parse(text));
   // Every address of the host is an own address, whatever tern listens on: the host's traffic
   // to itself passes no firewall, so a service on any of them (loopback, a container bridge, a
   // second public address) must not become reachable through the relay. Read again on reload.

@@ -7,8 +7,7 @@
 #include "relay/config/secret_file.hpp"
 #include "relay/config/user_file.hpp"
 
-#include "relay/core/bandwidth.hpp"
-#include "relay/core/cidr.hpp"
+#include "relay/wire/cidr.hpp"
 
 #include <charconv>
 #include <fstream>
@@ -77,14 +76,14 @@ std::optional<std::uint32_t> capOrAuto(std::vector<std::string>& problems, std::
   return number<std::uint32_t>(problems, key, text, 0, 10'000'000);
 }
 
-// A bandwidth limit: 0 (none) or a rate the buckets handle exactly (core/bandwidth.hpp).
+// A bandwidth limit: 0 (none) or a rate the buckets handle exactly (kMinBitsPerSecond).
 std::uint64_t bitRate(std::vector<std::string>& problems, std::string_view key, const std::string& text) {
-  const auto bps = number<std::uint64_t>(problems, key, text, 0, core::BandwidthLimit::kMaxBitsPerSecond,
+  const auto bps = number<std::uint64_t>(problems, key, text, 0, kMaxBitsPerSecond,
                                          Suffix::kDecimal);
-  if (bps != 0 && bps < core::BandwidthLimit::kMinBitsPerSecond) {
+  if (bps != 0 && bps < kMinBitsPerSecond) {
     std::string problem(key);
     problem.append(": ").append(text).append(" is below the smallest limit, ");
-    problem.append(std::to_string(core::BandwidthLimit::kMinBitsPerSecond)).append(" bits per second (0: no limit)");
+    problem.append(std::to_string(kMinBitsPerSecond)).append(" bits per second (0: no limit)");
     problems.push_back(std::move(problem));
   }
   return bps;
@@ -254,7 +253,7 @@ void validatePeers(const Config& config, Settings& s, std::vector<std::string>& 
     const bool allow = list == &config.allow_peers;
     for (const auto& text : *list) {
       if (text.empty()) continue;
-      if (!core::Cidr::parse(text)) {
+      if (!wire::Cidr::parse(text)) {
         problems.push_back(std::string(allow ? "allow-peer" : "deny-peer") + ": '" + text +
                            "' is not an address or CIDR (192.0.2.0/24, 2001:db8::/32)");
         continue;

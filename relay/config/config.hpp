@@ -180,6 +180,10 @@ struct Settings {
 };
 
 inline constexpr unsigned kMaxWorkers = 256;
+// The --max-bps range: what core::BandwidthLimit computes exactly (relay/core/bandwidth.hpp).
+// config sits below core, so it holds the numbers; relay/app/reload.cpp asserts they agree.
+inline constexpr std::uint64_t kMinBitsPerSecond = 1'000;
+inline constexpr std::uint64_t kMaxBitsPerSecond = 100'000'000'000;  // 100 Gbit/s
 
 // Checks everything and reports every problem, one line each, rather than the first.
 // `cores` resolves workers = 0.

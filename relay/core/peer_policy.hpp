@@ -10,12 +10,14 @@
 
 #include <memory>
 
-#include "relay/core/cidr.hpp"
 #include "relay/core/live_relay_ports.hpp"
 #include "relay/core/server_options.hpp"
 #include "relay/wire/address.hpp"
+#include "relay/wire/cidr.hpp"
 
 namespace tern::core {
+
+using wire::Cidr;
 
 struct PeerPolicyOptions {
   std::vector<Cidr> allow;                     // --allow-peer: overrides the default deny list

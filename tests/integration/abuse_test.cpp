@@ -19,7 +19,7 @@
 
 #include "auth/message_integrity.hpp"
 #include "auth/rest_credentials.hpp"
-#include "relay/io/http_request.hpp"
+#include "relay/app/http_request.hpp"
 #include "relay/io/tls.hpp"
 #include "relay/wire/attributes.hpp"
 #include "relay/wire/builder.hpp"
@@ -63,7 +63,7 @@ std::vector<std::string> relayArgs(std::vector<std::string> extra = {}) {
 }
 
 std::string metricsOf(TernServer& server) {
-  auto r = io::httpRequest(*server.http(), "GET", "/metrics", 5s);
+  auto r = app::httpRequest(*server.http(), "GET", "/metrics", 5s);
   REQUIRE(r.ok());
   REQUIRE(r.status == 200);
   return r.body;

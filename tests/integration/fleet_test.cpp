@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "auth/rest_credentials.hpp"
-#include "relay/io/http_request.hpp"
+#include "relay/app/http_request.hpp"
 #include "relay/wire/attributes.hpp"
 #include "support/netns.hpp"
 #include "support/process.hpp"
@@ -179,7 +179,7 @@ TEST_CASE("three nodes, one REST secret, one Prometheus: a drain moves new calls
   REQUIRE(fleet.node(1).process().waitForLine(" draining ").has_value());
   {
     NetworkNamespace::Inside inside(fleet.monitoring);
-    CHECK(io::httpRequest(test::socketAddress(nodeIp(1), 9641), "GET", "/readyz", 5s).status == 503);
+    CHECK(app::httpRequest(test::socketAddress(nodeIp(1), 9641), "GET", "/readyz", 5s).status == 503);
   }
 
   // New allocations on node 1 are redirected to node 2...

@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "relay/io/http_request.hpp"
+#include "relay/app/http_request.hpp"
 #include "relay/io/socket_util.hpp"
 #include "support/process.hpp"
 #include "support/tern_server.hpp"
@@ -41,19 +41,19 @@ io::FileDescriptor connectFrom(const std::string& source, const wire::SocketAddr
   return fd;
 }
 
-io::HttpResponse drainWith(const wire::SocketAddress& at,
-                           std::optional<std::string> authorization) {
-  io::HttpHeaders headers;
+app::HttpResponse drainWith(const wire::SocketAddress& at,
+                            std::optional<std::string> authorization) {
+  app::HttpHeaders headers;
   if (authorization) headers.emplace_back("Authorization", *authorization);
-  return io::httpRequest(at, "POST", "/drain", 5s, headers);
+  return app::httpRequest(at, "POST", "/drain", 5s, headers);
 }
 
 std::uint64_t adminRequests(const TernServer& server, const std::string& result) {
   return test::metricValue(server, "tern_admin_requests_total{result=\"" + result + "\"}");
 }
 
-io::HttpResponse get(const wire::SocketAddress& at, const std::string& target) {
-  return io::httpRequest(at, "GET", target, 5s);
+app::HttpResponse get(const wire::SocketAddress& at, const std::string& target) {
+  return app::httpRequest(at, "GET", target, 5s);
 }
 
 }  // namespace
@@ -85,7 +85,7 @@ TEST_CASE(
   std::atomic<int> scrapes{0};
   std::thread scraper([&] {
     while (!done) {
-      if (io::httpRequest(at, "GET", "/metrics", 5s).status == 200) ++scrapes;
+      if (app::httpRequest(at, "GET", "/metrics", 5s).status == 200) ++scrapes;
     }
   });
 
@@ -97,7 +97,7 @@ TEST_CASE(
       const auto start = std::chrono::steady_clock::now();
       // A 3 s client timeout, as the shipped liveness probe has: the 1 s bound is checked
       // on the measured time so a slow answer shows how slow it was.
-      const auto answer = io::httpRequest(at, "GET", path, 3s);
+      const auto answer = app::httpRequest(at, "GET", path, 3s);
       const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
           std::chrono::steady_clock::now() - start);
       INFO(std::string(path), ": ", answer.error, " after ", took.count(), " ms");

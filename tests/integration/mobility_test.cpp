@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "relay/app/http_request.hpp"
 #include "relay/client/turn_session.hpp"
-#include "relay/io/http_request.hpp"
 #include "relay/io/socket_util.hpp"
 #include "relay/wire/attributes.hpp"
 #include "relay/wire/channel_data.hpp"
@@ -84,7 +84,7 @@ std::string moveLine(TernServer& server, const wire::SocketAddress& client) {
 
 std::string scrape(const TernServer& server) {
   REQUIRE(server.http().has_value());
-  const auto r = io::httpRequest(*server.http(), "GET", "/metrics", 5s);
+  const auto r = app::httpRequest(*server.http(), "GET", "/metrics", 5s);
   REQUIRE(r.status == 200);
   return r.body;
 }

@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "auth/rest_credentials.hpp"
-#include "relay/io/http_request.hpp"
+#include "relay/app/http_request.hpp"
 #include "relay/wire/attributes.hpp"
 #include "relay/wire/builder.hpp"
 #include "support/stun_socket.hpp"
@@ -32,8 +32,8 @@ namespace {
 constexpr const char* kRealm = "tern.test";
 constexpr const char* kPeerHost = "127.0.0.2";  // 127.0.0.1 is the relay's own address
 
-io::HttpResponse get(const wire::SocketAddress& at, const std::string& target, std::string_view method = "GET") {
-  return io::httpRequest(at, method, target, 5s);
+app::HttpResponse get(const wire::SocketAddress& at, const std::string& target, std::string_view method = "GET") {
+  return app::httpRequest(at, method, target, 5s);
 }
 
 std::string metricsOf(TernServer& server) {

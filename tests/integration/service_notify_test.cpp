@@ -16,7 +16,7 @@
 #include <regex>
 #include <string>
 
-#include "relay/io/http_request.hpp"
+#include "relay/app/http_request.hpp"
 #include "relay/io/socket_util.hpp"
 #include "support/process.hpp"
 #include "support/tern_server.hpp"
@@ -103,7 +103,7 @@ class FakeServiceManager {
 };
 
 int readyzStatus(const TernServer& server) {
-  return io::httpRequest(*server.http(), "GET", "/readyz", 5s).status;
+  return app::httpRequest(*server.http(), "GET", "/readyz", 5s).status;
 }
 
 }  // namespace

@@ -74,8 +74,8 @@ inline core::ServerServices makeServices(const ServicesOptions& o = {}) {
   auto store = std::make_shared<const auth::CredentialStore>(credentials);
   auto nonces = std::make_shared<const auth::NonceIssuer>(key, o.nonce_lifetime);
   core::PeerPolicyOptions policy;
-  for (const auto& c : o.allow_peers) policy.allow.push_back(*core::Cidr::parse(c));
-  for (const auto& c : o.deny_peers) policy.deny.push_back(*core::Cidr::parse(c));
+  for (const auto& c : o.allow_peers) policy.allow.push_back(*wire::Cidr::parse(c));
+  for (const auto& c : o.deny_peers) policy.deny.push_back(*wire::Cidr::parse(c));
   for (const auto& a : o.own_addresses) policy.own_addresses.push_back(*wire::IpAddress::parse(a));
   policy.live_relays = o.live_relays;
   core::ServerServices services;

@@ -57,14 +57,14 @@ void PrometheusServer::start(const std::string& config, const std::string& dir) 
 
 PrometheusServer::~PrometheusServer() { process_->stop(SIGTERM); }
 
-io::HttpResponse PrometheusServer::request(const std::string& target) const {
+app::HttpResponse PrometheusServer::request(const std::string& target) const {
   std::optional<NetworkNamespace::Inside> inside;
   if (ns_) inside.emplace(*ns_);
-  return io::httpRequest(address_, "GET", target, 5s);
+  return app::httpRequest(address_, "GET", target, 5s);
 }
 
 std::string PrometheusServer::query(const std::string& promql) const {
-  auto r = request("/api/v1/query?query=" + io::urlEncode(promql));
+  auto r = request("/api/v1/query?query=" + app::urlEncode(promql));
   return r.ok() ? r.body : std::string();
 }
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "relay/io/http_request.hpp"
+#include "relay/app/http_request.hpp"
 #include "relay/wire/address.hpp"
 #include "support/process.hpp"
 
@@ -34,7 +34,7 @@ class PrometheusServer {
   PrometheusServer& operator=(const PrometheusServer&) = delete;
 
   // GET `target` from the HTTP API (path and query).
-  io::HttpResponse request(const std::string& target) const;
+  app::HttpResponse request(const std::string& target) const;
   // An instant query: the raw JSON answer ("" when Prometheus did not answer).
   std::string query(const std::string& promql) const;
   // The value of a query that yields one sample; nothing while there is no sample yet.

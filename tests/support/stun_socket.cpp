@@ -10,7 +10,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "relay/io/blocking_exchange.hpp"
+#include "relay/app/blocking_exchange.hpp"
 
 namespace tern::test {
 
@@ -40,7 +40,7 @@ void sendRaw(int fd, const std::vector<std::uint8_t>& bytes) {
 
 std::optional<std::vector<std::uint8_t>> exchange(int fd, bool tcp, std::vector<std::uint8_t> request,
                                                   std::chrono::milliseconds timeout) {
-  auto result = io::exchangeBlocking(fd, tcp, std::move(request), timeout);
+  auto result = app::exchangeBlocking(fd, tcp, std::move(request), timeout);
   if (!result.ok()) return std::nullopt;
   return std::move(result.response);
 }

@@ -5,7 +5,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "relay/io/http_request.hpp"
+#include "relay/app/http_request.hpp"
 #include "support/netns.hpp"
 
 namespace tern::test {
@@ -70,7 +70,7 @@ TernServer::TernServer(std::vector<std::string> extra, const NetworkNamespace* n
 
 std::uint64_t metricValue(const TernServer& server, const std::string& series) {
   if (!server.http()) throw std::runtime_error("no --metrics-listen to scrape");
-  const auto r = io::httpRequest(*server.http(), "GET", "/metrics", std::chrono::seconds(5));
+  const auto r = app::httpRequest(*server.http(), "GET", "/metrics", std::chrono::seconds(5));
   if (r.status != 200) throw std::runtime_error("GET /metrics answered " + std::to_string(r.status));
   // A whole line: the series, a space, the value (the text format has no timestamps here).
   std::string pattern = "\n";

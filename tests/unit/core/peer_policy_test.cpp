@@ -13,11 +13,11 @@
 #include <string_view>
 #include <vector>
 
-#include "relay/core/cidr.hpp"
+#include "relay/wire/cidr.hpp"
 
 namespace {
 
-using tern::core::Cidr;
+using tern::wire::Cidr;
 using tern::core::PeerPolicy;
 using tern::core::PeerPolicyOptions;
 using tern::core::PeerVerdict;

@@ -10,7 +10,7 @@
 
 #include "relay/wire/address.hpp"
 
-namespace tern::io {
+namespace tern::app {
 
 struct HttpResponse {
   int status = 0;       // 0 when `error` says why there is no answer
@@ -32,4 +32,4 @@ HttpResponse httpRequest(const wire::SocketAddress& server, std::string_view met
 // Percent-encodes a query parameter value (RFC 3986 unreserved characters stay).
 std::string urlEncode(std::string_view text);
 
-}  // namespace tern::io
+}  // namespace tern::app

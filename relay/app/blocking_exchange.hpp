@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace tern::io {
+namespace tern::app {
 
 struct ExchangeResult {
   std::vector<std::uint8_t> response;  // empty when `error` says why
@@ -21,4 +21,4 @@ struct ExchangeResult {
 ExchangeResult exchangeBlocking(int fd, bool tcp, std::vector<std::uint8_t> request,
                                 std::chrono::milliseconds timeout);
 
-}  // namespace tern::io
+}  // namespace tern::app

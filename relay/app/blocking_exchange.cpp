@@ -1,5 +1,5 @@
 // See blocking_exchange.hpp.
-#include "relay/io/blocking_exchange.hpp"
+#include "relay/app/blocking_exchange.hpp"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -10,7 +10,7 @@
 #include "relay/client/transaction.hpp"
 #include "relay/wire/stream_framer.hpp"
 
-namespace tern::io {
+namespace tern::app {
 
 namespace {
 
@@ -69,4 +69,4 @@ ExchangeResult exchangeBlocking(int fd, bool tcp, std::vector<std::uint8_t> requ
   return failure("no response within " + std::to_string(timeout.count()) + " ms", tx.sends());
 }
 
-}  // namespace tern::io
+}  // namespace tern::app

@@ -1,6 +1,6 @@
 // Cidr: "ADDRESS/PREFIX" parsing (RFC 4632 §3.1, RFC 4291 §2.3), host-bit clearing and prefix
 // matching, the building block of the peer policy's ranges.
-#include "relay/core/cidr.hpp"
+#include "relay/wire/cidr.hpp"
 
 #include <doctest/doctest.h>
 
@@ -9,7 +9,7 @@
 
 namespace {
 
-using tern::core::Cidr;
+using tern::wire::Cidr;
 using tern::wire::IpAddress;
 
 IpAddress ip(std::string_view text) {

@@ -1,11 +1,11 @@
 // CIDR ranges: parsing "ADDRESS/PREFIX" text and prefix matching over network-order bytes.
-#include "relay/core/cidr.hpp"
+#include "relay/wire/cidr.hpp"
 
 #include <array>
 #include <charconv>
 #include <cstddef>
 
-namespace tern::core {
+namespace tern::wire {
 
 namespace {
 
@@ -14,11 +14,11 @@ constexpr std::uint8_t leadingMask(unsigned bits) noexcept {
   return static_cast<std::uint8_t>(0xFF00u >> bits);
 }
 
-std::uint8_t maxPrefix(const wire::IpAddress& ip) noexcept { return ip.isV4() ? 32 : 128; }
+std::uint8_t maxPrefix(const IpAddress& ip) noexcept { return ip.isV4() ? 32 : 128; }
 
 }  // namespace
 
-std::optional<Cidr> Cidr::of(const wire::IpAddress& ip, std::uint8_t prefix) noexcept {
+std::optional<Cidr> Cidr::of(const IpAddress& ip, std::uint8_t prefix) noexcept {
   if (prefix > maxPrefix(ip)) return std::nullopt;
   std::array<std::uint8_t, 16> bytes{};
   const unsigned bits = prefix;
@@ -30,16 +30,16 @@ std::optional<Cidr> Cidr::of(const wire::IpAddress& ip, std::uint8_t prefix) noe
       bytes[i] = static_cast<std::uint8_t>(ip.data()[i] & leadingMask(bits - first_bit));
     }  // else: a host byte, left zero
   }
-  const wire::IpAddress network =
+  const IpAddress network =
       ip.isV4()
-          ? wire::IpAddress::v4(std::array<std::uint8_t, 4>{bytes[0], bytes[1], bytes[2], bytes[3]})
-          : wire::IpAddress::v6(bytes);
+          ? IpAddress::v4(std::array<std::uint8_t, 4>{bytes[0], bytes[1], bytes[2], bytes[3]})
+          : IpAddress::v6(bytes);
   return Cidr{network, prefix};
 }
 
 std::optional<Cidr> Cidr::parse(std::string_view text) noexcept {
   const std::size_t slash = text.find('/');
-  const auto ip = wire::IpAddress::parse(text.substr(0, slash));
+  const auto ip = IpAddress::parse(text.substr(0, slash));
   if (!ip) return std::nullopt;
   if (slash == std::string_view::npos) return Cidr{*ip, maxPrefix(*ip)};
 
@@ -56,7 +56,7 @@ std::optional<Cidr> Cidr::parse(std::string_view text) noexcept {
   return of(*ip, static_cast<std::uint8_t>(prefix));
 }
 
-bool Cidr::contains(const wire::IpAddress& ip) const noexcept {
+bool Cidr::contains(const IpAddress& ip) const noexcept {
   if (ip.family() != network.family()) return false;
   const std::size_t whole = prefix / 8u;
   const unsigned rest = prefix % 8u;
@@ -74,4 +74,4 @@ std::string Cidr::describe() const {
   return out;
 }
 
-}  // namespace tern::core
+}  // namespace tern::wire

@@ -1,5 +1,5 @@
 // See http_request.hpp.
-#include "relay/io/http_request.hpp"
+#include "relay/app/http_request.hpp"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -13,7 +13,7 @@
 
 #include "relay/io/socket_util.hpp"
 
-namespace tern::io {
+namespace tern::app {
 
 namespace {
 
@@ -45,10 +45,10 @@ HttpResponse httpRequest(const wire::SocketAddress& server, std::string_view met
                          const HttpHeaders& headers) {
   const auto give_up = std::chrono::steady_clock::now() + timeout;
   // Non-blocking, so the timeout bounds the connect too (a full backlog, a lost SYN).
-  FileDescriptor fd(::socket(server.ip.isV4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  io::FileDescriptor fd(::socket(server.ip.isV4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) return failure(std::string("socket: ") + std::strerror(errno));
   sockaddr_storage address{};
-  const socklen_t length = toSockaddr(server, address);
+  const socklen_t length = io::toSockaddr(server, address);
   int connect_error = 0;
   if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), length) != 0) {
     connect_error = errno;
@@ -131,4 +131,4 @@ std::string urlEncode(std::string_view text) {
   return out;
 }
 
-}  // namespace tern::io
+}  // namespace tern::app
