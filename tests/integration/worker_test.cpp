@@ -1,11 +1,15 @@
-// io::Worker in-process: real sockets on loopback, SO_REUSEPORT sharding across workers, and
-// a shutdown that closes every handle (join() is true only if uv_loop_close() returned 0).
+// io::Worker in-process: real sockets on loopback, SO_REUSEPORT sharding across workers, a
+// shutdown that closes every handle (join() is true only if uv_loop_close() returned 0), and
+// the inventory of everything a worker owns.
 #include <doctest/doctest.h>
+
+#include <algorithm>
 
 #include "relay/client/binding.hpp"
 #include "relay/io/worker.hpp"
 #include "support/core_services.hpp"
 #include "support/stun_socket.hpp"
+#include "support/turn_test_client.hpp"
 
 using namespace tern;
 
@@ -120,4 +124,76 @@ TEST_CASE("SO_REUSEPORT spreads flows over every worker on one port") {
     total += bindingSuccesses(*w);
   }
   CHECK(total == kFlows);
+}
+
+// The inventory the hand-over to a new process and the kernel fast path build on: every
+// socket and allocation of a worker, listed from one place, each socket by a descriptor that
+// really is that socket, and nothing that has ended.
+TEST_CASE("a worker's inventory lists its listeners, relay sockets, connections and allocations") {
+  using Outcome = client::TurnSession::Outcome;
+  auto sockets = bindShared(1);
+  auto worker_setup = setup(0, 1);
+  test::ServicesOptions services;
+  services.allow_peers = {"192.0.2.0/24"};
+  worker_setup.services = test::makeServices(services);
+  io::Worker worker(0, settings(), std::move(sockets.per_worker[0]), std::move(worker_setup));
+  worker.start();
+
+  test::TurnTestClient udp(kAnyLoopback, sockets.address, test::kTestUser, test::kTestPassword, false);
+  REQUIRE(udp.transact([&] { return udp.session.allocate({}); }) == Outcome::kSuccess);
+  const wire::SocketAddress peer{*wire::IpAddress::parse("192.0.2.10"), 5000};
+  REQUIRE(udp.transact([&] { return udp.session.createPermission({&peer, 1}); }) == Outcome::kSuccess);
+  REQUIRE(udp.transact([&] { return udp.session.channelBind(0x4000, peer); }) == Outcome::kSuccess);
+  test::TurnTestClient tcp(kAnyLoopback, sockets.address, test::kTestUser, test::kTestPassword, true);
+  REQUIRE(tcp.transact([&] { return tcp.session.allocate({}); }) == Outcome::kSuccess);
+
+  io::WorkerInventory inventory = worker.inventory().get();
+  CHECK(inventory.worker == 0);
+  REQUIRE(inventory.listeners.size() == 2);
+  CHECK(inventory.listeners[0].kind == io::ClientListeners::Kind::kUdp);
+  CHECK(inventory.listeners[1].kind == io::ClientListeners::Kind::kTcp);
+  for (const auto& listener : inventory.listeners) {
+    CHECK(listener.local == sockets.address);
+    CHECK(io::localAddress(listener.fd) == listener.local);
+  }
+  REQUIRE(inventory.relays.size() == 2);
+  std::vector<wire::SocketAddress> relayed;
+  for (const auto& relay : inventory.relays) {
+    CHECK(relay.protocol == core::RelayProtocol::kUdp);
+    CHECK(io::localAddress(relay.fd) == relay.local);
+    relayed.push_back(relay.local);
+  }
+  CHECK(std::count(relayed.begin(), relayed.end(), *udp.session.relayed()) == 1);
+  CHECK(std::count(relayed.begin(), relayed.end(), *tcp.session.relayed()) == 1);
+  REQUIRE(inventory.client_connections.size() == 1);
+  const auto& connection = inventory.client_connections[0];
+  CHECK(connection.tuple.client == io::localAddress(tcp.fd.get()));
+  CHECK(io::localAddress(connection.fd) == sockets.address);
+  CHECK_FALSE(connection.piped_to.has_value());
+  CHECK(inventory.peer_connections.empty());
+
+  REQUIRE(inventory.allocations.size() == 2);
+  for (const auto& a : inventory.allocations) {
+    CHECK(a.username == test::kTestUser);
+    REQUIRE(a.relays.size() == 1);
+    CHECK(a.remaining > std::chrono::minutes(9));
+    CHECK(a.remaining <= std::chrono::minutes(10));
+    const bool over_udp = a.tuple.transport == core::Transport::kUdp;
+    CHECK(a.tuple.client == io::localAddress(over_udp ? udp.fd.get() : tcp.fd.get()));
+    CHECK(a.relays[0].relayed == (over_udp ? *udp.session.relayed() : *tcp.session.relayed()));
+    CHECK(a.permissions == (over_udp ? 1U : 0U));
+    CHECK(a.channels == (over_udp ? 1U : 0U));
+  }
+
+  // An allocation that ended is gone from the list, with its relay socket.
+  REQUIRE(udp.transact([&] { return udp.session.refresh(0); }) == Outcome::kSuccess);
+  inventory = worker.inventory().get();
+  REQUIRE(inventory.allocations.size() == 1);
+  CHECK(inventory.allocations[0].tuple.transport == core::Transport::kTcp);
+  REQUIRE(inventory.relays.size() == 1);
+  CHECK(inventory.relays[0].local == *tcp.session.relayed());
+
+  worker.stop();
+  CHECK(worker.join());
+  CHECK_THROWS(worker.inventory().get());
 }
