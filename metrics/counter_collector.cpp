@@ -7,6 +7,8 @@
 #include <string>
 #include <type_traits>
 
+#include "relay/wire/checks.hpp"
+
 namespace tern::metrics {
 
 namespace {
@@ -296,6 +298,15 @@ void addLoopFamilies(const Scrape& s, Families& out) {
                            "Log lines an attacker could flood, dropped by the per-worker rate limit.");
   addSample(suppressed, {}, s.total(&WorkerCounters::log_lines_suppressed));
   out.push_back(std::move(suppressed));
+  // Process-wide, from relay/wire/checks.hpp: both should stay at 0.
+  auto bugs = family("tern_bugs_total",
+                     "Impossible states the code met and recovered from (each site logs once); report them.");
+  addSample(bugs, {}, checks::bugsSeen());
+  out.push_back(std::move(bugs));
+  auto out_of_memory = family("tern_out_of_memory_total",
+                              "Requests or connections refused because memory could not be allocated.");
+  addSample(out_of_memory, {}, checks::outOfMemorySeen());
+  out.push_back(std::move(out_of_memory));
 
   auto request_duration = family("tern_request_duration_seconds",
                                  "Time from a request's arrival in its worker to its answer being queued.",

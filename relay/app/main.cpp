@@ -5,6 +5,8 @@
 #include <CLI/CLI.hpp>
 #include <malloc.h>
 
+#include <cstdio>
+#include <exception>
 #include <iostream>
 #include <string_view>
 #include <thread>
@@ -79,6 +81,23 @@ void returnConnectionBuffersToTheKernel() noexcept {
 #endif
 }
 
+// A std::bad_alloc (or any exception) escaping a noexcept function ends the process, as the
+// out-of-memory policy says (relay/wire/checks.hpp): one line for the operator first.
+[[noreturn]] void terminateWithLogLine() noexcept {
+  const char* what = "no exception";
+  try {
+    if (auto current = std::current_exception()) std::rethrow_exception(current);
+  } catch (const std::bad_alloc&) {
+    what = "out of memory outside a path that can refuse";
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+    what = "an unknown exception";
+  }
+  std::fprintf(stderr, "tern: terminating: %s\n", what);
+  std::abort();
+}
+
 int serveMain(int argc, char** argv) {
   tern::config::Config config;
   CLI::App app{std::string(kServeSummary) + " (every option may also be set in --config FILE)",
@@ -104,6 +123,8 @@ int serveMain(int argc, char** argv) {
     return 0;
   }
   tern::io::log::configure(settings->log_level, settings->log_format);
+  tern::checks::setReporter(&tern::io::log::reportFailure);
+  std::set_terminate(&terminateWithLogLine);
   returnConnectionBuffersToTheKernel();
   try {
     return tern::app::runServer(*settings, reloader(argc, argv));

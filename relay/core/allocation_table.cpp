@@ -3,6 +3,8 @@
 
 #include <utility>
 
+#include "relay/wire/checks.hpp"
+
 namespace tern::core {
 
 std::size_t FiveTupleHash::operator()(const FiveTuple& t) const noexcept {
@@ -65,6 +67,8 @@ void AllocationTable::removeRelay(Allocation& allocation, wire::AddressFamily fa
 
 void AllocationTable::scheduleExpiry(Allocation& allocation) noexcept {
   const std::size_t slot = allocation.expirySlot();
+  TERN_BUG_IF(slot != Allocation::kNotQueued && (slot >= due_.size() || due_[slot] != &allocation),
+              "an allocation's expiry slot is out of step with the expiry queue");
   if (slot >= due_.size() || due_[slot] != &allocation) return;  // not in this table's queue
   // One of the two moves is a no-op: the new time is either earlier or later.
   siftUp(slot);

@@ -11,6 +11,7 @@
 #include "relay/wire/attributes.hpp"
 #include "relay/wire/builder.hpp"
 #include "relay/wire/channel_data.hpp"
+#include "relay/wire/checks.hpp"
 
 namespace tern::core {
 
@@ -408,6 +409,7 @@ std::optional<ConnectionId> TurnServer::onPeerConnection(RelayId relay, const So
     }
     return c.id;
   } catch (const std::bad_alloc&) {
+    checks::outOfMemory("peer connection");  // refused: the I/O layer closes it
     return std::nullopt;
   }
 }

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "auth/crypto.hpp"
+#include "relay/wire/checks.hpp"
 
 namespace tern::io {
 
@@ -44,6 +45,7 @@ ConnectionLimits::Admission ConnectionLimits::acquire(const wire::IpAddress& sou
     ++total_;
     return {};
   } catch (const std::bad_alloc&) {
+    checks::outOfMemory("connection limits entry");  // refused like a connection over the limit
     return {Verdict::kTotalLimit, false};
   }
 }
@@ -55,6 +57,7 @@ void ConnectionLimits::adopt(const wire::IpAddress& source) noexcept {
     ++by_source_[key].open;
     ++total_;
   } catch (const std::bad_alloc&) {
+    checks::outOfMemory("connection limits entry");
     // Uncounted, it cannot be released either: release() finds no entry and does nothing.
   }
 }

@@ -129,4 +129,19 @@ bool LineBudget::allow(std::uint64_t now_ms, std::uint64_t& suppressed) noexcept
   return true;
 }
 
+void reportFailure(checks::Failure failure, const char* site, const char* what) noexcept {
+  try {
+    if (failure == checks::Failure::kBug) {
+      error("BUG: an impossible state was met and recovered from; please report it (logged once per site)",
+            {{"site", site}, {"what", what}});
+    } else {
+      error("out of memory: refused what needed it and serving on (logged at most once a minute)",
+            {{"site", site}, {"what", what}, {"count", checks::outOfMemorySeen()}});
+    }
+  } catch (...) {
+    std::fprintf(stderr, "tern: %s at %s: %s\n", failure == checks::Failure::kBug ? "BUG" : "out of memory", site,
+                 what);
+  }
+}
+
 }  // namespace tern::io::log

@@ -10,6 +10,8 @@
 
 #include "relay/config/config.hpp"
 
+#include "relay/wire/checks.hpp"
+
 namespace tern::io::log {
 
 using config::LogFormat;
@@ -29,6 +31,9 @@ struct Field {
 
 void configure(LogLevel level, LogFormat format) noexcept;
 bool enabled(LogLevel level) noexcept;
+// relay/wire/checks.hpp's bugs and out-of-memory refusals as error lines; relay/app installs it
+// with checks::setReporter. Falls back to stderr if the line cannot be built.
+void reportFailure(checks::Failure failure, const char* site, const char* what) noexcept;
 void write(LogLevel level, std::string_view event, std::initializer_list<Field> fields = {});
 
 inline void debug(std::string_view e, std::initializer_list<Field> f = {}) {

@@ -7,6 +7,7 @@
 #include "relay/io/client_connections.hpp"
 #include "relay/io/log.hpp"
 #include "relay/io/relay_sockets.hpp"
+#include "relay/wire/checks.hpp"
 
 namespace tern::io {
 
@@ -114,6 +115,7 @@ void PeerConnections::pause(StreamConnection& side, core::TimePoint resume) noex
   try {
     paused_.push_back({side.connectionId(), side.peerSide(), resume});
   } catch (const std::bad_alloc&) {
+    checks::outOfMemory("paused pipe entry");
     return;  // better over the limit for a moment than stopped for good
   }
   side.pauseReading();

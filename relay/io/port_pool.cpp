@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <bit>
 
+#include "relay/wire/checks.hpp"
+
 namespace tern::io {
 
 namespace {
@@ -27,7 +29,9 @@ bool RelayPortRange::claim(std::uint16_t port) noexcept {
 void RelayPortRange::release(std::uint16_t port) noexcept {
   if (empty() || port < first_ || port > last_) return;
   const auto bit = static_cast<std::size_t>(port - first_);
-  words_[bit / 64].fetch_and(~(std::uint64_t{1} << (bit % 64)), std::memory_order_acq_rel);
+  const std::uint64_t mask = std::uint64_t{1} << (bit % 64);
+  const std::uint64_t before = words_[bit / 64].fetch_and(~mask, std::memory_order_acq_rel);
+  TERN_BUG_IF((before & mask) == 0, "a relay port was released that no worker held");
 }
 
 bool RelayPortRange::anyFreeInWord(std::uint16_t port) const noexcept {

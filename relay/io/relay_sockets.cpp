@@ -7,6 +7,7 @@
 
 #include "relay/core/turn_server.hpp"
 #include "relay/io/log.hpp"
+#include "relay/wire/checks.hpp"
 
 namespace tern::io {
 
@@ -184,6 +185,8 @@ void RelaySockets::closeRelay(core::RelayId id) noexcept {
 }
 
 FileDescriptor RelaySockets::release(core::RelayId id) {
+  TERN_BUG_IF(!isUdp(id), "a relay socket that is not an open UDP socket was handed over");
+  if (!isUdp(id)) return {};  // the new owner's adopt() fails: the allocation loses this relay
   FileDescriptor fd = relays_[id].udp->release();
   relays_[id] = {};
   free_ids_.push_back(id);

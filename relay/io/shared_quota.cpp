@@ -1,6 +1,8 @@
 // See shared_quota.hpp.
 #include "relay/io/shared_quota.hpp"
 
+#include "relay/wire/checks.hpp"
+
 namespace tern::io {
 
 core::AllocationQuota::Admission SharedQuota::acquire(std::string_view username) noexcept {
@@ -22,14 +24,17 @@ core::AllocationQuota::Admission SharedQuota::acquire(std::string_view username)
     ++total_;
     return {Grant::kGranted, user.bandwidth.get()};
   } catch (const std::bad_alloc&) {
+    checks::outOfMemory("allocation quota entry");  // refused with 508 like a full node
     return {Grant::kTotalQuotaReached, nullptr};
   }
 }
 
 void SharedQuota::release(std::string_view username) noexcept {
   std::lock_guard lock(mutex_);
+  TERN_BUG_IF(total_ == 0, "allocation quota released more often than acquired");
   if (total_ > 0) --total_;
   auto it = per_user_.find(std::string(username));
+  TERN_BUG_IF(it == per_user_.end(), "allocation quota released for a user that holds none");
   if (it == per_user_.end()) return;
   if (--it->second.allocations == 0) per_user_.erase(it);
 }

@@ -10,6 +10,7 @@
 
 #include "relay/io/log.hpp"
 #include "relay/io/socket_util.hpp"
+#include "relay/wire/checks.hpp"
 
 namespace tern::io {
 
@@ -345,6 +346,7 @@ std::unique_ptr<DetachedConnection> StreamConnection::detach() noexcept {
     close("moved to the worker that owns its connection");
     return detached;
   } catch (const std::bad_alloc&) {
+    checks::outOfMemory("connection hand-over");  // the caller closes the connection
     return nullptr;
   }
 }

@@ -6,6 +6,7 @@
 
 #include "relay/wire/channel_data.hpp"
 #include "relay/wire/stun_constants.hpp"
+#include "relay/wire/checks.hpp"
 
 namespace tern::wire {
 
@@ -42,6 +43,7 @@ MutableBytes StreamFramer::writable() noexcept {
     try {
       buf_ = std::make_unique_for_overwrite<std::uint8_t[]>(capacity_);
     } catch (const std::bad_alloc&) {
+      checks::outOfMemory("stream framer buffer");  // the connection reads nothing and closes
       return {};
     }
   }

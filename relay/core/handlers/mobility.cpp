@@ -9,6 +9,7 @@
 #include "auth/mobility_ticket.hpp"
 #include "relay/core/handlers/handlers.hpp"
 #include "relay/wire/attributes.hpp"
+#include "relay/wire/checks.hpp"
 
 namespace tern::core::handlers {
 
@@ -42,6 +43,7 @@ void handOver(ServerContext& server, Allocation& allocation, const RequestContex
     const wire::Bytes bytes = ctx.request.bytes();
     moved.request.assign(bytes.begin(), bytes.end());
   } catch (const std::bad_alloc&) {
+    checks::outOfMemory("mobility hand-over request");
     response.error(ec::kServerError, "Server Error: out of memory");
     return;
   }
@@ -59,6 +61,7 @@ void handOver(ServerContext& server, Allocation& allocation, const RequestContex
   try {
     server.handed_over.emplace_back(handle, ctx.now);
   } catch (const std::bad_alloc&) {
+    checks::outOfMemory("mobility hand-over guard");
     // Only the rare retransmission race loses its guard.
   }
   response.defer();
