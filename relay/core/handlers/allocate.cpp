@@ -1,6 +1,6 @@
 // The Allocate method (RFC 8656 §7.2): reserves a relayed transport address for the 5-tuple.
 #include "relay/core/handlers/handlers.hpp"
-#include "relay/core/lifetime.hpp"
+#include "relay/core/handlers/lifetime.hpp"
 #include "relay/wire/attributes.hpp"
 
 namespace tern::core::handlers {
