@@ -7,6 +7,7 @@
 #include "auth/authenticator.hpp"
 #include "auth/crypto.hpp"
 #include "auth/rest_credentials.hpp"
+#include "relay/core/handlers/handlers.hpp"
 #include "relay/core/peer_policy.hpp"
 #include "relay/wire/attributes.hpp"
 #include "relay/wire/builder.hpp"
@@ -37,23 +38,6 @@ metrics::AuthResult authCounter(auth::AuthOutcome o) noexcept {
   return metrics::AuthResult::kBadIntegrity;
 }
 
-const wire::Bytes kZeroPadding{reinterpret_cast<const std::uint8_t*>("\0\0\0"), 3};
-
-// RFC 8656 §11.5: the ICMP errors passed on are ICMPv4 types 3 (Destination Unreachable) and
-// 11 (Time Exceeded), ICMPv6 types 1 (Destination Unreachable), 2 (Packet Too Big) and 3 (Time
-// Exceeded); the server silently drops any other.
-bool relayedIcmpType(bool v4, std::uint8_t type) noexcept {
-  return v4 ? (type == 3 || type == 11) : (type >= 1 && type <= 3);
-}
-
-// RFC 8656 §18.13: Error Data is the next-hop MTU for ICMPv6 type 2 ("Packet Too Big") and
-// ICMPv4 type 3 code 4 ("fragmentation needed and DF set"), and MUST be zero otherwise.
-std::uint32_t icmpErrorData(bool v4, std::uint8_t type, std::uint8_t code,
-                            std::uint32_t error_data) noexcept {
-  const bool carries_mtu = v4 ? (type == 3 && code == 4) : type == 2;
-  return carries_mtu ? error_data : 0;
-}
-
 std::array<std::uint8_t, 16> randomKey() noexcept {
   std::array<std::uint8_t, 16> key{};
   auth::randomBytes(key);
@@ -69,91 +53,6 @@ std::uint64_t randomSeed() noexcept {
 }
 
 }  // namespace
-
-void ServerContext::endConnection(ConnectionId id, bool close_sockets) noexcept {
-  TcpConnection* c = connections.find(id);
-  if (c == nullptr) return;
-  if (Allocation* a = allocations.find(c->control)) a->removeConnection(id);
-  connections.erase(id);
-  if (close_sockets) output.peer_connections.closeConnection(id);
-}
-
-void ServerContext::endAllocation(Allocation& allocation, metrics::AllocationEnd why, TimePoint now) noexcept {
-  releaseAllocation(allocation, why, now);
-  allocations.erase(allocation);
-}
-
-void ServerContext::releaseAllocation(Allocation& allocation, metrics::AllocationEnd why, TimePoint now) noexcept {
-  // RFC 6062: the TCP connections of an allocation end with it.
-  for (ConnectionId id : allocation.connections()) {
-    connections.erase(id);
-    output.peer_connections.closeConnection(id);
-  }
-  for (const RelayEndpoint& r : allocation.relays()) output.relays.closeRelay(r.id);
-  services.quota->release(quotaKey(allocation.username()));
-  const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(now - allocation.created());
-  counters.allocationEnded(counterTransport(allocation.tuple().transport), counterFamily(allocation.relayed().ip),
-                           why, static_cast<double>(age.count()) / 1000.0);
-  output.events.onAllocationEnded(allocation, metrics::labelOf(why), std::chrono::duration_cast<std::chrono::seconds>(age));
-}
-
-void ServerContext::countRelayed(Allocation& allocation, metrics::Direction direction, std::size_t bytes) noexcept {
-  counters.relayed(direction, counterTransport(allocation.tuple().transport), bytes);
-  AllocationUsage& usage = allocation.usage();
-  if (direction == metrics::Direction::kClientToPeer) {
-    ++usage.packets_to_peer;
-    usage.bytes_to_peer += bytes;
-  } else {
-    ++usage.packets_to_client;
-    usage.bytes_to_client += bytes;
-  }
-}
-
-bool ServerContext::admitBandwidth(Allocation& allocation, metrics::Direction direction, std::size_t bytes,
-                                   TimePoint now) noexcept {
-  const BandwidthLimit& own_limit = options.allocation_bandwidth;
-  const BandwidthLimit& user_limit = options.user_bandwidth;
-  if (own_limit.unlimited() && user_limit.unlimited()) return true;
-  TokenBucket& own = allocation.bandwidth(direction);
-  if (!own.hasTokens(own_limit, now)) {
-    counters.drop(metrics::DropReason::kBandwidthLimit);
-    return false;
-  }
-  // The shared bucket is charged in the same step that checks it (another worker may take
-  // from it meanwhile); the allocation's own, which only this thread touches, after it, so
-  // a packet the user's budget refuses costs the allocation nothing.
-  if (UserBandwidth* user = allocation.userBandwidth();
-      user != nullptr && !user->buckets[metrics::idx(direction)].tryTake(user_limit, bytes, now)) {
-    counters.drop(metrics::DropReason::kUserBandwidthLimit);
-    return false;
-  }
-  own.take(own_limit, bytes, now);
-  return true;
-}
-
-std::chrono::nanoseconds ServerContext::chargeStream(Allocation& allocation, metrics::Direction direction,
-                                                     std::size_t bytes, TimePoint now) noexcept {
-  allocation.bandwidth(direction).take(options.allocation_bandwidth, bytes, now);
-  UserBandwidth* user = allocation.userBandwidth();
-  if (user != nullptr) user->buckets[metrics::idx(direction)].take(options.user_bandwidth, bytes, now);
-  const auto own = allocation.bandwidth(direction).wait(options.allocation_bandwidth, now);
-  const auto shared =
-      user != nullptr ? user->buckets[metrics::idx(direction)].wait(options.user_bandwidth, now) : std::chrono::nanoseconds{};
-  if (own.count() > 0 || shared.count() > 0) {
-    const auto limit = own >= shared ? metrics::BandwidthLimitKind::kAllocation : metrics::BandwidthLimitKind::kUser;
-    counters.bandwidth_pauses[metrics::idx(limit)].add();
-  }
-  return std::max(own, shared);
-}
-
-std::chrono::nanoseconds ServerContext::bandwidthWait(const Allocation& allocation, metrics::Direction direction,
-                                                      TimePoint now) const noexcept {
-  const auto own = allocation.bandwidth(direction).wait(options.allocation_bandwidth, now);
-  const UserBandwidth* user = allocation.userBandwidth();
-  const auto shared =
-      user != nullptr ? user->buckets[metrics::idx(direction)].wait(options.user_bandwidth, now) : std::chrono::nanoseconds{};
-  return std::max(own, shared);
-}
 
 TurnServer::TurnServer(ServerOptions options, ServerServices services, ServerOutput output,
                        metrics::WorkerCounters& counters)
@@ -194,127 +93,16 @@ void TurnServer::onChannelData(const FiveTuple& tuple, wire::Bytes packet, TimeP
     counters_.drop(metrics::DropReason::kMalformed);
     return;
   }
-  Allocation* allocation = allocations_.find(tuple);
-  if (allocation == nullptr || allocation->expired(now)) {
-    counters_.drop(metrics::DropReason::kNoAllocation);
-    return;
-  }
+  Allocation* allocation = context_.liveAllocation(tuple, now);
+  if (allocation == nullptr) return;
   const ChannelBinding* channel = allocation->channelByNumber(message->channel, now);
   if (channel == nullptr) {
     counters_.drop(metrics::DropReason::kNoChannel);
     return;
   }
-  if (!allocation->hasPermission(channel->peer.ip, now)) {
-    counters_.drop(metrics::DropReason::kNoPermission);
-    return;
-  }
-  // A relayed address of this relay is a peer only while it is open: once its allocation
-  // ends, some other program may hold the port (only such channels pay for this check).
-  if (channel->own_peer && services_.peer_policy->checkPeer(channel->peer) != PeerVerdict::kAllowed) {
-    counters_.drop(metrics::DropReason::kPeerDenied);
-    return;
-  }
-  if (!context_.admitBandwidth(*allocation, metrics::Direction::kClientToPeer, message->data.size(), now)) return;
-  const RelayEndpoint* relay = allocation->relayFor(channel->peer.ip);
-  if (relay == nullptr || !output_.relays.sendToPeer(relay->id, channel->peer, message->data)) {
-    counters_.drop(metrics::DropReason::kSendFailed);
-    return;
-  }
-  context_.countRelayed(*allocation, metrics::Direction::kClientToPeer, message->data.size());
-}
-
-Allocation* TurnServer::permittedAllocation(RelayId relay, const SocketAddress& peer,
-                                            TimePoint now) noexcept {
-  Allocation* allocation = allocations_.findByRelay(relay);
-  if (allocation == nullptr || allocation->expired(now)) {
-    counters_.drop(metrics::DropReason::kNoAllocation);
-    return nullptr;
-  }
-  if (!allocation->hasPermission(peer.ip, now)) {
-    counters_.drop(metrics::DropReason::kNoPermission);
-    return nullptr;
-  }
-  return allocation;
-}
-
-wire::MessageBuilder TurnServer::dataIndication(const SocketAddress& peer) noexcept {
-  wire::MessageBuilder b(header_buffer_, wire::Method::kData, wire::MessageClass::kIndication,
-                         nextIndicationId());
-  b.add(wire::attr::XorPeerAddress{peer});
-  return b;
-}
-
-// RFC 8656 §11.3 and §12.6: data from a permitted peer goes to the client as ChannelData if
-// a channel is bound to the peer, otherwise in a Data indication.
-void TurnServer::onPeerPacket(RelayId relay, const SocketAddress& peer, wire::Bytes payload,
-                              TimePoint now) noexcept {
-  const SocketAddress from{PeerPolicy::normalize(peer.ip), peer.port};
-  Allocation* allocation = permittedAllocation(relay, from, now);
-  if (allocation == nullptr) return;
-  if (!context_.admitBandwidth(*allocation, metrics::Direction::kPeerToClient, payload.size(), now)) return;
-  const FiveTuple& tuple = allocation->tuple();
-  const auto padding = isStream(tuple.transport) ? wire::padTo4(payload.size()) - payload.size() : 0;
-  bool sent = false;
-  if (const ChannelBinding* channel = allocation->channelByPeer(from, now)) {
-    if (payload.size() > 0xFFFF) {
-      counters_.drop(metrics::DropReason::kMalformed);
-      return;
-    }
-    wire::writeChannelDataHeader(header_buffer_.data(), channel->number,
-                                 static_cast<std::uint16_t>(payload.size()));
-    // RFC 8656 §12.5: over TCP and TLS the ChannelData message is padded to 4 bytes.
-    const wire::Bytes parts[] = {{header_buffer_.data(), wire::kChannelDataHeaderSize}, payload,
-                                 kZeroPadding.first(padding)};
-    sent = output_.clients.sendToClient(tuple, parts);
-  } else {
-    // A Data indication: header, XOR-PEER-ADDRESS and the DATA attribute's header are built
-    // here; the payload follows as its own part, so it is never copied.
-    wire::MessageBuilder b = dataIndication(from);
-    const std::size_t data_padding = wire::padTo4(payload.size()) - payload.size();
-    const std::size_t total = b.size() + wire::kAttributeHeaderSize + payload.size() + data_padding;
-    if (!b.ok() || total - wire::kHeaderSize > 0xFFFF) {
-      counters_.drop(metrics::DropReason::kMalformed);
-      return;
-    }
-    const std::size_t head = b.size();
-    wire::storeU16(header_buffer_.data() + head, static_cast<std::uint16_t>(wire::AttributeType::kData));
-    wire::storeU16(header_buffer_.data() + head + 2, static_cast<std::uint16_t>(payload.size()));
-    wire::storeU16(header_buffer_.data() + 2, static_cast<std::uint16_t>(total - wire::kHeaderSize));
-    const wire::Bytes parts[] = {{header_buffer_.data(), head + wire::kAttributeHeaderSize}, payload,
-                                 kZeroPadding.first(data_padding)};
-    sent = output_.clients.sendToClient(tuple, parts);
-  }
-  if (!sent) {
-    counters_.drop(metrics::DropReason::kSendFailed);
-    return;
-  }
-  context_.countRelayed(*allocation, metrics::Direction::kPeerToClient, payload.size());
-}
-
-// RFC 8656 §11.5: an ICMP error about a datagram sent to a peer reaches the client in a Data
-// indication with XOR-PEER-ADDRESS and ICMP (and no DATA), over the allocation's 5-tuple,
-// even when a channel is bound (ChannelData cannot carry it). The permission check uses the
-// peer the datagram went to, never the ICMP message's own source.
-void TurnServer::onPeerIcmp(RelayId relay, const SocketAddress& peer, std::uint8_t type,
-                            std::uint8_t code, std::uint32_t error_data, TimePoint now) noexcept {
-  // The peer's family tells ICMPv4 from ICMPv6 (see the declaration), before normalising.
-  const bool v4 = peer.ip.isV4();
-  if (!relayedIcmpType(v4, type)) {
-    counters_.drop(metrics::DropReason::kIcmpIgnored);
-    return;
-  }
-  const SocketAddress to{PeerPolicy::normalize(peer.ip), peer.port};
-  Allocation* allocation = permittedAllocation(relay, to, now);
-  if (allocation == nullptr) return;
-  wire::MessageBuilder b = dataIndication(to);
-  b.add(wire::attr::Icmp{type, code, icmpErrorData(v4, type, code, error_data)});
-  const auto bytes = b.finish();
-  // A STUN message is a multiple of 4 bytes, so over TCP and TLS it needs no padding.
-  if (!bytes || !output_.clients.sendToClient(allocation->tuple(), *bytes)) {
-    counters_.drop(metrics::DropReason::kSendFailed);
-    return;
-  }
-  counters_.icmp_indications.add();
+  // The peer policy was applied when the channel was bound; only a peer that is one of this
+  // relay's own relayed addresses pays for a check per packet.
+  (void)context_.relayToPeer(*allocation, channel->peer, message->data, channel->own_peer, now);
 }
 
 void TurnServer::onTick(TimePoint now) noexcept {

@@ -6,13 +6,14 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 
 #include "auth/authenticator.hpp"
 #include "metrics/worker_counters.hpp"
 #include "relay/core/allocation_table.hpp"
 #include "relay/core/five_tuple.hpp"
-#include "relay/core/handlers/handlers.hpp"
 #include "relay/core/response_writer.hpp"
+#include "relay/core/server_context.hpp"
 #include "relay/core/server_options.hpp"
 #include "relay/core/server_output.hpp"
 #include "relay/core/source_rate_limiter.hpp"
@@ -116,11 +117,20 @@ class TurnServer {
   void onChannelData(const FiveTuple& tuple, wire::Bytes packet, TimePoint now) noexcept;
   // After a reload: ends what the peer policy now refuses (see reconfigure).
   void enforcePeerPolicy(TimePoint now) noexcept;
-  // The live allocation behind `relay` if it has a permission for `peer`'s IP (RFC 8656 §9),
-  // else null with the drop counted. Shared by data and ICMP errors from peers.
+  // The peer side (peer_side.cpp). The live allocation behind `relay` if it has a permission
+  // for `peer`'s IP (RFC 8656 §9), else null with the drop counted. Shared by data and ICMP
+  // errors from peers.
   Allocation* permittedAllocation(RelayId relay, const SocketAddress& peer, TimePoint now) noexcept;
   // Starts a Data indication from `peer` in header_buffer_: header and XOR-PEER-ADDRESS.
   wire::MessageBuilder dataIndication(const SocketAddress& peer) noexcept;
+  // A peer's payload to the client on `tuple`, as ChannelData on `channel` (RFC 8656 §12.6)
+  // or in a Data indication (§11.3). Nothing when sent, else the reason it was not (the
+  // caller counts it).
+  std::optional<metrics::DropReason> sendChannelData(const FiveTuple& tuple, std::uint16_t channel,
+                                                     wire::Bytes payload) noexcept;
+  std::optional<metrics::DropReason> sendDataIndication(const FiveTuple& tuple,
+                                                        const SocketAddress& peer,
+                                                        wire::Bytes payload) noexcept;
   void send(const FiveTuple& tuple, ResponseWriter& response, std::uint16_t method) noexcept;
   ResponseWriter responseTo(const wire::Header& request, bool fingerprint) noexcept;
   wire::TransactionId nextIndicationId() noexcept;

@@ -1,6 +1,6 @@
 // The Refresh method (RFC 8656 §8): extends or (LIFETIME 0) deletes an allocation.
 #include "relay/core/handlers/handlers.hpp"
-#include "relay/core/lifetime.hpp"
+#include "relay/core/handlers/lifetime.hpp"
 #include "relay/wire/attributes.hpp"
 
 namespace tern::core::handlers {

@@ -8,9 +8,10 @@ namespace tern::core::handlers {
 
 void sendIndication(ServerContext& server, const FiveTuple& tuple, const wire::MessageView& indication,
                     TimePoint now) noexcept {
-  Allocation* allocation = server.allocations.find(tuple);
+  Allocation* allocation = server.liveAllocation(tuple, now);
+  if (allocation == nullptr) return;
   // A TCP allocation (RFC 6062) has no datagram socket to send from.
-  if (allocation == nullptr || allocation->expired(now) || allocation->tcp()) {
+  if (allocation->tcp()) {
     server.counters.drop(metrics::DropReason::kNoAllocation);
     return;
   }
@@ -21,24 +22,9 @@ void sendIndication(ServerContext& server, const FiveTuple& tuple, const wire::M
     server.counters.drop(metrics::DropReason::kMalformed);
     return;
   }
+  // A Send may name any peer: the peer policy is checked on every one.
   const SocketAddress peer{PeerPolicy::normalize(peer_attr->address.ip), peer_attr->address.port};
-  if (!allocation->hasPermission(peer.ip, now)) {
-    server.counters.drop(metrics::DropReason::kNoPermission);
-    return;
-  }
-  // The permission was checked per IP; the relay's own addresses also need a relay port.
-  if (server.services.peer_policy->checkPeer(peer) != PeerVerdict::kAllowed) {
-    server.counters.drop(metrics::DropReason::kPeerDenied);
-    return;
-  }
-  if (!server.admitBandwidth(*allocation, metrics::Direction::kClientToPeer, data->value.size(), now)) return;
-  // The permission implies a relayed address of the peer's family (RFC 8656 §10.2).
-  const RelayEndpoint* relay = allocation->relayFor(peer.ip);
-  if (relay == nullptr || !server.output.relays.sendToPeer(relay->id, peer, data->value)) {
-    server.counters.drop(metrics::DropReason::kSendFailed);
-    return;
-  }
-  server.countRelayed(*allocation, metrics::Direction::kClientToPeer, data->value.size());
+  (void)server.relayToPeer(*allocation, peer, data->value, true, now);
 }
 
 }  // namespace tern::core::handlers
