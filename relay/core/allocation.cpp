@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "relay/core/peer_policy.hpp"
+#include "relay/wire/checks.hpp"
 
 namespace tern::core {
 
@@ -53,7 +54,7 @@ bool Allocation::hasPermission(const IpAddress& peer, TimePoint now) const noexc
 }
 
 bool Allocation::installPermission(const IpAddress& peer, TimePoint now, TimePoint expires,
-                                   std::size_t max_permissions) {
+                                   std::size_t max_permissions) noexcept {
   for (auto& p : permissions_) {
     if (p.peer == peer) {
       p.expires = expires;
@@ -68,7 +69,12 @@ bool Allocation::installPermission(const IpAddress& peer, TimePoint now, TimePoi
     }
   }
   if (permissions_.size() >= max_permissions) return false;
-  permissions_.push_back({peer, expires});
+  try {
+    permissions_.push_back({peer, expires});
+  } catch (const std::bad_alloc&) {
+    checks::outOfMemory("permission");  // refused like one over the cap: 508
+    return false;
+  }
   return true;
 }
 
@@ -92,7 +98,7 @@ const ChannelBinding* Allocation::channelByPeer(const SocketAddress& peer, TimeP
 }
 
 bool Allocation::bindChannel(std::uint16_t number, const SocketAddress& peer, TimePoint now,
-                             TimePoint expires, std::size_t max_channels, bool own_peer) {
+                             TimePoint expires, std::size_t max_channels, bool own_peer) noexcept {
   for (auto& c : channels_) {
     if (c.number == number) {
       c.peer = peer;
@@ -108,7 +114,12 @@ bool Allocation::bindChannel(std::uint16_t number, const SocketAddress& peer, Ti
     }
   }
   if (channels_.size() >= max_channels) return false;
-  channels_.push_back({number, peer, expires, own_peer});
+  try {
+    channels_.push_back({number, peer, expires, own_peer});
+  } catch (const std::bad_alloc&) {
+    checks::outOfMemory("channel binding");  // refused like one over the cap: 508
+    return false;
+  }
   return true;
 }
 

@@ -148,21 +148,25 @@ class Allocation {
   bool tcp() const noexcept { return tcp_; }
   void setTcp() noexcept { tcp_ = true; }
   const std::vector<ConnectionId>& connections() const noexcept { return connections_; }
+  // Room for one more connection first (may throw std::bad_alloc), so that adding it once the
+  // connection has started cannot fail.
+  void reserveConnection() { connections_.reserve(connections_.size() + 1); }
   void addConnection(ConnectionId id) { connections_.push_back(id); }
   void removeConnection(ConnectionId id) noexcept;
 
   // RFC 8656 §9: permissions are per IP address; expired ones do not count.
   bool hasPermission(const IpAddress& peer, TimePoint now) const noexcept;
   // Installs or refreshes; false if that would exceed `max_permissions` live permissions.
+  // Out of memory: false too (relay/wire/checks.hpp), so the request is refused with 508.
   bool installPermission(const IpAddress& peer, TimePoint now, TimePoint expires,
-                         std::size_t max_permissions);
+                         std::size_t max_permissions) noexcept;
   std::size_t activePermissions(TimePoint now) const noexcept;
 
   const ChannelBinding* channelByNumber(std::uint16_t number, TimePoint now) const noexcept;
   const ChannelBinding* channelByPeer(const SocketAddress& peer, TimePoint now) const noexcept;
   // Binds or refreshes; the caller has checked RFC 8656 §12.2's rules. False past the cap.
   bool bindChannel(std::uint16_t number, const SocketAddress& peer, TimePoint now,
-                   TimePoint expires, std::size_t max_channels, bool own_peer = false);
+                   TimePoint expires, std::size_t max_channels, bool own_peer = false) noexcept;
   // Ends at once the permissions and channels whose peer `policy` refuses now, and marks
   // again which channels lead to the relay's own addresses (a reload may change both).
   PeerRecheck recheckPeers(const PeerPolicy& policy, TimePoint now) noexcept;

@@ -23,9 +23,20 @@ Allocation* AllocationTable::findByRelay(RelayId relay) noexcept {
 
 Allocation& AllocationTable::insert(std::unique_ptr<Allocation> allocation) {
   Allocation& a = *allocation;
-  for (const RelayEndpoint& r : a.relays()) by_relay_[r.id] = &a;
-  by_tuple_[a.tuple()] = std::move(allocation);
-  enqueue(a);
+  // Whatever may throw std::bad_alloc comes before a change that stays, so a refused insert
+  // leaves the table as it was (relay/wire/checks.hpp: the Allocate is refused, not the node).
+  due_.reserve(due_.size() + 1);
+  auto [entry, added] = by_tuple_.try_emplace(a.tuple());
+  TERN_BUG_IF(!added, "an allocation was inserted on a 5-tuple that already has one");
+  try {
+    for (const RelayEndpoint& r : a.relays()) by_relay_[r.id] = &a;
+  } catch (...) {
+    for (const RelayEndpoint& r : a.relays()) by_relay_.erase(r.id);
+    if (added) by_tuple_.erase(entry);
+    throw;
+  }
+  entry->second = std::move(allocation);
+  enqueue(a);  // cannot throw: the room was reserved
   return a;
 }
 

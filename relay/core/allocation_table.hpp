@@ -19,6 +19,7 @@ class AllocationTable {
  public:
   Allocation* find(const FiveTuple& tuple) noexcept;
   Allocation* findByRelay(RelayId relay) noexcept;
+  // Throws std::bad_alloc with the table unchanged.
   Allocation& insert(std::unique_ptr<Allocation> allocation);
   // Adds or drops one relayed address of a dual allocation (RFC 8656 §7.2, §8), keeping the
   // relay index true.

@@ -22,12 +22,15 @@ ConnectionId TcpConnectionTable::nextId() noexcept {
 TcpConnection& TcpConnectionTable::add(const FiveTuple& control, const SocketAddress& peer,
                                        TcpConnection::State state, TimePoint now) {
   const ConnectionId id = nextId();
+  // The timer first: if the entry cannot be made, a timer that finds no connection is
+  // skipped, and the table is as it was (the caller refuses the request).
+  due_.push_back({now + kTimeout, id});
   TcpConnection& c = by_id_[id];
   c.id = id;
   c.control = control;
   c.peer = peer;
   c.state = state;
-  restartTimer(c, now);
+  c.deadline = now + kTimeout;
   return c;
 }
 

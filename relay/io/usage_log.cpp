@@ -4,7 +4,7 @@
 #include <string>
 
 #include "relay/core/allocation.hpp"
-#include "relay/core/handlers/handlers.hpp"  // counterTransport
+#include "relay/core/server_context.hpp"  // counterTransport
 #include "relay/io/log.hpp"
 #include "relay/wire/stun_constants.hpp"
 

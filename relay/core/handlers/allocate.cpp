@@ -4,6 +4,7 @@
 
 #include "relay/core/handlers/lifetime.hpp"
 #include "relay/wire/attributes.hpp"
+#include "relay/wire/checks.hpp"
 
 namespace tern::core::handlers {
 
@@ -142,11 +143,12 @@ Expected<OpenedRelay, AllocateError> openFirstRelay(ServerContext& server,
   return Unexpected{relayError(error, request.reserve_next)};
 }
 
-Allocation& insertAllocation(ServerContext& server, const RequestContext& ctx,
-                             const AllocateRequest& params, const OpenedRelay& relay,
-                             UserBandwidth* user_bandwidth,
-                             std::chrono::seconds lifetime) noexcept {
-  const SocketAddress relayed = advertisedAddress(server.options.external_ips, relay.local);
+namespace {
+
+// The allocation's state, installed in the table. Throws std::bad_alloc with the table as it was.
+Allocation& makeAllocation(ServerContext& server, const RequestContext& ctx, const AllocateRequest& params,
+                           const OpenedRelay& relay, const SocketAddress& relayed, UserBandwidth* user_bandwidth,
+                           std::chrono::seconds lifetime) {
   auto allocation = std::make_unique<Allocation>(
       ctx.tuple, relay.id, relayed, std::string(ctx.username),
       std::vector<std::uint8_t>(ctx.key.begin(), ctx.key.end()), ctx.now);
@@ -158,13 +160,33 @@ Allocation& insertAllocation(ServerContext& server, const RequestContext& ctx,
   allocation->setExpiry(ctx.now + lifetime);
   allocation->setAllocateTransaction(ctx.request.transactionId());
   if (params.relay.tcp) allocation->setTcp();
-  Allocation& a = server.allocations.insert(std::move(allocation));
+  return server.allocations.insert(std::move(allocation));
+}
+
+}  // namespace
+
+Allocation* insertAllocation(ServerContext& server, const RequestContext& ctx,
+                             const AllocateRequest& params, const OpenedRelay& relay,
+                             UserBandwidth* user_bandwidth,
+                             std::chrono::seconds lifetime) noexcept {
+  const SocketAddress relayed = advertisedAddress(server.options.external_ips, relay.local);
+  Allocation* made = nullptr;
+  try {
+    made = &makeAllocation(server, ctx, params, relay, relayed, user_bandwidth, lifetime);
+  } catch (const std::bad_alloc&) {
+    // relay/wire/checks.hpp: this Allocate is refused (508); what it took goes back.
+    checks::outOfMemory("allocation");
+    server.output.relays.closeRelay(relay.id);
+    server.services.quota->release(quotaKey(ctx.username));
+    return nullptr;
+  }
+  Allocation& a = *made;
   a.setAllocateExtras(relay.reservation_token, params.additional_ipv6
                                                    ? openAdditionalRelay(server, params.relay, a)
                                                    : std::uint16_t{0});
   server.counters.allocationCreated(counterTransport(ctx.tuple.transport), counterFamily(relayed.ip));
   server.output.events.onAllocationCreated(a, static_cast<std::uint32_t>(lifetime.count()));
-  return a;
+  return &a;
 }
 
 // RFC 8656 §7.2 steps 1 (authentication: done before any handler) and 2 (the 5-tuple), then
@@ -185,7 +207,11 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
   if (!relay) return refuse(relay.error());
   const auto lifetime =
       credentialBound(server.options, ctx, grantedLifetime(server.options, params->lifetime));
-  Allocation& a = insertAllocation(server, ctx, *params, *relay, admission->user, lifetime);
+  Allocation* inserted = insertAllocation(server, ctx, *params, *relay, admission->user, lifetime);
+  if (inserted == nullptr) {
+    return refuse({ec::kInsufficientCapacity, "Insufficient Capacity: out of memory"});
+  }
+  Allocation& a = *inserted;
   answerSuccess(a, static_cast<std::uint32_t>(lifetime.count()), ctx.tuple, response);
   if (params->mobility) {
     renewMobilityHandle(a);

@@ -55,7 +55,8 @@ AllocateError relayError(RelayError error, bool reserve_next) noexcept;
 // Insert: the allocation on ctx.tuple, with its relayed address, credentials, user bandwidth
 // share and `lifetime`; opens the IPv6 relay of a dual allocation (whose failure is reported
 // in the response, not fatal), counts and reports it.
-Allocation& insertAllocation(ServerContext& server, const RequestContext& ctx,
+// Null, with the relay socket closed and the quota returned, when memory runs out (508).
+Allocation* insertAllocation(ServerContext& server, const RequestContext& ctx,
                              const AllocateRequest& params, const OpenedRelay& relay,
                              UserBandwidth* user_bandwidth, std::chrono::seconds lifetime) noexcept;
 

@@ -73,8 +73,12 @@ void channelBind(ServerContext& server, const RequestContext& ctx, ResponseWrite
     return;
   }
   // RFC 8656 §12.2: binding a channel also installs or refreshes the peer's permission.
-  allocation->installPermission(peer.ip, ctx.now, ctx.now + server.options.permission_lifetime,
-                                server.options.max_permissions_per_allocation);
+  // The cap was checked above: false here is out of memory (relay/wire/checks.hpp).
+  if (!allocation->installPermission(peer.ip, ctx.now, ctx.now + server.options.permission_lifetime,
+                                     server.options.max_permissions_per_allocation)) {
+    response.error(ec::kInsufficientCapacity, "Insufficient Capacity: out of memory");
+    return;
+  }
   response.success();
 }
 

@@ -4,6 +4,7 @@
 #include "relay/core/handlers/handlers.hpp"
 #include "relay/core/peer_policy.hpp"
 #include "relay/wire/attributes.hpp"
+#include "relay/wire/checks.hpp"
 
 namespace tern::core::handlers {
 
@@ -44,7 +45,16 @@ void connect(ServerContext& server, const RequestContext& ctx, ResponseWriter& r
     response.error(ec::kInsufficientCapacity, "Insufficient Capacity: connection limit of this allocation");
     return;
   }
-  TcpConnection& c = server.connections.add(ctx.tuple, peer, TcpConnection::State::kConnecting, ctx.now);
+  TcpConnection* added = nullptr;
+  try {
+    allocation->reserveConnection();
+    added = &server.connections.add(ctx.tuple, peer, TcpConnection::State::kConnecting, ctx.now);
+  } catch (const std::bad_alloc&) {
+    checks::outOfMemory("RFC 6062 connection");
+    response.error(ec::kInsufficientCapacity, "Insufficient Capacity: out of memory");
+    return;
+  }
+  TcpConnection& c = *added;
   c.connect_transaction = ctx.request.transactionId();
   c.connect_fingerprint = ctx.request.hasFingerprint();
   if (!server.output.peer_connections.connectToPeer(allocation->relay(), peer, c.id)) {

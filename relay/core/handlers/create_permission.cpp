@@ -68,7 +68,11 @@ void createPermission(ServerContext& server, const RequestContext& ctx, Response
   }
   const TimePoint expires = ctx.now + server.options.permission_lifetime;
   for (const auto& ip : peers) {
-    allocation->installPermission(ip, ctx.now, expires, server.options.max_permissions_per_allocation);
+    // The cap was checked above: false here is out of memory (relay/wire/checks.hpp).
+    if (!allocation->installPermission(ip, ctx.now, expires, server.options.max_permissions_per_allocation)) {
+      response.error(ec::kInsufficientCapacity, "Insufficient Capacity: out of memory");
+      return;
+    }
   }
   response.success();
 }

@@ -432,7 +432,7 @@ TEST_CASE("insertAllocation installs the allocation on the 5-tuple and counts it
   AllocateRequest params;
   SUBCASE("one relayed address") {
     const core::OpenedRelay relay{3, *wire::SocketAddress::parse("198.51.100.7:50006"), 0xABCD};
-    core::Allocation& a = core::handlers::insertAllocation(s.server, ctx, params, relay, nullptr,
+    core::Allocation& a = *core::handlers::insertAllocation(s.server, ctx, params, relay, nullptr,
                                                            std::chrono::seconds(600));
     CHECK(s.allocations.find(tuple) == &a);
     CHECK(s.allocations.findByRelay(3) == &a);
@@ -452,13 +452,13 @@ TEST_CASE("insertAllocation installs the allocation on the 5-tuple and counts it
     const core::OpenedRelay relay{7, *wire::SocketAddress::parse("198.51.100.7:50014"),
                                   std::nullopt};
     s.output.ipv6 = true;
-    core::Allocation& dual = core::handlers::insertAllocation(s.server, ctx, params, relay, nullptr,
+    core::Allocation& dual = *core::handlers::insertAllocation(s.server, ctx, params, relay, nullptr,
                                                               std::chrono::seconds(600));
     CHECK(dual.relays().size() == 2);
     CHECK(dual.additionalFamilyError() == 0);
     s.allocations.erase(dual);
     s.output.ipv6 = false;
-    core::Allocation& single = core::handlers::insertAllocation(s.server, ctx, params, relay,
+    core::Allocation& single = *core::handlers::insertAllocation(s.server, ctx, params, relay,
                                                                 nullptr, std::chrono::seconds(600));
     CHECK(single.relays().size() == 1);
     CHECK(single.additionalFamilyError() == ec::kAddressFamilyNotSupported);
