@@ -12,6 +12,7 @@
 #include "relay/wire/attributes.hpp"
 #include "relay/wire/builder.hpp"
 #include "support/core_services.hpp"
+#include "support/context_harness.hpp"
 #include "support/recording_output.hpp"
 
 using namespace tern;
@@ -66,23 +67,8 @@ Expected<AllocateRequest, AllocateError> parse(const Add& add,
 }
 
 // A ServerContext over recording fakes, as TurnServer builds its own.
-struct Steps {
-  explicit Steps(test::ServicesOptions services_options = {})
-      : services(test::makeServices(services_options)),
-        quota(static_cast<test::CountingQuota&>(*services.quota)),
-        connections(0, 1),
-        server{options,     services,     output, counters,     allocations,
-               connections, std::nullopt, false,  std::nullopt, {}} {}
-
-  core::ServerOptions options;
-  core::ServerServices services;
-  test::CountingQuota& quota;
-  test::RecordingOutput output;
-  metrics::WorkerCounters counters;
-  core::AllocationTable allocations;
-  core::TcpConnectionTable connections;
-  core::ServerContext server;
-  core::TimePoint now{std::chrono::seconds(1000)};
+struct Steps : test::ContextHarness {
+  using ContextHarness::ContextHarness;
 };
 
 }  // namespace

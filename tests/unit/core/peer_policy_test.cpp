@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "relay/wire/cidr.hpp"
+#include "support/addresses.hpp"
 
 namespace {
 
@@ -25,17 +26,8 @@ using tern::core::ReservedRange;
 using tern::wire::IpAddress;
 using tern::wire::SocketAddress;
 
-IpAddress ip(std::string_view text) {
-  auto a = IpAddress::parse(text);
-  REQUIRE_MESSAGE(a.has_value(), text);
-  return *a;
-}
-
-Cidr cidr(std::string_view text) {
-  auto c = Cidr::parse(text);
-  REQUIRE_MESSAGE(c.has_value(), text);
-  return *c;
-}
+using tern::test::cidr;
+using tern::test::ip;
 
 SocketAddress at(std::string_view host, std::uint16_t port) {
   return SocketAddress{ip(host), port};

@@ -10,7 +10,7 @@
 #include "metrics/worker_counters.hpp"
 #include "relay/core/server_context.hpp"
 #include "support/core_services.hpp"
-#include "support/recording_output.hpp"
+#include "support/context_harness.hpp"
 
 using namespace tern;
 using metrics::DropReason;
@@ -22,16 +22,12 @@ const wire::SocketAddress kDeniedPeer = *wire::SocketAddress::parse("203.0.113.5
 const core::FiveTuple kTuple{core::Transport::kUdp, *wire::SocketAddress::parse("192.0.2.7:40000"),
                              *wire::SocketAddress::parse("198.51.100.1:3478")};
 
-struct Relay {
-  Relay()
-      : services(test::makeServices([] {
-          test::ServicesOptions o;
-          o.deny_peers = {"203.0.113.0/24"};
-          return o;
-        }())),
-        connections(0, 1),
-        server{options,     services,     output, counters,     allocations,
-               connections, std::nullopt, false,  std::nullopt, {}} {
+struct Relay : test::ContextHarness {
+  Relay() : ContextHarness([] {
+      test::ServicesOptions o;
+      o.deny_peers = {"203.0.113.0/24"};
+      return o;
+    }()) {
     auto a = std::make_unique<core::Allocation>(kTuple, 0,
                                                 *wire::SocketAddress::parse("198.51.100.7:50000"),
                                                 "user", std::vector<std::uint8_t>(16, 1), now);
@@ -55,14 +51,6 @@ struct Relay {
                               now);
   }
 
-  core::ServerOptions options;
-  core::ServerServices services;
-  test::RecordingOutput output;
-  metrics::WorkerCounters counters;
-  core::AllocationTable allocations;
-  core::TcpConnectionTable connections;
-  core::ServerContext server;
-  core::TimePoint now{std::chrono::seconds(1000)};
   core::Allocation* allocation = nullptr;
 };
 

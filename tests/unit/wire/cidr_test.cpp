@@ -7,22 +7,15 @@
 #include <string>
 #include <string_view>
 
+#include "support/addresses.hpp"
+
 namespace {
 
 using tern::wire::Cidr;
 using tern::wire::IpAddress;
 
-IpAddress ip(std::string_view text) {
-  auto a = IpAddress::parse(text);
-  REQUIRE_MESSAGE(a.has_value(), text);
-  return *a;
-}
-
-Cidr cidr(std::string_view text) {
-  auto c = Cidr::parse(text);
-  REQUIRE_MESSAGE(c.has_value(), text);
-  return *c;
-}
+using tern::test::cidr;
+using tern::test::ip;
 
 // The canonical text of a parsed range, or "rejected".
 std::string parsed(std::string_view text) {
