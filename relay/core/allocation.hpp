@@ -3,6 +3,7 @@
 // Lists are small vectors that grow only on the control path; the packet path only reads them.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <memory>
@@ -150,7 +151,9 @@ class Allocation {
   const std::vector<ConnectionId>& connections() const noexcept { return connections_; }
   // Room for one more connection first (may throw std::bad_alloc), so that adding it once the
   // connection has started cannot fail.
-  void reserveConnection() { connections_.reserve(connections_.size() + 1); }
+  void reserveConnection() {
+    if (connections_.size() == connections_.capacity()) connections_.reserve(std::max<std::size_t>(4, 2 * connections_.size()));
+  }
   void addConnection(ConnectionId id) { connections_.push_back(id); }
   void removeConnection(ConnectionId id) noexcept;
 

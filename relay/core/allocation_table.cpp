@@ -1,6 +1,7 @@
 // See allocation_table.hpp.
 #include "relay/core/allocation_table.hpp"
 
+#include <algorithm>
 #include <utility>
 
 #include "relay/wire/checks.hpp"
@@ -25,7 +26,8 @@ Allocation& AllocationTable::insert(std::unique_ptr<Allocation> allocation) {
   Allocation& a = *allocation;
   // Whatever may throw std::bad_alloc comes before a change that stays, so a refused insert
   // leaves the table as it was (relay/wire/checks.hpp: the Allocate is refused, not the node).
-  due_.reserve(due_.size() + 1);
+  // Room for one more, grown geometrically (reserve(size + 1) would copy the queue every time).
+  if (due_.size() == due_.capacity()) due_.reserve(std::max<std::size_t>(64, 2 * due_.capacity()));
   auto [entry, added] = by_tuple_.try_emplace(a.tuple());
   TERN_BUG_IF(!added, "an allocation was inserted on a 5-tuple that already has one");
   try {
