@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <mutex>
 
 namespace tern::io::log {
 
@@ -129,14 +130,31 @@ bool LineBudget::allow(std::uint64_t now_ms, std::uint64_t& suppressed) noexcept
   return true;
 }
 
+namespace {
+
+// Under memory pressure every request may fail alike: one line a minute, saying how many
+// were left out. Workers report from their own threads.
+bool mayWriteOutOfMemoryLine(std::uint64_t& suppressed) noexcept {
+  static std::mutex mutex;
+  static LineBudget budget(kOutOfMemoryLinesPerSecond, 1);
+  const auto now = std::chrono::steady_clock::now().time_since_epoch();
+  std::lock_guard lock(mutex);
+  return budget.allow(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(now).count()),
+                      suppressed);
+}
+
+}  // namespace
+
 void reportFailure(checks::Failure failure, const char* site, const char* what) noexcept {
+  std::uint64_t suppressed = 0;
+  if (failure == checks::Failure::kOutOfMemory && !mayWriteOutOfMemoryLine(suppressed)) return;
   try {
     if (failure == checks::Failure::kBug) {
       error("BUG: an impossible state was met and recovered from; please report it (logged once per site)",
             {{"site", site}, {"what", what}});
     } else {
       error("out of memory: refused what needed it and serving on (logged at most once a minute)",
-            {{"site", site}, {"what", what}, {"count", checks::outOfMemorySeen()}});
+            {{"site", site}, {"what", what}, {"count", checks::outOfMemorySeen()}, {"suppressed", suppressed}});
     }
   } catch (...) {
     std::fprintf(stderr, "tern: %s at %s: %s\n", failure == checks::Failure::kBug ? "BUG" : "out of memory", site,

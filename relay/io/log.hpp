@@ -32,7 +32,8 @@ struct Field {
 void configure(LogLevel level, LogFormat format) noexcept;
 bool enabled(LogLevel level) noexcept;
 // relay/wire/checks.hpp's bugs and out-of-memory refusals as error lines; relay/app installs it
-// with checks::setReporter. Falls back to stderr if the line cannot be built.
+// with checks::setReporter. Out of memory writes at most one line a minute (a LineBudget of
+// kOutOfMemoryLinesPerSecond), from any thread. Falls back to stderr if a line cannot be built.
 void reportFailure(checks::Failure failure, const char* site, const char* what) noexcept;
 void write(LogLevel level, std::string_view event, std::initializer_list<Field> fields = {});
 
@@ -52,6 +53,9 @@ inline void error(std::string_view e, std::initializer_list<Field> f = {}) {
 // A token bucket for lines that a remote party can trigger at will (failed handshakes,
 // refused requests, accept errors): at most `burst` at once and `per_second` on average, so a
 // flood costs a few lines, not the disk. One per worker; not thread-safe.
+// relay/wire/checks.hpp out-of-memory lines: one a minute (see reportFailure).
+inline constexpr double kOutOfMemoryLinesPerSecond = 1.0 / 60;
+
 class LineBudget {
  public:
   LineBudget(double per_second, double burst) noexcept : rate_(per_second), burst_(burst), tokens_(burst) {}

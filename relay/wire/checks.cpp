@@ -1,7 +1,6 @@
 // Bug checks and the out-of-memory policy; see checks.hpp.
 #include "relay/wire/checks.hpp"
 
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 
@@ -24,13 +23,6 @@ std::atomic<Reporter> reporter{&writeToStderr};
 std::atomic<bool> aborts{kAbortsByDefault};
 std::atomic<std::uint64_t> bugs{0};
 std::atomic<std::uint64_t> out_of_memory{0};
-std::atomic<std::int64_t> out_of_memory_logged_s{-60};
-
-std::int64_t steadySeconds() noexcept {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 }  // namespace
 
@@ -49,10 +41,8 @@ void bug(const char* site, const char* what, std::atomic<bool>& first_seen) noex
 
 void outOfMemory(const char* site) noexcept {
   out_of_memory.fetch_add(1, std::memory_order_relaxed);
-  // Once a minute across the process: under memory pressure every request may fail alike.
-  const std::int64_t now = steadySeconds();
-  std::int64_t last = out_of_memory_logged_s.load();
-  if (now - last < 60 || !out_of_memory_logged_s.compare_exchange_strong(last, now)) return;
+  // Every time: the reporter decides how often to write (the log's keeps to one line a
+  // minute, relay/io/log.cpp), so this layer reads no clock.
   reporter.load()(Failure::kOutOfMemory, site, "refused what needed the memory; serving on");
 }
 

@@ -9,8 +9,8 @@
 //
 // outOfMemory(site): a control-path allocation (a new allocation, permission, connection,
 // buffer) failed with std::bad_alloc. The request or connection that needed it is refused
-// and the process lives on; it is counted (tern_out_of_memory_total) and logged at most once
-// a minute. The packet path never allocates, so it never gets here. A std::bad_alloc that
+// and the process lives on; it is counted (tern_out_of_memory_total) and reported each time,
+// which the log relay/app installs turns into at most one line a minute. The packet path never allocates, so it never gets here. A std::bad_alloc that
 // escapes a noexcept function terminates the process with a log line (the terminate handler
 // relay/app installs), as at start-up.
 //

@@ -32,3 +32,14 @@ TEST_CASE("a line budget lets a burst through, then the refill rate, and counts 
   for (int i = 0; i < 50; ++i) passed += budget.allow(60000, suppressed) ? 1u : 0u;
   CHECK(passed == 5);
 }
+
+TEST_CASE("out-of-memory lines are written at most once a minute, the next one counting what was left out") {
+  LineBudget budget(kOutOfMemoryLinesPerSecond, 1);
+  std::uint64_t suppressed = 99;
+  CHECK(budget.allow(1000, suppressed));
+  CHECK(suppressed == 0);
+  for (int i = 0; i < 4; ++i) CHECK_FALSE(budget.allow(1000 + 1000 * static_cast<std::uint64_t>(i), suppressed));
+  CHECK_FALSE(budget.allow(59'000, suppressed));
+  CHECK(budget.allow(61'000, suppressed));
+  CHECK(suppressed == 5);
+}
