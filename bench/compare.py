@@ -76,13 +76,14 @@ def binding_answered(port):
 
 
 class Server:
-    def __init__(self, kind, workdir):
+    def __init__(self, kind, workdir, extra=(), log_level="warn"):
+        """extra: more tern arguments (bench/upgrade.py)."""
         self.kind = kind
         self.log = open(os.path.join(workdir, f"{kind}.log"), "ab")
         if kind in ("tern", "tern-bps", "baseline"):
             args = [BASELINE[0] if kind == "baseline" else TERN, "serve", "--listen", f"127.0.0.1:{PORT}", "--realm", "bench", "--auth-secret", SECRET,
                     "--relay-ports", "20000-60000", "--allow-peer", "127.0.0.0/8",
-                    "--max-allocations-per-user", "0", "--log-level", "warn",
+                    "--max-allocations-per-user", "0", "--log-level", log_level,
                     # The generator's 128 Allocates in flight come from two addresses: tern's
                     # per-source limit on answers to unauthenticated requests (200/s) would make
                     # "setup" measure that limit, not the server; coturn has none.
@@ -91,6 +92,7 @@ class Server:
                 args += ["--relay-ip", ip]
             if kind == "tern-bps":
                 args += BANDWIDTH_LIMITS
+            args += list(extra)
         elif kind == "coturn":
             args = ["turnserver", "-n", "--listening-ip", "127.0.0.1", "--listening-port", str(PORT),
                     "--min-port", "20000", "--max-port", "60000", "--use-auth-secret",

@@ -149,10 +149,21 @@ struct Options {
   unsigned concurrency = 64;
   int socket_buffer = 1 << 20;
   double churn = 0;  // seconds of create-use-delete cycles; 0 = one run
+  unsigned idle = 0;  // allocations besides --allocations that carry no media
+  bool refresh_at_end = false;
   std::string label;
 };
 
-enum class State : std::uint8_t { kIdle, kAllocating, kAllocated, kBinding, kReady, kFailed };
+enum class State : std::uint8_t {
+  kIdle,
+  kAllocating,
+  kAllocated,
+  kBinding,
+  kReady,
+  kRefreshing,
+  kGone,
+  kFailed
+};
 
 struct Flow {
   int fd = -1;
@@ -222,16 +233,17 @@ class LoadGenerator {
     const double setup_cpu = serverCpu() - cpu_before_setup;
     std::size_t ready = 0;
     for (const auto& f : flows_) ready += (o_.raw || f.state == State::kReady) ? 1u : 0u;
-    std::fprintf(stderr, "%s: %zu/%u allocations ready in %.2f s (%.0f allocations/s)\n", o_.label.c_str(), ready,
-                 o_.allocations, setup_seconds, allocate_rate_);
+    std::fprintf(stderr, "%s: %zu/%zu allocations ready in %.2f s (%.0f allocations/s)\n",
+                 o_.label.c_str(), ready, flows_.size(), setup_seconds, allocate_rate_);
 
     Window window;
     if (o_.duration > 0 && ready > 0) window = traffic();
     const long fds = o_.server_pid ? bench::openFileDescriptors(o_.server_pid) : -1;
     const long rss_end = o_.server_pid ? bench::residentKiB(o_.server_pid) : -1;
+    if (!o_.raw && o_.refresh_at_end) refreshAll();
     if (!o_.raw) releaseAll();
     report(ready, setup_seconds, setup_cpu, rss_before, rss_after_setup, rss_end, fds, window);
-    return ready == o_.allocations ? 0 : 1;
+    return ready == flows_.size() ? 0 : 1;
   }
 
  private:
@@ -311,6 +323,9 @@ class LoadGenerator {
     std::uint64_t sent_total[2] = {0, 0};
     std::uint64_t received_total[2] = {0, 0};
     bench::LatencyHistogram latency[2];
+    // The longest time between two packets one flow received in one direction while
+    // measuring (and from a flow's last packet to the end): what a call hears as a gap.
+    std::uint64_t max_gap_us[2] = {0, 0};
   };
 
   static void raiseFileLimit() {
@@ -364,8 +379,8 @@ class LoadGenerator {
       username = credential.username;
       password = credential.password;
     }
-    flows_.resize(o_.allocations);
-    for (unsigned i = 0; i < o_.allocations; ++i) {
+    flows_.resize(o_.allocations + o_.idle);
+    for (unsigned i = 0; i < flows_.size(); ++i) {
       Flow& f = flows_[i];
       f.fd = openSocket(tcp_ ? SOCK_STREAM : SOCK_DGRAM, {ips[i % ips.size()], 0}, tcp_ ? 0 : o_.socket_buffer);
       if (tcp_) {
@@ -512,6 +527,30 @@ class LoadGenerator {
         });
   }
 
+  // One Refresh per allocation, answered or given up after five tries: `kept_` counts the
+  // allocations the server still knows (say after `tern serve` upgraded itself in place).
+  void refreshAll() {
+    kept_ = 0;
+    refresh_error_ = 0;
+    transactAll(
+        State::kReady, State::kRefreshing, [&](Flow& f) { return f.session.refresh(std::nullopt); },
+        [&](Flow& f, const wire::MessageView& response) {
+          switch (f.session.onResponse(response)) {
+            case Outcome::kRetry:
+              send(f, f.session.refresh(std::nullopt));
+              break;
+            case Outcome::kSuccess:
+              f.state = State::kReady;
+              ++kept_;
+              break;
+            case Outcome::kError:
+              f.state = State::kGone;
+              if (refresh_error_ == 0) refresh_error_ = f.session.lastErrorCode();
+              break;
+          }
+        });
+  }
+
   void releaseAll() {
     for (auto& f : flows_) {
       if (f.state != State::kReady && f.state != State::kAllocated) continue;
@@ -526,6 +565,7 @@ class LoadGenerator {
   // --- Traffic
 
   bool active(const Flow& f) const { return o_.raw || f.state == State::kReady; }
+  bool carriesMedia(std::size_t i) const { return i < o_.allocations && active(flows_[i]); }
 
   // Builds the client->peer packet of flow `i` into `out`; returns its size.
   std::size_t buildUp(std::uint32_t i, std::uint8_t* out) {
@@ -611,10 +651,18 @@ class LoadGenerator {
     if (s.flow >= flows_.size() || s.direction > 1) return;
     Flow& f = flows_[s.flow];
     ++f.received[s.direction];
-    f.progress[s.direction] = Clock::now();
+    const auto arrived = Clock::now();
+    if (measuring) {
+      const auto gap =
+          std::chrono::duration_cast<std::chrono::microseconds>(arrived - f.progress[s.direction]);
+      w.max_gap_us[s.direction] =
+          std::max(w.max_gap_us[s.direction], static_cast<std::uint64_t>(gap.count()));
+    }
+    f.progress[s.direction] = arrived;
     if (measuring) {
       ++w.delivered[s.direction];
-      const std::uint64_t now = nowNs();
+      const auto now = static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(arrived.time_since_epoch()).count());
       w.latency[s.direction].record(now > s.sent_ns ? (now - s.sent_ns) / 1000 : 0);
     }
   }
@@ -667,7 +715,7 @@ class LoadGenerator {
     Window w;
     std::vector<std::uint32_t> order;
     for (std::uint32_t i = 0; i < flows_.size(); ++i) {
-      if (active(flows_[i])) order.push_back(i);
+      if (carriesMedia(i)) order.push_back(i);
     }
     const auto start = Clock::now();
     const auto measure_from = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o_.warmup));
@@ -689,7 +737,10 @@ class LoadGenerator {
         cpu_from = serverCpu();
         ::getrusage(RUSAGE_SELF, &own_from);
       }
-      if (now >= measure_to) break;
+      if (now >= measure_to) {
+        trailingGaps(now, w);
+        break;
+      }
       if (o_.rate > 0) {
         const double elapsed = std::chrono::duration<double>(now - start).count();
         const auto due = static_cast<std::uint64_t>(elapsed / interval * static_cast<double>(order.size()));
@@ -749,15 +800,26 @@ class LoadGenerator {
     return w;
   }
 
+  // A flow that went silent shows no gap between packets: count from its last packet to now.
+  void trailingGaps(Clock::time_point now, Window& w) const {
+    for (std::size_t i = 0; i < flows_.size(); ++i) {
+      if (!carriesMedia(i)) continue;
+      for (int d = 0; d < 2; ++d) {
+        if ((d == 0 && !up_) || (d == 1 && !down_)) continue;
+        const auto gap =
+            std::chrono::duration_cast<std::chrono::microseconds>(now - flows_[i].progress[d]);
+        w.max_gap_us[d] = std::max(w.max_gap_us[d], static_cast<std::uint64_t>(gap.count()));
+      }
+    }
+  }
+
   void report(std::size_t ready, double setup_seconds, double setup_cpu, long rss_before, long rss_after_setup,
               long rss_end, long fds, const Window& w) {
-    std::size_t failed = 0;
+    // Set-up failures only: a final Refresh that went unanswered is counted by kept_.
+    const std::size_t failed = flows_.size() - ready;
     std::uint16_t first_error = 0;
     for (const auto& f : flows_) {
-      if (f.state == State::kFailed) {
-        ++failed;
-        if (first_error == 0) first_error = f.error;
-      }
+      if (first_error == 0) first_error = f.error;
     }
     const double pps_up = w.seconds > 0 ? static_cast<double>(w.delivered[0]) / w.seconds : 0;
     const double pps_down = w.seconds > 0 ? static_cast<double>(w.delivered[1]) / w.seconds : 0;
@@ -778,7 +840,8 @@ class LoadGenerator {
         "\"latency_up_us\":{\"p50\":%llu,\"p99\":%llu,\"max\":%llu},"
         "\"latency_down_us\":{\"p50\":%llu,\"p99\":%llu,\"max\":%llu},"
         "\"rss_before_kib\":%ld,\"rss_after_setup_kib\":%ld,\"rss_end_kib\":%ld,\"rss_per_allocation_bytes\":%.0f,"
-        "\"server_fds\":%ld}\n",
+        "\"server_fds\":%ld,\"idle\":%u,\"max_gap_up_us\":%llu,\"max_gap_down_us\":%llu,\"kept\":%ld,"
+        "\"refresh_error\":%u}\n",
         o_.label.c_str(), o_.transport.c_str(), o_.raw ? "true" : "false", o_.allocations, ready, failed, first_error,
         setup_seconds, allocate_rate_, setup_cpu, allocate_cpu_, o_.size, o_.rate, w.seconds, pps_up, pps_down, w.server_cpu,
         w.own_cpu, per_cpu, static_cast<unsigned long long>(w.sent_total[0]),
@@ -788,7 +851,9 @@ class LoadGenerator {
         static_cast<unsigned long long>(w.latency[0].quantile(0.99)), static_cast<unsigned long long>(w.latency[0].max()),
         static_cast<unsigned long long>(w.latency[1].quantile(0.5)),
         static_cast<unsigned long long>(w.latency[1].quantile(0.99)), static_cast<unsigned long long>(w.latency[1].max()),
-        rss_before, rss_after_setup, rss_end, rss_per_allocation, fds);
+        rss_before, rss_after_setup, rss_end, rss_per_allocation, fds, o_.idle,
+        static_cast<unsigned long long>(w.max_gap_us[0]), static_cast<unsigned long long>(w.max_gap_us[1]), kept_,
+        static_cast<unsigned>(refresh_error_));
     std::fflush(stdout);
     std::fprintf(stderr,
                  "%s: up %.0f pps, down %.0f pps, loss %.4f%%/%.4f%%, p99 %llu/%llu us, server %.2f cpu-s, "
@@ -807,6 +872,8 @@ class LoadGenerator {
   std::vector<Peer> peers_;
   double allocate_rate_ = 0;
   double allocate_cpu_ = 0;  // the server's CPU seconds during allocateAll()
+  long kept_ = -1;           // allocations that answered the final Refresh; -1: not asked
+  std::uint16_t refresh_error_ = 0;
   std::vector<std::uint8_t> rx_slots_;
   mmsghdr rx_msgs_[kBatch]{};
   iovec rx_iov_[kBatch]{};
@@ -842,6 +909,11 @@ int main(int argc, char** argv) {
   app.add_option("--churn", o.churn,
                  "Seconds of cycles: allocate, bind, send for --duration, delete; reports the server's RSS and "
                  "descriptors after the first cycle and at the end (needs --server-pid)");
+  app.add_option("--idle", o.idle, "Allocations set up besides --allocations that carry no media")
+      ->capture_default_str();
+  app.add_flag("--refresh-at-end", o.refresh_at_end,
+               "After the traffic, one Refresh on every allocation: reports how many the server "
+               "still knows (kept)");
   app.add_option("--label", o.label, "Name of this run in the output");
   CLI11_PARSE(app, argc, argv);
   if (o.label.empty()) o.label = o.raw ? "forwarder" : "turn";
