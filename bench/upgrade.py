@@ -39,7 +39,9 @@ PR_SET_CHILD_SUBREAPER = 36
 WARMUP = 1.0
 SIGNAL_AFTER = 2.0  # seconds into the measured window
 DURATION = 8.0
-LINE = re.compile(r"^(\S+) (\w+) (upgraded|upgrade failed[^=]*?)((?: \S+=\S+)*)\s*$")
+# A plain log line: "<ts> <level> <event> key=value ...", values with spaces JSON-quoted.
+LINE = re.compile(r"^(\S+) \w+ (upgraded|upgrade failed)\b(.*)$")
+FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
 
 
 def become_subreaper():
@@ -62,16 +64,21 @@ def log_time(stamp):
     return calendar.timegm(t) + int(stamp[20:23]) / 1000
 
 
-def follow_log(path, offset, deadline):
-    """The first `upgraded` or `upgrade failed` line after `offset`: (timestamp, event, fields)."""
+def follow_log(path, offset, deadline, server):
+    """The first `upgraded` or `upgrade failed` line after `offset`: (timestamp, event, fields,
+    line); None if none came before the deadline or the old tern died without writing one."""
+    gone_at = None
     while time.time() < deadline:
         with open(path, "rb") as f:
             f.seek(offset)
             for raw in f.read().decode(errors="replace").splitlines():
                 m = LINE.match(raw)
                 if m:
-                    fields = dict(kv.split("=", 1) for kv in m.group(4).split())
-                    return log_time(m.group(1)), m.group(3), fields, raw
+                    return log_time(m.group(1)), m.group(2), dict(FIELD.findall(m.group(3))), raw
+        if server.poll() is not None:
+            gone_at = gone_at or time.time()
+            if time.time() - gone_at > 1:
+                return None
         time.sleep(0.01)
     return None
 
@@ -139,8 +146,9 @@ def one_run(a, workdir, upgrade):
     log_path = os.path.join(workdir, "tern.log")
     offset = os.path.getsize(log_path) if os.path.exists(log_path) else 0
     server = compare.Server("tern", workdir, extra=["--metrics-listen", f"127.0.0.1:{METRICS_PORT}"],
-                            log_level="info")
+                            log_level=a.log_level)
     new_pid = 0
+    load = None
     result = {"upgrade": upgrade}
     try:
         load, ready, errors, reader = start_load(a)
@@ -151,9 +159,13 @@ def one_run(a, workdir, upgrade):
         if upgrade:
             signalled = time.time()
             os.kill(server.process.pid, signal.SIGUSR2)
-            seen = follow_log(log_path, offset, signalled + 60)
+            seen = follow_log(log_path, offset, signalled + 60, server.process)
             if seen is None:
-                raise RuntimeError(f"no `upgraded` line within 60 s; see {log_path}")
+                with open(log_path, "rb") as f:
+                    f.seek(offset)
+                    lines = f.read().decode(errors="replace").splitlines()
+                tail = "\n".join([l for l in lines if " allocation " not in l][-20:])
+                raise RuntimeError(f"no `upgraded` line (tern exit status {server.process.poll()}):\n{tail}")
             stamp, event, fields, raw = seen
             if event != "upgraded":
                 raise RuntimeError(f"tern: {raw}")
@@ -179,6 +191,9 @@ def one_run(a, workdir, upgrade):
                       latency_max_down_ms=r["latency_down_us"]["max"] / 1000, load=r)
         return result
     finally:
+        if load is not None and load.poll() is None:
+            load.kill()
+            load.wait()
         if new_pid:
             stop_pid(new_pid)
         server.stop()
@@ -198,6 +213,8 @@ def main():
     parser.add_argument("--idle", type=int, default=10000, help="allocations without media")
     parser.add_argument("--calls", type=int, default=4, help="voice calls at 50 packets/s each way")
     parser.add_argument("--no-control", action="store_true", help="skip the run without an upgrade")
+    parser.add_argument("--log-level", default="info",
+                        help="tern's (info, its default, logs a line per allocation created: what an operator runs)")
     parser.add_argument("--json", help="write every raw result to this file")
     a = parser.parse_args()
     for path in (compare.TERN, compare.LOAD):
