@@ -164,6 +164,8 @@ class Allocation {
   }
   void addConnection(ConnectionId id) { connections_.push_back(id); }
   void removeConnection(ConnectionId id) noexcept;
+  // An upgrade hand-over restores an allocation without its RFC 6062 peer connections.
+  void clearConnections() noexcept { connections_.clear(); }
 
   // RFC 8656 §9: permissions are per IP address; expired ones do not count.
   bool hasPermission(const IpAddress& peer, TimePoint now) const noexcept;

@@ -30,25 +30,25 @@ void TurnServer::forgetOne(const Allocation& allocation, TimePoint /*now*/) noex
 
 bool TurnServer::restoreAllocation(const AllocationSnapshot& snapshot,
                                    std::span<const RelayId> relays, TimePoint now) noexcept {
-  if (snapshot.relays.empty() || relays.size() != snapshot.relays.size()) {
+  // Before an allocation holds them, the adopted sockets are closed here.
+  const auto abandon = [&] {
     for (RelayId id : relays) {
       if (id != kLostRelay) output_.relays.closeRelay(id);
     }
     return false;
-  }
+  };
+  if (snapshot.relays.empty() || relays.size() != snapshot.relays.size()) return abandon();
   std::unique_ptr<Allocation> restored;
   try {
     restored = Allocation::restore(snapshot, now);
   } catch (const std::bad_alloc&) {
     checks::outOfMemory("restored allocation");
   }
-  if (!restored) {
-    // Without the allocation there is nothing to write a usage record from.
-    for (RelayId id : relays) {
-      if (id != kLostRelay) output_.relays.closeRelay(id);
-    }
-    return false;
-  }
+  // Without the allocation there is nothing to write a usage record from.
+  if (!restored) return abandon();
+  // RFC 6062 peer connections do not move (forgetHandedOver closed them in the old process):
+  // ids of connections this process never had would count against the cap and name nothing.
+  restored->clearConnections();
   bool sockets = true;
   for (std::size_t i = 0; i < relays.size(); ++i) {
     restored->setRelayId(i, relays[i]);
@@ -59,13 +59,8 @@ bool TurnServer::restoreAllocation(const AllocationSnapshot& snapshot,
       services_.quota->forceAcquire(quotaKey(restored->username()));
   const auto transport = counterTransport(restored->tuple().transport);
   const auto family = counterFamily(restored->relayed().ip);
-  if (admission.grant != AllocationQuota::Grant::kGranted) {
-    // Only out of memory gets here; the quota holds nothing for it.
-    for (RelayId id : relays) {
-      if (id != kLostRelay) output_.relays.closeRelay(id);
-    }
-    return false;
-  }
+  // Only out of memory refuses a forced acquire; the quota holds nothing for it then.
+  if (admission.grant != AllocationQuota::Grant::kGranted) return abandon();
   restored->setUserBandwidth(admission.user);
   counters_.allocationArrived(transport, family);
   if (!sockets || allocations_.find(restored->tuple()) != nullptr) {
@@ -78,7 +73,7 @@ bool TurnServer::restoreAllocation(const AllocationSnapshot& snapshot,
   } catch (const std::bad_alloc&) {
     // insert() destroyed it: no usage record can be written, the rest is undone.
     checks::outOfMemory("restored allocation");
-    for (RelayId id : relays) output_.relays.closeRelay(id);
+    (void)abandon();
     services_.quota->release(quotaKey(snapshot.username));
     counters_.allocationLeft(transport, family);
     return false;

@@ -232,7 +232,11 @@ TEST_CASE(
   const auto& of_c = moving[first_is_c ? 0 : 1];
   const auto& of_second = moving[first_is_c ? 1 : 0];
   REQUIRE(restoreOnB(b, of_c));
-  REQUIRE(restoreOnB(b, of_second, 41));
+  // RFC 6062 peer connections stay behind (the old process closes them): their ids go.
+  auto with_connection = of_second;
+  with_connection.connections = {5};
+  REQUIRE(restoreOnB(b, with_connection, 41));
+  b.server.forEachAllocation([](const core::Allocation& x) { CHECK(x.connections().empty()); });
   CHECK(b.quota.allocationsOf(test::kTestUser) == 2);  // over the new limit of 1: still running
   CHECK(b.server.allocationCount() == 2);
   // A new Allocate is held to the new limit.
