@@ -277,3 +277,41 @@ TEST_CASE("forgetHandedOver removes only what moves, and what stays keeps workin
   CHECK(a.quota.total() == 1);
   CHECK(stays.refresh().success());
 }
+
+TEST_CASE(
+    "a dual allocation restores with both relayed addresses, each under its adopted relay id (RFC "
+    "8656 §7.2)") {
+  const wire::SocketAddress peer6 = test::socketAddress("[2001:4860:4860::8888]:7000");
+  TurnHarness a;
+  a.output.ipv6 = true;
+  TestClient c(a, kTuple);
+  REQUIRE(c.request(wire::Method::kAllocate, [](wire::MessageBuilder& b) {
+             b.add(wire::attr::RequestedTransport{}).add(wire::attr::AdditionalAddressFamily{0x02});
+           }).success());
+  REQUIRE(c.createPermission({kPeer, peer6}).success());
+  REQUIRE(c.channelBind(kChannel, peer6).success());
+  const auto moving = handOver(a);
+  REQUIRE(moving.size() == 1);
+  REQUIRE(moving[0].relays.size() == 2);
+
+  TurnHarness b;
+  b.now = core::TimePoint{std::chrono::seconds(200)};
+  b.output.open_relays[40] = moving[0].relays[0].relayed;
+  b.output.open_relays[41] = moving[0].relays[1].relayed;
+  const std::array<core::RelayId, 2> adopted{40, 41};
+  REQUIRE(b.server.restoreAllocation(moving[0], adopted, b.now));
+  TestClient on_b(b, kTuple);
+  on_b.session = c.session;
+  on_b.channelData(kChannel, {1, 2, 3});
+  on_b.sendIndication(kPeer, {4, 5});
+  REQUIRE(b.output.to_peers.size() == 2);
+  CHECK(b.output.to_peers[0].relay == 41);
+  CHECK(b.output.to_peers[0].peer == peer6);
+  CHECK(b.output.to_peers[1].relay == 40);
+  b.fromPeer(41, peer6, test::bytesOf({9, 9}));
+  REQUIRE(b.output.sent.size() == 1);
+  CHECK(wire::classify(b.output.sent[0].bytes) == wire::PacketKind::kChannelData);
+  REQUIRE(on_b.refresh(0).success());
+  CHECK(b.output.closed_relays == std::vector<core::RelayId>{40, 41});
+  CHECK(b.quota.total() == 0);
+}
