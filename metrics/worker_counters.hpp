@@ -204,6 +204,11 @@ struct WorkerCounters {
   // A hand-over between workers moves the allocation's place in the active gauge; the
   // gauges are summed over workers, so the total stays true.
   void allocationLeft(ClientTransport t, Family f) noexcept { allocations_active[idx(t)][idx(f)].add(-1); }
+  // An upgrade hand-over: the allocation is active in the new process from now on (its
+  // creation was counted by the old one, whose counters carry over separately).
+  void allocationArrived(ClientTransport t, Family f) noexcept {
+    allocations_active[idx(t)][idx(f)].add(1);
+  }
   void allocationMoved(ClientTransport t, Family f, bool cross_worker) noexcept {
     if (cross_worker) allocations_active[idx(t)][idx(f)].add(1);
     allocations_moved[cross_worker ? 1 : 0].add();
