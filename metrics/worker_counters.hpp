@@ -54,6 +54,9 @@ class OneWriterHistogram {
   }
   std::uint64_t bucket(std::size_t i) const noexcept { return buckets_[i].get(); }
   double sum() const noexcept { return sum_.get(); }
+  // An upgrade carries observations over (counter_snapshot.hpp); before the writer starts.
+  void restoreBucket(std::size_t i, std::uint64_t n) noexcept { buckets_[i].add(n); }
+  void restoreSum(double seconds) noexcept { sum_.add(seconds); }
 
  private:
   std::array<OneWriterCounter, Bounds.size() + 1> buckets_{};
