@@ -255,6 +255,7 @@ std::chrono::nanoseconds TurnServer::connectionWait(ConnectionId id, metrics::Di
 
 void TurnServer::reconfigure(ServerOptions options, ServerServices services, TimePoint now) noexcept {
   options.worker_index = options_.worker_index;  // fixed for the connection ids in flight
+  options.worker_count = options_.worker_count;
   options_ = std::move(options);
   services_ = std::move(services);
   enforcePeerPolicy(now);
