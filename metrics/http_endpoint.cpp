@@ -94,22 +94,34 @@ struct HttpEndpoint::Answer {
   bool challenge = false;  // add WWW-Authenticate: Bearer (RFC 6750 §3)
 };
 
+struct HttpEndpoint::PendingAnswer {
+  MHD_Connection* connection = nullptr;
+  bool done = false;  // guarded by the endpoint's pending_mutex_
+  Answer answer;
+};
+
 class HttpEndpoint::Access {
  public:
   // Answers on the first call, once the headers are in: no path takes a body, and every
-  // answer closes the connection, so MHD never reads one.
+  // answer closes the connection, so MHD never reads one. POST /upgrade alone answers later.
   static MHD_Result onRequest(void* cls, MHD_Connection* connection, const char* url,
                               const char* method, const char* /*version*/,
                               const char* /*upload_data*/, std::size_t* /*upload_size*/,
-                              void** /*state*/) {
+                              void** state) {
     auto* self = static_cast<HttpEndpoint*>(cls);
     const MHD_ConnectionInfo* info =
         MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     const std::string client = addressText(info != nullptr ? info->client_addr : nullptr);
     const char* authorization =
         MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Authorization");
-    Answer answer = self->route(method, url, client, authorization);
-    MHD_Response* response = MHD_create_response_from_buffer(answer.body.size(), answer.body.data(),
+    if (std::string_view(url) == "/upgrade" && std::string_view(method) == "POST") {
+      return upgrade(*self, connection, client, authorization, state);
+    }
+    return queueAnswer(connection, self->route(method, url, client, authorization));
+  }
+
+  static MHD_Result queueAnswer(MHD_Connection* connection, const Answer& answer) {
+    MHD_Response* response = MHD_create_response_from_buffer(answer.body.size(), const_cast<char*>(answer.body.data()),
                                                              MHD_RESPMEM_MUST_COPY);
     if (response == nullptr) return MHD_NO;  // out of memory: MHD drops the connection
     MHD_add_response_header(response, "Content-Type", answer.content_type);
@@ -123,7 +135,60 @@ class HttpEndpoint::Access {
     MHD_destroy_response(response);
     return queued;
   }
+
+  // MHD is done with a connection: a POST /upgrade whose client left before its answer still
+  // holds its state.
+  static void onCompleted(void* cls, MHD_Connection* /*connection*/, void** state,
+                          MHD_RequestTerminationCode /*why*/) {
+    if (state == nullptr || *state == nullptr) return;
+    auto* self = static_cast<HttpEndpoint*>(cls);
+    auto* pending = static_cast<std::shared_ptr<PendingAnswer>*>(*state);
+    {
+      std::lock_guard lock(self->pending_mutex_);
+      std::erase(self->pending_, *pending);
+    }
+    delete pending;
+    *state = nullptr;
+  }
+
+  // First call: authorise, suspend the connection, start the upgrade. The reply resumes it,
+  // and MHD calls again with `state` set: the answer goes out.
+  static MHD_Result upgrade(HttpEndpoint& self, MHD_Connection* connection, const std::string& client,
+                            const char* authorization, void** state) {
+    if (*state != nullptr) {
+      auto* pending = static_cast<std::shared_ptr<PendingAnswer>*>(*state);
+      Answer answer;
+      {
+        std::lock_guard lock(self.pending_mutex_);
+        answer = (*pending)->answer;
+        std::erase(self.pending_, *pending);
+      }
+      delete pending;
+      *state = nullptr;
+      return queueAnswer(connection, answer);
+    }
+    if (auto refused = self.refuseAdmin(client, authorization)) return queueAnswer(connection, *refused);
+    auto pending = std::make_shared<PendingAnswer>();
+    pending->connection = connection;
+    {
+      std::lock_guard lock(self.pending_mutex_);
+      self.pending_.push_back(pending);
+    }
+    *state = new std::shared_ptr<PendingAnswer>(pending);
+    MHD_suspend_connection(connection);
+    auto reply = [&self, pending](unsigned status, std::string body) { self.answerPending(pending, {status, std::move(body)}); };
+    if (!self.hooks_.upgrade || !self.hooks_.upgrade(reply)) reply(503, "stopping\n");
+    return MHD_YES;
+  }
 };
+
+void HttpEndpoint::answerPending(const std::shared_ptr<PendingAnswer>& pending, Answer answer) {
+  std::lock_guard lock(pending_mutex_);
+  if (pending->done) return;
+  pending->done = true;
+  pending->answer = std::move(answer);
+  MHD_resume_connection(pending->connection);
+}
 
 HttpEndpoint::Answer HttpEndpoint::route(std::string_view method, std::string_view path,
                                          std::string_view client, const char* authorization) {
@@ -136,6 +201,7 @@ HttpEndpoint::Answer HttpEndpoint::route(std::string_view method, std::string_vi
     if (method != "POST") return {405, "use POST\n"};
     return drain(client, authorization);
   }
+  if (path == "/upgrade") return {405, "use POST\n"};  // POST is Access::upgrade
   if (path != "/metrics" && path != "/healthz" && path != "/readyz") return {404, "not found\n"};
   if (!get) return {405, "use GET\n"};
   if (path == "/metrics") return {200, scrape(), kMetricsText};
@@ -144,15 +210,21 @@ HttpEndpoint::Answer HttpEndpoint::route(std::string_view method, std::string_vi
 }
 
 HttpEndpoint::Answer HttpEndpoint::drain(std::string_view client, const char* authorization) {
+  if (auto refused = refuseAdmin(client, authorization)) return *refused;
+  if (hooks_.drain()) return {202, "draining\n"};
+  return {503, "stopping\n"};
+}
+
+std::optional<HttpEndpoint::Answer> HttpEndpoint::refuseAdmin(std::string_view client, const char* authorization) {
   const AdminResult result = authorize(client, authorization);
   countAdmin(result, client);
   switch (result) {
     case AdminResult::kAccepted:
-      break;
+      return std::nullopt;
     case AdminResult::kNotLoopback:
-      return {403, "admin calls are accepted only from a loopback address\n"};
+      return Answer{403, "admin calls are accepted only from a loopback address\n"};
     case AdminResult::kNoTokenConfigured:
-      return {403, "admin calls are disabled: start tern with --admin-token-file to enable them\n"};
+      return Answer{403, "admin calls are disabled: start tern with --admin-token-file to enable them\n"};
     case AdminResult::kMissingToken:
     case AdminResult::kWrongToken: {
       Answer refused{401,
@@ -161,8 +233,7 @@ HttpEndpoint::Answer HttpEndpoint::drain(std::string_view client, const char* au
       return refused;
     }
   }
-  if (hooks_.drain()) return {202, "draining\n"};
-  return {503, "stopping\n"};
+  return std::nullopt;
 }
 
 AdminResult HttpEndpoint::authorize(std::string_view client, const char* authorization) const {
@@ -206,12 +277,14 @@ void HttpEndpoint::setAdminToken(std::optional<std::string> token) {
 
 HttpEndpoint::HttpEndpoint(const std::string& listen,
                            std::vector<const prometheus::Collectable*> collectables,
-                           HttpHooks hooks)
+                           HttpHooks hooks, int listen_fd)
     : collectables_(std::move(collectables)), hooks_(std::move(hooks)) {
   const auto address = wire::SocketAddress::parse(listen);
   if (!address) throw std::runtime_error("cannot serve metrics on " + listen + ": not ADDR:PORT");
   sockaddr_storage bind_to{};
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+  // MHD_USE_ITC: releaseListener's MHD_quiesce_daemon needs it with an internal thread.
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_ITC |
+                   MHD_ALLOW_SUSPEND_RESUME;
   if (address->ip.isV4()) {
     auto* v4 = reinterpret_cast<sockaddr_in*>(&bind_to);
     v4->sin_family = AF_INET;
@@ -229,7 +302,9 @@ HttpEndpoint::HttpEndpoint(const std::string& listen,
       reinterpret_cast<sockaddr*>(&bind_to), MHD_OPTION_CONNECTION_TIMEOUT, kIdleTimeoutSeconds,
       MHD_OPTION_CONNECTION_LIMIT, kConnectionLimit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
       kConnectionsPerAddress, MHD_OPTION_EXTERNAL_LOGGER, &keepMessage, &mhd_message_,
-      MHD_OPTION_END);
+      // MHD_INVALID_SOCKET (-1) lets libmicrohttpd bind MHD_OPTION_SOCK_ADDR itself.
+      MHD_OPTION_LISTEN_SOCKET, static_cast<MHD_socket>(listen_fd), MHD_OPTION_NOTIFY_COMPLETED,
+      &Access::onCompleted, this, MHD_OPTION_END);
   if (daemon_ == nullptr) {
     throw std::runtime_error("cannot serve metrics on " + listen + ": " +
                              (mhd_message_.empty() ? "libmicrohttpd refused" : mhd_message_));
@@ -237,8 +312,24 @@ HttpEndpoint::HttpEndpoint(const std::string& listen,
 }
 
 HttpEndpoint::~HttpEndpoint() {
+  // MHD may not stop with a connection suspended: answer whatever still waits.
+  {
+    std::lock_guard lock(pending_mutex_);
+    for (const auto& pending : pending_) {
+      if (pending->done) continue;
+      pending->done = true;
+      pending->answer = {503, "stopping\n"};
+      MHD_resume_connection(pending->connection);
+    }
+  }
   // Joins the HTTP thread before the hooks and collectables it uses go away.
   if (daemon_ != nullptr) MHD_stop_daemon(daemon_);
+}
+
+int HttpEndpoint::releaseListener() noexcept {
+  if (daemon_ == nullptr) return -1;
+  const MHD_socket fd = MHD_quiesce_daemon(daemon_);
+  return fd == MHD_INVALID_SOCKET ? -1 : static_cast<int>(fd);
 }
 
 int HttpEndpoint::port() const {

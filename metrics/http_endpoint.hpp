@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,6 +29,11 @@ struct HttpHooks {
   // An authorised POST /drain. Called on the HTTP thread: must be thread-safe. False when
   // the relay is already stopping.
   std::function<bool()> drain;
+  // An authorised POST /upgrade (docs/upgrade.md). Called on the HTTP thread; `reply` may be
+  // called from any thread, once, when the upgrade has ended either way (its status and
+  // text are the answer). False when the relay is stopping (`reply` is then never called).
+  using UpgradeReply = std::function<void(unsigned status, std::string body)>;
+  std::function<bool(UpgradeReply reply)> upgrade;
   // A refused admin call, for the log: the client's address and the refusal's reason (a
   // tern_admin_requests_total result). Called on the HTTP thread, at most once a second
   // (`suppressed` says how many refusals went unlogged since the last call).
@@ -35,7 +41,7 @@ struct HttpHooks {
       admin_refused;
 };
 
-// Why an admin call (POST /drain) was accepted or refused; each is a result label of
+// Why an admin call (POST /drain, POST /upgrade) was accepted or refused; each is a result label of
 // tern_admin_requests_total.
 enum class AdminResult { kAccepted, kNotLoopback, kNoTokenConfigured, kMissingToken, kWrongToken };
 inline constexpr std::size_t kAdminResultCount = 5;
@@ -45,14 +51,19 @@ class HttpEndpoint {
  public:
   // `listen` is "IP:PORT" or "[IPv6]:PORT"; port 0 picks a free one. The collectables must
   // outlive the endpoint. Throws std::runtime_error if the address cannot be bound.
+  // `listen_fd`: a listening socket to serve on instead of binding `listen` (an upgrade
+  // hands the old process's over); the endpoint owns it.
   HttpEndpoint(const std::string& listen, std::vector<const prometheus::Collectable*> collectables,
-               HttpHooks hooks);
+               HttpHooks hooks, int listen_fd = -1);
   ~HttpEndpoint();
   HttpEndpoint(const HttpEndpoint&) = delete;
   HttpEndpoint& operator=(const HttpEndpoint&) = delete;
 
   // The port actually bound.
   int port() const;
+  // An upgrade: stops accepting connections (those open are served to their end) and
+  // returns the listening socket, now the caller's, for the new process; -1 if it cannot.
+  int releaseListener() noexcept;
   // The text /metrics serves.
   std::string scrape() const;
   // The bearer token admin calls must carry (--admin-token-file); none refuses them all.
@@ -65,6 +76,12 @@ class HttpEndpoint {
   Answer route(std::string_view method, std::string_view path, std::string_view client,
                const char* authorization);
   Answer drain(std::string_view client, const char* authorization);
+  // Why an admin call is refused; nothing when it may go ahead (counted either way).
+  std::optional<Answer> refuseAdmin(std::string_view client, const char* authorization);
+  // POST /upgrade answers when the upgrade ends: the connection waits suspended meanwhile
+  // (Access::upgrade).
+  struct PendingAnswer;
+  void answerPending(const std::shared_ptr<PendingAnswer>& pending, Answer answer);
   AdminResult authorize(std::string_view client, const char* authorization) const;
   void countAdmin(AdminResult result, std::string_view client);
 
@@ -78,6 +95,9 @@ class HttpEndpoint {
   std::int64_t last_refusal_log_ns_ = 0;
   std::uint64_t refusals_unlogged_ = 0;
   std::string mhd_message_;  // libmicrohttpd's first error message
+  // Answers still awaited by suspended connections: resumed before the daemon stops.
+  std::mutex pending_mutex_;
+  std::vector<std::shared_ptr<PendingAnswer>> pending_;
   MHD_Daemon* daemon_ = nullptr;
 };
 

@@ -54,6 +54,9 @@ class OneWriterHistogram {
   }
   std::uint64_t bucket(std::size_t i) const noexcept { return buckets_[i].get(); }
   double sum() const noexcept { return sum_.get(); }
+  // An upgrade carries observations over (counter_snapshot.hpp); before the writer starts.
+  void restoreBucket(std::size_t i, std::uint64_t n) noexcept { buckets_[i].add(n); }
+  void restoreSum(double seconds) noexcept { sum_.add(seconds); }
 
  private:
   std::array<OneWriterCounter, Bounds.size() + 1> buckets_{};
@@ -204,6 +207,11 @@ struct WorkerCounters {
   // A hand-over between workers moves the allocation's place in the active gauge; the
   // gauges are summed over workers, so the total stays true.
   void allocationLeft(ClientTransport t, Family f) noexcept { allocations_active[idx(t)][idx(f)].add(-1); }
+  // An upgrade hand-over: the allocation is active in the new process from now on (its
+  // creation was counted by the old one, whose counters carry over separately).
+  void allocationArrived(ClientTransport t, Family f) noexcept {
+    allocations_active[idx(t)][idx(f)].add(1);
+  }
   void allocationMoved(ClientTransport t, Family f, bool cross_worker) noexcept {
     if (cross_worker) allocations_active[idx(t)][idx(f)].add(1);
     allocations_moved[cross_worker ? 1 : 0].add();

@@ -117,4 +117,59 @@ std::vector<wire::IpAddress> relayAddresses(const config::Settings& settings) {
   return out;
 }
 
+ListenerAddresses ClientSockets::addresses() const {
+  ListenerAddresses a{{}, tls_addresses, dtls_addresses};
+  for (const auto& bound : plain) a.plain.push_back(bound.address);
+  return a;
+}
+
+std::vector<std::uint16_t> ClientSockets::ports() const {
+  std::vector<std::uint16_t> ports;
+  for (const auto& bound : plain) ports.push_back(bound.address.port);
+  for (const auto* list : {&tls_addresses, &dtls_addresses}) {
+    for (const auto& a : *list) ports.push_back(a.port);
+  }
+  return ports;
+}
+
+ClientSockets bindClientSockets(const config::Settings& settings) {
+  ClientSockets l;
+  for (const auto& a : settings.listen) l.plain.push_back(bindAddress(a, settings));
+  l.tls_addresses = settings.tls_listen;
+  for (auto& a : l.tls_addresses) l.tls_fds.push_back(bindSecureAddress(a, settings.workers, io::SocketKind::kTcp));
+  l.dtls_addresses = settings.dtls_listen;
+  for (auto& a : l.dtls_addresses) l.dtls_fds.push_back(bindSecureAddress(a, settings.workers, io::SocketKind::kUdp));
+  return l;
+}
+
+std::vector<io::WorkerSockets> splitByWorker(ClientSockets& sockets, unsigned workers) {
+  std::vector<io::WorkerSockets> all(workers);
+  for (unsigned w = 0; w < workers; ++w) {
+    io::WorkerSockets& mine = all[w];
+    for (auto& bound : sockets.plain) {
+      mine.udp.push_back(std::move(bound.udp[w]));
+      mine.tcp.push_back(std::move(bound.tcp[w]));
+    }
+    for (auto& fds : sockets.tls_fds) mine.tls.push_back(std::move(fds[w]));
+    for (auto& fds : sockets.dtls_fds) mine.dtls.push_back(std::move(fds[w]));
+  }
+  return all;
+}
+
+ClientSockets describeReceived(const std::vector<io::WorkerSockets>& workers) {
+  auto addOnce = [](std::vector<wire::SocketAddress>& list, const wire::SocketAddress& a) {
+    if (std::find(list.begin(), list.end(), a) == list.end()) list.push_back(a);
+  };
+  ClientSockets l;
+  std::vector<wire::SocketAddress> plain;
+  for (const auto& w : workers) {
+    for (const auto& fd : w.udp) addOnce(plain, io::localAddress(fd.get()));
+    for (const auto& fd : w.tls) addOnce(l.tls_addresses, io::localAddress(fd.get()));
+    for (const auto& fd : w.dtls) addOnce(l.dtls_addresses, io::localAddress(fd.get()));
+  }
+  if (plain.empty()) throw std::runtime_error("hand-over: the old process sent no UDP listener");
+  for (const auto& a : plain) l.plain.push_back(BoundAddress{a, {}, {}});
+  return l;
+}
+
 }  // namespace tern::app

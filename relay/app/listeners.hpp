@@ -4,8 +4,10 @@
 
 #include <vector>
 
+#include "relay/app/start_log.hpp"
 #include "relay/config/config.hpp"
 #include "relay/io/socket_util.hpp"
+#include "relay/io/worker_setup.hpp"
 
 namespace tern::app {
 
@@ -23,6 +25,27 @@ BoundAddress bindAddress(const wire::SocketAddress& wanted, const config::Settin
 // replaced by the port picked.
 std::vector<io::FileDescriptor> bindSecureAddress(wire::SocketAddress& address, unsigned workers,
                                                   io::SocketKind kind);
+// Every client-facing socket, one per worker for each address, until splitByWorker hands
+// them out; after an upgrade only the addresses of what the old process handed over.
+struct ClientSockets {
+  std::vector<BoundAddress> plain;  // --listen: UDP and TCP
+  std::vector<wire::SocketAddress> tls_addresses;
+  std::vector<std::vector<io::FileDescriptor>> tls_fds;
+  std::vector<wire::SocketAddress> dtls_addresses;
+  std::vector<std::vector<io::FileDescriptor>> dtls_fds;
+
+  ListenerAddresses addresses() const;
+  // Every port listened on (port 0 resolved), which the peer policy keeps out of reach.
+  std::vector<std::uint16_t> ports() const;
+};
+// Binds every --listen, --tls-listen and --dtls-listen address for `settings.workers`.
+ClientSockets bindClientSockets(const config::Settings& settings);
+// Each worker's own socket of every listener.
+std::vector<io::WorkerSockets> splitByWorker(ClientSockets& sockets, unsigned workers);
+// The addresses of sockets an upgrade handed over (getsockname), for the log and the peer
+// policy. Throws if there is no UDP listener among them.
+ClientSockets describeReceived(const std::vector<io::WorkerSockets>& workers);
+
 // The host's own addresses (getifaddrs), for wildcard listeners.
 std::vector<wire::IpAddress> hostAddresses();
 // --relay-ip, or else the specific --listen addresses, or else (wildcard listeners) the

@@ -30,6 +30,9 @@ constexpr const char* kServeSummary = "Run the relay";
 constexpr const char* kProbeSummary = "Send one STUN Binding request and print the mapped address";
 constexpr const char* kDrainSummary =
     "Drain a running relay through its --metrics-listen port: no new allocations, calls finish, then it exits";
+constexpr const char* kUpgradeSummary =
+    "Upgrade a running relay in place through its --metrics-listen port: the binary now on disk takes over "
+    "every socket and allocation, and no call drops (same as SIGUSR2)";
 constexpr const char* kTokenSummary =
     "Mint a time-limited TURN REST credential and print it with a WebRTC iceServers entry, or "
     "with --oauth an RFC 7635 access token";
@@ -43,8 +46,9 @@ void addServeCommand(CLI::App& app, tern::config::Config& config, bool& print_co
       ->configurable(false);
   app.footer(
       "Signals: SIGHUP reloads the configuration (secrets, users, certificate, peer policy, limits, log "
-      "level) without dropping calls; SIGTERM drains (see --drain-timeout; a second SIGTERM exits at once); "
-      "SIGINT stops at once.");
+      "level) without dropping calls; SIGUSR2 upgrades in place (the binary now on disk takes over every "
+      "socket and allocation; see tern upgrade); SIGTERM drains (see --drain-timeout; a second SIGTERM "
+      "exits at once); SIGINT stops at once.");
 }
 
 // SIGHUP: the same command line parsed again, so the --config file and secret files are read
@@ -127,7 +131,7 @@ int serveMain(int argc, char** argv) {
   std::set_terminate(&terminateWithLogLine);
   returnConnectionBuffersToTheKernel();
   try {
-    return tern::app::runServer(*settings, reloader(argc, argv));
+    return tern::app::runServer(*settings, reloader(argc, argv), tern::app::CommandLine::current(argc, argv));
   } catch (const std::exception& e) {
     tern::io::log::error("start-up failed", {{"error", e.what()}});
     return 1;
@@ -222,6 +226,52 @@ int drainMain(int argc, char** argv) {
   return 1;
 }
 
+int upgradeMain(int argc, char** argv) {
+  CLI::App app{kUpgradeSummary, "tern upgrade"};
+  std::string metrics = "127.0.0.1:9641";
+  double timeout_seconds = 120;
+  std::string token_file;
+  app.add_option("--metrics", metrics, "The relay's --metrics-listen address (it accepts upgrade from loopback only)")
+      ->type_name("ADDR:PORT")
+      ->capture_default_str();
+  app.add_option("--admin-token-file", token_file, "The relay's --admin-token-file: its token authorises the upgrade")
+      ->type_name("FILE")
+      ->required();
+  app.add_option("--timeout", timeout_seconds, "Seconds to wait for the upgrade's outcome")
+      ->type_name("SECONDS")
+      ->check(CLI::Range(1.0, 3600.0))
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  auto address = tern::wire::SocketAddress::parse(metrics);
+  if (!address) {
+    std::cerr << "tern upgrade: --metrics: '" << metrics << "' is not ADDR:PORT\n";
+    return 2;
+  }
+  std::string token;
+  try {
+    token = tern::config::readAdminTokenFile(token_file);
+  } catch (const std::runtime_error& e) {
+    std::cerr << "tern upgrade: --admin-token-file: " << e.what() << "\n";
+    return 2;
+  }
+  // The relay answers once the new process serves everything, or once it has given up.
+  const auto answer = tern::app::httpRequest(*address, "POST", "/upgrade",
+                                             std::chrono::milliseconds(static_cast<long>(timeout_seconds * 1000)),
+                                             {{"Authorization", "Bearer " + token}});
+  if (!answer.ok() || answer.status != 200) {
+    std::cerr << "tern upgrade: "
+              << (answer.ok() ? "HTTP " + std::to_string(answer.status) + ": " + answer.body : answer.error);
+    if (!answer.ok()) std::cerr << "\n";
+    return 1;
+  }
+  std::cout << answer.body;
+  return 0;
+}
+
 // The --oauth options of `tern token`; each needs --oauth, which rules out the REST ones.
 void addOAuthTokenOptions(CLI::App& app, tern::app::OAuthTokenOptions& options, std::vector<CLI::Option*> rest_only) {
   CLI::Option* oauth = app.add_flag("--oauth")->description(
@@ -312,6 +362,7 @@ int main(int argc, char** argv) {
   if (argc > 1 && std::string_view(argv[1]) == "probe") return probeMain(argc - 1, argv + 1);
   if (argc > 1 && std::string_view(argv[1]) == "token") return tokenMain(argc - 1, argv + 1);
   if (argc > 1 && std::string_view(argv[1]) == "drain") return drainMain(argc - 1, argv + 1);
+  if (argc > 1 && std::string_view(argv[1]) == "upgrade") return upgradeMain(argc - 1, argv + 1);
 
   CLI::App app{"tern " TERN_VERSION ": a TURN/STUN media relay (RFC 8489, RFC 8656)", "tern"};
   app.set_version_flag("--version", "tern " TERN_VERSION);
@@ -319,6 +370,7 @@ int main(int argc, char** argv) {
   app.add_subcommand("probe", kProbeSummary);
   app.add_subcommand("token", kTokenSummary);
   app.add_subcommand("drain", kDrainSummary);
+  app.add_subcommand("upgrade", kUpgradeSummary);
   app.require_subcommand(1);
   app.footer("Run 'tern SUBCOMMAND --help' for the options of each subcommand.");
   try {

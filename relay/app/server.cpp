@@ -5,6 +5,8 @@
 #include "relay/app/listeners.hpp"
 #include "relay/app/reload.hpp"
 #include "relay/app/service_notifier.hpp"
+#include "relay/app/start_log.hpp"
+#include "relay/app/upgrader.hpp"
 
 #include <algorithm>
 #include <array>
@@ -16,6 +18,7 @@
 
 #include "auth/crypto.hpp"
 #include "metrics/counter_collector.hpp"
+#include "metrics/counter_snapshot.hpp"
 #include "metrics/http_endpoint.hpp"
 #include "metrics/node_state.hpp"
 #include "relay/io/event_loop.hpp"
@@ -60,40 +63,43 @@ class SignalWatcher {
 
 class Server {
  public:
-  Server(config::Settings settings, SettingsLoader loader)
-      : settings_(std::move(settings)), loader_(std::move(loader)), node_collector_(node_state_, TERN_VERSION) {}
+  Server(config::Settings settings, SettingsLoader loader, CommandLine command_line)
+      : settings_(std::move(settings)),
+        loader_(std::move(loader)),
+        node_collector_(node_state_, TERN_VERSION),
+        upgrader_(loop_, std::move(command_line), upgradeHooks(), UpgradeTimeouts{}) {}
 
   int run() {
+    from_old_ = UpgradeFromOld::fromEnvironment();
     prepareSharedState();
-    Listeners listeners = bindListeners();
     live_relays_ = std::make_shared<core::LiveRelayPorts>(relay_ips_);
     relay_ports_ =
         std::make_shared<io::RelayPortRange>(settings_.relay_port_min, settings_.relay_port_max);
+    ClientSockets listeners;
+    std::vector<io::WorkerSockets> sockets;
+    if (from_old_) {
+      sockets = takeOverSockets(listeners);
+    } else {
+      listeners = bindClientSockets(settings_);
+      sockets = splitByWorker(listeners, settings_.workers);
+    }
+    listener_ports_ = listeners.ports();
     const Reloadable shared = buildReloadable(settings_, nodeIdentity());
-    createWorkers(listeners, shared);
+    createWorkers(std::move(sockets), shared);
     // Bound before any worker runs, like every other socket: a taken port stops start-up
     // cleanly. Until the end of start-up /readyz answers 503.
     node_state_.last_good_config_unix = unixNow();
-    if (settings_.metrics_listen) startHttp(*settings_.metrics_listen);
-    for (auto& worker : workers_) worker->start();
+    if (settings_.metrics_listen && !from_old_) startHttp(*settings_.metrics_listen);
+    for (auto& worker : workers_) worker->start(from_old_.has_value());
+    if (from_old_) confirmTakeOver();
     logStart(listeners);
     watchSignals();
-    announceReady(listeners.addresses.front().address);
+    announceReady(listeners.plain.front().address);
     loop_.run();
     return joinAndClose();
   }
 
  private:
-  // The client-facing sockets bound at start-up, one per worker for each address, until
-  // createWorkers hands them out.
-  struct Listeners {
-    std::vector<BoundAddress> addresses;  // --listen: UDP and TCP
-    std::vector<wire::SocketAddress> tls_addresses;
-    std::vector<std::vector<FileDescriptor>> tls_fds;
-    std::vector<wire::SocketAddress> dtls_addresses;
-    std::vector<std::vector<FileDescriptor>> dtls_fds;
-  };
-
   // What every worker shares and no reload rebuilds: descriptors, nonce key, quotas, limits.
   void prepareSharedState() {
     // Each allocation holds a socket: take every descriptor the system grants us.
@@ -107,35 +113,111 @@ class Server {
     dtls_limits_.sessions->setLimits(settings_.max_dtls_sessions_per_ip, totalDtlsSessionLimit(settings_));
   }
 
-  // Binds every listener (port 0 resolved) and records the ports for the peer policy.
-  Listeners bindListeners() {
-    Listeners l;
-    for (const auto& a : settings_.listen) l.addresses.push_back(bindAddress(a, settings_));
-    l.tls_addresses = settings_.tls_listen;
-    for (auto& a : l.tls_addresses)
-      l.tls_fds.push_back(bindSecureAddress(a, settings_.workers, SocketKind::kTcp));
-    l.dtls_addresses = settings_.dtls_listen;
-    for (auto& a : l.dtls_addresses)
-      l.dtls_fds.push_back(bindSecureAddress(a, settings_.workers, SocketKind::kUdp));
-    for (const auto& bound : l.addresses) listener_ports_.push_back(bound.address.port);
-    for (const auto* list : {&l.tls_addresses, &l.dtls_addresses}) {
-      for (const auto& a : *list) listener_ports_.push_back(a.port);
+  // The new process of an upgrade: the old one's sockets and allocations instead of binding.
+  // What can fail here alone (a certificate, a secret file) is tried before the old process
+  // is asked for anything, so a bad configuration leaves it serving untouched.
+  std::vector<io::WorkerSockets> takeOverSockets(ClientSockets& listeners) {
+    (void)buildReloadable(settings_, nodeIdentity());
+    UpgradeFromOld::Received received = from_old_->receive(UpgradeTimeouts{});
+    nonce_key_ = received.node.nonce_key;
+    carried_ = std::make_unique<metrics::WorkerCounters>();
+    if (!metrics::restoreCounterValues(*carried_, received.node.counters)) {
+      io::log::warn("upgrade: the old process counts other series; counters start from zero");
     }
-    return l;
+    if (settings_.workers > received.node.workers) {
+      // A new member of a listener's SO_REUSEPORT group would move clients' 5-tuples to
+      // sockets whose worker does not hold their allocation.
+      io::log::warn("--workers grew; the listener groups keep their members, so this process runs "
+                    "the old count until a restart",
+                    {{"workers", received.node.workers}, {"configured", settings_.workers}});
+      settings_.workers = received.node.workers;
+    }
+    std::vector<io::WorkerSockets> sockets = regroup(std::move(received.bundles), settings_.workers);
+    listeners = describeReceived(sockets);
+    io::log::info("taking over", {{"from_pid", received.node.old_pid}, {"old_workers", received.node.workers}});
+    return sockets;
   }
 
-  // One worker per --workers, each with its own socket of every listener and its share of
-  // the relay port range; the collector sums their counters.
-  void createWorkers(Listeners& listeners, const Reloadable& shared) {
+  // The new process's workers are built, allocations restored, nothing read yet: the old
+  // process may let go. Only its COMMIT lets them read, so two processes never read one
+  // socket; without it (the old process gave up or died) this one exits having read nothing.
+  void confirmTakeOver() {
+    io::FileDescriptor metrics;
+    try {
+      metrics = from_old_->confirm(UpgradeTimeouts{});
+    } catch (...) {
+      for (auto& worker : workers_) worker->run(false);
+      throw;
+    }
+    from_old_.reset();
+    for (auto& worker : workers_) worker->run(true);
+    if (!settings_.metrics_listen) return;
+    try {
+      startHttp(*settings_.metrics_listen, metrics.release());
+    } catch (const std::exception& e) {
+      io::log::error("upgrade: cannot serve the metrics port", {{"error", e.what()}});
+    }
+  }
+
+  Upgrader::Hooks upgradeHooks() {
+    Upgrader::Hooks hooks;
+    hooks.workers = [this] {
+      std::vector<io::Worker*> workers;
+      for (auto& w : workers_) workers.push_back(w.get());
+      return workers;
+    };
+    hooks.node = [this] {
+      NodeState node{nonce_key_, static_cast<std::uint32_t>(workers_.size()), static_cast<std::uint32_t>(::getpid()), {}};
+      // Read while the workers still count: what they count between this and the freeze is
+      // lost to the totals (a few packets' worth), never counted twice.
+      if (carried_) metrics::addCounterValues(*carried_, node.counters);
+      for (auto& w : workers_) metrics::addCounterValues(w->counters(), node.counters);
+      return node;
+    };
+    hooks.release_metrics = [this] { return http_ ? http_->releaseListener() : -1; };
+    hooks.handed_over = [this](pid_t pid) { onHandedOver(pid); };
+    hooks.environment = [this] {
+      std::vector<std::string> env;
+      if (!notifier_.environmentEntry().empty()) env.push_back(notifier_.environmentEntry());
+      return env;
+    };
+    return hooks;
+  }
+
+  // SIGUSR2, POST /upgrade. Why not, if it cannot begin.
+  std::optional<std::string> startUpgrade(std::string_view source, Upgrader::Done done) {
+    if (stopping_) return std::string("the relay is stopping");
+    // In a container whose init is tern, the container ends with this process, and the new
+    // one with it: there, start a new container with --hand-over-socket (docs/upgrade.md).
+    if (::getpid() == 1) return std::string("tern runs as PID 1: the new process would end with this one");
+    // A drain empties the node; handing its calls to a new process would undo it.
+    if (draining_) return std::string("the relay is draining");
+    notifier_.reloading("upgrading: handing over to a new process");
+    auto refused = upgrader_.start(source, [this, done = std::move(done)](bool upgraded, const std::string& summary) {
+      if (!upgraded) notifier_.ready("ready: the last upgrade failed (see the log); this process serves on");
+      if (done) done(upgraded, summary);
+    });
+    if (refused) {
+      notifier_.ready("ready");
+      io::log::warn("upgrade refused", {{"source", source}, {"reason", *refused}});
+    }
+    return refused;
+  }
+
+  // Everything that could move serves from `pid` now. What could not (TCP and TLS clients'
+  // connections and their allocations) is served here until it ends, as in a drain.
+  void onHandedOver(pid_t pid) {
+    notifier_.handOver(pid, "upgraded: the new process serves the unit");
+    handed_over_ = true;
+    beginDrain("upgrade");
+  }
+
+  // One worker per --workers, each with its sockets and its share of the relay port range;
+  // the collector sums their counters.
+  void createWorkers(std::vector<io::WorkerSockets> all, const Reloadable& shared) {
     auto directory = std::make_shared<io::WorkerDirectory>();
     for (unsigned w = 0; w < settings_.workers; ++w) {
-      io::WorkerSockets sockets;
-      for (auto& bound : listeners.addresses) {
-        sockets.udp.push_back(std::move(bound.udp[w]));
-        sockets.tcp.push_back(std::move(bound.tcp[w]));
-      }
-      for (auto& fds : listeners.tls_fds) sockets.tls.push_back(std::move(fds[w]));
-      for (auto& fds : listeners.dtls_fds) sockets.dtls.push_back(std::move(fds[w]));
+      io::WorkerSockets sockets = std::move(all[w]);
       const auto [first, last] =
           io::PortPool::share(settings_.relay_port_min, settings_.relay_port_max, w, settings_.workers);
       io::WorkerSetup setup{shared.options, shared.services, relay_ips_,   first, last, relay_ports_,
@@ -145,58 +227,18 @@ class Server {
       directory->workers.push_back(workers_.back().get());
     }
     for (auto& worker : workers_) collector_.addWorker(&worker->counters());
+    if (carried_) collector_.addWorker(carried_.get());
   }
 
-  // What the operator needs to know once the workers run: where tern listens and relays,
-  // its abuse limits, and settings that will refuse or cap clients.
-  void logStart(const Listeners& listeners) const {
-    for (const auto& bound : listeners.addresses) {
-      for (const char* transport : {"udp", "tcp"}) {
-        io::log::info("listening", {{"transport", transport}, {"address", bound.address.toString()}});
-      }
-    }
-    for (const auto& a : listeners.tls_addresses) {
-      io::log::info("listening", {{"transport", "tls"}, {"address", a.toString()}});
-    }
-    for (const auto& a : listeners.dtls_addresses) {
-      io::log::info("listening", {{"transport", "dtls"}, {"address", a.toString()}});
-    }
-    io::log::info(
-        "relaying",
-        {{"relay_ips", relayIpsText()}, {"ports", relayPortsText()}, {"realm", settings_.realm}});
-    // Each worker keeps its own buckets and the kernel spreads a source's ports over the
-    // workers, so a source with many ports (a NAT, or a spoofer) gets up to workers x rate.
-    io::log::info("abuse limits",
-                  {{"unauthenticated_per_second_per_worker", settings_.unauthenticated_rate},
-                   {"unauthenticated_burst_per_worker", settings_.unauthenticated_burst},
-                   {"unauthenticated_per_second_at_most", std::uint64_t{settings_.unauthenticated_rate} * settings_.workers},
-                   {"tcp_connections_per_ip", settings_.max_tcp_connections_per_ip},
-                   {"tcp_connections", totalConnectionLimit(settings_)},
-                   {"dtls_handshakes_per_ip", settings_.max_dtls_handshakes_per_ip},
-                   {"dtls_sessions_per_ip", settings_.max_dtls_sessions_per_ip},
-                   {"dtls_sessions", totalDtlsSessionLimit(settings_)}});
-    warnIfFilesLimitCapsAllocations(relay_ips_.size());
-    if (!settings_.hasCredentials()) {
-      io::log::warn("no credentials configured: every TURN request is refused with 401; set "
-                    "--auth-secret-file, TERN_AUTH_SECRET or --user (STUN Binding still works)");
-    }
+  // What the operator needs to know once the workers run (start_log.hpp).
+  void logStart(const ClientSockets& listeners) const {
+    app::logStart(settings_, listeners.addresses(), relay_ips_, files_limit_);
   }
-
-  // "192.0.2.1,2001:db8::1" and "49152-65535", for the start-up log and systemd's status.
-  // Appends, not operator+ chains: GCC 12 at -O3 raises a false -Wrestrict on those.
-  std::string relayIpsText() const {
-    std::string relay_ips;
-    for (const auto& ip : relay_ips_) {
-      if (!relay_ips.empty()) relay_ips += ',';
-      relay_ips += ip.toString();
-    }
-    return relay_ips;
+  std::uint32_t totalConnectionLimit(const config::Settings& settings) const {
+    return app::totalConnectionLimit(settings, files_limit_);
   }
-  std::string relayPortsText() const {
-    std::string ports = std::to_string(settings_.relay_port_min);
-    ports += '-';
-    ports += std::to_string(settings_.relay_port_max);
-    return ports;
+  std::uint32_t totalDtlsSessionLimit(const config::Settings& settings) const {
+    return app::totalDtlsSessionLimit(settings, files_limit_);
   }
 
   void watchSignals() {
@@ -206,6 +248,7 @@ class Server {
     sigint_.emplace(loop_, SIGINT, on_signal, this);
     sigterm_.emplace(loop_, SIGTERM, on_signal, this);
     sighup_.emplace(loop_, SIGHUP, on_signal, this);
+    sigusr2_.emplace(loop_, SIGUSR2, on_signal, this);
   }
 
   void announceReady(const wire::SocketAddress& first_listener) {
@@ -216,9 +259,9 @@ class Server {
     std::string status = "ready: ";
     status += std::to_string(settings_.workers);
     status += " workers, relaying on ";
-    status += relayIpsText();
+    status += relayIpsText(relay_ips_);
     status += " ports ";
-    status += relayPortsText();
+    status += relayPortsText(settings_);
     notifier_.ready(status);
   }
 
@@ -238,7 +281,7 @@ class Server {
     return {relay_ips_, nonce_key_, quota_, listener_ports_, live_relays_};
   }
 
-  void startHttp(const wire::SocketAddress& address) {
+  void startHttp(const wire::SocketAddress& address, int listen_fd = -1) {
     metrics::HttpHooks hooks;
     hooks.health_problem = [this] { return healthProblem(); };
     hooks.not_ready_reason = [this]() -> std::string {
@@ -248,6 +291,14 @@ class Server {
     };
     // From an HTTP thread: the drain itself runs on the main loop.
     hooks.drain = [this] { return main_mailbox_.post([this] { beginDrain("POST /drain"); }); };
+    hooks.upgrade = [this](metrics::HttpHooks::UpgradeReply reply) {
+      return main_mailbox_.post([this, reply] {
+        auto refused = startUpgrade("POST /upgrade", [reply](bool upgraded, const std::string& summary) {
+          reply(upgraded ? 200 : 500, summary + "\n");
+        });
+        if (refused) reply(409, *refused + "\n");
+      });
+    };
     hooks.admin_refused = [](std::string_view client, std::string_view result,
                              std::uint64_t suppressed) {
       io::log::warn("admin call refused",
@@ -255,7 +306,7 @@ class Server {
     };
     http_ = std::make_unique<metrics::HttpEndpoint>(
         address.toString(), std::vector<const prometheus::Collectable*>{&collector_, &node_collector_},
-        std::move(hooks));
+        std::move(hooks), listen_fd);
     http_->setAdminToken(settings_.admin_token);
     if (!settings_.admin_token) {
       io::log::warn(
@@ -263,7 +314,7 @@ class Server {
           "drains");
     }
     const wire::SocketAddress bound{address.ip, static_cast<std::uint16_t>(http_->port())};
-    io::log::info("listening", {{"transport", "http"}, {"paths", "/metrics /healthz /readyz /drain"},
+    io::log::info("listening", {{"transport", "http"}, {"paths", "/metrics /healthz /readyz /drain /upgrade"},
                                 {"address", bound.toString()}});
   }
 
@@ -289,6 +340,7 @@ class Server {
   void onSignal(int signum) {
     switch (signum) {
       case SIGHUP: reload(); return;
+      case SIGUSR2: (void)startUpgrade("SIGUSR2", nullptr); return;
       case SIGTERM:
         // Counted apart from drains started otherwise: Kubernetes runs a preStop `tern drain`
         // and then sends SIGTERM, which must not cut the calls the drain protects.
@@ -425,37 +477,10 @@ class Server {
     sigint_->close();
     sigterm_->close();
     sighup_->close();
+    sigusr2_->close();
+    upgrader_.close();
     if (drain_timer_) drain_timer_->close();
     main_mailbox_.close();
-  }
-
-  // --max-tcp-connections auto: half the descriptors this process may open, so a flood of
-  // connections leaves the other half for relay sockets (one per UDP allocation).
-  std::uint32_t totalConnectionLimit(const config::Settings& settings) const {
-    return settings.max_tcp_connections ? *settings.max_tcp_connections : halfFilesLimit();
-  }
-  // --max-dtls-sessions auto: the same half. A session holds no descriptor itself, but one
-  // that serves a call holds a relay socket, so a node sized for its descriptors is sized
-  // for that many sessions, and a flood cannot hold more memory than real callers would.
-  std::uint32_t totalDtlsSessionLimit(const config::Settings& settings) const {
-    return settings.max_dtls_sessions ? *settings.max_dtls_sessions : halfFilesLimit();
-  }
-  std::uint32_t halfFilesLimit() const {
-    return static_cast<std::uint32_t>(std::clamp<std::uint64_t>(files_limit_ / 2, 1, 10'000'000));
-  }
-
-  // The relay range offers more allocations than descriptors allow: say so at start-up
-  // rather than through 508s under load.
-  void warnIfFilesLimitCapsAllocations(std::size_t relay_ip_count) const {
-    constexpr std::uint64_t kHeadroom = 1024;  // listeners, client TCP connections, files
-    const std::uint64_t ports = std::uint64_t{settings_.relay_port_max} - settings_.relay_port_min + 1;
-    const std::uint64_t offered = ports * relay_ip_count;
-    if (files_limit_ >= offered + kHeadroom) return;
-    io::log::warn("open files limit caps allocations below the relay range",
-                  {{"open_files_limit", files_limit_},
-                   {"allocations_at_most", files_limit_ > kHeadroom ? files_limit_ - kHeadroom : 0},
-                   {"relay_range_offers", offered},
-                   {"raise", "LimitNOFILE= (systemd) or ulimit -n"}});
   }
 
   config::Settings settings_;  // the running configuration; a reload replaces it
@@ -478,7 +503,12 @@ class Server {
   metrics::CounterCollector collector_;
   metrics::NodeCollector node_collector_;
   std::vector<std::unique_ptr<io::Worker>> workers_;
-  std::optional<SignalWatcher> sigint_, sigterm_, sighup_;
+  // After an upgrade: what the processes before this one counted, so counters continue.
+  std::unique_ptr<metrics::WorkerCounters> carried_;
+  std::optional<SignalWatcher> sigint_, sigterm_, sighup_, sigusr2_;
+  // Set in the new process of an upgrade until it has taken over.
+  std::optional<UpgradeFromOld> from_old_;
+  bool handed_over_ = false;  // this process upgraded; it serves only what could not move
   std::optional<io::RepeatingTimer> drain_timer_;
   bool draining_ = false;
   unsigned sigterms_ = 0;
@@ -486,16 +516,17 @@ class Server {
   std::chrono::steady_clock::time_point drain_deadline_{};
   std::int64_t drain_status_allocations_ = -1;  // the count the last STATUS= line named
   ServiceNotifier notifier_ = ServiceNotifier::fromEnvironment();
+  Upgrader upgrader_;  // after the loop, the workers and the notifier it uses
   // Last: destroyed first, so no HTTP thread runs while what it reads goes away.
   std::unique_ptr<metrics::HttpEndpoint> http_;
 };
 
 }  // namespace
 
-int runServer(const config::Settings& settings, SettingsLoader reload) {
+int runServer(const config::Settings& settings, SettingsLoader reload, CommandLine command_line) {
   // A client that vanishes mid-write must cost an error code, not the process.
   std::signal(SIGPIPE, SIG_IGN);
-  Server server(settings, std::move(reload));
+  Server server(settings, std::move(reload), std::move(command_line));
   return server.run();
 }
 

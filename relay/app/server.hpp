@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "relay/app/upgrader.hpp"
 #include "relay/config/config.hpp"
 
 namespace tern::app {
@@ -18,6 +19,7 @@ using SettingsLoader = std::function<Expected<config::Settings, std::vector<std:
 // Runs until SIGINT, until a drain (SIGTERM, POST /drain) completes, or until a second
 // SIGTERM. Returns the process exit code: 0 after a clean shutdown in which every worker's
 // loop closed with no handle left open.
-int runServer(const config::Settings& settings, SettingsLoader reload);
+// `command_line` is what an upgrade (SIGUSR2, POST /upgrade) starts.
+int runServer(const config::Settings& settings, SettingsLoader reload, CommandLine command_line);
 
 }  // namespace tern::app

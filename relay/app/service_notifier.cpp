@@ -44,6 +44,10 @@ std::string stoppingMessage(std::string_view status) { return "STOPPING=1\n" + s
 
 std::string statusMessage(std::string_view status) { return statusLine(status); }
 
+std::string mainPidMessage(long pid, std::string_view status) {
+  return "MAINPID=" + std::to_string(pid) + "\n" + statusLine(status);
+}
+
 std::optional<NotifyAddress> parseNotifySocket(std::string_view value) {
   NotifyAddress out;
   out.address.sun_family = AF_UNIX;
@@ -69,7 +73,9 @@ ServiceNotifier ServiceNotifier::fromEnvironment() {
                   {{"notify_socket", copy}});
     return {};
   }
-  return ServiceNotifier(*address);
+  ServiceNotifier notifier(*address);
+  notifier.environment_entry_ = "NOTIFY_SOCKET=" + copy;
+  return notifier;
 }
 
 ServiceNotifier::ServiceNotifier(const NotifyAddress& address) : address_(address) {
@@ -110,6 +116,11 @@ void ServiceNotifier::stopping(std::string_view status) noexcept {
 
 void ServiceNotifier::status(std::string_view status) noexcept {
   send([&] { return statusMessage(status); });
+}
+
+void ServiceNotifier::handOver(long pid, std::string_view status) noexcept {
+  send([&] { return mainPidMessage(pid, status); });
+  fd_ = io::FileDescriptor{};
 }
 
 }  // namespace tern::app

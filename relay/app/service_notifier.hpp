@@ -25,6 +25,8 @@ std::string readyMessage(std::string_view status);
 std::string reloadingMessage(std::uint64_t monotonic_usec, std::string_view status);
 std::string stoppingMessage(std::string_view status);
 std::string statusMessage(std::string_view status);
+// An upgrade: the process that serves the unit from now on (docs/upgrade.md).
+std::string mainPidMessage(long pid, std::string_view status);
 
 // The address in $NOTIFY_SOCKET: a filesystem path ("/run/systemd/notify") or an abstract
 // socket ("@name", the '@' standing for the leading NUL). Empty for anything else (relative
@@ -54,6 +56,12 @@ class ServiceNotifier {
   void reloading(std::string_view status) noexcept;
   void stopping(std::string_view status) noexcept;
   void status(std::string_view status) noexcept;
+  // An upgrade: names the new process as the unit's main process, then falls silent; the
+  // new process speaks for the unit from here on.
+  void handOver(long pid, std::string_view status) noexcept;
+  // NOTIFY_SOCKET=... as this process found it, for the new process of an upgrade; empty if
+  // it had none.
+  const std::string& environmentEntry() const noexcept { return environment_entry_; }
 
  private:
   template <typename Build>
@@ -62,6 +70,7 @@ class ServiceNotifier {
   io::FileDescriptor fd_;
   NotifyAddress address_{};
   bool warned_ = false;
+  std::string environment_entry_;
 };
 
 }  // namespace tern::app

@@ -42,6 +42,7 @@ struct PeerRecheck {
 };
 
 class PeerPolicy;
+struct AllocationSnapshot;
 
 // What one allocation relayed, for its usage record when it ends (RFC 6062 data included).
 struct AllocationUsage {
@@ -61,6 +62,13 @@ class Allocation {
  public:
   Allocation(const FiveTuple& tuple, RelayId relay, const SocketAddress& relayed,
              std::string username, std::vector<std::uint8_t> key, TimePoint now);
+
+  // An upgrade hand-over (allocation_snapshot.cpp): all the allocation's state as plain values,
+  // times relative to `now` (worker stays 0: the caller knows it). May throw std::bad_alloc.
+  AllocationSnapshot snapshot(TimePoint now) const;
+  // The allocation again in the new process, times made absolute on its clock `now`, relay ids
+  // as in the snapshot, no user bandwidth (the quota gives it). May throw std::bad_alloc.
+  static std::unique_ptr<Allocation> restore(const AllocationSnapshot& snapshot, TimePoint now);
 
   const FiveTuple& tuple() const noexcept { return tuple_; }
   // RFC 8016: mobility moves the allocation to a new 5-tuple. Only AllocationTable::rekey
@@ -156,6 +164,8 @@ class Allocation {
   }
   void addConnection(ConnectionId id) { connections_.push_back(id); }
   void removeConnection(ConnectionId id) noexcept;
+  // An upgrade hand-over restores an allocation without its RFC 6062 peer connections.
+  void clearConnections() noexcept { connections_.clear(); }
 
   // RFC 8656 §9: permissions are per IP address; expired ones do not count.
   bool hasPermission(const IpAddress& peer, TimePoint now) const noexcept;

@@ -116,6 +116,10 @@ class TokenBucket {
     return std::chrono::nanoseconds(
         std::max<std::int64_t>(0, full_at_ - limit.burst().count() - bucketTime(now) + 1));
   }
+  // When the bucket is full again, on the core's clock: an upgrade hand-over carries it to the
+  // new process relative to both processes' `now` (allocation_snapshot.hpp).
+  std::int64_t fullAt() const noexcept { return full_at_; }
+  void setFullAt(std::int64_t full_at) noexcept { full_at_ = full_at; }
 
  private:
   std::int64_t full_at_ = 0;  // in the past: full

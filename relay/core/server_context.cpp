@@ -29,7 +29,10 @@ void ServerContext::releaseAllocation(Allocation& allocation, metrics::Allocatio
     connections.erase(id);
     output.peer_connections.closeConnection(id);
   }
-  for (const RelayEndpoint& r : allocation.relays()) output.relays.closeRelay(r.id);
+  for (const RelayEndpoint& r : allocation.relays()) {
+    output.relays.closeRelay(r.id);
+    forgetRename(r.id);
+  }
   services.quota->release(quotaKey(allocation.username()));
   const auto age =
       std::chrono::duration_cast<std::chrono::milliseconds>(now - allocation.created());
@@ -38,6 +41,14 @@ void ServerContext::releaseAllocation(Allocation& allocation, metrics::Allocatio
                            static_cast<double>(age.count()) / 1000.0);
   output.events.onAllocationEnded(allocation, metrics::labelOf(why),
                                   std::chrono::duration_cast<std::chrono::seconds>(age));
+}
+
+void ServerContext::forgetRename(RelayId relay) noexcept {
+  if (renamed_from.empty()) return;  // no upgrade restored anything here: the usual case
+  const auto it = renamed_from.find(relay);
+  if (it == renamed_from.end()) return;
+  renamed_relays.erase(it->second);
+  renamed_from.erase(it);
 }
 
 void ServerContext::countRelayed(Allocation& allocation, metrics::Direction direction,

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -38,6 +39,23 @@ struct ServerContext {
   // Refresh the new owner received before it adopted the allocation comes here again; it is
   // dropped rather than refused, and the new owner answers the next retransmission.
   std::vector<std::pair<std::uint64_t, TimePoint>> handed_over;
+  // Issue 20, upgrade hand-over: a MOBILITY-TICKET the old process sealed names its (worker,
+  // relay id); the relay socket has another id here. (old worker << 32 | old relay) -> relay
+  // id here, with the reverse index so an entry goes when its relay does.
+  std::unordered_map<std::uint64_t, RelayId> renamed_relays;
+  std::unordered_map<RelayId, std::uint64_t> renamed_from;
+
+  static constexpr std::uint64_t renameKey(std::uint8_t worker, RelayId relay) noexcept {
+    return (std::uint64_t{worker} << 32) | relay;
+  }
+  // The worker of this process that serves a ticket naming `worker` (of this process or of
+  // the one before an upgrade): worker mod worker_count.
+  std::uint8_t ownerOf(std::uint8_t worker) const noexcept {
+    return options.worker_count == 0 ? worker
+                                     : static_cast<std::uint8_t>(worker % options.worker_count);
+  }
+  // Drops the rename entry that leads to `relay`, if any (its socket closes or leaves).
+  void forgetRename(RelayId relay) noexcept;
 
   // Closes the allocation's TCP connections and relay sockets, returns its quota, counts and
   // reports its end; the caller removes it from the table (or never had it there).

@@ -51,6 +51,10 @@ struct ServerOptions {
   std::size_t max_connections_per_allocation = 64;
   // Which worker runs this core: the top byte of its CONNECTION-IDs (RFC 6062 §6.2.1).
   std::uint8_t worker_index = 0;
+  // How many workers the process runs; 0 when unknown (tests of one worker). After an upgrade
+  // hand-over a MOBILITY-TICKET may name a worker index of the old process, which the new one
+  // serves at (index mod worker_count) (issue 20).
+  std::uint16_t worker_count = 0;
   std::vector<ExternalIp> external_ips;
   // Where a draining relay sends new allocations (RFC 8489 §10, 300 Try Alternate): the
   // first of the client's address family.

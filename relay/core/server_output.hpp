@@ -169,6 +169,10 @@ class AllocationQuota {
   };
   virtual ~AllocationQuota() = default;
   virtual Admission acquire(std::string_view username) noexcept = 0;
+  // An allocation restored in an upgrade hand-over: counted even past the limits (a lowered
+  // limit never ends a call that was running); refused (kTotalQuotaReached) only when out of
+  // memory. Matched by release() like acquire().
+  virtual Admission forceAcquire(std::string_view username) noexcept = 0;
   virtual void release(std::string_view username) noexcept = 0;
 };
 

@@ -61,7 +61,8 @@ TurnServer::TurnServer(ServerOptions options, ServerServices services, ServerOut
       output_(output),
       counters_(counters),
       connections_(options_.worker_index, randomSeed()),
-      context_{options_, services_, output_, counters_, allocations_, connections_, std::nullopt, false, std::nullopt, {}},
+      context_{options_,     services_, output_,      counters_, allocations_, connections_,
+               std::nullopt, false,     std::nullopt, {},        {},           {}},
       indication_id_state_(randomSeed()),
       unauthenticated_sources_(options_.unauthenticated_sources, randomKey()) {}
 
@@ -254,6 +255,7 @@ std::chrono::nanoseconds TurnServer::connectionWait(ConnectionId id, metrics::Di
 
 void TurnServer::reconfigure(ServerOptions options, ServerServices services, TimePoint now) noexcept {
   options.worker_index = options_.worker_index;  // fixed for the connection ids in flight
+  options.worker_count = options_.worker_count;
   options_ = std::move(options);
   services_ = std::move(services);
   enforcePeerPolicy(now);

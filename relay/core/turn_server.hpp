@@ -7,9 +7,12 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <span>
+#include <vector>
 
 #include "auth/authenticator.hpp"
 #include "metrics/worker_counters.hpp"
+#include "relay/core/allocation_snapshot.hpp"
 #include "relay/core/allocation_table.hpp"
 #include "relay/core/five_tuple.hpp"
 #include "relay/core/response_writer.hpp"
@@ -83,6 +86,55 @@ class TurnServer {
   // Draining refuses or redirects new allocations (see ServerOptions::alternate_servers).
   void setDraining(bool draining) noexcept { context_.draining = draining; }
 
+  // Issue 20, upgrade hand-over to a new process (server_hand_over.cpp). In the old process:
+  // snapshots of every allocation `moves(const Allocation&)` accepts; nothing changes here.
+  // May throw std::bad_alloc (the hand-over is then abandoned and this process serves on).
+  template <class F>
+  std::vector<AllocationSnapshot> snapshotAllocations(TimePoint now, F&& moves) const {
+    std::vector<AllocationSnapshot> out;
+    allocations_.forEach([&](const Allocation& a) {
+      if (moves(a)) out.push_back(snapshotOf(a, now));
+    });
+    return out;
+  }
+  // Once the new process took them: removes every allocation `moves` accepts (which must not
+  // throw). Closes its relays through RelayOutput::closeRelay (the I/O layer closes only its
+  // copy of each descriptor: the new process holds the socket) and its RFC 6062 peer
+  // connections (they do not move), and releases its quota; but writes no usage record and
+  // reports no end (ServerEvents): the allocation lives on in the new process, which reports
+  // its end with the usage of both. The active-allocations gauge goes down. Returns how many.
+  template <class F>
+  std::size_t forgetHandedOver(F&& moves, TimePoint now) noexcept {
+    std::size_t forgotten = 0;
+    std::vector<const Allocation*> batch;
+    // Gathered first (the table cannot change while it is walked); out of memory, a partial
+    // batch is forgotten and the walk starts again.
+    while (true) {
+      batch.clear();
+      bool complete = true;
+      try {
+        allocations_.forEach([&](const Allocation& a) {
+          if (moves(a)) batch.push_back(&a);
+        });
+      } catch (const std::bad_alloc&) {
+        complete = false;
+      }
+      for (const Allocation* a : batch) forgetOne(*a, now);
+      forgotten += batch.size();
+      if (complete || batch.empty()) return forgotten;
+    }
+  }
+  // In the new process, before the worker reads any socket: installs the allocation of
+  // `snapshot` whose relay sockets the I/O layer adopted here as `relays` (relays[i] is the
+  // new id of snapshot.relays[i]). The quota counts it even past a lowered limit, its user's
+  // shared bandwidth buckets are acquired, the active gauge goes up (not the created counter),
+  // and MOBILITY-TICKETs the old process sealed still open it here. False when it could not
+  // be installed: a relay lost (kLostRelay), a 5-tuple that already has an allocation, or out
+  // of memory; the allocation then ends at once WITH its usage record (reason "deleted";
+  // none only when out of memory) and its adopted relays are closed.
+  bool restoreAllocation(const AllocationSnapshot& snapshot, std::span<const RelayId> relays,
+                         TimePoint now) noexcept;
+
   std::size_t allocationCount() const noexcept { return allocations_.size(); }
   std::size_t connectionCount() const noexcept { return connections_.size(); }
   // Entries in the allocations' expiry queue: one per allocation (tests).
@@ -94,6 +146,9 @@ class TurnServer {
   }
 
  private:
+  AllocationSnapshot snapshotOf(const Allocation& allocation, TimePoint now) const;
+  // forgetHandedOver's step for one allocation.
+  void forgetOne(const Allocation& allocation, TimePoint now) noexcept;
   void onStun(const FiveTuple& tuple, wire::Bytes packet, TimePoint now) noexcept;
   void onRequest(const FiveTuple& tuple, const wire::MessageView& request, TimePoint now) noexcept;
   void onTurnRequest(const FiveTuple& tuple, const wire::MessageView& request, TimePoint now,

@@ -52,6 +52,16 @@ bool ClientListeners::sendToClient(const core::FiveTuple& tuple,
   return connections_.send(tuple, parts);
 }
 
+void ClientListeners::pauseDatagrams() noexcept {
+  for (auto& u : udp_) u->pause();
+  for (auto& d : dtls_) d->pause();
+}
+
+void ClientListeners::resumeDatagrams() noexcept {
+  for (auto& u : udp_) u->resume();
+  for (auto& d : dtls_) d->resume();
+}
+
 void ClientListeners::closeAll() noexcept {
   for (auto& u : udp_) u->close();
   for (auto& d : dtls_) d->close();

@@ -77,6 +77,11 @@ class ClientListeners final : public core::ClientOutput {
   // The worker is stopping: DTLS sessions end (with close_notify), sockets close.
   void forgetDtlsSessions() noexcept { dtls_endpoint_.clear(); }
   void closeAll() noexcept;
+  // An upgrade (docs/upgrade.md): stop and resume reading the datagram listeners (UDP, DTLS);
+  // what clients send meanwhile waits in the sockets' buffers for the new process. TCP and
+  // TLS listeners keep accepting until the old process closes them.
+  void pauseDatagrams() noexcept;
+  void resumeDatagrams() noexcept;
 
   // Every listening socket with its kind: the worker's inventory.
   template <class F>

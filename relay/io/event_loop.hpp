@@ -30,6 +30,8 @@ class EventLoop {
   core::TimePoint now() const noexcept {
     return core::TimePoint{std::chrono::milliseconds{uv_now(&loop_)}};
   }
+  // Refreshes the cached time (outside the loop's own turns, e.g. before it first runs).
+  void updateTime() noexcept { uv_update_time(&loop_); }
   // libuv handles the loop holds (active or not, closing ones included): one per socket,
   // timer and async, so a count that keeps growing while allocations come and go is a
   // leak. Walks every handle: for a periodic gauge, not the packet path.

@@ -107,6 +107,13 @@ void PortPool::release(std::uint16_t port) noexcept {
   --held_;
 }
 
+bool PortPool::adopt(std::uint16_t port) noexcept {
+  const bool outside = range_->empty() || port < range_->first() || port > range_->last();
+  if (!outside && !range_->claim(port)) return false;
+  ++held_;
+  return true;
+}
+
 std::pair<std::uint16_t, std::uint16_t> PortPool::share(std::uint16_t min, std::uint16_t max,
                                                         unsigned index, unsigned count) noexcept {
   const std::uint32_t total = std::uint32_t{max} - min + 1;

@@ -52,6 +52,10 @@ class PortPool {
   // taken (the even one is returned).
   std::optional<std::uint16_t> takeEven(bool pair) noexcept;
   void release(std::uint16_t port) noexcept;
+  // An upgrade (docs/upgrade.md): a port the old process's socket already holds. Claimed in
+  // the range if it lies in it (a new --relay-ports may not cover it) and counted as held, so
+  // its release() balances. False if another socket of this process holds it.
+  bool adopt(std::uint16_t port) noexcept;
   // Ports of the whole range taken from other workers' shares since the start.
   std::uint64_t borrowed() const noexcept { return borrowed_; }
   // Ports taken through this pool minus ports released through it. A port may be released by

@@ -210,6 +210,20 @@ core::RelayId RelaySockets::adopt(FileDescriptor fd) noexcept {
   }
 }
 
+core::RelayId RelaySockets::adoptRestored(FileDescriptor fd) noexcept {
+  const core::RelayId id = adopt(std::move(fd));
+  if (id == core::kLostRelay) return id;
+  const std::uint16_t port = relays_[id].localAddress().port;
+  if (!ports_.adopt(port)) {
+    TERN_BUG_IF(true, "an upgrade handed over a relay port this process already holds");
+    relays_[id] = {};
+    free_ids_.push_back(id);
+    return core::kLostRelay;
+  }
+  mark(relays_[id], true);
+  return id;
+}
+
 void RelaySockets::onTick(metrics::WorkerCounters& counters) noexcept {
   for (std::uint16_t port : setup_.reservations->expire(log_.worker(), steadyNow()))
     ports_.release(port);

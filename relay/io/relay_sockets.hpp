@@ -86,6 +86,18 @@ class RelaySockets final : public core::RelayOutput {
   // Takes over a UDP relay socket another worker released; kLostRelay if it cannot.
   core::RelayId adopt(FileDescriptor fd) noexcept;
 
+  // An upgrade (docs/upgrade.md). In the old process: stop and resume reading relay socket
+  // `id` (peers' datagrams wait in its buffer meanwhile). In the new one: take over a relay
+  // socket the old process held, its port and its place in the peer policy's view with it.
+  void pause(core::RelayId id) noexcept {
+    if (isUdp(id)) relays_[id].udp->pause();
+  }
+  void resume(core::RelayId id) noexcept {
+    if (isUdp(id)) relays_[id].udp->resume();
+  }
+  int fd(core::RelayId id) const noexcept { return id < relays_.size() && relays_[id].open() ? relays_[id].fd() : -1; }
+  core::RelayId adoptRestored(FileDescriptor fd) noexcept;
+
   // Once a second: ports of expired EVEN-PORT reservations go back to the pool; port gauges.
   void onTick(metrics::WorkerCounters& counters) noexcept;
   // Closes every relay socket (the worker is stopping).

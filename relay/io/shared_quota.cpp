@@ -29,6 +29,28 @@ core::AllocationQuota::Admission SharedQuota::acquire(std::string_view username)
   }
 }
 
+core::AllocationQuota::Admission SharedQuota::forceAcquire(std::string_view username) noexcept {
+  std::lock_guard lock(mutex_);
+  try {
+    auto [it, added] = per_user_.try_emplace(std::string(username));
+    User& user = it->second;
+    if (added) {
+      try {
+        user.bandwidth = std::make_unique<core::UserBandwidth>();
+      } catch (const std::bad_alloc&) {
+        per_user_.erase(it);
+        throw;
+      }
+    }
+    ++user.allocations;
+    ++total_;
+    return {Grant::kGranted, user.bandwidth.get()};
+  } catch (const std::bad_alloc&) {
+    checks::outOfMemory("allocation quota entry");
+    return {Grant::kTotalQuotaReached, nullptr};
+  }
+}
+
 void SharedQuota::release(std::string_view username) noexcept {
   std::lock_guard lock(mutex_);
   TERN_BUG_IF(total_ == 0, "allocation quota released more often than acquired");

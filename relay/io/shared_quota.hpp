@@ -22,6 +22,7 @@ class SharedQuota final : public core::AllocationQuota {
   // A user's entry, buckets included, lives while the user has an allocation: at most one per
   // allocation, so the table is bounded like the allocations are.
   Admission acquire(std::string_view username) noexcept override;
+  Admission forceAcquire(std::string_view username) noexcept override;
   void release(std::string_view username) noexcept override;
   std::uint32_t total() const;
   // A reload: new limits apply to the next Allocate; allocations over them keep running.

@@ -107,6 +107,17 @@ FileDescriptor UdpListener::release() noexcept {
   return std::move(fd_);
 }
 
+void UdpListener::pause() noexcept {
+  if (handle_) (void)uv_poll_stop(handle_.get());
+}
+
+void UdpListener::resume() noexcept {
+  if (!handle_) return;
+  if (const int rc = startPolling(); rc < 0) {
+    log::warn("udp poll failed", {{"address", local_.toString()}, {"error", uv_strerror(rc)}});
+  }
+}
+
 void UdpListener::onReadable() noexcept {
   const IoBatch::Scope round(batch_);
   unsigned done = 0;

@@ -67,6 +67,10 @@ class UdpListener {
   // Stops receiving and hands the socket back still open, for another worker's loop to take
   // over (RFC 8016 hand-over): datagrams that arrive meanwhile wait in its receive buffer.
   FileDescriptor release() noexcept;
+  // An upgrade (docs/upgrade.md): stop reading, so datagrams wait in the receive buffer for
+  // the new process; resume() if the upgrade fails. Sends still work meanwhile.
+  void pause() noexcept;
+  void resume() noexcept;
 
  private:
   friend class IoBatch;

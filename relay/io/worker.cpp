@@ -15,6 +15,7 @@
 #include "relay/io/usage_log.hpp"
 #include "relay/io/worker_hand_over.hpp"
 #include "relay/io/worker_log.hpp"
+#include "relay/io/worker_upgrade.hpp"
 
 namespace tern::io {
 
@@ -39,7 +40,8 @@ class Worker::Loop {
         hand_over_(loop_, worker.setup_, log_, server_, connections_, relays_),
         server_(worker.setup_.options, worker.setup_.services,
                 core::ServerOutput(listeners_, relays_, peer_connections_, hand_over_, usage_),
-                *worker.counters_) {
+                *worker.counters_),
+        upgrade_(loop_, log_, server_, listeners_, relays_) {
     server_.setUnixTime(static_cast<std::int64_t>(std::time(nullptr)));
     worker.counters_->last_tick_ns.set(steadyNanoseconds());
     io_batch_.attach(loop_.get());
@@ -48,6 +50,7 @@ class Worker::Loop {
 
   Mailbox& mailbox() noexcept { return mailbox_; }
   WorkerHandOver& handOver() noexcept { return hand_over_; }
+  WorkerUpgrade& upgrade() noexcept { return upgrade_; }
   void run() { loop_.run(); }
   int closeLoop() noexcept { return loop_.close(); }
 
@@ -84,7 +87,7 @@ class Worker::Loop {
     const auto now = loop_.now();
     listeners_.onTick(connections_.idleTimeout());
     server_.setUnixTime(static_cast<std::int64_t>(std::time(nullptr)));
-    server_.onTick(now);
+    if (!upgrade_.frozen()) server_.onTick(now);
     relays_.onTick(*worker_.counters_);
     connections_.closeIdle(now);
   }
@@ -125,6 +128,7 @@ class Worker::Loop {
   ClientListeners listeners_;
   WorkerHandOver hand_over_;
   core::TurnServer server_;
+  WorkerUpgrade upgrade_;
   std::uint64_t last_tick_hr_ = 0;
 };
 
@@ -168,15 +172,25 @@ Worker::Worker(unsigned index, const config::Settings& settings, WorkerSockets s
       setup_(std::move(setup)),
       counters_(std::make_unique<metrics::WorkerCounters>()) {
   setup_.options.worker_index = static_cast<std::uint8_t>(index);
+  // Tickets sealed before an upgrade name old workers: they map onto this process's count.
+  setup_.options.worker_count = static_cast<std::uint16_t>(settings.workers);
   counters_->last_tick_ns.set(steadyNanoseconds());  // healthy from birth; its loop ticks soon
 }
 
 Worker::~Worker() {
+  if (held_) run(false);
   stop();
   join();
 }
 
-void Worker::start() {
+void Worker::run(bool go) {
+  if (!held_) return;
+  held_ = false;
+  go_.set_value(go);
+}
+
+void Worker::start(bool held) {
+  held_ = held;
   std::promise<void> started;
   auto ready = started.get_future();
   thread_ = std::thread([this, p = std::move(started)]() mutable { threadMain(std::move(p)); });
@@ -191,7 +205,10 @@ void Worker::start() {
 void Worker::threadMain(std::promise<void> started) noexcept {
   std::unique_ptr<Loop> loop;
   try {
+    std::vector<RestoredAllocation> restored = std::move(sockets_.restored);
     loop = std::make_unique<Loop>(*this, std::move(sockets_));
+    // Before the loop first runs: a client's first packet after the upgrade finds its allocation.
+    loop->upgrade().restore(std::move(restored));
   } catch (...) {
     started.set_exception(std::current_exception());
     return;
@@ -200,7 +217,12 @@ void Worker::threadMain(std::promise<void> started) noexcept {
     std::lock_guard lock(loop_mutex_);
     loop_ = loop.get();
   }
+  std::future<bool> go = go_.get_future();
+  const bool held = held_;
   started.set_value();
+  if (held && !go.get()) {
+    loop->stop();  // a held worker given up: close what it holds, read nothing
+  }
   try {
     loop->run();
   } catch (const std::exception& e) {
@@ -264,6 +286,37 @@ void Worker::setDraining(bool draining) {
   if (loop_ != nullptr) {
     Loop* loop = loop_;
     loop->mailbox().post([loop, draining] { loop->setDraining(draining); });
+  }
+}
+
+std::future<OutgoingBundle> Worker::freezeForUpgrade() {
+  auto promise = std::make_shared<std::promise<OutgoingBundle>>();
+  auto future = promise->get_future();
+  std::lock_guard lock(loop_mutex_);
+  Loop* loop = loop_;
+  const bool posted = loop != nullptr && loop->mailbox().post([loop, promise] {
+    try {
+      promise->set_value(loop->upgrade().freeze());
+    } catch (...) {
+      promise->set_exception(std::current_exception());
+    }
+  });
+  if (!posted)
+    promise->set_exception(std::make_exception_ptr(std::runtime_error("worker is not running")));
+  return future;
+}
+
+void Worker::endUpgrade(bool handed_over) {
+  std::lock_guard lock(loop_mutex_);
+  if (loop_ != nullptr) {
+    Loop* loop = loop_;
+    loop->mailbox().post([loop, handed_over] {
+      if (handed_over) {
+        loop->upgrade().commit();
+      } else {
+        loop->upgrade().thaw();
+      }
+    });
   }
 }
 

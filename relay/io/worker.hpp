@@ -13,6 +13,7 @@
 #include "metrics/worker_counters.hpp"
 #include "relay/config/config.hpp"
 #include "relay/io/worker_inventory.hpp"
+#include "relay/io/upgrade_bundle.hpp"
 #include "relay/io/worker_setup.hpp"
 
 namespace tern::io {
@@ -27,8 +28,12 @@ class Worker {
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  // Starts the thread and waits until its loop runs; rethrows a set-up failure.
-  void start();
+  // Starts the thread and waits until its loop is built; rethrows a set-up failure. With
+  // `held` (the new process of an upgrade) the loop, its restored allocations included, waits
+  // unread until run(): the old process still owns the sockets until it lets go.
+  void start(bool held = false);
+  // A held worker starts reading (true) or gives up without reading anything (false).
+  void run(bool go);
   // Asks the loop to end every allocation, close every handle and return; safe from any
   // thread, idempotent.
   void stop() noexcept;
@@ -53,6 +58,13 @@ class Worker {
   // safe; the future holds an exception if the worker is not running.
   std::future<WorkerInventory> inventory();
 
+  // An upgrade (docs/upgrade.md, worker_upgrade.hpp), both thread-safe. Stops reading what
+  // moves to the new process and lists it; the descriptors stay open and valid until
+  // endUpgrade: true once the new process serves them (this worker forgets them), false if
+  // it failed (this worker serves on).
+  std::future<OutgoingBundle> freezeForUpgrade();
+  void endUpgrade(bool handed_over);
+
   unsigned index() const noexcept { return index_; }
   const metrics::WorkerCounters& counters() const noexcept { return *counters_; }
 
@@ -66,6 +78,8 @@ class Worker {
   WorkerSetup setup_;
   std::unique_ptr<metrics::WorkerCounters> counters_;
   std::thread thread_;
+  bool held_ = false;
+  std::promise<bool> go_;  // a held worker's run(); set once
   std::mutex loop_mutex_;
   Loop* loop_ = nullptr;  // guarded by loop_mutex_; set while the loop runs
   bool clean_close_ = false;

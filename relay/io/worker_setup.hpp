@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "relay/core/allocation.hpp"
+#include "relay/core/allocation_snapshot.hpp"
 #include "relay/core/live_relay_ports.hpp"
 #include "relay/core/server_options.hpp"
 #include "relay/io/connection_limits.hpp"
@@ -34,11 +35,20 @@ struct WorkerDirectory {
   std::vector<Worker*> workers;
 };
 
+// An upgrade (docs/upgrade.md): an allocation of the old process, with its relay sockets in
+// the snapshot's relay order.
+struct RestoredAllocation {
+  core::AllocationSnapshot snapshot;
+  std::vector<FileDescriptor> relay_sockets;
+};
+
 struct WorkerSockets {
   std::vector<FileDescriptor> udp;
   std::vector<FileDescriptor> tcp;
   std::vector<FileDescriptor> tls;   // --tls-listen: TCP, TLS required
   std::vector<FileDescriptor> dtls;  // --dtls-listen: UDP, DTLS (RFC 7350)
+  // Allocations an upgrade handed over, restored before the worker reads any socket.
+  std::vector<RestoredAllocation> restored;
 };
 
 // What a worker needs beyond its sockets: the core's settings and shared services, and where

@@ -11,7 +11,7 @@
   systemd-sysusers --root      tern.sysusers creates the tern user and group.
   consistency                  TimeoutStopSec= above the example configuration's
                                drain-timeout, Type=notify, KillSignal=SIGTERM, ExecReload=
-                               sends SIGHUP.
+                               runs tern upgrade.
 Before all that, it feeds itself a misspelt unit and an unhardened one and fails unless
 both are refused, so a check that can no longer fail is caught.
 
@@ -131,13 +131,13 @@ def check_consistency(systemd_dir: pathlib.Path, unit: str) -> None:
     if not stop.isdigit() or int(stop) < drain + STOP_MARGIN_SECONDS:
         problems.append(f"TimeoutStopSec={stop} must be at least drain-timeout ({drain}) + "
                         f"{STOP_MARGIN_SECONDS} s, or systemd kills the calls a drain protects")
-    expected = {"Type": "notify", "KillSignal": "SIGTERM", "ExecReload": "/bin/kill -HUP $MAINPID",
+    expected = {"Type": "notify", "KillSignal": "SIGTERM", "ExecReload": "/usr/local/bin/tern upgrade --metrics 127.0.0.1:9641 --admin-token-file /etc/tern/admin-token",
                 "User": "tern", "NoNewPrivileges": "yes", "CapabilityBoundingSet": ""}
     for key, value in expected.items():
         if one(key) != value:
             problems.append(f"tern.service: expected {key}={value}, found {key}={one(key)}")
     if not problems:
-        print(f"ok: TimeoutStopSec={stop} > drain-timeout {drain}; Type=notify; stop = SIGTERM; reload = SIGHUP")
+        print(f"ok: TimeoutStopSec={stop} > drain-timeout {drain}; Type=notify; stop = SIGTERM; reload = tern upgrade")
 
 
 def main() -> int:

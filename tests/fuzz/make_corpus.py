@@ -2,7 +2,7 @@
 """Writes the seed corpora of tests/fuzz/corpus/<target>/ (RFC 5769 / RFC 8489 B.1 vectors,
 every TURN method and attribute, malformed variants, ChannelData, multi-frame streams,
 RFC 7635 access tokens with hostile length fields, long-term credential requests for
-rest_auth_fuzz).
+rest_auth_fuzz, upgrade hand-over allocation snapshots).
 
 Seeds are named seed-*.bin and are rewritten on every run; inputs the fuzzer found are kept
 under their libFuzzer (SHA-1) names and left alone. Run from anywhere:
@@ -395,6 +395,46 @@ def rest_auth_seeds():
     }
 
 
+def snapshot_addr(ip, port):
+    """allocation_snapshot.cpp's addr: family byte, address bytes, port (IPv4 given as 4 bytes)."""
+    return (b"\x01" if len(ip) == 4 else b"\x02") + ip + struct.pack(">H", port)
+
+
+def snapshot_record(relays=1, token=True, permissions=1, channels=1, connections=1, version=1):
+    """One AllocationSnapshot record (format version 1, big-endian; see allocation_snapshot.cpp)."""
+    v4, v6 = bytes([198, 51, 100, 7]), bytes([0x20, 0x01, 0x0D, 0xB8] + [0] * 11 + [7])
+    peer = bytes([8, 8, 8, 8])
+    text = lambda b: struct.pack(">I", len(b)) + b
+    body = b"\x02\x00" + snapshot_addr(bytes([192, 0, 2, 7]), 40000) + snapshot_addr(v4, 3478)
+    body += bytes([relays]) + struct.pack(">I", 7) + snapshot_addr(v4, 50014)
+    if relays == 2:
+        body += struct.pack(">I", 9) + snapshot_addr(v6, 50018)
+    body += text(b"1700003600:alice") + text(bytes(range(16))) + struct.pack(">H", 0x0008)
+    body += (b"\x01" + struct.pack(">q", 1_700_007_200) if token else b"\x00") + text(b"kid" if token else b"")
+    body += struct.pack(">qq", 123_000_000_000, 456_000_000_000)
+    body += struct.pack(">QQQQ", 11, 2200, 33, 4400) + struct.pack(">qqq", -5_000_000, 250_000_000, 1_500_000_000)
+    body += b"\x01" + bytes([0xA7] * 12) + b"\x01" + struct.pack(">Q", 0xA00B) + struct.pack(">H", 440)
+    body += b"\x00" + struct.pack(">Q", 0xFEEDFACECAFEBEEF)
+    body += struct.pack(">I", connections) + b"".join(struct.pack(">I", 0x03000001 + i) for i in range(connections))
+    body += struct.pack(">I", permissions) + b"".join(snapshot_addr(peer, 0)[:-2] + struct.pack(">q", 10**11)
+                                                     for _ in range(permissions))
+    body += struct.pack(">I", channels) + b"".join(struct.pack(">H", 0x4001 + i) + snapshot_addr(peer, 5000 + i)
+                                                  + struct.pack(">q", 3 * 10**11) + b"\x00" for i in range(channels))
+    return bytes([version]) + struct.pack(">I", len(body)) + body
+
+
+def snapshot_seeds():
+    full = snapshot_record(relays=2, permissions=3, channels=2, connections=2)
+    return {
+        "full": full,
+        "plain": snapshot_record(token=False, permissions=0, channels=0, connections=0),
+        "two-records": full + snapshot_record(),
+        "truncated": full[:-7],
+        "unknown-version": snapshot_record(version=2),
+        "huge-count": snapshot_record(permissions=0, channels=0)[:-8] + struct.pack(">II", 0xFFFFFFFF, 0),
+    }
+
+
 def write(target, seeds):
     d = HERE / "corpus" / target
     d.mkdir(parents=True, exist_ok=True)
@@ -412,3 +452,4 @@ if __name__ == "__main__":
     write("turn_server_fuzz", server_seeds())
     write("oauth_token_fuzz", oauth_seeds())
     write("rest_auth_fuzz", rest_auth_seeds())
+    write("allocation_snapshot_fuzz", snapshot_seeds())

@@ -6,8 +6,10 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -77,6 +79,37 @@ class FakeServiceManager {
     const ssize_t n = ::recv(fd_.get(), buffer, sizeof buffer, 0);
     if (n < 0) return std::nullopt;
     return std::string(buffer, static_cast<std::size_t>(n));
+  }
+
+  // Datagrams sent from now on carry their sender's credentials (SO_PASSCRED), as systemd
+  // reads them to tell the main process from others.
+  void passCredentials() {
+    const int on = 1;
+    REQUIRE(::setsockopt(fd_.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof on) == 0);
+  }
+  // The next datagram and the PID of the process that sent it (see passCredentials).
+  std::optional<std::pair<std::string, pid_t>> nextFrom(std::chrono::milliseconds timeout = 10s) {
+    pollfd p{fd_.get(), POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) return std::nullopt;
+    char buffer[4096];
+    iovec iov{buffer, sizeof buffer};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control;
+    m.msg_controllen = sizeof control;
+    const ssize_t n = ::recvmsg(fd_.get(), &m, 0);
+    if (n < 0) return std::nullopt;
+    pid_t sender = -1;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&m); c != nullptr; c = CMSG_NXTHDR(&m, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
+        ucred credentials{};
+        std::memcpy(&credentials, CMSG_DATA(c), sizeof credentials);
+        sender = credentials.pid;
+      }
+    }
+    return std::make_pair(std::string(buffer, static_cast<std::size_t>(n)), sender);
   }
 
   // Skips STATUS-only updates until a datagram with `variable` (e.g. "READY=1") arrives.
@@ -190,4 +223,53 @@ TEST_CASE("STOPPING=1 when tern drain starts the drain, over an abstract NOTIFY_
   REQUIRE(draining);
   CHECK(draining->find("STATUS=draining:") != std::string::npos);
   CHECK(server->process().wait() == 0);
+}
+
+TEST_CASE("an upgrade names the new process MAINPID before that process says READY=1") {
+  // The new process is the old one's child; once the old one exits this test reaps it.
+  REQUIRE(::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+  FakeServiceManager manager;
+  manager.passCredentials();
+  const std::string token = test::temporaryFile("notify-upgrade-token\n");
+  auto server = manager.start({"--metrics-listen", "127.0.0.1:0", "--admin-token-file", token});
+  const pid_t old_pid = server->process().pid();
+  REQUIRE(manager.nextWith("READY=1"));
+
+  const auto upgraded = test::runCommand({test::ternBinary(), "upgrade", "--metrics", server->http()->toString(),
+                                          "--admin-token-file", token}, 60s);
+  INFO(upgraded.output);
+  REQUIRE(upgraded.status == 0);
+  // From the old process: RELOADING=1, then MAINPID= naming the new one; from the new one,
+  // then the main process: READY=1. systemd (NotifyAccess=main) accepts each only in that order.
+  std::vector<std::pair<std::string, pid_t>> seen;
+  pid_t new_pid = -1;
+  while (auto message = manager.nextFrom(10s)) {
+    seen.push_back(*message);
+    std::smatch match;
+    if (std::regex_search(message->first, match, std::regex("MAINPID=([0-9]+)"))) new_pid = std::stoi(match[1].str());
+    if (new_pid > 0 && message->second == new_pid && FakeServiceManager::hasLine(message->first, "READY=1")) break;
+  }
+  REQUIRE(new_pid > 0);
+  CHECK(new_pid != old_pid);
+  std::size_t reloading = seen.size(), mainpid = seen.size(), ready = seen.size();
+  for (std::size_t i = 0; i < seen.size(); ++i) {
+    const auto& [text, sender] = seen[i];
+    if (reloading == seen.size() && FakeServiceManager::hasLine(text, "RELOADING=1")) {
+      CHECK(sender == old_pid);
+      reloading = i;
+    }
+    if (mainpid == seen.size() && text.find("MAINPID=") != std::string::npos) {
+      CHECK(sender == old_pid);
+      mainpid = i;
+    }
+    if (FakeServiceManager::hasLine(text, "READY=1") && sender == new_pid) ready = i;
+  }
+  CHECK(reloading < mainpid);
+  CHECK(mainpid < ready);
+  CHECK(ready < seen.size());
+  CHECK(server->process().wait(15s) == 0);
+  REQUIRE(::kill(new_pid, SIGTERM) == 0);
+  int status = 0;
+  CHECK(::waitpid(new_pid, &status, 0) == new_pid);
+  CHECK(WIFEXITED(status));
 }

@@ -14,7 +14,8 @@ struct ContextHarness {
       : services(makeServices(services_options)),
         quota(static_cast<CountingQuota&>(*services.quota)),
         connections(0, 1),
-        server{options, services, output, counters, allocations, connections, std::nullopt, false, std::nullopt, {}} {}
+        server{options,      services, output,       counters, allocations, connections,
+               std::nullopt, false,    std::nullopt, {},       {},          {}} {}
 
   core::ServerOptions options;
   core::ServerServices services;

@@ -37,11 +37,21 @@ class CountingQuota final : public core::AllocationQuota {
     ++total_;
     return {Grant::kGranted, &entry.bandwidth};
   }
+  Admission forceAcquire(std::string_view user) noexcept override {
+    auto& entry = per_user_[std::string(user)];
+    ++entry.allocations;
+    ++total_;
+    return {Grant::kGranted, &entry.bandwidth};
+  }
   void release(std::string_view user) noexcept override {
     --total_;
     --per_user_[std::string(user)].allocations;
   }
   std::uint32_t total() const noexcept { return total_; }
+  std::uint32_t allocationsOf(std::string_view user) const {
+    const auto it = per_user_.find(std::string(user));
+    return it == per_user_.end() ? 0 : it->second.allocations;
+  }
 
  private:
   struct User {

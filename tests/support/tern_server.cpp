@@ -10,8 +10,8 @@
 
 namespace tern::test {
 
-TernServer::TernServer(std::vector<std::string> extra, const NetworkNamespace* ns) {
-  std::vector<std::string> argv{ternBinary(), "serve"};
+TernServer::TernServer(std::vector<std::string> extra, const NetworkNamespace* ns, std::string binary) {
+  std::vector<std::string> argv{binary.empty() ? ternBinary() : std::move(binary), "serve"};
   bool has_listen = false, has_ports = false, has_drain = false, has_level = false, has_workers = false;
   for (const auto& a : extra) {
     // With a --config file, the file sets the log level (flags would win over it).

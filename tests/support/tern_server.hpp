@@ -19,7 +19,9 @@ class TernServer {
   // (each default only when `extra` does not set it; a --config sets the level); without a
   // --listen in it, the server listens on 127.0.0.1:0. With `ns`, it runs inside that network
   // namespace, and listen addresses and relay ports come from `extra` or its --config alone.
-  explicit TernServer(std::vector<std::string> extra = {}, const NetworkNamespace* ns = nullptr);
+  // `binary`: the executable to run instead of ternBinary() (an upgrade test's own copy).
+  explicit TernServer(std::vector<std::string> extra = {}, const NetworkNamespace* ns = nullptr,
+                      std::string binary = {});
 
   // The address a listener reported, e.g. udp(0) for the first UDP listener.
   wire::SocketAddress udp(std::size_t i = 0) const { return udp_.at(i); }

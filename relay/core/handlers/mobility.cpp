@@ -48,6 +48,8 @@ void handOver(ServerContext& server, Allocation& allocation, const RequestContex
     return;
   }
   moved.previous_client = old.client;
+  // Its relay ids are this worker's no more: the new owner's tickets name its own.
+  for (const RelayEndpoint& r : allocation.relays()) server.forgetRename(r.id);
   moved.allocation = server.allocations.detach(allocation);
   moved.allocation->setTuple(ctx.tuple);
   if (!server.output.workers.handOver(to, moved)) {
@@ -74,10 +76,26 @@ bool handedOver(const ServerContext& server, std::uint64_t handle) noexcept {
   return false;
 }
 
+// The allocation a ticket names, its handle checked: one of this worker's relay ids, or one
+// of the process before an upgrade hand-over (issue 20), renamed. Both are tried, as an old
+// process's (worker, relay) may equal one of this process's.
+Allocation* ticketAllocation(ServerContext& server, const auth::MobilityTicket& ticket) noexcept {
+  if (!server.renamed_relays.empty()) {
+    const auto it =
+        server.renamed_relays.find(ServerContext::renameKey(ticket.worker, ticket.relay));
+    if (it != server.renamed_relays.end()) {
+      Allocation* renamed = server.allocations.findByRelay(it->second);
+      if (renamed != nullptr && renamed->mobilityHandle() == ticket.handle) return renamed;
+    }
+  }
+  if (ticket.worker != server.options.worker_index) return nullptr;
+  return server.allocations.findByRelay(ticket.relay);
+}
+
 // RFC 8016 §3.2: the ticket must name a live allocation of this worker, of the same user.
 Allocation* ownedAllocation(ServerContext& server, const RequestContext& ctx, const auth::MobilityTicket& ticket,
                             ResponseWriter& response) noexcept {
-  Allocation* allocation = server.allocations.findByRelay(ticket.relay);
+  Allocation* allocation = ticketAllocation(server, ticket);
   if (allocation == nullptr || allocation->mobilityHandle() != ticket.handle || allocation->expired(ctx.now)) {
     if (server.forwarded_from && handedOver(server, ticket.handle)) {
       response.defer();
@@ -133,7 +151,8 @@ Allocation* claimByTicket(ServerContext& server, const RequestContext& ctx, Resp
     response.error(ec::kBadRequest, "Bad Request: invalid MOBILITY-TICKET");
     return nullptr;
   }
-  if (ticket->worker != server.options.worker_index) {
+  const std::uint8_t owner = server.ownerOf(ticket->worker);
+  if (owner != server.options.worker_index) {
     // A request handed over once is never passed on again.
     if (server.forwarded_from) {
       response.error(ec::kBadRequest, "Bad Request: invalid MOBILITY-TICKET");
@@ -145,7 +164,7 @@ Allocation* claimByTicket(ServerContext& server, const RequestContext& ctx, Resp
       response.error(ec::kMobilityForbidden, "Mobility Forbidden: a DTLS allocation moves only within its worker");
       return nullptr;
     }
-    if (server.output.workers.forwardToOwner(ticket->worker, ctx.tuple, ctx.request.bytes())) {
+    if (server.output.workers.forwardToOwner(owner, ctx.tuple, ctx.request.bytes())) {
       response.defer();
     } else {
       response.error(ec::kBadRequest, "Bad Request: invalid MOBILITY-TICKET");

@@ -40,6 +40,7 @@ void refresh(ServerContext& server, const RequestContext& ctx, ResponseWriter& r
   // relayed address of that family only; the other lives on with its permissions and channels.
   if (requested && requested->seconds == 0 && only_family && allocation->relays().size() > 1) {
     server.output.relays.closeRelay(allocation->relayOf(*only_family)->id);
+    server.forgetRename(allocation->relayOf(*only_family)->id);
     server.allocations.removeRelay(*allocation, *only_family);
     response.success().add(wire::attr::Lifetime{0});
     return;

@@ -82,3 +82,19 @@ TEST_CASE("an empty or one-port relay range") {
 }
 
 TEST_SUITE_END();
+
+TEST_CASE("An upgrade's relay ports are claimed in the range whatever share they fall in") {
+  auto range = std::make_shared<tern::io::RelayPortRange>(50000, 50099);
+  tern::io::PortPool pool(range, 50000, 50049);
+  // A port of another worker's share, and one outside a narrowed range.
+  CHECK(pool.adopt(50070));
+  CHECK(pool.adopt(40000));
+  CHECK(pool.heldDelta() == 2);
+  CHECK(range->taken() == 1);
+  CHECK_FALSE(range->claim(50070));  // no other socket of the process may take it
+  CHECK_FALSE(pool.adopt(50070));    // nor a second hand-over
+  pool.release(50070);
+  pool.release(40000);
+  CHECK(pool.heldDelta() == 0);
+  CHECK(range->taken() == 0);
+}

@@ -1,0 +1,183 @@
+// The conversation between the old and the new process of an upgrade; see upgrade.hpp.
+#include "relay/app/upgrade.hpp"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <future>
+#include <stdexcept>
+
+#include "relay/io/log.hpp"
+
+namespace tern::app {
+
+namespace {
+
+enum class Message : std::uint16_t { kHello = 1, kNode, kBundle, kEnd, kTaken, kCommit };
+constexpr std::uint32_t kProtocolVersion = 1;
+
+using Clock = std::chrono::steady_clock;
+
+std::uint16_t code(Message m) noexcept { return static_cast<std::uint16_t>(m); }
+
+// Big-endian, as everything else on the wire between the processes.
+void putU32(std::vector<std::uint8_t>& out, std::uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(v >> shift));
+}
+
+std::uint32_t getU32(const std::vector<std::uint8_t>& in, std::size_t at) {
+  if (in.size() < at + 4) throw std::runtime_error("hand-over: a message is too short");
+  std::uint32_t v = 0;
+  for (std::size_t i = 0; i < 4; ++i) v = (v << 8) | in[at + i];
+  return v;
+}
+
+std::vector<std::uint8_t> encodeNode(const NodeState& node) {
+  std::vector<std::uint8_t> out;
+  putU32(out, kProtocolVersion);
+  out.insert(out.end(), node.nonce_key.begin(), node.nonce_key.end());
+  putU32(out, node.workers);
+  putU32(out, node.old_pid);
+  putU32(out, static_cast<std::uint32_t>(node.counters.size()));
+  for (std::uint64_t v : node.counters) {
+    putU32(out, static_cast<std::uint32_t>(v >> 32));
+    putU32(out, static_cast<std::uint32_t>(v));
+  }
+  return out;
+}
+
+NodeState decodeNode(const std::vector<std::uint8_t>& in) {
+  if (getU32(in, 0) != kProtocolVersion) throw std::runtime_error("hand-over: the old process speaks another version");
+  NodeState node;
+  const std::size_t fixed = 4 + node.nonce_key.size() + 12;
+  if (in.size() < fixed) throw std::runtime_error("hand-over: bad NODE message");
+  std::copy_n(in.begin() + 4, node.nonce_key.size(), node.nonce_key.begin());
+  node.workers = getU32(in, 4 + node.nonce_key.size());
+  node.old_pid = getU32(in, 8 + node.nonce_key.size());
+  const std::uint32_t counters = getU32(in, fixed - 4);
+  if (in.size() != fixed + std::size_t{counters} * 8) throw std::runtime_error("hand-over: bad NODE message");
+  node.counters.resize(counters);
+  for (std::size_t i = 0; i < counters; ++i) {
+    node.counters[i] = (std::uint64_t{getU32(in, fixed + 8 * i)} << 32) | getU32(in, fixed + 8 * i + 4);
+  }
+  if (node.workers == 0 || node.workers > 1024) throw std::runtime_error("hand-over: bad worker count");
+  return node;
+}
+
+io::HandOverChannel::Message expect(io::HandOverChannel& channel, Message type, Clock::time_point deadline) {
+  auto message = channel.receive(deadline);
+  if (!message) throw std::runtime_error("hand-over: " + message.error());
+  if (message->type != code(type)) {
+    throw std::runtime_error("hand-over: unexpected message " + std::to_string(message->type));
+  }
+  return std::move(*message);
+}
+
+void sendOrThrow(io::HandOverChannel& channel, Message type, wire::Bytes payload, std::span<const int> fds,
+                 Clock::time_point deadline) {
+  if (auto problem = channel.send(code(type), payload, fds, deadline)) {
+    throw std::runtime_error("hand-over: " + *problem);
+  }
+}
+
+// Freezes every worker and collects their bundles; rethrows a worker's failure.
+std::vector<io::OutgoingBundle> freezeAll(const std::vector<io::Worker*>& workers, HandOverOutcome& outcome) {
+  std::vector<std::future<io::OutgoingBundle>> pending;
+  pending.reserve(workers.size());
+  for (io::Worker* w : workers) pending.push_back(w->freezeForUpgrade());
+  outcome.frozen = true;
+  std::vector<io::OutgoingBundle> bundles;
+  for (auto& f : pending) bundles.push_back(f.get());
+  return bundles;
+}
+
+}  // namespace
+
+std::optional<UpgradeFromOld> UpgradeFromOld::fromEnvironment() {
+  const char* value = std::getenv(kHandOverFdVariable);
+  if (value == nullptr) return std::nullopt;
+  const int fd = std::atoi(value);
+  ::unsetenv(kHandOverFdVariable);
+  if (fd < 3) throw std::runtime_error(std::string(kHandOverFdVariable) + " does not name a descriptor");
+  return UpgradeFromOld(io::HandOverChannel(io::FileDescriptor(fd)));
+}
+
+UpgradeFromOld::Received UpgradeFromOld::receive(const UpgradeTimeouts& timeouts) {
+  const auto deadline = Clock::now() + timeouts.start;
+  std::vector<std::uint8_t> hello;
+  putU32(hello, kProtocolVersion);
+  putU32(hello, static_cast<std::uint32_t>(::getpid()));
+  sendOrThrow(channel_, Message::kHello, hello, {}, deadline);
+  const auto take_over_deadline = Clock::now() + timeouts.take_over;
+  Received received;
+  received.node = decodeNode(expect(channel_, Message::kNode, take_over_deadline).payload);
+  for (;;) {
+    auto message = channel_.receive(take_over_deadline);
+    if (!message) throw std::runtime_error("hand-over: " + message.error());
+    if (message->type == code(Message::kEnd)) break;
+    if (message->type != code(Message::kBundle)) throw std::runtime_error("hand-over: unexpected message");
+    auto bundle = io::decodeBundle(message->payload, std::move(message->fds));
+    if (!bundle) throw std::runtime_error("hand-over: " + bundle.error());
+    received.bundles.push_back(std::move(*bundle));
+  }
+  if (received.bundles.size() != received.node.workers) throw std::runtime_error("hand-over: bundles missing");
+  return received;
+}
+
+io::FileDescriptor UpgradeFromOld::confirm(const UpgradeTimeouts& timeouts) {
+  const auto deadline = Clock::now() + timeouts.take_over;
+  sendOrThrow(channel_, Message::kTaken, {}, {}, deadline);
+  auto commit = expect(channel_, Message::kCommit, deadline);
+  if (commit.fds.size() > 1) throw std::runtime_error("hand-over: COMMIT carries more than the metrics listener");
+  return commit.fds.empty() ? io::FileDescriptor{} : std::move(commit.fds.front());
+}
+
+HandOverOutcome handOverToNew(io::HandOverChannel& channel, const std::vector<io::Worker*>& workers,
+                              const NodeState& node, const UpgradeTimeouts& timeouts) {
+  HandOverOutcome outcome;
+  try {
+    auto hello = channel.receive(Clock::now() + timeouts.start);
+    if (!hello) throw std::runtime_error("the new process did not start: " + hello.error());
+    if (hello->type != code(Message::kHello) || getU32(hello->payload, 0) != kProtocolVersion) {
+      throw std::runtime_error("the new process speaks another hand-over version");
+    }
+    const auto deadline = Clock::now() + timeouts.take_over;
+    sendOrThrow(channel, Message::kNode, encodeNode(node), {}, deadline);
+    for (const io::OutgoingBundle& bundle : freezeAll(workers, outcome)) {
+      const io::EncodedBundle encoded = io::encodeBundle(bundle);
+      outcome.allocations += bundle.allocations.size();
+      outcome.descriptors += encoded.fds.size();
+      sendOrThrow(channel, Message::kBundle, encoded.payload, encoded.fds, deadline);
+    }
+    sendOrThrow(channel, Message::kEnd, {}, {}, deadline);
+    (void)expect(channel, Message::kTaken, deadline);
+    outcome.taken = true;
+  } catch (const std::exception& e) {
+    outcome.problem = e.what();
+  }
+  return outcome;
+}
+
+std::optional<std::string> sendCommit(io::HandOverChannel& channel, int metrics_fd) {
+  std::vector<int> fds;
+  if (metrics_fd >= 0) fds.push_back(metrics_fd);
+  return channel.send(code(Message::kCommit), {}, fds, Clock::now() + std::chrono::seconds(5));
+}
+
+std::vector<io::WorkerSockets> regroup(std::vector<io::IncomingBundle> bundles, unsigned new_count) {
+  std::vector<io::WorkerSockets> sockets(new_count);
+  for (io::IncomingBundle& b : bundles) {
+    io::WorkerSockets& to = sockets[io::newWorkerOf(b.worker, new_count)];
+    auto append = [](auto& into, auto& from) {
+      for (auto& item : from) into.push_back(std::move(item));
+    };
+    append(to.udp, b.sockets.udp);
+    append(to.tcp, b.sockets.tcp);
+    append(to.tls, b.sockets.tls);
+    append(to.dtls, b.sockets.dtls);
+    append(to.restored, b.sockets.restored);
+  }
+  return sockets;
+}
+
+}  // namespace tern::app

@@ -1,0 +1,96 @@
+// Upgrading a running relay in place (docs/upgrade.md): the running process (the old one)
+// starts the binary now on disk with its own arguments and hands it, over a Unix socket,
+// every listening socket, every UDP allocation with its relay sockets and the node's keys.
+// This file is the conversation between the two; server.cpp decides when it happens.
+//
+//   new -> old  HELLO   configuration loaded: the new process can serve
+//   old -> new  NODE    nonce key, worker count, counters so far
+//   old -> new  BUNDLE  one per old worker (upgrade_bundle.hpp), descriptors attached
+//   old -> new  END
+//   new -> old  TAKEN   its workers hold everything, allocations restored, nothing read yet
+//   old -> new  COMMIT  the old process let go; the metrics listener attached. Only now
+//                       does the new process read its sockets.
+//
+// The old process stops reading what moves before it lists it, so what arrives meanwhile
+// waits in the kernel's socket buffers: nothing is lost. Until TAKEN it can take everything
+// back; after it, it serves only what could not move and exits once that has ended. No
+// socket ever has two readers: the new process reads nothing without COMMIT, and the old
+// one reads again only once the new one is gone.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "relay/io/hand_over_channel.hpp"
+#include "relay/io/upgrade_bundle.hpp"
+#include "relay/io/worker.hpp"
+
+namespace tern::app {
+
+// The variable naming the inherited end of the channel in the new process.
+inline constexpr const char* kHandOverFdVariable = "TERN_HAND_OVER_FD";
+// The descriptor number the old process gives it.
+inline constexpr int kHandOverFd = 3;
+
+// What the node as a whole hands over besides the workers' bundles.
+struct NodeState {
+  std::array<std::uint8_t, 32> nonce_key{};  // nonces and RFC 8016 tickets stay valid
+  std::uint32_t workers = 0;
+  std::uint32_t old_pid = 0;
+  // Every counter summed over the old process's workers (metrics/counter_snapshot.hpp).
+  std::vector<std::uint64_t> counters;
+};
+
+struct UpgradeTimeouts {
+  // From start to HELLO: the new process loads its configuration, secrets and certificates.
+  std::chrono::milliseconds start{30'000};
+  // From the first bundle sent to TAKEN.
+  std::chrono::milliseconds take_over{30'000};
+};
+
+// The new process's side. Any failure throws std::runtime_error: the process exits non-zero
+// and the old one, seeing the channel close, serves on.
+class UpgradeFromOld {
+ public:
+  // The channel the old process passed ($TERN_HAND_OVER_FD), removed from the environment;
+  // nothing when this is an ordinary start.
+  static std::optional<UpgradeFromOld> fromEnvironment();
+
+  // HELLO, then everything the old process hands over.
+  struct Received {
+    NodeState node;
+    std::vector<io::IncomingBundle> bundles;
+  };
+  Received receive(const UpgradeTimeouts& timeouts);
+  // TAKEN, then the old process's COMMIT with its metrics listener (empty if it had none).
+  io::FileDescriptor confirm(const UpgradeTimeouts& timeouts);
+
+ private:
+  explicit UpgradeFromOld(io::HandOverChannel channel) : channel_(std::move(channel)) {}
+  io::HandOverChannel channel_;
+};
+
+// The old process's side, run on a thread of its own (it blocks). `workers` stay frozen
+// from the first bundle until the caller ends the upgrade with Worker::endUpgrade.
+struct HandOverOutcome {
+  bool taken = false;   // TAKEN arrived: the new process serves everything that moved
+  std::string problem;  // why not
+  std::size_t allocations = 0;
+  std::size_t descriptors = 0;
+  bool frozen = false;  // workers were frozen (they must be thawed on failure)
+};
+HandOverOutcome handOverToNew(io::HandOverChannel& channel, const std::vector<io::Worker*>& workers,
+                              const NodeState& node, const UpgradeTimeouts& timeouts);
+// After TAKEN and the workers' commit: COMMIT, with the metrics listener (-1 for none).
+std::optional<std::string> sendCommit(io::HandOverChannel& channel, int metrics_fd);
+
+// The bundles of `old_count` old workers regrouped for `new_count` new ones (newWorkerOf).
+std::vector<io::WorkerSockets> regroup(std::vector<io::IncomingBundle> bundles, unsigned new_count);
+
+}  // namespace tern::app

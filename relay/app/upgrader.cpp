@@ -1,0 +1,189 @@
+// Starting an upgrade and ending it either way; see upgrader.hpp.
+#include "relay/app/upgrader.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <climits>
+#include <csignal>
+#include <cstring>
+
+#include "relay/io/log.hpp"
+
+extern char** environ;
+
+namespace tern::app {
+
+namespace {
+
+std::int64_t millisecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+CommandLine CommandLine::current(int argc, char** argv) {
+  CommandLine c;
+  std::array<char, PATH_MAX> path{};
+  const ssize_t n = ::readlink("/proc/self/exe", path.data(), path.size() - 1);
+  c.executable = n > 0 ? std::string(path.data(), static_cast<std::size_t>(n)) : std::string(argv[0]);
+  for (int i = 0; i < argc; ++i) c.arguments.emplace_back(argv[i]);
+  return c;
+}
+
+Upgrader::Upgrader(io::EventLoop& loop, CommandLine command_line, Hooks hooks, UpgradeTimeouts timeouts)
+    : loop_(loop), mailbox_(loop), command_line_(std::move(command_line)), hooks_(std::move(hooks)), timeouts_(timeouts) {}
+
+Upgrader::~Upgrader() {
+  if (session_.joinable()) session_.join();
+  mailbox_.close();
+}
+
+void Upgrader::close() noexcept {
+  // An upgrade under way gives up at once (its thread is waiting on the channel).
+  if (channel_) (void)::shutdown(channel_->fd(), SHUT_RDWR);
+  mailbox_.close();
+  child_.reset();
+}
+
+std::optional<std::string> Upgrader::start(std::string_view source, Done done) {
+  if (state_ == State::kHandedOver) return "this process has handed over already";
+  if (state_ != State::kIdle) return "an upgrade is already in progress";
+  auto [channel, child_end] = io::HandOverChannel::pair();
+  source_ = source;
+  started_ = std::chrono::steady_clock::now();
+  try {
+    spawn(std::move(child_end));
+  } catch (const std::exception& e) {
+    return std::string("cannot start ") + command_line_.executable + ": " + e.what();
+  }
+  channel_.emplace(std::move(channel));
+  done_ = std::move(done);
+  state_ = State::kHandingOver;
+  io::log::info("upgrade started", {{"source", source_}, {"executable", command_line_.executable}, {"pid", child_pid_}});
+  std::vector<io::Worker*> workers = hooks_.workers();
+  const NodeState node = hooks_.node();
+  if (session_.joinable()) session_.join();
+  session_ = std::thread([this, workers = std::move(workers), node] {
+    HandOverOutcome outcome = handOverToNew(*channel_, workers, node, timeouts_);
+    mailbox_.post([this, outcome = std::move(outcome)] { onSessionEnd(outcome); });
+  });
+  return std::nullopt;
+}
+
+void Upgrader::spawn(io::FileDescriptor child_end) {
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+  env_strings.push_back(std::string(kHandOverFdVariable) + "=" + std::to_string(kHandOverFd));
+  for (auto& extra : hooks_.environment()) env_strings.push_back(std::move(extra));
+  std::vector<char*> env;
+  for (auto& s : env_strings) env.push_back(s.data());
+  env.push_back(nullptr);
+  std::vector<std::string> arg_strings{command_line_.executable};
+  arg_strings.insert(arg_strings.end(), command_line_.arguments.begin(), command_line_.arguments.end());
+  std::vector<char*> args;
+  for (auto& s : arg_strings) args.push_back(s.data());
+  args.push_back(nullptr);
+
+  uv_stdio_container_t stdio[4];
+  for (int i = 0; i < 3; ++i) {
+    stdio[i].flags = UV_INHERIT_FD;
+    stdio[i].data.fd = i;
+  }
+  stdio[kHandOverFd].flags = UV_INHERIT_FD;
+  stdio[kHandOverFd].data.fd = child_end.get();
+  uv_process_options_t options{};
+  options.file = arg_strings.front().c_str();
+  options.args = args.data();
+  options.env = env.data();
+  options.stdio = stdio;
+  options.stdio_count = 4;
+  options.exit_cb = [](uv_process_t* h, std::int64_t status, int signal) {
+    if (auto* self = io::ownerOf<Upgrader>(h)) self->onChildExit(status, signal);
+  };
+  child_.emplace();
+  const int rc = uv_spawn(loop_.get(), child_->get(), &options);
+  child_->initialized(this);  // uv_spawn initialises the handle even when it fails
+  io::checkUv(rc, "uv_spawn");
+  child_pid_ = child_->get()->pid;
+  child_running_ = true;
+}
+
+void Upgrader::onSessionEnd(HandOverOutcome outcome) {
+  if (session_.joinable()) session_.join();
+  if (outcome.taken) {
+    commit(outcome);
+  } else {
+    problem_ = outcome.problem;
+    if (outcome.frozen) {
+      rollBack(outcome.problem);
+    } else {
+      // Nothing was frozen: the workers never stopped. Only the child has to go.
+      rollBack(outcome.problem);
+    }
+  }
+}
+
+void Upgrader::commit(const HandOverOutcome& outcome) {
+  for (io::Worker* w : hooks_.workers()) w->endUpgrade(true);
+  // Before COMMIT: systemd must know the new process as the unit's main process before
+  // that process, released by COMMIT, reports READY=1.
+  hooks_.handed_over(child_pid_);
+  const int metrics_fd = hooks_.release_metrics();
+  if (auto problem = sendCommit(*channel_, metrics_fd)) {
+    // The new process serves the sockets already; without the metrics listener it logs so.
+    io::log::error("upgrade: the metrics listener could not be handed over", {{"error", *problem}});
+  }
+  if (metrics_fd >= 0) ::close(metrics_fd);
+  channel_.reset();
+  state_ = State::kHandedOver;
+  io::log::info("upgraded", {{"pid", child_pid_},
+                             {"allocations", outcome.allocations},
+                             {"descriptors", outcome.descriptors},
+                             {"milliseconds", millisecondsSince(started_)}});
+  std::string summary = "upgraded: pid ";
+  summary += std::to_string(child_pid_);
+  summary += " serves ";
+  summary += std::to_string(outcome.allocations);
+  summary += " allocations";
+  if (done_) std::exchange(done_, nullptr)(true, summary);
+}
+
+void Upgrader::rollBack(const std::string& problem) {
+  problem_ = problem;
+  channel_.reset();
+  state_ = State::kRollingBack;
+  // The new process must be gone before this one reads the sockets again: two readers
+  // would split the clients' packets between them.
+  if (child_running_) {
+    (void)uv_process_kill(child_->get(), SIGKILL);
+    return;  // onChildExit finishes
+  }
+  finishRollBack();
+}
+
+void Upgrader::finishRollBack() {
+  for (io::Worker* w : hooks_.workers()) w->endUpgrade(false);
+  state_ = State::kIdle;
+  io::log::error("upgrade failed; this process serves on", {{"source", source_}, {"error", problem_}});
+  if (done_) std::exchange(done_, nullptr)(false, "upgrade failed: " + problem_);
+}
+
+void Upgrader::onChildExit(std::int64_t status, int signal) {
+  child_running_ = false;
+  child_.reset();
+  if (state_ == State::kRollingBack) {
+    finishRollBack();
+    return;
+  }
+  if (state_ == State::kHandingOver) {
+    // The session sees the channel close and ends the upgrade; this says why.
+    io::log::warn("upgrade: the new process exited", {{"status", status}, {"signal", signal}});
+    return;
+  }
+  if (state_ == State::kHandedOver) {
+    io::log::warn("the process this one handed over to exited", {{"pid", child_pid_}, {"status", status}, {"signal", signal}});
+  }
+}
+
+}  // namespace tern::app

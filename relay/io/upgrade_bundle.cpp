@@ -1,0 +1,130 @@
+// The wire form of a worker's bundle; see upgrade_bundle.hpp. Big-endian counts (network
+// order, like relay/wire and core's snapshot records). An allocation is core's snapshot
+// record; its relay sockets are as many descriptors as the record lists relays.
+#include "relay/io/upgrade_bundle.hpp"
+
+namespace tern::io {
+
+namespace {
+
+constexpr std::uint8_t kBundleVersion = 1;
+constexpr std::size_t kMaxListeners = 4096;
+
+void putU32(std::vector<std::uint8_t>& out, std::uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(v >> shift));
+}
+
+bool takeU32(wire::Bytes& in, std::uint32_t& v) noexcept {
+  if (in.size() < 4) return false;
+  v = 0;
+  for (std::size_t i = 0; i < 4; ++i) v = (v << 8) | in[i];
+  in = in.subspan(4);
+  return true;
+}
+
+bool takeU8(wire::Bytes& in, std::uint8_t& v) noexcept {
+  if (in.empty()) return false;
+  v = in[0];
+  in = in.subspan(1);
+  return true;
+}
+
+// Hands out the received descriptors in order.
+class FdQueue {
+ public:
+  explicit FdQueue(std::vector<FileDescriptor> fds) : fds_(std::move(fds)) {}
+  bool take(FileDescriptor& fd) noexcept {
+    if (next_ >= fds_.size()) return false;
+    fd = std::move(fds_[next_++]);
+    return true;
+  }
+  bool allTaken() const noexcept { return next_ == fds_.size(); }
+
+ private:
+  std::vector<FileDescriptor> fds_;
+  std::size_t next_ = 0;
+};
+
+std::vector<FileDescriptor>* socketsOf(WorkerSockets& sockets, std::uint8_t kind) noexcept {
+  switch (static_cast<ClientListeners::Kind>(kind)) {
+    case ClientListeners::Kind::kUdp: return &sockets.udp;
+    case ClientListeners::Kind::kTcp: return &sockets.tcp;
+    case ClientListeners::Kind::kTls: return &sockets.tls;
+    case ClientListeners::Kind::kDtls: return &sockets.dtls;
+  }
+  return nullptr;
+}
+
+std::optional<std::string> decodeListeners(wire::Bytes& in, FdQueue& fds, WorkerSockets& sockets) {
+  std::uint32_t count = 0;
+  if (!takeU32(in, count) || count > kMaxListeners) return "bad listener count";
+  for (std::uint32_t i = 0; i < count; ++i) {
+    std::uint8_t kind = 0;
+    FileDescriptor fd;
+    if (!takeU8(in, kind)) return "truncated listener";
+    std::vector<FileDescriptor>* list = socketsOf(sockets, kind);
+    if (list == nullptr) return "unknown listener kind";
+    if (!fds.take(fd)) return "a listener without its descriptor";
+    list->push_back(std::move(fd));
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> decodeAllocations(wire::Bytes& in, FdQueue& fds,
+                                             std::vector<RestoredAllocation>& out) {
+  std::uint32_t count = 0;
+  if (!takeU32(in, count)) return "bad allocation count";
+  // Each record takes more than a byte: a count larger than the payload is a lie.
+  if (count > in.size()) return "allocation count over the payload's size";
+  out.reserve(count);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    auto snapshot = core::decodeSnapshot(in);
+    if (!snapshot) return "allocation " + std::to_string(i) + ": " + snapshot.error();
+    RestoredAllocation restored{std::move(*snapshot), {}};
+    for (std::size_t r = 0; r < restored.snapshot.relays.size(); ++r) {
+      FileDescriptor fd;
+      if (!fds.take(fd)) return "an allocation without its relay socket";
+      restored.relay_sockets.push_back(std::move(fd));
+    }
+    out.push_back(std::move(restored));
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+EncodedBundle encodeBundle(const OutgoingBundle& bundle) {
+  EncodedBundle e;
+  e.payload.push_back(kBundleVersion);
+  putU32(e.payload, bundle.worker);
+  putU32(e.payload, static_cast<std::uint32_t>(bundle.listeners.size()));
+  for (const auto& l : bundle.listeners) {
+    e.payload.push_back(static_cast<std::uint8_t>(l.kind));
+    e.fds.push_back(l.fd);
+  }
+  putU32(e.payload, static_cast<std::uint32_t>(bundle.allocations.size()));
+  for (std::size_t i = 0; i < bundle.allocations.size(); ++i) {
+    core::encodeSnapshot(bundle.allocations[i], e.payload);
+    e.fds.insert(e.fds.end(), bundle.relay_fds[i].begin(), bundle.relay_fds[i].end());
+  }
+  return e;
+}
+
+Expected<IncomingBundle, std::string> decodeBundle(wire::Bytes in, std::vector<FileDescriptor> fds) {
+  FdQueue queue(std::move(fds));
+  IncomingBundle bundle;
+  std::uint8_t version = 0;
+  if (!takeU8(in, version) || version != kBundleVersion) {
+    return Unexpected(std::string("unknown bundle version"));
+  }
+  std::uint32_t worker = 0;
+  if (!takeU32(in, worker)) return Unexpected(std::string("truncated bundle"));
+  bundle.worker = worker;
+  if (auto problem = decodeListeners(in, queue, bundle.sockets)) return Unexpected(*problem);
+  if (auto problem = decodeAllocations(in, queue, bundle.sockets.restored)) return Unexpected(*problem);
+  if (!in.empty()) return Unexpected(std::string("bytes after the bundle"));
+  if (!queue.allTaken()) return Unexpected(std::string("descriptors left over"));
+  return bundle;
+}
+
+}  // namespace tern::io

@@ -1,0 +1,51 @@
+// What one worker hands to the process that upgrades it (docs/upgrade.md): its listening
+// sockets and the allocations that move, each with its relay sockets. The old process sends
+// descriptors it still owns (HandOverChannel duplicates them into the new process); the new
+// one receives descriptors it owns. Encoded apart from any socket so the format is plain to
+// test: the payload lists kinds and snapshots, the descriptors follow in the same order.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "relay/core/allocation_snapshot.hpp"
+#include "relay/io/client_listeners.hpp"
+#include "relay/io/socket_util.hpp"
+#include "relay/wire/expected.hpp"
+
+namespace tern::io {
+
+// In the old process: descriptors it keeps until the new process confirms.
+struct OutgoingBundle {
+  struct Listener {
+    ClientListeners::Kind kind;
+    int fd;
+  };
+  unsigned worker = 0;
+  std::vector<Listener> listeners;
+  std::vector<core::AllocationSnapshot> allocations;
+  std::vector<std::vector<int>> relay_fds;  // per allocation, in relay order
+};
+
+// In the new process: the listeners and allocations (sockets.restored) of one old worker.
+struct IncomingBundle {
+  unsigned worker = 0;  // the old process's index
+  WorkerSockets sockets;
+};
+
+// The payload and the descriptors, in the order decodeBundle takes them back.
+struct EncodedBundle {
+  std::vector<std::uint8_t> payload;
+  std::vector<int> fds;
+};
+EncodedBundle encodeBundle(const OutgoingBundle& bundle);
+// Takes ownership of `fds` (closed on error). An error text for a payload that does not
+// match itself or its descriptors.
+Expected<IncomingBundle, std::string> decodeBundle(wire::Bytes payload, std::vector<FileDescriptor> fds);
+
+// Old worker i's bundle goes to new worker (i mod count): whole bundles, so a client's
+// 5-tuple still reaches, through the same listening socket, the worker holding its allocation.
+inline unsigned newWorkerOf(unsigned old_worker, unsigned count) noexcept { return old_worker % count; }
+
+}  // namespace tern::io

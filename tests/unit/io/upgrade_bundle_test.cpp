@@ -1,0 +1,115 @@
+// A worker's bundle for an upgrade (relay/io/upgrade_bundle.hpp): its payload names each
+// descriptor's role, and decoding gives each back in its place; a bundle that does not match
+// itself or its descriptors is refused and leaks no descriptor.
+#include "relay/io/upgrade_bundle.hpp"
+
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+using namespace tern;
+
+namespace {
+
+core::AllocationSnapshot snapshotOf(const char* user, std::size_t relays) {
+  core::AllocationSnapshot s;
+  s.worker = 1;
+  s.tuple = {core::Transport::kUdp, *wire::SocketAddress::parse("192.0.2.1:5000"),
+             *wire::SocketAddress::parse("127.0.0.1:3478")};
+  s.username = user;
+  s.key = {1, 2, 3};
+  s.expires_in_ns = 600'000'000'000;
+  for (std::size_t i = 0; i < relays; ++i) {
+    s.relays.push_back({static_cast<core::RelayId>(i + 7), *wire::SocketAddress::parse(i == 0 ? "127.0.0.1:50000" : "[::1]:50002")});
+  }
+  return s;
+}
+
+// What the kernel does to descriptors sent over SCM_RIGHTS: new numbers, same files.
+std::vector<io::FileDescriptor> duplicates(const std::vector<int>& fds) {
+  std::vector<io::FileDescriptor> out;
+  for (int fd : fds) out.emplace_back(::dup(fd));
+  return out;
+}
+
+ino_t inodeOf(int fd) {
+  struct stat st {};
+  REQUIRE(::fstat(fd, &st) == 0);
+  return st.st_ino;
+}
+
+std::size_t openDescriptors() {
+  return static_cast<std::size_t>(std::distance(std::filesystem::directory_iterator("/proc/self/fd"),
+                                                std::filesystem::directory_iterator{}));
+}
+
+struct Pipes {
+  Pipes() {
+    for (auto& p : fds) REQUIRE(::pipe(p.data()) == 0);
+  }
+  ~Pipes() {
+    for (auto& p : fds) {
+      ::close(p[0]);
+      ::close(p[1]);
+    }
+  }
+  std::array<std::array<int, 2>, 5> fds{};
+  int at(std::size_t i) const { return fds[i][0]; }
+};
+
+io::OutgoingBundle bundleOf(const Pipes& p) {
+  io::OutgoingBundle b;
+  b.worker = 1;
+  b.listeners = {{io::ClientListeners::Kind::kUdp, p.at(0)}, {io::ClientListeners::Kind::kTls, p.at(1)}};
+  b.allocations = {snapshotOf("alice", 1), snapshotOf("bob", 2)};
+  b.relay_fds = {{p.at(2)}, {p.at(3), p.at(4)}};
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("A worker's bundle decodes with every descriptor in its place") {
+  Pipes p;
+  const io::EncodedBundle encoded = io::encodeBundle(bundleOf(p));
+  CHECK(encoded.fds == std::vector<int>{p.at(0), p.at(1), p.at(2), p.at(3), p.at(4)});
+  auto decoded = io::decodeBundle(encoded.payload, duplicates(encoded.fds));
+  REQUIRE(decoded.has_value());
+  CHECK(decoded->worker == 1);
+  const io::WorkerSockets& s = decoded->sockets;
+  REQUIRE(s.udp.size() == 1);
+  REQUIRE(s.tls.size() == 1);
+  CHECK(s.tcp.empty());
+  CHECK(s.dtls.empty());
+  CHECK(inodeOf(s.udp[0].get()) == inodeOf(p.at(0)));
+  CHECK(inodeOf(s.tls[0].get()) == inodeOf(p.at(1)));
+  REQUIRE(s.restored.size() == 2);
+  CHECK(s.restored[0].snapshot.username == "alice");
+  CHECK(s.restored[1].snapshot.username == "bob");
+  REQUIRE(s.restored[1].relay_sockets.size() == 2);
+  CHECK(inodeOf(s.restored[0].relay_sockets[0].get()) == inodeOf(p.at(2)));
+  CHECK(inodeOf(s.restored[1].relay_sockets[1].get()) == inodeOf(p.at(4)));
+}
+
+TEST_CASE("A bundle cut short, or with descriptors missing or left over, is refused without a leak") {
+  Pipes p;
+  const io::EncodedBundle encoded = io::encodeBundle(bundleOf(p));
+  const std::size_t before = openDescriptors();
+  for (std::size_t cut = 0; cut < encoded.payload.size(); ++cut) {
+    const wire::Bytes prefix(encoded.payload.data(), cut);
+    CHECK_FALSE(io::decodeBundle(prefix, duplicates(encoded.fds)).has_value());
+  }
+  std::vector<int> fewer = encoded.fds;
+  fewer.pop_back();
+  CHECK_FALSE(io::decodeBundle(encoded.payload, duplicates(fewer)).has_value());
+  std::vector<int> more = encoded.fds;
+  more.push_back(p.at(0));
+  const auto extra = io::decodeBundle(encoded.payload, duplicates(more));
+  REQUIRE_FALSE(extra.has_value());
+  CHECK(extra.error() == "descriptors left over");
+  std::vector<std::uint8_t> trailing = encoded.payload;
+  trailing.push_back(0);
+  CHECK_FALSE(io::decodeBundle(trailing, duplicates(encoded.fds)).has_value());
+  CHECK(openDescriptors() == before);
+}
