@@ -189,6 +189,10 @@ def one_run(a, workdir, upgrade):
                       total=r["allocations"] + r["idle"], ready=r["ready"],
                       latency_max_up_ms=r["latency_up_us"]["max"] / 1000,
                       latency_max_down_ms=r["latency_down_us"]["max"] / 1000, load=r)
+        if upgrade:
+            # Where the largest gap began, from the signal: lines it up with tern's log.
+            result.update(gap_up_from_signal_ms=r["max_gap_up_from_unix_ms"] - 1000 * signalled,
+                          gap_down_from_signal_ms=r["max_gap_down_from_unix_ms"] - 1000 * signalled)
         return result
     finally:
         if load is not None and load.poll() is None:
@@ -216,6 +220,7 @@ def main():
     parser.add_argument("--log-level", default="info",
                         help="tern's (info, its default, logs a line per allocation created: what an operator runs)")
     parser.add_argument("--json", help="write every raw result to this file")
+    parser.add_argument("--workdir", help="keep tern's log (tern.log) in this directory instead of a temporary one")
     a = parser.parse_args()
     for path in (compare.TERN, compare.LOAD):
         if not os.access(path, os.X_OK):
@@ -223,7 +228,10 @@ def main():
     become_subreaper()
     raise_file_limit(a.idle + a.calls + 1000)
     runs = []
-    with tempfile.TemporaryDirectory(prefix="tern-upgrade-") as workdir:
+    if a.workdir:
+        os.makedirs(a.workdir, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="tern-upgrade-") as scratch:
+        workdir = a.workdir or scratch
         for rep in range(a.reps):
             for upgrade in ([True] if a.no_control else [False, True]):
                 r = one_run(a, workdir, upgrade)

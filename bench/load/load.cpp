@@ -56,6 +56,12 @@ std::uint64_t nowNs() {
                                         .count());
 }
 
+std::int64_t unixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 // Payload layout (host byte order except the forwarder address):
 //   0-5 forwarder destination (IPv4, port; --raw only)  6-7 zero
 //   8-11 flow (allocation index)  12-15 direction (0 client->peer, 1 peer->client)
@@ -326,6 +332,7 @@ class LoadGenerator {
     // The longest time between two packets one flow received in one direction while
     // measuring (and from a flow's last packet to the end): what a call hears as a gap.
     std::uint64_t max_gap_us[2] = {0, 0};
+    std::int64_t max_gap_from_unix_ms[2] = {0, 0};  // when it began, to line up with a server log
   };
 
   static void raiseFileLimit() {
@@ -655,8 +662,10 @@ class LoadGenerator {
     if (measuring) {
       const auto gap =
           std::chrono::duration_cast<std::chrono::microseconds>(arrived - f.progress[s.direction]);
-      w.max_gap_us[s.direction] =
-          std::max(w.max_gap_us[s.direction], static_cast<std::uint64_t>(gap.count()));
+      if (static_cast<std::uint64_t>(gap.count()) > w.max_gap_us[s.direction]) {
+        w.max_gap_us[s.direction] = static_cast<std::uint64_t>(gap.count());
+        w.max_gap_from_unix_ms[s.direction] = unixMs() - gap.count() / 1000;
+      }
     }
     f.progress[s.direction] = arrived;
     if (measuring) {
@@ -808,7 +817,10 @@ class LoadGenerator {
         if ((d == 0 && !up_) || (d == 1 && !down_)) continue;
         const auto gap =
             std::chrono::duration_cast<std::chrono::microseconds>(now - flows_[i].progress[d]);
-        w.max_gap_us[d] = std::max(w.max_gap_us[d], static_cast<std::uint64_t>(gap.count()));
+        if (static_cast<std::uint64_t>(gap.count()) > w.max_gap_us[d]) {
+          w.max_gap_us[d] = static_cast<std::uint64_t>(gap.count());
+          w.max_gap_from_unix_ms[d] = unixMs() - gap.count() / 1000;
+        }
       }
     }
   }
@@ -841,7 +853,7 @@ class LoadGenerator {
         "\"latency_down_us\":{\"p50\":%llu,\"p99\":%llu,\"max\":%llu},"
         "\"rss_before_kib\":%ld,\"rss_after_setup_kib\":%ld,\"rss_end_kib\":%ld,\"rss_per_allocation_bytes\":%.0f,"
         "\"server_fds\":%ld,\"idle\":%u,\"max_gap_up_us\":%llu,\"max_gap_down_us\":%llu,\"kept\":%ld,"
-        "\"refresh_error\":%u}\n",
+        "\"refresh_error\":%u,\"max_gap_up_from_unix_ms\":%lld,\"max_gap_down_from_unix_ms\":%lld}\n",
         o_.label.c_str(), o_.transport.c_str(), o_.raw ? "true" : "false", o_.allocations, ready, failed, first_error,
         setup_seconds, allocate_rate_, setup_cpu, allocate_cpu_, o_.size, o_.rate, w.seconds, pps_up, pps_down, w.server_cpu,
         w.own_cpu, per_cpu, static_cast<unsigned long long>(w.sent_total[0]),
@@ -853,7 +865,8 @@ class LoadGenerator {
         static_cast<unsigned long long>(w.latency[1].quantile(0.99)), static_cast<unsigned long long>(w.latency[1].max()),
         rss_before, rss_after_setup, rss_end, rss_per_allocation, fds, o_.idle,
         static_cast<unsigned long long>(w.max_gap_us[0]), static_cast<unsigned long long>(w.max_gap_us[1]), kept_,
-        static_cast<unsigned>(refresh_error_));
+        static_cast<unsigned>(refresh_error_), static_cast<long long>(w.max_gap_from_unix_ms[0]),
+        static_cast<long long>(w.max_gap_from_unix_ms[1]));
     std::fflush(stdout);
     std::fprintf(stderr,
                  "%s: up %.0f pps, down %.0f pps, loss %.4f%%/%.4f%%, p99 %llu/%llu us, server %.2f cpu-s, "
