@@ -32,7 +32,8 @@ import threading
 import time
 import urllib.request
 
-import compare
+sys.dont_write_bytecode = True  # no bench/__pycache__ from importing compare
+import compare  # noqa: E402
 
 METRICS_PORT = compare.PORT + 2
 PR_SET_CHILD_SUBREAPER = 36
@@ -41,6 +42,7 @@ SIGNAL_AFTER = 2.0  # seconds into the measured window
 DURATION = 8.0
 # A plain log line: "<ts> <level> <event> key=value ...", values with spaces JSON-quoted.
 LINE = re.compile(r"^(\S+) \w+ (upgraded|upgrade failed)\b(.*)$")
+PHASE = re.compile(r"^(\S+) \w+ (taking over|taken over)\b")
 FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
 
 
@@ -81,6 +83,20 @@ def follow_log(path, offset, deadline, server):
                 return None
         time.sleep(0.01)
     return None
+
+
+def phases(path, offset, signalled):
+    """Milliseconds from the signal to the new process holding every socket (`taking over`)
+    and to its last worker serving them (`taken over`)."""
+    out = {}
+    with open(path, "rb") as f:
+        f.seek(offset)
+        for raw in f.read().decode(errors="replace").splitlines():
+            m = PHASE.match(raw)
+            if m:
+                key = "received_ms" if m.group(2) == "taking over" else "restored_ms"
+                out[key] = 1000 * (log_time(m.group(1)) - signalled)
+    return out
 
 
 def allocations_active():
@@ -174,7 +190,8 @@ def one_run(a, workdir, upgrade):
                           wall_ms=1000 * (stamp - signalled),
                           handed_allocations=int(fields.get("allocations", -1)),
                           handed_descriptors=int(fields.get("descriptors", -1)),
-                          inside_window=stamp < ready_at + WARMUP + DURATION - 0.5)
+                          inside_window=stamp < ready_at + WARMUP + DURATION - 0.5,
+                          **phases(log_path, offset, signalled))
             server.process.wait(timeout=30)  # the old tern exits once the new one serves
         time.sleep(1)
         result["metrics_active"] = allocations_active()
@@ -204,6 +221,9 @@ def one_run(a, workdir, upgrade):
 
 
 ROWS = [("hand-over ms (tern's log)", "handover_ms"), ("signal to `upgraded` line, wall ms", "wall_ms"),
+        ("signal to the new process holding every socket (`taking over`), ms", "received_ms"),
+        ("signal to its last worker serving them (`taken over`), ms", "restored_ms"),
+        ("the largest gap began, ms after the signal", "gap_up_from_signal_ms"),
         ("largest gap client->peer ms", "gap_up_ms"), ("largest gap peer->client ms", "gap_down_ms"),
         ("max one-way latency client->peer ms", "latency_max_up_ms"),
         ("max one-way latency peer->client ms", "latency_max_down_ms"),
@@ -225,6 +245,7 @@ def main():
     for path in (compare.TERN, compare.LOAD):
         if not os.access(path, os.X_OK):
             sys.exit(f"missing {path}: build the release preset first (see bench/README.md)")
+    load_before = os.getloadavg()
     become_subreaper()
     raise_file_limit(a.idle + a.calls + 1000)
     runs = []
@@ -243,9 +264,11 @@ def main():
         with open(a.json, "w") as f:
             json.dump(runs, f, indent=1)
     total = a.idle + a.calls
+    load = os.getloadavg()
     print(f"Medians of {a.reps} repetitions ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs): "
           f"{a.idle:,} idle allocations and {a.calls} calls of 50 packets/s x 160 B each way, "
-          f"SIGUSR2 {SIGNAL_AFTER:.0f} s into {DURATION:.0f} s of measured call.\n")
+          f"SIGUSR2 {SIGNAL_AFTER:.0f} s into {DURATION:.0f} s of measured call; load average at the start "
+          f"{load_before[0]:.1f}, at the end {load[0]:.1f}.\n")
     print("| metric | no upgrade | upgrade | per-repetition (upgrade) |")
     print("| --- | ---: | ---: | --- |")
     for name, key in ROWS:
