@@ -68,20 +68,26 @@ def log_time(stamp):
 
 def follow_log(path, offset, deadline, server):
     """The first `upgraded` or `upgrade failed` line after `offset`: (timestamp, event, fields,
-    line); None if none came before the deadline or the old tern died without writing one."""
+    line); None if none came before the deadline or the old tern died without writing one.
+    Reads only what was appended since the last look: the log holds a line per allocation,
+    and parsing it all again every 10 ms would take a core from the processes measured."""
     gone_at = None
-    while time.time() < deadline:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            for raw in f.read().decode(errors="replace").splitlines():
-                m = LINE.match(raw)
+    pending = b""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        while time.time() < deadline:
+            pending += f.read()
+            lines = pending.split(b"\n")
+            pending = lines.pop()  # an unfinished line waits for its end
+            for raw in lines:
+                m = LINE.match(raw.decode(errors="replace"))
                 if m:
-                    return log_time(m.group(1)), m.group(2), dict(FIELD.findall(m.group(3))), raw
-        if server.poll() is not None:
-            gone_at = gone_at or time.time()
-            if time.time() - gone_at > 1:
-                return None
-        time.sleep(0.01)
+                    return log_time(m.group(1)), m.group(2), dict(FIELD.findall(m.group(3))), raw.decode()
+            if server.poll() is not None:
+                gone_at = gone_at or time.time()
+                if time.time() - gone_at > 1:
+                    return None
+            time.sleep(0.01)
     return None
 
 
@@ -160,7 +166,6 @@ def start_load(a):
 
 def one_run(a, workdir, upgrade):
     log_path = os.path.join(workdir, "tern.log")
-    offset = os.path.getsize(log_path) if os.path.exists(log_path) else 0
     server = compare.Server("tern", workdir, extra=["--metrics-listen", f"127.0.0.1:{METRICS_PORT}"],
                             log_level=a.log_level)
     new_pid = 0
@@ -173,6 +178,7 @@ def one_run(a, workdir, upgrade):
         ready_at = time.time()
         time.sleep(WARMUP + SIGNAL_AFTER)
         if upgrade:
+            offset = os.path.getsize(log_path)  # what came before cannot be the answer
             signalled = time.time()
             os.kill(server.process.pid, signal.SIGUSR2)
             seen = follow_log(log_path, offset, signalled + 60, server.process)
@@ -190,8 +196,7 @@ def one_run(a, workdir, upgrade):
                           wall_ms=1000 * (stamp - signalled),
                           handed_allocations=int(fields.get("allocations", -1)),
                           handed_descriptors=int(fields.get("descriptors", -1)),
-                          inside_window=stamp < ready_at + WARMUP + DURATION - 0.5,
-                          **phases(log_path, offset, signalled))
+                          inside_window=stamp < ready_at + WARMUP + DURATION - 0.5)
             server.process.wait(timeout=30)  # the old tern exits once the new one serves
         time.sleep(1)
         result["metrics_active"] = allocations_active()
@@ -207,6 +212,7 @@ def one_run(a, workdir, upgrade):
                       latency_max_up_ms=r["latency_up_us"]["max"] / 1000,
                       latency_max_down_ms=r["latency_down_us"]["max"] / 1000, load=r)
         if upgrade:
+            result.update(phases(log_path, offset, signalled))  # read once the calls have ended
             # Where the largest gap began, from the signal: lines it up with tern's log.
             result.update(gap_up_from_signal_ms=r["max_gap_up_from_unix_ms"] - 1000 * signalled,
                           gap_down_from_signal_ms=r["max_gap_down_from_unix_ms"] - 1000 * signalled)
