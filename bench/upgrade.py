@@ -266,6 +266,9 @@ def main():
                 runs.append(r)
                 shown = {k: r[k] for k in r if k != "load"}
                 sys.stderr.write(f"rep {rep + 1}: {json.dumps(shown)}\n")
+                if r.get("inside_window") is False:
+                    sys.stderr.write(f"rep {rep + 1}: the hand-over ended after the calls' measured window; "
+                                     "its gap is not measured\n")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(runs, f, indent=1)
