@@ -2,14 +2,14 @@
 """Upgrade soak: an in-place upgrade (SIGUSR2, docs/upgrade.md) lands in the middle of the
 soak's churn, and neither process may lose or leak anything over it.
 
-    upgrade_soak.py --tern BUILD/relay/app/tern --load BUILD/bench/tern-load [--seconds 20]
+    upgrade_soak.py --tern BUILD/relay/app/tern --load BUILD/bench/tern-load [--seconds 10]
 
 1. Hand-over under churn: the old process's figures at rest are read as it starts. Then two
    tern-load --churn runs, one over UDP and one over TCP, cycle allocations (create, bind,
    media at 50 packets/s each way, delete) for 8 s. Once both transports have allocations
    alive, SIGUSR2 goes to tern; the churn runs on through the hand-over and after it, some
-   three cycles of each transport, against the new process. Asserted: UDP, whose allocations move,
-   lost no allocation and no packet (the plain soak's own tolerance: none). TCP connections
+   three cycles of each transport, against the new process. Asserted: UDP, whose allocations
+   move, lost no allocation and no packet (the plain soak's own tolerance: none). TCP connections
    stay in the old process, which drains them (docs/upgrade.md): a connection it accepted
    whose Allocate arrives after the hand-over is refused (508) as in any drain, so up to one
    cycle's allocations may fail there; those that succeeded lose no packet.
@@ -267,7 +267,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tern", required=True)
     parser.add_argument("--load", required=True)
-    parser.add_argument("--seconds", type=float, default=12, help="churn in the new process after its warm-up")
+    parser.add_argument("--seconds", type=float, default=10, help="churn in the new process after its warm-up")
     parser.add_argument("--drain-timeout", type=int, default=15)
     args = parser.parse_args()
     become_subreaper()
