@@ -242,9 +242,9 @@ def run(args, workdir, problems):
         judge_accounting(relay.output(), upgraded, active_udp, problems)
         base, end, totals = soak.soak(args.load, relay, args.seconds, ALLOCATIONS, chunk=args.seconds / 2,
                                       warm_up=False)
-        for what in ("fds", "handles"):
+        for what, name in (("fds", "descriptors"), ("handles", "libuv handles")):
             if base[what] != fresh[what]:
-                problems.append(f"the hand-over left {what} behind: {fresh[what]} in the old process at its "
+                problems.append(f"the hand-over left {name} behind: {fresh[what]} in the old process at its "
                                 f"start, {base[what]} in the new one at rest")
         problems += [f"new process: {p}" for p in soak.judge(base, end, totals)]
         status = adopted.stop(signal.SIGINT, 20)
