@@ -4,12 +4,12 @@
 # (real processes on loopback and in network namespaces: coturn's clients, python3-aioice,
 # headless Chromium, Prometheus), deploy checks and the fuzz corpora replays. Then the
 # release build (compiled with its tests, so optimiser-only warnings cannot slip through)
-# runs the soak test, and a ThreadSanitizer build runs the integration tests again: every
+# runs the soak tests, and a ThreadSanitizer build runs the integration tests again: every
 # one of them starts a tern with two worker threads.
 #
 # Options (environment):
 #   TERN_FUZZ_SECONDS=N   also run each libFuzzer target for N seconds (clang; off by default)
-#   TERN_SOAK_SECONDS=N   length of the soak test (default 60)
+#   TERN_SOAK_SECONDS=N   length of the soak test (default 60; the upgrade soak's is fixed)
 #   TERN_TSAN=0           skip the ThreadSanitizer stage
 #   TERN_TEST_PRESET=P    build and test preset (default asan; debug, release or tsan); only
 #                         that preset's tests run
@@ -51,7 +51,7 @@ ctest --preset "$preset" --timeout 300 -LE soak
 check_reports
 
 if [ "$preset" = asan ]; then
-  # The soak test judges memory by glibc's figures: it runs from the release tree.
+  # The soak tests judge memory by glibc's figures: they run from the release tree.
   ctest --preset release -L soak
   if [ "${TERN_TSAN:-1}" != 0 ]; then
     cmake --preset tsan -DTERN_BUILD_TESTS=ON >/dev/null
