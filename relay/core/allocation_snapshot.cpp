@@ -14,6 +14,10 @@
 //             connection-count:u32 { connection-id:u32 }
 //             permission-count:u32 { peer:ip expires-in:i64 }
 //             channel-count:u32 { number:u16 peer:addr expires-in:i64 own-peer:u8 }
+//
+//   connection record = version:u8 (1)  body-length:u32  transport:u8 client:addr server:addr
+//                       unread-length:u32 unread bytes
+//
 //   ip      = family:u8 (1: 4 bytes, 2: 16 bytes) address bytes
 //   addr    = ip port:u16
 //   text    = length:u32 bytes
@@ -363,46 +367,91 @@ std::unique_ptr<Allocation> Allocation::restore(const AllocationSnapshot& s, Tim
   return a;
 }
 
-void encodeSnapshot(const AllocationSnapshot& s, std::vector<std::uint8_t>& out) {
+namespace {
+
+// One record: version, body length, the body `write` appends. Nothing stays of a record that
+// could not be written whole.
+template <class Write>
+void encodeRecord(std::vector<std::uint8_t>& out, const char* what, Write write) {
   const std::size_t start = out.size();
   try {
     Appender w(out);
     w.u8(kSnapshotVersion);
     w.u32(0);  // the body's length, filled in below
-    encodeBody(s, w);
+    write(w);
   } catch (...) {
-    out.resize(start);  // nothing half-written stays
+    out.resize(start);
     throw;
   }
   const std::size_t body = out.size() - start - 5;
   if (body > kMaxSnapshotRecord) {
     out.resize(start);
-    throw std::length_error("allocation snapshot: record too long");
+    throw std::length_error(std::string(what) + ": record too long");
   }
   wire::storeU32(&out[start + 1], static_cast<std::uint32_t>(body));
 }
 
-Expected<AllocationSnapshot, std::string> decodeSnapshot(wire::Bytes& in) {
+// The body of the record at the front of `in`, with `in` advanced past it only on success;
+// `read` decodes it. An error text names `what` and the first problem.
+template <class T, class Read>
+Expected<T, std::string> decodeRecord(wire::Bytes& in, const char* what, Read read) {
   wire::ByteReader record(in);
   const std::uint8_t version = record.u8();
   const std::uint32_t length = record.u32();
-  if (!record.ok()) return Unexpected(std::string("allocation snapshot: truncated header"));
-  if (version != kSnapshotVersion) {
-    return Unexpected("allocation snapshot: unknown version " + std::to_string(version));
-  }
-  if (length > kMaxSnapshotRecord)
-    return Unexpected(std::string("allocation snapshot: record too long"));
+  if (!record.ok()) return Unexpected(std::string(what) + ": truncated header");
+  if (version != kSnapshotVersion) return Unexpected(std::string(what) + ": unknown version " + std::to_string(version));
+  if (length > kMaxSnapshotRecord) return Unexpected(std::string(what) + ": record too long");
   const wire::Bytes body = record.bytes(length);
-  if (!record.ok()) return Unexpected(std::string("allocation snapshot: truncated"));
+  if (!record.ok()) return Unexpected(std::string(what) + ": truncated");
   Decoder d(body);
-  AllocationSnapshot s;
-  decodeHead(d, s);
-  if (d.error() == nullptr) decodeState(d, s);
-  if (d.error() == nullptr) decodeLists(d, s);
+  T value;
+  read(d, value);
   if (d.error() == nullptr && !d.atEnd()) d.fail("trailing bytes in the record");
-  if (const char* why = d.error()) return Unexpected(std::string("allocation snapshot: ") + why);
+  if (const char* why = d.error()) return Unexpected(std::string(what) + ": " + why);
   in = in.subspan(record.position());
-  return s;
+  return value;
+}
+
+}  // namespace
+
+void encodeSnapshot(const AllocationSnapshot& s, std::vector<std::uint8_t>& out) {
+  encodeRecord(out, "allocation snapshot", [&](Appender& w) { encodeBody(s, w); });
+}
+
+Expected<AllocationSnapshot, std::string> decodeSnapshot(wire::Bytes& in) {
+  return decodeRecord<AllocationSnapshot>(in, "allocation snapshot", [](Decoder& d, AllocationSnapshot& s) {
+    decodeHead(d, s);
+    if (d.error() == nullptr) decodeState(d, s);
+    if (d.error() == nullptr) decodeLists(d, s);
+  });
+}
+
+void encodeConnection(const ConnectionSnapshot& c, std::vector<std::uint8_t>& out) {
+  if (c.unread.size() > kMaxConnectionUnread) throw std::length_error("connection snapshot: too much unread");
+  encodeRecord(out, "connection snapshot", [&](Appender& w) {
+    w.u8(static_cast<std::uint8_t>(c.tuple.transport));
+    w.address(c.tuple.client);
+    w.address(c.tuple.server);
+    w.u32(static_cast<std::uint32_t>(c.unread.size()));
+    w.bytes(c.unread);
+  });
+}
+
+Expected<ConnectionSnapshot, std::string> decodeConnection(wire::Bytes& in) {
+  return decodeRecord<ConnectionSnapshot>(in, "connection snapshot", [](Decoder& d, ConnectionSnapshot& c) {
+    const std::uint8_t transport = d.u8();
+    if (transport != static_cast<std::uint8_t>(Transport::kTcp)) d.fail("only plain TCP connections move");
+    c.tuple.transport = Transport::kTcp;
+    c.tuple.client = d.address();
+    c.tuple.server = d.address();
+    const std::uint32_t unread = d.u32();
+    if (unread > kMaxConnectionUnread) {
+      d.fail("too much unread");
+      return;
+    }
+    c.unread.resize(unread);
+    d.bytes(c.unread);
+  });
 }
 
 }  // namespace tern::core

@@ -74,4 +74,17 @@ void encodeSnapshot(const AllocationSnapshot& s, std::vector<std::uint8_t>& out)
 // input; `in` is then left as it was. May throw std::bad_alloc only.
 Expected<AllocationSnapshot, std::string> decodeSnapshot(wire::Bytes& in);
 
+// A plain TCP client connection crossing with its allocation: its 5-tuple and what was read
+// from it but did not yet make a whole frame (RFC 8656 §6.2); the socket travels beside it in
+// the io layer. A TLS connection never crosses (docs/upgrade.md).
+struct ConnectionSnapshot {
+  FiveTuple tuple;
+  std::vector<std::uint8_t> unread;
+};
+// Less than one frame: a ChannelData or STUN message is at most 64 KiB and a 4-byte header.
+inline constexpr std::size_t kMaxConnectionUnread = 65536 + 4;
+// The same record framing and version as encodeSnapshot; same errors and guarantees.
+void encodeConnection(const ConnectionSnapshot& c, std::vector<std::uint8_t>& out);
+Expected<ConnectionSnapshot, std::string> decodeConnection(wire::Bytes& in);
+
 }  // namespace tern::core

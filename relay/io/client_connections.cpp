@@ -7,6 +7,7 @@
 #include "relay/io/client_listeners.hpp"
 #include "relay/io/log.hpp"
 #include "relay/io/peer_connections.hpp"
+#include "relay/wire/checks.hpp"
 
 namespace tern::io {
 
@@ -119,6 +120,42 @@ std::unique_ptr<DetachedConnection> ClientConnections::detach(
   std::unique_ptr<DetachedConnection> detached = connection->detach();
   if (!detached) connection->close("connection could not be moved to its worker");
   return detached;
+}
+
+void ClientConnections::freezeForUpgrade(std::vector<core::ConnectionSnapshot>& moving,
+                                         std::vector<int>& fds) noexcept {
+  for (auto& [key, connection] : connections_) {
+    try {
+      moving.reserve(moving.size() + 1);
+      fds.reserve(fds.size() + 1);
+    } catch (const std::bad_alloc&) {
+      checks::outOfMemory("connection upgrade");
+      return;  // the rest stay with this process
+    }
+    auto unread = connection->freezeForUpgrade();
+    if (!unread) continue;
+    moving.push_back({connection->tuple(), std::move(*unread)});
+    fds.push_back(connection->fd());
+  }
+}
+
+void ClientConnections::thawAfterUpgrade(const std::vector<core::FiveTuple>& moving) noexcept {
+  for (const auto& tuple : moving) {
+    if (StreamConnection* c = find(tuple)) c->resumeReading();
+  }
+}
+
+void ClientConnections::forgetHandedOver(const std::vector<core::FiveTuple>& moving) noexcept {
+  // Closing the handle closes only this process's descriptor: the connection lives on in
+  // the new process, which holds its own.
+  for (const auto& tuple : moving) {
+    if (StreamConnection* c = find(tuple)) c->close("handed over to the new process");
+  }
+}
+
+void ClientConnections::restore(core::ConnectionSnapshot snapshot, FileDescriptor fd) noexcept {
+  DetachedConnection detached{std::move(fd), snapshot.tuple, nullptr, std::move(snapshot.unread)};
+  adopt(detached);
 }
 
 void ClientConnections::closeIdle(core::TimePoint now) noexcept {

@@ -50,6 +50,15 @@ class ClientConnections final : public ConnectionAcceptor, public StreamHandler 
   // if it cannot be detached now, or if there is none.
   std::unique_ptr<DetachedConnection> detach(const core::FiveTuple& tuple) noexcept;
 
+  // An upgrade (docs/upgrade.md): freezes every connection that can move, listing it with its
+  // descriptor; thaw resumes them (the upgrade failed); forget closes this process's copies
+  // once the new process holds them (their allocations must be gone from the core first).
+  void freezeForUpgrade(std::vector<core::ConnectionSnapshot>& moving, std::vector<int>& fds) noexcept;
+  void thawAfterUpgrade(const std::vector<core::FiveTuple>& moving) noexcept;
+  void forgetHandedOver(const std::vector<core::FiveTuple>& moving) noexcept;
+  // In the new process, before the loop runs: takes over a connection the old one held.
+  void restore(core::ConnectionSnapshot snapshot, FileDescriptor fd) noexcept;
+
   // A reload: new connections use these settings.
   void reconfigure(std::shared_ptr<const TlsContext> tls,
                    std::chrono::seconds idle_timeout) noexcept {

@@ -237,6 +237,7 @@ void StreamConnection::onPlaintext() noexcept {
 }
 
 void StreamConnection::inject(wire::Bytes plaintext) noexcept {
+  if (plaintext.empty()) return;  // an upgrade's connection read nothing past its last frame
   auto space = framer_.writable();
   if (space.empty()) {
     close("out of memory for the connection's buffer");
@@ -348,6 +349,23 @@ std::unique_ptr<DetachedConnection> StreamConnection::detach() noexcept {
   } catch (const std::bad_alloc&) {
     checks::outOfMemory("connection hand-over");  // the caller closes the connection
     return nullptr;
+  }
+}
+
+std::optional<std::vector<std::uint8_t>> StreamConnection::freezeForUpgrade() noexcept {
+  flushPending();
+  if (!handle_ || tls_ || !decided_ || require_tls_ || peer_side_ || partner_ != nullptr || shutting_down_ ||
+      read_eof_ || queuedBytes() > 0) {
+    return std::nullopt;
+  }
+  try {
+    const wire::Bytes unread = framer_.unread();
+    std::vector<std::uint8_t> copy(unread.begin(), unread.end());
+    pauseReading();
+    return copy;
+  } catch (const std::bad_alloc&) {
+    checks::outOfMemory("connection upgrade");  // it stays with this process
+    return std::nullopt;
   }
 }
 

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -131,6 +132,11 @@ class StreamConnection final : public Deferrable {
   std::unique_ptr<DetachedConnection> detach() noexcept;
   // Processes plaintext as if it had just been read (after a hand-over).
   void inject(wire::Bytes plaintext) noexcept;
+  // An upgrade (docs/upgrade.md): a plain, framed client connection with nothing queued may
+  // move to the new process. Stops reading (resumeReading() undoes it) and returns what was
+  // read past the last whole frame; nothing, and no change, when it cannot move (TLS, not
+  // yet decided, a pipe, a peer connection, closing, or writes still queued).
+  std::optional<std::vector<std::uint8_t>> freezeForUpgrade() noexcept;
 
  private:
   struct WriteRequest;

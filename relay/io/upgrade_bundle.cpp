@@ -1,6 +1,7 @@
 // The wire form of a worker's bundle; see upgrade_bundle.hpp. Big-endian counts (network
 // order, like relay/wire and core's snapshot records). An allocation is core's snapshot
-// record; its relay sockets are as many descriptors as the record lists relays.
+// record; its relay sockets are as many descriptors as the record lists relays. A TCP client
+// connection is core's connection record and one descriptor.
 #include "relay/io/upgrade_bundle.hpp"
 
 namespace tern::io {
@@ -91,6 +92,21 @@ std::optional<std::string> decodeAllocations(wire::Bytes& in, FdQueue& fds,
   return std::nullopt;
 }
 
+std::optional<std::string> decodeConnections(wire::Bytes& in, FdQueue& fds, std::vector<RestoredConnection>& out) {
+  std::uint32_t count = 0;
+  if (!takeU32(in, count)) return "bad connection count";
+  if (count > in.size()) return "connection count over the payload's size";
+  out.reserve(count);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    auto snapshot = core::decodeConnection(in);
+    if (!snapshot) return "connection " + std::to_string(i) + ": " + snapshot.error();
+    FileDescriptor fd;
+    if (!fds.take(fd)) return "a connection without its socket";
+    out.push_back({std::move(*snapshot), std::move(fd)});
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 EncodedBundle encodeBundle(const OutgoingBundle& bundle) {
@@ -107,6 +123,11 @@ EncodedBundle encodeBundle(const OutgoingBundle& bundle) {
     core::encodeSnapshot(bundle.allocations[i], e.payload);
     e.fds.insert(e.fds.end(), bundle.relay_fds[i].begin(), bundle.relay_fds[i].end());
   }
+  putU32(e.payload, static_cast<std::uint32_t>(bundle.connections.size()));
+  for (std::size_t i = 0; i < bundle.connections.size(); ++i) {
+    core::encodeConnection(bundle.connections[i], e.payload);
+    e.fds.push_back(bundle.connection_fds[i]);
+  }
   return e;
 }
 
@@ -122,6 +143,7 @@ Expected<IncomingBundle, std::string> decodeBundle(wire::Bytes in, std::vector<F
   bundle.worker = worker;
   if (auto problem = decodeListeners(in, queue, bundle.sockets)) return Unexpected(*problem);
   if (auto problem = decodeAllocations(in, queue, bundle.sockets.restored)) return Unexpected(*problem);
+  if (auto problem = decodeConnections(in, queue, bundle.sockets.connections)) return Unexpected(*problem);
   if (!in.empty()) return Unexpected(std::string("bytes after the bundle"));
   if (!queue.allTaken()) return Unexpected(std::string("descriptors left over"));
   return bundle;

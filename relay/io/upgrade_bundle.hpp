@@ -26,9 +26,12 @@ struct OutgoingBundle {
   std::vector<Listener> listeners;
   std::vector<core::AllocationSnapshot> allocations;
   std::vector<std::vector<int>> relay_fds;  // per allocation, in relay order
+  std::vector<core::ConnectionSnapshot> connections;  // plain TCP clients
+  std::vector<int> connection_fds;
 };
 
-// In the new process: the listeners and allocations (sockets.restored) of one old worker.
+// In the new process: the listeners, allocations (sockets.restored) and TCP client
+// connections (sockets.connections) of one old worker.
 struct IncomingBundle {
   unsigned worker = 0;  // the old process's index
   WorkerSockets sockets;

@@ -42,13 +42,21 @@ struct RestoredAllocation {
   std::vector<FileDescriptor> relay_sockets;
 };
 
+// An upgrade: a plain TCP client connection of the old process, with its socket.
+struct RestoredConnection {
+  core::ConnectionSnapshot snapshot;
+  FileDescriptor fd;
+};
+
 struct WorkerSockets {
   std::vector<FileDescriptor> udp;
   std::vector<FileDescriptor> tcp;
   std::vector<FileDescriptor> tls;   // --tls-listen: TCP, TLS required
   std::vector<FileDescriptor> dtls;  // --dtls-listen: UDP, DTLS (RFC 7350)
-  // Allocations an upgrade handed over, restored before the worker reads any socket.
+  // Allocations and TCP client connections an upgrade handed over, restored before the
+  // worker reads any socket.
   std::vector<RestoredAllocation> restored;
+  std::vector<RestoredConnection> connections;
 };
 
 // What a worker needs beyond its sockets: the core's settings and shared services, and where

@@ -5,6 +5,14 @@
 
 namespace tern::io {
 
+bool WorkerUpgrade::moves(const core::Allocation& a) const noexcept {
+  switch (a.tuple().transport) {
+    case core::Transport::kUdp: return true;
+    case core::Transport::kTcp: return !a.tcp() && moving_connections_.contains(a.tuple());
+    default: return false;
+  }
+}
+
 OutgoingBundle WorkerUpgrade::freeze() {
   OutgoingBundle bundle;
   bundle.worker = log_.worker();
@@ -13,7 +21,12 @@ OutgoingBundle WorkerUpgrade::freeze() {
   listeners_.forEach([&](ClientListeners::Kind kind, const wire::SocketAddress&, int fd) {
     bundle.listeners.push_back({kind, fd});
   });
-  bundle.allocations = server_.snapshotAllocations(loop_.now(), movesOnUpgrade);
+  connections_.freezeForUpgrade(bundle.connections, bundle.connection_fds);
+  for (const auto& c : bundle.connections) {
+    frozen_connections_.push_back(c.tuple);
+    moving_connections_.insert(c.tuple);
+  }
+  bundle.allocations = server_.snapshotAllocations(loop_.now(), [this](const core::Allocation& a) { return moves(a); });
   bundle.relay_fds.reserve(bundle.allocations.size());
   for (const core::AllocationSnapshot& a : bundle.allocations) {
     std::vector<int>& fds = bundle.relay_fds.emplace_back();
@@ -31,14 +44,18 @@ void WorkerUpgrade::thaw() noexcept {
   frozen_ = false;
   listeners_.resumeDatagrams();
   for (core::RelayId id : paused_) relays_.resume(id);
+  connections_.thawAfterUpgrade(frozen_connections_);
   paused_.clear();
+  frozen_connections_.clear();
+  moving_connections_.clear();
 }
 
 void WorkerUpgrade::commit() noexcept {
   if (!frozen_) return;
   const auto now = loop_.now();
-  const std::size_t moved = server_.forgetHandedOver(movesOnUpgrade, now);
-  paused_.clear();
+  const std::size_t moved = server_.forgetHandedOver([this](const core::Allocation& a) { return moves(a); }, now);
+  // Their allocations are gone from the core: closing them here ends nothing.
+  connections_.forgetHandedOver(frozen_connections_);
   // The new process reads the DTLS sockets now: this process's sessions on them are over
   // (the clients hear close_notify), and so are their allocations.
   std::vector<core::FiveTuple> dtls;
@@ -52,12 +69,19 @@ void WorkerUpgrade::commit() noexcept {
   for (const auto& tuple : dtls) server_.onClientClosed(tuple, now);
   listeners_.forgetDtlsSessions();
   listeners_.closeAll();
+  log::info("handed over", {{"worker", log_.worker()},
+                            {"allocations", moved},
+                            {"tcp_connections", frozen_connections_.size()},
+                            {"dtls_ended", dtls.size()}});
   frozen_ = false;
-  log::info("handed over", {{"worker", log_.worker()}, {"allocations", moved}, {"dtls_ended", dtls.size()}});
+  paused_.clear();
+  frozen_connections_.clear();
+  moving_connections_.clear();
 }
 
-void WorkerUpgrade::restore(std::vector<RestoredAllocation> restored) noexcept {
-  if (restored.empty()) return;
+void WorkerUpgrade::restore(std::vector<RestoredAllocation> restored,
+                            std::vector<RestoredConnection> connections) noexcept {
+  if (restored.empty() && connections.empty()) return;
   loop_.updateTime();
   const auto now = loop_.now();
   std::size_t lost = 0;
@@ -67,7 +91,12 @@ void WorkerUpgrade::restore(std::vector<RestoredAllocation> restored) noexcept {
     for (std::size_t i = 0; i < count; ++i) ids[i] = relays_.adoptRestored(std::move(r.relay_sockets[i]));
     if (!server_.restoreAllocation(r.snapshot, std::span<const core::RelayId>(ids.data(), count), now)) ++lost;
   }
-  log::info("taken over", {{"worker", log_.worker()}, {"allocations", restored.size() - lost}, {"lost", lost}});
+  // After the allocations: a connection's unread bytes may complete a request about one.
+  for (RestoredConnection& c : connections) connections_.restore(std::move(c.snapshot), std::move(c.fd));
+  log::info("taken over", {{"worker", log_.worker()},
+                           {"allocations", restored.size() - lost},
+                           {"lost", lost},
+                           {"tcp_connections", connections.size()}});
 }
 
 }  // namespace tern::io

@@ -19,6 +19,7 @@
 #include "relay/app/http_request.hpp"
 #include "support/process.hpp"
 #include "support/tern_server.hpp"
+#include "support/test_certificates.hpp"
 #include "support/turn_tools.hpp"
 
 using namespace tern;
@@ -120,12 +121,21 @@ struct Workspace {
   std::string path, binary, secrets, token;
 };
 
-// ~5 s of 160-byte media at 20 ms intervals over UDP to an echo peer; uclient checks the
-// echoes and deletes its allocation at the end.
-test::ChildProcess startCall(std::uint16_t server_port, std::uint16_t peer_port, long messages) {
-  return test::ChildProcess({"/usr/bin/turnutils_uclient", "-W", kSecret, "-u", "caller", "-e", kPeerHost, "-r",
-                             std::to_string(peer_port), "-p", std::to_string(server_port), "-n",
-                             std::to_string(messages), "-m", "1", "-l", "160", "-z", "20", "-c", "127.0.0.1"});
+// 160-byte media at 20 ms intervals to an echo peer, over UDP unless `transport` says "-t"
+// (TCP) or "-t", "-S" (TLS); uclient checks the echoes and deletes its allocation at the end.
+test::ChildProcess startCall(std::uint16_t server_port, std::uint16_t peer_port, long messages,
+                             std::vector<std::string> transport = {}) {
+  std::vector<std::string> argv{"/usr/bin/turnutils_uclient"};
+  argv.insert(argv.end(), transport.begin(), transport.end());
+  for (const std::string& a : {std::string("-W"), std::string(kSecret), std::string("-u"), std::string("caller"),
+                               std::string("-e"), std::string(kPeerHost), std::string("-r"), std::to_string(peer_port),
+                               std::string("-p"), std::to_string(server_port), std::string("-n"),
+                               std::to_string(messages), std::string("-m"), std::string("1"), std::string("-l"),
+                               std::string("160"), std::string("-z"), std::string("20"), std::string("-c"),
+                               std::string("127.0.0.1")}) {
+    argv.push_back(a);
+  }
+  return test::ChildProcess(argv);
 }
 
 // The PID the old process handed over to, from its `upgraded pid=N ...` line.
@@ -191,6 +201,40 @@ TEST_CASE("SIGUSR2 upgrades under a live UDP call: nothing lost, the old process
   // The new process answers on the old one's metrics port.
   const auto ready = app::httpRequest(*server.http(), "GET", "/readyz", 5s);
   CHECK(ready.status == 200);
+  CHECK(successor.stop(SIGTERM) == 0);
+}
+
+TEST_CASE("A TCP call moves with its connection; a TLS call stays with the old process until it ends") {
+  becomeSubreaper();
+  Workspace w;
+  const auto& certs = test::testCertificates();
+  TernServer server(w.args({"--tls-listen", "127.0.0.1:0", "--cert", certs.chain, "--key", certs.key,
+                            "--drain-timeout", "60"}),
+                    nullptr, w.binary);
+  test::EchoPeer peer(kPeerHost);
+  auto tcp = startCall(server.tcp().port, peer.port(), 250, {"-t"});
+  auto tls = startCall(server.tls().port, peer.port(), 250, {"-t", "-S"});
+  // Each uclient makes a trial allocation before its real one.
+  REQUIRE(waitForCount(server.process(), "allocation created", 4));
+  std::this_thread::sleep_for(500ms);
+
+  ::kill(server.process().pid(), SIGUSR2);
+  const pid_t next = upgradedPid(server.process());
+  INFO(server.process().output());
+  REQUIRE(next > 0);
+  AdoptedProcess successor(next);
+  const auto handed = server.process().waitForLine("handed over worker=");
+  REQUIRE(handed.has_value());
+  test::expectNoLoss(tcp, 250);
+  test::expectNoLoss(tls, 250);
+  // The TLS call ended in the old process, which then had nothing left and exited.
+  CHECK(server.process().wait(20s) == 0);
+  const std::string log = server.process().output();
+  INFO(log);
+  // The TCP client's connections moved (the handing-over line counts them per worker).
+  CHECK(std::regex_search(log, std::regex("handed over worker=[0-9]+ allocations=[0-9]+ tcp_connections=[1-9]")));
+  CHECK(log.find("drained: every allocation has ended") != std::string::npos);
+  CHECK(successor.running());
   CHECK(successor.stop(SIGTERM) == 0);
 }
 
