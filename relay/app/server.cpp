@@ -90,7 +90,9 @@ class Server {
     // cleanly. Until the end of start-up /readyz answers 503.
     node_state_.last_good_config_unix = unixNow();
     if (settings_.metrics_listen && !from_old_) startHttp(*settings_.metrics_listen);
-    for (auto& worker : workers_) worker->start(from_old_.has_value());
+    // All at once: an upgrade's workers restore their allocations in parallel.
+    for (auto& worker : workers_) worker->launch(from_old_.has_value());
+    for (auto& worker : workers_) worker->awaitStart();
     if (from_old_) confirmTakeOver();
     logStart(listeners);
     watchSignals();
@@ -168,8 +170,8 @@ class Server {
     };
     hooks.node = [this] {
       NodeState node{nonce_key_, static_cast<std::uint32_t>(workers_.size()), static_cast<std::uint32_t>(::getpid()), {}};
-      // Read while the workers still count: what they count between this and the freeze is
-      // lost to the totals (a few packets' worth), never counted twice.
+      // Read once the workers are frozen: what moved counts on in the new process only.
+      // What stays here (TCP and TLS clients) is no longer counted in the totals.
       if (carried_) metrics::addCounterValues(*carried_, node.counters);
       for (auto& w : workers_) metrics::addCounterValues(w->counters(), node.counters);
       return node;
@@ -188,7 +190,7 @@ class Server {
   std::optional<std::string> startUpgrade(std::string_view source, Upgrader::Done done) {
     if (stopping_) return std::string("the relay is stopping");
     // In a container whose init is tern, the container ends with this process, and the new
-    // one with it: there, start a new container with --hand-over-socket (docs/upgrade.md).
+    // one with it (docs/upgrade.md).
     if (::getpid() == 1) return std::string("tern runs as PID 1: the new process would end with this one");
     // A drain empties the node; handing its calls to a new process would undo it.
     if (draining_) return std::string("the relay is draining");
@@ -208,7 +210,6 @@ class Server {
   // connections and their allocations) is served here until it ends, as in a drain.
   void onHandedOver(pid_t pid) {
     notifier_.handOver(pid, "upgraded: the new process serves the unit");
-    handed_over_ = true;
     beginDrain("upgrade");
   }
 
@@ -508,7 +509,6 @@ class Server {
   std::optional<SignalWatcher> sigint_, sigterm_, sighup_, sigusr2_;
   // Set in the new process of an upgrade until it has taken over.
   std::optional<UpgradeFromOld> from_old_;
-  bool handed_over_ = false;  // this process upgraded; it serves only what could not move
   std::optional<io::RepeatingTimer> drain_timer_;
   bool draining_ = false;
   unsigned sigterms_ = 0;

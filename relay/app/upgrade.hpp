@@ -4,6 +4,7 @@
 // This file is the conversation between the two; server.cpp decides when it happens.
 //
 //   new -> old  HELLO   configuration loaded: the new process can serve
+//   (the old process freezes its workers)
 //   old -> new  NODE    nonce key, worker count, counters so far
 //   old -> new  BUNDLE  one per old worker (upgrade_bundle.hpp), descriptors attached
 //   old -> new  END
@@ -23,6 +24,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -85,8 +87,9 @@ struct HandOverOutcome {
   std::size_t descriptors = 0;
   bool frozen = false;  // workers were frozen (they must be thawed on failure)
 };
+// `node` is asked once the workers are frozen.
 HandOverOutcome handOverToNew(io::HandOverChannel& channel, const std::vector<io::Worker*>& workers,
-                              const NodeState& node, const UpgradeTimeouts& timeouts);
+                              const std::function<NodeState()>& node, const UpgradeTimeouts& timeouts);
 // After TAKEN and the workers' commit: COMMIT, with the metrics listener (-1 for none).
 std::optional<std::string> sendCommit(io::HandOverChannel& channel, int metrics_fd);
 

@@ -62,10 +62,10 @@ std::optional<std::string> Upgrader::start(std::string_view source, Done done) {
   state_ = State::kHandingOver;
   io::log::info("upgrade started", {{"source", source_}, {"executable", command_line_.executable}, {"pid", child_pid_}});
   std::vector<io::Worker*> workers = hooks_.workers();
-  const NodeState node = hooks_.node();
   if (session_.joinable()) session_.join();
-  session_ = std::thread([this, workers = std::move(workers), node] {
-    HandOverOutcome outcome = handOverToNew(*channel_, workers, node, timeouts_);
+  // hooks_.node runs on the session's thread: it reads only what is fixed or atomic.
+  session_ = std::thread([this, workers = std::move(workers)] {
+    HandOverOutcome outcome = handOverToNew(*channel_, workers, hooks_.node, timeouts_);
     mailbox_.post([this, outcome = std::move(outcome)] { onSessionEnd(outcome); });
   });
   return std::nullopt;

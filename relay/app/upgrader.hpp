@@ -33,6 +33,7 @@ class Upgrader {
  public:
   struct Hooks {
     std::function<std::vector<io::Worker*>()> workers;
+    // Called on the hand-over's own thread once the workers are frozen.
     std::function<NodeState()> node;
     // The metrics listener, released by the HTTP endpoint for the new process (-1: none).
     std::function<int()> release_metrics;

@@ -252,13 +252,10 @@ std::pair<HandOverChannel, FileDescriptor> HandOverChannel::pair() {
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) != 0) {
     throw SocketError(errnoText("socketpair", errno), errno);
   }
-  FileDescriptor ours(ends[0]);
-  FileDescriptor child(ends[1]);
-  // The child's end survives exec; ours must not leak into it.
-  if (::fcntl(child.get(), F_SETFD, 0) != 0) {
-    throw SocketError(errnoText("clearing FD_CLOEXEC", errno), errno);
-  }
-  return {HandOverChannel(std::move(ours)), std::move(child)};
+  // Both ends close on exec: the spawner copies the child's end onto the descriptor the
+  // child expects (dup2 clears close-on-exec on the copy alone), so no other copy of either
+  // end outlives exec and the new process holds nothing it does not know of.
+  return {HandOverChannel(FileDescriptor(ends[0])), FileDescriptor(ends[1])};
 }
 
 std::optional<std::string> HandOverChannel::send(std::uint16_t type, wire::Bytes payload,

@@ -30,8 +30,9 @@ class HandOverChannel {
  public:
   explicit HandOverChannel(FileDescriptor fd) noexcept : fd_(std::move(fd)) {}
 
-  // A connected pair: the first end for this process, the second (without FD_CLOEXEC) for a
-  // child to inherit. Throws SocketError if the kernel refuses (out of descriptors).
+  // A connected pair: the first end for this process, the second for a child, which the
+  // spawner copies onto the child's descriptor (both ends close on exec, so no stray copy
+  // outlives it). Throws SocketError if the kernel refuses (out of descriptors).
   static std::pair<HandOverChannel, FileDescriptor> pair();
 
   struct Message {

@@ -41,7 +41,7 @@ class Worker::Loop {
         server_(worker.setup_.options, worker.setup_.services,
                 core::ServerOutput(listeners_, relays_, peer_connections_, hand_over_, usage_),
                 *worker.counters_),
-        upgrade_(loop_, log_, server_, listeners_, relays_) {
+        upgrade_(loop_, log_, server_, listeners_, relays_, connections_) {
     server_.setUnixTime(static_cast<std::int64_t>(std::time(nullptr)));
     worker.counters_->last_tick_ns.set(steadyNanoseconds());
     io_batch_.attach(loop_.get());
@@ -89,7 +89,7 @@ class Worker::Loop {
     server_.setUnixTime(static_cast<std::int64_t>(std::time(nullptr)));
     if (!upgrade_.frozen()) server_.onTick(now);
     relays_.onTick(*worker_.counters_);
-    connections_.closeIdle(now);
+    if (!upgrade_.frozen()) connections_.closeIdle(now);
   }
 
   // Event-loop lag: the tick is due every kTickMs; how much later than that it ran is time the
@@ -189,14 +189,18 @@ void Worker::run(bool go) {
   go_.set_value(go);
 }
 
-void Worker::start(bool held) {
+void Worker::launch(bool held) {
   held_ = held;
   std::promise<void> started;
-  auto ready = started.get_future();
+  started_ = started.get_future();
   thread_ = std::thread([this, p = std::move(started)]() mutable { threadMain(std::move(p)); });
+}
+
+void Worker::awaitStart() {
   try {
-    ready.get();
+    started_.get();
   } catch (...) {
+    held_ = false;  // its thread has returned without a loop: nothing waits for run()
     join();
     throw;
   }
@@ -206,9 +210,10 @@ void Worker::threadMain(std::promise<void> started) noexcept {
   std::unique_ptr<Loop> loop;
   try {
     std::vector<RestoredAllocation> restored = std::move(sockets_.restored);
+    std::vector<RestoredConnection> connections = std::move(sockets_.connections);
     loop = std::make_unique<Loop>(*this, std::move(sockets_));
     // Before the loop first runs: a client's first packet after the upgrade finds its allocation.
-    loop->upgrade().restore(std::move(restored));
+    loop->upgrade().restore(std::move(restored), std::move(connections));
   } catch (...) {
     started.set_exception(std::current_exception());
     return;

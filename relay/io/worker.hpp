@@ -31,7 +31,14 @@ class Worker {
   // Starts the thread and waits until its loop is built; rethrows a set-up failure. With
   // `held` (the new process of an upgrade) the loop, its restored allocations included, waits
   // unread until run(): the old process still owns the sockets until it lets go.
-  void start(bool held = false);
+  void start(bool held = false) {
+    launch(held);
+    awaitStart();
+  }
+  // The same in two halves, so that several workers build their loops (and restore what an
+  // upgrade handed them) at once.
+  void launch(bool held);
+  void awaitStart();
   // A held worker starts reading (true) or gives up without reading anything (false).
   void run(bool go);
   // Asks the loop to end every allocation, close every handle and return; safe from any
@@ -78,6 +85,7 @@ class Worker {
   WorkerSetup setup_;
   std::unique_ptr<metrics::WorkerCounters> counters_;
   std::thread thread_;
+  std::future<void> started_;
   bool held_ = false;
   std::promise<bool> go_;  // a held worker's run(); set once
   std::mutex loop_mutex_;
