@@ -31,21 +31,23 @@ std::size_t replay(TurnHarness& h, const core::FiveTuple& tuple,
   for (std::size_t i = 0; i < count; ++i) {
     h.fromClient(tuple, test::bytesOf(request));
     answered += h.output.sent.size();
-    h.output.sent.clear();  // a million recorded answers would be the memory under test
+    h.output.sent.clear();  // so many recorded answers would be the memory under test
   }
   return answered;
 }
 
 }  // namespace
 
-TEST_CASE("a million replays of one signed Refresh leave the expiry queue as it was (issue 18)") {
+// 100,000 replays: before the indexed heap each one added a queue entry, so any count shows it;
+// the integration test drives 500,000 through a real tern for the heap.
+TEST_CASE("100,000 replays of one signed Refresh leave the expiry queue as it was (issue 18)") {
   TurnHarness h(requestLimit(0, 1));  // no request limit: every replay runs the handler
   TestClient c(h, kTuple);
   c.mustAllocate();
   const std::size_t start = h.server.scheduledExpiries();
   CHECK(start == 1);
   const std::vector<std::uint8_t> refresh = c.session.refresh(1200);
-  CHECK(replay(h, kTuple, refresh, 1'000'000) == 1'000'000);
+  CHECK(replay(h, kTuple, refresh, 100'000) == 100'000);
   CHECK(h.server.scheduledExpiries() == start);
   // The last Refresh's lifetime holds: 1200 s from now, not a moment longer.
   h.advance(1199s);
