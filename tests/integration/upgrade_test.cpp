@@ -204,7 +204,7 @@ TEST_CASE("SIGUSR2 upgrades under a live UDP call: nothing lost, the old process
   CHECK(successor.stop(SIGTERM) == 0);
 }
 
-TEST_CASE("A TCP call moves with its connection; a TLS call stays with the old process until it ends") {
+TEST_CASE("A TCP call moves with its connection, and a TLS call stays with the old process until it ends") {
   becomeSubreaper();
   Workspace w;
   const auto& certs = test::testCertificates();
@@ -295,7 +295,7 @@ TEST_CASE("An upgrade the new process cannot take leaves the old one serving: ba
   CHECK(server.process().stop(SIGTERM) == 0);
 }
 
-TEST_CASE("SIGUSR2 while an upgrade is under way is refused; the upgrade completes") {
+TEST_CASE("SIGUSR2 while an upgrade is under way is refused, and the upgrade completes") {
   becomeSubreaper();
   Workspace w;
   const std::string real = w.path + "/tern-real";

@@ -27,7 +27,7 @@ struct TempFile {
 }  // namespace
 
 TEST_CASE(
-    "a user file holds NAME:PASSWORD lines; comments, blank lines, CRLF and outer blanks are "
+    "a user file holds NAME:PASSWORD lines: comments, blank lines, CRLF and outer blanks are "
     "skipped") {
   const TempFile file(
       "# operators\r\nalice:first-secret\r\n\n   \n  bob:pa ss:with:colons  \n\t# carol:retired\n");

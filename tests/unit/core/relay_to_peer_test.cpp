@@ -72,7 +72,7 @@ TEST_CASE("relayToPeer sends from the allocation's relay socket and counts the p
 }
 
 TEST_CASE(
-    "relayToPeer: permission, then peer policy, then bandwidth, then the send; each drop counted "
+    "relayToPeer: permission, then peer policy, then bandwidth, then the send, each drop counted "
     "once") {
   Relay r;
   SUBCASE("no permission comes first, even for a denied peer and a failing send") {

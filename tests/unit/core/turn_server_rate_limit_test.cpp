@@ -52,7 +52,7 @@ Reply lastReply(const TurnHarness& h) { return Reply(h.output.sent.back().bytes)
 }  // namespace
 
 TEST_CASE(
-    "401s to one address share one bucket whatever the ports; the rest are dropped, counted, "
+    "401s to one address share one bucket whatever the ports, and the rest are dropped, counted, "
     "reported once") {
   TurnHarness h(limited(10, 20));
   // A reflection attack aims at an IP and varies the ports: the bucket is the IP's.
@@ -164,7 +164,7 @@ TEST_CASE("a reload's limits apply from the next request") {
 }
 
 TEST_CASE(
-    "over UDP a 401 carries what RFC 8489 §9.2.4 requires and nothing optional; over TCP it keeps "
+    "over UDP a 401 carries what RFC 8489 §9.2.4 requires and nothing optional, over TCP it keeps "
     "SOFTWARE and its reason") {
   TurnHarness h;
   REQUIRE(answeredOf(h, "203.0.113.5", 1, bare(Method::kAllocate, true)) == 1);

@@ -72,7 +72,7 @@ TEST_CASE("a connection taken over from another worker keeps its place whatever 
   CHECK(limits.total() == 0);
 }
 
-TEST_CASE("a reload's limits apply to the next connection; open ones stay") {
+TEST_CASE("a reload's limits apply to the next connection, and open ones stay") {
   ConnectionLimits limits(5, 0);
   const auto source = ip("203.0.113.5");
   for (int i = 0; i < 4; ++i) CHECK(limits.acquire(source).verdict == Verdict::kAccepted);
