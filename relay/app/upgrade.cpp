@@ -83,11 +83,10 @@ void sendOrThrow(io::HandOverChannel& channel, Message type, wire::Bytes payload
 }
 
 // Freezes every worker and collects their bundles; rethrows a worker's failure.
-std::vector<io::OutgoingBundle> freezeAll(const std::vector<io::Worker*>& workers, HandOverOutcome& outcome) {
+std::vector<io::OutgoingBundle> freezeAll(const std::vector<io::Worker*>& workers) {
   std::vector<std::future<io::OutgoingBundle>> pending;
   pending.reserve(workers.size());
   for (io::Worker* w : workers) pending.push_back(w->freezeForUpgrade());
-  outcome.frozen = true;
   std::vector<io::OutgoingBundle> bundles;
   for (auto& f : pending) bundles.push_back(f.get());
   return bundles;
@@ -144,7 +143,7 @@ HandOverOutcome handOverToNew(io::HandOverChannel& channel, const std::vector<io
       throw std::runtime_error("the new process speaks another hand-over version");
     }
     const auto deadline = Clock::now() + timeouts.take_over;
-    const std::vector<io::OutgoingBundle> bundles = freezeAll(workers, outcome);
+    const std::vector<io::OutgoingBundle> bundles = freezeAll(workers);
     sendOrThrow(channel, Message::kNode, encodeNode(node()), {}, deadline);
     for (const io::OutgoingBundle& bundle : bundles) {
       const io::EncodedBundle encoded = io::encodeBundle(bundle);

@@ -85,7 +85,6 @@ struct HandOverOutcome {
   std::string problem;  // why not
   std::size_t allocations = 0;
   std::size_t descriptors = 0;
-  bool frozen = false;  // workers were frozen (they must be thawed on failure)
 };
 // `node` is asked once the workers are frozen.
 HandOverOutcome handOverToNew(io::HandOverChannel& channel, const std::vector<io::Worker*>& workers,

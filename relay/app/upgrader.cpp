@@ -111,16 +111,11 @@ void Upgrader::spawn(io::FileDescriptor child_end) {
 
 void Upgrader::onSessionEnd(HandOverOutcome outcome) {
   if (session_.joinable()) session_.join();
+  // Thawing workers that never froze does nothing, so a failure either way rolls back.
   if (outcome.taken) {
     commit(outcome);
   } else {
-    problem_ = outcome.problem;
-    if (outcome.frozen) {
-      rollBack(outcome.problem);
-    } else {
-      // Nothing was frozen: the workers never stopped. Only the child has to go.
-      rollBack(outcome.problem);
-    }
+    rollBack(outcome.problem);
   }
 }
 
