@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <optional>
+#include <string>
 #include <string_view>
 #include <thread>
 
@@ -169,19 +171,49 @@ int probeMain(int argc, char** argv) {
   return tern::app::runProbe(options);
 }
 
-int drainMain(int argc, char** argv) {
-  CLI::App app{kDrainSummary, "tern drain"};
+// The relay an admin command talks to (`tern drain`, `tern upgrade`): its HTTP port and the
+// admin token, as options and then resolved.
+struct AdminTarget {
   std::string metrics = "127.0.0.1:9641";
-  bool wait = false;
-  double timeout_seconds = 3600;
   std::string token_file;
-  app.add_option("--metrics", metrics, "The relay's --metrics-listen address (it accepts drain from loopback only)")
+};
+struct AdminCall {
+  tern::wire::SocketAddress address;
+  std::string token;
+};
+
+void addAdminOptions(CLI::App& app, AdminTarget& target, const std::string& call) {
+  app.add_option("--metrics", target.metrics,
+                 "The relay's --metrics-listen address (it accepts " + call + " from loopback only)")
       ->type_name("ADDR:PORT")
       ->capture_default_str();
-  app.add_option("--admin-token-file", token_file,
-                 "The relay's --admin-token-file: its token authorises the drain")
+  app.add_option("--admin-token-file", target.token_file,
+                 "The relay's --admin-token-file: its token authorises the " + call)
       ->type_name("FILE")
       ->required();
+}
+
+// Nothing, with the reason printed, when the address or the token file is unusable.
+std::optional<AdminCall> resolveAdmin(const char* command, const AdminTarget& target) {
+  auto address = tern::wire::SocketAddress::parse(target.metrics);
+  if (!address) {
+    std::cerr << command << ": --metrics: '" << target.metrics << "' is not ADDR:PORT\n";
+    return std::nullopt;
+  }
+  try {
+    return AdminCall{*address, tern::config::readAdminTokenFile(target.token_file)};
+  } catch (const std::runtime_error& e) {
+    std::cerr << command << ": --admin-token-file: " << e.what() << "\n";
+    return std::nullopt;
+  }
+}
+
+int drainMain(int argc, char** argv) {
+  CLI::App app{kDrainSummary, "tern drain"};
+  AdminTarget target;
+  bool wait = false;
+  double timeout_seconds = 3600;
+  addAdminOptions(app, target, "drain");
   app.add_flag("--wait", wait, "Wait until the relay has exited (its HTTP port refuses connections)");
   app.add_option("--timeout", timeout_seconds, "Seconds --wait waits at most")
       ->type_name("SECONDS")
@@ -192,31 +224,21 @@ int drainMain(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  auto address = tern::wire::SocketAddress::parse(metrics);
-  if (!address) {
-    std::cerr << "tern drain: --metrics: '" << metrics << "' is not ADDR:PORT\n";
-    return 2;
-  }
-  std::string token;
-  try {
-    token = tern::config::readAdminTokenFile(token_file);
-  } catch (const std::runtime_error& e) {
-    std::cerr << "tern drain: --admin-token-file: " << e.what() << "\n";
-    return 2;
-  }
-  const auto answer = tern::app::httpRequest(*address, "POST", "/drain", std::chrono::seconds(5),
-                                             {{"Authorization", "Bearer " + token}});
+  const auto call = resolveAdmin("tern drain", target);
+  if (!call) return 2;
+  const auto answer = tern::app::httpRequest(call->address, "POST", "/drain", std::chrono::seconds(5),
+                                             {{"Authorization", "Bearer " + call->token}});
   if (!answer.ok() || answer.status != 202) {
     std::cerr << "tern drain: " << (answer.ok() ? "HTTP " + std::to_string(answer.status) + ": " + answer.body : answer.error)
               << "\n";
     return 1;
   }
-  std::cout << "draining " << metrics << "\n";
+  std::cout << "draining " << target.metrics << "\n";
   if (!wait) return 0;
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<long>(timeout_seconds * 1000));
   while (std::chrono::steady_clock::now() < give_up) {
     // Gone only when nothing listens any more; a slow answer from a busy relay is not that.
-    if (tern::app::httpRequest(*address, "GET", "/readyz", std::chrono::seconds(2)).refused) {
+    if (tern::app::httpRequest(call->address, "GET", "/readyz", std::chrono::seconds(2)).refused) {
       std::cout << "stopped\n";
       return 0;
     }
@@ -228,15 +250,9 @@ int drainMain(int argc, char** argv) {
 
 int upgradeMain(int argc, char** argv) {
   CLI::App app{kUpgradeSummary, "tern upgrade"};
-  std::string metrics = "127.0.0.1:9641";
+  AdminTarget target;
   double timeout_seconds = 120;
-  std::string token_file;
-  app.add_option("--metrics", metrics, "The relay's --metrics-listen address (it accepts upgrade from loopback only)")
-      ->type_name("ADDR:PORT")
-      ->capture_default_str();
-  app.add_option("--admin-token-file", token_file, "The relay's --admin-token-file: its token authorises the upgrade")
-      ->type_name("FILE")
-      ->required();
+  addAdminOptions(app, target, "upgrade");
   app.add_option("--timeout", timeout_seconds, "Seconds to wait for the upgrade's outcome")
       ->type_name("SECONDS")
       ->check(CLI::Range(1.0, 3600.0))
@@ -246,22 +262,12 @@ int upgradeMain(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  auto address = tern::wire::SocketAddress::parse(metrics);
-  if (!address) {
-    std::cerr << "tern upgrade: --metrics: '" << metrics << "' is not ADDR:PORT\n";
-    return 2;
-  }
-  std::string token;
-  try {
-    token = tern::config::readAdminTokenFile(token_file);
-  } catch (const std::runtime_error& e) {
-    std::cerr << "tern upgrade: --admin-token-file: " << e.what() << "\n";
-    return 2;
-  }
+  const auto call = resolveAdmin("tern upgrade", target);
+  if (!call) return 2;
   // The relay answers once the new process serves everything, or once it has given up.
-  const auto answer = tern::app::httpRequest(*address, "POST", "/upgrade",
+  const auto answer = tern::app::httpRequest(call->address, "POST", "/upgrade",
                                              std::chrono::milliseconds(static_cast<long>(timeout_seconds * 1000)),
-                                             {{"Authorization", "Bearer " + token}});
+                                             {{"Authorization", "Bearer " + call->token}});
   if (!answer.ok() || answer.status != 200) {
     std::cerr << "tern upgrade: "
               << (answer.ok() ? "HTTP " + std::to_string(answer.status) + ": " + answer.body : answer.error);

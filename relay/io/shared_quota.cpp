@@ -6,12 +6,20 @@
 namespace tern::io {
 
 core::AllocationQuota::Admission SharedQuota::acquire(std::string_view username) noexcept {
+  return admit(username, true);
+}
+
+core::AllocationQuota::Admission SharedQuota::forceAcquire(std::string_view username) noexcept {
+  return admit(username, false);
+}
+
+core::AllocationQuota::Admission SharedQuota::admit(std::string_view username, bool enforce) noexcept {
   std::lock_guard lock(mutex_);
-  if (max_total_ != 0 && total_ >= max_total_) return {Grant::kTotalQuotaReached, nullptr};
+  if (enforce && max_total_ != 0 && total_ >= max_total_) return {Grant::kTotalQuotaReached, nullptr};
   try {
     auto [it, added] = per_user_.try_emplace(std::string(username));
     User& user = it->second;
-    if (max_per_user_ != 0 && user.allocations >= max_per_user_) return {Grant::kUserQuotaReached, nullptr};
+    if (enforce && max_per_user_ != 0 && user.allocations >= max_per_user_) return {Grant::kUserQuotaReached, nullptr};
     if (added) {
       try {
         user.bandwidth = std::make_unique<core::UserBandwidth>();
@@ -25,28 +33,6 @@ core::AllocationQuota::Admission SharedQuota::acquire(std::string_view username)
     return {Grant::kGranted, user.bandwidth.get()};
   } catch (const std::bad_alloc&) {
     checks::outOfMemory("allocation quota entry");  // refused with 508 like a full node
-    return {Grant::kTotalQuotaReached, nullptr};
-  }
-}
-
-core::AllocationQuota::Admission SharedQuota::forceAcquire(std::string_view username) noexcept {
-  std::lock_guard lock(mutex_);
-  try {
-    auto [it, added] = per_user_.try_emplace(std::string(username));
-    User& user = it->second;
-    if (added) {
-      try {
-        user.bandwidth = std::make_unique<core::UserBandwidth>();
-      } catch (const std::bad_alloc&) {
-        per_user_.erase(it);
-        throw;
-      }
-    }
-    ++user.allocations;
-    ++total_;
-    return {Grant::kGranted, user.bandwidth.get()};
-  } catch (const std::bad_alloc&) {
-    checks::outOfMemory("allocation quota entry");
     return {Grant::kTotalQuotaReached, nullptr};
   }
 }

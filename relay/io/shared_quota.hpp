@@ -29,6 +29,8 @@ class SharedQuota final : public core::AllocationQuota {
   void setLimits(std::uint32_t max_total, std::uint32_t max_per_user) noexcept;
 
  private:
+  // acquire() (`enforce`: the limits apply) and forceAcquire() (an upgrade's restored call).
+  Admission admit(std::string_view username, bool enforce) noexcept;
   mutable std::mutex mutex_;
   std::uint32_t max_total_;
   std::uint32_t max_per_user_;
