@@ -295,20 +295,7 @@ void Worker::setDraining(bool draining) {
 }
 
 std::future<OutgoingBundle> Worker::freezeForUpgrade() {
-  auto promise = std::make_shared<std::promise<OutgoingBundle>>();
-  auto future = promise->get_future();
-  std::lock_guard lock(loop_mutex_);
-  Loop* loop = loop_;
-  const bool posted = loop != nullptr && loop->mailbox().post([loop, promise] {
-    try {
-      promise->set_value(loop->upgrade().freeze());
-    } catch (...) {
-      promise->set_exception(std::current_exception());
-    }
-  });
-  if (!posted)
-    promise->set_exception(std::make_exception_ptr(std::runtime_error("worker is not running")));
-  return future;
+  return ask<OutgoingBundle>([](Loop& loop) { return loop.upgrade().freeze(); });
 }
 
 void Worker::endUpgrade(bool handed_over) {
@@ -326,13 +313,18 @@ void Worker::endUpgrade(bool handed_over) {
 }
 
 std::future<WorkerInventory> Worker::inventory() {
-  auto promise = std::make_shared<std::promise<WorkerInventory>>();
+  return ask<WorkerInventory>([](Loop& loop) { return loop.inventory(); });
+}
+
+template <class T, class F>
+std::future<T> Worker::ask(F f) {
+  auto promise = std::make_shared<std::promise<T>>();
   auto future = promise->get_future();
   std::lock_guard lock(loop_mutex_);
   Loop* loop = loop_;
-  const bool posted = loop != nullptr && loop->mailbox().post([loop, promise] {
+  const bool posted = loop != nullptr && loop->mailbox().post([loop, promise, f] {
     try {
-      promise->set_value(loop->inventory());
+      promise->set_value(f(*loop));
     } catch (...) {
       promise->set_exception(std::current_exception());
     }

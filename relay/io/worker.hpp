@@ -78,6 +78,10 @@ class Worker {
  private:
   class Loop;  // everything that lives on the worker's thread
   void threadMain(std::promise<void> started) noexcept;
+  // What `f(Loop&)` returns, computed on the worker's thread; the future holds an exception
+  // if the worker is not running.
+  template <class T, class F>
+  std::future<T> ask(F f);
 
   unsigned index_;
   config::Settings settings_;
