@@ -27,16 +27,19 @@ const RelayEndpoint* Allocation::relayOf(wire::AddressFamily family) const noexc
 
 void Allocation::addRelay(const RelayEndpoint& endpoint) noexcept {
   if (relay_count_ < relays_.size()) relays_[relay_count_++] = endpoint;
+  changed();
 }
 
 void Allocation::removeRelay(wire::AddressFamily family) noexcept {
   if (relay_count_ < 2) return;
   if (relays_[0].relayed.ip.family() == family) relays_[0] = relays_[1];
   relay_count_ = 1;
+  changed();
 }
 
 Allocation::RequestVerdict Allocation::admitRequest(const RequestRateLimit& limit,
                                                     TimePoint now) noexcept {
+  changed();  // the request budget moves either way
   if (requests_.hasTokens(limit, now)) {
     requests_.take(limit, 1, now);
     requests_limited_ = false;
@@ -55,6 +58,7 @@ bool Allocation::hasPermission(const IpAddress& peer, TimePoint now) const noexc
 
 bool Allocation::installPermission(const IpAddress& peer, TimePoint now, TimePoint expires,
                                    std::size_t max_permissions) noexcept {
+  changed();
   for (auto& p : permissions_) {
     if (p.peer == peer) {
       p.expires = expires;
@@ -99,6 +103,7 @@ const ChannelBinding* Allocation::channelByPeer(const SocketAddress& peer, TimeP
 
 bool Allocation::bindChannel(std::uint16_t number, const SocketAddress& peer, TimePoint now,
                              TimePoint expires, std::size_t max_channels, bool own_peer) noexcept {
+  changed();
   for (auto& c : channels_) {
     if (c.number == number) {
       c.peer = peer;
@@ -124,6 +129,7 @@ bool Allocation::bindChannel(std::uint16_t number, const SocketAddress& peer, Ti
 }
 
 PeerRecheck Allocation::recheckPeers(const PeerPolicy& policy, TimePoint now) noexcept {
+  changed();
   PeerRecheck removed;
   for (auto& p : permissions_) {
     if (p.expires > now && policy.checkPeerIp(p.peer) != PeerVerdict::kAllowed) {
@@ -152,6 +158,7 @@ std::size_t Allocation::activeChannels(TimePoint now) const noexcept {
 
 void Allocation::removeConnection(ConnectionId id) noexcept {
   std::erase(connections_, id);
+  changed();
 }
 
 }  // namespace tern::core

@@ -50,6 +50,7 @@ struct AllocationUsage {
   std::uint64_t bytes_to_peer = 0;
   std::uint64_t packets_to_client = 0;
   std::uint64_t bytes_to_client = 0;
+  bool operator==(const AllocationUsage&) const = default;
 };
 
 // One relayed transport address of an allocation and the socket behind it.
@@ -73,7 +74,10 @@ class Allocation {
   const FiveTuple& tuple() const noexcept { return tuple_; }
   // RFC 8016: mobility moves the allocation to a new 5-tuple. Only AllocationTable::rekey
   // and a hand-over between workers (before the new owner's table takes it) call this.
-  void setTuple(const FiveTuple& tuple) noexcept { tuple_ = tuple; }
+  void setTuple(const FiveTuple& tuple) noexcept {
+    tuple_ = tuple;
+    changed();
+  }
   // The first relayed address: the only one, or the IPv4 one of a dual allocation.
   RelayId relay() const noexcept { return relays_[0].id; }
   // The relayed transport address as advertised to the client (after --external-ip).
@@ -91,12 +95,18 @@ class Allocation {
   void removeRelay(wire::AddressFamily family) noexcept;
   // A hand-over to another worker renumbers the relay sockets there (same sockets, same
   // addresses).
-  void setRelayId(std::size_t index, RelayId id) noexcept { relays_[index].id = id; }
+  void setRelayId(std::size_t index, RelayId id) noexcept {
+    relays_[index].id = id;
+    changed();
+  }
   const std::string& username() const noexcept { return username_; }
   const std::vector<std::uint8_t>& key() const noexcept { return key_; }
   // The integrity attribute the client signs with, for responses sent later (RFC 6062 Connect).
   wire::AttributeType integrity() const noexcept { return integrity_; }
-  void setIntegrity(wire::AttributeType integrity) noexcept { integrity_ = integrity; }
+  void setIntegrity(wire::AttributeType integrity) noexcept {
+    integrity_ = integrity;
+    changed();
+  }
   // RFC 7635: an allocation made with an ACCESS-TOKEN keeps the token's expiry, its kid (the
   // USERNAME requests without a token must carry) and its mac_key as key(); a Refresh with a
   // newer token, perhaps sealed under another kid, moves all three on. username() stays the
@@ -107,6 +117,7 @@ class Allocation {
     token_expiry_ = expiry;
     key_ = std::move(key);
     token_kid_ = kid;
+    changed();
   }
   TimePoint created() const noexcept { return created_; }
   // --max-bps: this allocation's bucket for each direction of relayed data (indexed by
@@ -125,7 +136,10 @@ class Allocation {
   AllocationUsage& usage() noexcept { return usage_; }
   const AllocationUsage& usage() const noexcept { return usage_; }
   TimePoint expires() const noexcept { return expires_; }
-  void setExpiry(TimePoint t) noexcept { expires_ = t; }
+  void setExpiry(TimePoint t) noexcept {
+    expires_ = t;
+    changed();
+  }
   bool expired(TimePoint now) const noexcept { return now >= expires_; }
   // Where the allocation sits in its table's expiry heap; only AllocationTable sets it.
   static constexpr std::size_t kNotQueued = static_cast<std::size_t>(-1);
@@ -134,7 +148,10 @@ class Allocation {
 
   // RFC 8656 §7.2: a retransmitted Allocate is answered with success again, not 437.
   const wire::TransactionId& allocateTransaction() const noexcept { return allocate_transaction_; }
-  void setAllocateTransaction(const wire::TransactionId& t) noexcept { allocate_transaction_ = t; }
+  void setAllocateTransaction(const wire::TransactionId& t) noexcept {
+    allocate_transaction_ = t;
+    changed();
+  }
   // What that success carried besides the addresses and the lifetime, for the retransmission:
   // the RESERVATION-TOKEN of the port reserved with it, and the ADDRESS-ERROR-CODE (440 or
   // 508; 0 for none) that refused the IPv6 half ADDITIONAL-ADDRESS-FAMILY asked for.
@@ -145,27 +162,40 @@ class Allocation {
   void setAllocateExtras(std::optional<std::uint64_t> token, std::uint16_t additional_family_error) noexcept {
     reservation_token_ = token;
     additional_family_error_ = additional_family_error;
+    changed();
   }
 
   // RFC 8016: the handle the client's current MOBILITY-TICKET names; 0 when the client did
   // not ask for mobility. A new ticket gets a new handle, so older tickets stop working.
   std::uint64_t mobilityHandle() const noexcept { return mobility_handle_; }
-  void setMobilityHandle(std::uint64_t handle) noexcept { mobility_handle_ = handle; }
+  void setMobilityHandle(std::uint64_t handle) noexcept {
+    mobility_handle_ = handle;
+    changed();
+  }
 
   // RFC 6062: the relayed address is a TCP listener, and data flows over TCP connections
   // (listed here by CONNECTION-ID) instead of Send/Data and channels.
   bool tcp() const noexcept { return tcp_; }
-  void setTcp() noexcept { tcp_ = true; }
+  void setTcp() noexcept {
+    tcp_ = true;
+    changed();
+  }
   const std::vector<ConnectionId>& connections() const noexcept { return connections_; }
   // Room for one more connection first (may throw std::bad_alloc), so that adding it once the
   // connection has started cannot fail.
   void reserveConnection() {
     if (connections_.size() == connections_.capacity()) connections_.reserve(std::max<std::size_t>(4, 2 * connections_.size()));
   }
-  void addConnection(ConnectionId id) { connections_.push_back(id); }
+  void addConnection(ConnectionId id) {
+    connections_.push_back(id);
+    changed();
+  }
   void removeConnection(ConnectionId id) noexcept;
   // An upgrade hand-over restores an allocation without its RFC 6062 peer connections.
-  void clearConnections() noexcept { connections_.clear(); }
+  void clearConnections() noexcept {
+    connections_.clear();
+    changed();
+  }
 
   // RFC 8656 §9: permissions are per IP address; expired ones do not count.
   bool hasPermission(const IpAddress& peer, TimePoint now) const noexcept;
@@ -185,7 +215,14 @@ class Allocation {
   PeerRecheck recheckPeers(const PeerPolicy& policy, TimePoint now) noexcept;
   std::size_t activeChannels(TimePoint now) const noexcept;
 
+  // Issue 20's pre-copy: counts every change to the state a snapshot carries, except what
+  // the packet path changes (usage() and the bandwidth buckets, compared by value instead).
+  // An upgrade sends an allocation early and again at the end only if this moved meanwhile.
+  std::uint32_t changes() const noexcept { return changes_; }
+
  private:
+  void changed() noexcept { ++changes_; }
+
   FiveTuple tuple_;
   std::array<RelayEndpoint, 2> relays_;
   std::size_t relay_count_ = 1;
@@ -210,6 +247,7 @@ class Allocation {
   std::vector<ConnectionId> connections_;
   std::vector<Permission> permissions_;
   std::vector<ChannelBinding> channels_;
+  std::uint32_t changes_ = 0;
 };
 
 // RFC 8016 across workers: an allocation on its way from the worker that owned it to the

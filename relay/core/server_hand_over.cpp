@@ -90,4 +90,43 @@ bool TurnServer::restoreAllocation(const AllocationSnapshot& snapshot,
   return true;
 }
 
+Allocation* TurnServer::restoredFrom(std::uint8_t worker, RelayId relay) noexcept {
+  const auto it = context_.renamed_relays.find(ServerContext::renameKey(worker, relay));
+  return it == context_.renamed_relays.end() ? nullptr : allocations_.findByRelay(it->second);
+}
+
+bool TurnServer::updateRestored(const AllocationSnapshot& snapshot, TimePoint now) noexcept {
+  if (snapshot.relays.empty()) return false;
+  Allocation* current = restoredFrom(snapshot.worker, snapshot.relays.front().id);
+  if (current == nullptr || current->relays().size() != snapshot.relays.size()) return false;
+  std::unique_ptr<Allocation> fresh;
+  try {
+    fresh = Allocation::restore(snapshot, now);
+  } catch (const std::bad_alloc&) {
+    checks::outOfMemory("updated allocation");
+  }
+  if (!fresh) return false;
+  const FiveTuple moved_to = fresh->tuple();
+  if (moved_to != current->tuple() && allocations_.find(moved_to) != nullptr) return false;
+  fresh->clearConnections();  // as in restoreAllocation
+  for (std::size_t i = 0; i < current->relays().size(); ++i) fresh->setRelayId(i, current->relays()[i].id);
+  fresh->setUserBandwidth(current->userBandwidth());
+  // In place, so the table's entries (5-tuple, relay ids, expiry slot) stay this object's.
+  const FiveTuple tuple = current->tuple();
+  const std::size_t slot = current->expirySlot();
+  *current = std::move(*fresh);
+  current->setTuple(tuple);
+  current->setExpirySlot(slot);
+  if (moved_to != tuple) (void)allocations_.rekey(*current, moved_to);  // checked free above
+  allocations_.scheduleExpiry(*current);
+  return true;
+}
+
+bool TurnServer::dropRestored(std::uint8_t worker, RelayId relay, TimePoint now) noexcept {
+  const Allocation* a = restoredFrom(worker, relay);
+  if (a == nullptr) return false;
+  forgetOne(*a, now);
+  return true;
+}
+
 }  // namespace tern::core

@@ -134,6 +134,22 @@ class TurnServer {
   // none only when out of memory) and its adopted relays are closed.
   bool restoreAllocation(const AllocationSnapshot& snapshot, std::span<const RelayId> relays,
                          TimePoint now) noexcept;
+  // Issue 20's pre-copy (docs/upgrade.md): the old process sends each allocation early while
+  // it serves on, then, frozen, what changed meanwhile. In the old process: the allocation
+  // whose first relay is `relay`, and its snapshot as snapshotAllocations makes it.
+  const Allocation* allocationByRelay(RelayId relay) noexcept { return allocations_.findByRelay(relay); }
+  AllocationSnapshot snapshot(const Allocation& allocation, TimePoint now) const {
+    return snapshotOf(allocation, now);
+  }
+  // In the new process, before it reads anything: the allocation restored from the old
+  // worker's relay `snapshot.relays[0].id` takes the newer state of `snapshot` (same relays,
+  // same user; the 5-tuple may have moved with RFC 8016). False if no such allocation was
+  // restored, its relays differ, or the new 5-tuple is taken; it then keeps the older state.
+  bool updateRestored(const AllocationSnapshot& snapshot, TimePoint now) noexcept;
+  // In the new process: the allocation restored from old worker `worker`'s relay `relay`
+  // ended in the old process before it froze (which wrote its usage record): it goes as
+  // forgetHandedOver lets one go, without a record. False if there is none.
+  bool dropRestored(std::uint8_t worker, RelayId relay, TimePoint now) noexcept;
 
   std::size_t allocationCount() const noexcept { return allocations_.size(); }
   std::size_t connectionCount() const noexcept { return connections_.size(); }
@@ -149,6 +165,8 @@ class TurnServer {
   AllocationSnapshot snapshotOf(const Allocation& allocation, TimePoint now) const;
   // forgetHandedOver's step for one allocation.
   void forgetOne(const Allocation& allocation, TimePoint now) noexcept;
+  // The allocation restored here from old worker `worker`'s relay `relay`; null if none.
+  Allocation* restoredFrom(std::uint8_t worker, RelayId relay) noexcept;
   void onStun(const FiveTuple& tuple, wire::Bytes packet, TimePoint now) noexcept;
   void onRequest(const FiveTuple& tuple, const wire::MessageView& request, TimePoint now) noexcept;
   void onTurnRequest(const FiveTuple& tuple, const wire::MessageView& request, TimePoint now,
