@@ -93,7 +93,10 @@ class Server {
     // All at once: an upgrade's workers restore their allocations in parallel.
     for (auto& worker : workers_) worker->launch(from_old_.has_value());
     for (auto& worker : workers_) worker->awaitStart();
-    if (from_old_) confirmTakeOver();
+    if (from_old_) {
+      takeOverRest();
+      confirmTakeOver();
+    }
     logStart(listeners);
     watchSignals();
     announceReady(listeners.plain.front().address);
@@ -122,10 +125,7 @@ class Server {
     (void)buildReloadable(settings_, nodeIdentity());
     UpgradeFromOld::Received received = from_old_->receive(UpgradeTimeouts{});
     nonce_key_ = received.node.nonce_key;
-    carried_ = std::make_unique<metrics::WorkerCounters>();
-    if (!metrics::restoreCounterValues(*carried_, received.node.counters)) {
-      io::log::warn("upgrade: the old process counts other series; counters start from zero");
-    }
+    carried_ = std::make_unique<metrics::WorkerCounters>();  // filled at the freeze (takeOverRest)
     if (settings_.workers > received.node.workers) {
       // A new member of a listener's SO_REUSEPORT group would move clients' 5-tuples to
       // sockets whose worker does not hold their allocation.
@@ -138,6 +138,24 @@ class Server {
     listeners = describeReceived(sockets);
     io::log::info("taking over", {{"from_pid", received.node.old_pid}, {"old_workers", received.node.workers}});
     return sockets;
+  }
+
+  // The pre-copy is restored in the held workers: the old process freezes and sends what
+  // changed since, which each worker applies on its thread before it reads anything.
+  void takeOverRest() {
+    std::vector<std::future<void>> applied;
+    try {
+      UpgradeFromOld::Received rest = from_old_->receiveRest(UpgradeTimeouts{});
+      if (!metrics::restoreCounterValues(*carried_, rest.node.counters)) {
+        io::log::warn("upgrade: the old process counts other series; counters start from zero");
+      }
+      std::vector<io::WorkerSockets> parts = regroup(std::move(rest.bundles), static_cast<unsigned>(workers_.size()));
+      for (std::size_t i = 0; i < workers_.size(); ++i) applied.push_back(workers_[i]->applyRest(std::move(parts[i])));
+      for (auto& a : applied) a.get();
+    } catch (...) {
+      for (auto& worker : workers_) worker->run(false);
+      throw;
+    }
   }
 
   // The new process's workers are built, allocations restored, nothing read yet: the old

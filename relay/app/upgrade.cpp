@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <future>
 #include <stdexcept>
@@ -13,8 +14,9 @@ namespace tern::app {
 
 namespace {
 
-enum class Message : std::uint16_t { kHello = 1, kNode, kBundle, kEnd, kTaken, kCommit };
-constexpr std::uint32_t kProtocolVersion = 1;
+enum class Message : std::uint16_t { kHello = 1, kNode, kBundle, kEnd, kTaken, kCommit, kPrecopied };
+// 2: the pre-copy (PRECOPIED, a second NODE and BUNDLE round).
+constexpr std::uint32_t kProtocolVersion = 2;
 
 using Clock = std::chrono::steady_clock;
 
@@ -83,13 +85,54 @@ void sendOrThrow(io::HandOverChannel& channel, Message type, wire::Bytes payload
 }
 
 // Freezes every worker and collects their bundles; rethrows a worker's failure.
-std::vector<io::OutgoingBundle> freezeAll(const std::vector<io::Worker*>& workers) {
+std::vector<io::OutgoingBundle> freezeAll(const std::vector<io::Worker*>& workers,
+                                          const std::shared_future<bool>& decision) {
   std::vector<std::future<io::OutgoingBundle>> pending;
   pending.reserve(workers.size());
-  for (io::Worker* w : workers) pending.push_back(w->freezeForUpgrade());
+  for (io::Worker* w : workers) pending.push_back(w->freezeForUpgrade(decision));
   std::vector<io::OutgoingBundle> bundles;
   for (auto& f : pending) bundles.push_back(f.get());
   return bundles;
+}
+
+void sendBundle(io::HandOverChannel& channel, const io::OutgoingBundle& bundle, HandOverOutcome& outcome,
+                Clock::time_point deadline) {
+  const io::EncodedBundle encoded = io::encodeBundle(bundle);
+  outcome.allocations += bundle.allocations.size();
+  outcome.allocations -= std::min(outcome.allocations, bundle.removed.size());
+  outcome.descriptors += encoded.fds.size();
+  sendOrThrow(channel, Message::kBundle, encoded.payload, encoded.fds, deadline);
+}
+
+// The pre-copy: NODE, every worker's listeners, then its UDP allocations while it serves on,
+// a slice at a time (the workers in parallel), each slice a BUNDLE of its own sent at once:
+// its duplicated descriptors close with it, so the process never holds two of each. END.
+void sendPrecopy(io::HandOverChannel& channel, const NodeState& node, const std::vector<io::Worker*>& workers,
+                 HandOverOutcome& outcome, Clock::time_point deadline) {
+  sendOrThrow(channel, Message::kNode, encodeNode(node), {}, deadline);
+  for (io::Worker* w : workers) sendBundle(channel, w->precopyBegin().get(), outcome, deadline);
+  std::vector<io::Worker*> busy = workers;
+  while (!busy.empty()) {
+    std::vector<std::future<std::optional<io::OutgoingBundle>>> slices;
+    for (io::Worker* w : busy) slices.push_back(w->precopySlice());
+    std::vector<io::Worker*> still;
+    for (std::size_t i = 0; i < busy.size(); ++i) {
+      std::optional<io::OutgoingBundle> slice = slices[i].get();
+      if (!slice) continue;
+      sendBundle(channel, *slice, outcome, deadline);
+      still.push_back(busy[i]);
+    }
+    busy = std::move(still);
+  }
+  sendOrThrow(channel, Message::kEnd, {}, {}, deadline);
+}
+
+// NODE, then a BUNDLE per worker, then END.
+void sendRound(io::HandOverChannel& channel, const NodeState& node, const std::vector<io::OutgoingBundle>& bundles,
+               HandOverOutcome& outcome, Clock::time_point deadline) {
+  sendOrThrow(channel, Message::kNode, encodeNode(node), {}, deadline);
+  for (const io::OutgoingBundle& bundle : bundles) sendBundle(channel, bundle, outcome, deadline);
+  sendOrThrow(channel, Message::kEnd, {}, {}, deadline);
 }
 
 }  // namespace
@@ -109,11 +152,20 @@ UpgradeFromOld::Received UpgradeFromOld::receive(const UpgradeTimeouts& timeouts
   putU32(hello, kProtocolVersion);
   putU32(hello, static_cast<std::uint32_t>(::getpid()));
   sendOrThrow(channel_, Message::kHello, hello, {}, deadline);
-  const auto take_over_deadline = Clock::now() + timeouts.take_over;
+  return receiveRound(Clock::now() + timeouts.take_over);
+}
+
+UpgradeFromOld::Received UpgradeFromOld::receiveRest(const UpgradeTimeouts& timeouts) {
+  const auto deadline = Clock::now() + timeouts.take_over;
+  sendOrThrow(channel_, Message::kPrecopied, {}, {}, deadline);
+  return receiveRound(deadline);
+}
+
+UpgradeFromOld::Received UpgradeFromOld::receiveRound(Clock::time_point deadline) {
   Received received;
-  received.node = decodeNode(expect(channel_, Message::kNode, take_over_deadline).payload);
+  received.node = decodeNode(expect(channel_, Message::kNode, deadline).payload);
   for (;;) {
-    auto message = channel_.receive(take_over_deadline);
+    auto message = channel_.receive(deadline);
     if (!message) throw std::runtime_error("hand-over: " + message.error());
     if (message->type == code(Message::kEnd)) break;
     if (message->type != code(Message::kBundle)) throw std::runtime_error("hand-over: unexpected message");
@@ -121,7 +173,13 @@ UpgradeFromOld::Received UpgradeFromOld::receive(const UpgradeTimeouts& timeouts
     if (!bundle) throw std::runtime_error("hand-over: " + bundle.error());
     received.bundles.push_back(std::move(*bundle));
   }
-  if (received.bundles.size() != received.node.workers) throw std::runtime_error("hand-over: bundles missing");
+  // A worker may send several (the pre-copy's slices); each must send one at least.
+  std::vector<bool> heard(received.node.workers, false);
+  for (const io::IncomingBundle& b : received.bundles) {
+    if (b.worker >= heard.size()) throw std::runtime_error("hand-over: a bundle of an unknown worker");
+    heard[b.worker] = true;
+  }
+  if (std::find(heard.begin(), heard.end(), false) != heard.end()) throw std::runtime_error("hand-over: bundles missing");
   return received;
 }
 
@@ -134,7 +192,8 @@ io::FileDescriptor UpgradeFromOld::confirm(const UpgradeTimeouts& timeouts) {
 }
 
 HandOverOutcome handOverToNew(io::HandOverChannel& channel, const std::vector<io::Worker*>& workers,
-                              const std::function<NodeState()>& node, const UpgradeTimeouts& timeouts) {
+                              const std::function<NodeState()>& node, const UpgradeTimeouts& timeouts,
+                              const std::shared_future<bool>& decision) {
   HandOverOutcome outcome;
   try {
     auto hello = channel.receive(Clock::now() + timeouts.start);
@@ -143,15 +202,12 @@ HandOverOutcome handOverToNew(io::HandOverChannel& channel, const std::vector<io
       throw std::runtime_error("the new process speaks another hand-over version");
     }
     const auto deadline = Clock::now() + timeouts.take_over;
-    const std::vector<io::OutgoingBundle> bundles = freezeAll(workers);
-    sendOrThrow(channel, Message::kNode, encodeNode(node()), {}, deadline);
-    for (const io::OutgoingBundle& bundle : bundles) {
-      const io::EncodedBundle encoded = io::encodeBundle(bundle);
-      outcome.allocations += bundle.allocations.size();
-      outcome.descriptors += encoded.fds.size();
-      sendOrThrow(channel, Message::kBundle, encoded.payload, encoded.fds, deadline);
-    }
-    sendOrThrow(channel, Message::kEnd, {}, {}, deadline);
+    sendPrecopy(channel, node(), workers, outcome, deadline);
+    (void)expect(channel, Message::kPrecopied, deadline);
+    outcome.frozen_at = Clock::now();
+    const std::vector<io::OutgoingBundle> rest = freezeAll(workers, decision);
+    outcome.frozen = true;
+    sendRound(channel, node(), rest, outcome, deadline);
     (void)expect(channel, Message::kTaken, deadline);
     outcome.taken = true;
   } catch (const std::exception& e) {
@@ -179,6 +235,8 @@ std::vector<io::WorkerSockets> regroup(std::vector<io::IncomingBundle> bundles, 
     append(to.dtls, b.sockets.dtls);
     append(to.restored, b.sockets.restored);
     append(to.connections, b.sockets.connections);
+    append(to.updated, b.sockets.updated);
+    append(to.removed, b.sockets.removed);
   }
   return sockets;
 }

@@ -3,20 +3,29 @@
 // every listening socket, every UDP allocation with its relay sockets and the node's keys.
 // This file is the conversation between the two; server.cpp decides when it happens.
 //
-//   new -> old  HELLO   configuration loaded: the new process can serve
-//   (the old process freezes its workers)
-//   old -> new  NODE    nonce key, worker count, counters so far
-//   old -> new  BUNDLE  one per old worker (upgrade_bundle.hpp), descriptors attached
+//   new -> old  HELLO      configuration loaded: the new process can serve
+//   old -> new  NODE       nonce key, worker count
+//   old -> new  BUNDLE     several per old worker (upgrade_bundle.hpp), descriptors attached:
+//                          its listeners, then its UDP allocations a slice at a time, sent while
+//                          it serves on (the pre-copy)
 //   old -> new  END
-//   new -> old  TAKEN   its workers hold everything, allocations restored, nothing read yet
-//   old -> new  COMMIT  the old process let go; the metrics listener attached. Only now
-//                       does the new process read its sockets.
+//   new -> old  PRECOPIED  all of it restored in held workers, nothing read
+//   (the old process freezes its workers)
+//   old -> new  NODE       counters so far
+//   old -> new  BUNDLE     one per old worker: allocations new since the pre-copy, newer state
+//                          of those that changed, those that ended, the TCP client connections
+//   old -> new  END
+//   new -> old  TAKEN      its workers hold everything, nothing read yet
+//   old -> new  COMMIT     the old process let go; the metrics listener attached. Only now
+//                          does the new process read its sockets.
 //
-// The old process stops reading what moves before it lists it, so what arrives meanwhile
-// waits in the kernel's socket buffers: nothing is lost. Until TAKEN it can take everything
-// back; after it, it serves only what could not move and exits once that has ended. No
-// socket ever has two readers: the new process reads nothing without COMMIT, and the old
-// one reads again only once the new one is gone.
+// The old process stops reading only for the second round, whose size is what changed in
+// the meantime, not the node's: the calls' gap is that round, not the whole hand-over. What
+// arrives meanwhile waits in the kernel's socket buffers: nothing is lost. Until TAKEN it can
+// take everything back; after it, it serves only what could not move and exits once that has
+// ended. No socket ever has two readers: the new process reads nothing without COMMIT, and
+// the old workers stay parked from the freeze until they have closed what moved (or, if the
+// upgrade failed, until the new process is gone).
 #pragma once
 
 #include <sys/types.h>
@@ -25,6 +34,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <optional>
 #include <string>
 #include <vector>
@@ -70,25 +80,32 @@ class UpgradeFromOld {
     std::vector<io::IncomingBundle> bundles;
   };
   Received receive(const UpgradeTimeouts& timeouts);
+  // PRECOPIED, then what the old process listed once frozen.
+  Received receiveRest(const UpgradeTimeouts& timeouts);
   // TAKEN, then the old process's COMMIT with its metrics listener (empty if it had none).
   io::FileDescriptor confirm(const UpgradeTimeouts& timeouts);
 
  private:
   explicit UpgradeFromOld(io::HandOverChannel channel) : channel_(std::move(channel)) {}
+  Received receiveRound(std::chrono::steady_clock::time_point deadline);
   io::HandOverChannel channel_;
 };
 
-// The old process's side, run on a thread of its own (it blocks). `workers` stay frozen
-// from the first bundle until the caller ends the upgrade with Worker::endUpgrade.
+// The old process's side, run on a thread of its own (it blocks). From the freeze on the
+// `workers` stay parked until `decision` is set (Worker::freezeForUpgrade): true once COMMIT
+// is sent, false once the new process is gone.
 struct HandOverOutcome {
   bool taken = false;   // TAKEN arrived: the new process serves everything that moved
+  bool frozen = false;  // the workers froze (else Worker::endUpgrade drops the pre-copy)
   std::string problem;  // why not
   std::size_t allocations = 0;
   std::size_t descriptors = 0;
+  std::chrono::steady_clock::time_point frozen_at{};
 };
-// `node` is asked once the workers are frozen.
+// `node` is asked before the pre-copy and again once the workers are frozen.
 HandOverOutcome handOverToNew(io::HandOverChannel& channel, const std::vector<io::Worker*>& workers,
-                              const std::function<NodeState()>& node, const UpgradeTimeouts& timeouts);
+                              const std::function<NodeState()>& node, const UpgradeTimeouts& timeouts,
+                              const std::shared_future<bool>& decision);
 // After TAKEN and the workers' commit: COMMIT, with the metrics listener (-1 for none).
 std::optional<std::string> sendCommit(io::HandOverChannel& channel, int metrics_fd);
 

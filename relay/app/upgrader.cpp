@@ -40,8 +40,10 @@ Upgrader::~Upgrader() {
 }
 
 void Upgrader::close() noexcept {
-  // An upgrade under way gives up at once (its thread is waiting on the channel).
+  // An upgrade under way gives up at once (its thread is waiting on the channel), and frozen
+  // workers serve on until they stop: the new process never heard COMMIT.
   if (channel_) (void)::shutdown(channel_->fd(), SHUT_RDWR);
+  decide(false);
   mailbox_.close();
   child_.reset();
 }
@@ -63,9 +65,11 @@ std::optional<std::string> Upgrader::start(std::string_view source, Done done) {
   io::log::info("upgrade started", {{"source", source_}, {"executable", command_line_.executable}, {"pid", child_pid_}});
   std::vector<io::Worker*> workers = hooks_.workers();
   if (session_.joinable()) session_.join();
+  decision_ = std::promise<bool>();
+  decided_ = false;
   // hooks_.node runs on the session's thread: it reads only what is fixed or atomic.
-  session_ = std::thread([this, workers = std::move(workers)] {
-    HandOverOutcome outcome = handOverToNew(*channel_, workers, hooks_.node, timeouts_);
+  session_ = std::thread([this, workers = std::move(workers), decision = decision_.get_future().share()] {
+    HandOverOutcome outcome = handOverToNew(*channel_, workers, hooks_.node, timeouts_, decision);
     mailbox_.post([this, outcome = std::move(outcome)] { onSessionEnd(outcome); });
   });
   return std::nullopt;
@@ -120,7 +124,6 @@ void Upgrader::onSessionEnd(HandOverOutcome outcome) {
 }
 
 void Upgrader::commit(const HandOverOutcome& outcome) {
-  for (io::Worker* w : hooks_.workers()) w->endUpgrade(true);
   // Before COMMIT: systemd must know the new process as the unit's main process before
   // that process, released by COMMIT, reports READY=1.
   hooks_.handed_over(child_pid_);
@@ -129,13 +132,19 @@ void Upgrader::commit(const HandOverOutcome& outcome) {
     // The new process serves the sockets already; without the metrics listener it logs so.
     io::log::error("upgrade: the metrics listener could not be handed over", {{"error", *problem}});
   }
+  // The workers close what moved before they read again, so the new process, reading since
+  // COMMIT, is the only reader.
+  decide(true);
+  const std::int64_t frozen_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now() - outcome.frozen_at).count();
   if (metrics_fd >= 0) ::close(metrics_fd);
   channel_.reset();
   state_ = State::kHandedOver;
   io::log::info("upgraded", {{"pid", child_pid_},
                              {"allocations", outcome.allocations},
                              {"descriptors", outcome.descriptors},
-                             {"milliseconds", millisecondsSince(started_)}});
+                             {"milliseconds", millisecondsSince(started_)},
+                             {"frozen_milliseconds", frozen_ms}});
   std::string summary = "upgraded: pid ";
   summary += std::to_string(child_pid_);
   summary += " serves ";
@@ -158,10 +167,16 @@ void Upgrader::rollBack(const std::string& problem) {
 }
 
 void Upgrader::finishRollBack() {
-  for (io::Worker* w : hooks_.workers()) w->endUpgrade(false);
+  decide(false);
+  for (io::Worker* w : hooks_.workers()) w->endUpgrade();
   state_ = State::kIdle;
   io::log::error("upgrade failed; this process serves on", {{"source", source_}, {"error", problem_}});
   if (done_) std::exchange(done_, nullptr)(false, "upgrade failed: " + problem_);
+}
+
+void Upgrader::decide(bool handed_over) noexcept {
+  if (std::exchange(decided_, true)) return;
+  decision_.set_value(handed_over);
 }
 
 void Upgrader::onChildExit(std::int64_t status, int signal) {

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -64,6 +65,8 @@ class Upgrader {
   void commit(const HandOverOutcome& outcome);
   void rollBack(const std::string& problem);
   void finishRollBack();
+  // Unparks the frozen workers (Worker::freezeForUpgrade): commit (true) or thaw; once.
+  void decide(bool handed_over) noexcept;
 
   io::EventLoop& loop_;
   io::Mailbox mailbox_;
@@ -80,6 +83,8 @@ class Upgrader {
   pid_t child_pid_ = 0;
   bool child_running_ = false;
   std::thread session_;
+  std::promise<bool> decision_;
+  bool decided_ = true;
 };
 
 }  // namespace tern::app

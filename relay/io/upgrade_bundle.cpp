@@ -8,7 +8,7 @@ namespace tern::io {
 
 namespace {
 
-constexpr std::uint8_t kBundleVersion = 1;
+constexpr std::uint8_t kBundleVersion = 2;  // 2: a pre-copy's updates and removals
 constexpr std::size_t kMaxListeners = 4096;
 
 void putU32(std::vector<std::uint8_t>& out, std::uint32_t v) {
@@ -107,6 +107,27 @@ std::optional<std::string> decodeConnections(wire::Bytes& in, FdQueue& fds, std:
   return std::nullopt;
 }
 
+std::optional<std::string> decodeUpdates(wire::Bytes& in, std::uint8_t worker, WorkerSockets& sockets) {
+  std::uint32_t count = 0;
+  if (!takeU32(in, count)) return "bad update count";
+  if (count > in.size()) return "update count over the payload's size";
+  sockets.updated.reserve(count);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    auto snapshot = core::decodeSnapshot(in);
+    if (!snapshot) return "update " + std::to_string(i) + ": " + snapshot.error();
+    sockets.updated.push_back(std::move(*snapshot));
+  }
+  if (!takeU32(in, count)) return "bad removal count";
+  if (count > in.size() / 4) return "removal count over the payload's size";
+  sockets.removed.reserve(count);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    std::uint32_t relay = 0;
+    (void)takeU32(in, relay);  // the size was checked above
+    sockets.removed.push_back({worker, relay});
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 EncodedBundle encodeBundle(const OutgoingBundle& bundle) {
@@ -128,6 +149,10 @@ EncodedBundle encodeBundle(const OutgoingBundle& bundle) {
     core::encodeConnection(bundle.connections[i], e.payload);
     e.fds.push_back(bundle.connection_fds[i]);
   }
+  putU32(e.payload, static_cast<std::uint32_t>(bundle.updated.size()));
+  for (const core::AllocationSnapshot& a : bundle.updated) core::encodeSnapshot(a, e.payload);
+  putU32(e.payload, static_cast<std::uint32_t>(bundle.removed.size()));
+  for (core::RelayId relay : bundle.removed) putU32(e.payload, relay);
   return e;
 }
 
@@ -144,6 +169,8 @@ Expected<IncomingBundle, std::string> decodeBundle(wire::Bytes in, std::vector<F
   if (auto problem = decodeListeners(in, queue, bundle.sockets)) return Unexpected(*problem);
   if (auto problem = decodeAllocations(in, queue, bundle.sockets.restored)) return Unexpected(*problem);
   if (auto problem = decodeConnections(in, queue, bundle.sockets.connections)) return Unexpected(*problem);
+  if (worker > 0xFF) return Unexpected(std::string("bad worker index"));
+  if (auto problem = decodeUpdates(in, static_cast<std::uint8_t>(worker), bundle.sockets)) return Unexpected(*problem);
   if (!in.empty()) return Unexpected(std::string("bytes after the bundle"));
   if (!queue.allTaken()) return Unexpected(std::string("descriptors left over"));
   return bundle;

@@ -28,6 +28,14 @@ struct OutgoingBundle {
   std::vector<std::vector<int>> relay_fds;  // per allocation, in relay order
   std::vector<core::ConnectionSnapshot> connections;  // plain TCP clients
   std::vector<int> connection_fds;
+  // The end of a pre-copy (docs/upgrade.md): allocations sent before whose state changed
+  // since (no descriptors: the new process has their sockets), and the first relay ids of
+  // those that ended since.
+  std::vector<core::AllocationSnapshot> updated;
+  std::vector<core::RelayId> removed;
+  // Duplicates of the descriptors above, made while the worker serves on (it may close its
+  // own meanwhile); they close with the bundle.
+  std::vector<FileDescriptor> owned;
 };
 
 // In the new process: the listeners, allocations (sockets.restored) and TCP client

@@ -186,14 +186,29 @@ Worker::~Worker() {
 void Worker::run(bool go) {
   if (!held_) return;
   held_ = false;
+  if (!std::exchange(rest_set_, true)) rest_.set_value(std::nullopt);
   go_.set_value(go);
+}
+
+std::future<void> Worker::applyRest(WorkerSockets rest) {
+  if (!held_ || std::exchange(rest_set_, true)) {
+    std::promise<void> none;
+    none.set_exception(std::make_exception_ptr(std::runtime_error("worker is not held")));
+    return none.get_future();
+  }
+  rest_.set_value(std::move(rest));
+  return std::move(rest_applied_);
 }
 
 void Worker::launch(bool held) {
   held_ = held;
+  std::promise<void> applied;
+  rest_applied_ = applied.get_future();
   std::promise<void> started;
   started_ = started.get_future();
-  thread_ = std::thread([this, p = std::move(started)]() mutable { threadMain(std::move(p)); });
+  thread_ = std::thread([this, p = std::move(started), a = std::move(applied)]() mutable {
+    threadMain(std::move(p), std::move(a));
+  });
 }
 
 void Worker::awaitStart() {
@@ -206,14 +221,13 @@ void Worker::awaitStart() {
   }
 }
 
-void Worker::threadMain(std::promise<void> started) noexcept {
+void Worker::threadMain(std::promise<void> started, std::promise<void> rest_applied) noexcept {
   std::unique_ptr<Loop> loop;
   try {
     std::vector<RestoredAllocation> restored = std::move(sockets_.restored);
-    std::vector<RestoredConnection> connections = std::move(sockets_.connections);
     loop = std::make_unique<Loop>(*this, std::move(sockets_));
     // Before the loop first runs: a client's first packet after the upgrade finds its allocation.
-    loop->upgrade().restore(std::move(restored), std::move(connections));
+    loop->upgrade().restoreEarly(std::move(restored));
   } catch (...) {
     started.set_exception(std::current_exception());
     return;
@@ -223,10 +237,13 @@ void Worker::threadMain(std::promise<void> started) noexcept {
     loop_ = loop.get();
   }
   std::future<bool> go = go_.get_future();
+  std::future<std::optional<WorkerSockets>> rest = rest_.get_future();
   const bool held = held_;
   started.set_value();
-  if (held && !go.get()) {
-    loop->stop();  // a held worker given up: close what it holds, read nothing
+  if (held) {
+    if (std::optional<WorkerSockets> r = rest.get()) loop->upgrade().applyRest(std::move(*r));
+    rest_applied.set_value();
+    if (!go.get()) loop->stop();  // a held worker given up: close what it holds, read nothing
   }
   try {
     loop->run();
@@ -294,21 +311,53 @@ void Worker::setDraining(bool draining) {
   }
 }
 
-std::future<OutgoingBundle> Worker::freezeForUpgrade() {
-  return ask<OutgoingBundle>([](Loop& loop) { return loop.upgrade().freeze(); });
+std::future<OutgoingBundle> Worker::precopyBegin() {
+  return ask<OutgoingBundle>([](Loop& loop) { return loop.upgrade().precopyBegin(); });
 }
 
-void Worker::endUpgrade(bool handed_over) {
+std::future<std::optional<OutgoingBundle>> Worker::precopySlice() {
+  // A slice is a pause of this worker's calls: a few hundred allocations take well under a
+  // millisecond to list.
+  constexpr std::size_t kSlice = 256;
+  return ask<std::optional<OutgoingBundle>>([](Loop& loop) { return loop.upgrade().precopySlice(kSlice); });
+}
+
+std::future<OutgoingBundle> Worker::freezeForUpgrade(std::shared_future<bool> decision) {
+  auto promise = std::make_shared<std::promise<OutgoingBundle>>();
+  auto future = promise->get_future();
+  std::lock_guard lock(loop_mutex_);
+  Loop* loop = loop_;
+  const bool posted = loop != nullptr && loop->mailbox().post([loop, promise, decision] {
+    try {
+      promise->set_value(loop->upgrade().freeze());
+    } catch (...) {
+      promise->set_exception(std::current_exception());
+      loop->upgrade().thaw();
+      return;
+    }
+    // Parked: nothing is read from here on, so the new process may take over the sockets.
+    bool handed_over = false;
+    try {
+      handed_over = decision.get();
+    } catch (const std::future_error&) {
+      // The upgrade ended without a word: the new process never heard COMMIT.
+    }
+    if (handed_over) {
+      loop->upgrade().commit();  // closes what moved before this loop reads again
+    } else {
+      loop->upgrade().thaw();
+    }
+  });
+  if (!posted)
+    promise->set_exception(std::make_exception_ptr(std::runtime_error("worker is not running")));
+  return future;
+}
+
+void Worker::endUpgrade() {
   std::lock_guard lock(loop_mutex_);
   if (loop_ != nullptr) {
     Loop* loop = loop_;
-    loop->mailbox().post([loop, handed_over] {
-      if (handed_over) {
-        loop->upgrade().commit();
-      } else {
-        loop->upgrade().thaw();
-      }
-    });
+    loop->mailbox().post([loop] { loop->upgrade().thaw(); });
   }
 }
 

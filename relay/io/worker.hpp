@@ -41,6 +41,9 @@ class Worker {
   void awaitStart();
   // A held worker starts reading (true) or gives up without reading anything (false).
   void run(bool go);
+  // Before run(): a held worker applies, on its thread, what the old process listed when it
+  // froze (WorkerUpgrade::applyRest). Ready once applied.
+  std::future<void> applyRest(WorkerSockets rest);
   // Asks the loop to end every allocation, close every handle and return; safe from any
   // thread, idempotent.
   void stop() noexcept;
@@ -65,19 +68,25 @@ class Worker {
   // safe; the future holds an exception if the worker is not running.
   std::future<WorkerInventory> inventory();
 
-  // An upgrade (docs/upgrade.md, worker_upgrade.hpp), both thread-safe. Stops reading what
-  // moves to the new process and lists it; the descriptors stay open and valid until
-  // endUpgrade: true once the new process serves them (this worker forgets them), false if
-  // it failed (this worker serves on).
-  std::future<OutgoingBundle> freezeForUpgrade();
-  void endUpgrade(bool handed_over);
+  // An upgrade (docs/upgrade.md, worker_upgrade.hpp), all thread-safe. The pre-copy, while
+  // the worker serves on: its listeners, then its UDP allocations a slice at a time (each
+  // slice a short stop of the loop; nothing once all are sent).
+  std::future<OutgoingBundle> precopyBegin();
+  std::future<std::optional<OutgoingBundle>> precopySlice();
+  // Freezes and lists what moves that is new or changed since the pre-copy, then parks the
+  // worker's thread (it reads and expires nothing) until `decision` is known: true once the
+  // new process was told to serve (this worker forgets what moved, before it reads again),
+  // false or a broken promise if the upgrade failed (it serves on).
+  std::future<OutgoingBundle> freezeForUpgrade(std::shared_future<bool> decision);
+  // Drops a pre-copy that never reached the freeze.
+  void endUpgrade();
 
   unsigned index() const noexcept { return index_; }
   const metrics::WorkerCounters& counters() const noexcept { return *counters_; }
 
  private:
   class Loop;  // everything that lives on the worker's thread
-  void threadMain(std::promise<void> started) noexcept;
+  void threadMain(std::promise<void> started, std::promise<void> rest_applied) noexcept;
   // What `f(Loop&)` returns, computed on the worker's thread; the future holds an exception
   // if the worker is not running.
   template <class T, class F>
@@ -92,6 +101,9 @@ class Worker {
   std::future<void> started_;
   bool held_ = false;
   std::promise<bool> go_;  // a held worker's run(); set once
+  std::promise<std::optional<WorkerSockets>> rest_;  // set once, by applyRest or run
+  bool rest_set_ = false;
+  std::future<void> rest_applied_;
   std::mutex loop_mutex_;
   Loop* loop_ = nullptr;  // guarded by loop_mutex_; set while the loop runs
   bool clean_close_ = false;

@@ -48,6 +48,13 @@ struct RestoredConnection {
   FileDescriptor fd;
 };
 
+// An upgrade's pre-copy: an allocation sent early that ended in the old process before it
+// froze, named by the old worker and its first relay there.
+struct RemovedAllocation {
+  std::uint8_t worker = 0;
+  core::RelayId relay = 0;
+};
+
 struct WorkerSockets {
   std::vector<FileDescriptor> udp;
   std::vector<FileDescriptor> tcp;
@@ -57,6 +64,10 @@ struct WorkerSockets {
   // worker reads any socket.
   std::vector<RestoredAllocation> restored;
   std::vector<RestoredConnection> connections;
+  // The end of a pre-copied upgrade: newer state of allocations restored earlier (same
+  // sockets), and those that ended meanwhile.
+  std::vector<core::AllocationSnapshot> updated;
+  std::vector<RemovedAllocation> removed;
 };
 
 // What a worker needs beyond its sockets: the core's settings and shared services, and where

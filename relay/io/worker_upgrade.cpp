@@ -1,9 +1,28 @@
 // A worker's side of an upgrade; see worker_upgrade.hpp.
 #include "relay/io/worker_upgrade.hpp"
 
+#include <fcntl.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
 #include "relay/io/log.hpp"
 
 namespace tern::io {
+
+namespace {
+
+// A second descriptor for the same socket, owned by the bundle: the worker may close its own
+// while the pre-copy is on its way.
+int duplicateInto(std::vector<FileDescriptor>& owned, int fd) {
+  const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (copy < 0) throw std::runtime_error(std::string("dup of a socket to hand over: ") + std::strerror(errno));
+  owned.emplace_back(copy);
+  return copy;
+}
+
+}  // namespace
 
 bool WorkerUpgrade::moves(const core::Allocation& a) const noexcept {
   switch (a.tuple().transport) {
@@ -13,44 +32,105 @@ bool WorkerUpgrade::moves(const core::Allocation& a) const noexcept {
   }
 }
 
+WorkerUpgrade::Sent WorkerUpgrade::sentOf(const core::Allocation& a) noexcept {
+  Sent sent{a.changes(), a.usage(), {core::kLostRelay, core::kLostRelay}, a.created()};
+  for (std::size_t i = 0; i < a.relays().size() && i < sent.relays.size(); ++i) sent.relays[i] = a.relays()[i].id;
+  return sent;
+}
+
+void WorkerUpgrade::addWhole(OutgoingBundle& bundle, const core::Allocation& a, bool dup) {
+  bundle.allocations.push_back(server_.snapshot(a, loop_.now()));
+  std::vector<int>& fds = bundle.relay_fds.emplace_back();
+  for (const core::RelayEndpoint& r : a.relays()) {
+    fds.push_back(dup ? duplicateInto(bundle.owned, relays_.fd(r.id)) : relays_.fd(r.id));
+  }
+}
+
+OutgoingBundle WorkerUpgrade::precopyBegin() {
+  OutgoingBundle bundle;
+  bundle.worker = log_.worker();
+  precopy_queue_.clear();
+  precopied_.clear();
+  listeners_.forEach([&](ClientListeners::Kind kind, const wire::SocketAddress&, int fd) {
+    bundle.listeners.push_back({kind, duplicateInto(bundle.owned, fd)});
+  });
+  // Only UDP allocations go early: a TCP one moves with its connection, at the freeze.
+  server_.forEachAllocation([&](const core::Allocation& a) {
+    if (a.tuple().transport == core::Transport::kUdp) precopy_queue_.push_back(a.relay());
+  });
+  precopied_.reserve(precopy_queue_.size());
+  return bundle;
+}
+
+std::optional<OutgoingBundle> WorkerUpgrade::precopySlice(std::size_t limit) {
+  if (precopy_queue_.empty()) return std::nullopt;
+  OutgoingBundle bundle;
+  bundle.worker = log_.worker();
+  const std::size_t count = std::min(limit, precopy_queue_.size());
+  for (std::size_t i = precopy_queue_.size() - count; i < precopy_queue_.size(); ++i) {
+    const core::Allocation* a = server_.allocationByRelay(precopy_queue_[i]);
+    // Ended since the list was made (the freeze will not list it either), or moved by RFC
+    // 8016 to another worker, which lists it as new.
+    if (a == nullptr || a->relay() != precopy_queue_[i] || a->tuple().transport != core::Transport::kUdp) continue;
+    addWhole(bundle, *a, true);
+    precopied_.emplace(a->relay(), sentOf(*a));
+  }
+  precopy_queue_.resize(precopy_queue_.size() - count);
+  return bundle;
+}
+
 OutgoingBundle WorkerUpgrade::freeze() {
   OutgoingBundle bundle;
   bundle.worker = log_.worker();
   frozen_ = true;
   listeners_.pauseDatagrams();
-  listeners_.forEach([&](ClientListeners::Kind kind, const wire::SocketAddress&, int fd) {
-    bundle.listeners.push_back({kind, fd});
-  });
   connections_.freezeForUpgrade(bundle.connections, bundle.connection_fds);
   for (const auto& c : bundle.connections) {
     frozen_connections_.push_back(c.tuple);
     moving_connections_.insert(c.tuple);
   }
-  bundle.allocations = server_.snapshotAllocations(loop_.now(), [this](const core::Allocation& a) { return moves(a); });
-  bundle.relay_fds.reserve(bundle.allocations.size());
-  for (const core::AllocationSnapshot& a : bundle.allocations) {
-    std::vector<int>& fds = bundle.relay_fds.emplace_back();
-    for (const core::RelayEndpoint& r : a.relays) {
-      relays_.pause(r.id);
-      paused_.push_back(r.id);
-      fds.push_back(relays_.fd(r.id));
+  // What the pre-copy sent and that is still here unchanged needs nothing more: its state
+  // in the new process is already this one (times are kept relative to each clock).
+  std::unordered_set<core::RelayId> seen;
+  seen.reserve(precopied_.size());
+  server_.forEachAllocation([&](const core::Allocation& a) {
+    if (!moves(a)) return;
+    const auto sent = precopied_.find(a.relay());
+    if (sent == precopied_.end()) {
+      addWhole(bundle, a, false);  // new since the pre-copy, or a TCP client's
+      return;
     }
+    seen.insert(a.relay());
+    const Sent now = sentOf(a);
+    if (now.relays != sent->second.relays || now.created != sent->second.created) {
+      // Another allocation under a reused relay id, or a dual one that lost its other half:
+      // sent whole, after the removal of what the pre-copy sent under that id.
+      bundle.removed.push_back(a.relay());
+      addWhole(bundle, a, false);
+    } else if (now.changes != sent->second.changes || !(now.usage == sent->second.usage)) {
+      bundle.updated.push_back(server_.snapshot(a, loop_.now()));
+    }
+  });
+  for (const auto& [relay, sent] : precopied_) {
+    if (!seen.contains(relay)) bundle.removed.push_back(relay);
   }
   return bundle;
 }
 
 void WorkerUpgrade::thaw() noexcept {
+  precopy_queue_.clear();
+  precopied_.clear();
   if (!frozen_) return;
   frozen_ = false;
   listeners_.resumeDatagrams();
-  for (core::RelayId id : paused_) relays_.resume(id);
   connections_.thawAfterUpgrade(frozen_connections_);
-  paused_.clear();
   frozen_connections_.clear();
   moving_connections_.clear();
 }
 
 void WorkerUpgrade::commit() noexcept {
+  precopy_queue_.clear();
+  precopied_.clear();
   if (!frozen_) return;
   const auto now = loop_.now();
   const std::size_t moved = server_.forgetHandedOver([this](const core::Allocation& a) { return moves(a); }, now);
@@ -74,14 +154,12 @@ void WorkerUpgrade::commit() noexcept {
                             {"tcp_connections", frozen_connections_.size()},
                             {"dtls_ended", dtls.size()}});
   frozen_ = false;
-  paused_.clear();
   frozen_connections_.clear();
   moving_connections_.clear();
 }
 
-void WorkerUpgrade::restore(std::vector<RestoredAllocation> restored,
-                            std::vector<RestoredConnection> connections) noexcept {
-  if (restored.empty() && connections.empty()) return;
+std::size_t WorkerUpgrade::restore(std::vector<RestoredAllocation> restored,
+                                   std::vector<RestoredConnection> connections) noexcept {
   loop_.updateTime();
   const auto now = loop_.now();
   std::size_t lost = 0;
@@ -93,10 +171,37 @@ void WorkerUpgrade::restore(std::vector<RestoredAllocation> restored,
   }
   // After the allocations: a connection's unread bytes may complete a request about one.
   for (RestoredConnection& c : connections) connections_.restore(std::move(c.snapshot), std::move(c.fd));
+  return lost;
+}
+
+void WorkerUpgrade::restoreEarly(std::vector<RestoredAllocation> restored) noexcept {
+  if (restored.empty()) return;
+  const std::size_t count = restored.size();
+  const std::size_t lost = restore(std::move(restored), {});
+  log::info("pre-copy restored", {{"worker", log_.worker()}, {"allocations", count - lost}, {"lost", lost}});
+}
+
+void WorkerUpgrade::applyRest(WorkerSockets rest) noexcept {
+  loop_.updateTime();
+  const auto now = loop_.now();
+  std::size_t missing = 0;
+  // Removals first: an allocation sent again whole is removed under the same name before.
+  for (const RemovedAllocation& r : rest.removed) {
+    if (!server_.dropRestored(r.worker, r.relay, now)) ++missing;
+  }
+  for (const core::AllocationSnapshot& s : rest.updated) {
+    if (!server_.updateRestored(s, now)) ++missing;
+  }
+  const std::size_t added = rest.restored.size();
+  const std::size_t connections = rest.connections.size();
+  const std::size_t lost = restore(std::move(rest.restored), std::move(rest.connections)) + missing;
   log::info("taken over", {{"worker", log_.worker()},
-                           {"allocations", restored.size() - lost},
+                           {"allocations", server_.allocationCount()},
+                           {"new", added},
+                           {"updated", rest.updated.size()},
+                           {"removed", rest.removed.size()},
                            {"lost", lost},
-                           {"tcp_connections", connections.size()}});
+                           {"tcp_connections", connections}});
 }
 
 }  // namespace tern::io

@@ -1,11 +1,17 @@
-// A worker's side of an upgrade (docs/upgrade.md). In the old process: freeze (stop reading
-// what moves and stop expiring it, then list it with its descriptors), and afterwards either
-// thaw (the new process failed: serve on as if nothing happened) or commit (the new process
-// serves it now: forget it without a usage record, close this process's copies of the
-// sockets). In the new process: restore the allocations and connections before any socket
-// is read.
+// A worker's side of an upgrade (docs/upgrade.md). In the old process: a pre-copy while the
+// worker serves on (its listeners and, a slice at a time, its UDP allocations with duplicates
+// of their relay sockets), then freeze (stop reading, and list what is new, changed or gone
+// since the pre-copy, and the TCP client connections), and afterwards either thaw (the new
+// process failed: serve on as if nothing happened) or commit (the new process serves it now:
+// forget it without a usage record, close this process's copies of the sockets). The worker
+// calls freeze, commit and thaw with its thread parked (Worker::freezeForUpgrade), so nothing
+// is read between them. In the new process: restore the pre-copy, then apply the rest, before
+// any socket is read.
 #pragma once
 
+#include <array>
+#include <optional>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -26,10 +32,17 @@ class WorkerUpgrade {
                 RelaySockets& relays, ClientConnections& connections) noexcept
       : loop_(loop), log_(log), server_(server), listeners_(listeners), relays_(relays), connections_(connections) {}
 
+  // The pre-copy: the listeners (duplicated), and the UDP allocations to send in slices.
+  OutgoingBundle precopyBegin();
+  // The next slice of at most `limit` allocations with duplicates of their relay sockets;
+  // nothing once all are sent. May throw std::bad_alloc (the upgrade is abandoned).
+  std::optional<OutgoingBundle> precopySlice(std::size_t limit);
   OutgoingBundle freeze();
   void thaw() noexcept;
   void commit() noexcept;
-  void restore(std::vector<RestoredAllocation> restored, std::vector<RestoredConnection> connections) noexcept;
+  // The new process: the pre-copy, then (applyRest) what the old process listed when it froze.
+  void restoreEarly(std::vector<RestoredAllocation> restored) noexcept;
+  void applyRest(WorkerSockets rest) noexcept;
   // While frozen the core's tick and the idle timeout wait: nothing that moves may end in
   // two processes.
   bool frozen() const noexcept { return frozen_; }
@@ -40,6 +53,18 @@ class WorkerUpgrade {
   // connections stay in the old process until they end (no TLS session can leave its
   // process), and so does every DTLS session.
   bool moves(const core::Allocation& a) const noexcept;
+  // What the pre-copy sent of an allocation, to tell at the freeze whether it changed.
+  struct Sent {
+    std::uint32_t changes = 0;
+    core::AllocationUsage usage;
+    std::array<core::RelayId, 2> relays{core::kLostRelay, core::kLostRelay};
+    core::TimePoint created{};  // relay ids are reused: this tells a newer allocation apart
+  };
+  static Sent sentOf(const core::Allocation& a) noexcept;
+  // Installs allocations and connections; how many allocations were lost.
+  std::size_t restore(std::vector<RestoredAllocation> restored, std::vector<RestoredConnection> connections) noexcept;
+  // Adds `a` to `bundle` whole: its snapshot and its relay sockets (duplicated if `dup`).
+  void addWhole(OutgoingBundle& bundle, const core::Allocation& a, bool dup);
 
   EventLoop& loop_;
   WorkerLog& log_;
@@ -48,7 +73,8 @@ class WorkerUpgrade {
   RelaySockets& relays_;
   ClientConnections& connections_;
   bool frozen_ = false;
-  std::vector<core::RelayId> paused_;
+  std::vector<core::RelayId> precopy_queue_;  // first relay ids not yet sent
+  std::unordered_map<core::RelayId, Sent> precopied_;  // by first relay id
   std::vector<core::FiveTuple> frozen_connections_;
   std::unordered_set<core::FiveTuple, core::FiveTupleHash> moving_connections_;
 };
