@@ -95,19 +95,19 @@ Allocation* TurnServer::restoredFrom(std::uint8_t worker, RelayId relay) noexcep
   return it == context_.renamed_relays.end() ? nullptr : allocations_.findByRelay(it->second);
 }
 
-bool TurnServer::updateRestored(const AllocationSnapshot& snapshot, TimePoint now) noexcept {
-  if (snapshot.relays.empty()) return false;
+const Allocation* TurnServer::updateRestored(const AllocationSnapshot& snapshot, TimePoint now) noexcept {
+  if (snapshot.relays.empty()) return nullptr;
   Allocation* current = restoredFrom(snapshot.worker, snapshot.relays.front().id);
-  if (current == nullptr || current->relays().size() != snapshot.relays.size()) return false;
+  if (current == nullptr || current->relays().size() != snapshot.relays.size()) return nullptr;
   std::unique_ptr<Allocation> fresh;
   try {
     fresh = Allocation::restore(snapshot, now);
   } catch (const std::bad_alloc&) {
     checks::outOfMemory("updated allocation");
   }
-  if (!fresh) return false;
+  if (!fresh) return nullptr;
   const FiveTuple moved_to = fresh->tuple();
-  if (moved_to != current->tuple() && allocations_.find(moved_to) != nullptr) return false;
+  if (moved_to != current->tuple() && allocations_.find(moved_to) != nullptr) return nullptr;
   fresh->clearConnections();  // as in restoreAllocation
   for (std::size_t i = 0; i < current->relays().size(); ++i) fresh->setRelayId(i, current->relays()[i].id);
   fresh->setUserBandwidth(current->userBandwidth());
@@ -119,7 +119,7 @@ bool TurnServer::updateRestored(const AllocationSnapshot& snapshot, TimePoint no
   current->setExpirySlot(slot);
   if (moved_to != tuple) (void)allocations_.rekey(*current, moved_to);  // checked free above
   allocations_.scheduleExpiry(*current);
-  return true;
+  return current;
 }
 
 bool TurnServer::dropRestored(std::uint8_t worker, RelayId relay, TimePoint now) noexcept {

@@ -124,6 +124,8 @@ class TurnServer {
       if (complete || batch.empty()) return forgotten;
     }
   }
+  // forgetHandedOver for one allocation (the caller walks them itself).
+  void forgetHandedOverOne(const Allocation& allocation, TimePoint now) noexcept { forgetOne(allocation, now); }
   // In the new process, before the worker reads any socket: installs the allocation of
   // `snapshot` whose relay sockets the I/O layer adopted here as `relays` (relays[i] is the
   // new id of snapshot.relays[i]). The quota counts it even past a lowered limit, its user's
@@ -143,9 +145,9 @@ class TurnServer {
   }
   // In the new process, before it reads anything: the allocation restored from the old
   // worker's relay `snapshot.relays[0].id` takes the newer state of `snapshot` (same relays,
-  // same user; the 5-tuple may have moved with RFC 8016). False if no such allocation was
+  // same user; the 5-tuple may have moved with RFC 8016). Null if no such allocation was
   // restored, its relays differ, or the new 5-tuple is taken; it then keeps the older state.
-  bool updateRestored(const AllocationSnapshot& snapshot, TimePoint now) noexcept;
+  const Allocation* updateRestored(const AllocationSnapshot& snapshot, TimePoint now) noexcept;
   // In the new process: the allocation restored from old worker `worker`'s relay `relay`
   // ended in the old process before it froze (which wrote its usage record): it goes as
   // forgetHandedOver lets one go, without a record. False if there is none.

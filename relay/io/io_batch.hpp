@@ -56,6 +56,9 @@ class IoBatch {
   void detach() noexcept;
 
   bool active() const noexcept { return depth_ > 0; }
+  // Sends what this round queued so far, in the middle of it: an upgrade's freeze, after which
+  // the sockets this output would leave by may close before the round ends.
+  void sendQueued() noexcept { flush(); }
   // UDP segmentation offload for trains (on by default; --udp-segmentation).
   void setSegmentation(bool on) noexcept { segmentation_ = on; }
  private:

@@ -60,7 +60,8 @@ RelaySockets::RelaySockets(EventLoop& loop, IoBatch& batch, const WorkerSetup& s
       log_(log),
       peer_datagrams_(peer_datagrams),
       peer_connections_(peer_connections),
-      ports_(rangeOf(setup), setup.relay_port_first, setup.relay_port_last) {}
+      ports_(rangeOf(setup), setup.relay_port_first, setup.relay_port_last),
+      poll_deferred_(loop, [this] { pollDeferred(); }) {}
 
 std::optional<core::OpenedRelay> RelaySockets::openRelay(const core::RelayRequest& request,
                                                          core::RelayError& error) noexcept {
@@ -210,9 +211,17 @@ core::RelayId RelaySockets::adopt(FileDescriptor fd) noexcept {
   }
 }
 
-core::RelayId RelaySockets::adoptRestored(FileDescriptor fd) noexcept {
+core::RelayId RelaySockets::adoptRestored(FileDescriptor fd, bool poll_now) noexcept {
   const core::RelayId id = adopt(std::move(fd));
   if (id == core::kLostRelay) return id;
+  if (!poll_now) {
+    try {
+      deferred_.push_back(id);
+      pause(id);  // before the loop ever ran: epoll never heard of it
+    } catch (const std::bad_alloc&) {
+      // Read at once instead.
+    }
+  }
   const std::uint16_t port = relays_[id].localAddress().port;
   if (!ports_.adopt(port)) {
     TERN_BUG_IF(true, "an upgrade handed over a relay port this process already holds");
@@ -233,6 +242,19 @@ void RelaySockets::onTick(metrics::WorkerCounters& counters) noexcept {
 
 void RelaySockets::closeAll() noexcept {
   for (std::size_t id = 0; id < relays_.size(); ++id) closeRelay(static_cast<core::RelayId>(id));
+  deferred_.clear();
+  poll_deferred_.close();
+}
+
+void RelaySockets::pollDeferred() noexcept {
+  // Each slice is that many epoll_ctl calls in the next iteration, between which the busy
+  // sockets are read.
+  constexpr std::size_t kSlice = 256;
+  const std::size_t count = std::min(kSlice, deferred_.size());
+  // A deferred id may have closed and been reused since: resuming a reading socket is a no-op.
+  for (std::size_t i = deferred_.size() - count; i < deferred_.size(); ++i) resume(deferred_[i]);
+  deferred_.resize(deferred_.size() - count);
+  if (!deferred_.empty()) (void)poll_deferred_.start(0);
 }
 
 core::RelayId RelaySockets::reserveId() {

@@ -95,8 +95,19 @@ class RelaySockets final : public core::RelayOutput {
   void resume(core::RelayId id) noexcept {
     if (isUdp(id)) relays_[id].udp->resume();
   }
+  // In the old process after the commit: socket `id` is the new process's to read; it closes
+  // here later (UdpListener::disown).
+  void disown(core::RelayId id) noexcept {
+    if (isUdp(id)) relays_[id].udp->disown();
+  }
   int fd(core::RelayId id) const noexcept { return id < relays_.size() && relays_[id].open() ? relays_[id].fd() : -1; }
-  core::RelayId adoptRestored(FileDescriptor fd) noexcept;
+  // `poll_now` false (an upgrade's idle allocations): the socket is read only once
+  // pollDeferred() reaches it, so the first loop iteration after the hand-over registers only
+  // the busy sockets with epoll (a few microseconds each; 5,000 at once were a 20-40 ms gap
+  // for every call). Until then its datagrams wait in its buffer.
+  core::RelayId adoptRestored(FileDescriptor fd, bool poll_now = true) noexcept;
+  // Starts reading the deferred sockets, a slice per loop iteration, from the next one on.
+  void pollDeferred() noexcept;
 
   // Once a second: ports of expired EVEN-PORT reservations go back to the pool; port gauges.
   void onTick(metrics::WorkerCounters& counters) noexcept;
@@ -135,6 +146,8 @@ class RelaySockets final : public core::RelayOutput {
   std::vector<core::RelayId> free_ids_;
   std::size_t next_relay_ip_ = 0;
   core::TimePoint out_of_sockets_logged_{};
+  std::vector<core::RelayId> deferred_;  // adopted, not yet read (adoptRestored)
+  OneShotTimer poll_deferred_;
 };
 
 }  // namespace tern::io

@@ -33,6 +33,10 @@ UdpListener::UdpListener(uv_loop_t* loop, FileDescriptor fd, DatagramHandler& ha
 void UdpListener::onPoll(uv_poll_t* h, int status, int events) {
   auto* self = ownerOf<UdpListener>(h);
   if (self == nullptr) return;
+  if (self->disowned_) {
+    self->pause();
+    return;
+  }
   if (status < 0) {
     self->onPollError(status);
     return;

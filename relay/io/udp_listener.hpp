@@ -71,6 +71,9 @@ class UdpListener {
   // the new process; resume() if the upgrade fails. Sends still work meanwhile.
   void pause() noexcept;
   void resume() noexcept;
+  // An upgrade handed the socket to the new process: never read it again. Costs no system
+  // call now (a commit marks thousands at once); a wakeup for it stops the polling then.
+  void disown() noexcept { disowned_ = true; }
 
  private:
   friend class IoBatch;
@@ -96,6 +99,7 @@ class UdpListener {
   wire::SocketAddress local_;
   std::uint32_t id_;
   unsigned budget_;
+  bool disowned_ = false;
   bool segmentation_ = true;  // UDP_SEGMENT trains (io_batch.cpp) until the kernel refuses one
 };
 

@@ -51,12 +51,14 @@ class Worker::Loop {
   Mailbox& mailbox() noexcept { return mailbox_; }
   WorkerHandOver& handOver() noexcept { return hand_over_; }
   WorkerUpgrade& upgrade() noexcept { return upgrade_; }
+  void sendQueuedOutput() noexcept { io_batch_.sendQueued(); }
   void run() { loop_.run(); }
   int closeLoop() noexcept { return loop_.close(); }
 
   // Ends every allocation and closes every handle; the loop returns once their close
   // callbacks have run.
   void stop() noexcept {
+    upgrade_.close();  // what an upgrade moved leaves without a usage record first
     server_.shutdown(loop_.now());
     connections_.finishAll();
     peer_connections_.finishAll();
@@ -329,6 +331,9 @@ std::future<OutgoingBundle> Worker::freezeForUpgrade(std::shared_future<bool> de
   Loop* loop = loop_;
   const bool posted = loop != nullptr && loop->mailbox().post([loop, promise, decision] {
     try {
+      // Relayed before the freeze: it leaves now, not after the hand-over (and never through
+      // a socket the commit closed).
+      loop->sendQueuedOutput();
       promise->set_value(loop->upgrade().freeze());
     } catch (...) {
       promise->set_exception(std::current_exception());

@@ -133,7 +133,23 @@ void WorkerUpgrade::commit() noexcept {
   precopied_.clear();
   if (!frozen_) return;
   const auto now = loop_.now();
-  const std::size_t moved = server_.forgetHandedOver([this](const core::Allocation& a) { return moves(a); }, now);
+  // UDP allocations are never read here again (disowned: no system call) and are let go
+  // later; TCP ones at once, before their connections close (closing a connection whose
+  // allocation is still here would end it with a usage record).
+  try {
+    releasing_.reserve(server_.allocationCount());
+    server_.forEachAllocation([&](const core::Allocation& a) {
+      if (a.tuple().transport != core::Transport::kUdp) return;
+      releasing_.push_back(a.relay());
+      for (const core::RelayEndpoint& r : a.relays()) relays_.disown(r.id);
+    });
+  } catch (const std::bad_alloc&) {
+    releasing_.clear();  // all at once below
+  }
+  const bool later = !releasing_.empty();
+  const std::size_t moved = server_.forgetHandedOver(
+      [&](const core::Allocation& a) { return moves(a) && !(later && a.tuple().transport == core::Transport::kUdp); },
+      now);
   // Their allocations are gone from the core: closing them here ends nothing.
   connections_.forgetHandedOver(frozen_connections_);
   // The new process reads the DTLS sockets now: this process's sessions on them are over
@@ -150,23 +166,49 @@ void WorkerUpgrade::commit() noexcept {
   listeners_.forgetDtlsSessions();
   listeners_.closeAll();
   log::info("handed over", {{"worker", log_.worker()},
-                            {"allocations", moved},
+                            {"allocations", moved + releasing_.size()},
                             {"tcp_connections", frozen_connections_.size()},
                             {"dtls_ended", dtls.size()}});
   frozen_ = false;
   frozen_connections_.clear();
   moving_connections_.clear();
+  released_ = 0;
+  if (later) (void)release_timer_.start(kReleasePauseMs);
+}
+
+void WorkerUpgrade::releaseSlice(std::size_t limit) noexcept {
+  const auto now = loop_.now();
+  const std::size_t count = std::min(limit, releasing_.size());
+  for (std::size_t i = releasing_.size() - count; i < releasing_.size(); ++i) {
+    // Nothing ends them meanwhile (the tick waits), but a reused id would be another's.
+    const core::Allocation* a = server_.allocationByRelay(releasing_[i]);
+    if (a != nullptr && a->tuple().transport == core::Transport::kUdp) {
+      server_.forgetHandedOverOne(*a, now);
+      ++released_;
+    }
+  }
+  releasing_.resize(releasing_.size() - count);
+  if (!releasing_.empty()) {
+    (void)release_timer_.start(kReleasePauseMs);
+    return;
+  }
+  log::info("let go", {{"worker", log_.worker()}, {"allocations", released_}});
+}
+
+void WorkerUpgrade::close() noexcept {
+  releaseSlice(releasing_.size());
+  release_timer_.close();
 }
 
 std::size_t WorkerUpgrade::restore(std::vector<RestoredAllocation> restored,
-                                   std::vector<RestoredConnection> connections) noexcept {
+                                   std::vector<RestoredConnection> connections, bool poll_now) noexcept {
   loop_.updateTime();
   const auto now = loop_.now();
   std::size_t lost = 0;
   for (RestoredAllocation& r : restored) {
     std::array<core::RelayId, 2> ids{core::kLostRelay, core::kLostRelay};
     const std::size_t count = std::min(r.relay_sockets.size(), ids.size());
-    for (std::size_t i = 0; i < count; ++i) ids[i] = relays_.adoptRestored(std::move(r.relay_sockets[i]));
+    for (std::size_t i = 0; i < count; ++i) ids[i] = relays_.adoptRestored(std::move(r.relay_sockets[i]), poll_now);
     if (!server_.restoreAllocation(r.snapshot, std::span<const core::RelayId>(ids.data(), count), now)) ++lost;
   }
   // After the allocations: a connection's unread bytes may complete a request about one.
@@ -177,7 +219,8 @@ std::size_t WorkerUpgrade::restore(std::vector<RestoredAllocation> restored,
 void WorkerUpgrade::restoreEarly(std::vector<RestoredAllocation> restored) noexcept {
   if (restored.empty()) return;
   const std::size_t count = restored.size();
-  const std::size_t lost = restore(std::move(restored), {});
+  // Read later, unless the freeze lists them as changed: most are idle.
+  const std::size_t lost = restore(std::move(restored), {}, false);
   log::info("pre-copy restored", {{"worker", log_.worker()}, {"allocations", count - lost}, {"lost", lost}});
 }
 
@@ -190,11 +233,18 @@ void WorkerUpgrade::applyRest(WorkerSockets rest) noexcept {
     if (!server_.dropRestored(r.worker, r.relay, now)) ++missing;
   }
   for (const core::AllocationSnapshot& s : rest.updated) {
-    if (!server_.updateRestored(s, now)) ++missing;
+    const core::Allocation* a = server_.updateRestored(s, now);
+    if (a == nullptr) {
+      ++missing;
+      continue;
+    }
+    // It changed during the pre-copy: a call, read from the first iteration on.
+    for (const core::RelayEndpoint& r : a->relays()) relays_.resume(r.id);
   }
   const std::size_t added = rest.restored.size();
   const std::size_t connections = rest.connections.size();
-  const std::size_t lost = restore(std::move(rest.restored), std::move(rest.connections)) + missing;
+  const std::size_t lost = restore(std::move(rest.restored), std::move(rest.connections), true) + missing;
+  relays_.pollDeferred();
   log::info("taken over", {{"worker", log_.worker()},
                            {"allocations", server_.allocationCount()},
                            {"new", added},

@@ -30,7 +30,13 @@ class WorkerUpgrade {
  public:
   WorkerUpgrade(EventLoop& loop, WorkerLog& log, core::TurnServer& server, ClientListeners& listeners,
                 RelaySockets& relays, ClientConnections& connections) noexcept
-      : loop_(loop), log_(log), server_(server), listeners_(listeners), relays_(relays), connections_(connections) {}
+      : loop_(loop),
+        log_(log),
+        server_(server),
+        listeners_(listeners),
+        relays_(relays),
+        connections_(connections),
+        release_timer_(loop, [this] { releaseSlice(kReleaseSlice); }) {}
 
   // The pre-copy: the listeners (duplicated), and the UDP allocations to send in slices.
   OutgoingBundle precopyBegin();
@@ -43,11 +49,16 @@ class WorkerUpgrade {
   // The new process: the pre-copy, then (applyRest) what the old process listed when it froze.
   void restoreEarly(std::vector<RestoredAllocation> restored) noexcept;
   void applyRest(WorkerSockets rest) noexcept;
-  // While frozen the core's tick and the idle timeout wait: nothing that moves may end in
-  // two processes.
-  bool frozen() const noexcept { return frozen_; }
+  // While frozen, and while what moved is let go after a commit, the core's tick and the
+  // idle timeout wait: nothing that moved may end in two processes.
+  bool frozen() const noexcept { return frozen_ || !releasing_.empty(); }
+  // The worker stops: what moved and is not let go yet goes at once (before the core ends
+  // the rest with their usage records), and the timer closes.
+  void close() noexcept;
 
  private:
+  static constexpr std::size_t kReleaseSlice = 128;  // ~5 ms of a core, then a pause
+  static constexpr std::uint64_t kReleasePauseMs = 10;
   // UDP allocations move with their sockets, and TCP ones whose connection froze (plain TCP
   // with nothing queued; not an RFC 6062 allocation, whose peer connections stay). TLS
   // connections stay in the old process until they end (no TLS session can leave its
@@ -61,8 +72,13 @@ class WorkerUpgrade {
     core::TimePoint created{};  // relay ids are reused: this tells a newer allocation apart
   };
   static Sent sentOf(const core::Allocation& a) noexcept;
+  // Lets go of up to `limit` of the allocations that moved (their sockets stopped being read
+  // at the commit) and arms the timer for the rest.
+  void releaseSlice(std::size_t limit) noexcept;
   // Installs allocations and connections; how many allocations were lost.
-  std::size_t restore(std::vector<RestoredAllocation> restored, std::vector<RestoredConnection> connections) noexcept;
+  // Idle ones (`poll_now` false) are read a slice at a time once the loop runs.
+  std::size_t restore(std::vector<RestoredAllocation> restored, std::vector<RestoredConnection> connections,
+                      bool poll_now) noexcept;
   // Adds `a` to `bundle` whole: its snapshot and its relay sockets (duplicated if `dup`).
   void addWhole(OutgoingBundle& bundle, const core::Allocation& a, bool dup);
 
@@ -75,6 +91,12 @@ class WorkerUpgrade {
   bool frozen_ = false;
   std::vector<core::RelayId> precopy_queue_;  // first relay ids not yet sent
   std::unordered_map<core::RelayId, Sent> precopied_;  // by first relay id
+  // After a commit: first relay ids of moved UDP allocations not yet let go. Closing 5,000
+  // sockets takes a core ~150 ms, which the new process needs right then to start reading;
+  // they are let go a slice at a time instead (docs/upgrade.md).
+  std::vector<core::RelayId> releasing_;
+  std::size_t released_ = 0;
+  OneShotTimer release_timer_;
   std::vector<core::FiveTuple> frozen_connections_;
   std::unordered_set<core::FiveTuple, core::FiveTupleHash> moving_connections_;
 };
