@@ -63,6 +63,8 @@ class UpgradeFromOld {
   // The channel the old process passed ($TERN_HAND_OVER_FD), removed from the environment;
   // nothing when this is an ordinary start.
   static std::optional<UpgradeFromOld> fromEnvironment();
+  // A channel obtained otherwise: connected to the old process's hand-over socket.
+  explicit UpgradeFromOld(io::HandOverChannel channel) : channel_(std::move(channel)) {}
 
   // HELLO, then everything the old process hands over.
   struct Received {
@@ -74,7 +76,6 @@ class UpgradeFromOld {
   io::FileDescriptor confirm(const UpgradeTimeouts& timeouts);
 
  private:
-  explicit UpgradeFromOld(io::HandOverChannel channel) : channel_(std::move(channel)) {}
   io::HandOverChannel channel_;
 };
 
