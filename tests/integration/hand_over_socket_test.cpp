@@ -124,6 +124,9 @@ TEST_CASE(
   INFO(old.process().output());
   CHECK(refused.status != 0);
   CHECK(refused.output.find("taking over through the hand-over socket") != std::string::npos);
+  // The reason, for `kubectl logs`: the certificate.
+  CHECK(refused.output.find("start-up failed") != std::string::npos);
+  CHECK(refused.output.find(garbage) != std::string::npos);
   REQUIRE(old.process().waitForLine("upgrade failed; this process serves on").has_value());
   test::expectNoLoss(call, 250);
   CHECK(app::httpRequest(*old.http(), "GET", "/readyz", 5s).status == 200);
