@@ -357,7 +357,8 @@ TEST_CASE("--hand-over-socket takes an absolute path that fits a Unix socket add
   CHECK(validate(Config{}, 1)->hand_over_socket.empty());
   CHECK(validate(parse({"--hand-over-socket", "/run/tern/hand-over.sock"}), 1)->hand_over_socket ==
         "/run/tern/hand-over.sock");
-  const std::vector<std::string> refused{"run/tern.sock", "/run/tern/", "/" + std::string(107, 'x')};
+  const std::vector<std::string> refused{"run/tern.sock", "/run/tern/",
+                                         "/" + std::string(107, 'x')};
   for (const std::string& bad : refused) {
     auto s = validate(parse({"--hand-over-socket", bad}), 1);
     REQUIRE_FALSE(s.has_value());
