@@ -92,6 +92,7 @@ std::vector<std::string> restartOnlyChanges(const config::Settings& running, con
   check(running.udp_send_buffer == next.udp_send_buffer, "udp-send-buffer");
   check(running.udp_segmentation == next.udp_segmentation, "udp-segmentation");
   check(running.metrics_listen == next.metrics_listen, "metrics-listen");
+  check(running.hand_over_socket == next.hand_over_socket, "hand-over-socket");
   check(running.hasTls() == next.hasTls(), "cert (adding or removing TLS)");
   return changed;
 }
@@ -108,6 +109,7 @@ void keepRestartOnly(config::Settings& next, const config::Settings& running) {
   next.udp_send_buffer = running.udp_send_buffer;
   next.udp_segmentation = running.udp_segmentation;
   next.metrics_listen = running.metrics_listen;
+  next.hand_over_socket = running.hand_over_socket;
   if (next.hasTls() != running.hasTls()) {
     next.cert = running.cert;
     next.key = running.key;

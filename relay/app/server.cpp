@@ -2,6 +2,7 @@
 // from listeners.hpp, what a reload builds from reload.hpp.
 #include "relay/app/server.hpp"
 
+#include "relay/app/hand_over_socket.hpp"
 #include "relay/app/listeners.hpp"
 #include "relay/app/reload.hpp"
 #include "relay/app/service_notifier.hpp"
@@ -71,6 +72,9 @@ class Server {
 
   int run() {
     from_old_ = UpgradeFromOld::fromEnvironment();
+    if (!from_old_ && !settings_.hand_over_socket.empty()) {
+      from_old_ = connectToOld(settings_.hand_over_socket);
+    }
     prepareSharedState();
     live_relays_ = std::make_shared<core::LiveRelayPorts>(relay_ips_);
     relay_ports_ =
@@ -82,6 +86,8 @@ class Server {
     } else {
       listeners = bindClientSockets(settings_);
       sockets = splitByWorker(listeners, settings_.workers);
+      // Once the sockets are ours: the next process on the node takes over through it.
+      if (!settings_.hand_over_socket.empty()) listenForTakeOver();
     }
     listener_ports_ = listeners.ports();
     const Reloadable shared = buildReloadable(settings_, nodeIdentity());
@@ -171,12 +177,29 @@ class Server {
     }
     from_old_.reset();
     for (auto& worker : workers_) worker->run(true);
+    if (!settings_.hand_over_socket.empty()) {
+      // This process serves everything now: failing here would drop every call.
+      try {
+        listenForTakeOver();
+      } catch (const std::exception& e) {
+        io::log::error(
+            "cannot listen on the hand-over socket; the next start binds beside this one",
+            {{"error", e.what()}});
+      }
+    }
     if (!settings_.metrics_listen) return;
     try {
       startHttp(*settings_.metrics_listen, metrics.release());
     } catch (const std::exception& e) {
       io::log::error("upgrade: cannot serve the metrics port", {{"error", e.what()}});
     }
+  }
+
+  // --hand-over-socket: a process that connects takes over, as a spawned child would.
+  void listenForTakeOver() {
+    hand_over_socket_.listen(settings_.hand_over_socket, [this](io::HandOverChannel peer) {
+      (void)startUpgrade("hand-over socket", nullptr, std::move(peer));
+    });
   }
 
   Upgrader::Hooks upgradeHooks() {
@@ -204,19 +227,29 @@ class Server {
     return hooks;
   }
 
-  // SIGUSR2, POST /upgrade. Why not, if it cannot begin.
-  std::optional<std::string> startUpgrade(std::string_view source, Upgrader::Done done) {
+  // SIGUSR2, POST /upgrade, or a `peer` on the hand-over socket (refused: the channel closes
+  // and the peer exits). Why not, if it cannot begin.
+  std::optional<std::string> startUpgrade(std::string_view source, Upgrader::Done done,
+                                          std::optional<io::HandOverChannel> peer = std::nullopt) {
     if (stopping_) return std::string("the relay is stopping");
     // In a container whose init is tern, the container ends with this process, and the new
-    // one with it (docs/upgrade.md).
-    if (::getpid() == 1) return std::string("tern runs as PID 1: the new process would end with this one");
+    // one with it (docs/upgrade.md); a peer on the hand-over socket lives in a container of its
+    // own.
+    if (!peer && ::getpid() == 1) {
+      return std::string("tern runs as PID 1: the new process would end with this one");
+    }
     // A drain empties the node; handing its calls to a new process would undo it.
     if (draining_) return std::string("the relay is draining");
     notifier_.reloading("upgrading: handing over to a new process");
-    auto refused = upgrader_.start(source, [this, done = std::move(done)](bool upgraded, const std::string& summary) {
-      if (!upgraded) notifier_.ready("ready: the last upgrade failed (see the log); this process serves on");
+    Upgrader::Done finished = [this, done = std::move(done)](bool upgraded,
+                                                             const std::string& summary) {
+      if (!upgraded) {
+        notifier_.ready("ready: the last upgrade failed (see the log); this process serves on");
+      }
       if (done) done(upgraded, summary);
-    });
+    };
+    auto refused = peer ? upgrader_.startWithPeer(std::move(*peer), source, std::move(finished))
+                        : upgrader_.start(source, std::move(finished));
     if (refused) {
       notifier_.ready("ready");
       io::log::warn("upgrade refused", {{"source", source}, {"reason", *refused}});
@@ -227,7 +260,8 @@ class Server {
   // Everything that could move serves from `pid` now. What could not (TCP and TLS clients'
   // connections and their allocations) is served here until it ends, as in a drain.
   void onHandedOver(pid_t pid) {
-    notifier_.handOver(pid, "upgraded: the new process serves the unit");
+    if (pid > 0) notifier_.handOver(pid, "upgraded: the new process serves the unit");
+    handed_over_ = true;
     beginDrain("upgrade");
   }
 
@@ -363,8 +397,8 @@ class Server {
       case SIGTERM:
         // Counted apart from drains started otherwise: Kubernetes runs a preStop `tern drain`
         // and then sends SIGTERM, which must not cut the calls the drain protects.
-        if (++sigterms_ > 1) {
-          stopNow("second SIGTERM");
+        if (++sigterms_ > 1 || awaiting_stop_) {
+          stopNow(awaiting_stop_ ? "SIGTERM after the hand-over" : "second SIGTERM");
         } else {
           beginDrain("SIGTERM");
         }
@@ -439,6 +473,8 @@ class Server {
   void beginDrain(std::string_view source) {
     if (draining_ || stopping_) return;
     draining_ = true;
+    // A process started now binds beside this one instead of taking over what is ending.
+    hand_over_socket_.close();
     node_state_.ready = false;
     node_state_.draining = true;
     for (auto& worker : workers_) worker->setDraining(true);
@@ -464,11 +500,24 @@ class Server {
     }
     if (left == 0) {
       io::log::info("drained: every allocation has ended");
-      stopNow("drained");
+      if (!awaitStop()) stopNow("drained");
     } else if (std::chrono::steady_clock::now() >= drain_deadline_) {
       io::log::warn("drain timeout: ending the remaining allocations", {{"allocations", left}});
       stopNow("drain timeout");
     }
+  }
+
+  // A container's first process that handed its node over waits, empty, for its container to
+  // be stopped: were it to exit, the kubelet would restart it (a DaemonSet's restartPolicy is
+  // Always) and the restarted process would take the node back from the new pod. A SIGTERM
+  // that came during the drain was that stop. (The drain timeout ends the process anyway.)
+  bool awaitStop() {
+    if (!handed_over_ || ::getpid() != 1 || sigterms_ > 0) return false;
+    awaiting_stop_ = true;
+    drain_timer_->close();
+    io::log::info("handed over and drained; as PID 1, exiting on SIGTERM only");
+    notifier_.status("handed over; exiting on SIGTERM");
+    return true;
   }
 
   std::string drainStatus(std::int64_t allocations) const {
@@ -498,6 +547,7 @@ class Server {
     sighup_->close();
     sigusr2_->close();
     upgrader_.close();
+    hand_over_socket_.close();
     if (drain_timer_) drain_timer_->close();
     main_mailbox_.close();
   }
@@ -530,11 +580,14 @@ class Server {
   std::optional<io::RepeatingTimer> drain_timer_;
   bool draining_ = false;
   unsigned sigterms_ = 0;
+  bool handed_over_ = false;
+  bool awaiting_stop_ = false;  // see awaitStop
   bool stopping_ = false;
   std::chrono::steady_clock::time_point drain_deadline_{};
   std::int64_t drain_status_allocations_ = -1;  // the count the last STATUS= line named
   ServiceNotifier notifier_ = ServiceNotifier::fromEnvironment();
   Upgrader upgrader_;  // after the loop, the workers and the notifier it uses
+  HandOverSocket hand_over_socket_{loop_};
   // Last: destroyed first, so no HTTP thread runs while what it reads goes away.
   std::unique_ptr<metrics::HttpEndpoint> http_;
 };

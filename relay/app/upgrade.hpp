@@ -73,6 +73,8 @@ class UpgradeFromOld {
   // The channel the old process passed ($TERN_HAND_OVER_FD), removed from the environment;
   // nothing when this is an ordinary start.
   static std::optional<UpgradeFromOld> fromEnvironment();
+  // A channel obtained otherwise: connected to the old process's hand-over socket.
+  explicit UpgradeFromOld(io::HandOverChannel channel) : channel_(std::move(channel)) {}
 
   // HELLO, then everything the old process hands over.
   struct Received {
@@ -86,7 +88,6 @@ class UpgradeFromOld {
   io::FileDescriptor confirm(const UpgradeTimeouts& timeouts);
 
  private:
-  explicit UpgradeFromOld(io::HandOverChannel channel) : channel_(std::move(channel)) {}
   Received receiveRound(std::chrono::steady_clock::time_point deadline);
   io::HandOverChannel channel_;
 };

@@ -2,6 +2,7 @@
 #include "relay/app/upgrader.hpp"
 
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <climits>
@@ -48,9 +49,14 @@ void Upgrader::close() noexcept {
   child_.reset();
 }
 
-std::optional<std::string> Upgrader::start(std::string_view source, Done done) {
+std::optional<std::string> Upgrader::refusal() const {
   if (state_ == State::kHandedOver) return "this process has handed over already";
   if (state_ != State::kIdle) return "an upgrade is already in progress";
+  return std::nullopt;
+}
+
+std::optional<std::string> Upgrader::start(std::string_view source, Done done) {
+  if (auto refused = refusal()) return refused;
   auto [channel, child_end] = io::HandOverChannel::pair();
   source_ = source;
   started_ = std::chrono::steady_clock::now();
@@ -59,10 +65,33 @@ std::optional<std::string> Upgrader::start(std::string_view source, Done done) {
   } catch (const std::exception& e) {
     return std::string("cannot start ") + command_line_.executable + ": " + e.what();
   }
+  spawned_ = true;
+  io::log::info(
+      "upgrade started",
+      {{"source", source_}, {"executable", command_line_.executable}, {"pid", child_pid_}});
+  handOver(std::move(channel), std::move(done));
+  return std::nullopt;
+}
+
+std::optional<std::string> Upgrader::startWithPeer(io::HandOverChannel peer,
+                                                   std::string_view source, Done done) {
+  if (auto refused = refusal()) return refused;
+  source_ = source;
+  started_ = std::chrono::steady_clock::now();
+  // As the listener saw it (SO_PEERCRED); 0 when it runs in another PID namespace (a pod).
+  ucred cred{};
+  socklen_t length = sizeof cred;
+  child_pid_ = ::getsockopt(peer.fd(), SOL_SOCKET, SO_PEERCRED, &cred, &length) == 0 ? cred.pid : 0;
+  spawned_ = false;
+  io::log::info("upgrade started", {{"source", source_}, {"pid", child_pid_}});
+  handOver(std::move(peer), std::move(done));
+  return std::nullopt;
+}
+
+void Upgrader::handOver(io::HandOverChannel channel, Done done) {
   channel_.emplace(std::move(channel));
   done_ = std::move(done);
   state_ = State::kHandingOver;
-  io::log::info("upgrade started", {{"source", source_}, {"executable", command_line_.executable}, {"pid", child_pid_}});
   std::vector<io::Worker*> workers = hooks_.workers();
   if (session_.joinable()) session_.join();
   decision_ = std::promise<bool>();
@@ -72,7 +101,6 @@ std::optional<std::string> Upgrader::start(std::string_view source, Done done) {
     HandOverOutcome outcome = handOverToNew(*channel_, workers, hooks_.node, timeouts_, decision);
     mailbox_.post([this, outcome = std::move(outcome)] { onSessionEnd(outcome); });
   });
-  return std::nullopt;
 }
 
 void Upgrader::spawn(io::FileDescriptor child_end) {
@@ -125,8 +153,8 @@ void Upgrader::onSessionEnd(HandOverOutcome outcome) {
 
 void Upgrader::commit(const HandOverOutcome& outcome) {
   // Before COMMIT: systemd must know the new process as the unit's main process before
-  // that process, released by COMMIT, reports READY=1.
-  hooks_.handed_over(child_pid_);
+  // that process, released by COMMIT, reports READY=1. A peer is no child of the unit: 0.
+  hooks_.handed_over(spawned_ ? child_pid_ : 0);
   const int metrics_fd = hooks_.release_metrics();
   if (auto problem = sendCommit(*channel_, metrics_fd)) {
     // The new process serves the sockets already; without the metrics listener it logs so.
@@ -158,7 +186,8 @@ void Upgrader::rollBack(const std::string& problem) {
   channel_.reset();
   state_ = State::kRollingBack;
   // The new process must be gone before this one reads the sockets again: two readers
-  // would split the clients' packets between them.
+  // would split the clients' packets between them. A peer on the hand-over socket cannot be
+  // killed (another pod); it reads nothing without COMMIT and exits once the channel closed.
   if (child_running_) {
     (void)uv_process_kill(child_->get(), SIGKILL);
     return;  // onChildExit finishes

@@ -1,6 +1,7 @@
 // When and how the running process upgrades itself (docs/upgrade.md): SIGUSR2 or POST
-// /upgrade start the binary now on disk with the same arguments, and the hand-over of
-// upgrade.hpp runs on a thread of its own while the main loop serves on. Lives on the main
+// /upgrade start the binary now on disk with the same arguments (or a process started beside
+// this one connects on the hand-over socket), and the hand-over of upgrade.hpp runs on a
+// thread of its own while the main loop serves on. Lives on the main
 // loop; every callback below runs there.
 #pragma once
 
@@ -51,15 +52,24 @@ class Upgrader {
   Upgrader(const Upgrader&) = delete;
   Upgrader& operator=(const Upgrader&) = delete;
 
-  // Starts an upgrade; `done` runs when it ends. Why not, if it cannot start (one is under way).
+  // Starts an upgrade by starting the binary on disk as a child; `done` runs when it ends.
+  // Why not, if it cannot start (one is under way).
   std::optional<std::string> start(std::string_view source, Done done);
+  // The same hand-over to a process that connected on the hand-over socket
+  // (hand_over_socket.hpp): not a child, so a failure cannot stop it; it reads nothing
+  // without COMMIT and exits when the channel closes.
+  std::optional<std::string> startWithPeer(io::HandOverChannel peer, std::string_view source,
+                                           Done done);
   bool inProgress() const noexcept { return state_ != State::kIdle && state_ != State::kHandedOver; }
   // The main loop is ending: no more callbacks.
   void close() noexcept;
 
  private:
   enum class State { kIdle, kHandingOver, kRollingBack, kHandedOver };
+  std::optional<std::string> refusal() const;
   void spawn(io::FileDescriptor child_end);
+  // The conversation of upgrade.hpp on `channel`, however the new process came.
+  void handOver(io::HandOverChannel channel, Done done);
   void onSessionEnd(HandOverOutcome outcome);
   void onChildExit(std::int64_t status, int signal);
   void commit(const HandOverOutcome& outcome);
@@ -80,7 +90,8 @@ class Upgrader {
   std::chrono::steady_clock::time_point started_{};
   std::optional<io::HandOverChannel> channel_;
   std::optional<io::UvHandle<uv_process_t>> child_;
-  pid_t child_pid_ = 0;
+  pid_t child_pid_ = 0;  // the new process: a child, or the peer on the hand-over socket
+  bool spawned_ = false;
   bool child_running_ = false;
   std::thread session_;
   std::promise<bool> decision_;

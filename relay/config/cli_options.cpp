@@ -65,6 +65,12 @@ void addOperationsOptions(CLI::App& app, Config& config) {
                  "(a second SIGTERM exits at once)")
       ->type_name("SECONDS")
       ->capture_default_str();
+  app.add_option(
+         "--hand-over-socket", config.hand_over_socket,
+         "Unix socket (absolute path) through which a tern started beside this one with the same "
+         "path takes over its sockets and calls, as tern upgrade does: a new Kubernetes pod on "
+         "the node; a start finding nobody there serves normally and listens on it")
+      ->type_name("PATH");
   app.add_option("--alternate-server", config.alternate_servers,
                  "While draining, redirect new allocations here with 300 Try Alternate (repeatable; the "
                  "first of the client's address family is used; without one they get 508)")

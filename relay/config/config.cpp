@@ -375,6 +375,20 @@ void validateSockets(const Config& config, Settings& s, std::vector<std::string>
                                         7 * 24 * 3600);
 }
 
+// An absolute path that fits a sockaddr_un (unix(7): 108 bytes with the terminating NUL): a
+// relative one would name another file for a process started in another directory.
+void validateHandOverSocket(const Config& config, Settings& s, std::vector<std::string>& problems) {
+  const std::string& path = config.hand_over_socket;
+  if (path.empty()) return;
+  if (path.front() != '/' || path.back() == '/') {
+    problems.push_back("hand-over-socket: '" + path + "' is not an absolute path to a file");
+  } else if (path.size() > 107) {
+    problems.push_back("hand-over-socket: longer than 107 bytes (a Unix socket path)");
+  } else {
+    s.hand_over_socket = path;
+  }
+}
+
 // Operations: the HTTP port, admin calls, and where a drain sends new allocations.
 void validateOperations(const Config& config, Settings& s, std::vector<std::string>& problems) {
   if (!config.metrics_listen.empty()) {
@@ -386,6 +400,7 @@ void validateOperations(const Config& config, Settings& s, std::vector<std::stri
   }
   s.drain_timeout = number<unsigned>(problems, "drain-timeout", config.drain_timeout, 0, 7 * 24 * 3600);
   validateAdminToken(config, s, problems);
+  validateHandOverSocket(config, s, problems);
   for (const auto& text : config.alternate_servers) {
     if (text.empty()) continue;
     auto address = wire::SocketAddress::parse(text);

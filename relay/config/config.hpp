@@ -41,6 +41,9 @@ struct Config {
   std::vector<std::string> alternate_servers;  // ADDR:PORT for 300 Try Alternate while draining
   std::string alternate_domain;                // ALTERNATE-DOMAIN for TLS/DTLS clients
   std::string admin_token_file;  // first line: the bearer token POST /drain needs; never printed
+  // A Unix socket path a process started beside this one (a new Kubernetes pod) takes over
+  // through (docs/upgrade.md); empty: off.
+  std::string hand_over_socket;
 
   // TURN over TLS (RFC 8656 §3.1): TLS-only TCP listeners; with a certificate, plain --listen
   // TCP ports also accept TLS, told apart by the first byte.
@@ -128,6 +131,7 @@ struct Settings {
   std::vector<wire::SocketAddress> alternate_servers;
   std::string alternate_domain;
   std::optional<std::string> admin_token;  // unset: admin calls are refused
+  std::string hand_over_socket;            // absolute path; empty: off
 
   std::vector<wire::SocketAddress> tls_listen;
   std::vector<wire::SocketAddress> dtls_listen;

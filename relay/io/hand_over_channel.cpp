@@ -368,7 +368,9 @@ Expected<HandOverChannel, std::string> HandOverListener::accept(Deadline deadlin
   }
 }
 
-Expected<HandOverChannel, std::string> connectHandOver(const std::string& path, Deadline deadline) {
+Expected<HandOverChannel, std::string> connectHandOver(const std::string& path, Deadline deadline,
+                                                       bool* nobody_listens) {
+  if (nobody_listens != nullptr) *nobody_listens = false;
   auto address = unixAddress(path);
   if (!address) return Unexpected(address.error());
   FileDescriptor fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
@@ -386,6 +388,7 @@ Expected<HandOverChannel, std::string> connectHandOver(const std::string& path, 
     } else if (errno == EAGAIN) {
       return Unexpected("hand-over channel: timed out connecting to '" + path + "'");
     } else if (errno != EINTR) {
+      if (nobody_listens != nullptr) *nobody_listens = errno == ENOENT || errno == ECONNREFUSED;
       return Unexpected(errnoText("connecting to '" + path + "'", errno));
     }
   }

@@ -85,6 +85,8 @@ class HandOverListener {
   Expected<HandOverChannel, std::string> accept(HandOverChannel::Deadline deadline);
 
   const std::string& path() const noexcept { return path_; }
+  // Readable when a peer waits: for an event loop to watch.
+  int fd() const noexcept { return fd_.get(); }
 
  private:
   std::string path_;
@@ -94,7 +96,10 @@ class HandOverListener {
 };
 
 // Connects to a HandOverListener at `path`; refused if the listener runs as another uid.
+// `nobody_listens`, when given, says whether a failure means no process listens there (no
+// file, or a stale one: ENOENT, ECONNREFUSED) rather than one that could not be reached.
 Expected<HandOverChannel, std::string> connectHandOver(const std::string& path,
-                                                       HandOverChannel::Deadline deadline);
+                                                       HandOverChannel::Deadline deadline,
+                                                       bool* nobody_listens = nullptr);
 
 }  // namespace tern::io

@@ -149,6 +149,7 @@ function ternProblems(objects) {
     if (pod.securityContext?.seccompProfile?.type !== "RuntimeDefault") problems.push(`${name}: seccompProfile RuntimeDefault`);
     let drainTimeout = null;
     let adminTokenFile = null;
+    let handOverSocket = null;
     for (const v of pod.volumes || []) {
       if (v.configMap && !configMaps.has(v.configMap.name)) problems.push(`${name}: ConfigMap ${v.configMap.name} is not in the manifests`);
       if (v.secret && !secrets.has(v.secret.secretName)) problems.push(`${name}: Secret ${v.secret.secretName} is not in the manifests`);
@@ -157,7 +158,12 @@ function ternProblems(objects) {
       if (conf) drainTimeout = m ? Number(m[1]) : 600;  // tern's default
       const t = conf && conf.match(/^admin-token-file\s*=\s*"([^"]+)"/m);
       if (t) adminTokenFile = t[1];
+      const h = conf && conf.match(/^hand-over-socket\s*=\s*"([^"]+)"/m);
+      if (h) handOverSocket = h[1];
     }
+    // A pod that a new one takes over from on its node: the surge pod's preStop-free start.
+    const handsOver = handOverSocket !== null;
+    if (handsOver) problems.push(...handOverProblems(o, handOverSocket));
     if (adminTokenFile === null) problems.push(`${name}: its tern.conf sets no admin-token-file (POST /drain refuses all)`);
     if (drainTimeout === null) problems.push(`${name}: mounts no ConfigMap with a tern.conf`);
     const grace = pod.terminationGracePeriodSeconds ?? 30;
@@ -174,12 +180,18 @@ function ternProblems(objects) {
         else if (typeof get.port === "string" && !ports.has(get.port)) problems.push(`${where}: ${probe} port ${get.port} is not a container port`);
       }
       const preStop = (c.lifecycle?.preStop?.exec?.command || []).join(" ");
-      if (!/\btern drain\b.*--metrics 127\.0\.0\.1:/.test(preStop)) {
+      if (handsOver) {
+        // The node's loopback port is the new pod's once it has taken over: a preStop drain
+        // of the old pod would drain the new one. SIGTERM drains the pod's own process.
+        if (/\btern drain\b/.test(preStop)) problems.push(`${where}: with a hand-over socket, preStop must not run tern drain (it would drain the new pod)`);
+      } else if (!/\btern drain\b.*--metrics 127\.0\.0\.1:/.test(preStop)) {
         problems.push(`${where}: preStop must run tern drain against loopback (POST /drain answers loopback only)`);
       }
       // The hook must send the token tern reads: the same file, mounted from a Secret.
       const hookToken = (preStop.match(/--admin-token-file (\S+)/) || [])[1];
-      if (!hookToken || hookToken !== adminTokenFile) {
+      if (handsOver) {
+        // No hook, no token to check.
+      } else if (!hookToken || hookToken !== adminTokenFile) {
         problems.push(`${where}: preStop tern drain must pass --admin-token-file ${adminTokenFile}`);
       } else {
         const secretVolumes = new Set((pod.volumes || []).filter((v) => v.secret).map((v) => v.name));
@@ -223,6 +235,32 @@ function ternProblems(objects) {
     }
   }
   problems.push(...networkPolicyProblems(workloads, byKind("NetworkPolicy")));
+  return problems;
+}
+
+// A DaemonSet whose pods hand over through --hand-over-socket (docs/upgrade.md "In a
+// container"): the new pod starts beside the old one (maxSurge 1, maxUnavailable 0), which
+// hostPorts would forbid (on the host network every containerPort is one); both mount the
+// socket's directory from the node and run as one uid (the socket admits only its own).
+function handOverProblems(o, socket) {
+  const problems = [];
+  const name = label(o);
+  const pod = o.obj.spec.template.spec;
+  const rolling = o.obj.spec.updateStrategy?.rollingUpdate || {};
+  if (o.obj.kind !== "DaemonSet" || !pod.hostNetwork) problems.push(`${name}: hand-over-socket is for the hostNetwork DaemonSet`);
+  if (o.obj.spec.updateStrategy?.type !== "RollingUpdate" || rolling.maxSurge !== 1 || rolling.maxUnavailable !== 0) {
+    problems.push(`${name}: a hand-over needs updateStrategy RollingUpdate with maxSurge 1 and maxUnavailable 0`);
+  }
+  if (!(o.obj.spec.minReadySeconds > 0)) problems.push(`${name}: minReadySeconds must give the take-over time before the old pod goes`);
+  if (!Number.isInteger(pod.securityContext?.runAsUser)) problems.push(`${name}: pods must run as one fixed uid (runAsUser)`);
+  const directory = socket.slice(0, socket.lastIndexOf("/"));
+  const hostPaths = new Set((pod.volumes || []).filter((v) => v.hostPath?.type === "DirectoryOrCreate").map((v) => v.name));
+  for (const c of pod.containers) {
+    if ((c.ports || []).length > 0) problems.push(`${name} container ${c.name}: ports are hostPorts here and keep the new pod off the node`);
+    if (!(c.volumeMounts || []).some((m) => hostPaths.has(m.name) && m.mountPath === directory)) {
+      problems.push(`${name} container ${c.name}: ${directory} must be a hostPath DirectoryOrCreate volume`);
+    }
+  }
   return problems;
 }
 
@@ -271,9 +309,12 @@ function lockProblems() {
 
 function selfCheck(objects) {
   const workload = objects.findIndex((o) => o.obj.kind === "DaemonSet" || o.obj.kind === "Deployment");
-  const broken = (mutate) => {
+  // The hostNetwork DaemonSet declares no ports: break one of a workload that has some.
+  const withPorts = objects.findIndex((o) => (o.obj.spec?.template?.spec?.containers?.[0]?.ports || []).length > 0);
+  const withPreStop = objects.findIndex((o) => o.obj.spec?.template?.spec?.containers?.[0]?.lifecycle?.preStop);
+  const broken = (mutate, at = workload) => {
     const copy = structuredClone(objects);
-    mutate(copy[workload].obj.spec.template.spec);
+    mutate(copy[at].obj.spec.template.spec);
     return copy;
   };
   const cases = [
@@ -281,12 +322,24 @@ function selfCheck(objects) {
       pod.containers[0].readinessProbes = pod.containers[0].readinessProbe;
       delete pod.containers[0].readinessProbe;
     }), fieldNameProblems],
-    ["a port that is not a number", broken((pod) => { pod.containers[0].ports[0].containerPort = "turn"; }), schemaProblems],
+    ["a port that is not a number", broken((pod) => { pod.containers[0].ports[0].containerPort = "turn"; }, withPorts), schemaProblems],
     ["a grace period shorter than the drain", broken((pod) => { pod.terminationGracePeriodSeconds = 60; }), ternProblems],
     ["a preStop drain without the admin token", broken((pod) => {
       pod.containers[0].lifecycle.preStop.exec.command = ["/usr/local/bin/tern", "drain", "--metrics", "127.0.0.1:9641"];
-    }), ternProblems],
+    }, withPreStop), ternProblems],
   ];
+  const handing = objects.findIndex((o) => o.obj.kind === "DaemonSet" && o.obj.spec.updateStrategy?.rollingUpdate?.maxSurge);
+  if (handing >= 0) {
+    const noSurge = structuredClone(objects);
+    noSurge[handing].obj.spec.updateStrategy.rollingUpdate = {maxUnavailable: 1};
+    cases.push(["a hand-over DaemonSet without maxSurge", noSurge, ternProblems]);
+    const hostPorts = structuredClone(objects);
+    hostPorts[handing].obj.spec.template.spec.containers[0].ports = [{name: "metrics", containerPort: 9641}];
+    cases.push(["a hand-over DaemonSet with hostPorts", hostPorts, ternProblems]);
+    const drains = structuredClone(objects);
+    drains[handing].obj.spec.template.spec.containers[0].lifecycle = {preStop: {exec: {command: ["/usr/local/bin/tern", "drain", "--metrics", "127.0.0.1:9641"]}}};
+    cases.push(["a hand-over DaemonSet whose preStop drains the node's port", drains, ternProblems]);
+  }
   const policyAt = objects.findIndex((o) => o.obj.kind === "NetworkPolicy");
   if (policyAt >= 0) {
     const open = structuredClone(objects);

@@ -352,3 +352,16 @@ TEST_CASE("--print-config shows a --user's name, never its password (issue 18)")
   REQUIRE(s->users.size() == 2);
   CHECK(s->users[1].password == "pass:with:colons");
 }
+
+TEST_CASE("--hand-over-socket takes an absolute path that fits a Unix socket address (unix(7))") {
+  CHECK(validate(Config{}, 1)->hand_over_socket.empty());
+  CHECK(validate(parse({"--hand-over-socket", "/run/tern/hand-over.sock"}), 1)->hand_over_socket ==
+        "/run/tern/hand-over.sock");
+  const std::vector<std::string> refused{"run/tern.sock", "/run/tern/",
+                                         "/" + std::string(107, 'x')};
+  for (const std::string& bad : refused) {
+    auto s = validate(parse({"--hand-over-socket", bad}), 1);
+    REQUIRE_FALSE(s.has_value());
+    CHECK(s.error().front().rfind("hand-over-socket:", 0) == 0);
+  }
+}

@@ -373,4 +373,18 @@ TEST_CASE("connecting to a listener of another uid is refused (SO_PEERCRED)") {
   CHECK(refused->error().find("uid 65534") != std::string::npos);
 }
 
+TEST_CASE("a connect that finds no file or a stale socket file says nobody listens there") {
+  TempDir dir;
+  const std::string path = dir.path / "hand-over.sock";
+  bool nobody = false;
+  auto missing = tern::io::connectHandOver(path, in(kGenerous), &nobody);
+  REQUIRE_FALSE(missing.has_value());
+  CHECK(nobody);  // ENOENT
+  leaveStaleSocket(path);
+  nobody = false;
+  auto stale = tern::io::connectHandOver(path, in(kGenerous), &nobody);
+  REQUIRE_FALSE(stale.has_value());
+  CHECK(nobody);  // ECONNREFUSED
+}
+
 TEST_SUITE_END();
