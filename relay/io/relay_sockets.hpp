@@ -97,6 +97,13 @@ class RelaySockets final : public core::RelayOutput {
   }
   int fd(core::RelayId id) const noexcept { return id < relays_.size() && relays_[id].open() ? relays_[id].fd() : -1; }
   core::RelayId adoptRestored(FileDescriptor fd) noexcept;
+  // This worker's unclaimed EVEN-PORT reservations (RFC 8656 §7.2) leave the registry with an
+  // upgrade, their ports still taken: put back if it fails, the ports released once the new
+  // process holds them. There, each port is claimed in this worker's pool again.
+  std::vector<HandedReservation> takeReservations();
+  void returnReservations(const std::vector<HandedReservation>& taken) noexcept;
+  void releaseReservations(const std::vector<HandedReservation>& handed) noexcept;
+  std::size_t adoptReservations(const std::vector<HandedReservation>& handed) noexcept;
 
   // Once a second: ports of expired EVEN-PORT reservations go back to the pool; port gauges.
   void onTick(metrics::WorkerCounters& counters) noexcept;

@@ -1,8 +1,11 @@
 // The wire form of a worker's bundle; see upgrade_bundle.hpp. Big-endian counts (network
 // order, like relay/wire and core's snapshot records). An allocation is core's snapshot
 // record; its relay sockets are as many descriptors as the record lists relays. A TCP client
-// connection is core's connection record and one descriptor.
+// connection is core's connection record and one descriptor. Last, the worker's unclaimed
+// EVEN-PORT reservations (reservation_hand_over.hpp), which carry no descriptor.
 #include "relay/io/upgrade_bundle.hpp"
+
+#include "relay/io/reservation_hand_over.hpp"
 
 namespace tern::io {
 
@@ -128,6 +131,7 @@ EncodedBundle encodeBundle(const OutgoingBundle& bundle) {
     core::encodeConnection(bundle.connections[i], e.payload);
     e.fds.push_back(bundle.connection_fds[i]);
   }
+  encodeReservations(bundle.reservations, e.payload);
   return e;
 }
 
@@ -144,6 +148,8 @@ Expected<IncomingBundle, std::string> decodeBundle(wire::Bytes in, std::vector<F
   if (auto problem = decodeListeners(in, queue, bundle.sockets)) return Unexpected(*problem);
   if (auto problem = decodeAllocations(in, queue, bundle.sockets.restored)) return Unexpected(*problem);
   if (auto problem = decodeConnections(in, queue, bundle.sockets.connections)) return Unexpected(*problem);
+  if (auto problem = decodeReservations(in, bundle.sockets.reservations))
+    return Unexpected(*problem);
   if (!in.empty()) return Unexpected(std::string("bytes after the bundle"));
   if (!queue.allTaken()) return Unexpected(std::string("descriptors left over"));
   return bundle;

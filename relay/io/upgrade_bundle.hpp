@@ -11,6 +11,7 @@
 
 #include "relay/core/allocation_snapshot.hpp"
 #include "relay/io/client_listeners.hpp"
+#include "relay/io/reservations.hpp"
 #include "relay/io/socket_util.hpp"
 #include "relay/wire/expected.hpp"
 
@@ -28,6 +29,7 @@ struct OutgoingBundle {
   std::vector<std::vector<int>> relay_fds;  // per allocation, in relay order
   std::vector<core::ConnectionSnapshot> connections;  // plain TCP clients
   std::vector<int> connection_fds;
+  std::vector<HandedReservation> reservations;  // unclaimed EVEN-PORT reservations, no descriptor
 };
 
 // In the new process: the listeners, allocations (sockets.restored) and TCP client

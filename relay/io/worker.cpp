@@ -211,9 +211,11 @@ void Worker::threadMain(std::promise<void> started) noexcept {
   try {
     std::vector<RestoredAllocation> restored = std::move(sockets_.restored);
     std::vector<RestoredConnection> connections = std::move(sockets_.connections);
+    const std::vector<HandedReservation> reservations = std::move(sockets_.reservations);
     loop = std::make_unique<Loop>(*this, std::move(sockets_));
     // Before the loop first runs: a client's first packet after the upgrade finds its allocation.
     loop->upgrade().restore(std::move(restored), std::move(connections));
+    loop->upgrade().restoreReservations(reservations);
   } catch (...) {
     started.set_exception(std::current_exception());
     return;

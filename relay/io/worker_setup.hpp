@@ -57,6 +57,7 @@ struct WorkerSockets {
   // worker reads any socket.
   std::vector<RestoredAllocation> restored;
   std::vector<RestoredConnection> connections;
+  std::vector<HandedReservation> reservations;  // EVEN-PORT reservations an upgrade handed over
 };
 
 // What a worker needs beyond its sockets: the core's settings and shared services, and where

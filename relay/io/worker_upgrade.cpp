@@ -36,6 +36,8 @@ OutgoingBundle WorkerUpgrade::freeze() {
       fds.push_back(relays_.fd(r.id));
     }
   }
+  bundle.reservations = relays_.takeReservations();
+  reservations_ = bundle.reservations;
   return bundle;
 }
 
@@ -45,6 +47,8 @@ void WorkerUpgrade::thaw() noexcept {
   listeners_.resumeDatagrams();
   for (core::RelayId id : paused_) relays_.resume(id);
   connections_.thawAfterUpgrade(frozen_connections_);
+  relays_.returnReservations(reservations_);
+  reservations_.clear();
   paused_.clear();
   frozen_connections_.clear();
   moving_connections_.clear();
@@ -69,10 +73,13 @@ void WorkerUpgrade::commit() noexcept {
   for (const auto& tuple : dtls) server_.onClientClosed(tuple, now);
   listeners_.forgetDtlsSessions();
   listeners_.closeAll();
+  relays_.releaseReservations(reservations_);
   log::info("handed over", {{"worker", log_.worker()},
                             {"allocations", moved},
                             {"tcp_connections", frozen_connections_.size()},
-                            {"dtls_ended", dtls.size()}});
+                            {"dtls_ended", dtls.size()},
+                            {"reservations", reservations_.size()}});
+  reservations_.clear();
   frozen_ = false;
   paused_.clear();
   frozen_connections_.clear();
@@ -97,6 +104,15 @@ void WorkerUpgrade::restore(std::vector<RestoredAllocation> restored,
                            {"allocations", restored.size() - lost},
                            {"lost", lost},
                            {"tcp_connections", connections.size()}});
+}
+
+void WorkerUpgrade::restoreReservations(
+    const std::vector<HandedReservation>& reservations) noexcept {
+  if (reservations.empty()) return;
+  const std::size_t adopted = relays_.adoptReservations(reservations);
+  log::info("reservations taken over", {{"worker", log_.worker()},
+                                        {"reservations", adopted},
+                                        {"lost", reservations.size() - adopted}});
 }
 
 }  // namespace tern::io

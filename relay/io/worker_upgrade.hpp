@@ -30,6 +30,8 @@ class WorkerUpgrade {
   void thaw() noexcept;
   void commit() noexcept;
   void restore(std::vector<RestoredAllocation> restored, std::vector<RestoredConnection> connections) noexcept;
+  // The old process's unclaimed EVEN-PORT reservations: their tokens are honoured here now.
+  void restoreReservations(const std::vector<HandedReservation>& reservations) noexcept;
   // While frozen the core's tick and the idle timeout wait: nothing that moves may end in
   // two processes.
   bool frozen() const noexcept { return frozen_; }
@@ -51,6 +53,7 @@ class WorkerUpgrade {
   std::vector<core::RelayId> paused_;
   std::vector<core::FiveTuple> frozen_connections_;
   std::unordered_set<core::FiveTuple, core::FiveTupleHash> moving_connections_;
+  std::vector<HandedReservation> reservations_;  // out of the registry while frozen
 };
 
 }  // namespace tern::io
