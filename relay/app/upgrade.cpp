@@ -133,15 +133,28 @@ io::FileDescriptor UpgradeFromOld::confirm(const UpgradeTimeouts& timeouts) {
   return commit.fds.empty() ? io::FileDescriptor{} : std::move(commit.fds.front());
 }
 
+namespace {
+
+// A deadline that passed names the setting behind it, so the operator knows what to raise.
+std::string namingTimeout(std::string problem, std::chrono::milliseconds timeout) {
+  if (problem.find("timed out") == std::string::npos) return problem;
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(timeout).count();
+  return problem + " (--upgrade-timeout " + std::to_string(seconds) + " s)";
+}
+
+}  // namespace
+
 HandOverOutcome handOverToNew(io::HandOverChannel& channel, const std::vector<io::Worker*>& workers,
                               const std::function<NodeState()>& node, const UpgradeTimeouts& timeouts) {
   HandOverOutcome outcome;
+  std::chrono::milliseconds in_effect = timeouts.start;
   try {
     auto hello = channel.receive(Clock::now() + timeouts.start);
     if (!hello) throw std::runtime_error("the new process did not start: " + hello.error());
     if (hello->type != code(Message::kHello) || getU32(hello->payload, 0) != kProtocolVersion) {
       throw std::runtime_error("the new process speaks another hand-over version");
     }
+    in_effect = timeouts.take_over;
     const auto deadline = Clock::now() + timeouts.take_over;
     const std::vector<io::OutgoingBundle> bundles = freezeAll(workers);
     sendOrThrow(channel, Message::kNode, encodeNode(node()), {}, deadline);
@@ -155,7 +168,7 @@ HandOverOutcome handOverToNew(io::HandOverChannel& channel, const std::vector<io
     (void)expect(channel, Message::kTaken, deadline);
     outcome.taken = true;
   } catch (const std::exception& e) {
-    outcome.problem = e.what();
+    outcome.problem = namingTimeout(e.what(), in_effect);
   }
   return outcome;
 }

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <regex>
 #include <thread>
 
@@ -179,6 +180,37 @@ TEST_CASE("An upgrade the new process cannot take leaves the old one serving: ba
     CHECK(refused.status == 1);
     CHECK(refused.output.find("upgrade failed") != std::string::npos);
   }
+  CHECK(server.process().output().find("upgrade failed; this process serves on") != std::string::npos);
+  test::expectNoLoss(call, 250);
+  CHECK(app::httpRequest(*server.http(), "GET", "/readyz", 5s).status == 200);
+  CHECK(server.process().stop(SIGTERM) == 0);
+}
+
+TEST_CASE("A new binary that hangs at start is killed after --upgrade-timeout: the old one serves on, nothing lost") {
+  becomeSubreaper();
+  Workspace w;
+  TernServer server(w.args({"--upgrade-timeout", "2"}), nullptr, w.binary);
+  test::EchoPeer peer(kPeerHost);
+  auto call = startCall(server.udp().port, peer.port(), 250);
+  REQUIRE(server.process().waitForLine("allocation created").has_value());
+  // Stands in for a binary that never says it is ready; exec keeps the PID the old process
+  // started, so the PID it kills is the one written here.
+  const std::string pid_file = w.path + "/hung.pid";
+  w.installScript("echo $$ > " + pid_file + "; exec sleep 120");
+
+  const auto began = std::chrono::steady_clock::now();
+  const auto refused = ternUpgrade(w, server);
+  const auto took = std::chrono::steady_clock::now() - began;
+  INFO(refused.output);
+  CHECK(refused.status == 1);
+  CHECK(refused.output.find("timed out") != std::string::npos);
+  CHECK(refused.output.find("--upgrade-timeout 2 s") != std::string::npos);
+  CHECK(took < 15s);  // the 2 s allowance, not the 30 s default
+  // Killed by its PID (and reaped by the old process, its parent) before `tern upgrade` returned.
+  pid_t hung = 0;
+  std::ifstream(pid_file) >> hung;
+  REQUIRE(hung > 0);
+  CHECK(::kill(hung, 0) == -1);
   CHECK(server.process().output().find("upgrade failed; this process serves on") != std::string::npos);
   test::expectNoLoss(call, 250);
   CHECK(app::httpRequest(*server.http(), "GET", "/readyz", 5s).status == 200);
