@@ -68,7 +68,8 @@ class Server {
       : settings_(std::move(settings)),
         loader_(std::move(loader)),
         node_collector_(node_state_, TERN_VERSION),
-        upgrader_(loop_, std::move(command_line), upgradeHooks(), UpgradeTimeouts{}) {}
+        upgrader_(loop_, std::move(command_line), upgradeHooks(),
+                  UpgradeTimeouts::ofSeconds(settings_.upgrade_timeout)) {}
 
   int run() {
     from_old_ = UpgradeFromOld::fromEnvironment();
@@ -129,7 +130,8 @@ class Server {
   // is asked for anything, so a bad configuration leaves it serving untouched.
   std::vector<io::WorkerSockets> takeOverSockets(ClientSockets& listeners) {
     (void)buildReloadable(settings_, nodeIdentity());
-    UpgradeFromOld::Received received = from_old_->receive(UpgradeTimeouts{});
+    UpgradeFromOld::Received received =
+        from_old_->receive(UpgradeTimeouts::ofSeconds(settings_.upgrade_timeout));
     nonce_key_ = received.node.nonce_key;
     carried_ = std::make_unique<metrics::WorkerCounters>();  // filled at the freeze (takeOverRest)
     if (settings_.workers > received.node.workers) {
@@ -170,7 +172,7 @@ class Server {
   void confirmTakeOver() {
     io::FileDescriptor metrics;
     try {
-      metrics = from_old_->confirm(UpgradeTimeouts{});
+      metrics = from_old_->confirm(UpgradeTimeouts::ofSeconds(settings_.upgrade_timeout));
     } catch (...) {
       for (auto& worker : workers_) worker->run(false);
       throw;

@@ -191,16 +191,29 @@ io::FileDescriptor UpgradeFromOld::confirm(const UpgradeTimeouts& timeouts) {
   return commit.fds.empty() ? io::FileDescriptor{} : std::move(commit.fds.front());
 }
 
+namespace {
+
+// A deadline that passed names the setting behind it, so the operator knows what to raise.
+std::string namingTimeout(std::string problem, std::chrono::milliseconds timeout) {
+  if (problem.find("timed out") == std::string::npos) return problem;
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(timeout).count();
+  return problem + " (--upgrade-timeout " + std::to_string(seconds) + " s)";
+}
+
+}  // namespace
+
 HandOverOutcome handOverToNew(io::HandOverChannel& channel, const std::vector<io::Worker*>& workers,
                               const std::function<NodeState()>& node, const UpgradeTimeouts& timeouts,
                               const std::shared_future<bool>& decision) {
   HandOverOutcome outcome;
+  std::chrono::milliseconds in_effect = timeouts.start;
   try {
     auto hello = channel.receive(Clock::now() + timeouts.start);
     if (!hello) throw std::runtime_error("the new process did not start: " + hello.error());
     if (hello->type != code(Message::kHello) || getU32(hello->payload, 0) != kProtocolVersion) {
       throw std::runtime_error("the new process speaks another hand-over version");
     }
+    in_effect = timeouts.take_over;
     const auto deadline = Clock::now() + timeouts.take_over;
     sendPrecopy(channel, node(), workers, outcome, deadline);
     (void)expect(channel, Message::kPrecopied, deadline);
@@ -211,7 +224,7 @@ HandOverOutcome handOverToNew(io::HandOverChannel& channel, const std::vector<io
     (void)expect(channel, Message::kTaken, deadline);
     outcome.taken = true;
   } catch (const std::exception& e) {
-    outcome.problem = e.what();
+    outcome.problem = namingTimeout(e.what(), in_effect);
   }
   return outcome;
 }
@@ -237,6 +250,7 @@ std::vector<io::WorkerSockets> regroup(std::vector<io::IncomingBundle> bundles, 
     append(to.connections, b.sockets.connections);
     append(to.updated, b.sockets.updated);
     append(to.removed, b.sockets.removed);
+    append(to.reservations, b.sockets.reservations);
   }
   return sockets;
 }

@@ -64,6 +64,10 @@ struct UpgradeTimeouts {
   std::chrono::milliseconds start{30'000};
   // From the first bundle sent to TAKEN.
   std::chrono::milliseconds take_over{30'000};
+  // --upgrade-timeout: the same allowance for each step.
+  static UpgradeTimeouts ofSeconds(unsigned seconds) noexcept {
+    return {std::chrono::seconds(seconds), std::chrono::seconds(seconds)};
+  }
 };
 
 // The new process's side. Any failure throws std::runtime_error: the process exits non-zero

@@ -90,6 +90,8 @@ std::vector<std::uint8_t> TurnSession::allocate(const AllocateOptions& options) 
     if (options.lifetime) b.add(wire::attr::Lifetime{*options.lifetime});
     if (options.address_family) b.add(wire::attr::RequestedAddressFamily{*options.address_family});
     if (options.dont_fragment) b.add(wire::attr::DontFragment{});
+    if (options.even_port) b.add(wire::attr::EvenPort{*options.even_port});
+    if (options.reservation_token) b.add(wire::attr::ReservationToken{*options.reservation_token});
     // RFC 8016 §3.1: zero length; the codec's MobilityTicket needs a value, so raw.
     if (options.mobility) b.addRaw(static_cast<std::uint16_t>(wire::AttributeType::kMobilityTicket), {});
   });

@@ -41,6 +41,10 @@ class TurnSession {
     bool dont_fragment = false;
     // RFC 8016 §3.1: ask for a MOBILITY-TICKET (an empty one in the request).
     bool mobility = false;
+    // RFC 8656 §7.2: EVEN-PORT, its R bit asking the server to keep the next port too; or
+    // RESERVATION-TOKEN, claiming a port kept that way.
+    std::optional<bool> even_port;
+    std::optional<std::uint64_t> reservation_token;
   };
   std::vector<std::uint8_t> allocate(const AllocateOptions& options);
   std::vector<std::uint8_t> refresh(std::optional<std::uint32_t> lifetime);

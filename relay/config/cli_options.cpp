@@ -71,6 +71,11 @@ void addOperationsOptions(CLI::App& app, Config& config) {
          "path takes over its sockets and calls, as tern upgrade does: a new Kubernetes pod on "
          "the node; a start finding nobody there serves normally and listens on it")
       ->type_name("PATH");
+  app.add_option("--upgrade-timeout", config.upgrade_timeout,
+                 "Seconds an upgrade's new process has to say it is ready, and again to take "
+                 "everything over; past either it is killed and this process serves on (1-3600)")
+      ->type_name("SECONDS")
+      ->capture_default_str();
   app.add_option("--alternate-server", config.alternate_servers,
                  "While draining, redirect new allocations here with 300 Try Alternate (repeatable; the "
                  "first of the client's address family is used; without one they get 508)")

@@ -399,6 +399,9 @@ void validateOperations(const Config& config, Settings& s, std::vector<std::stri
     }
   }
   s.drain_timeout = number<unsigned>(problems, "drain-timeout", config.drain_timeout, 0, 7 * 24 * 3600);
+  // At least a second to load a configuration; at most an hour of frozen workers.
+  s.upgrade_timeout =
+      number<unsigned>(problems, "upgrade-timeout", config.upgrade_timeout, 1, 3600);
   validateAdminToken(config, s, problems);
   validateHandOverSocket(config, s, problems);
   for (const auto& text : config.alternate_servers) {

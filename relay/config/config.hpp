@@ -38,6 +38,7 @@ struct Config {
   // Operations: the HTTP port for /metrics, /healthz, /readyz and POST /drain; draining.
   std::string metrics_listen;                  // ADDR:PORT; empty: off
   std::string drain_timeout = "600";           // seconds a drain waits for calls to end
+  std::string upgrade_timeout = "30";          // seconds an upgrade's new process has per step
   std::vector<std::string> alternate_servers;  // ADDR:PORT for 300 Try Alternate while draining
   std::string alternate_domain;                // ALTERNATE-DOMAIN for TLS/DTLS clients
   std::string admin_token_file;  // first line: the bearer token POST /drain needs; never printed
@@ -128,6 +129,7 @@ struct Settings {
 
   std::optional<wire::SocketAddress> metrics_listen;
   unsigned drain_timeout = 600;
+  unsigned upgrade_timeout = 30;
   std::vector<wire::SocketAddress> alternate_servers;
   std::string alternate_domain;
   std::optional<std::string> admin_token;  // unset: admin calls are refused

@@ -233,6 +233,45 @@ core::RelayId RelaySockets::adoptRestored(FileDescriptor fd, bool poll_now) noex
   return id;
 }
 
+std::vector<HandedReservation> RelaySockets::takeReservations() {
+  return setup_.reservations->takeForUpgrade(log_.worker(), steadyNow());
+}
+
+void RelaySockets::returnReservations(const std::vector<HandedReservation>& taken) noexcept {
+  const auto now = steadyNow();
+  for (const HandedReservation& r : taken) {
+    try {
+      (void)setup_.reservations->put(r, log_.worker(), now);
+    } catch (const std::bad_alloc&) {
+      ports_.release(r.address.port);  // lost: its token gets 508, as an expired one
+    }
+  }
+}
+
+void RelaySockets::releaseReservations(const std::vector<HandedReservation>& handed) noexcept {
+  for (const HandedReservation& r : handed) ports_.release(r.address.port);
+}
+
+std::size_t RelaySockets::adoptReservations(const std::vector<HandedReservation>& handed) noexcept {
+  const auto now = steadyNow();
+  std::size_t adopted = 0;
+  for (const HandedReservation& r : handed) {
+    // Expiry hands the port back to this pool, a claim to the relay socket opened on it.
+    if (!ports_.adopt(r.address.port)) continue;
+    bool put = false;
+    try {
+      put = setup_.reservations->put(r, log_.worker(), now);
+    } catch (const std::bad_alloc&) {
+    }
+    if (put) {
+      ++adopted;
+    } else {
+      ports_.release(r.address.port);
+    }
+  }
+  return adopted;
+}
+
 void RelaySockets::onTick(metrics::WorkerCounters& counters) noexcept {
   for (std::uint16_t port : setup_.reservations->expire(log_.worker(), steadyNow()))
     ports_.release(port);

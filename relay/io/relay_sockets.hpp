@@ -108,6 +108,14 @@ class RelaySockets final : public core::RelayOutput {
   core::RelayId adoptRestored(FileDescriptor fd, bool poll_now = true) noexcept;
   // Starts reading the deferred sockets, a slice per loop iteration, from the next one on.
   void pollDeferred() noexcept;
+  core::RelayId adoptRestored(FileDescriptor fd) noexcept;
+  // This worker's unclaimed EVEN-PORT reservations (RFC 8656 §7.2) leave the registry with an
+  // upgrade, their ports still taken: put back if it fails, the ports released once the new
+  // process holds them. There, each port is claimed in this worker's pool again.
+  std::vector<HandedReservation> takeReservations();
+  void returnReservations(const std::vector<HandedReservation>& taken) noexcept;
+  void releaseReservations(const std::vector<HandedReservation>& handed) noexcept;
+  std::size_t adoptReservations(const std::vector<HandedReservation>& handed) noexcept;
 
   // Once a second: ports of expired EVEN-PORT reservations go back to the pool; port gauges.
   void onTick(metrics::WorkerCounters& counters) noexcept;

@@ -1,6 +1,7 @@
 // See reservations.hpp.
 #include "relay/io/reservations.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -43,6 +44,28 @@ std::vector<std::uint16_t> ReservationRegistry::expire(unsigned owner, SteadyTim
     }
   }
   return ports;
+}
+
+std::vector<HandedReservation> ReservationRegistry::takeForUpgrade(unsigned owner, SteadyTime now) {
+  std::vector<HandedReservation> taken;
+  std::lock_guard lock(mutex_);
+  for (auto it = reserved_.begin(); it != reserved_.end();) {
+    if (it->second.owner == owner && it->second.expires > now) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(it->second.expires - now);
+      taken.push_back({it->first, it->second.address, left});
+      it = reserved_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return taken;
+}
+
+bool ReservationRegistry::put(const HandedReservation& r, unsigned owner, SteadyTime now) {
+  std::lock_guard lock(mutex_);
+  // The hold never grows in transit: RFC 8656 §7.2's "about 30 seconds" bounds it.
+  const auto left = std::min<std::chrono::milliseconds>(r.remaining, kHold);
+  return reserved_.try_emplace(r.token, Reserved{r.address, owner, now + left}).second;
 }
 
 }  // namespace tern::io

@@ -14,6 +14,14 @@
 
 namespace tern::io {
 
+// An upgrade (docs/upgrade.md): one unclaimed reservation on its way to the new process,
+// which honours its token for what is left of its hold.
+struct HandedReservation {
+  std::uint64_t token = 0;
+  wire::SocketAddress address;
+  std::chrono::milliseconds remaining{0};
+};
+
 class ReservationRegistry {
  public:
   using SteadyTime = std::chrono::steady_clock::time_point;
@@ -26,6 +34,13 @@ class ReservationRegistry {
   std::optional<wire::SocketAddress> claim(std::uint64_t token, SteadyTime now);
   // Expired reservations of `owner`: their ports go back to the owner's pool.
   std::vector<std::uint16_t> expire(unsigned owner, SteadyTime now);
+
+  // An upgrade. Takes `owner`'s unexpired reservations out (a token presented meanwhile is
+  // unknown here, as it will be once the new process holds them); their ports stay taken.
+  std::vector<HandedReservation> takeForUpgrade(unsigned owner, SteadyTime now);
+  // Records reservations for `owner`: taken back (the upgrade failed), or handed over by the
+  // old process. False for a token already known.
+  bool put(const HandedReservation& r, unsigned owner, SteadyTime now);
 
  private:
   struct Reserved {

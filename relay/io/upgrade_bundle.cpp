@@ -1,8 +1,11 @@
 // The wire form of a worker's bundle; see upgrade_bundle.hpp. Big-endian counts (network
 // order, like relay/wire and core's snapshot records). An allocation is core's snapshot
 // record; its relay sockets are as many descriptors as the record lists relays. A TCP client
-// connection is core's connection record and one descriptor.
+// connection is core's connection record and one descriptor. Last, the worker's unclaimed
+// EVEN-PORT reservations (reservation_hand_over.hpp), which carry no descriptor.
 #include "relay/io/upgrade_bundle.hpp"
+
+#include "relay/io/reservation_hand_over.hpp"
 
 namespace tern::io {
 
@@ -153,6 +156,7 @@ EncodedBundle encodeBundle(const OutgoingBundle& bundle) {
   for (const core::AllocationSnapshot& a : bundle.updated) core::encodeSnapshot(a, e.payload);
   putU32(e.payload, static_cast<std::uint32_t>(bundle.removed.size()));
   for (core::RelayId relay : bundle.removed) putU32(e.payload, relay);
+  encodeReservations(bundle.reservations, e.payload);
   return e;
 }
 
@@ -171,6 +175,8 @@ Expected<IncomingBundle, std::string> decodeBundle(wire::Bytes in, std::vector<F
   if (auto problem = decodeConnections(in, queue, bundle.sockets.connections)) return Unexpected(*problem);
   if (worker > 0xFF) return Unexpected(std::string("bad worker index"));
   if (auto problem = decodeUpdates(in, static_cast<std::uint8_t>(worker), bundle.sockets)) return Unexpected(*problem);
+  if (auto problem = decodeReservations(in, bundle.sockets.reservations))
+    return Unexpected(*problem);
   if (!in.empty()) return Unexpected(std::string("bytes after the bundle"));
   if (!queue.allTaken()) return Unexpected(std::string("descriptors left over"));
   return bundle;

@@ -11,6 +11,7 @@
 
 #include "relay/core/allocation_snapshot.hpp"
 #include "relay/io/client_listeners.hpp"
+#include "relay/io/reservations.hpp"
 #include "relay/io/socket_util.hpp"
 #include "relay/wire/expected.hpp"
 
@@ -36,6 +37,7 @@ struct OutgoingBundle {
   // Duplicates of the descriptors above, made while the worker serves on (it may close its
   // own meanwhile); they close with the bundle.
   std::vector<FileDescriptor> owned;
+  std::vector<HandedReservation> reservations;  // unclaimed EVEN-PORT reservations, no descriptor
 };
 
 // In the new process: the listeners, allocations (sockets.restored) and TCP client

@@ -68,6 +68,7 @@ struct WorkerSockets {
   // sockets), and those that ended meanwhile.
   std::vector<core::AllocationSnapshot> updated;
   std::vector<RemovedAllocation> removed;
+  std::vector<HandedReservation> reservations;  // EVEN-PORT reservations an upgrade handed over
 };
 
 // What a worker needs beyond its sockets: the core's settings and shared services, and where

@@ -114,6 +114,8 @@ OutgoingBundle WorkerUpgrade::freeze() {
   for (const auto& [relay, sent] : precopied_) {
     if (!seen.contains(relay)) bundle.removed.push_back(relay);
   }
+  bundle.reservations = relays_.takeReservations();
+  reservations_ = bundle.reservations;
   return bundle;
 }
 
@@ -124,6 +126,8 @@ void WorkerUpgrade::thaw() noexcept {
   frozen_ = false;
   listeners_.resumeDatagrams();
   connections_.thawAfterUpgrade(frozen_connections_);
+  relays_.returnReservations(reservations_);
+  reservations_.clear();
   frozen_connections_.clear();
   moving_connections_.clear();
 }
@@ -165,10 +169,13 @@ void WorkerUpgrade::commit() noexcept {
   for (const auto& tuple : dtls) server_.onClientClosed(tuple, now);
   listeners_.forgetDtlsSessions();
   listeners_.closeAll();
+  relays_.releaseReservations(reservations_);
   log::info("handed over", {{"worker", log_.worker()},
                             {"allocations", moved + releasing_.size()},
                             {"tcp_connections", frozen_connections_.size()},
-                            {"dtls_ended", dtls.size()}});
+                            {"dtls_ended", dtls.size()},
+                            {"reservations", reservations_.size()}});
+  reservations_.clear();
   frozen_ = false;
   frozen_connections_.clear();
   moving_connections_.clear();
@@ -244,6 +251,7 @@ void WorkerUpgrade::applyRest(WorkerSockets rest) noexcept {
   const std::size_t added = rest.restored.size();
   const std::size_t connections = rest.connections.size();
   const std::size_t lost = restore(std::move(rest.restored), std::move(rest.connections), true) + missing;
+  restoreReservations(rest.reservations);
   relays_.pollDeferred();
   log::info("taken over", {{"worker", log_.worker()},
                            {"allocations", server_.allocationCount()},
@@ -252,6 +260,15 @@ void WorkerUpgrade::applyRest(WorkerSockets rest) noexcept {
                            {"removed", rest.removed.size()},
                            {"lost", lost},
                            {"tcp_connections", connections}});
+}
+
+void WorkerUpgrade::restoreReservations(
+    const std::vector<HandedReservation>& reservations) noexcept {
+  if (reservations.empty()) return;
+  const std::size_t adopted = relays_.adoptReservations(reservations);
+  log::info("reservations taken over", {{"worker", log_.worker()},
+                                        {"reservations", adopted},
+                                        {"lost", reservations.size() - adopted}});
 }
 
 }  // namespace tern::io

@@ -55,6 +55,8 @@ class WorkerUpgrade {
   // The worker stops: what moved and is not let go yet goes at once (before the core ends
   // the rest with their usage records), and the timer closes.
   void close() noexcept;
+  // The old process's unclaimed EVEN-PORT reservations: their tokens are honoured here now.
+  void restoreReservations(const std::vector<HandedReservation>& reservations) noexcept;
 
  private:
   static constexpr std::size_t kReleaseSlice = 128;  // ~5 ms of a core, then a pause
@@ -99,6 +101,7 @@ class WorkerUpgrade {
   OneShotTimer release_timer_;
   std::vector<core::FiveTuple> frozen_connections_;
   std::unordered_set<core::FiveTuple, core::FiveTupleHash> moving_connections_;
+  std::vector<HandedReservation> reservations_;  // out of the registry while frozen
 };
 
 }  // namespace tern::io

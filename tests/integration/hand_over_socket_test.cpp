@@ -20,7 +20,7 @@
 #include "support/process.hpp"
 #include "support/tern_server.hpp"
 #include "support/turn_tools.hpp"
-#include "upgrade_helpers.hpp"
+#include "upgrade_support.hpp"
 
 using namespace tern;
 using namespace std::chrono_literals;

@@ -6,13 +6,12 @@
 // one is under way or while draining.
 #include <doctest/doctest.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <regex>
 #include <thread>
 
@@ -21,7 +20,7 @@
 #include "support/tern_server.hpp"
 #include "support/test_certificates.hpp"
 #include "support/turn_tools.hpp"
-#include "upgrade_helpers.hpp"
+#include "upgrade_support.hpp"
 
 using namespace tern;
 using namespace std::chrono_literals;
@@ -29,73 +28,6 @@ using test::TernServer;
 using namespace test::upgrade;
 
 namespace {
-
-// The new process is the old one's child; once the old one exits it is re-parented to the
-// nearest subreaper. Making this test process one lets it reap, and so wait for, the new one.
-void becomeSubreaper() { REQUIRE(::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0); }
-
-// A process this test did not start but must stop: the new process of an upgrade. Stopped
-// by its PID (SIGKILL) if the test ends first.
-class AdoptedProcess {
- public:
-  explicit AdoptedProcess(pid_t pid) : pid_(pid) {}
-  ~AdoptedProcess() {
-    if (pid_ > 0 && running()) {
-      ::kill(pid_, SIGKILL);
-      (void)wait(5s);
-    }
-  }
-  pid_t pid() const noexcept { return pid_; }
-  bool running() {
-    if (exited_) return false;
-    int status = 0;
-    const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-    if (r == pid_) {
-      exited_ = true;
-      status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      return false;
-    }
-    // Not yet our child (its parent lives): alive while it can be signalled.
-    return r == 0 || ::kill(pid_, 0) == 0;
-  }
-  int wait(std::chrono::milliseconds timeout) {
-    const auto give_up = std::chrono::steady_clock::now() + timeout;
-    while (running()) {
-      if (std::chrono::steady_clock::now() >= give_up) return -1;
-      std::this_thread::sleep_for(20ms);
-    }
-    return status_;
-  }
-  int stop(int signum, std::chrono::milliseconds timeout = 15s) {
-    if (running()) ::kill(pid_, signum);
-    return wait(timeout);
-  }
-
- private:
-  pid_t pid_;
-  bool exited_ = false;
-  int status_ = -1;
-};
-
-// The PID the old process handed over to, from its `upgraded pid=N ...` line.
-pid_t upgradedPid(const test::ChildProcess& log, std::size_t nth = 1) {
-  const std::regex pattern(" upgraded pid=([0-9]+)");
-  for (int tries = 0; tries < 500; ++tries) {
-    const std::string text = log.output();
-    std::size_t seen = 0;
-    for (auto it = std::sregex_iterator(text.begin(), text.end(), pattern); it != std::sregex_iterator(); ++it) {
-      if (++seen == nth) return static_cast<pid_t>(std::stol((*it)[1].str()));
-    }
-    std::this_thread::sleep_for(20ms);
-  }
-  return -1;
-}
-
-test::CommandResult ternUpgrade(const Workspace& w, const TernServer& server) {
-  return test::runCommand({test::ternBinary(), "upgrade", "--metrics", server.http()->toString(),
-                           "--admin-token-file", w.token, "--timeout", "60"},
-                          90s);
-}
 
 std::size_t countOf(const std::string& text, const std::string& what) { return test::countOf(text, what); }
 
@@ -228,6 +160,37 @@ TEST_CASE("An upgrade the new process cannot take leaves the old one serving: ba
     CHECK(refused.status == 1);
     CHECK(refused.output.find("upgrade failed") != std::string::npos);
   }
+  CHECK(server.process().output().find("upgrade failed; this process serves on") != std::string::npos);
+  test::expectNoLoss(call, 250);
+  CHECK(app::httpRequest(*server.http(), "GET", "/readyz", 5s).status == 200);
+  CHECK(server.process().stop(SIGTERM) == 0);
+}
+
+TEST_CASE("A new binary that hangs at start is killed after --upgrade-timeout: the old one serves on, nothing lost") {
+  becomeSubreaper();
+  Workspace w;
+  TernServer server(w.args({"--upgrade-timeout", "2"}), nullptr, w.binary);
+  test::EchoPeer peer(kPeerHost);
+  auto call = startCall(server.udp().port, peer.port(), 250);
+  REQUIRE(server.process().waitForLine("allocation created").has_value());
+  // Stands in for a binary that never says it is ready; exec keeps the PID the old process
+  // started, so the PID it kills is the one written here.
+  const std::string pid_file = w.path + "/hung.pid";
+  w.installScript("echo $$ > " + pid_file + "; exec sleep 120");
+
+  const auto began = std::chrono::steady_clock::now();
+  const auto refused = ternUpgrade(w, server);
+  const auto took = std::chrono::steady_clock::now() - began;
+  INFO(refused.output);
+  CHECK(refused.status == 1);
+  CHECK(refused.output.find("timed out") != std::string::npos);
+  CHECK(refused.output.find("--upgrade-timeout 2 s") != std::string::npos);
+  CHECK(took < 15s);  // the 2 s allowance, not the 30 s default
+  // Killed by its PID (and reaped by the old process, its parent) before `tern upgrade` returned.
+  pid_t hung = 0;
+  std::ifstream(pid_file) >> hung;
+  REQUIRE(hung > 0);
+  CHECK(::kill(hung, 0) == -1);
   CHECK(server.process().output().find("upgrade failed; this process serves on") != std::string::npos);
   test::expectNoLoss(call, 250);
   CHECK(app::httpRequest(*server.http(), "GET", "/readyz", 5s).status == 200);

@@ -365,3 +365,26 @@ TEST_CASE("--hand-over-socket takes an absolute path that fits a Unix socket add
     CHECK(s.error().front().rfind("hand-over-socket:", 0) == 0);
   }
 }
+
+TEST_CASE("--upgrade-timeout: 30 s per step by default, 1 to 3600 s (docs/upgrade.md)") {
+  auto s = validate(Config{}, 2);
+  REQUIRE(s.has_value());
+  CHECK(s->upgrade_timeout == 30);
+  s = validate(parse({"--upgrade-timeout", "2"}), 2);
+  REQUIRE(s.has_value());
+  CHECK(s->upgrade_timeout == 2);
+  for (const char* bad : {"0", "3601", "soon"}) {
+    Config c;
+    c.upgrade_timeout = bad;
+    auto refused = validate(c, 2);
+    REQUIRE_FALSE(refused.has_value());
+    REQUIRE(refused.error().size() == 1);
+    CHECK(refused.error()[0].rfind("upgrade-timeout:", 0) == 0);
+  }
+  Config config;
+  CLI::App app{"test", "tern serve"};
+  addServeOptions(app, config);
+  const char* argv[] = {"tern serve", "--upgrade-timeout", "45"};
+  app.parse(3, const_cast<char**>(argv));
+  CHECK(printableConfig(app).find("upgrade-timeout=45") != std::string::npos);
+}

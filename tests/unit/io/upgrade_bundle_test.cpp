@@ -65,6 +65,8 @@ io::OutgoingBundle bundleOf(const Pipes& p) {
   b.listeners = {{io::ClientListeners::Kind::kUdp, p.at(0)}, {io::ClientListeners::Kind::kTls, p.at(1)}};
   b.allocations = {snapshotOf("alice", 1), snapshotOf("bob", 2)};
   b.relay_fds = {{p.at(2)}, {p.at(3), p.at(4)}};
+  b.reservations = {{0x0102030405060708, *wire::SocketAddress::parse("127.0.0.1:50001"), std::chrono::milliseconds(29'500)},
+                    {0xfedcba9876543210, *wire::SocketAddress::parse("[::1]:50003"), std::chrono::milliseconds(1)}};
   return b;
 }
 
@@ -112,4 +114,39 @@ TEST_CASE("A bundle cut short, or with descriptors missing or left over, is refu
   trailing.push_back(0);
   CHECK_FALSE(io::decodeBundle(trailing, duplicates(encoded.fds)).has_value());
   CHECK(openDescriptors() == before);
+}
+
+TEST_CASE("Unclaimed EVEN-PORT reservations travel in the bundle: token, address, hold left (RFC 8656 §7.2)") {
+  Pipes p;
+  const io::EncodedBundle encoded = io::encodeBundle(bundleOf(p));
+  // They hold no socket: the descriptors are the listeners' and relays' alone.
+  CHECK(encoded.fds.size() == 5);
+  auto decoded = io::decodeBundle(encoded.payload, duplicates(encoded.fds));
+  REQUIRE(decoded.has_value());
+  const auto& r = decoded->sockets.reservations;
+  REQUIRE(r.size() == 2);
+  CHECK(r[0].token == 0x0102030405060708);
+  CHECK(r[0].address.toString() == "127.0.0.1:50001");
+  CHECK(r[0].remaining == std::chrono::milliseconds(29'500));
+  CHECK(r[1].token == 0xfedcba9876543210);
+  CHECK(r[1].address.toString() == "[::1]:50003");
+  CHECK(r[1].remaining == std::chrono::milliseconds(1));
+}
+
+TEST_CASE("A handed-over reservation without a token, or held past 30 seconds, is refused") {
+  Pipes p;
+  io::OutgoingBundle b = bundleOf(p);
+  const auto address = *wire::SocketAddress::parse("127.0.0.1:50001");
+  b.reservations = {{0, address, std::chrono::milliseconds(1000)}};
+  const io::EncodedBundle zero = io::encodeBundle(b);
+  const auto refused = io::decodeBundle(zero.payload, duplicates(zero.fds));
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error() == "a reservation without a token");
+  // The encoder clamps to 30 s; a payload that says more was not written by tern.
+  b.reservations = {{7, address, std::chrono::milliseconds(30'000)}};
+  io::EncodedBundle longer = io::encodeBundle(b);
+  longer.payload.back() = static_cast<std::uint8_t>(longer.payload.back() + 1);
+  const auto too_long = io::decodeBundle(longer.payload, duplicates(longer.fds));
+  REQUIRE_FALSE(too_long.has_value());
+  CHECK(too_long.error() == "a reservation held past 30 seconds");
 }

@@ -1,24 +1,80 @@
-// What the tests of an upgrade in place share (upgrade_test.cpp, hand_over_socket_test.cpp):
-// a workspace with the test's own copy of tern, its secrets and admin token, and a
-// turnutils_uclient call to an echo peer.
+// Helpers for tests that upgrade a running tern in place (docs/upgrade.md): the test becomes
+// a subreaper so it can wait for the new process, which it stops by PID; each test upgrades
+// its own copy of the binary in a temporary directory; a turnutils_uclient call to an echo
+// peer runs across it.
 #pragma once
 
 #include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
-#include <cstdlib>
+#include <chrono>
 #include <filesystem>
+#include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/process.hpp"
+#include "support/tern_server.hpp"
 #include "support/turn_tools.hpp"
 
 namespace tern::test::upgrade {
 
+using namespace std::chrono_literals;
+
 inline constexpr const char* kPeerHost = "127.0.0.2";  // 127.0.0.1 is the relay's own address
 inline constexpr const char* kSecret = "upgrade-secret";
 inline constexpr const char* kToken = "upgrade-admin-token";
+
+// The new process is the old one's child; once the old one exits it is re-parented to the
+// nearest subreaper. Making this test process one lets it reap, and so wait for, the new one.
+inline void becomeSubreaper() { REQUIRE(::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0); }
+
+// A process this test did not start but must stop: the new process of an upgrade. Stopped
+// by its PID (SIGKILL) if the test ends first.
+class AdoptedProcess {
+ public:
+  explicit AdoptedProcess(pid_t pid) : pid_(pid) {}
+  ~AdoptedProcess() {
+    if (pid_ > 0 && running()) {
+      ::kill(pid_, SIGKILL);
+      (void)wait(5s);
+    }
+  }
+  pid_t pid() const noexcept { return pid_; }
+  bool running() {
+    if (exited_) return false;
+    int status = 0;
+    const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      exited_ = true;
+      status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      return false;
+    }
+    // Not yet our child (its parent lives): alive while it can be signalled.
+    return r == 0 || ::kill(pid_, 0) == 0;
+  }
+  int wait(std::chrono::milliseconds timeout) {
+    const auto give_up = std::chrono::steady_clock::now() + timeout;
+    while (running()) {
+      if (std::chrono::steady_clock::now() >= give_up) return -1;
+      std::this_thread::sleep_for(20ms);
+    }
+    return status_;
+  }
+  int stop(int signum, std::chrono::milliseconds timeout = 15s) {
+    if (running()) ::kill(pid_, signum);
+    return wait(timeout);
+  }
+
+ private:
+  pid_t pid_;
+  bool exited_ = false;
+  int status_ = -1;
+};
 
 // A directory removed when the test ends, holding the test's own copy of tern (an upgrade
 // starts the binary at that path, so replacing the copy is what a package upgrade does).
@@ -62,6 +118,27 @@ struct Workspace {
 
   std::string path, binary, secrets, token;
 };
+
+// The PID the old process handed over to, from its `upgraded pid=N ...` line.
+inline pid_t upgradedPid(const ChildProcess& log, std::size_t nth = 1) {
+  const std::regex pattern(" upgraded pid=([0-9]+)");
+  for (int tries = 0; tries < 500; ++tries) {
+    const std::string text = log.output();
+    std::size_t seen = 0;
+    for (auto it = std::sregex_iterator(text.begin(), text.end(), pattern);
+         it != std::sregex_iterator(); ++it) {
+      if (++seen == nth) return static_cast<pid_t>(std::stol((*it)[1].str()));
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  return -1;
+}
+
+inline CommandResult ternUpgrade(const Workspace& w, const TernServer& server) {
+  return runCommand({ternBinary(), "upgrade", "--metrics", server.http()->toString(),
+                     "--admin-token-file", w.token, "--timeout", "60"},
+                    90s);
+}
 
 // 160-byte media at 20 ms intervals to an echo peer, over UDP unless `transport` says "-t"
 // (TCP) or "-t", "-S" (TLS); uclient checks the echoes and deletes its allocation at the end.
