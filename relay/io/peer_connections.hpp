@@ -54,6 +54,21 @@ class PeerConnections final : public core::PeerConnectionOutput,
   // The worker is stopping: every peer connection ends, no pipe resumes.
   void finishAll() noexcept;
 
+  // An upgrade (docs/upgrade.md; peer_connections_upgrade.cpp). In the old process: freezes
+  // peer connection `id` and the data connection piped to it, if both can move; nothing, and
+  // no change, if either cannot. thawAfterUpgrade undoes it (the upgrade failed).
+  struct Frozen {
+    int peer_fd = -1;
+    int data_fd = -1;  // -1: not bound
+    core::FiveTuple data;
+  };
+  std::optional<Frozen> freezeForUpgrade(core::ConnectionId id) noexcept;
+  void thawAfterUpgrade(core::ConnectionId id) noexcept;
+  // In the new process, once the core restored connection `id` and ClientConnections its
+  // data connection `data` (if bound): takes over its peer socket and pipes the two. When it
+  // cannot, the connection ends (and the core forgets it).
+  void restore(core::ConnectionId id, FileDescriptor peer_fd, const std::optional<core::FiveTuple>& data) noexcept;
+
   // Every peer connection by CONNECTION-ID: the worker's inventory.
   template <class F>
   void forEach(F&& f) const {

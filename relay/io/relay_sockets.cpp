@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstring>
 
+#include <sys/socket.h>
+
 #include "relay/core/turn_server.hpp"
 #include "relay/io/log.hpp"
 #include "relay/wire/checks.hpp"
@@ -211,7 +213,10 @@ core::RelayId RelaySockets::adopt(FileDescriptor fd) noexcept {
 }
 
 core::RelayId RelaySockets::adoptRestored(FileDescriptor fd) noexcept {
-  const core::RelayId id = adopt(std::move(fd));
+  int type = 0;
+  socklen_t length = sizeof type;
+  const bool stream = ::getsockopt(fd.get(), SOL_SOCKET, SO_TYPE, &type, &length) == 0 && type == SOCK_STREAM;
+  const core::RelayId id = stream ? adoptTcp(std::move(fd)) : adopt(std::move(fd));
   if (id == core::kLostRelay) return id;
   const std::uint16_t port = relays_[id].localAddress().port;
   if (!ports_.adopt(port)) {
@@ -222,6 +227,34 @@ core::RelayId RelaySockets::adoptRestored(FileDescriptor fd) noexcept {
   }
   mark(relays_[id], true);
   return id;
+}
+
+core::RelayId RelaySockets::adoptTcp(FileDescriptor fd) noexcept {
+  try {
+    const core::RelayId id = reserveId();
+    try {
+      relays_[id].tcp = std::make_unique<TcpListener>(loop_.get(), std::move(fd), peer_connections_, false, id);
+    } catch (...) {
+      free_ids_.push_back(id);
+      throw;
+    }
+    return id;
+  } catch (const std::exception& e) {
+    log::warn("relay socket hand-over failed", {{"worker", log_.worker()}, {"error", e.what()}});
+    return core::kLostRelay;
+  }
+}
+
+void RelaySockets::resumeTcp(core::RelayId id) noexcept {
+  TcpListener& paused = *relays_[id].tcp;
+  if (paused.fd() < 0 || paused.stream() != nullptr) return;  // it was never paused
+  try {
+    relays_[id].tcp = std::make_unique<TcpListener>(loop_.get(), paused.takePaused(), peer_connections_, false, id);
+  } catch (const std::exception& e) {
+    // The allocation keeps its address (the socket closed with the exception); peers can no
+    // longer connect to it, as when accept fails.
+    log::warn("relay listener did not resume", {{"worker", log_.worker()}, {"error", e.what()}});
+  }
 }
 
 void RelaySockets::onTick(metrics::WorkerCounters& counters) noexcept {

@@ -41,7 +41,7 @@ class Worker::Loop {
         server_(worker.setup_.options, worker.setup_.services,
                 core::ServerOutput(listeners_, relays_, peer_connections_, hand_over_, usage_),
                 *worker.counters_),
-        upgrade_(loop_, log_, server_, listeners_, relays_, connections_) {
+        upgrade_(loop_, log_, server_, listeners_, relays_, connections_, peer_connections_) {
     server_.setUnixTime(static_cast<std::int64_t>(std::time(nullptr)));
     worker.counters_->last_tick_ns.set(steadyNanoseconds());
     io_batch_.attach(loop_.get());
@@ -211,9 +211,11 @@ void Worker::threadMain(std::promise<void> started) noexcept {
   try {
     std::vector<RestoredAllocation> restored = std::move(sockets_.restored);
     std::vector<RestoredConnection> connections = std::move(sockets_.connections);
+    std::vector<RestoredPeerConnection> peer_connections = std::move(sockets_.peer_connections);
     loop = std::make_unique<Loop>(*this, std::move(sockets_));
     // Before the loop first runs: a client's first packet after the upgrade finds its allocation.
     loop->upgrade().restore(std::move(restored), std::move(connections));
+    loop->upgrade().restorePeerConnections(std::move(peer_connections));
   } catch (...) {
     started.set_exception(std::current_exception());
     return;

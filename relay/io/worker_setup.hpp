@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "relay/core/allocation.hpp"
@@ -48,6 +49,15 @@ struct RestoredConnection {
   FileDescriptor fd;
 };
 
+// An upgrade: an RFC 6062 connection of a TCP allocation of the old process, with its peer
+// socket and, once bound, the client data connection piped to it.
+struct RestoredPeerConnection {
+  core::TcpConnectionSnapshot snapshot;
+  FileDescriptor peer_fd;
+  std::optional<core::ConnectionSnapshot> data;
+  FileDescriptor data_fd;
+};
+
 struct WorkerSockets {
   std::vector<FileDescriptor> udp;
   std::vector<FileDescriptor> tcp;
@@ -57,6 +67,7 @@ struct WorkerSockets {
   // worker reads any socket.
   std::vector<RestoredAllocation> restored;
   std::vector<RestoredConnection> connections;
+  std::vector<RestoredPeerConnection> peer_connections;  // after their allocations
 };
 
 // What a worker needs beyond its sockets: the core's settings and shared services, and where

@@ -8,7 +8,8 @@ namespace tern::io {
 bool WorkerUpgrade::moves(const core::Allocation& a) const noexcept {
   switch (a.tuple().transport) {
     case core::Transport::kUdp: return true;
-    case core::Transport::kTcp: return !a.tcp() && moving_connections_.contains(a.tuple());
+    case core::Transport::kTcp:
+      return a.tcp() ? moving_tcp_allocations_.contains(a.tuple()) : moving_connections_.contains(a.tuple());
     default: return false;
   }
 }
@@ -26,6 +27,7 @@ OutgoingBundle WorkerUpgrade::freeze() {
     frozen_connections_.push_back(c.tuple);
     moving_connections_.insert(c.tuple);
   }
+  freezeTcpAllocations(bundle);
   bundle.allocations = server_.snapshotAllocations(loop_.now(), [this](const core::Allocation& a) { return moves(a); });
   bundle.relay_fds.reserve(bundle.allocations.size());
   for (const core::AllocationSnapshot& a : bundle.allocations) {
@@ -45,6 +47,7 @@ void WorkerUpgrade::thaw() noexcept {
   listeners_.resumeDatagrams();
   for (core::RelayId id : paused_) relays_.resume(id);
   connections_.thawAfterUpgrade(frozen_connections_);
+  thawTcpAllocations();
   paused_.clear();
   frozen_connections_.clear();
   moving_connections_.clear();
@@ -72,11 +75,14 @@ void WorkerUpgrade::commit() noexcept {
   log::info("handed over", {{"worker", log_.worker()},
                             {"allocations", moved},
                             {"tcp_connections", frozen_connections_.size()},
+                            {"rfc6062_connections", frozen_peers_.size()},
                             {"dtls_ended", dtls.size()}});
   frozen_ = false;
   paused_.clear();
   frozen_connections_.clear();
   moving_connections_.clear();
+  moving_tcp_allocations_.clear();
+  frozen_peers_.clear();
 }
 
 void WorkerUpgrade::restore(std::vector<RestoredAllocation> restored,
