@@ -179,6 +179,7 @@ std::vector<io::WorkerSockets> regroup(std::vector<io::IncomingBundle> bundles, 
     append(to.dtls, b.sockets.dtls);
     append(to.restored, b.sockets.restored);
     append(to.connections, b.sockets.connections);
+    append(to.peer_connections, b.sockets.peer_connections);
   }
   return sockets;
 }
