@@ -4,7 +4,7 @@
 // connection is core's connection record and one descriptor. Last, RFC 6062 connections: a
 // count, then per connection core's tcp connection record, a has-data byte and, if 1, core's
 // connection record of its data connection; the peer socket's descriptor, then the data
-// connection's. A bundle that ends before that count has none (an older sender).
+// connection's.
 #include "relay/io/upgrade_bundle.hpp"
 
 namespace tern::io {
@@ -112,7 +112,6 @@ std::optional<std::string> decodeConnections(wire::Bytes& in, FdQueue& fds, std:
 
 std::optional<std::string> decodePeerConnections(wire::Bytes& in, FdQueue& fds,
                                                  std::vector<RestoredPeerConnection>& out) {
-  if (in.empty()) return std::nullopt;
   std::uint32_t count = 0;
   if (!takeU32(in, count)) return "bad peer connection count";
   if (count > in.size()) return "peer connection count over the payload's size";
