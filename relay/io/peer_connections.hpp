@@ -64,6 +64,8 @@ class PeerConnections final : public core::PeerConnectionOutput,
   };
   std::optional<Frozen> freezeForUpgrade(core::ConnectionId id) noexcept;
   void thawAfterUpgrade(core::ConnectionId id) noexcept;
+  // The new process holds them (they have closed here): no id is frozen any more.
+  void forgetFrozen() noexcept { frozen_.clear(); }
   // In the new process, once the core restored connection `id` and ClientConnections its
   // data connection `data` (if bound): takes over its peer socket and pipes the two. When it
   // cannot, the connection ends (and the core forgets it).
@@ -99,6 +101,8 @@ class PeerConnections final : public core::PeerConnectionOutput,
   // The client data connections they are piped to stay in ClientConnections.
   std::unordered_map<core::ConnectionId, std::unique_ptr<StreamConnection>> connections_;
   std::vector<PausedPipe> paused_;
+  // Frozen for an upgrade: the new process may hold them now, so none may be joined here.
+  std::vector<core::ConnectionId> frozen_;
   OneShotTimer resume_timer_;
   std::optional<core::TimePoint> resume_due_;  // when resume_timer_ fires, if armed
 };

@@ -19,6 +19,12 @@ std::optional<PeerConnections::Frozen> PeerConnections::freezeForUpgrade(core::C
     peer.resumeReading();
     return std::nullopt;
   }
+  try {
+    frozen_.push_back(id);
+  } catch (const std::bad_alloc&) {
+    thawAfterUpgrade(id);  // it stays, with its allocation
+    return std::nullopt;
+  }
   Frozen frozen;
   frozen.peer_fd = peer.fd();
   if (data != nullptr) {
@@ -29,6 +35,7 @@ std::optional<PeerConnections::Frozen> PeerConnections::freezeForUpgrade(core::C
 }
 
 void PeerConnections::thawAfterUpgrade(core::ConnectionId id) noexcept {
+  std::erase(frozen_, id);
   auto it = connections_.find(id);
   if (it == connections_.end()) return;
   StreamConnection& peer = *it->second;

@@ -59,6 +59,7 @@ void WorkerUpgrade::commit() noexcept {
   const std::size_t moved = server_.forgetHandedOver([this](const core::Allocation& a) { return moves(a); }, now);
   // Their allocations are gone from the core: closing them here ends nothing.
   connections_.forgetHandedOver(frozen_connections_);
+  peers_.forgetFrozen();
   // The new process reads the DTLS sockets now: this process's sessions on them are over
   // (the clients hear close_notify), and so are their allocations.
   std::vector<core::FiveTuple> dtls;
