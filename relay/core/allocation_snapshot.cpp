@@ -470,19 +470,20 @@ void encodeTcpConnection(const TcpConnectionSnapshot& c, std::vector<std::uint8_
 }
 
 Expected<TcpConnectionSnapshot, std::string> decodeTcpConnection(wire::Bytes& in) {
-  return decodeRecord<TcpConnectionSnapshot>(in, "tcp connection snapshot",
-                                             [](Decoder& d, TcpConnectionSnapshot& c) {
-    // RFC 6062 §4.1: a TCP allocation's control connection is TCP (TLS never moves).
-    if (d.u8() != static_cast<std::uint8_t>(Transport::kTcp)) d.fail("only plain TCP allocations move");
-    c.control.transport = Transport::kTcp;
-    c.control.client = d.address();
-    c.control.server = d.address();
-    c.id = d.u32();
-    if (c.id == 0) d.fail("connection id 0");
-    c.peer = d.address();
-    c.bound = d.flag();
-    c.deadline_in_ns = d.time();
-  });
+  return decodeRecord<TcpConnectionSnapshot>(
+      in, "tcp connection snapshot", [](Decoder& d, TcpConnectionSnapshot& c) {
+        // RFC 6062 §4.1: a TCP allocation's control connection is TCP (TLS never moves).
+        if (d.u8() != static_cast<std::uint8_t>(Transport::kTcp))
+          d.fail("only plain TCP allocations move");
+        c.control.transport = Transport::kTcp;
+        c.control.client = d.address();
+        c.control.server = d.address();
+        c.id = d.u32();
+        if (c.id == 0) d.fail("connection id 0");
+        c.peer = d.address();
+        c.bound = d.flag();
+        c.deadline_in_ns = d.time();
+      });
 }
 
 }  // namespace tern::core

@@ -99,7 +99,8 @@ struct TcpConnectionSnapshot {
   bool bound = false;  // else waiting for its ConnectionBind
   // Waiting: when its 30 s (RFC 6062 §5.3) run out, relative to now.
   std::int64_t deadline_in_ns = 0;
-  friend bool operator==(const TcpConnectionSnapshot&, const TcpConnectionSnapshot&) noexcept = default;
+  friend bool operator==(const TcpConnectionSnapshot&,
+                         const TcpConnectionSnapshot&) noexcept = default;
 };
 // The same record framing and version as encodeSnapshot; same errors and guarantees.
 void encodeTcpConnection(const TcpConnectionSnapshot& c, std::vector<std::uint8_t>& out);

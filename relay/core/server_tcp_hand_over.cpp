@@ -6,7 +6,8 @@
 
 namespace tern::core {
 
-std::optional<TcpConnectionSnapshot> TurnServer::snapshotConnection(ConnectionId id, TimePoint now) const {
+std::optional<TcpConnectionSnapshot> TurnServer::snapshotConnection(ConnectionId id,
+                                                                    TimePoint now) const {
   const TcpConnection* c = connections_.find(id);
   // A Connect in progress has a dialling socket and a request to answer on the control
   // connection: too transient to cross (docs/upgrade.md).
@@ -16,7 +17,8 @@ std::optional<TcpConnectionSnapshot> TurnServer::snapshotConnection(ConnectionId
   s.control = c->control;
   s.peer = c->peer;
   s.bound = c->state == TcpConnection::State::kBound;
-  s.deadline_in_ns = s.bound ? 0 : std::chrono::duration_cast<std::chrono::nanoseconds>(c->deadline - now).count();
+  s.deadline_in_ns =
+      s.bound ? 0 : std::chrono::duration_cast<std::chrono::nanoseconds>(c->deadline - now).count();
   return s;
 }
 

@@ -69,7 +69,8 @@ class PeerConnections final : public core::PeerConnectionOutput,
   // In the new process, once the core restored connection `id` and ClientConnections its
   // data connection `data` (if bound): takes over its peer socket and pipes the two. When it
   // cannot, the connection ends (and the core forgets it).
-  void restore(core::ConnectionId id, FileDescriptor peer_fd, const std::optional<core::FiveTuple>& data) noexcept;
+  void restore(core::ConnectionId id, FileDescriptor peer_fd,
+               const std::optional<core::FiveTuple>& data) noexcept;
 
   // Every peer connection by CONNECTION-ID: the worker's inventory.
   template <class F>

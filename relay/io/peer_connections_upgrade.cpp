@@ -9,7 +9,8 @@
 
 namespace tern::io {
 
-std::optional<PeerConnections::Frozen> PeerConnections::freezeForUpgrade(core::ConnectionId id) noexcept {
+std::optional<PeerConnections::Frozen> PeerConnections::freezeForUpgrade(
+    core::ConnectionId id) noexcept {
   auto it = connections_.find(id);
   if (it == connections_.end()) return std::nullopt;
   StreamConnection& peer = *it->second;

@@ -1,11 +1,11 @@
 // The worker's relay sockets; see relay_sockets.hpp.
 #include "relay/io/relay_sockets.hpp"
 
+#include <sys/socket.h>
+
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-
-#include <sys/socket.h>
 
 #include "relay/core/turn_server.hpp"
 #include "relay/io/log.hpp"
@@ -215,7 +215,8 @@ core::RelayId RelaySockets::adopt(FileDescriptor fd) noexcept {
 core::RelayId RelaySockets::adoptRestored(FileDescriptor fd) noexcept {
   int type = 0;
   socklen_t length = sizeof type;
-  const bool stream = ::getsockopt(fd.get(), SOL_SOCKET, SO_TYPE, &type, &length) == 0 && type == SOCK_STREAM;
+  const bool stream =
+      ::getsockopt(fd.get(), SOL_SOCKET, SO_TYPE, &type, &length) == 0 && type == SOCK_STREAM;
   const core::RelayId id = stream ? adoptTcp(std::move(fd)) : adopt(std::move(fd));
   if (id == core::kLostRelay) return id;
   const std::uint16_t port = relays_[id].localAddress().port;
@@ -233,7 +234,8 @@ core::RelayId RelaySockets::adoptTcp(FileDescriptor fd) noexcept {
   try {
     const core::RelayId id = reserveId();
     try {
-      relays_[id].tcp = std::make_unique<TcpListener>(loop_.get(), std::move(fd), peer_connections_, false, id);
+      relays_[id].tcp =
+          std::make_unique<TcpListener>(loop_.get(), std::move(fd), peer_connections_, false, id);
     } catch (...) {
       free_ids_.push_back(id);
       throw;
@@ -249,7 +251,8 @@ void RelaySockets::resumeTcp(core::RelayId id) noexcept {
   TcpListener& paused = *relays_[id].tcp;
   if (paused.fd() < 0 || paused.stream() != nullptr) return;  // it was never paused
   try {
-    relays_[id].tcp = std::make_unique<TcpListener>(loop_.get(), paused.takePaused(), peer_connections_, false, id);
+    relays_[id].tcp = std::make_unique<TcpListener>(loop_.get(), paused.takePaused(),
+                                                    peer_connections_, false, id);
   } catch (const std::exception& e) {
     // The allocation keeps its address (the socket closed with the exception); peers can no
     // longer connect to it, as when accept fails.

@@ -97,8 +97,8 @@ StreamConnection::StreamConnection(uv_loop_t* loop, FileDescriptor socket, const
   request.release();  // freed by the callback, which libuv always runs
 }
 
-StreamConnection::StreamConnection(PeerTag, uv_loop_t* loop, FileDescriptor socket, StreamHandler& handler,
-                                   core::TimePoint now)
+StreamConnection::StreamConnection(PeerTag, uv_loop_t* loop, FileDescriptor socket,
+                                   StreamHandler& handler, core::TimePoint now)
     : handler_(handler), loop_(loop), framer_(kNoFramer), last_activity_(now), peer_side_(true) {
   checkUv(uv_tcp_init(loop, handle_.get()), "uv_tcp_init");
   handle_.initialized(this);

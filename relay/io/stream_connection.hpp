@@ -77,7 +77,8 @@ class StreamConnection final : public Deferrable {
                    StreamHandler& handler, core::TimePoint now);
   // Takes over a peer connection an upgrade handed over: unread until piped, like an
   // accepted one.
-  StreamConnection(PeerTag, uv_loop_t* loop, FileDescriptor socket, StreamHandler& handler, core::TimePoint now);
+  StreamConnection(PeerTag, uv_loop_t* loop, FileDescriptor socket, StreamHandler& handler,
+                   core::TimePoint now);
   // Takes over a connection detached by another worker; feed its unread bytes with inject().
   StreamConnection(uv_loop_t* loop, DetachedConnection& detached, StreamHandler& handler, core::TimePoint now);
   ~StreamConnection() override;

@@ -121,16 +121,19 @@ std::optional<std::string> decodePeerConnections(wire::Bytes& in, FdQueue& fds,
     if (!snapshot) return "peer connection " + std::to_string(i) + ": " + snapshot.error();
     RestoredPeerConnection restored{std::move(*snapshot), {}, std::nullopt, {}};
     std::uint8_t has_data = 0;
-    if (!takeU8(in, has_data) || has_data > 1) return "peer connection " + std::to_string(i) + ": bad data flag";
+    if (!takeU8(in, has_data) || has_data > 1)
+      return "peer connection " + std::to_string(i) + ": bad data flag";
     if (has_data == 1) {
       auto data = core::decodeConnection(in);
       if (!data) return "peer connection " + std::to_string(i) + ": " + data.error();
       // A pipe passes on what it reads at once: its side never moves with bytes of its own.
-      if (!data->unread.empty()) return "peer connection " + std::to_string(i) + ": a data connection with unread bytes";
+      if (!data->unread.empty())
+        return "peer connection " + std::to_string(i) + ": a data connection with unread bytes";
       restored.data = std::move(*data);
     }
     if (restored.data.has_value() != restored.snapshot.bound) {
-      return "peer connection " + std::to_string(i) + ": bound without a data connection or the reverse";
+      return "peer connection " + std::to_string(i) +
+             ": bound without a data connection or the reverse";
     }
     if (!fds.take(restored.peer_fd)) return "a peer connection without its socket";
     if (restored.data && !fds.take(restored.data_fd)) return "a data connection without its socket";
@@ -184,7 +187,8 @@ Expected<IncomingBundle, std::string> decodeBundle(wire::Bytes in, std::vector<F
   if (auto problem = decodeListeners(in, queue, bundle.sockets)) return Unexpected(*problem);
   if (auto problem = decodeAllocations(in, queue, bundle.sockets.restored)) return Unexpected(*problem);
   if (auto problem = decodeConnections(in, queue, bundle.sockets.connections)) return Unexpected(*problem);
-  if (auto problem = decodePeerConnections(in, queue, bundle.sockets.peer_connections)) return Unexpected(*problem);
+  if (auto problem = decodePeerConnections(in, queue, bundle.sockets.peer_connections))
+    return Unexpected(*problem);
   if (!in.empty()) return Unexpected(std::string("bytes after the bundle"));
   if (!queue.allTaken()) return Unexpected(std::string("descriptors left over"));
   return bundle;

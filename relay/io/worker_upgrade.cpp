@@ -9,7 +9,8 @@ bool WorkerUpgrade::moves(const core::Allocation& a) const noexcept {
   switch (a.tuple().transport) {
     case core::Transport::kUdp: return true;
     case core::Transport::kTcp:
-      return a.tcp() ? moving_tcp_allocations_.contains(a.tuple()) : moving_connections_.contains(a.tuple());
+      return a.tcp() ? moving_tcp_allocations_.contains(a.tuple())
+                     : moving_connections_.contains(a.tuple());
     default: return false;
   }
 }

@@ -23,8 +23,9 @@ namespace tern::io {
 
 class WorkerUpgrade {
  public:
-  WorkerUpgrade(EventLoop& loop, WorkerLog& log, core::TurnServer& server, ClientListeners& listeners,
-                RelaySockets& relays, ClientConnections& connections, PeerConnections& peers) noexcept
+  WorkerUpgrade(EventLoop& loop, WorkerLog& log, core::TurnServer& server,
+                ClientListeners& listeners, RelaySockets& relays, ClientConnections& connections,
+                PeerConnections& peers) noexcept
       : loop_(loop),
         log_(log),
         server_(server),

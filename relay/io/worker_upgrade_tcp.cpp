@@ -12,7 +12,8 @@ namespace tern::io {
 void WorkerUpgrade::freezeTcpAllocations(OutgoingBundle& bundle) {
   std::vector<const core::Allocation*> candidates;
   server_.forEachAllocation([&](const core::Allocation& a) {
-    if (a.tcp() && a.tuple().transport == core::Transport::kTcp && moving_connections_.contains(a.tuple())) {
+    if (a.tcp() && a.tuple().transport == core::Transport::kTcp &&
+        moving_connections_.contains(a.tuple())) {
       candidates.push_back(&a);
     }
   });
@@ -75,7 +76,8 @@ void WorkerUpgrade::thawTcpAllocations() noexcept {
   moving_tcp_allocations_.clear();
 }
 
-void WorkerUpgrade::restorePeerConnections(std::vector<RestoredPeerConnection> connections) noexcept {
+void WorkerUpgrade::restorePeerConnections(
+    std::vector<RestoredPeerConnection> connections) noexcept {
   if (connections.empty()) return;
   const auto now = loop_.now();
   std::size_t lost = 0;
@@ -93,8 +95,9 @@ void WorkerUpgrade::restorePeerConnections(std::vector<RestoredPeerConnection> c
     }
     peers_.restore(c.snapshot.id, std::move(c.peer_fd), data);
   }
-  log::info("taken over rfc6062 connections",
-            {{"worker", log_.worker()}, {"connections", connections.size() - lost}, {"lost", lost}});
+  log::info(
+      "taken over rfc6062 connections",
+      {{"worker", log_.worker()}, {"connections", connections.size() - lost}, {"lost", lost}});
 }
 
 }  // namespace tern::io

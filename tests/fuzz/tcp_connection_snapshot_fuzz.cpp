@@ -27,7 +27,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     TERN_FUZZ_CHECK(consumed >= 5 && in.data() == before.data() + consumed);
     TERN_FUZZ_CHECK(decoded->id != 0);
     TERN_FUZZ_CHECK(decoded->control.transport == core::Transport::kTcp);
-    TERN_FUZZ_CHECK(decoded->deadline_in_ns >= -core::kMaxSnapshotNs && decoded->deadline_in_ns <= core::kMaxSnapshotNs);
+    TERN_FUZZ_CHECK(decoded->deadline_in_ns >= -core::kMaxSnapshotNs &&
+                    decoded->deadline_in_ns <= core::kMaxSnapshotNs);
     std::vector<std::uint8_t> again;
     core::encodeTcpConnection(*decoded, again);
     TERN_FUZZ_CHECK(again.size() == consumed);

@@ -38,7 +38,8 @@ std::string decodeError(const std::vector<std::uint8_t>& bytes) {
 
 }  // namespace
 
-TEST_CASE("An RFC 6062 connection's record round-trips, waiting or bound, and leaves what follows it") {
+TEST_CASE(
+    "An RFC 6062 connection's record round-trips, waiting or bound, and leaves what follows it") {
   TcpConnectionSnapshot bound = waiting();
   bound.bound = true;
   bound.deadline_in_ns = 0;
@@ -60,7 +61,8 @@ TEST_CASE("An RFC 6062 connection's record round-trips, waiting or bound, and le
 TEST_CASE("Every truncation of an RFC 6062 connection's record is refused") {
   const std::vector<std::uint8_t> bytes = encoded(waiting());
   for (std::size_t n = 0; n < bytes.size(); ++n) {
-    const std::vector<std::uint8_t> cut(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(n));
+    const std::vector<std::uint8_t> cut(bytes.begin(),
+                                        bytes.begin() + static_cast<std::ptrdiff_t>(n));
     CAPTURE(n);
     CHECK(decodeError(cut).find("truncated") != std::string::npos);
   }
@@ -74,7 +76,9 @@ TEST_CASE("Every truncation of an RFC 6062 connection's record is refused") {
   }
 }
 
-TEST_CASE("An RFC 6062 connection's record with a TLS control connection, id 0 or a bad flag is refused") {
+TEST_CASE(
+    "An RFC 6062 connection's record with a TLS control connection, id 0 or a bad flag is "
+    "refused") {
   TcpConnectionSnapshot c = waiting();
   c.control.transport = core::Transport::kTls;  // RFC 6062 over TLS never moves
   CHECK(decodeError(encoded(c)).find("plain TCP") != std::string::npos);

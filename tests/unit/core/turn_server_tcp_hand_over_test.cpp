@@ -22,7 +22,8 @@ const wire::SocketAddress kOtherPeer = test::socketAddress("1.1.1.1:6000");
 constexpr core::RelayId kNewRelay = 40;
 
 Reply connectionBind(TestClient& data, core::ConnectionId id) {
-  return data.request(Method::kConnectionBind, [&](wire::MessageBuilder& b) { b.add(wire::attr::ConnectionId{id}); });
+  return data.request(Method::kConnectionBind,
+                      [&](wire::MessageBuilder& b) { b.add(wire::attr::ConnectionId{id}); });
 }
 
 core::ConnectionId startConnect(TurnHarness& h, TestClient& c, const wire::SocketAddress& peer) {
@@ -63,7 +64,8 @@ core::TcpConnectionSnapshot crossed(const core::TcpConnectionSnapshot& s) {
 
 // B restores the allocation (its listener adopted as kNewRelay) and then the connection.
 void restoreAllocationOn(TurnHarness& b, OldProcess& a) {
-  const auto moving = a.h.server.snapshotAllocations(a.h.now, [](const core::Allocation&) { return true; });
+  const auto moving =
+      a.h.server.snapshotAllocations(a.h.now, [](const core::Allocation&) { return true; });
   REQUIRE(moving.size() == 1);
   b.output.open_relays[kNewRelay] = moving[0].relays[0].relayed;
   const std::array<core::RelayId, 1> relays{kNewRelay};
@@ -73,7 +75,9 @@ void restoreAllocationOn(TurnHarness& b, OldProcess& a) {
 
 }  // namespace
 
-TEST_CASE("An RFC 6062 connection waiting for its bind crosses an upgrade and binds in the new process (RFC 6062 §5.4)") {
+TEST_CASE(
+    "An RFC 6062 connection waiting for its bind crosses an upgrade and binds in the new process "
+    "(RFC 6062 §5.4)") {
   OldProcess a;
   CHECK_FALSE(a.h.server.snapshotConnection(a.connecting, a.h.now).has_value());  // too transient
   const auto s = a.h.server.snapshotConnection(a.waiting, a.h.now);
@@ -96,7 +100,8 @@ TEST_CASE("An RFC 6062 connection waiting for its bind crosses an upgrade and bi
   CHECK(b.output.joined[0].second == kData);
 }
 
-TEST_CASE("A restored RFC 6062 connection not bound in the rest of its 30 s is closed (RFC 6062 §5.3)") {
+TEST_CASE(
+    "A restored RFC 6062 connection not bound in the rest of its 30 s is closed (RFC 6062 §5.3)") {
   OldProcess a;
   const auto s = a.h.server.snapshotConnection(a.waiting, a.h.now);
   REQUIRE(s.has_value());
@@ -111,7 +116,8 @@ TEST_CASE("A restored RFC 6062 connection not bound in the rest of its 30 s is c
   CHECK(b.server.connectionCount() == 0);
 }
 
-TEST_CASE("A restored RFC 6062 connection needs its allocation, and a waiting one an id of this worker") {
+TEST_CASE(
+    "A restored RFC 6062 connection needs its allocation, and a waiting one an id of this worker") {
   OldProcess a;
   auto s = a.h.server.snapshotConnection(a.waiting, a.h.now);
   REQUIRE(s.has_value());

@@ -114,7 +114,9 @@ TEST_CASE("A bundle cut short, or with descriptors missing or left over, is refu
   CHECK(openDescriptors() == before);
 }
 
-TEST_CASE("RFC 6062 connections cross after the rest of the bundle, a bound one with its data connection") {
+TEST_CASE(
+    "RFC 6062 connections cross after the rest of the bundle, a bound one with its data "
+    "connection") {
   Pipes p;
   Pipes q;
   io::OutgoingBundle b = bundleOf(p);
@@ -132,7 +134,8 @@ TEST_CASE("RFC 6062 connections cross after the rest of the bundle, a bound one 
   b.peer_connections = {{waiting, q.at(0), std::nullopt, -1},
                         {bound, q.at(1), core::ConnectionSnapshot{data, {}}, q.at(2)}};
   const io::EncodedBundle encoded = io::encodeBundle(b);
-  CHECK(encoded.fds == std::vector<int>{p.at(0), p.at(1), p.at(2), p.at(3), p.at(4), q.at(0), q.at(1), q.at(2)});
+  CHECK(encoded.fds ==
+        std::vector<int>{p.at(0), p.at(1), p.at(2), p.at(3), p.at(4), q.at(0), q.at(1), q.at(2)});
   auto decoded = io::decodeBundle(encoded.payload, duplicates(encoded.fds));
   REQUIRE(decoded.has_value());
   const auto& peers = decoded->sockets.peer_connections;
@@ -150,7 +153,8 @@ TEST_CASE("RFC 6062 connections cross after the rest of the bundle, a bound one 
   // refused, and every received descriptor closed.
   const std::size_t before = openDescriptors();
   for (std::size_t cut = 0; cut < encoded.payload.size(); ++cut) {
-    CHECK_FALSE(io::decodeBundle(wire::Bytes(encoded.payload.data(), cut), duplicates(encoded.fds)).has_value());
+    CHECK_FALSE(io::decodeBundle(wire::Bytes(encoded.payload.data(), cut), duplicates(encoded.fds))
+                    .has_value());
   }
   std::vector<int> fewer = encoded.fds;
   fewer.pop_back();
