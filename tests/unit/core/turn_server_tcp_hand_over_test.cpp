@@ -134,3 +134,27 @@ TEST_CASE(
   b.advance(std::chrono::seconds(60));
   CHECK(b.output.closed_connections.empty());
 }
+
+TEST_CASE(
+    "Restored RFC 6062 connections close in the order of their deadlines, whatever the order they "
+    "came in") {
+  OldProcess a;
+  const auto s = a.h.server.snapshotConnection(a.waiting, a.h.now);
+  REQUIRE(s.has_value());
+  TurnHarness b;
+  restoreAllocationOn(b, a);
+  // The first to come has 20 s left, the second 5 s: the expiry queue must not keep the
+  // second waiting behind the first.
+  core::TcpConnectionSnapshot sooner = *s;
+  sooner.id = s->id ^ 0x1;
+  sooner.peer = kOtherPeer;
+  sooner.deadline_in_ns = std::chrono::nanoseconds(std::chrono::seconds(5)).count();
+  REQUIRE(b.server.restoreConnection(*s, b.now));
+  REQUIRE(b.server.restoreConnection(sooner, b.now));
+  b.advance(std::chrono::seconds(6));
+  REQUIRE(b.output.closed_connections.size() == 1);
+  CHECK(b.output.closed_connections[0] == sooner.id);
+  b.advance(std::chrono::seconds(15));
+  REQUIRE(b.output.closed_connections.size() == 2);
+  CHECK(b.output.closed_connections[1] == s->id);
+}
