@@ -5,7 +5,6 @@
 // queued, keeps the allocation (and its control connection) in the old process.
 #include "relay/io/log.hpp"
 #include "relay/io/worker_upgrade.hpp"
-#include "relay/wire/checks.hpp"
 
 namespace tern::io {
 
