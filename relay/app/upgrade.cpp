@@ -251,6 +251,7 @@ std::vector<io::WorkerSockets> regroup(std::vector<io::IncomingBundle> bundles, 
     append(to.updated, b.sockets.updated);
     append(to.removed, b.sockets.removed);
     append(to.reservations, b.sockets.reservations);
+    append(to.peer_connections, b.sockets.peer_connections);
   }
   return sockets;
 }

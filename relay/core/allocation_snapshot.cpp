@@ -18,6 +18,9 @@
 //   connection record = version:u8 (1)  body-length:u32  transport:u8 client:addr server:addr
 //                       unread-length:u32 unread bytes
 //
+//   tcp connection record = version:u8 (1)  body-length:u32  transport:u8 (TCP) client:addr
+//                           server:addr id:u32 (not 0) peer:addr bound:u8 deadline-in:i64
+//
 //   ip      = family:u8 (1: 4 bytes, 2: 16 bytes) address bytes
 //   addr    = ip port:u16
 //   text    = length:u32 bytes
@@ -452,6 +455,35 @@ Expected<ConnectionSnapshot, std::string> decodeConnection(wire::Bytes& in) {
     c.unread.resize(unread);
     d.bytes(c.unread);
   });
+}
+
+void encodeTcpConnection(const TcpConnectionSnapshot& c, std::vector<std::uint8_t>& out) {
+  encodeRecord(out, "tcp connection snapshot", [&](Appender& w) {
+    w.u8(static_cast<std::uint8_t>(c.control.transport));
+    w.address(c.control.client);
+    w.address(c.control.server);
+    w.u32(c.id);
+    w.address(c.peer);
+    w.flag(c.bound);
+    w.time(c.deadline_in_ns);
+  });
+}
+
+Expected<TcpConnectionSnapshot, std::string> decodeTcpConnection(wire::Bytes& in) {
+  return decodeRecord<TcpConnectionSnapshot>(
+      in, "tcp connection snapshot", [](Decoder& d, TcpConnectionSnapshot& c) {
+        // RFC 6062 §4.1: a TCP allocation's control connection is TCP (TLS never moves).
+        if (d.u8() != static_cast<std::uint8_t>(Transport::kTcp))
+          d.fail("only plain TCP allocations move");
+        c.control.transport = Transport::kTcp;
+        c.control.client = d.address();
+        c.control.server = d.address();
+        c.id = d.u32();
+        if (c.id == 0) d.fail("connection id 0");
+        c.peer = d.address();
+        c.bound = d.flag();
+        c.deadline_in_ns = d.time();
+      });
 }
 
 }  // namespace tern::core

@@ -87,4 +87,23 @@ inline constexpr std::size_t kMaxConnectionUnread = 65536 + 4;
 void encodeConnection(const ConnectionSnapshot& c, std::vector<std::uint8_t>& out);
 Expected<ConnectionSnapshot, std::string> decodeConnection(wire::Bytes& in);
 
+// An RFC 6062 connection of a TCP allocation that moves (TcpConnectionTable's entry): the id
+// the client knows it by, its allocation's control connection, its peer and where it stands.
+// Only a connection waiting for its ConnectionBind or already bound crosses; one whose Connect
+// is still in progress keeps its allocation in the old process (docs/upgrade.md). Its sockets
+// travel beside it in the io layer.
+struct TcpConnectionSnapshot {
+  ConnectionId id = 0;
+  FiveTuple control;
+  SocketAddress peer;
+  bool bound = false;  // else waiting for its ConnectionBind
+  // Waiting: when its 30 s (RFC 6062 §5.3) run out, relative to now.
+  std::int64_t deadline_in_ns = 0;
+  friend bool operator==(const TcpConnectionSnapshot&,
+                         const TcpConnectionSnapshot&) noexcept = default;
+};
+// The same record framing and version as encodeSnapshot; same errors and guarantees.
+void encodeTcpConnection(const TcpConnectionSnapshot& c, std::vector<std::uint8_t>& out);
+Expected<TcpConnectionSnapshot, std::string> decodeTcpConnection(wire::Bytes& in);
+
 }  // namespace tern::core

@@ -13,7 +13,8 @@ AllocationSnapshot TurnServer::snapshotOf(const Allocation& allocation, TimePoin
 }
 
 void TurnServer::forgetOne(const Allocation& allocation, TimePoint /*now*/) noexcept {
-  // RFC 6062 peer connections stay with this process's sockets: they close here.
+  // RFC 6062 connections: this process's copies of their sockets close here (the new process
+  // holds the sockets and the connections' state, server_tcp_hand_over.cpp).
   for (ConnectionId id : allocation.connections()) {
     connections_.erase(id);
     output_.peer_connections.closeConnection(id);
@@ -46,8 +47,8 @@ bool TurnServer::restoreAllocation(const AllocationSnapshot& snapshot,
   }
   // Without the allocation there is nothing to write a usage record from.
   if (!restored) return abandon();
-  // RFC 6062 peer connections do not move (forgetHandedOver closed them in the old process):
-  // ids of connections this process never had would count against the cap and name nothing.
+  // RFC 6062 connections come back one by one through restoreConnection, which knows which
+  // of them the I/O layer could take over: a listed id without its entry would name nothing.
   restored->clearConnections();
   bool sockets = true;
   for (std::size_t i = 0; i < relays.size(); ++i) {

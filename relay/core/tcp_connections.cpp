@@ -1,6 +1,8 @@
 // RFC 6062 connection bookkeeping; see tcp_connections.hpp.
 #include "relay/core/tcp_connections.hpp"
 
+#include <algorithm>
+
 namespace tern::core {
 
 TcpConnectionTable::TcpConnectionTable(std::uint8_t owner, std::uint64_t seed) noexcept
@@ -42,6 +44,25 @@ TcpConnection* TcpConnectionTable::find(ConnectionId id) noexcept {
 void TcpConnectionTable::restartTimer(TcpConnection& connection, TimePoint now) {
   connection.deadline = now + kTimeout;
   due_.push_back({connection.deadline, connection.id});
+}
+
+bool TcpConnectionTable::restore(const TcpConnection& connection) {
+  if (connection.id == 0 || by_id_.contains(connection.id)) return false;
+  if (connection.state != TcpConnection::State::kBound) {
+    // expire() walks the queue from the front: a deadline must sit in order among the rest.
+    const auto at = std::upper_bound(due_.begin(), due_.end(), connection.deadline,
+                                     [](TimePoint when, const Due& d) { return when < d.when; });
+    const auto inserted = due_.insert(at, Due{connection.deadline, connection.id});
+    try {
+      by_id_.emplace(connection.id, connection);
+    } catch (...) {
+      due_.erase(inserted);
+      throw;
+    }
+    return true;
+  }
+  by_id_.emplace(connection.id, connection);
+  return true;
 }
 
 }  // namespace tern::core

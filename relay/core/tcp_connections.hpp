@@ -47,6 +47,14 @@ class TcpConnectionTable {
   TcpConnection& add(const FiveTuple& control, const SocketAddress& peer, TcpConnection::State state,
                      TimePoint now);
   TcpConnection* find(ConnectionId id) noexcept;
+  const TcpConnection* find(ConnectionId id) const noexcept {
+    auto it = by_id_.find(id);
+    return it == by_id_.end() ? nullptr : &it->second;
+  }
+  // An upgrade hand-over: installs a connection the old process had, under its id and with
+  // its deadline (which may come before those of connections added since). False if the id
+  // is taken. May throw std::bad_alloc (the table is then as it was).
+  bool restore(const TcpConnection& connection);
   void erase(ConnectionId id) noexcept { by_id_.erase(id); }
   // Restarts the 30 s timer (Connect completed: now the ConnectionBind is awaited).
   void restartTimer(TcpConnection& connection, TimePoint now);

@@ -100,7 +100,7 @@ class TurnServer {
   // Once the new process took them: removes every allocation `moves` accepts (which must not
   // throw). Closes its relays through RelayOutput::closeRelay (the I/O layer closes only its
   // copy of each descriptor: the new process holds the socket) and its RFC 6062 peer
-  // connections (they do not move), and releases its quota; but writes no usage record and
+  // connections (this process's copies), and releases its quota; but writes no usage record and
   // reports no end (ServerEvents): the allocation lives on in the new process, which reports
   // its end with the usage of both. The active-allocations gauge goes down. Returns how many.
   template <class F>
@@ -152,6 +152,17 @@ class TurnServer {
   // ended in the old process before it froze (which wrote its usage record): it goes as
   // forgetHandedOver lets one go, without a record. False if there is none.
   bool dropRestored(std::uint8_t worker, RelayId relay, TimePoint now) noexcept;
+
+  // RFC 6062 connections of a TCP allocation that moves (server_tcp_hand_over.cpp). In the
+  // old process: the state of connection `id`, or nothing for one whose Connect is still in
+  // progress (too transient to move: its allocation stays) or that is unknown.
+  std::optional<TcpConnectionSnapshot> snapshotConnection(ConnectionId id, TimePoint now) const;
+  // In the new process, after restoreAllocation of its allocation: installs the connection
+  // under its id, a waiting one with the rest of its 30 s. False (the I/O layer then closes
+  // its sockets) when the allocation is not here, the id is taken, out of memory, or it
+  // waits for a ConnectionBind whose id names another worker (the worker count changed: the
+  // bind would be routed there).
+  bool restoreConnection(const TcpConnectionSnapshot& snapshot, TimePoint now) noexcept;
 
   std::size_t allocationCount() const noexcept { return allocations_.size(); }
   std::size_t connectionCount() const noexcept { return connections_.size(); }

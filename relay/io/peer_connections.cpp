@@ -56,6 +56,12 @@ bool PeerConnections::joinConnection(core::ConnectionId id,
   auto peer = connections_.find(id);
   StreamConnection* data = clients_.find(client);
   if (peer == connections_.end() || data == nullptr) return false;
+  if (std::find(frozen_.begin(), frozen_.end(), id) != frozen_.end()) {
+    // A ConnectionBind that reached this process during an upgrade: the peer connection is
+    // the new process's, waiting there for a bind (docs/upgrade.md, "RFC 6062").
+    data->close("its peer connection moves to the new process");
+    return false;
+  }
   data->setConnectionId(id);
   data->pipe(*peer->second);
   return true;

@@ -54,6 +54,24 @@ class PeerConnections final : public core::PeerConnectionOutput,
   // The worker is stopping: every peer connection ends, no pipe resumes.
   void finishAll() noexcept;
 
+  // An upgrade (docs/upgrade.md; peer_connections_upgrade.cpp). In the old process: freezes
+  // peer connection `id` and the data connection piped to it, if both can move; nothing, and
+  // no change, if either cannot. thawAfterUpgrade undoes it (the upgrade failed).
+  struct Frozen {
+    int peer_fd = -1;
+    int data_fd = -1;  // -1: not bound
+    core::FiveTuple data;
+  };
+  std::optional<Frozen> freezeForUpgrade(core::ConnectionId id) noexcept;
+  void thawAfterUpgrade(core::ConnectionId id) noexcept;
+  // The new process holds them (they have closed here): no id is frozen any more.
+  void forgetFrozen() noexcept { frozen_.clear(); }
+  // In the new process, once the core restored connection `id` and ClientConnections its
+  // data connection `data` (if bound): takes over its peer socket and pipes the two. When it
+  // cannot, the connection ends (and the core forgets it).
+  void restore(core::ConnectionId id, FileDescriptor peer_fd,
+               const std::optional<core::FiveTuple>& data) noexcept;
+
   // Every peer connection by CONNECTION-ID: the worker's inventory.
   template <class F>
   void forEach(F&& f) const {
@@ -84,6 +102,8 @@ class PeerConnections final : public core::PeerConnectionOutput,
   // The client data connections they are piped to stay in ClientConnections.
   std::unordered_map<core::ConnectionId, std::unique_ptr<StreamConnection>> connections_;
   std::vector<PausedPipe> paused_;
+  // Frozen for an upgrade: the new process may hold them now, so none may be joined here.
+  std::vector<core::ConnectionId> frozen_;
   OneShotTimer resume_timer_;
   std::optional<core::TimePoint> resume_due_;  // when resume_timer_ fires, if armed
 };

@@ -1,6 +1,8 @@
 // The worker's relay sockets; see relay_sockets.hpp.
 #include "relay/io/relay_sockets.hpp"
 
+#include <sys/socket.h>
+
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -212,16 +214,12 @@ core::RelayId RelaySockets::adopt(FileDescriptor fd) noexcept {
 }
 
 core::RelayId RelaySockets::adoptRestored(FileDescriptor fd, bool poll_now) noexcept {
-  const core::RelayId id = adopt(std::move(fd));
+  int type = 0;
+  socklen_t length = sizeof type;
+  const bool stream =
+      ::getsockopt(fd.get(), SOL_SOCKET, SO_TYPE, &type, &length) == 0 && type == SOCK_STREAM;
+  const core::RelayId id = stream ? adoptTcp(std::move(fd)) : adopt(std::move(fd));
   if (id == core::kLostRelay) return id;
-  if (!poll_now) {
-    try {
-      deferred_.push_back(id);
-      pause(id);  // before the loop ever ran: epoll never heard of it
-    } catch (const std::bad_alloc&) {
-      // Read at once instead.
-    }
-  }
   const std::uint16_t port = relays_[id].localAddress().port;
   if (!ports_.adopt(port)) {
     TERN_BUG_IF(true, "an upgrade handed over a relay port this process already holds");
@@ -230,6 +228,14 @@ core::RelayId RelaySockets::adoptRestored(FileDescriptor fd, bool poll_now) noex
     return core::kLostRelay;
   }
   mark(relays_[id], true);
+  if (!poll_now && isUdp(id)) {
+    try {
+      deferred_.push_back(id);
+      pause(id);  // before the loop ever ran: epoll never heard of it
+    } catch (const std::bad_alloc&) {
+      // Read at once instead.
+    }
+  }
   return id;
 }
 
@@ -270,6 +276,36 @@ std::size_t RelaySockets::adoptReservations(const std::vector<HandedReservation>
     }
   }
   return adopted;
+}
+
+core::RelayId RelaySockets::adoptTcp(FileDescriptor fd) noexcept {
+  try {
+    const core::RelayId id = reserveId();
+    try {
+      relays_[id].tcp =
+          std::make_unique<TcpListener>(loop_.get(), std::move(fd), peer_connections_, false, id);
+    } catch (...) {
+      free_ids_.push_back(id);
+      throw;
+    }
+    return id;
+  } catch (const std::exception& e) {
+    log::warn("relay socket hand-over failed", {{"worker", log_.worker()}, {"error", e.what()}});
+    return core::kLostRelay;
+  }
+}
+
+void RelaySockets::resumeTcp(core::RelayId id) noexcept {
+  TcpListener& paused = *relays_[id].tcp;
+  if (paused.fd() < 0 || paused.stream() != nullptr) return;  // it was never paused
+  try {
+    relays_[id].tcp = std::make_unique<TcpListener>(loop_.get(), paused.takePaused(),
+                                                    peer_connections_, false, id);
+  } catch (const std::exception& e) {
+    // The allocation keeps its address (the socket closed with the exception); peers can no
+    // longer connect to it, as when accept fails.
+    log::warn("relay listener did not resume", {{"worker", log_.worker()}, {"error", e.what()}});
+  }
 }
 
 void RelaySockets::onTick(metrics::WorkerCounters& counters) noexcept {

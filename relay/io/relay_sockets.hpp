@@ -89,11 +89,14 @@ class RelaySockets final : public core::RelayOutput {
   // An upgrade (docs/upgrade.md). In the old process: stop and resume reading relay socket
   // `id` (peers' datagrams wait in its buffer meanwhile). In the new one: take over a relay
   // socket the old process held, its port and its place in the peer policy's view with it.
+  // A TCP allocation's listener stops accepting: peers' connections wait in its backlog.
   void pause(core::RelayId id) noexcept {
     if (isUdp(id)) relays_[id].udp->pause();
+    if (tcpListener(id) != nullptr) (void)relays_[id].tcp->pause();
   }
   void resume(core::RelayId id) noexcept {
     if (isUdp(id)) relays_[id].udp->resume();
+    if (tcpListener(id) != nullptr) resumeTcp(id);
   }
   // In the old process after the commit: socket `id` is the new process's to read; it closes
   // here later (UdpListener::disown).
@@ -137,6 +140,9 @@ class RelaySockets final : public core::RelayOutput {
                                           bool* out_of_sockets = nullptr) noexcept;
   std::optional<core::OpenedRelay> openReserved(std::uint64_t token, const SocketOptions& options,
                                                 core::RelayError& error) noexcept;
+  void resumeTcp(core::RelayId id) noexcept;
+  // adoptRestored's step for an RFC 6062 allocation's listening socket.
+  core::RelayId adoptTcp(FileDescriptor fd) noexcept;
   void logOpenFailure(const wire::SocketAddress& address, const BoundSocket& bound) noexcept;
   core::RelayId reserveId();
   // The peer policy lets clients reach the relay's own addresses only where a relay socket is

@@ -97,6 +97,17 @@ StreamConnection::StreamConnection(uv_loop_t* loop, FileDescriptor socket, const
   request.release();  // freed by the callback, which libuv always runs
 }
 
+StreamConnection::StreamConnection(PeerTag, uv_loop_t* loop, FileDescriptor socket,
+                                   StreamHandler& handler, core::TimePoint now)
+    : handler_(handler), loop_(loop), framer_(kNoFramer), last_activity_(now), peer_side_(true) {
+  checkUv(uv_tcp_init(loop, handle_.get()), "uv_tcp_init");
+  handle_.initialized(this);
+  checkUv(uv_tcp_open(handle_.get(), socket.get()), "uv_tcp_open");
+  socket.release();
+  uv_tcp_nodelay(handle_.get(), 1);
+  tuple_ = {core::Transport::kTcp, endpoint(handle_.get(), true), endpoint(handle_.get(), false)};
+}
+
 StreamConnection::StreamConnection(uv_loop_t* loop, DetachedConnection& detached, StreamHandler& handler,
                                    core::TimePoint now)
     : handler_(handler), loop_(loop), tuple_(detached.tuple), last_activity_(now), tls_(std::move(detached.tls)) {
@@ -367,6 +378,16 @@ std::optional<std::vector<std::uint8_t>> StreamConnection::freezeForUpgrade() no
     checks::outOfMemory("connection upgrade");  // it stays with this process
     return std::nullopt;
   }
+}
+
+bool StreamConnection::freezeStreamForUpgrade() noexcept {
+  flushPending();
+  if (!handle_ || tls_ || !decided_ || shutting_down_ || read_eof_ || queuedBytes() > 0 ||
+      !framer_.unread().empty()) {
+    return false;
+  }
+  if (partner_ != nullptr) pauseReading();
+  return true;
 }
 
 bool StreamConnection::flushCiphertext() noexcept {

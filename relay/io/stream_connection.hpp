@@ -75,6 +75,10 @@ class StreamConnection final : public Deferrable {
   // Dials `peer` from the already bound `socket`: a peer connection; onConnected() follows.
   StreamConnection(uv_loop_t* loop, FileDescriptor socket, const wire::SocketAddress& peer,
                    StreamHandler& handler, core::TimePoint now);
+  // Takes over a peer connection an upgrade handed over: unread until piped, like an
+  // accepted one.
+  StreamConnection(PeerTag, uv_loop_t* loop, FileDescriptor socket, StreamHandler& handler,
+                   core::TimePoint now);
   // Takes over a connection detached by another worker; feed its unread bytes with inject().
   StreamConnection(uv_loop_t* loop, DetachedConnection& detached, StreamHandler& handler, core::TimePoint now);
   ~StreamConnection() override;
@@ -137,6 +141,11 @@ class StreamConnection final : public Deferrable {
   // read past the last whole frame; nothing, and no change, when it cannot move (TLS, not
   // yet decided, a pipe, a peer connection, closing, or writes still queued).
   std::optional<std::vector<std::uint8_t>> freezeForUpgrade() noexcept;
+  // An upgrade, for the sides of an RFC 6062 pipe and peer connections not yet piped: true
+  // when the connection may move, a pipe side then stopped reading (resumeReading() undoes
+  // it). It may when plain TCP, open both ways, with nothing queued and nothing read but not
+  // yet passed on; a pipe passes on what it reads at once, so it never holds bytes of its own.
+  bool freezeStreamForUpgrade() noexcept;
 
  private:
   struct WriteRequest;

@@ -1,8 +1,11 @@
 // The wire form of a worker's bundle; see upgrade_bundle.hpp. Big-endian counts (network
 // order, like relay/wire and core's snapshot records). An allocation is core's snapshot
 // record; its relay sockets are as many descriptors as the record lists relays. A TCP client
-// connection is core's connection record and one descriptor. Last, the worker's unclaimed
-// EVEN-PORT reservations (reservation_hand_over.hpp), which carry no descriptor.
+// connection is core's connection record and one descriptor. Then a pre-copy's updates and
+// removals, the worker's unclaimed EVEN-PORT reservations (reservation_hand_over.hpp), which
+// carry no descriptor, and last RFC 6062 connections: a count, then per connection core's tcp
+// connection record, a has-data byte and, if 1, core's connection record of its data
+// connection; the peer socket's descriptor, then the data connection's.
 #include "relay/io/upgrade_bundle.hpp"
 
 #include "relay/io/reservation_hand_over.hpp"
@@ -131,6 +134,38 @@ std::optional<std::string> decodeUpdates(wire::Bytes& in, std::uint8_t worker, W
   return std::nullopt;
 }
 
+std::optional<std::string> decodePeerConnections(wire::Bytes& in, FdQueue& fds,
+                                                 std::vector<RestoredPeerConnection>& out) {
+  std::uint32_t count = 0;
+  if (!takeU32(in, count)) return "bad peer connection count";
+  if (count > in.size()) return "peer connection count over the payload's size";
+  out.reserve(count);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    auto snapshot = core::decodeTcpConnection(in);
+    if (!snapshot) return "peer connection " + std::to_string(i) + ": " + snapshot.error();
+    RestoredPeerConnection restored{std::move(*snapshot), {}, std::nullopt, {}};
+    std::uint8_t has_data = 0;
+    if (!takeU8(in, has_data) || has_data > 1)
+      return "peer connection " + std::to_string(i) + ": bad data flag";
+    if (has_data == 1) {
+      auto data = core::decodeConnection(in);
+      if (!data) return "peer connection " + std::to_string(i) + ": " + data.error();
+      // A pipe passes on what it reads at once: its side never moves with bytes of its own.
+      if (!data->unread.empty())
+        return "peer connection " + std::to_string(i) + ": a data connection with unread bytes";
+      restored.data = std::move(*data);
+    }
+    if (restored.data.has_value() != restored.snapshot.bound) {
+      return "peer connection " + std::to_string(i) +
+             ": bound without a data connection or the reverse";
+    }
+    if (!fds.take(restored.peer_fd)) return "a peer connection without its socket";
+    if (restored.data && !fds.take(restored.data_fd)) return "a data connection without its socket";
+    out.push_back(std::move(restored));
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 EncodedBundle encodeBundle(const OutgoingBundle& bundle) {
@@ -157,6 +192,14 @@ EncodedBundle encodeBundle(const OutgoingBundle& bundle) {
   putU32(e.payload, static_cast<std::uint32_t>(bundle.removed.size()));
   for (core::RelayId relay : bundle.removed) putU32(e.payload, relay);
   encodeReservations(bundle.reservations, e.payload);
+  putU32(e.payload, static_cast<std::uint32_t>(bundle.peer_connections.size()));
+  for (const auto& c : bundle.peer_connections) {
+    core::encodeTcpConnection(c.snapshot, e.payload);
+    e.payload.push_back(c.data ? 1 : 0);
+    if (c.data) core::encodeConnection(*c.data, e.payload);
+    e.fds.push_back(c.peer_fd);
+    if (c.data) e.fds.push_back(c.data_fd);
+  }
   return e;
 }
 
@@ -176,6 +219,8 @@ Expected<IncomingBundle, std::string> decodeBundle(wire::Bytes in, std::vector<F
   if (worker > 0xFF) return Unexpected(std::string("bad worker index"));
   if (auto problem = decodeUpdates(in, static_cast<std::uint8_t>(worker), bundle.sockets)) return Unexpected(*problem);
   if (auto problem = decodeReservations(in, bundle.sockets.reservations))
+    return Unexpected(*problem);
+  if (auto problem = decodePeerConnections(in, queue, bundle.sockets.peer_connections))
     return Unexpected(*problem);
   if (!in.empty()) return Unexpected(std::string("bytes after the bundle"));
   if (!queue.allTaken()) return Unexpected(std::string("descriptors left over"));

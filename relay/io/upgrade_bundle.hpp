@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,10 +39,20 @@ struct OutgoingBundle {
   // own meanwhile); they close with the bundle.
   std::vector<FileDescriptor> owned;
   std::vector<HandedReservation> reservations;  // unclaimed EVEN-PORT reservations, no descriptor
+  // RFC 6062 connections of the TCP allocations that move: each peer socket and, once
+  // bound, its client data connection (a pipe holds no bytes: `data->unread` is empty).
+  struct PeerConnection {
+    core::TcpConnectionSnapshot snapshot;
+    int peer_fd = -1;
+    std::optional<core::ConnectionSnapshot> data;
+    int data_fd = -1;
+  };
+  std::vector<PeerConnection> peer_connections;
 };
 
-// In the new process: the listeners, allocations (sockets.restored) and TCP client
-// connections (sockets.connections) of one old worker.
+// In the new process: the listeners, allocations (sockets.restored), TCP client
+// connections (sockets.connections) and RFC 6062 connections (sockets.peer_connections) of
+// one old worker.
 struct IncomingBundle {
   unsigned worker = 0;  // the old process's index
   WorkerSockets sockets;

@@ -41,7 +41,7 @@ class Worker::Loop {
         server_(worker.setup_.options, worker.setup_.services,
                 core::ServerOutput(listeners_, relays_, peer_connections_, hand_over_, usage_),
                 *worker.counters_),
-        upgrade_(loop_, log_, server_, listeners_, relays_, connections_) {
+        upgrade_(loop_, log_, server_, listeners_, relays_, connections_, peer_connections_) {
     server_.setUnixTime(static_cast<std::int64_t>(std::time(nullptr)));
     worker.counters_->last_tick_ns.set(steadyNanoseconds());
     io_batch_.attach(loop_.get());

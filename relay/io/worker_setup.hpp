@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "relay/core/allocation.hpp"
@@ -55,6 +56,15 @@ struct RemovedAllocation {
   core::RelayId relay = 0;
 };
 
+// An upgrade: an RFC 6062 connection of a TCP allocation of the old process, with its peer
+// socket and, once bound, the client data connection piped to it.
+struct RestoredPeerConnection {
+  core::TcpConnectionSnapshot snapshot;
+  FileDescriptor peer_fd;
+  std::optional<core::ConnectionSnapshot> data;
+  FileDescriptor data_fd;
+};
+
 struct WorkerSockets {
   std::vector<FileDescriptor> udp;
   std::vector<FileDescriptor> tcp;
@@ -69,6 +79,7 @@ struct WorkerSockets {
   std::vector<core::AllocationSnapshot> updated;
   std::vector<RemovedAllocation> removed;
   std::vector<HandedReservation> reservations;  // EVEN-PORT reservations an upgrade handed over
+  std::vector<RestoredPeerConnection> peer_connections;  // after their allocations
 };
 
 // What a worker needs beyond its sockets: the core's settings and shared services, and where

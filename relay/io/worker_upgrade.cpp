@@ -27,7 +27,9 @@ int duplicateInto(std::vector<FileDescriptor>& owned, int fd) {
 bool WorkerUpgrade::moves(const core::Allocation& a) const noexcept {
   switch (a.tuple().transport) {
     case core::Transport::kUdp: return true;
-    case core::Transport::kTcp: return !a.tcp() && moving_connections_.contains(a.tuple());
+    case core::Transport::kTcp:
+      return a.tcp() ? moving_tcp_allocations_.contains(a.tuple())
+                     : moving_connections_.contains(a.tuple());
     default: return false;
   }
 }
@@ -89,6 +91,7 @@ OutgoingBundle WorkerUpgrade::freeze() {
     frozen_connections_.push_back(c.tuple);
     moving_connections_.insert(c.tuple);
   }
+  freezeTcpAllocations(bundle);
   // What the pre-copy sent and that is still here unchanged needs nothing more: its state
   // in the new process is already this one (times are kept relative to each clock).
   std::unordered_set<core::RelayId> seen;
@@ -128,6 +131,7 @@ void WorkerUpgrade::thaw() noexcept {
   connections_.thawAfterUpgrade(frozen_connections_);
   relays_.returnReservations(reservations_);
   reservations_.clear();
+  thawTcpAllocations();
   frozen_connections_.clear();
   moving_connections_.clear();
 }
@@ -156,6 +160,7 @@ void WorkerUpgrade::commit() noexcept {
       now);
   // Their allocations are gone from the core: closing them here ends nothing.
   connections_.forgetHandedOver(frozen_connections_);
+  peers_.forgetFrozen();
   // The new process reads the DTLS sockets now: this process's sessions on them are over
   // (the clients hear close_notify), and so are their allocations.
   std::vector<core::FiveTuple> dtls;
@@ -173,12 +178,15 @@ void WorkerUpgrade::commit() noexcept {
   log::info("handed over", {{"worker", log_.worker()},
                             {"allocations", moved + releasing_.size()},
                             {"tcp_connections", frozen_connections_.size()},
+                            {"rfc6062_connections", frozen_peers_.size()},
                             {"dtls_ended", dtls.size()},
                             {"reservations", reservations_.size()}});
   reservations_.clear();
   frozen_ = false;
   frozen_connections_.clear();
   moving_connections_.clear();
+  moving_tcp_allocations_.clear();
+  frozen_peers_.clear();
   released_ = 0;
   if (later) (void)release_timer_.start(kReleasePauseMs);
 }
@@ -251,6 +259,7 @@ void WorkerUpgrade::applyRest(WorkerSockets rest) noexcept {
   const std::size_t added = rest.restored.size();
   const std::size_t connections = rest.connections.size();
   const std::size_t lost = restore(std::move(rest.restored), std::move(rest.connections), true) + missing;
+  restorePeerConnections(std::move(rest.peer_connections));
   restoreReservations(rest.reservations);
   relays_.pollDeferred();
   log::info("taken over", {{"worker", log_.worker()},

@@ -20,6 +20,7 @@
 #include "relay/io/client_connections.hpp"
 #include "relay/io/client_listeners.hpp"
 #include "relay/io/event_loop.hpp"
+#include "relay/io/peer_connections.hpp"
 #include "relay/io/relay_sockets.hpp"
 #include "relay/io/upgrade_bundle.hpp"
 #include "relay/io/worker_log.hpp"
@@ -28,14 +29,16 @@ namespace tern::io {
 
 class WorkerUpgrade {
  public:
-  WorkerUpgrade(EventLoop& loop, WorkerLog& log, core::TurnServer& server, ClientListeners& listeners,
-                RelaySockets& relays, ClientConnections& connections) noexcept
+  WorkerUpgrade(EventLoop& loop, WorkerLog& log, core::TurnServer& server,
+                ClientListeners& listeners, RelaySockets& relays, ClientConnections& connections,
+                PeerConnections& peers) noexcept
       : loop_(loop),
         log_(log),
         server_(server),
         listeners_(listeners),
         relays_(relays),
         connections_(connections),
+        peers_(peers),
         release_timer_(loop, [this] { releaseSlice(kReleaseSlice); }) {}
 
   // The pre-copy: the listeners (duplicated), and the UDP allocations to send in slices.
@@ -57,12 +60,14 @@ class WorkerUpgrade {
   void close() noexcept;
   // The old process's unclaimed EVEN-PORT reservations: their tokens are honoured here now.
   void restoreReservations(const std::vector<HandedReservation>& reservations) noexcept;
+  // After the rest's allocations: the RFC 6062 connections of the TCP allocations among them.
+  void restorePeerConnections(std::vector<RestoredPeerConnection> connections) noexcept;
 
  private:
   static constexpr std::size_t kReleaseSlice = 128;  // ~5 ms of a core, then a pause
   static constexpr std::uint64_t kReleasePauseMs = 10;
   // UDP allocations move with their sockets, and TCP ones whose connection froze (plain TCP
-  // with nothing queued; not an RFC 6062 allocation, whose peer connections stay). TLS
+  // with nothing queued; an RFC 6062 allocation only with every one of its connections). TLS
   // connections stay in the old process until they end (no TLS session can leave its
   // process), and so does every DTLS session.
   bool moves(const core::Allocation& a) const noexcept;
@@ -83,6 +88,13 @@ class WorkerUpgrade {
                       bool poll_now) noexcept;
   // Adds `a` to `bundle` whole: its snapshot and its relay sockets (duplicated if `dup`).
   void addWhole(OutgoingBundle& bundle, const core::Allocation& a, bool dup);
+  // RFC 6062 allocations (worker_upgrade_tcp.cpp), after the client connections froze: each
+  // whose control connection froze moves if all its connections can (none in a Connect, none
+  // with writes queued); else it stays whole, its control connection with it.
+  void freezeTcpAllocations(OutgoingBundle& bundle);
+  bool freezeTcpAllocation(const core::Allocation& a, OutgoingBundle& bundle);
+  void keepConnection(const core::FiveTuple& tuple, OutgoingBundle& bundle) noexcept;
+  void thawTcpAllocations() noexcept;
 
   EventLoop& loop_;
   WorkerLog& log_;
@@ -90,6 +102,7 @@ class WorkerUpgrade {
   ClientListeners& listeners_;
   RelaySockets& relays_;
   ClientConnections& connections_;
+  PeerConnections& peers_;
   bool frozen_ = false;
   std::vector<core::RelayId> precopy_queue_;  // first relay ids not yet sent
   std::unordered_map<core::RelayId, Sent> precopied_;  // by first relay id
@@ -102,6 +115,8 @@ class WorkerUpgrade {
   std::vector<core::FiveTuple> frozen_connections_;
   std::unordered_set<core::FiveTuple, core::FiveTupleHash> moving_connections_;
   std::vector<HandedReservation> reservations_;  // out of the registry while frozen
+  std::unordered_set<core::FiveTuple, core::FiveTupleHash> moving_tcp_allocations_;
+  std::vector<core::ConnectionId> frozen_peers_;
 };
 
 }  // namespace tern::io

@@ -435,6 +435,27 @@ def snapshot_seeds():
     }
 
 
+def tcp_connection_record(bound=False, transport=1, conn_id=0x01ABCDEF, deadline=12_345_000_000, version=1):
+    """One TcpConnectionSnapshot record (format version 1, big-endian; see allocation_snapshot.cpp)."""
+    v6 = bytes([0x20, 0x01, 0x0D, 0xB8] + [0] * 11 + [0x99])
+    body = bytes([transport]) + snapshot_addr(bytes([192, 0, 2, 7]), 40000)
+    body += snapshot_addr(bytes([198, 51, 100, 1]), 3478) + struct.pack(">I", conn_id)
+    body += snapshot_addr(v6, 6000) + bytes([1 if bound else 0]) + struct.pack(">q", deadline)
+    return bytes([version]) + struct.pack(">I", len(body)) + body
+
+
+def tcp_connection_seeds():
+    waiting = tcp_connection_record()
+    return {
+        "waiting": waiting,
+        "bound-then-waiting": tcp_connection_record(bound=True, deadline=0) + waiting,
+        "truncated": waiting[:-3],
+        "tls": tcp_connection_record(transport=2),
+        "id-zero": tcp_connection_record(conn_id=0),
+        "unknown-version": tcp_connection_record(version=2),
+    }
+
+
 def write(target, seeds):
     d = HERE / "corpus" / target
     d.mkdir(parents=True, exist_ok=True)
@@ -453,3 +474,4 @@ if __name__ == "__main__":
     write("oauth_token_fuzz", oauth_seeds())
     write("rest_auth_fuzz", rest_auth_seeds())
     write("allocation_snapshot_fuzz", snapshot_seeds())
+    write("tcp_connection_snapshot_fuzz", tcp_connection_seeds())

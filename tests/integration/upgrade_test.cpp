@@ -109,6 +109,40 @@ TEST_CASE("A TCP call moves with its connection, and a TLS call stays with the o
   CHECK(successor.stop(SIGTERM) == 0);
 }
 
+// RFC 6062: uclient -T pairs its clients, each relay connecting to the other's (Connect on one
+// side, ConnectionAttempt on the other, ConnectionBind on both), so every byte crosses a peer
+// connection and a data connection. All of it moves: the old process has nothing left and
+// exits at once, long before the call ends or --drain-timeout runs out.
+TEST_CASE(
+    "An RFC 6062 call (uclient -T) moves whole in an upgrade: nothing lost, the old process exits "
+    "at once") {
+  becomeSubreaper();
+  Workspace w;
+  TernServer server(w.args({"--drain-timeout", "60"}), nullptr, w.binary);
+  test::ChildProcess call({"/usr/bin/turnutils_uclient", "-T", "-W", kSecret, "-u", "caller-6062",
+                           "-p", std::to_string(server.tcp().port), "-n", "400", "-m", "2", "-l",
+                           "160", "-z", "20", "-c", "127.0.0.1"});
+  // Both clients allocated and connected before the upgrade (the call lasts 8 s).
+  REQUIRE(waitForCount(server.process(), "allocation created", 2));
+  std::this_thread::sleep_for(1500ms);
+
+  ::kill(server.process().pid(), SIGUSR2);
+  const pid_t next = upgradedPid(server.process());
+  INFO(server.process().output());
+  REQUIRE(next > 0);
+  AdoptedProcess successor(next);
+  CHECK(server.process().wait(4s) == 0);
+  CHECK(call.running());  // the old process did not wait for the call to end
+  const std::string log = server.process().output();
+  INFO(log);
+  CHECK(
+      std::regex_search(log, std::regex("handed over worker=[0-9]+ allocations=[1-9][0-9]* "
+                                        "tcp_connections=[1-9][0-9]* rfc6062_connections=[1-9]")));
+  test::expectNoLoss(call, 800);
+  CHECK(successor.running());
+  CHECK(successor.stop(SIGTERM) == 0);
+}
+
 TEST_CASE("Two upgrades in a row with tern upgrade: the call carries on through both") {
   becomeSubreaper();
   Workspace w;

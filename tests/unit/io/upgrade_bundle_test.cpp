@@ -145,8 +145,63 @@ TEST_CASE("A handed-over reservation without a token, or held past 30 seconds, i
   // The encoder clamps to 30 s; a payload that says more was not written by tern.
   b.reservations = {{7, address, std::chrono::milliseconds(30'000)}};
   io::EncodedBundle longer = io::encodeBundle(b);
-  longer.payload.back() = static_cast<std::uint8_t>(longer.payload.back() + 1);
+  // The hold is the reservations section's last byte; the RFC 6062 count (4 bytes) follows.
+  std::uint8_t& hold = longer.payload[longer.payload.size() - 5];
+  hold = static_cast<std::uint8_t>(hold + 1);
   const auto too_long = io::decodeBundle(longer.payload, duplicates(longer.fds));
   REQUIRE_FALSE(too_long.has_value());
   CHECK(too_long.error() == "a reservation held past 30 seconds");
+}
+
+TEST_CASE(
+    "RFC 6062 connections cross after the rest of the bundle, a bound one with its data "
+    "connection") {
+  Pipes p;
+  Pipes q;
+  io::OutgoingBundle b = bundleOf(p);
+  core::TcpConnectionSnapshot waiting;
+  waiting.id = 0x01000007;
+  waiting.control = {core::Transport::kTcp, *wire::SocketAddress::parse("192.0.2.1:5000"),
+                     *wire::SocketAddress::parse("127.0.0.1:3478")};
+  waiting.peer = *wire::SocketAddress::parse("192.0.2.9:80");
+  waiting.deadline_in_ns = 20'000'000'000;
+  core::TcpConnectionSnapshot bound = waiting;
+  bound.id = 0x01000008;
+  bound.bound = true;
+  const core::FiveTuple data{core::Transport::kTcp, *wire::SocketAddress::parse("192.0.2.1:5002"),
+                             *wire::SocketAddress::parse("127.0.0.1:3478")};
+  b.peer_connections = {{waiting, q.at(0), std::nullopt, -1},
+                        {bound, q.at(1), core::ConnectionSnapshot{data, {}}, q.at(2)}};
+  const io::EncodedBundle encoded = io::encodeBundle(b);
+  CHECK(encoded.fds ==
+        std::vector<int>{p.at(0), p.at(1), p.at(2), p.at(3), p.at(4), q.at(0), q.at(1), q.at(2)});
+  auto decoded = io::decodeBundle(encoded.payload, duplicates(encoded.fds));
+  REQUIRE(decoded.has_value());
+  const auto& peers = decoded->sockets.peer_connections;
+  REQUIRE(peers.size() == 2);
+  CHECK(peers[0].snapshot == waiting);
+  CHECK_FALSE(peers[0].data.has_value());
+  CHECK(inodeOf(peers[0].peer_fd.get()) == inodeOf(q.at(0)));
+  CHECK(peers[1].snapshot == bound);
+  REQUIRE(peers[1].data.has_value());
+  CHECK(peers[1].data->tuple == data);
+  CHECK(inodeOf(peers[1].peer_fd.get()) == inodeOf(q.at(1)));
+  CHECK(inodeOf(peers[1].data_fd.get()) == inodeOf(q.at(2)));
+
+  // Cut anywhere, short of a descriptor, or a bound connection without its data connection:
+  // refused, and every received descriptor closed.
+  const std::size_t before = openDescriptors();
+  for (std::size_t cut = 0; cut < encoded.payload.size(); ++cut) {
+    CHECK_FALSE(io::decodeBundle(wire::Bytes(encoded.payload.data(), cut), duplicates(encoded.fds))
+                    .has_value());
+  }
+  std::vector<int> fewer = encoded.fds;
+  fewer.pop_back();
+  CHECK_FALSE(io::decodeBundle(encoded.payload, duplicates(fewer)).has_value());
+  b.peer_connections[1].data.reset();
+  const io::EncodedBundle lying = io::encodeBundle(b);
+  const auto refused = io::decodeBundle(lying.payload, duplicates(lying.fds));
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().find("bound without a data connection") != std::string::npos);
+  CHECK(openDescriptors() == before);
 }
