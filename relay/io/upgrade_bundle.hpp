@@ -11,6 +11,7 @@
 
 #include "relay/core/allocation_snapshot.hpp"
 #include "relay/io/client_listeners.hpp"
+#include "relay/io/dtls_forwarding.hpp"
 #include "relay/io/socket_util.hpp"
 #include "relay/wire/expected.hpp"
 
@@ -28,6 +29,10 @@ struct OutgoingBundle {
   std::vector<std::vector<int>> relay_fds;  // per allocation, in relay order
   std::vector<core::ConnectionSnapshot> connections;  // plain TCP clients
   std::vector<int> connection_fds;
+  // DTLS sessions that stay (dtls_forwarding.hpp) and the socket pair end that carries their
+  // datagrams back to this worker; -1 without any.
+  std::vector<DtlsSessionRef> dtls_sessions;
+  int dtls_channel = -1;
 };
 
 // In the new process: the listeners, allocations (sockets.restored) and TCP client

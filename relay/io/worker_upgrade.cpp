@@ -21,6 +21,7 @@ OutgoingBundle WorkerUpgrade::freeze() {
   listeners_.forEach([&](ClientListeners::Kind kind, const wire::SocketAddress&, int fd) {
     bundle.listeners.push_back({kind, fd});
   });
+  offerDtlsSessions(bundle);
   connections_.freezeForUpgrade(bundle.connections, bundle.connection_fds);
   for (const auto& c : bundle.connections) {
     frozen_connections_.push_back(c.tuple);
@@ -39,9 +40,22 @@ OutgoingBundle WorkerUpgrade::freeze() {
   return bundle;
 }
 
+void WorkerUpgrade::offerDtlsSessions(OutgoingBundle& bundle) noexcept {
+  try {
+    bundle.dtls_channel = listeners_.offerDtlsSessions(bundle.dtls_sessions);
+  } catch (const std::exception& e) {
+    // Without the socket pair the sessions cannot stay: they end at commit, as they did
+    // before sessions stayed.
+    bundle.dtls_sessions.clear();
+    bundle.dtls_channel = -1;
+    log::warn("dtls sessions cannot stay", {{"worker", log_.worker()}, {"error", e.what()}});
+  }
+}
+
 void WorkerUpgrade::thaw() noexcept {
   if (!frozen_) return;
   frozen_ = false;
+  listeners_.withdrawDtlsOffer();
   listeners_.resumeDatagrams();
   for (core::RelayId id : paused_) relays_.resume(id);
   connections_.thawAfterUpgrade(frozen_connections_);
@@ -56,19 +70,21 @@ void WorkerUpgrade::commit() noexcept {
   const std::size_t moved = server_.forgetHandedOver([this](const core::Allocation& a) { return moves(a); }, now);
   // Their allocations are gone from the core: closing them here ends nothing.
   connections_.forgetHandedOver(frozen_connections_);
-  // The new process reads the DTLS sockets now: this process's sessions on them are over
-  // (the clients hear close_notify), and so are their allocations.
+  // The new process reads the DTLS sockets now and passes this process's established
+  // sessions' datagrams back; a DTLS allocation without such a session ends.
+  listeners_.keepDtlsSessions();
   std::vector<core::FiveTuple> dtls;
   try {
     server_.forEachAllocation([&](const core::Allocation& a) {
-      if (a.tuple().transport == core::Transport::kDtls) dtls.push_back(a.tuple());
+      if (a.tuple().transport == core::Transport::kDtls && !listeners_.hasDtlsSession(a.tuple())) {
+        dtls.push_back(a.tuple());
+      }
     });
   } catch (const std::bad_alloc&) {
     // They end when the worker stops instead.
   }
   for (const auto& tuple : dtls) server_.onClientClosed(tuple, now);
-  listeners_.forgetDtlsSessions();
-  listeners_.closeAll();
+  listeners_.closeHandedOver();
   log::info("handed over", {{"worker", log_.worker()},
                             {"allocations", moved},
                             {"tcp_connections", frozen_connections_.size()},

@@ -38,8 +38,11 @@ class WorkerUpgrade {
   // UDP allocations move with their sockets, and TCP ones whose connection froze (plain TCP
   // with nothing queued; not an RFC 6062 allocation, whose peer connections stay). TLS
   // connections stay in the old process until they end (no TLS session can leave its
-  // process), and so does every DTLS session.
+  // process), and so does every DTLS session (the new process passes its datagrams back).
   bool moves(const core::Allocation& a) const noexcept;
+  // Established DTLS sessions stay here; the bundle names them and carries the socket pair
+  // end over which the new process passes their datagrams back (dtls_forwarding.hpp).
+  void offerDtlsSessions(OutgoingBundle& bundle) noexcept;
 
   EventLoop& loop_;
   WorkerLog& log_;
