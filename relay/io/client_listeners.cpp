@@ -92,7 +92,12 @@ int ClientListeners::offerDtlsSessions(std::vector<DtlsSessionRef>& sessions) {
 }
 
 void ClientListeners::keepDtlsSessions() noexcept {
-  if (!offered_[0]) return;
+  if (!offered_[0]) {
+    // Nothing offered (no established session, or no socket pair): whatever is here ends,
+    // with close_notify, since the new process reads the listeners now.
+    dtls_endpoint_.clear();
+    return;
+  }
   try {
     back_ = std::make_unique<ForwardChannel>(loop_->get(), std::move(offered_[0]),
                                              static_cast<ForwardChannel::Handler&>(*this), 0);
