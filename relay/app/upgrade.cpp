@@ -242,6 +242,11 @@ std::vector<io::WorkerSockets> regroup(std::vector<io::IncomingBundle> bundles, 
     auto append = [](auto& into, auto& from) {
       for (auto& item : from) into.push_back(std::move(item));
     };
+    // The old worker's DTLS listeners land after those already here.
+    for (auto& f : b.sockets.dtls_forward) {
+      for (auto& session : f.sessions) session.socket += static_cast<std::uint32_t>(to.dtls.size());
+    }
+    append(to.dtls_forward, b.sockets.dtls_forward);
     append(to.udp, b.sockets.udp);
     append(to.tcp, b.sockets.tcp);
     append(to.tls, b.sockets.tls);

@@ -3,6 +3,7 @@
 
 #include "relay/core/turn_server.hpp"
 #include "relay/io/client_connections.hpp"
+#include "relay/io/log.hpp"
 
 namespace tern::io {
 
@@ -22,6 +23,10 @@ void ClientIngress::onClientPacket(const core::FiveTuple& tuple, wire::Bytes dat
       static_cast<double>(uv_hrtime() - start) / 1e9);
 }
 
+void ClientIngress::onDtlsSessionEnded(const core::FiveTuple& tuple) noexcept {
+  server_.onClientClosed(tuple, loop_.now());
+}
+
 ClientListeners::ClientListeners(EventLoop& loop, IoBatch& batch, WorkerSockets sockets,
                                  const WorkerSetup& setup, metrics::WorkerCounters& counters,
                                  ClientIngress& ingress, ClientConnections& connections)
@@ -35,9 +40,17 @@ ClientListeners::ClientListeners(EventLoop& loop, IoBatch& batch, WorkerSockets 
     tcp_.push_back(std::make_unique<TcpListener>(loop.get(), std::move(fd), connections, true));
   }
   for (auto& fd : sockets.dtls) {
+    // The id is the listener's place: DtlsSessionRef::listener and ForwardTable's socket.
+    const auto id = static_cast<std::uint32_t>(dtls_.size());
     dtls_.push_back(
-        std::make_unique<UdpListener>(loop.get(), std::move(fd), dtls_endpoint_, batch));
+        std::make_unique<UdpListener>(loop.get(), std::move(fd), dtls_endpoint_, batch, id));
   }
+  if (!sockets.dtls_forward.empty()) {
+    forwarder_ = std::make_unique<DtlsForwarder>(loop.get(), counters, setup.options.worker_index,
+                                                 std::move(sockets.dtls_forward));
+    dtls_endpoint_.setForwarder(forwarder_.get());
+  }
+  loop_ = &loop;
 }
 
 bool ClientListeners::sendToClient(const core::FiveTuple& tuple,
@@ -66,6 +79,57 @@ void ClientListeners::closeAll() noexcept {
   for (auto& u : udp_) u->close();
   for (auto& d : dtls_) d->close();
   for (auto& t : tcp_) t->close();
+  if (forwarder_) forwarder_->close();
+  if (back_) back_->close();
+  offered_ = {};
+}
+
+int ClientListeners::offerDtlsSessions(std::vector<DtlsSessionRef>& sessions) {
+  dtls_endpoint_.listEstablished(sessions);
+  if (sessions.empty()) return -1;
+  offered_ = ForwardChannel::openPair();
+  return offered_[1].get();
+}
+
+void ClientListeners::keepDtlsSessions() noexcept {
+  if (!offered_[0]) {
+    // Nothing offered (no established session, or no socket pair): whatever is here ends,
+    // with close_notify, since the new process reads the listeners now.
+    dtls_endpoint_.clear();
+    return;
+  }
+  try {
+    back_ = std::make_unique<ForwardChannel>(loop_->get(), std::move(offered_[0]),
+                                             static_cast<ForwardChannel::Handler&>(*this), 0);
+    dtls_endpoint_.setBackChannel(back_.get());
+  } catch (const std::exception& e) {
+    log::warn("dtls sessions cannot stay: they end", {{"error", e.what()}});
+    dtls_endpoint_.clear();
+  }
+  offered_ = {};  // the new process holds the other end now
+}
+
+void ClientListeners::closeHandedOver() noexcept {
+  for (auto& u : udp_) u->close();
+  for (auto& t : tcp_) t->close();
+  // Paused for good: the new process reads them; replies to the sessions that stay go out
+  // through this process's copy (sending from two processes on one socket is fine).
+  if (!back_) {
+    for (auto& d : dtls_) d->close();
+  }
+}
+
+void ClientListeners::onForwardFrame(ForwardChannel&, const ForwardFrame& frame) noexcept {
+  if (frame.header.kind != ForwardKind::kDatagram || frame.header.session.listener >= dtls_.size())
+    return;
+  dtls_endpoint_.onForwarded(*dtls_[frame.header.session.listener], frame.header.session.client,
+                             frame.payload);
+}
+
+void ClientListeners::onForwardClosed(ForwardChannel&) noexcept {
+  // The new process is gone: no datagram of these sessions arrives any more; they end at
+  // their idle timeout or with this process.
+  dtls_endpoint_.setBackChannel(nullptr);
 }
 
 }  // namespace tern::io

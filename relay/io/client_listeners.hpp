@@ -9,6 +9,7 @@
 #include "metrics/worker_counters.hpp"
 #include "relay/core/server_output.hpp"
 #include "relay/io/dtls_endpoint.hpp"
+#include "relay/io/dtls_forward_channel.hpp"
 #include "relay/io/event_loop.hpp"
 #include "relay/io/io_batch.hpp"
 #include "relay/io/tcp_listener.hpp"
@@ -45,6 +46,7 @@ class ClientIngress final : public DatagramHandler, public DtlsEndpoint::Host {
     onClientPacket(tuple, data);
   }
   bool mayLog(std::uint64_t& suppressed) noexcept override { return log_.mayLog(suppressed); }
+  void onDtlsSessionEnded(const core::FiveTuple& tuple) noexcept override;
 
  private:
   const EventLoop& loop_;
@@ -55,7 +57,7 @@ class ClientIngress final : public DatagramHandler, public DtlsEndpoint::Host {
 
 // The listening sockets and the DTLS sessions on them; answers go out through the socket or
 // connection a client's 5-tuple names (core::ClientOutput).
-class ClientListeners final : public core::ClientOutput {
+class ClientListeners final : public core::ClientOutput, private ForwardChannel::Handler {
  public:
   enum class Kind : std::uint8_t { kUdp, kTcp, kTls, kDtls };
 
@@ -82,6 +84,19 @@ class ClientListeners final : public core::ClientOutput {
   // TLS listeners keep accepting until the old process closes them.
   void pauseDatagrams() noexcept;
   void resumeDatagrams() noexcept;
+  // An upgrade keeps this process's established DTLS sessions here (dtls_forwarding.hpp).
+  // Freeze: lists them and opens the socket pair; the other end's descriptor (owned here
+  // until commit or thaw), or -1 when there is no session.
+  int offerDtlsSessions(std::vector<DtlsSessionRef>& sessions);
+  // Commit: serve the listed sessions on what the new process passes back, replying through
+  // this process's copy of their listeners. Thaw: nothing stays apart.
+  void keepDtlsSessions() noexcept;
+  void withdrawDtlsOffer() noexcept { offered_ = {}; }
+  bool hasDtlsSession(const core::FiveTuple& tuple) const noexcept {
+    return dtls_endpoint_.hasSession(tuple);
+  }
+  // Commit: closes what moved: every listener but the DTLS ones whose sessions stay.
+  void closeHandedOver() noexcept;
 
   // Every listening socket with its kind: the worker's inventory.
   template <class F>
@@ -93,11 +108,18 @@ class ClientListeners final : public core::ClientOutput {
   }
 
  private:
+  void onForwardFrame(ForwardChannel& channel, const ForwardFrame& frame) noexcept override;
+  void onForwardClosed(ForwardChannel& channel) noexcept override;
+
   ClientConnections& connections_;
+  EventLoop* loop_ = nullptr;
   DtlsEndpoint dtls_endpoint_;  // the handler of dtls_, declared before them
   std::vector<std::unique_ptr<UdpListener>> udp_;
   std::vector<std::unique_ptr<TcpListener>> tcp_;
   std::vector<std::unique_ptr<UdpListener>> dtls_;
+  std::unique_ptr<DtlsForwarder> forwarder_;  // new process: the old one's DTLS sessions
+  std::array<FileDescriptor, 2> offered_;     // old process, frozen: the socket pair
+  std::unique_ptr<ForwardChannel> back_;      // old process, committed: its end of it
 };
 
 }  // namespace tern::io

@@ -1,6 +1,7 @@
 // TURN over DTLS (RFC 7350) on a worker's --dtls-listen sockets; see dtls_endpoint.hpp.
 #include "relay/io/dtls_endpoint.hpp"
 
+#include "relay/io/dtls_forward_channel.hpp"
 #include "relay/io/log.hpp"
 
 namespace tern::io {
@@ -10,6 +11,7 @@ DtlsEndpoint::DtlsEndpoint(Host& host, const EventLoop& loop, metrics::WorkerCou
     : host_(host), loop_(loop), counters_(counters), context_(std::move(context)), limits_(std::move(limits)) {}
 
 DtlsEndpoint::~DtlsEndpoint() {
+  back_ = nullptr;  // the sockets erase() would name may be gone
   // The node-wide limits outlive the worker. Its sockets may be gone already: the places go
   // back without a word to the clients (stop() said goodbye through clear()).
   for (auto it = peers_.begin(); it != peers_.end();) it = erase(it);
@@ -25,6 +27,9 @@ void DtlsEndpoint::onDatagram(UdpListener& socket, const wire::SocketAddress& fr
   const auto now = loop_.now();
   auto it = peers_.find(tuple);
   if (it == peers_.end()) {
+    // After an upgrade, a session the old process kept (it answers through its copy of this
+    // socket); every other address is this process's.
+    if (forwarder_ != nullptr && forwarder_->forward(socket, from, data)) return;
     std::unique_ptr<TlsSession> admitted = admit(socket, from, data);
     if (!admitted) return;
     it = peers_.emplace(tuple, Peer{std::move(admitted), &socket, now, now, false}).first;
@@ -193,6 +198,24 @@ void DtlsEndpoint::clear() noexcept {
   }
 }
 
+void DtlsEndpoint::listEstablished(std::vector<DtlsSessionRef>& out) const {
+  for (const auto& [tuple, peer] : peers_) {
+    if (peer.established)
+      out.push_back({static_cast<std::uint8_t>(peer.socket->id()), tuple.client});
+  }
+}
+
+void DtlsEndpoint::onForwarded(UdpListener& socket, const wire::SocketAddress& from,
+                               wire::Bytes data) noexcept {
+  // A session that ended here meanwhile: the new process learns so (erase) and takes the
+  // client's next datagrams; this one is dropped.
+  if (!peers_.contains({core::Transport::kDtls, from, socket.localAddress()})) {
+    counters_.drop(metrics::DropReason::kMalformed);
+    return;
+  }
+  onDatagram(socket, from, data);
+}
+
 void DtlsEndpoint::flush(Peer& peer, const wire::SocketAddress& to) noexcept {
   peer.session->takeCiphertext(ciphertext_);
   forEachDtlsRecord(ciphertext_, [&](wire::Bytes record) { peer.socket->send(to, record); });
@@ -206,6 +229,12 @@ DtlsEndpoint::Peers::iterator DtlsEndpoint::erase(Peers::iterator it) noexcept {
   const wire::IpAddress& source = it->first.client.ip;
   if (!it->second.established) handshakeEnded(it->first.client);
   limits_.sessions->release(source);
+  if (back_ != nullptr) {
+    (void)back_->send({ForwardKind::kForget,
+                       {static_cast<std::uint8_t>(it->second.socket->id()), it->first.client}},
+                      {});
+    host_.onDtlsSessionEnded(it->first);
+  }
   auto next = peers_.erase(it);
   counters_.dtls_sessions_open.set(static_cast<std::int64_t>(peers_.size()));
   return next;

@@ -11,14 +11,18 @@
 #include <unordered_map>
 #include <vector>
 
+#include "metrics/worker_counters.hpp"
 #include "relay/core/allocation_table.hpp"
 #include "relay/io/connection_limits.hpp"
+#include "relay/io/dtls_forwarding.hpp"
 #include "relay/io/event_loop.hpp"
 #include "relay/io/tls.hpp"
 #include "relay/io/udp_listener.hpp"
-#include "metrics/worker_counters.hpp"
 
 namespace tern::io {
+
+class DtlsForwarder;
+class ForwardChannel;
 
 class DtlsEndpoint final : public DatagramHandler {
  public:
@@ -29,6 +33,9 @@ class DtlsEndpoint final : public DatagramHandler {
     virtual void onDtlsPlaintext(const core::FiveTuple& tuple, wire::Bytes data) noexcept = 0;
     // The worker's budget for log lines a client can provoke.
     virtual bool mayLog(std::uint64_t& suppressed) noexcept = 0;
+    // After an upgrade, in the old process: a session that stayed here ended. Its client
+    // can never reach it again (a new handshake is the new process's), so its allocation ends.
+    virtual void onDtlsSessionEnded(const core::FiveTuple& tuple) noexcept = 0;
 
    protected:
     ~Host() = default;
@@ -63,6 +70,17 @@ class DtlsEndpoint final : public DatagramHandler {
 
   // Forgets every session (the worker is stopping); established ones get a close_notify.
   void clear() noexcept;
+
+  // An upgrade whose old process keeps its DTLS sessions (dtls_forwarding.hpp). In the new
+  // process: datagrams from addresses with no session here go to `forwarder` first.
+  void setForwarder(DtlsForwarder* forwarder) noexcept { forwarder_ = forwarder; }
+  // In the old process: the established sessions, by listener id (its place among the
+  // worker's DTLS listeners) and client; then a datagram the new process passed back, fed to
+  // its session only (no new session starts here); `back` hears of each session that ends.
+  void listEstablished(std::vector<DtlsSessionRef>& out) const;
+  void onForwarded(UdpListener& socket, const wire::SocketAddress& from, wire::Bytes data) noexcept;
+  void setBackChannel(ForwardChannel* back) noexcept { back_ = back; }
+  bool hasSession(const core::FiveTuple& tuple) const noexcept { return peers_.contains(tuple); }
 
  private:
   struct Peer {
@@ -103,6 +121,8 @@ class DtlsEndpoint final : public DatagramHandler {
   std::vector<std::uint8_t> plaintext_ = std::vector<std::uint8_t>(64 * 1024);
   std::vector<std::uint8_t> ciphertext_;
   std::vector<std::uint8_t> message_;
+  DtlsForwarder* forwarder_ = nullptr;  // new process of an upgrade: the old one's sessions
+  ForwardChannel* back_ = nullptr;      // old process of an upgrade: to the new one
 };
 
 }  // namespace tern::io

@@ -166,6 +166,38 @@ std::optional<std::string> decodePeerConnections(wire::Bytes& in, FdQueue& fds,
   return std::nullopt;
 }
 
+// Appended after the connections; absent (a bundle that ends there) when no DTLS session
+// stays: a count, each session's listener and client address, then one descriptor.
+void encodeDtlsSessions(const OutgoingBundle& bundle, EncodedBundle& e) {
+  if (bundle.dtls_sessions.empty() || bundle.dtls_channel < 0) return;
+  putU32(e.payload, static_cast<std::uint32_t>(bundle.dtls_sessions.size()));
+  for (const DtlsSessionRef& s : bundle.dtls_sessions) {
+    e.payload.push_back(s.listener);
+    putForwardAddress(s.client, e.payload);
+  }
+  e.fds.push_back(bundle.dtls_channel);
+}
+
+std::optional<std::string> decodeDtlsSessions(wire::Bytes& in, FdQueue& fds,
+                                              WorkerSockets& sockets) {
+  if (in.empty()) return std::nullopt;
+  std::uint32_t count = 0;
+  if (!takeU32(in, count) || count == 0 || count > in.size()) return "bad dtls session count";
+  DtlsForward forward;
+  forward.sessions.reserve(count);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    DtlsForward::Session s;
+    if (!takeU8(in, s.session.listener) || !takeForwardAddress(in, s.session.client))
+      return "truncated dtls session";
+    if (s.session.listener >= sockets.dtls.size()) return "a dtls session on no dtls listener";
+    s.socket = s.session.listener;
+    forward.sessions.push_back(s);
+  }
+  if (!fds.take(forward.channel)) return "dtls sessions without their socket";
+  sockets.dtls_forward.push_back(std::move(forward));
+  return std::nullopt;
+}
+
 }  // namespace
 
 EncodedBundle encodeBundle(const OutgoingBundle& bundle) {
@@ -200,6 +232,7 @@ EncodedBundle encodeBundle(const OutgoingBundle& bundle) {
     e.fds.push_back(c.peer_fd);
     if (c.data) e.fds.push_back(c.data_fd);
   }
+  encodeDtlsSessions(bundle, e);
   return e;
 }
 
@@ -222,6 +255,7 @@ Expected<IncomingBundle, std::string> decodeBundle(wire::Bytes in, std::vector<F
     return Unexpected(*problem);
   if (auto problem = decodePeerConnections(in, queue, bundle.sockets.peer_connections))
     return Unexpected(*problem);
+  if (auto problem = decodeDtlsSessions(in, queue, bundle.sockets)) return Unexpected(*problem);
   if (!in.empty()) return Unexpected(std::string("bytes after the bundle"));
   if (!queue.allTaken()) return Unexpected(std::string("descriptors left over"));
   return bundle;

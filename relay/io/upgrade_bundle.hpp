@@ -13,6 +13,7 @@
 #include "relay/core/allocation_snapshot.hpp"
 #include "relay/io/client_listeners.hpp"
 #include "relay/io/reservations.hpp"
+#include "relay/io/dtls_forwarding.hpp"
 #include "relay/io/socket_util.hpp"
 #include "relay/wire/expected.hpp"
 
@@ -48,6 +49,10 @@ struct OutgoingBundle {
     int data_fd = -1;
   };
   std::vector<PeerConnection> peer_connections;
+  // DTLS sessions that stay (dtls_forwarding.hpp) and the socket pair end that carries their
+  // datagrams back to this worker; -1 without any.
+  std::vector<DtlsSessionRef> dtls_sessions;
+  int dtls_channel = -1;
 };
 
 // In the new process: the listeners, allocations (sockets.restored), TCP client

@@ -11,6 +11,7 @@
 #include "relay/core/live_relay_ports.hpp"
 #include "relay/core/server_options.hpp"
 #include "relay/io/connection_limits.hpp"
+#include "relay/io/dtls_forwarding.hpp"
 #include "relay/io/port_pool.hpp"
 #include "relay/io/reservations.hpp"
 #include "relay/io/socket_util.hpp"
@@ -65,6 +66,17 @@ struct RestoredPeerConnection {
   FileDescriptor data_fd;
 };
 
+// An upgrade: DTLS sessions that stay with one old worker (dtls_forward_channel.hpp); their
+// datagrams go back to it over `channel`. `socket`: the listener's place in WorkerSockets::dtls.
+struct DtlsForward {
+  struct Session {
+    std::uint32_t socket = 0;
+    DtlsSessionRef session;
+  };
+  FileDescriptor channel;
+  std::vector<Session> sessions;
+};
+
 struct WorkerSockets {
   std::vector<FileDescriptor> udp;
   std::vector<FileDescriptor> tcp;
@@ -80,6 +92,7 @@ struct WorkerSockets {
   std::vector<RemovedAllocation> removed;
   std::vector<HandedReservation> reservations;  // EVEN-PORT reservations an upgrade handed over
   std::vector<RestoredPeerConnection> peer_connections;  // after their allocations
+  std::vector<DtlsForward> dtls_forward;
 };
 
 // What a worker needs beyond its sockets: the core's settings and shared services, and where

@@ -56,6 +56,10 @@ OutgoingBundle WorkerUpgrade::precopyBegin() {
   listeners_.forEach([&](ClientListeners::Kind kind, const wire::SocketAddress&, int fd) {
     bundle.listeners.push_back({kind, duplicateInto(bundle.owned, fd)});
   });
+  // Established DTLS sessions stay here: listed now, beside their listeners (a session that
+  // completes its handshake during the pre-copy ends at the commit; its client handshakes
+  // again, with the new process).
+  offerDtlsSessions(bundle);
   // Only UDP allocations go early: a TCP one moves with its connection, at the freeze.
   server_.forEachAllocation([&](const core::Allocation& a) {
     if (a.tuple().transport == core::Transport::kUdp) precopy_queue_.push_back(a.relay());
@@ -122,9 +126,22 @@ OutgoingBundle WorkerUpgrade::freeze() {
   return bundle;
 }
 
+void WorkerUpgrade::offerDtlsSessions(OutgoingBundle& bundle) noexcept {
+  try {
+    bundle.dtls_channel = listeners_.offerDtlsSessions(bundle.dtls_sessions);
+  } catch (const std::exception& e) {
+    // Without the socket pair the sessions cannot stay: they end at commit, as they did
+    // before sessions stayed.
+    bundle.dtls_sessions.clear();
+    bundle.dtls_channel = -1;
+    log::warn("dtls sessions cannot stay", {{"worker", log_.worker()}, {"error", e.what()}});
+  }
+}
+
 void WorkerUpgrade::thaw() noexcept {
   precopy_queue_.clear();
   precopied_.clear();
+  listeners_.withdrawDtlsOffer();  // offered with the pre-copy, before any freeze
   if (!frozen_) return;
   frozen_ = false;
   listeners_.resumeDatagrams();
@@ -161,19 +178,21 @@ void WorkerUpgrade::commit() noexcept {
   // Their allocations are gone from the core: closing them here ends nothing.
   connections_.forgetHandedOver(frozen_connections_);
   peers_.forgetFrozen();
-  // The new process reads the DTLS sockets now: this process's sessions on them are over
-  // (the clients hear close_notify), and so are their allocations.
+  // The new process reads the DTLS sockets now and passes this process's established
+  // sessions' datagrams back; a DTLS allocation without such a session ends.
+  listeners_.keepDtlsSessions();
   std::vector<core::FiveTuple> dtls;
   try {
     server_.forEachAllocation([&](const core::Allocation& a) {
-      if (a.tuple().transport == core::Transport::kDtls) dtls.push_back(a.tuple());
+      if (a.tuple().transport == core::Transport::kDtls && !listeners_.hasDtlsSession(a.tuple())) {
+        dtls.push_back(a.tuple());
+      }
     });
   } catch (const std::bad_alloc&) {
     // They end when the worker stops instead.
   }
   for (const auto& tuple : dtls) server_.onClientClosed(tuple, now);
-  listeners_.forgetDtlsSessions();
-  listeners_.closeAll();
+  listeners_.closeHandedOver();
   relays_.releaseReservations(reservations_);
   log::info("handed over", {{"worker", log_.worker()},
                             {"allocations", moved + releasing_.size()},

@@ -69,7 +69,7 @@ class WorkerUpgrade {
   // UDP allocations move with their sockets, and TCP ones whose connection froze (plain TCP
   // with nothing queued; an RFC 6062 allocation only with every one of its connections). TLS
   // connections stay in the old process until they end (no TLS session can leave its
-  // process), and so does every DTLS session.
+  // process), and so does every DTLS session (the new process passes its datagrams back).
   bool moves(const core::Allocation& a) const noexcept;
   // What the pre-copy sent of an allocation, to tell at the freeze whether it changed.
   struct Sent {
@@ -95,6 +95,9 @@ class WorkerUpgrade {
   bool freezeTcpAllocation(const core::Allocation& a, OutgoingBundle& bundle);
   void keepConnection(const core::FiveTuple& tuple, OutgoingBundle& bundle) noexcept;
   void thawTcpAllocations() noexcept;
+  // Established DTLS sessions stay here; the bundle names them and carries the socket pair
+  // end over which the new process passes their datagrams back (dtls_forwarding.hpp).
+  void offerDtlsSessions(OutgoingBundle& bundle) noexcept;
 
   EventLoop& loop_;
   WorkerLog& log_;

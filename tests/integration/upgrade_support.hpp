@@ -159,4 +159,16 @@ inline ChildProcess startCall(std::uint16_t server_port, std::uint16_t peer_port
   return ChildProcess(argv);
 }
 
+inline std::size_t countOf(const std::string& text, const std::string& what) { return test::countOf(text, what); }
+
+// Waits until `text` has appeared `n` times in the process's output.
+inline bool waitForCount(const ChildProcess& process, const std::string& text, std::size_t n) {
+  const auto give_up = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < give_up) {
+    if (countOf(process.output(), text) >= n) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return false;
+}
+
 }  // namespace tern::test::upgrade

@@ -27,22 +27,6 @@ using namespace std::chrono_literals;
 using test::TernServer;
 using namespace test::upgrade;
 
-namespace {
-
-std::size_t countOf(const std::string& text, const std::string& what) { return test::countOf(text, what); }
-
-// Waits until `text` has appeared `n` times in the process's output.
-bool waitForCount(const test::ChildProcess& process, const std::string& text, std::size_t n) {
-  const auto give_up = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < give_up) {
-    if (countOf(process.output(), text) >= n) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return false;
-}
-
-}  // namespace
-
 TEST_CASE("SIGUSR2 upgrades under a live UDP call: nothing lost, the old process exits, the new one serves on") {
   becomeSubreaper();
   Workspace w;
