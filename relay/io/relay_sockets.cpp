@@ -142,6 +142,7 @@ std::optional<core::OpenedRelay> RelaySockets::openOn(const wire::SocketAddress&
       } else {
         relay.udp = std::make_unique<UdpListener>(loop_.get(), std::move(bound.fd), peer_datagrams_,
                                                   batch_, id, kRelayBudget);
+        relay.udp->watchDisowned(&disowned_);
       }
     } catch (...) {
       free_ids_.push_back(id);
@@ -184,7 +185,18 @@ void RelaySockets::closeRelay(core::RelayId id) noexcept {
   ports_.release(relays_[id].localAddress().port);
   mark(relays_[id], false);
   relays_[id] = {};  // closes the handle; libuv frees it in the close callback
+  if (id < disowned_.size()) disowned_[id] = false;
   free_ids_.push_back(id);
+}
+
+void RelaySockets::disown(core::RelayId id) noexcept {
+  if (!isUdp(id)) return;
+  try {
+    if (disowned_.size() < relays_.size()) disowned_.resize(relays_.size());
+    disowned_[id] = true;
+  } catch (const std::bad_alloc&) {
+    pause(id);  // a system call instead
+  }
 }
 
 FileDescriptor RelaySockets::release(core::RelayId id) {
@@ -202,6 +214,7 @@ core::RelayId RelaySockets::adopt(FileDescriptor fd) noexcept {
     try {
       relays_[id].udp = std::make_unique<UdpListener>(loop_.get(), std::move(fd), peer_datagrams_,
                                                       batch_, id, kRelayBudget);
+      relays_[id].udp->watchDisowned(&disowned_);
     } catch (...) {
       free_ids_.push_back(id);
       throw;
@@ -329,7 +342,9 @@ void RelaySockets::pollDeferred() noexcept {
   // A deferred id may have closed and been reused since: resuming a reading socket is a no-op.
   for (std::size_t i = deferred_.size() - count; i < deferred_.size(); ++i) resume(deferred_[i]);
   deferred_.resize(deferred_.size() - count);
-  if (!deferred_.empty()) (void)poll_deferred_.start(0);
+  // 1 ms, not 0: libuv runs a timer re-armed for now again in the same pass, which would
+  // queue every slice before the first poll.
+  if (!deferred_.empty()) (void)poll_deferred_.start(1);
 }
 
 core::RelayId RelaySockets::reserveId() {

@@ -99,10 +99,8 @@ class RelaySockets final : public core::RelayOutput {
     if (tcpListener(id) != nullptr) resumeTcp(id);
   }
   // In the old process after the commit: socket `id` is the new process's to read; it closes
-  // here later (UdpListener::disown).
-  void disown(core::RelayId id) noexcept {
-    if (isUdp(id)) relays_[id].udp->disown();
-  }
+  // here later (UdpListener::watchDisowned).
+  void disown(core::RelayId id) noexcept;
   int fd(core::RelayId id) const noexcept { return id < relays_.size() && relays_[id].open() ? relays_[id].fd() : -1; }
   // `poll_now` false (an upgrade's idle allocations): the socket is read only once
   // pollDeferred() reaches it, so the first loop iteration after the hand-over registers only
@@ -161,6 +159,7 @@ class RelaySockets final : public core::RelayOutput {
   std::size_t next_relay_ip_ = 0;
   core::TimePoint out_of_sockets_logged_{};
   std::vector<core::RelayId> deferred_;  // adopted, not yet read (adoptRestored)
+  std::vector<bool> disowned_;            // by RelayId: the new process reads it (disown)
   OneShotTimer poll_deferred_;
 };
 

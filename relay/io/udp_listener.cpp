@@ -33,7 +33,7 @@ UdpListener::UdpListener(uv_loop_t* loop, FileDescriptor fd, DatagramHandler& ha
 void UdpListener::onPoll(uv_poll_t* h, int status, int events) {
   auto* self = ownerOf<UdpListener>(h);
   if (self == nullptr) return;
-  if (self->disowned_) {
+  if (self->disowned_ != nullptr && self->id_ < self->disowned_->size() && (*self->disowned_)[self->id_]) {
     self->pause();
     return;
   }

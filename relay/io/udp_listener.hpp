@@ -71,9 +71,11 @@ class UdpListener {
   // the new process; resume() if the upgrade fails. Sends still work meanwhile.
   void pause() noexcept;
   void resume() noexcept;
-  // An upgrade handed the socket to the new process: never read it again. Costs no system
-  // call now (a commit marks thousands at once); a wakeup for it stops the polling then.
-  void disown() noexcept { disowned_ = true; }
+  // An upgrade hands sockets to the new process: one whose bit (by id) is set in `disowned`
+  // is never read here again; a wakeup for it stops its polling then. A commit marks
+  // thousands at once: a bit each, not a system call or a write to each listener (after the
+  // fork of the new process, each first write to a page of this process faults).
+  void watchDisowned(const std::vector<bool>* disowned) noexcept { disowned_ = disowned; }
 
  private:
   friend class IoBatch;
@@ -99,7 +101,7 @@ class UdpListener {
   wire::SocketAddress local_;
   std::uint32_t id_;
   unsigned budget_;
-  bool disowned_ = false;
+  const std::vector<bool>* disowned_ = nullptr;
   bool segmentation_ = true;  // UDP_SEGMENT trains (io_batch.cpp) until the kernel refuses one
 };
 
