@@ -3,9 +3,10 @@
 # with AddressSanitizer + UndefinedBehaviorSanitizer, and run every test: unit, integration
 # (real processes on loopback and in network namespaces: coturn's clients, python3-aioice,
 # headless Chromium, Prometheus), deploy checks and the fuzz corpora replays. Then the
-# release build (compiled with its tests, so optimiser-only warnings cannot slip through)
-# runs the soak tests, and a ThreadSanitizer build runs the integration tests again: every
-# one of them starts a tern with two worker threads.
+# release build of tern and its load generator (-O3 with -Werror, so optimiser-only warnings
+# in the relay cannot slip through; its tests are built under the sanitizers only, to keep
+# CI within its time) runs the soak tests, and a ThreadSanitizer build runs the integration
+# tests again: every one of them starts a tern with two worker threads.
 #
 # Options (environment):
 #   TERN_FUZZ_SECONDS=N   also run each libFuzzer target for N seconds (clang; off by default)
@@ -30,7 +31,7 @@ cmake --preset "$preset" -DTERN_BUILD_TESTS=ON >/dev/null
 cmake --build --preset "$preset"
 if [ "$preset" != release ]; then
   cmake --preset release -DTERN_BUILD_TESTS=ON >/dev/null
-  cmake --build --preset release
+  cmake --build --preset release --target tern tern-load
 fi
 
 # Sanitizer reports fail the run, wherever they come from: each process writes its report
