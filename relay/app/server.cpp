@@ -101,7 +101,9 @@ class Server {
     for (auto& worker : workers_) worker->launch(from_old_.has_value());
     for (auto& worker : workers_) worker->awaitStart();
     if (from_old_) {
-      takeOverRest();
+      std::vector<io::Worker*> held;
+      for (auto& w : workers_) held.push_back(w.get());
+      takeOverRest(*from_old_, held, *carried_, UpgradeTimeouts::ofSeconds(settings_.upgrade_timeout));
       confirmTakeOver();
     }
     logStart(listeners);
@@ -146,24 +148,6 @@ class Server {
     listeners = describeReceived(sockets);
     io::log::info("taking over", {{"from_pid", received.node.old_pid}, {"old_workers", received.node.workers}});
     return sockets;
-  }
-
-  // The pre-copy is restored in the held workers: the old process freezes and sends what
-  // changed since, which each worker applies on its thread before it reads anything.
-  void takeOverRest() {
-    std::vector<std::future<void>> applied;
-    try {
-      UpgradeFromOld::Received rest = from_old_->receiveRest(UpgradeTimeouts{});
-      if (!metrics::restoreCounterValues(*carried_, rest.node.counters)) {
-        io::log::warn("upgrade: the old process counts other series; counters start from zero");
-      }
-      std::vector<io::WorkerSockets> parts = regroup(std::move(rest.bundles), static_cast<unsigned>(workers_.size()));
-      for (std::size_t i = 0; i < workers_.size(); ++i) applied.push_back(workers_[i]->applyRest(std::move(parts[i])));
-      for (auto& a : applied) a.get();
-    } catch (...) {
-      for (auto& worker : workers_) worker->run(false);
-      throw;
-    }
   }
 
   // The new process's workers are built, allocations restored, nothing read yet: the old

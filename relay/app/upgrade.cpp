@@ -8,13 +8,22 @@
 #include <future>
 #include <stdexcept>
 
+#include "metrics/counter_snapshot.hpp"
 #include "relay/io/log.hpp"
 
 namespace tern::app {
 
 namespace {
 
-enum class Message : std::uint16_t { kHello = 1, kNode, kBundle, kEnd, kTaken, kCommit, kPrecopied };
+enum class Message : std::uint16_t {
+  kHello = 1,
+  kNode,
+  kBundle,
+  kEnd,
+  kTaken,
+  kCommit,
+  kPrecopied
+};
 // 2: the pre-copy (PRECOPIED, a second NODE and BUNDLE round).
 constexpr std::uint32_t kProtocolVersion = 2;
 
@@ -51,7 +60,8 @@ std::vector<std::uint8_t> encodeNode(const NodeState& node) {
 }
 
 NodeState decodeNode(const std::vector<std::uint8_t>& in) {
-  if (getU32(in, 0) != kProtocolVersion) throw std::runtime_error("hand-over: the old process speaks another version");
+  if (getU32(in, 0) != kProtocolVersion)
+    throw std::runtime_error("hand-over: the old process speaks another version");
   NodeState node;
   const std::size_t fixed = 4 + node.nonce_key.size() + 12;
   if (in.size() < fixed) throw std::runtime_error("hand-over: bad NODE message");
@@ -59,16 +69,20 @@ NodeState decodeNode(const std::vector<std::uint8_t>& in) {
   node.workers = getU32(in, 4 + node.nonce_key.size());
   node.old_pid = getU32(in, 8 + node.nonce_key.size());
   const std::uint32_t counters = getU32(in, fixed - 4);
-  if (in.size() != fixed + std::size_t{counters} * 8) throw std::runtime_error("hand-over: bad NODE message");
+  if (in.size() != fixed + std::size_t{counters} * 8)
+    throw std::runtime_error("hand-over: bad NODE message");
   node.counters.resize(counters);
   for (std::size_t i = 0; i < counters; ++i) {
-    node.counters[i] = (std::uint64_t{getU32(in, fixed + 8 * i)} << 32) | getU32(in, fixed + 8 * i + 4);
+    node.counters[i] =
+        (std::uint64_t{getU32(in, fixed + 8 * i)} << 32) | getU32(in, fixed + 8 * i + 4);
   }
-  if (node.workers == 0 || node.workers > 1024) throw std::runtime_error("hand-over: bad worker count");
+  if (node.workers == 0 || node.workers > 1024)
+    throw std::runtime_error("hand-over: bad worker count");
   return node;
 }
 
-io::HandOverChannel::Message expect(io::HandOverChannel& channel, Message type, Clock::time_point deadline) {
+io::HandOverChannel::Message expect(io::HandOverChannel& channel, Message type,
+                                    Clock::time_point deadline) {
   auto message = channel.receive(deadline);
   if (!message) throw std::runtime_error("hand-over: " + message.error());
   if (message->type != code(type)) {
@@ -77,8 +91,8 @@ io::HandOverChannel::Message expect(io::HandOverChannel& channel, Message type, 
   return std::move(*message);
 }
 
-void sendOrThrow(io::HandOverChannel& channel, Message type, wire::Bytes payload, std::span<const int> fds,
-                 Clock::time_point deadline) {
+void sendOrThrow(io::HandOverChannel& channel, Message type, wire::Bytes payload,
+                 std::span<const int> fds, Clock::time_point deadline) {
   if (auto problem = channel.send(code(type), payload, fds, deadline)) {
     throw std::runtime_error("hand-over: " + *problem);
   }
@@ -95,8 +109,8 @@ std::vector<io::OutgoingBundle> freezeAll(const std::vector<io::Worker*>& worker
   return bundles;
 }
 
-void sendBundle(io::HandOverChannel& channel, const io::OutgoingBundle& bundle, HandOverOutcome& outcome,
-                Clock::time_point deadline) {
+void sendBundle(io::HandOverChannel& channel, const io::OutgoingBundle& bundle,
+                HandOverOutcome& outcome, Clock::time_point deadline) {
   const io::EncodedBundle encoded = io::encodeBundle(bundle);
   outcome.allocations += bundle.allocations.size();
   outcome.allocations -= std::min(outcome.allocations, bundle.removed.size());
@@ -107,8 +121,9 @@ void sendBundle(io::HandOverChannel& channel, const io::OutgoingBundle& bundle, 
 // The pre-copy: NODE, every worker's listeners, then its UDP allocations while it serves on,
 // a slice at a time (the workers in parallel), each slice a BUNDLE of its own sent at once:
 // its duplicated descriptors close with it, so the process never holds two of each. END.
-void sendPrecopy(io::HandOverChannel& channel, const NodeState& node, const std::vector<io::Worker*>& workers,
-                 HandOverOutcome& outcome, Clock::time_point deadline) {
+void sendPrecopy(io::HandOverChannel& channel, const NodeState& node,
+                 const std::vector<io::Worker*>& workers, HandOverOutcome& outcome,
+                 Clock::time_point deadline) {
   sendOrThrow(channel, Message::kNode, encodeNode(node), {}, deadline);
   for (io::Worker* w : workers) sendBundle(channel, w->precopyBegin().get(), outcome, deadline);
   std::vector<io::Worker*> busy = workers;
@@ -128,8 +143,9 @@ void sendPrecopy(io::HandOverChannel& channel, const NodeState& node, const std:
 }
 
 // NODE, then a BUNDLE per worker, then END.
-void sendRound(io::HandOverChannel& channel, const NodeState& node, const std::vector<io::OutgoingBundle>& bundles,
-               HandOverOutcome& outcome, Clock::time_point deadline) {
+void sendRound(io::HandOverChannel& channel, const NodeState& node,
+               const std::vector<io::OutgoingBundle>& bundles, HandOverOutcome& outcome,
+               Clock::time_point deadline) {
   sendOrThrow(channel, Message::kNode, encodeNode(node), {}, deadline);
   for (const io::OutgoingBundle& bundle : bundles) sendBundle(channel, bundle, outcome, deadline);
   sendOrThrow(channel, Message::kEnd, {}, {}, deadline);
@@ -142,7 +158,8 @@ std::optional<UpgradeFromOld> UpgradeFromOld::fromEnvironment() {
   if (value == nullptr) return std::nullopt;
   const int fd = std::atoi(value);
   ::unsetenv(kHandOverFdVariable);
-  if (fd < 3) throw std::runtime_error(std::string(kHandOverFdVariable) + " does not name a descriptor");
+  if (fd < 3)
+    throw std::runtime_error(std::string(kHandOverFdVariable) + " does not name a descriptor");
   return UpgradeFromOld(io::HandOverChannel(io::FileDescriptor(fd)));
 }
 
@@ -168,7 +185,8 @@ UpgradeFromOld::Received UpgradeFromOld::receiveRound(Clock::time_point deadline
     auto message = channel_.receive(deadline);
     if (!message) throw std::runtime_error("hand-over: " + message.error());
     if (message->type == code(Message::kEnd)) break;
-    if (message->type != code(Message::kBundle)) throw std::runtime_error("hand-over: unexpected message");
+    if (message->type != code(Message::kBundle))
+      throw std::runtime_error("hand-over: unexpected message");
     auto bundle = io::decodeBundle(message->payload, std::move(message->fds));
     if (!bundle) throw std::runtime_error("hand-over: " + bundle.error());
     received.bundles.push_back(std::move(*bundle));
@@ -176,10 +194,12 @@ UpgradeFromOld::Received UpgradeFromOld::receiveRound(Clock::time_point deadline
   // A worker may send several (the pre-copy's slices); each must send one at least.
   std::vector<bool> heard(received.node.workers, false);
   for (const io::IncomingBundle& b : received.bundles) {
-    if (b.worker >= heard.size()) throw std::runtime_error("hand-over: a bundle of an unknown worker");
+    if (b.worker >= heard.size())
+      throw std::runtime_error("hand-over: a bundle of an unknown worker");
     heard[b.worker] = true;
   }
-  if (std::find(heard.begin(), heard.end(), false) != heard.end()) throw std::runtime_error("hand-over: bundles missing");
+  if (std::find(heard.begin(), heard.end(), false) != heard.end())
+    throw std::runtime_error("hand-over: bundles missing");
   return received;
 }
 
@@ -187,7 +207,8 @@ io::FileDescriptor UpgradeFromOld::confirm(const UpgradeTimeouts& timeouts) {
   const auto deadline = Clock::now() + timeouts.take_over;
   sendOrThrow(channel_, Message::kTaken, {}, {}, deadline);
   auto commit = expect(channel_, Message::kCommit, deadline);
-  if (commit.fds.size() > 1) throw std::runtime_error("hand-over: COMMIT carries more than the metrics listener");
+  if (commit.fds.size() > 1)
+    throw std::runtime_error("hand-over: COMMIT carries more than the metrics listener");
   return commit.fds.empty() ? io::FileDescriptor{} : std::move(commit.fds.front());
 }
 
@@ -203,7 +224,8 @@ std::string namingTimeout(std::string problem, std::chrono::milliseconds timeout
 }  // namespace
 
 HandOverOutcome handOverToNew(io::HandOverChannel& channel, const std::vector<io::Worker*>& workers,
-                              const std::function<NodeState()>& node, const UpgradeTimeouts& timeouts,
+                              const std::function<NodeState()>& node,
+                              const UpgradeTimeouts& timeouts,
                               const std::shared_future<bool>& decision) {
   HandOverOutcome outcome;
   std::chrono::milliseconds in_effect = timeouts.start;
@@ -235,7 +257,27 @@ std::optional<std::string> sendCommit(io::HandOverChannel& channel, int metrics_
   return channel.send(code(Message::kCommit), {}, fds, Clock::now() + std::chrono::seconds(5));
 }
 
-std::vector<io::WorkerSockets> regroup(std::vector<io::IncomingBundle> bundles, unsigned new_count) {
+void takeOverRest(UpgradeFromOld& from_old, const std::vector<io::Worker*>& workers,
+                  metrics::WorkerCounters& carried, const UpgradeTimeouts& timeouts) {
+  std::vector<std::future<void>> applied;
+  try {
+    UpgradeFromOld::Received rest = from_old.receiveRest(timeouts);
+    if (!metrics::restoreCounterValues(carried, rest.node.counters)) {
+      io::log::warn("upgrade: the old process counts other series; counters start from zero");
+    }
+    std::vector<io::WorkerSockets> parts =
+        regroup(std::move(rest.bundles), static_cast<unsigned>(workers.size()));
+    for (std::size_t i = 0; i < workers.size(); ++i)
+      applied.push_back(workers[i]->applyRest(std::move(parts[i])));
+    for (auto& a : applied) a.get();
+  } catch (...) {
+    for (io::Worker* w : workers) w->run(false);
+    throw;
+  }
+}
+
+std::vector<io::WorkerSockets> regroup(std::vector<io::IncomingBundle> bundles,
+                                       unsigned new_count) {
   std::vector<io::WorkerSockets> sockets(new_count);
   for (io::IncomingBundle& b : bundles) {
     io::WorkerSockets& to = sockets[io::newWorkerOf(b.worker, new_count)];

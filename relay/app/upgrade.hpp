@@ -39,6 +39,7 @@
 #include <string>
 #include <vector>
 
+#include "metrics/worker_counters.hpp"
 #include "relay/io/hand_over_channel.hpp"
 #include "relay/io/upgrade_bundle.hpp"
 #include "relay/io/worker.hpp"
@@ -113,6 +114,12 @@ HandOverOutcome handOverToNew(io::HandOverChannel& channel, const std::vector<io
                               const std::shared_future<bool>& decision);
 // After TAKEN and the workers' commit: COMMIT, with the metrics listener (-1 for none).
 std::optional<std::string> sendCommit(io::HandOverChannel& channel, int metrics_fd);
+
+// The new process, its held `workers` restored from the pre-copy: the rest (what the old
+// process listed once frozen) applied by each worker on its thread, the old counters into
+// `carried`. On failure every worker gives up (Worker::run(false)) and this throws.
+void takeOverRest(UpgradeFromOld& from_old, const std::vector<io::Worker*>& workers,
+                  metrics::WorkerCounters& carried, const UpgradeTimeouts& timeouts);
 
 // The bundles of `old_count` old workers regrouped for `new_count` new ones (newWorkerOf).
 std::vector<io::WorkerSockets> regroup(std::vector<io::IncomingBundle> bundles, unsigned new_count);

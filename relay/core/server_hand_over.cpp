@@ -96,7 +96,8 @@ Allocation* TurnServer::restoredFrom(std::uint8_t worker, RelayId relay) noexcep
   return it == context_.renamed_relays.end() ? nullptr : allocations_.findByRelay(it->second);
 }
 
-const Allocation* TurnServer::updateRestored(const AllocationSnapshot& snapshot, TimePoint now) noexcept {
+const Allocation* TurnServer::updateRestored(const AllocationSnapshot& snapshot,
+                                             TimePoint now) noexcept {
   if (snapshot.relays.empty()) return nullptr;
   Allocation* current = restoredFrom(snapshot.worker, snapshot.relays.front().id);
   if (current == nullptr || current->relays().size() != snapshot.relays.size()) return nullptr;
@@ -110,7 +111,8 @@ const Allocation* TurnServer::updateRestored(const AllocationSnapshot& snapshot,
   const FiveTuple moved_to = fresh->tuple();
   if (moved_to != current->tuple() && allocations_.find(moved_to) != nullptr) return nullptr;
   fresh->clearConnections();  // as in restoreAllocation
-  for (std::size_t i = 0; i < current->relays().size(); ++i) fresh->setRelayId(i, current->relays()[i].id);
+  for (std::size_t i = 0; i < current->relays().size(); ++i)
+    fresh->setRelayId(i, current->relays()[i].id);
   fresh->setUserBandwidth(current->userBandwidth());
   // In place, so the table's entries (5-tuple, relay ids, expiry slot) stay this object's.
   const FiveTuple tuple = current->tuple();

@@ -209,12 +209,19 @@ FileDescriptor RelaySockets::release(core::RelayId id) {
 }
 
 core::RelayId RelaySockets::adopt(FileDescriptor fd) noexcept {
+  return adoptAs([&](RelaySocket& relay, core::RelayId id) {
+    relay.udp = std::make_unique<UdpListener>(loop_.get(), std::move(fd), peer_datagrams_, batch_,
+                                              id, kRelayBudget);
+    relay.udp->watchDisowned(&disowned_);
+  });
+}
+
+template <class F>
+core::RelayId RelaySockets::adoptAs(F&& install) noexcept {
   try {
     const core::RelayId id = reserveId();
     try {
-      relays_[id].udp = std::make_unique<UdpListener>(loop_.get(), std::move(fd), peer_datagrams_,
-                                                      batch_, id, kRelayBudget);
-      relays_[id].udp->watchDisowned(&disowned_);
+      install(relays_[id], id);
     } catch (...) {
       free_ids_.push_back(id);
       throw;
@@ -292,20 +299,10 @@ std::size_t RelaySockets::adoptReservations(const std::vector<HandedReservation>
 }
 
 core::RelayId RelaySockets::adoptTcp(FileDescriptor fd) noexcept {
-  try {
-    const core::RelayId id = reserveId();
-    try {
-      relays_[id].tcp =
-          std::make_unique<TcpListener>(loop_.get(), std::move(fd), peer_connections_, false, id);
-    } catch (...) {
-      free_ids_.push_back(id);
-      throw;
-    }
-    return id;
-  } catch (const std::exception& e) {
-    log::warn("relay socket hand-over failed", {{"worker", log_.worker()}, {"error", e.what()}});
-    return core::kLostRelay;
-  }
+  return adoptAs([&](RelaySocket& relay, core::RelayId id) {
+    relay.tcp =
+        std::make_unique<TcpListener>(loop_.get(), std::move(fd), peer_connections_, false, id);
+  });
 }
 
 void RelaySockets::resumeTcp(core::RelayId id) noexcept {

@@ -143,6 +143,10 @@ class RelaySockets final : public core::RelayOutput {
   core::RelayId adoptTcp(FileDescriptor fd) noexcept;
   void logOpenFailure(const wire::SocketAddress& address, const BoundSocket& bound) noexcept;
   core::RelayId reserveId();
+  // A relay id with `install(RelaySocket&, id)` run on its slot; kLostRelay (logged) if either
+  // fails. For the sockets an upgrade or another worker hands over.
+  template <class F>
+  core::RelayId adoptAs(F&& install) noexcept;
   // The peer policy lets clients reach the relay's own addresses only where a relay socket is
   // open (core::LiveRelayPorts), so every bind and close of one is recorded there.
   void mark(const RelaySocket& relay, bool open) noexcept;

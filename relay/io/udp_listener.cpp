@@ -17,8 +17,8 @@ namespace {
 constexpr std::size_t kMaxQueued = 256;
 }  // namespace
 
-UdpListener::UdpListener(uv_loop_t* loop, FileDescriptor fd, DatagramHandler& handler, IoBatch& batch,
-                         std::uint32_t id, unsigned budget)
+UdpListener::UdpListener(uv_loop_t* loop, FileDescriptor fd, DatagramHandler& handler,
+                         IoBatch& batch, std::uint32_t id, unsigned budget)
     : fd_(std::move(fd)),
       handler_(handler),
       batch_(batch),
@@ -33,7 +33,8 @@ UdpListener::UdpListener(uv_loop_t* loop, FileDescriptor fd, DatagramHandler& ha
 void UdpListener::onPoll(uv_poll_t* h, int status, int events) {
   auto* self = ownerOf<UdpListener>(h);
   if (self == nullptr) return;
-  if (self->disowned_ != nullptr && self->id_ < self->disowned_->size() && (*self->disowned_)[self->id_]) {
+  if (self->disowned_ != nullptr && self->id_ < self->disowned_->size() &&
+      (*self->disowned_)[self->id_]) {
     self->pause();
     return;
   }
@@ -58,7 +59,8 @@ void UdpListener::onPollError(int status) noexcept {
   if (handle_) onReadable();
   if (!handle_) return;  // closed by a handler meanwhile
   if (const int rc = startPolling(); rc < 0) {
-    log::warn("udp poll failed", {{"address", local_.toString()}, {"status", uv_strerror(status)},
+    log::warn("udp poll failed", {{"address", local_.toString()},
+                                  {"status", uv_strerror(status)},
                                   {"error", uv_strerror(rc)}});
   }
 }
@@ -140,22 +142,25 @@ void UdpListener::onReadable() noexcept {
     }
     if (n <= 0) {
       if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        log::debug("udp receive failed", {{"address", local_.toString()}, {"error", std::strerror(errno)}});
+        log::debug("udp receive failed",
+                   {{"address", local_.toString()}, {"error", std::strerror(errno)}});
       }
       break;
     }
     for (int k = 0; k < n && handle_; ++k) {
       const mmsghdr& m = batch_.messages_[static_cast<std::size_t>(k)];
       if (m.msg_hdr.msg_flags & MSG_TRUNC) continue;  // larger than any datagram: not ours to relay
-      handler_.onDatagram(*this, fromSockaddr(reinterpret_cast<const sockaddr*>(m.msg_hdr.msg_name)),
-                          wire::Bytes{static_cast<const std::uint8_t*>(m.msg_hdr.msg_iov->iov_base), m.msg_len});
+      handler_.onDatagram(
+          *this, fromSockaddr(reinterpret_cast<const sockaddr*>(m.msg_hdr.msg_name)),
+          wire::Bytes{static_cast<const std::uint8_t*>(m.msg_hdr.msg_iov->iov_base), m.msg_len});
     }
     done += static_cast<unsigned>(n);
     if (static_cast<unsigned>(n) < want) break;  // drained
   }
 }
 
-void UdpListener::sendQueued(mmsghdr* messages, const std::uint16_t* segment, unsigned count) noexcept {
+void UdpListener::sendQueued(mmsghdr* messages, const std::uint16_t* segment,
+                             unsigned count) noexcept {
   if (!handle_) return;
   unsigned sent = 0;
   unsigned retried = count;  // the message sent again after a pending ICMP error, if any
@@ -183,7 +188,8 @@ void UdpListener::sendQueued(mmsghdr* messages, const std::uint16_t* segment, un
       one.msg_controllen = 0;
       const iovec train = *messages[sent].msg_hdr.msg_iov;
       for (std::size_t at = 0; at < train.iov_len; at += segment[sent]) {
-        iovec part{static_cast<std::uint8_t*>(train.iov_base) + at, std::min<std::size_t>(segment[sent], train.iov_len - at)};
+        iovec part{static_cast<std::uint8_t*>(train.iov_base) + at,
+                   std::min<std::size_t>(segment[sent], train.iov_len - at)};
         one.msg_iov = &part;
         one.msg_iovlen = 1;
         (void)::sendmsg(fd_.get(), &one, MSG_DONTWAIT);
@@ -194,7 +200,8 @@ void UdpListener::sendQueued(mmsghdr* messages, const std::uint16_t* segment, un
   }
 }
 
-bool UdpListener::sendNow(const sockaddr_storage& to, socklen_t to_length, std::span<const wire::Bytes> parts) noexcept {
+bool UdpListener::sendNow(const sockaddr_storage& to, socklen_t to_length,
+                          std::span<const wire::Bytes> parts) noexcept {
   iovec iov[4];
   std::size_t n = 0;
   for (const auto& part : parts) {

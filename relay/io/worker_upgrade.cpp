@@ -17,7 +17,8 @@ namespace {
 // while the pre-copy is on its way.
 int duplicateInto(std::vector<FileDescriptor>& owned, int fd) {
   const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
-  if (copy < 0) throw std::runtime_error(std::string("dup of a socket to hand over: ") + std::strerror(errno));
+  if (copy < 0)
+    throw std::runtime_error(std::string("dup of a socket to hand over: ") + std::strerror(errno));
   owned.emplace_back(copy);
   return copy;
 }
@@ -26,17 +27,20 @@ int duplicateInto(std::vector<FileDescriptor>& owned, int fd) {
 
 bool WorkerUpgrade::moves(const core::Allocation& a) const noexcept {
   switch (a.tuple().transport) {
-    case core::Transport::kUdp: return true;
+    case core::Transport::kUdp:
+      return true;
     case core::Transport::kTcp:
       return a.tcp() ? moving_tcp_allocations_.contains(a.tuple())
                      : moving_connections_.contains(a.tuple());
-    default: return false;
+    default:
+      return false;
   }
 }
 
 WorkerUpgrade::Sent WorkerUpgrade::sentOf(const core::Allocation& a) noexcept {
   Sent sent{a.changes(), a.usage(), {core::kLostRelay, core::kLostRelay}, a.created()};
-  for (std::size_t i = 0; i < a.relays().size() && i < sent.relays.size(); ++i) sent.relays[i] = a.relays()[i].id;
+  for (std::size_t i = 0; i < a.relays().size() && i < sent.relays.size(); ++i)
+    sent.relays[i] = a.relays()[i].id;
   return sent;
 }
 
@@ -77,7 +81,9 @@ std::optional<OutgoingBundle> WorkerUpgrade::precopySlice(std::size_t limit) {
     const core::Allocation* a = server_.allocationByRelay(precopy_queue_[i]);
     // Ended since the list was made (the freeze will not list it either), or moved by RFC
     // 8016 to another worker, which lists it as new.
-    if (a == nullptr || a->relay() != precopy_queue_[i] || a->tuple().transport != core::Transport::kUdp) continue;
+    if (a == nullptr || a->relay() != precopy_queue_[i] ||
+        a->tuple().transport != core::Transport::kUdp)
+      continue;
     addWhole(bundle, *a, true);
     precopied_.emplace(a->relay(), sentOf(*a));
   }
@@ -173,7 +179,9 @@ void WorkerUpgrade::commit() noexcept {
   }
   const bool later = !releasing_.empty();
   const std::size_t moved = server_.forgetHandedOver(
-      [&](const core::Allocation& a) { return moves(a) && !(later && a.tuple().transport == core::Transport::kUdp); },
+      [&](const core::Allocation& a) {
+        return moves(a) && !(later && a.tuple().transport == core::Transport::kUdp);
+      },
       now);
   // Their allocations are gone from the core: closing them here ends nothing.
   connections_.forgetHandedOver(frozen_connections_);
@@ -235,18 +243,23 @@ void WorkerUpgrade::close() noexcept {
 }
 
 std::size_t WorkerUpgrade::restore(std::vector<RestoredAllocation> restored,
-                                   std::vector<RestoredConnection> connections, bool poll_now) noexcept {
+                                   std::vector<RestoredConnection> connections,
+                                   bool poll_now) noexcept {
   loop_.updateTime();
   const auto now = loop_.now();
   std::size_t lost = 0;
   for (RestoredAllocation& r : restored) {
     std::array<core::RelayId, 2> ids{core::kLostRelay, core::kLostRelay};
     const std::size_t count = std::min(r.relay_sockets.size(), ids.size());
-    for (std::size_t i = 0; i < count; ++i) ids[i] = relays_.adoptRestored(std::move(r.relay_sockets[i]), poll_now);
-    if (!server_.restoreAllocation(r.snapshot, std::span<const core::RelayId>(ids.data(), count), now)) ++lost;
+    for (std::size_t i = 0; i < count; ++i)
+      ids[i] = relays_.adoptRestored(std::move(r.relay_sockets[i]), poll_now);
+    if (!server_.restoreAllocation(r.snapshot, std::span<const core::RelayId>(ids.data(), count),
+                                   now))
+      ++lost;
   }
   // After the allocations: a connection's unread bytes may complete a request about one.
-  for (RestoredConnection& c : connections) connections_.restore(std::move(c.snapshot), std::move(c.fd));
+  for (RestoredConnection& c : connections)
+    connections_.restore(std::move(c.snapshot), std::move(c.fd));
   return lost;
 }
 
@@ -255,7 +268,8 @@ void WorkerUpgrade::restoreEarly(std::vector<RestoredAllocation> restored) noexc
   const std::size_t count = restored.size();
   // Read later, unless the freeze lists them as changed: most are idle.
   const std::size_t lost = restore(std::move(restored), {}, false);
-  log::info("pre-copy restored", {{"worker", log_.worker()}, {"allocations", count - lost}, {"lost", lost}});
+  log::info("pre-copy restored",
+            {{"worker", log_.worker()}, {"allocations", count - lost}, {"lost", lost}});
 }
 
 void WorkerUpgrade::applyRest(WorkerSockets rest) noexcept {
@@ -277,7 +291,8 @@ void WorkerUpgrade::applyRest(WorkerSockets rest) noexcept {
   }
   const std::size_t added = rest.restored.size();
   const std::size_t connections = rest.connections.size();
-  const std::size_t lost = restore(std::move(rest.restored), std::move(rest.connections), true) + missing;
+  const std::size_t lost =
+      restore(std::move(rest.restored), std::move(rest.connections), true) + missing;
   restorePeerConnections(std::move(rest.peer_connections));
   restoreReservations(rest.reservations);
   relays_.pollDeferred();

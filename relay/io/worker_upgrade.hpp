@@ -84,8 +84,8 @@ class WorkerUpgrade {
   void releaseSlice(std::size_t limit) noexcept;
   // Installs allocations and connections; how many allocations were lost.
   // Idle ones (`poll_now` false) are read a slice at a time once the loop runs.
-  std::size_t restore(std::vector<RestoredAllocation> restored, std::vector<RestoredConnection> connections,
-                      bool poll_now) noexcept;
+  std::size_t restore(std::vector<RestoredAllocation> restored,
+                      std::vector<RestoredConnection> connections, bool poll_now) noexcept;
   // Adds `a` to `bundle` whole: its snapshot and its relay sockets (duplicated if `dup`).
   void addWhole(OutgoingBundle& bundle, const core::Allocation& a, bool dup);
   // RFC 6062 allocations (worker_upgrade_tcp.cpp), after the client connections froze: each
@@ -107,7 +107,7 @@ class WorkerUpgrade {
   ClientConnections& connections_;
   PeerConnections& peers_;
   bool frozen_ = false;
-  std::vector<core::RelayId> precopy_queue_;  // first relay ids not yet sent
+  std::vector<core::RelayId> precopy_queue_;           // first relay ids not yet sent
   std::unordered_map<core::RelayId, Sent> precopied_;  // by first relay id
   // After a commit: first relay ids of moved UDP allocations not yet let go. Closing 5,000
   // sockets takes a core ~150 ms, which the new process needs right then to start reading;
