@@ -3,6 +3,7 @@
 // quota and relay ids) restores them, and A forgets them without a usage record.
 #include <doctest/doctest.h>
 
+#include "hand_over_fixture.hpp"
 #include "relay/core/allocation_snapshot.hpp"
 #include "relay/wire/channel_data.hpp"
 #include "support/turn_harness.hpp"
@@ -11,51 +12,18 @@ using namespace tern;
 using test::Reply;
 using test::TestClient;
 using test::TurnHarness;
+using namespace test::hand_over;
 
 namespace {
 
-const core::FiveTuple kTuple = test::udpTuple("192.0.2.7:40000");
-const core::FiveTuple kNew = test::udpTuple("203.0.113.9:41000");
-const wire::SocketAddress kPeer = test::socketAddress("8.8.8.8:5000");
-constexpr std::uint16_t kChannel = 0x4001;
-constexpr core::RelayId kNewRelay = 40;  // what B's I/O layer named the adopted socket
-
-// A client on A with a UDP allocation (mobility asked), a permission and a channel to kPeer,
-// 100 s old, that relayed one datagram each way on A.
-void setUpOnA(TurnHarness& a, TestClient& c) {
-  client::TurnSession::AllocateOptions options;
-  options.mobility = true;
-  c.mustAllocate(options);
-  REQUIRE(c.createPermission({kPeer}).success());
-  REQUIRE(c.channelBind(kChannel, kPeer).success());
-  a.advance(std::chrono::seconds(100));
-  c.channelData(kChannel, test::payloadOf(10));
-  a.fromPeer(c.relay(), kPeer, test::bytesOf(test::payloadOf(20)));
-  REQUIRE(a.output.to_peers.size() == 1);
-}
-
 // What crosses between the processes: every allocation of A, encoded and decoded.
 std::vector<core::AllocationSnapshot> handOver(TurnHarness& a) {
-  const auto snapshots =
-      a.server.snapshotAllocations(a.now, [](const core::Allocation&) { return true; });
-  std::vector<std::uint8_t> bytes;
-  for (const auto& s : snapshots) core::encodeSnapshot(s, bytes);
   std::vector<core::AllocationSnapshot> out;
-  wire::Bytes in(bytes);
-  while (!in.empty()) {
-    auto decoded = core::decodeSnapshot(in);
-    REQUIRE(decoded.has_value());
-    out.push_back(std::move(*decoded));
+  for (const auto& s :
+       a.server.snapshotAllocations(a.now, [](const core::Allocation&) { return true; })) {
+    out.push_back(test::hand_over::crossed(s));
   }
   return out;
-}
-
-// B adopts the relay socket under kNewRelay (as its I/O layer would) and restores.
-bool restoreOnB(TurnHarness& b, const core::AllocationSnapshot& s,
-                core::RelayId relay = kNewRelay) {
-  if (relay != core::kLostRelay) b.output.open_relays[relay] = s.relays[0].relayed;
-  const std::array<core::RelayId, 1> relays{relay};
-  return b.server.restoreAllocation(s, relays, b.now);
 }
 
 }  // namespace

@@ -1,9 +1,10 @@
 // Issue 20's pre-copy (docs/upgrade.md): the old process sends each allocation early while it
 // serves on, then at the freeze only what changed (Allocation::changes()); the new process
 // swaps the newer state into what it restored (updateRestored) or lets go of what ended in the
-// old process meanwhile (dropRestored). Fixtures as in turn_server_hand_over_test.cpp.
+// old process meanwhile (dropRestored). Fixtures: hand_over_fixture.hpp.
 #include <doctest/doctest.h>
 
+#include "hand_over_fixture.hpp"
 #include "relay/core/allocation_snapshot.hpp"
 #include "relay/core/peer_policy.hpp"
 #include "relay/wire/channel_data.hpp"
@@ -12,51 +13,19 @@
 using namespace tern;
 using test::TestClient;
 using test::TurnHarness;
+using namespace test::hand_over;
 
 namespace {
 
-const core::FiveTuple kTuple = test::udpTuple("192.0.2.7:40000");
 const core::FiveTuple kOther = test::udpTuple("192.0.2.8:40000");
-const core::FiveTuple kNew = test::udpTuple("203.0.113.9:41000");
-const wire::SocketAddress kPeer = test::socketAddress("8.8.8.8:5000");
 const wire::SocketAddress kPeer2 = test::socketAddress("8.8.4.4:6000");
-constexpr std::uint16_t kChannel = 0x4001;
 constexpr std::uint16_t kChannel2 = 0x4002;
-constexpr core::RelayId kNewRelay = 40;  // what B's I/O layer named the adopted socket
-
-// A client on A with a UDP allocation (mobility asked), a permission and a channel to kPeer,
-// 100 s old, that relayed one datagram each way on A.
-void setUpOnA(TurnHarness& a, TestClient& c) {
-  client::TurnSession::AllocateOptions options;
-  options.mobility = true;
-  c.mustAllocate(options);
-  REQUIRE(c.createPermission({kPeer}).success());
-  REQUIRE(c.channelBind(kChannel, kPeer).success());
-  a.advance(std::chrono::seconds(100));
-  c.channelData(kChannel, test::payloadOf(10));
-  a.fromPeer(c.relay(), kPeer, test::bytesOf(test::payloadOf(20)));
-  REQUIRE(a.output.to_peers.size() == 1);
-}
 
 // What crosses between the processes for the allocation of A whose first relay is `relay`.
 core::AllocationSnapshot crossing(TurnHarness& a, core::RelayId relay) {
   const core::Allocation* allocation = a.server.allocationByRelay(relay);
   REQUIRE(allocation != nullptr);
-  std::vector<std::uint8_t> bytes;
-  core::encodeSnapshot(a.server.snapshot(*allocation, a.now), bytes);
-  wire::Bytes in(bytes);
-  auto decoded = core::decodeSnapshot(in);
-  REQUIRE(decoded.has_value());
-  CHECK(in.empty());
-  return std::move(*decoded);
-}
-
-// B adopts the relay socket under `relay` (as its I/O layer would) and restores.
-bool restoreOnB(TurnHarness& b, const core::AllocationSnapshot& s,
-                core::RelayId relay = kNewRelay) {
-  b.output.open_relays[relay] = s.relays[0].relayed;
-  const std::array<core::RelayId, 1> relays{relay};
-  return b.server.restoreAllocation(s, relays, b.now);
+  return crossed(a.server.snapshot(*allocation, a.now));
 }
 
 std::vector<core::FiveTuple> tuplesOn(const TurnHarness& h) {
