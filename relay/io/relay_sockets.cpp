@@ -305,19 +305,6 @@ core::RelayId RelaySockets::adoptTcp(FileDescriptor fd) noexcept {
   });
 }
 
-void RelaySockets::resumeTcp(core::RelayId id) noexcept {
-  TcpListener& paused = *relays_[id].tcp;
-  if (paused.fd() < 0 || paused.stream() != nullptr) return;  // it was never paused
-  try {
-    relays_[id].tcp = std::make_unique<TcpListener>(loop_.get(), paused.takePaused(),
-                                                    peer_connections_, false, id);
-  } catch (const std::exception& e) {
-    // The allocation keeps its address (the socket closed with the exception); peers can no
-    // longer connect to it, as when accept fails.
-    log::warn("relay listener did not resume", {{"worker", log_.worker()}, {"error", e.what()}});
-  }
-}
-
 void RelaySockets::onTick(metrics::WorkerCounters& counters) noexcept {
   for (std::uint16_t port : setup_.reservations->expire(log_.worker(), steadyNow()))
     ports_.release(port);

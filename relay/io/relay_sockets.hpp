@@ -86,30 +86,29 @@ class RelaySockets final : public core::RelayOutput {
   // Takes over a UDP relay socket another worker released; kLostRelay if it cannot.
   core::RelayId adopt(FileDescriptor fd) noexcept;
 
-  // An upgrade (docs/upgrade.md). In the old process: stop and resume reading relay socket
-  // `id` (peers' datagrams wait in its buffer meanwhile). In the new one: take over a relay
-  // socket the old process held, its port and its place in the peer policy's view with it.
-  // A TCP allocation's listener stops accepting: peers' connections wait in its backlog.
+  // Stop and resume reading UDP relay socket `id` (peers' datagrams wait in its buffer
+  // meanwhile): an upgrade's new process reads its idle sockets later (adoptRestored). The
+  // old process pauses nothing: its workers are parked from the freeze until they have
+  // closed what moved.
   void pause(core::RelayId id) noexcept {
     if (isUdp(id)) relays_[id].udp->pause();
-    if (tcpListener(id) != nullptr) (void)relays_[id].tcp->pause();
   }
   void resume(core::RelayId id) noexcept {
     if (isUdp(id)) relays_[id].udp->resume();
-    if (tcpListener(id) != nullptr) resumeTcp(id);
   }
   // In the old process after the commit: socket `id` is the new process's to read; it closes
   // here later (UdpListener::watchDisowned).
   void disown(core::RelayId id) noexcept;
   int fd(core::RelayId id) const noexcept { return id < relays_.size() && relays_[id].open() ? relays_[id].fd() : -1; }
-  // `poll_now` false (an upgrade's idle allocations): the socket is read only once
+  // In an upgrade's new process: take over a relay socket (UDP, or an RFC 6062 allocation's
+  // TCP listener) the old process held, its port and its place in the peer policy's view with
+  // it. `poll_now` false (an upgrade's idle allocations): the socket is read only once
   // pollDeferred() reaches it, so the first loop iteration after the hand-over registers only
   // the busy sockets with epoll (a few microseconds each; 5,000 at once were a 20-40 ms gap
   // for every call). Until then its datagrams wait in its buffer.
   core::RelayId adoptRestored(FileDescriptor fd, bool poll_now = true) noexcept;
   // Starts reading the deferred sockets, a slice per loop iteration, from the next one on.
   void pollDeferred() noexcept;
-  core::RelayId adoptRestored(FileDescriptor fd) noexcept;
   // This worker's unclaimed EVEN-PORT reservations (RFC 8656 §7.2) leave the registry with an
   // upgrade, their ports still taken: put back if it fails, the ports released once the new
   // process holds them. There, each port is claimed in this worker's pool again.
@@ -138,7 +137,6 @@ class RelaySockets final : public core::RelayOutput {
                                           bool* out_of_sockets = nullptr) noexcept;
   std::optional<core::OpenedRelay> openReserved(std::uint64_t token, const SocketOptions& options,
                                                 core::RelayError& error) noexcept;
-  void resumeTcp(core::RelayId id) noexcept;
   // adoptRestored's step for an RFC 6062 allocation's listening socket.
   core::RelayId adoptTcp(FileDescriptor fd) noexcept;
   void logOpenFailure(const wire::SocketAddress& address, const BoundSocket& bound) noexcept;

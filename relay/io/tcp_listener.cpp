@@ -1,8 +1,6 @@
 // TCP listening on a pre-bound SO_REUSEPORT socket; see tcp_listener.hpp.
 #include "relay/io/tcp_listener.hpp"
 
-#include <fcntl.h>
-
 #include "relay/io/log.hpp"
 
 namespace tern::io {
@@ -26,16 +24,6 @@ TcpListener::TcpListener(uv_loop_t* loop, FileDescriptor fd, ConnectionAcceptor&
                       self->acceptor_.onConnection(*self);
                     }),
           "uv_listen");
-}
-
-bool TcpListener::pause() noexcept {
-  const int fd = this->fd();
-  if (!handle_ || fd < 0) return false;
-  FileDescriptor copy{::fcntl(fd, F_DUPFD_CLOEXEC, 0)};
-  if (!copy) return false;
-  paused_ = std::move(copy);
-  handle_.close();
-  return true;
 }
 
 }  // namespace tern::io

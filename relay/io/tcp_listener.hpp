@@ -31,24 +31,12 @@ class TcpListener {
   const wire::SocketAddress& localAddress() const noexcept { return local_; }
   bool requireTls() const noexcept { return require_tls_; }
   std::uint32_t id() const noexcept { return id_; }
-  // The listening socket's descriptor (also while paused); -1 once closed.
+  // The listening socket's descriptor; -1 once closed.
   int fd() const noexcept {
     uv_os_fd_t fd = -1;
-    if (!handle_) return paused_.get();
-    return uv_fileno(reinterpret_cast<const uv_handle_t*>(handle_.get()), &fd) == 0 ? fd : -1;
+    return handle_ && uv_fileno(reinterpret_cast<const uv_handle_t*>(handle_.get()), &fd) == 0 ? fd : -1;
   }
-  void close() noexcept {
-    handle_.close();
-    paused_ = FileDescriptor{};
-  }
-  // An upgrade (docs/upgrade.md): stops accepting, so connections wait in the kernel's
-  // backlog for whichever process serves the socket next. libuv cannot stop a listener
-  // short of closing it (and an unaccepted connection it took would die with the handle),
-  // so the handle closes and a duplicate keeps the socket. False, and nothing changed, if
-  // there is no descriptor to spare.
-  bool pause() noexcept;
-  // The paused socket, to listen on again in a new TcpListener (the upgrade failed).
-  FileDescriptor takePaused() noexcept { return std::move(paused_); }
+  void close() noexcept { handle_.close(); }
 
  private:
   UvHandle<uv_tcp_t> handle_;
@@ -56,7 +44,6 @@ class TcpListener {
   wire::SocketAddress local_;
   bool require_tls_;
   std::uint32_t id_;
-  FileDescriptor paused_;
 };
 
 }  // namespace tern::io
