@@ -82,6 +82,13 @@ bool Allocation::installPermission(const IpAddress& peer, TimePoint now, TimePoi
   return true;
 }
 
+std::optional<TimePoint> Allocation::permissionExpiry(const IpAddress& peer) const noexcept {
+  for (const auto& p : permissions_) {
+    if (p.peer == peer) return p.expires;
+  }
+  return std::nullopt;
+}
+
 std::size_t Allocation::activePermissions(TimePoint now) const noexcept {
   return static_cast<std::size_t>(std::count_if(permissions_.begin(), permissions_.end(),
                                                 [&](const Permission& p) { return now < p.expires; }));

@@ -51,6 +51,13 @@ struct AllocationUsage {
   std::uint64_t packets_to_client = 0;
   std::uint64_t bytes_to_client = 0;
   bool operator==(const AllocationUsage&) const = default;
+  AllocationUsage& operator+=(const AllocationUsage& more) noexcept {
+    packets_to_peer += more.packets_to_peer;
+    bytes_to_peer += more.bytes_to_peer;
+    packets_to_client += more.packets_to_client;
+    bytes_to_client += more.bytes_to_client;
+    return *this;
+  }
 };
 
 // One relayed transport address of an allocation and the socket behind it.
@@ -214,11 +221,19 @@ class Allocation {
   // again which channels lead to the relay's own addresses (a reload may change both).
   PeerRecheck recheckPeers(const PeerPolicy& policy, TimePoint now) noexcept;
   std::size_t activeChannels(TimePoint now) const noexcept;
+  // Every channel binding, expired ones included (their slots are reused), and the end of the
+  // permission for `peer` (none if there never was one): the kernel fast path's entries.
+  std::span<const ChannelBinding> channels() const noexcept { return channels_; }
+  std::optional<TimePoint> permissionExpiry(const IpAddress& peer) const noexcept;
 
   // Issue 20's pre-copy: counts every change to the state a snapshot carries, except what
   // the packet path changes (usage() and the bandwidth buckets, compared by value instead).
   // An upgrade sends an allocation early and again at the end only if this moved meanwhile.
   std::uint32_t changes() const noexcept { return changes_; }
+  // Issue 21: whether the channel cache (ChannelCache) has seen the latest changes().
+  bool cacheStale() const noexcept { return cached_changes_ != changes_; }
+  void markCached() noexcept { cached_changes_ = changes_; }
+  void markCacheStale() noexcept { cached_changes_ = changes_ - 1; }
 
  private:
   void changed() noexcept { ++changes_; }
@@ -248,6 +263,7 @@ class Allocation {
   std::vector<Permission> permissions_;
   std::vector<ChannelBinding> channels_;
   std::uint32_t changes_ = 0;
+  std::uint32_t cached_changes_ = static_cast<std::uint32_t>(-1);
 };
 
 // RFC 8016 across workers: an allocation on its way from the worker that owned it to the

@@ -22,8 +22,24 @@ void ServerContext::endAllocation(Allocation& allocation, metrics::AllocationEnd
   allocations.erase(allocation);
 }
 
+void ServerContext::cacheAllocation(Allocation& allocation, TimePoint now, bool force) noexcept {
+  if (channel_cache == nullptr || (!force && !allocation.cacheStale())) return;
+  allocation.markCached();
+  // A bandwidth limit is enforced here, packet by packet: such allocations stay in user space.
+  const bool eligible = options.allocation_bandwidth.unlimited() && options.user_bandwidth.unlimited();
+  channel_cache->update(allocation, eligible, now);
+}
+
+void ServerContext::uncacheAllocation(Allocation& allocation) noexcept {
+  if (channel_cache == nullptr) return;
+  allocation.usage() += channel_cache->remove(allocation);
+  allocation.markCacheStale();
+}
+
 void ServerContext::releaseAllocation(Allocation& allocation, metrics::AllocationEnd why,
                                       TimePoint now) noexcept {
+  // The kernel stops relaying for it before its sockets close, and what it relayed is counted.
+  uncacheAllocation(allocation);
   // RFC 6062: the TCP connections of an allocation end with it.
   for (ConnectionId id : allocation.connections()) {
     connections.erase(id);

@@ -44,6 +44,8 @@ struct ServerContext {
   // id here, with the reverse index so an entry goes when its relay does.
   std::unordered_map<std::uint64_t, RelayId> renamed_relays;
   std::unordered_map<RelayId, std::uint64_t> renamed_from;
+  // Issue 21: the kernel fast path's view of this worker's channels; null without one.
+  ChannelCache* channel_cache = nullptr;
 
   static constexpr std::uint64_t renameKey(std::uint8_t worker, RelayId relay) noexcept {
     return (std::uint64_t{worker} << 32) | relay;
@@ -54,6 +56,12 @@ struct ServerContext {
     return options.worker_count == 0 ? worker
                                      : static_cast<std::uint8_t>(worker % options.worker_count);
   }
+  // Issue 21: tells the channel cache of `allocation`'s state if it changed since the cache
+  // last saw it (always with `force`: a reload may have changed what is eligible).
+  void cacheAllocation(Allocation& allocation, TimePoint now, bool force = false) noexcept;
+  // Takes the allocation's entries out of the channel cache and credits what they relayed to
+  // its usage, before it ends or leaves.
+  void uncacheAllocation(Allocation& allocation) noexcept;
   // Drops the rename entry that leads to `relay`, if any (its socket closes or leaves).
   void forgetRename(RelayId relay) noexcept;
 

@@ -13,6 +13,8 @@ AllocationSnapshot TurnServer::snapshotOf(const Allocation& allocation, TimePoin
 }
 
 void TurnServer::forgetOne(const Allocation& allocation, TimePoint /*now*/) noexcept {
+  // Its kernel fast path entries were taken out when the worker froze (uncacheAll).
+  if (context_.channel_cache != nullptr) (void)context_.channel_cache->remove(allocation);
   // RFC 6062 connections: this process's copies of their sockets close here (the new process
   // holds the sockets and the connections' state, server_tcp_hand_over.cpp).
   for (ConnectionId id : allocation.connections()) {

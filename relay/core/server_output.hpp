@@ -10,6 +10,7 @@
 #include <span>
 #include <string_view>
 
+#include "relay/core/allocation.hpp"
 #include "relay/core/bandwidth.hpp"
 #include "relay/core/five_tuple.hpp"
 #include "relay/core/server_options.hpp"
@@ -135,6 +136,22 @@ class ServerEvents {
   // The allocation went over `limit` for authenticated requests: they are dropped (each
   // counted) until it slows down. Once per such episode.
   virtual void onAllocationRequestLimited(const Allocation&, const RequestRateLimit& /*limit*/) noexcept {}
+};
+
+// Issue 21 (DESIGN.md §6): a cache of the core's channel decisions outside it, the kernel
+// fast path's maps. The core decides every permission, channel and end; the cache only
+// mirrors them (with their expiry times) and relays what they allow without the core, so the
+// core tells it of every change and takes back what it relayed. Control path only.
+class ChannelCache {
+ public:
+  virtual ~ChannelCache() = default;
+  // The allocation's channels, permissions, expiry, 5-tuple or relays may have changed (or it
+  // is new here): the cache takes its state again. `eligible` is false when the core must
+  // see each of its packets (a bandwidth limit applies): the cache then holds nothing of it.
+  virtual void update(const Allocation& allocation, bool eligible, TimePoint now) noexcept = 0;
+  // The allocation ends, or leaves this worker or process: its entries go, and what they
+  // relayed since the cache last credited it comes back for its usage record.
+  virtual AllocationUsage remove(const Allocation& allocation) noexcept = 0;
 };
 
 // Everything the core may ask of the I/O layer, one reference per part.

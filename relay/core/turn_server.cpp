@@ -259,6 +259,8 @@ void TurnServer::reconfigure(ServerOptions options, ServerServices services, Tim
   options_ = std::move(options);
   services_ = std::move(services);
   enforcePeerPolicy(now);
+  // A reload may add or lift a bandwidth limit, which decides what the fast path may carry.
+  recacheAll(now);
 }
 
 void TurnServer::enforcePeerPolicy(TimePoint now) noexcept {
@@ -276,6 +278,7 @@ void TurnServer::enforcePeerPolicy(TimePoint now) noexcept {
     for (ConnectionId id : refused) context_.endConnection(id, true);
     refused.clear();
     if (removed.permissions + removed.channels + connections == 0) return;
+    context_.cacheAllocation(a, now, true);
     counters_.peersRevoked(removed.permissions, removed.channels, connections);
     output_.events.onPeersRevoked(a, removed.permissions, removed.channels, connections);
   });
@@ -375,6 +378,9 @@ void TurnServer::onRequest(const FiveTuple& tuple, const wire::MessageView& requ
       break;
   }
   send(tuple, response, request.method());
+  // Issue 21: whatever the request changed reaches the kernel fast path's maps at once (a
+  // Refresh with lifetime 0 ended the allocation, and so its entries, already).
+  if (Allocation* a = allocations_.find(tuple)) context_.cacheAllocation(*a, now);
   // RFC 6062 §5.4: after the ConnectionBind success response, the connection carries data.
   if (auto id = std::exchange(context_.pending_join, std::nullopt)) {
     if (!output_.peer_connections.joinConnection(*id, tuple)) context_.endConnection(*id, true);

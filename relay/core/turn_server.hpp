@@ -164,6 +164,18 @@ class TurnServer {
   // bind would be routed there).
   bool restoreConnection(const TcpConnectionSnapshot& snapshot, TimePoint now) noexcept;
 
+  // Issue 21, the kernel fast path (server_channel_cache.cpp). From now on `cache` mirrors
+  // this worker's channels (null: no cache); it is told of every allocation at once.
+  void setChannelCache(ChannelCache* cache, TimePoint now) noexcept;
+  // Every allocation's state to the cache again: a held worker of an upgrade going live, an
+  // upgrade that failed after the freeze, a reload.
+  void recacheAll(TimePoint now) noexcept;
+  // Every allocation's entries out of the cache, what they relayed credited to its usage: an
+  // upgrade's freeze (the new process relays from its commit on; the snapshot is complete).
+  void uncacheAll() noexcept;
+  // What the cache relayed for `allocation` since it last said, for its usage record.
+  void creditUsage(const Allocation& allocation, const AllocationUsage& relayed) noexcept;
+
   std::size_t allocationCount() const noexcept { return allocations_.size(); }
   std::size_t connectionCount() const noexcept { return connections_.size(); }
   // Entries in the allocations' expiry queue: one per allocation (tests).

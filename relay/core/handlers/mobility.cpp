@@ -48,8 +48,10 @@ void handOver(ServerContext& server, Allocation& allocation, const RequestContex
     return;
   }
   moved.previous_client = old.client;
-  // Its relay ids are this worker's no more: the new owner's tickets name its own.
+  // Its relay ids are this worker's no more: the new owner's tickets name its own. Its
+  // kernel fast path entries go with it (the new owner makes its own).
   for (const RelayEndpoint& r : allocation.relays()) server.forgetRename(r.id);
+  server.uncacheAllocation(allocation);
   moved.allocation = server.allocations.detach(allocation);
   moved.allocation->setTuple(ctx.tuple);
   if (!server.output.workers.handOver(to, moved)) {
