@@ -2,14 +2,17 @@
 # Installs what tern needs from Debian 12's packages. Used by deploy/run-local.sh (build
 # only) and tests/run-all.sh (build + test tools). Installs nothing that is already there.
 #   deploy/install-deps.sh build   compilers, CMake, libuv, OpenSSL, prometheus-cpp,
-#                                  libmicrohttpd (the HTTP port), CLI11
+#                                  libmicrohttpd (the HTTP port), CLI11, libbpf, clang and
+#                                  bpftool (the fast path's eBPF program)
 #   deploy/install-deps.sh test    the above plus doctest, coturn's test clients, clang,
 #                                  Prometheus (promtool checks the alert rules and dashboard)
 #                                  and the tools that check the rest of deploy/
 set -euo pipefail
 
+# libbpf-dev, clang and bpftool build the kernel fast path's eBPF program and its skeleton
+# (issue 21); linux-libc-dev brings the kernel's uapi headers it is compiled against.
 want=(build-essential cmake ninja-build pkg-config libuv1-dev libssl-dev prometheus-cpp-dev
-      libmicrohttpd-dev libcli11-dev doctest-dev)
+      libmicrohttpd-dev libcli11-dev doctest-dev libbpf-dev clang bpftool linux-libc-dev)
 if [ "${1:-build}" = test ]; then
   # coturn brings turnutils_stunclient/uclient/peer and python3-aioice a Python TURN client:
   # the third-party clients the tests drive;

@@ -114,17 +114,19 @@ class Scrape {
   const std::vector<const WorkerCounters*>& workers_;
 };
 
-// Relayed packets and bytes, by direction and client transport.
+// Relayed packets and bytes, by direction, client transport and path: "user" through the
+// workers, "kernel" by the fast path (UDP clients only).
 void addRelayedFamilies(const Scrape& s, Families& out) {
-  auto packets =
-      family("tern_relayed_packets_total", "Packets relayed, by direction and client transport.");
-  auto bytes = family(
-      "tern_relayed_bytes_total",
-      "Application bytes relayed (without TURN framing), by direction and client transport.");
+  auto packets = family("tern_relayed_packets_total",
+                        "Packets relayed, by direction, client transport and path (user space or the kernel fast path).");
+  auto bytes = family("tern_relayed_bytes_total",
+                      "Application bytes relayed (without TURN framing), by direction, client transport and path.");
   for (std::size_t d = 0; d < idx(Direction::kCount); ++d) {
+    const std::string direction(labelOf(static_cast<Direction>(d)));
     for (std::size_t t = 0; t < idx(ClientTransport::kCount); ++t) {
-      Labels labels{{"direction", std::string(labelOf(static_cast<Direction>(d)))},
-                    {"transport", std::string(labelOf(static_cast<ClientTransport>(t)))}};
+      Labels labels{{"direction", direction},
+                    {"transport", std::string(labelOf(static_cast<ClientTransport>(t)))},
+                    {"path", "user"}};
       addSample(packets, labels, s.sum([&](const WorkerCounters& w) -> const OneWriterCounter& {
         return w.relayed_packets[d][t];
       }));
@@ -132,6 +134,13 @@ void addRelayedFamilies(const Scrape& s, Families& out) {
         return w.relayed_bytes[d][t];
       }));
     }
+    const Labels kernel{{"direction", direction}, {"transport", "udp"}, {"path", "kernel"}};
+    addSample(packets, kernel, s.sum([&](const WorkerCounters& w) -> const OneWriterCounter& {
+      return w.kernel_relayed_packets[d];
+    }));
+    addSample(bytes, kernel, s.sum([&](const WorkerCounters& w) -> const OneWriterCounter& {
+      return w.kernel_relayed_bytes[d];
+    }));
   }
   out.push_back(std::move(packets));
   out.push_back(std::move(bytes));
@@ -332,6 +341,36 @@ void CounterCollector::addWorker(const WorkerCounters* counters) {
   workers_.push_back(counters);
 }
 
+// Issue 21: the kernel fast path's state (docs/fast-path.md).
+void addFastPathFamilies(const Scrape& s, Families& out) {
+  out.push_back(s.gaugeTotal("tern_fastpath_attached", "Interfaces the fast path program is attached to.",
+                             &WorkerCounters::fastpath_attached));
+  out.push_back(s.gaugeTotal("tern_fastpath_allocations", "Allocations with entries in the fast path's maps.",
+                             &WorkerCounters::fastpath_allocations));
+  auto entries = family("tern_fastpath_entries", "Entries in the fast path's maps: one per channel and direction.",
+                        prometheus::MetricType::Gauge);
+  const auto channels = static_cast<double>(s.total(&WorkerCounters::fastpath_entries));
+  addGauge(entries, {{"map", "channels"}}, channels);
+  addGauge(entries, {{"map", "peers"}}, channels);
+  out.push_back(std::move(entries));
+  auto full = family("tern_fastpath_full_total",
+                     "Allocations left in user space because the fast path's maps were full (--fast-path-capacity).");
+  addSample(full, {}, s.total(&WorkerCounters::fastpath_full));
+  out.push_back(std::move(full));
+  auto misses = family("tern_fastpath_misses_total",
+                       "ChannelData the fast path program had no entry for (passed to user space).");
+  addSample(misses, {}, static_cast<std::uint64_t>(s.total(&WorkerCounters::fastpath_misses)));
+  out.push_back(std::move(misses));
+  auto fallbacks = family("tern_fastpath_fallbacks_total",
+                          "Packets with a fast path entry passed to user space, by reason.");
+  for (std::size_t r = 0; r < kFastPathFallbacks.size(); ++r) {
+    std::int64_t n = 0;
+    for (const WorkerCounters* w : s.workers()) n += w->fastpath_fallbacks[r].get();
+    addSample(fallbacks, {{"reason", std::string(kFastPathFallbacks[r])}}, static_cast<std::uint64_t>(n));
+  }
+  out.push_back(std::move(fallbacks));
+}
+
 // The families in the order /metrics has always listed them, one group at a time.
 std::vector<prometheus::MetricFamily> CounterCollector::Collect() const {
   std::lock_guard lock(mutex_);
@@ -342,6 +381,7 @@ std::vector<prometheus::MetricFamily> CounterCollector::Collect() const {
   addConnectionFamilies(scrape, out);
   addRelayPortFamilies(scrape, out);
   addLoopFamilies(scrape, out);
+  addFastPathFamilies(scrape, out);
   return out;
 }
 

@@ -146,6 +146,11 @@ constexpr std::size_t idx(E e) noexcept {
   return static_cast<std::size_t>(e);
 }
 
+// Why the fast path passed a packet it had an entry for up to user space, in the order of
+// relay/io/fast_path_maps.h's enum tern_fp_fallback.
+inline constexpr std::array<std::string_view, 6> kFastPathFallbacks = {"expired", "mtu", "route", "checksum",
+                                                                        "malformed", "forwarding"};
+
 struct WorkerCounters {
   std::array<std::array<OneWriterCounter, idx(PacketKind::kCount)>, idx(ClientTransport::kCount)>
       packets_received{};
@@ -157,6 +162,17 @@ struct WorkerCounters {
       relayed_packets{};
   std::array<std::array<OneWriterCounter, idx(ClientTransport::kCount)>, idx(Direction::kCount)>
       relayed_bytes{};
+  // Issue 21: what the kernel fast path relayed for this worker's allocations (UDP clients
+  // only), credited on every tick; and its state. Worker 0 also copies the program's own
+  // per-CPU totals (misses, fallbacks by reason: FastPathFallback) and the interfaces.
+  std::array<OneWriterCounter, idx(Direction::kCount)> kernel_relayed_packets{};
+  std::array<OneWriterCounter, idx(Direction::kCount)> kernel_relayed_bytes{};
+  OneWriterGauge<std::int64_t> fastpath_allocations;  // allocations with entries in the maps
+  OneWriterGauge<std::int64_t> fastpath_entries;      // channel entries (one per map and direction)
+  OneWriterCounter fastpath_full;                     // allocations left in user space: maps full
+  OneWriterGauge<std::int64_t> fastpath_attached;     // worker 0: interfaces attached
+  OneWriterGauge<std::int64_t> fastpath_misses;       // worker 0: the program's total
+  std::array<OneWriterGauge<std::int64_t>, kFastPathFallbacks.size()> fastpath_fallbacks{};
   std::array<OneWriterCounter, idx(AuthResult::kCount)> auth_results{};
   std::array<std::array<OneWriterCounter, idx(Family::kCount)>, idx(ClientTransport::kCount)> allocations_created{};
   std::array<std::array<OneWriterGauge<std::int64_t>, idx(Family::kCount)>, idx(ClientTransport::kCount)>

@@ -91,6 +91,10 @@ std::vector<std::string> restartOnlyChanges(const config::Settings& running, con
   check(running.udp_receive_buffer == next.udp_receive_buffer, "udp-receive-buffer");
   check(running.udp_send_buffer == next.udp_send_buffer, "udp-send-buffer");
   check(running.udp_segmentation == next.udp_segmentation, "udp-segmentation");
+  // The fast path's program and maps stay loaded and attached across a reload.
+  check(running.fast_path == next.fast_path && running.fast_path_interfaces == next.fast_path_interfaces &&
+            running.fast_path_capacity == next.fast_path_capacity,
+        "fast-path");
   check(running.metrics_listen == next.metrics_listen, "metrics-listen");
   check(running.hand_over_socket == next.hand_over_socket, "hand-over-socket");
   check(running.hasTls() == next.hasTls(), "cert (adding or removing TLS)");
@@ -108,6 +112,9 @@ void keepRestartOnly(config::Settings& next, const config::Settings& running) {
   next.udp_receive_buffer = running.udp_receive_buffer;
   next.udp_send_buffer = running.udp_send_buffer;
   next.udp_segmentation = running.udp_segmentation;
+  next.fast_path = running.fast_path;
+  next.fast_path_interfaces = running.fast_path_interfaces;
+  next.fast_path_capacity = running.fast_path_capacity;
   next.metrics_listen = running.metrics_listen;
   next.hand_over_socket = running.hand_over_socket;
   if (next.hasTls() != running.hasTls()) {

@@ -2,6 +2,7 @@
 // from listeners.hpp, what a reload builds from reload.hpp.
 #include "relay/app/server.hpp"
 
+#include "relay/app/fast_path_start.hpp"
 #include "relay/app/hand_over_socket.hpp"
 #include "relay/app/listeners.hpp"
 #include "relay/app/reload.hpp"
@@ -119,6 +120,7 @@ class Server {
     // Each allocation holds a socket: take every descriptor the system grants us.
     files_limit_ = io::raiseOpenFilesLimit();
     relay_ips_ = relayAddresses(settings_);
+    fast_path_ = startFastPath(settings_, relay_ips_);  // issue 21; null when off
     auth::randomBytes(nonce_key_);  // nonces do not outlive the process; clients just get 438
     quota_ = std::make_shared<io::SharedQuota>(settings_.max_allocations, settings_.max_allocations_per_user);
     connection_limits_ =
@@ -261,7 +263,7 @@ class Server {
           io::PortPool::share(settings_.relay_port_min, settings_.relay_port_max, w, settings_.workers);
       io::WorkerSetup setup{shared.options, shared.services, relay_ips_,   first, last, relay_ports_,
                             live_relays_,   reservations_,  shared.tls, shared.dtls, directory,
-                            connection_limits_, dtls_limits_};
+                            connection_limits_, dtls_limits_, fast_path_};
       workers_.push_back(std::make_unique<io::Worker>(w, settings_, std::move(sockets), std::move(setup)));
       directory->workers.push_back(workers_.back().get());
     }
@@ -542,6 +544,7 @@ class Server {
   SettingsLoader loader_;
   std::uint64_t files_limit_ = 0;
   std::vector<wire::IpAddress> relay_ips_;
+  std::shared_ptr<const io::FastPath> fast_path_;
   // Shared by every worker: the relay port range (a worker borrows past its share) and the
   // relayed addresses open now (the peer policy's view of the relay's own ports).
   std::shared_ptr<io::RelayPortRange> relay_ports_;

@@ -43,6 +43,20 @@ void addServingOptions(CLI::App& app, Config& config) {
                  "(UDP_SEGMENT); a socket whose path refuses it falls back by itself")
       ->type_name("BOOL")
       ->capture_default_str();
+  app.add_option("--fast-path", config.fast_path,
+                 "Relay UDP ChannelData in the kernel (eBPF, TC ingress; docs/fast-path.md): auto uses it "
+                 "when this process may load it and logs once otherwise, on refuses to start without it")
+      ->type_name("auto|on|off")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
+  app.add_option("--fast-path-interface", config.fast_path_interfaces,
+                 "An interface the fast path attaches to (repeatable; default: those holding the "
+                 "listen and relay addresses, every non-loopback interface for a wildcard)")
+      ->type_name("NAME");
+  app.add_option("--fast-path-capacity", config.fast_path_capacity,
+                 "Allocations the fast path carries at once (its maps' size); more stay in user space")
+      ->type_name("N")
+      ->capture_default_str();
   app.add_option("--tcp-idle-timeout", config.tcp_idle_timeout,
                  "Seconds a TCP connection may stay silent before it is closed")
       ->type_name("SECONDS")

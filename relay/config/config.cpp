@@ -358,6 +358,30 @@ void validateLogging(const Config& config, Settings& s, std::vector<std::string>
   }
 }
 
+// Issue 21: the kernel fast path. Interface names are checked when the program attaches.
+void validateFastPath(const Config& config, Settings& s, std::vector<std::string>& problems) {
+  if (config.fast_path == "auto") {
+    s.fast_path = FastPathMode::kAuto;
+  } else if (config.fast_path == "on") {
+    s.fast_path = FastPathMode::kOn;
+  } else if (config.fast_path == "off") {
+    s.fast_path = FastPathMode::kOff;
+  } else {
+    problems.push_back("fast-path: '" + config.fast_path + "' is not auto, on or off");
+  }
+  for (const std::string& name : config.fast_path_interfaces) {
+    if (name.empty() || name.size() >= 16 || name.find('/') != std::string::npos) {
+      problems.push_back("fast-path-interface: '" + name + "' is not an interface name");
+    } else if (name == "lo") {
+      problems.push_back("fast-path-interface: not lo (loopback's partial checksums cannot be rewritten)");
+    } else {
+      s.fast_path_interfaces.push_back(name);
+    }
+  }
+  s.fast_path_capacity = number<std::uint32_t>(problems, "fast-path-capacity", config.fast_path_capacity,
+                                               16, kMaxFastPathCapacity);
+}
+
 // SOFTWARE and the client sockets' kernel settings.
 void validateSockets(const Config& config, Settings& s, std::vector<std::string>& problems) {
   // RFC 8489 §14.14: SOFTWARE is fewer than 128 characters (at most 763 bytes).
@@ -373,6 +397,7 @@ void validateSockets(const Config& config, Settings& s, std::vector<std::string>
   s.udp_segmentation = config.udp_segmentation;
   s.tcp_idle_timeout = number<unsigned>(problems, "tcp-idle-timeout", config.tcp_idle_timeout, 1,
                                         7 * 24 * 3600);
+  validateFastPath(config, s, problems);
 }
 
 // An absolute path that fits a sockaddr_un (unix(7): 108 bytes with the terminating NUL): a

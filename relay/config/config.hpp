@@ -34,6 +34,10 @@ struct Config {
   // Send trains of equal datagrams to one destination as one UDP_SEGMENT message.
   bool udp_segmentation = true;
   std::string tcp_idle_timeout = "300";  // seconds a stream connection may stay silent
+  // Issue 21, the kernel fast path for UDP ChannelData (docs/fast-path.md).
+  std::string fast_path = "off";                 // auto | on | off
+  std::vector<std::string> fast_path_interfaces;  // empty: those holding the listen/relay IPs
+  std::string fast_path_capacity = "32768";      // allocations the kernel can carry at once
 
   // Operations: the HTTP port for /metrics, /healthz, /readyz and POST /drain; draining.
   std::string metrics_listen;                  // ADDR:PORT; empty: off
@@ -115,6 +119,13 @@ struct ExternalIp {
 
 
 
+// --fast-path: auto loads the program where the process may and relays in user space
+// otherwise; on refuses to start without it.
+enum class FastPathMode : std::uint8_t { kOff, kAuto, kOn };
+// The most allocations the fast path's maps may be sized for (its per-CPU usage map costs 32
+// bytes per allocation and CPU).
+inline constexpr std::uint32_t kMaxFastPathCapacity = 131072;
+
 // The same settings after validation, in the types the server uses.
 struct Settings {
   std::vector<wire::SocketAddress> listen;  // each serves UDP and TCP
@@ -126,6 +137,9 @@ struct Settings {
   std::uint32_t udp_send_buffer = 4u << 20;
   bool udp_segmentation = true;
   unsigned tcp_idle_timeout = 300;
+  FastPathMode fast_path = FastPathMode::kOff;
+  std::vector<std::string> fast_path_interfaces;
+  std::uint32_t fast_path_capacity = 32768;
 
   std::optional<wire::SocketAddress> metrics_listen;
   unsigned drain_timeout = 600;

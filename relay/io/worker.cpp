@@ -9,6 +9,7 @@
 #include "relay/io/client_connections.hpp"
 #include "relay/io/client_listeners.hpp"
 #include "relay/io/event_loop.hpp"
+#include "relay/io/fast_path_cache.hpp"
 #include "relay/io/log.hpp"
 #include "relay/io/peer_connections.hpp"
 #include "relay/io/relay_sockets.hpp"
@@ -46,6 +47,11 @@ class Worker::Loop {
     worker.counters_->last_tick_ns.set(steadyNanoseconds());
     io_batch_.attach(loop_.get());
     io_batch_.setSegmentation(worker.settings_.udp_segmentation);
+    if (worker.setup_.fast_path) {
+      fast_path_.emplace(worker.setup_.fast_path, worker.index_, std::max(1u, worker.settings_.workers),
+                         relays_, *worker.counters_);
+      server_.setChannelCache(&*fast_path_, loop_.now());
+    }
   }
 
   Mailbox& mailbox() noexcept { return mailbox_; }
@@ -80,6 +86,11 @@ class Worker::Loop {
     listeners_.setDtlsContext(std::move(reload.dtls));
   }
   void setDraining(bool draining) noexcept { server_.setDraining(draining); }
+  // Issue 21 across an upgrade: at the freeze the kernel stops relaying this worker's
+  // channels (what it relayed is credited before the snapshot), and the process that serves
+  // on after the decision, new or old, fills the maps again.
+  void uncacheFastPath() noexcept { server_.uncacheAll(); }
+  void recacheFastPath() noexcept { server_.recacheAll(loop_.now()); }
 
   WorkerInventory inventory() const;
 
@@ -90,6 +101,7 @@ class Worker::Loop {
     listeners_.onTick(connections_.idleTimeout());
     server_.setUnixTime(static_cast<std::int64_t>(std::time(nullptr)));
     if (!upgrade_.frozen()) server_.onTick(now);
+    if (fast_path_ && !upgrade_.frozen()) fast_path_->onTick(server_, now);
     relays_.onTick(*worker_.counters_);
     if (!upgrade_.frozen()) connections_.closeIdle(now);
   }
@@ -129,6 +141,7 @@ class Worker::Loop {
   PeerConnections peer_connections_;
   ClientListeners listeners_;
   WorkerHandOver hand_over_;
+  std::optional<FastPathCache> fast_path_;  // with --fast-path; outlives server_, which calls it
   core::TurnServer server_;
   WorkerUpgrade upgrade_;
   std::uint64_t last_tick_hr_ = 0;
@@ -245,7 +258,11 @@ void Worker::threadMain(std::promise<void> started, std::promise<void> rest_appl
   if (held) {
     if (std::optional<WorkerSockets> r = rest.get()) loop->upgrade().applyRest(std::move(*r));
     rest_applied.set_value();
-    if (!go.get()) loop->stop();  // a held worker given up: close what it holds, read nothing
+    if (go.get()) {
+      loop->recacheFastPath();
+    } else {
+      loop->stop();  // a held worker given up: close what it holds, read nothing
+    }
   }
   try {
     loop->run();
@@ -334,10 +351,12 @@ std::future<OutgoingBundle> Worker::freezeForUpgrade(std::shared_future<bool> de
       // Relayed before the freeze: it leaves now, not after the hand-over (and never through
       // a socket the commit closed).
       loop->sendQueuedOutput();
+      loop->uncacheFastPath();
       promise->set_value(loop->upgrade().freeze());
     } catch (...) {
       promise->set_exception(std::current_exception());
       loop->upgrade().thaw();
+      loop->recacheFastPath();
       return;
     }
     // Parked: nothing is read from here on, so the new process may take over the sockets.
@@ -351,6 +370,7 @@ std::future<OutgoingBundle> Worker::freezeForUpgrade(std::shared_future<bool> de
       loop->upgrade().commit();  // closes what moved before this loop reads again
     } else {
       loop->upgrade().thaw();
+      loop->recacheFastPath();
     }
   });
   if (!posted)
@@ -362,7 +382,10 @@ void Worker::endUpgrade() {
   std::lock_guard lock(loop_mutex_);
   if (loop_ != nullptr) {
     Loop* loop = loop_;
-    loop->mailbox().post([loop] { loop->upgrade().thaw(); });
+    loop->mailbox().post([loop] {
+      loop->upgrade().thaw();
+      loop->recacheFastPath();
+    });
   }
 }
 

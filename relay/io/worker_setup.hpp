@@ -20,6 +20,7 @@
 namespace tern::io {
 
 class Worker;
+class FastPath;
 struct DetachedConnection;
 
 // RFC 8016: an allocation on its way to the worker that serves its client's new 5-tuple,
@@ -117,6 +118,8 @@ struct WorkerSetup {
   // TCP and TLS client connections per source and in all, shared by all workers.
   std::shared_ptr<ConnectionLimits> connection_limits = std::make_shared<ConnectionLimits>(0, 0);
   DtlsLimits dtls_limits;  // shared by all workers too
+  // Issue 21: the kernel fast path's program and maps, shared by all workers; null: off.
+  std::shared_ptr<const FastPath> fast_path;
 };
 
 // What a configuration reload changes in a running worker; allocations keep their state.

@@ -20,7 +20,7 @@ using test::TernServer;
 namespace {
 
 constexpr const char* kRelayedToPeer =
-    R"(tern_relayed_packets_total{direction="client_to_peer",transport="udp"})";
+    R"(tern_relayed_packets_total{direction="client_to_peer",transport="udp",path="user"})";
 
 // The JSON the script printed after `prefix`, or empty.
 std::string lineAfter(const std::string& output, const std::string& prefix) {

@@ -395,7 +395,7 @@ TEST_CASE("usage records: one JSON line per allocation start and end, with what 
   } while (sample(text, "tern_allocation_duration_seconds_count") < 2 && std::chrono::steady_clock::now() < give_up);
   CHECK(sample(text, "tern_allocations_ended_total{reason=\"deleted\"}") == 1);
   CHECK(sample(text, "tern_allocation_duration_seconds_count") == 2);
-  CHECK(sample(text, "tern_relayed_packets_total{direction=\"client_to_peer\",transport=\"tcp\"}") == 50);
+  CHECK(sample(text, "tern_relayed_packets_total{direction=\"client_to_peer\",transport=\"tcp\",path=\"user\"}") == 50);
   CHECK(server.process().stop(SIGTERM) == 0);
 }
 

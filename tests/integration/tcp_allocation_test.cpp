@@ -173,7 +173,7 @@ TEST_CASE("--max-bps slows a bound connection to the limit each way by pausing i
   CHECK(up_seconds >= 1.6);
   CHECK(down_seconds >= 0.7);
   CHECK(test::metricValue(server, R"(tern_bandwidth_pauses_total{limit="allocation"})") >= 2);
-  CHECK(test::metricValue(server, R"(tern_relayed_bytes_total{direction="client_to_peer",transport="tcp"})") ==
+  CHECK(test::metricValue(server, R"(tern_relayed_bytes_total{direction="client_to_peer",transport="tcp",path="user"})") ==
         up.size());
   CHECK(test::metricValue(server, R"(tern_dropped_packets_total{reason="bandwidth_limit"})") == 0);
   CHECK(server.process().stop(SIGTERM) == 0);

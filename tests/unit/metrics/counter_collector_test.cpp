@@ -64,9 +64,9 @@ TEST_CASE("relayed traffic, auth results and allocation life cycle are exported,
     INFO(line);
     CHECK(text.find(line) != std::string::npos);
   };
-  has("tern_relayed_packets_total{direction=\"client_to_peer\",transport=\"udp\"} 2");
-  has("tern_relayed_bytes_total{direction=\"client_to_peer\",transport=\"udp\"} 200");
-  has("tern_relayed_bytes_total{direction=\"peer_to_client\",transport=\"tcp\"} 1200");
+  has("tern_relayed_packets_total{direction=\"client_to_peer\",transport=\"udp\",path=\"user\"} 2");
+  has("tern_relayed_bytes_total{direction=\"client_to_peer\",transport=\"udp\",path=\"user\"} 200");
+  has("tern_relayed_bytes_total{direction=\"peer_to_client\",transport=\"tcp\",path=\"user\"} 1200");
   has("tern_auth_results_total{result=\"stale_nonce\"} 1");
   has("tern_allocations_created_total{transport=\"udp\",family=\"ipv4\"} 4");
   has("tern_allocations_created_total{transport=\"tcp\",family=\"ipv6\"} 1");
