@@ -220,6 +220,23 @@ void checkNoChecksumErrors(const FastPathTopology& lab) {
 }  // namespace
 
 TEST_CASE(
+    "the fast path's lab joins client and peer only through tern: the relay namespace routes "
+    "nothing across") {
+  FastPathTopology lab;
+  const auto& a = test::labAddresses(Family::kIpv4);
+  // Routes across, as a careless lab would have: the relay namespace forwards (the program's
+  // bpf_fib_lookup needs that), so only its FORWARD chain's DROP policy stands in the way.
+  lab.client.ip({"route", "add", "198.51.100.0/24", "via", a.relay_client});
+  lab.peer.ip({"route", "add", "192.0.2.0/24", "via", a.relay_peer});
+  LabSocket client(lab.client, a.client), peer(lab.peer, a.peer, kPeerPort);
+  for (std::uint32_t n = 0; n < 5; ++n) client.sendTo(peer.local(), test::patternPayload(n, 100));
+  CHECK_FALSE(peer.receive(1000ms).has_value());
+  const auto chain = lab.relay.run({"/usr/sbin/iptables", "-nvxL", "FORWARD"});
+  INFO(chain);
+  CHECK(chain.find("policy DROP 5 packets") != std::string::npos);
+}
+
+TEST_CASE(
     "fast path off: turnutils_uclient relays channels over IPv4 from the client namespace with "
     "zero loss") {
   uclientThroughLab(Family::kIpv4, false);

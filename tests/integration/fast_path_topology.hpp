@@ -10,9 +10,10 @@
 // everything: the two sides meet only through tern, in user space or in its TC program. A
 // bpf_redirect from TC ingress hands the packet to the other device's transmit path
 // (skb_do_redirect -> dev_queue_xmit), before the IP layer, so netfilter's FORWARD never sees
-// it. The client's and peer's veth ends compute and verify checksums in software (offloads
-// off), as behind a real NIC, so a wrong checksum written by the relay is dropped and counted
-// in their /proc/net/snmp InCsumErrors.
+// it (checked in this lab's shape with a tc program that redirects rc0's ingress to rp0: the
+// datagram arrives and the DROP policy's counter stays). The client's and peer's veth ends compute
+// and verify checksums in software (offloads off), as behind a real NIC, so a wrong checksum
+// written by the relay is dropped and counted in their /proc/net/snmp InCsumErrors.
 #pragma once
 
 #include <chrono>
