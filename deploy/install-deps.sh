@@ -23,13 +23,14 @@ if [ "${1:-build}" = test ]; then
   # prometheus brings promtool, which loads deploy/prometheus/ and the dashboard's queries
   # with Prometheus's own parser, and the server for tests that scrape a live tern.
   # iproute2 and iptables build the network namespaces of the NAT and fleet tests (hosts
-  # behind NATs, nodes on a "public" network).
+  # behind NATs, nodes on a "public" network); ethtool turns checksum offloads off on the
+  # eBPF fast path tests' veths, so their receivers verify what the relay's program wrote.
   # systemd brings systemd-analyze and systemd-sysusers, which check deploy/systemd/ offline
   # (a container may lack the package); yamllint lints every YAML file under deploy/;
   # python3-yaml reads the Kubernetes manifests; openssl makes a throwaway certificate so
   # the example configurations load as tern would load them.
   want+=(coturn clang python3-aioice chromium libnss3-tools prometheus iproute2 iptables
-         systemd yamllint python3-yaml openssl)
+         ethtool systemd yamllint python3-yaml openssl)
   command -v node >/dev/null 2>&1 || want+=(nodejs npm)
 fi
 

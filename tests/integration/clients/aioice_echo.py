@@ -3,9 +3,10 @@
 an echo peer sends each one back byte-identical.
 
     aioice_echo.py --server HOST:PORT --username U --password P --peer-host 127.0.0.2
-                   [--transport udp|tcp] [--sizes 1,160,1200]
+                   [--transport udp|tcp] [--sizes 1,160,1200] [--peer HOST:PORT]
 
-The echo peer is a UDP socket this script opens on --peer-host. aioice allocates, binds a
+The echo peer is a UDP socket this script opens on --peer-host, or with --peer an echo peer
+already running there (e.g. turnutils_peer in another network namespace). aioice allocates, binds a
 channel for the peer (ChannelBind) and sends ChannelData; the peer echoes each datagram to
 the relayed address, and tern relays it back as ChannelData. Prints one JSON line with what
 happened and exits 0 only if every datagram came back intact.
@@ -42,8 +43,13 @@ class Collector(asyncio.DatagramProtocol):
 async def run(args):
     loop = asyncio.get_running_loop()
     host, port = args.server.rsplit(":", 1)
-    echo_transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=(args.peer_host, 0))
-    peer = echo_transport.get_extra_info("sockname")[:2]
+    echo_transport = None
+    if args.peer:
+        peer_host, peer_port = args.peer.rsplit(":", 1)
+        peer = (peer_host.strip("[]"), int(peer_port))
+    else:
+        echo_transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=(args.peer_host, 0))
+        peer = echo_transport.get_extra_info("sockname")[:2]
     tls = None
     if args.cafile:
         # TURN over TLS (RFC 8656 §3.1), verifying the server against the test CA.
@@ -71,7 +77,8 @@ async def run(args):
     except asyncio.TimeoutError:
         pass
     turn.close()
-    echo_transport.close()
+    if echo_transport:
+        echo_transport.close()
     await asyncio.sleep(0.2)
     result = {"relayed": list(relayed), "peer": list(peer), "sent": len(sizes),
               "intact": intact, "missing": len(sent), "wrong_source": wrong_source}
@@ -86,6 +93,7 @@ def main():
     p.add_argument("--password", required=True)
     p.add_argument("--peer-host", default="127.0.0.2")
     p.add_argument("--transport", default="udp", choices=["udp", "tcp"])
+    p.add_argument("--peer", help="an echo peer already running (HOST:PORT) instead of our own")
     p.add_argument("--sizes", default="1,7,160,1000,1400,8000")
     p.add_argument("--cafile", help="use TLS (with --transport tcp), trusting this CA")
     args = p.parse_args()
