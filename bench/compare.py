@@ -4,9 +4,11 @@ loads, interleaved (every repetition runs every scenario on every server in turn
 freshly started server), printing medians and ratios. See bench/README.md.
 
     python3 bench/compare.py [--reps 3] [--only max160,voice] [--big] [--servers tern,tern-bps]
+    python3 bench/compare.py --topology veth [--reps 3] [--duration 5] [--servers tern,tern-fast,coturn]
 
 Needs the release build (build/release: tern, bench/tern-load, bench/tern-forwarder) and
-coturn's turnserver. Everything runs on loopback and is stopped by PID.
+coturn's turnserver. Everything runs on loopback, or with --topology veth in network
+namespaces this script makes and deletes (bench/veth.py), and is stopped by PID.
 """
 import argparse
 import json
@@ -191,7 +193,8 @@ def metrics(scenario, r):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--only", default=",".join(DEFAULT), help="comma-separated scenarios")
+    parser.add_argument("--only", help="comma-separated scenarios (default: " + ",".join(DEFAULT) +
+                                       "; with --topology veth: max160,voice)")
     parser.add_argument("--big", action="store_true",
                         help="also hold 50,000 allocations on tern and run the 3-minute churn")
     parser.add_argument("--json", help="write every raw result to this file")
@@ -201,7 +204,18 @@ def main():
     parser.add_argument("--baseline", metavar="TERN_BINARY",
                         help="another tern binary (an earlier commit's release build) run wherever tern runs, "
                              "interleaved with it: the 'baseline' column and the tern/baseline ratio")
+    parser.add_argument("--topology", choices=["loopback", "veth"], default="loopback",
+                        help="veth: generator, relay and peers in three network namespaces linked by veth pairs; "
+                             "servers tern, tern-fast (--fast-path on), coturn; packets per machine CPU-s "
+                             "(bench/veth.py; needs root)")
+    parser.add_argument("--duration", type=float, default=5, help="--topology veth: seconds measured per run")
     a = parser.parse_args()
+    if a.topology == "veth":
+        import veth
+        veth.main(a)
+        return
+    if not a.only:
+        a.only = ",".join(DEFAULT)
     if a.baseline:
         BASELINE.append(os.path.abspath(a.baseline))
     scenarios = [s for s in a.only.split(",") if s]

@@ -29,6 +29,7 @@ if [ "${1:-build}" = test ]; then
   # (a container may lack the package); yamllint lints every YAML file under deploy/;
   # python3-yaml reads the Kubernetes manifests; openssl makes a throwaway certificate so
   # the example configurations load as tern would load them.
+  # ethtool turns checksum offload off on the veth ends of bench/compare.py --topology veth.
   want+=(coturn clang python3-aioice chromium libnss3-tools prometheus iproute2 iptables
          ethtool systemd yamllint python3-yaml openssl)
   command -v node >/dev/null 2>&1 || want+=(nodejs npm)

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -144,6 +145,7 @@ struct Options {
   std::string password;
   std::vector<std::string> client_ips{"127.0.0.1"};
   std::string peer_ip = "127.0.0.2";
+  std::string peer_netns;  // open the peer sockets in this network namespace (ip netns name)
   unsigned peer_sockets = 16;
   double rate = 50;  // packets/s per allocation and direction; 0 = closed loop
   unsigned window = 32;
@@ -325,6 +327,7 @@ class LoadGenerator {
     double seconds = 0;
     double server_cpu = 0;
     double own_cpu = 0;
+    double machine_cpu = 0;  // busy CPU seconds of the whole machine (/proc/stat)
     std::uint64_t delivered[2] = {0, 0};
     std::uint64_t sent_total[2] = {0, 0};
     std::uint64_t received_total[2] = {0, 0};
@@ -353,9 +356,27 @@ class LoadGenerator {
 
   static constexpr std::uint64_t kPeerTag = 1ull << 40;
 
+  // Joins the network namespace `path` for this thread; returns a descriptor of the one it
+  // left, to come back with setns(). A socket stays in the namespace it was created in.
+  static int enterNamespace(const std::string& path) {
+    const int home = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    const int target = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (home < 0 || target < 0 || ::setns(target, CLONE_NEWNET) != 0) {
+      const std::string error = std::strerror(errno);
+      if (home >= 0) ::close(home);
+      if (target >= 0) ::close(target);
+      throw std::runtime_error("--peer-netns " + path + ": " + error);
+    }
+    ::close(target);
+    return home;
+  }
+
   void openPeers() {
     const auto ip = wire::IpAddress::parse(o_.peer_ip);
     if (!ip || !ip->isV4()) throw std::runtime_error("--peer-ip must be IPv4");
+    // --peer-netns: the peers live in their own namespace behind the relay (bench/compare.py
+    // --topology veth), while the clients and the one clock stay in this process.
+    const int home = o_.peer_netns.empty() ? -1 : enterNamespace("/run/netns/" + o_.peer_netns);
     peers_.resize(std::max(1u, std::min(o_.peer_sockets, o_.allocations)));
     for (std::size_t i = 0; i < peers_.size(); ++i) {
       Peer& p = peers_[i];
@@ -369,6 +390,11 @@ class LoadGenerator {
         p.msgs[m].msg_hdr.msg_namelen = sizeof(sockaddr_in);
       }
       watch(p.fd, kPeerTag | i);
+    }
+    if (home >= 0) {
+      const bool back = ::setns(home, CLONE_NEWNET) == 0;
+      ::close(home);
+      if (!back) throw std::runtime_error(std::string("setns back: ") + std::strerror(errno));
     }
   }
 
@@ -736,7 +762,7 @@ class LoadGenerator {
     const double interval = o_.rate > 0 ? 1.0 / o_.rate : 0;
     std::uint64_t slots_done = 0;
     bool measuring = false;
-    double cpu_from = 0;
+    double cpu_from = 0, machine_from = 0;
     rusage own_from{};
     epoll_event events[256];
     while (true) {
@@ -744,6 +770,7 @@ class LoadGenerator {
       if (!measuring && now >= measure_from) {
         measuring = true;
         cpu_from = serverCpu();
+        machine_from = bench::machineBusySeconds();
         ::getrusage(RUSAGE_SELF, &own_from);
       }
       if (now >= measure_to) {
@@ -789,6 +816,7 @@ class LoadGenerator {
     }
     w.seconds = o_.duration;
     w.server_cpu = serverCpu() - cpu_from;
+    w.machine_cpu = bench::machineBusySeconds() - machine_from;
     rusage own_to{};
     ::getrusage(RUSAGE_SELF, &own_to);
     const auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
@@ -846,7 +874,7 @@ class LoadGenerator {
         "{\"label\":\"%s\",\"transport\":\"%s\",\"raw\":%s,\"allocations\":%u,\"ready\":%zu,\"failed\":%zu,"
         "\"first_error\":%u,\"setup_seconds\":%.3f,\"allocations_per_second\":%.1f,\"setup_server_cpu\":%.3f,\"allocate_server_cpu\":%.3f,"
         "\"size\":%u,\"rate\":%.1f,\"seconds\":%.2f,\"pps_up\":%.1f,\"pps_down\":%.1f,"
-        "\"server_cpu\":%.3f,\"generator_cpu\":%.3f,\"packets_per_server_cpu_second\":%.1f,"
+        "\"server_cpu\":%.3f,\"generator_cpu\":%.3f,\"machine_cpu\":%.3f,\"packets_per_server_cpu_second\":%.1f,"
         "\"sent_up\":%llu,\"sent_down\":%llu,\"received_up\":%llu,\"received_down\":%llu,"
         "\"loss_up\":%.6f,\"loss_down\":%.6f,"
         "\"latency_up_us\":{\"p50\":%llu,\"p99\":%llu,\"max\":%llu},"
@@ -856,7 +884,7 @@ class LoadGenerator {
         "\"refresh_error\":%u,\"max_gap_up_from_unix_ms\":%lld,\"max_gap_down_from_unix_ms\":%lld}\n",
         o_.label.c_str(), o_.transport.c_str(), o_.raw ? "true" : "false", o_.allocations, ready, failed, first_error,
         setup_seconds, allocate_rate_, setup_cpu, allocate_cpu_, o_.size, o_.rate, w.seconds, pps_up, pps_down, w.server_cpu,
-        w.own_cpu, per_cpu, static_cast<unsigned long long>(w.sent_total[0]),
+        w.own_cpu, w.machine_cpu, per_cpu, static_cast<unsigned long long>(w.sent_total[0]),
         static_cast<unsigned long long>(w.sent_total[1]), static_cast<unsigned long long>(w.received_total[0]),
         static_cast<unsigned long long>(w.received_total[1]), loss(0), loss(1),
         static_cast<unsigned long long>(w.latency[0].quantile(0.5)),
@@ -907,6 +935,9 @@ int main(int argc, char** argv) {
   app.add_option("--password", o.password, "Password for a static user");
   app.add_option("--client-ip", o.client_ips, "Local IPs for client sockets, used in turn (repeatable)");
   app.add_option("--peer-ip", o.peer_ip, "Local IP of the peer sockets")->capture_default_str();
+  app.add_option("--peer-netns", o.peer_netns,
+                 "Open the peer sockets in this network namespace (a name under /run/netns; needs "
+                 "CAP_SYS_ADMIN); the clients stay in the current one");
   app.add_option("--peer-sockets", o.peer_sockets, "Peer sockets the allocations share")->capture_default_str();
   app.add_option("--rate", o.rate, "Packets/s per allocation and direction; 0 = closed loop at the maximum")
       ->capture_default_str();

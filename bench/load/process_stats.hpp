@@ -1,5 +1,5 @@
 // What a benchmark reads about the server under test from /proc: CPU seconds (user + system,
-// all threads) and resident memory.
+// all threads), resident memory, and the whole machine's busy CPU time.
 #pragma once
 
 #include <sys/types.h>
@@ -31,6 +31,23 @@ inline double cpuSeconds(pid_t pid) {
     }
   }
   return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// Busy CPU seconds of the whole machine since boot, all CPUs: user + nice + system + irq +
+// softirq + steal from /proc/stat's "cpu" line (idle and iowait left out; guest time is
+// already inside user). A kernel fast path relays in softirq, charged to no process, so
+// only this sees its cost. Negative if it cannot be read.
+inline double machineBusySeconds() {
+  std::ifstream in("/proc/stat");
+  std::string label;
+  unsigned long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0,
+                     steal = 0;
+  if (!(in >> label >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal) ||
+      label != "cpu") {
+    return -1;
+  }
+  const auto busy = user + nice + system + irq + softirq + steal;
+  return static_cast<double>(busy) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 // VmRSS of `pid` in KiB; negative if it cannot be read.
