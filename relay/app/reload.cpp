@@ -59,6 +59,8 @@ Reloadable buildReloadable(const config::Settings& settings, const NodeIdentity&
 
   r.options.software = settings.software;
   r.options.max_lifetime = std::chrono::seconds(settings.max_lifetime);
+  r.options.permission_lifetime = std::chrono::seconds(settings.permission_lifetime);
+  r.options.channel_lifetime = std::chrono::seconds(settings.channel_lifetime);
   r.options.max_permissions_per_allocation = settings.max_permissions_per_allocation;
   r.options.max_channels_per_allocation = settings.max_channels_per_allocation;
   r.options.max_connections_per_allocation = settings.max_connections_per_allocation;

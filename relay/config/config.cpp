@@ -271,6 +271,8 @@ void validateAllocationLimits(const Config& config, Settings& s,
                                                      config.max_allocations_per_user, 0, 10'000'000);
   // RFC 8656 §7.2: the default lifetime is 600 s; the maximum may not be below it.
   s.max_lifetime = number<unsigned>(problems, "max-lifetime", config.max_lifetime, 600, 7 * 24 * 3600);
+  s.permission_lifetime = number<unsigned>(problems, "permission-lifetime", config.permission_lifetime, 1, 300);
+  s.channel_lifetime = number<unsigned>(problems, "channel-lifetime", config.channel_lifetime, 1, 600);
   s.max_permissions_per_allocation = number<std::uint32_t>(
       problems, "max-permissions-per-allocation", config.max_permissions_per_allocation, 1, 4096);
   s.max_channels_per_allocation = number<std::uint32_t>(

@@ -82,6 +82,10 @@ struct Config {
   std::string max_allocations = "0";           // 0: limited only by relay ports
   std::string max_allocations_per_user = "100";
   std::string max_lifetime = "3600";
+  // RFC 8656 §9 and §12 fix these at 300 and 600 seconds; shorter ones exist for tests that
+  // watch a permission or channel end (hidden from --help).
+  std::string permission_lifetime = "300";
+  std::string channel_lifetime = "600";
   std::string max_permissions_per_allocation = "64";
   std::string max_channels_per_allocation = "64";
   std::string max_connections_per_allocation = "64";
@@ -178,6 +182,8 @@ struct Settings {
   std::uint32_t max_allocations = 0;
   std::uint32_t max_allocations_per_user = 100;
   unsigned max_lifetime = 3600;
+  unsigned permission_lifetime = 300;
+  unsigned channel_lifetime = 600;
   std::uint32_t max_permissions_per_allocation = 64;
   std::uint32_t max_channels_per_allocation = 64;
   std::uint32_t max_connections_per_allocation = 64;

@@ -179,8 +179,8 @@ void oddLengthsBothWays(const FastPathTopology& lab, const test::TernServer& ter
   const auto relayed = *c->session.relayed();
   bindChannel(*c, peer.local());
   warmUp(*c, peer);
-  const auto to_peer = lab.relayedPackets(tern, "client_to_peer", "kernel");
-  const auto to_client = lab.relayedPackets(tern, "peer_to_client", "kernel");
+  const auto to_peer = lab.settledRelayedPackets(tern, "client_to_peer", "kernel");
+  const auto to_client = lab.settledRelayedPackets(tern, "peer_to_client", "kernel");
   std::uint64_t sent_to_peer = 0, sent_to_client = 0;
   std::uint32_t seed = 0;
   for (const std::size_t size : {1u, 2u, 3u, 4u, 5u, 6u, 7u, 8u, 9u, 161u, 1201u}) {
@@ -311,7 +311,7 @@ TEST_CASE(
   const auto relayed = *c->session.relayed();
   bindChannel(*c, peer.local());
   warmUp(*c, peer);
-  const auto kernel = lab.relayedPackets(*tern, "peer_to_client", "kernel");
+  const auto kernel = lab.settledRelayedPackets(*tern, "peer_to_client", "kernel");
   const auto mtu = lab.metricSum(*tern, "tern_fastpath_fallbacks_total", {{"reason", "mtu"}});
   std::uint32_t seed = 100;
   // Two that fit (the kernel's) and four 1 to 4 bytes too long (user space's: it fragments).
@@ -395,7 +395,7 @@ TEST_CASE(
   const auto relayed = *c->session.relayed();
   bindChannel(*c, peer.local());  // a permission for a.peer alone
   warmUp(*c, peer);
-  const auto kernel = lab.relayedPackets(*tern, "peer_to_client", "kernel");
+  const auto kernel = lab.settledRelayedPackets(*tern, "peer_to_client", "kernel");
   const auto refused =
       lab.metricSum(*tern, "tern_dropped_packets_total", {{"reason", "no_permission"}});
   for (std::uint32_t n = 0; n < 10; ++n) stranger.sendTo(relayed, test::patternPayload(n, 100));
@@ -427,7 +427,7 @@ TEST_CASE(
   auto c = allocatedClient(lab, Family::kIpv4);
   bindChannel(*c, peer.local());
   warmUp(*c, peer);
-  const auto kernel = lab.relayedPackets(*tern, "client_to_peer", "kernel");
+  const auto kernel = lab.settledRelayedPackets(*tern, "client_to_peer", "kernel");
   for (std::uint32_t n = 0; n < 10; ++n) {
     const auto payload = test::patternPayload(n, 100);
     test::sendRaw(c->fd.get(), channelData(payload, false));

@@ -11,6 +11,7 @@
 #include <map>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "relay/app/http_request.hpp"
 #include "support/stun_socket.hpp"
@@ -187,6 +188,18 @@ std::uint64_t FastPathTopology::relayedPackets(const TernServer& tern, const std
   if (!direction.empty()) labels.emplace_back("direction", direction);
   if (!path.empty()) labels.emplace_back("path", path);
   return metricSum(tern, "tern_relayed_packets_total", labels);
+}
+
+std::uint64_t FastPathTopology::settledRelayedPackets(const TernServer& tern, const std::string& direction,
+                                                      const std::string& path) const {
+  std::uint64_t last = relayedPackets(tern, direction, path);
+  for (int i = 0; i < 10; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // more than one tick
+    const std::uint64_t now = relayedPackets(tern, direction, path);
+    if (now == last) return now;
+    last = now;
+  }
+  return last;
 }
 
 std::size_t FastPathTopology::tcxIngressPrograms(const std::string& interface) const {

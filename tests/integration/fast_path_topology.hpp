@@ -81,6 +81,10 @@ class FastPathTopology {
   // both) and `path` ("kernel", "user"; empty for both).
   std::uint64_t relayedPackets(const TernServer& tern, const std::string& direction,
                                const std::string& path) const;
+  // relayedPackets once it stops moving: tern credits what the kernel relayed on its worker
+  // tick (every second), so a baseline taken right after traffic may still lack some of it.
+  std::uint64_t settledRelayedPackets(const TernServer& tern, const std::string& direction,
+                                      const std::string& path) const;
 
   // Programs attached at TCX ingress of `interface` in the relay namespace (BPF_PROG_QUERY).
   std::size_t tcxIngressPrograms(const std::string& interface) const;
