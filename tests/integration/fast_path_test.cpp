@@ -94,10 +94,16 @@ void uclientThroughLab(Family family, bool fast_path) {
   CHECK(report.received == 400);
   // Each message crossed tern twice: to the peer and back.
   CHECK(eventually([&] { return lab.relayedPackets(*tern, "", "") >= 800; }));
-  const auto all = lab.relayedPackets(*tern, "", ""),
+  const auto all = lab.settledRelayedPackets(*tern, "", ""),
              kernel = lab.relayedPackets(*tern, "", "kernel");
   CAPTURE(all);
   CAPTURE(kernel);
+  const auto misses = lab.metricSum(*tern, "tern_fastpath_misses_total");
+  const auto fallbacks = lab.metricSum(*tern, "tern_fastpath_fallbacks_total");
+  const auto to_peer = lab.relayedPackets(*tern, "client_to_peer", "kernel");
+  CAPTURE(misses);
+  CAPTURE(fallbacks);
+  CAPTURE(to_peer);
   if (fast_path) {
     CHECK(kernel > 0);
     CHECK(kernel * 2 > all);  // most of it: all but the first packets of each binding

@@ -10,7 +10,7 @@
  * live channel whose permission is live, and carries the earliest of their ends, so the
  * program never relays past a permission's end even if user space is late to delete it.
  * Anything it does not recognise, or cannot relay exactly as user space would, it passes up
- * unchanged (TC_ACT_OK): STUN, Send/Data indications, fragments, IP options, extension
+ * unchanged (PASS): STUN, Send/Data indications, fragments, IP options, extension
  * headers, GSO packets, checksums a device completes later, too big for the egress MTU, a
  * route that is not a plain forward (the peer is one of this host's addresses).
  *
@@ -78,8 +78,12 @@ struct sk_buff___tern {
 #define UDP_LEN 8
 #define CHANNEL_HEADER_LEN 4
 #define TTL_NEW 64
+/* Not this program's packet: TCX runs the next program attached (another tern's during an
+ * upgrade), and after the last one the stack takes it, unchanged. TC_ACT_OK would end the
+ * chain here. */
+#define PASS TC_ACT_UNSPEC
 /* to_peer and to_client found no entry for the packet (not a TC verdict). */
-#define NO_ENTRY (-1)
+#define NO_ENTRY (-1000)
 /* Ethernet, IPv6 and UDP headers and the ChannelData header: what must be linear. */
 #define HEADERS_MAX (ETH_LEN + 40 + UDP_LEN + CHANNEL_HEADER_LEN)
 
@@ -121,7 +125,7 @@ static __always_inline void count_miss(void) {
 
 static __always_inline int pass_up(enum tern_fp_fallback reason) {
   count_fallback(reason);
-  return TC_ACT_OK;
+  return PASS;
 }
 
 static __always_inline __u16 fold(__s64 sum) {
@@ -315,9 +319,9 @@ static __always_inline int to_peer(struct __sk_buff *skb, struct packet *p, __be
   from.dest = p->udp.dest;
   from.len_pseudo = from.len_header = p->udp.len;
   __u32 l4 = ETH_LEN + p->l3_len;
-  if (bpf_skb_load_bytes(skb, l4 + UDP_LEN, &from.channel_header, 4)) return TC_ACT_OK;
+  if (bpf_skb_load_bytes(skb, l4 + UDP_LEN, &from.channel_header, 4)) return PASS;
   if (read_padding(skb, l4 + UDP_LEN + CHANNEL_HEADER_LEN + length, length, padding, from.padding))
-    return TC_ACT_OK;
+    return PASS;
   __builtin_memcpy(to.src, v->relay_ip, 16);
   __builtin_memcpy(to.dst, v->peer_ip, 16);
   to.source = v->relay_port;
@@ -398,14 +402,15 @@ static __always_inline int to_client(struct __sk_buff *skb, struct packet *p) {
 SEC("tc")
 int tern_fast_path(struct __sk_buff *skb) {
   struct packet p = {};
-  if (parse(skb, &p)) return TC_ACT_OK;
+  if (parse(skb, &p)) return PASS;
   int looks_like_channel_data = 0;
-  /* ChannelData starts with a channel number, 0x4000-0x4fff (RFC 8656 §12). */
+  /* ChannelData starts with a channel number: 0x4000-0x4fff in RFC 8656 §12, up to 0x7fff in
+   * RFC 5766 §11, which clients still use and tern still binds (the first two bits are 01). */
   if (bpf_ntohs(p.udp.len) >= UDP_LEN + CHANNEL_HEADER_LEN) {
     __be16 channel_header[2];
-    if (bpf_skb_load_bytes(skb, ETH_LEN + p.l3_len + UDP_LEN, channel_header, 4)) return TC_ACT_OK;
+    if (bpf_skb_load_bytes(skb, ETH_LEN + p.l3_len + UDP_LEN, channel_header, 4)) return PASS;
     __u16 channel = bpf_ntohs(channel_header[0]);
-    if (channel >= 0x4000 && channel <= 0x4fff) {
+    if ((channel & 0xc000) == 0x4000) {
       looks_like_channel_data = 1;
       int verdict = to_peer(skb, &p, channel_header[0], bpf_ntohs(channel_header[1]));
       if (verdict != NO_ENTRY) return verdict;
@@ -415,7 +420,7 @@ int tern_fast_path(struct __sk_buff *skb) {
   int verdict = to_client(skb, &p);
   if (verdict == NO_ENTRY) {
     if (looks_like_channel_data) count_miss();
-    return TC_ACT_OK;
+    return PASS;
   }
   return verdict;
 }
