@@ -91,6 +91,7 @@ def check_units(workdir: pathlib.Path, systemd_dir: pathlib.Path, unit: str, ter
     dropins = {
         "privileged-ports.conf": (systemd_dir / "tern-privileged-ports.conf").read_text(),
         "credentials.conf": (systemd_dir / "tern-credentials.conf.example").read_text(),
+        "fast-path.conf": (systemd_dir / "tern-fast-path.conf").read_text(),
     }
     for label, chosen in [("tern.service", {})] + [(f"tern.service + {n}", {n: t}) for n, t in dropins.items()]:
         messages = verify_messages(stage(workdir, unit, tern, chosen))
