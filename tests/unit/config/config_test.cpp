@@ -388,3 +388,39 @@ TEST_CASE("--upgrade-timeout: 30 s per step by default, 1 to 3600 s (docs/upgrad
   app.parse(3, const_cast<char**>(argv));
   CHECK(printableConfig(app).find("upgrade-timeout=45") != std::string::npos);
 }
+
+TEST_CASE("the fast path is off by default; auto, on, interfaces and capacity come from flags and checks") {
+  auto defaults = validate(Config{}, 1);
+  REQUIRE(defaults.has_value());
+  CHECK(defaults->fast_path == FastPathMode::kOff);
+  CHECK(defaults->fast_path_interfaces.empty());
+  CHECK(defaults->fast_path_capacity == 32768);
+  auto c = parse({"--fast-path", "auto", "--fast-path-interface", "eth0", "--fast-path-interface", "eth1",
+                  "--fast-path-capacity", "1000"});
+  auto s = validate(c, 1);
+  REQUIRE(s.has_value());
+  CHECK(s->fast_path == FastPathMode::kAuto);
+  CHECK(s->fast_path_interfaces == std::vector<std::string>{"eth0", "eth1"});
+  CHECK(s->fast_path_capacity == 1000);
+  CHECK(validate(parse({"--fast-path", "on"}), 1)->fast_path == FastPathMode::kOn);
+  CHECK_THROWS_AS(parse({"--fast-path", "maybe"}), CLI::ParseError);
+}
+
+TEST_CASE("the fast path refuses loopback, bad interface names and a capacity out of range") {
+  Config c;
+  c.fast_path = "on";
+  c.fast_path_interfaces = {"lo", "", "a-name-longer-than-15", "eth0"};
+  c.fast_path_capacity = "131073";
+  auto s = validate(c, 1);
+  REQUIRE_FALSE(s.has_value());
+  const auto& p = s.error();
+  CHECK(std::count_if(p.begin(), p.end(), [](const std::string& l) { return l.rfind("fast-path-interface:", 0) == 0; }) ==
+        3);
+  CHECK(std::count_if(p.begin(), p.end(), [](const std::string& l) { return l.rfind("fast-path-capacity:", 0) == 0; }) ==
+        1);
+  c.fast_path_interfaces = {"eth0"};
+  c.fast_path_capacity = "15";
+  CHECK_FALSE(validate(c, 1).has_value());
+  c.fast_path_capacity = "16";
+  CHECK(validate(c, 1).has_value());
+}
