@@ -1,6 +1,7 @@
 // Starting the kernel fast path (see fast_path_start.hpp).
 #include "relay/app/fast_path_start.hpp"
 
+#include <fstream>
 #include <stdexcept>
 #include <string>
 
@@ -15,6 +16,22 @@ std::vector<std::string> interfacesFor(const config::Settings& settings, const s
   std::vector<wire::IpAddress> addresses = relay_ips;
   for (const wire::SocketAddress& listen : settings.listen) addresses.push_back(listen.ip);
   return io::fastPathInterfacesFor(addresses);
+}
+
+// bpf_fib_lookup finds no route from an interface that does not forward, so the program
+// passes everything there up (tern_fastpath_fallbacks_total{reason="forwarding"}). tern does
+// not change the host's setting; it says what to set.
+void warnWhereForwardingIsOff(const std::vector<std::string>& interfaces) {
+  for (const std::string& name : interfaces) {
+    for (const char* family : {"ipv4", "ipv6"}) {
+      std::ifstream file(std::string("/proc/sys/net/") + family + "/conf/" + name + "/forwarding");
+      int forwarding = 1;
+      if (!(file >> forwarding) || forwarding != 0) continue;
+      io::log::warn("fast path: forwarding is off on this interface, so the kernel relays nothing "
+                    "arriving there (set the sysctl to 1; docs/fast-path.md)",
+                    {{"interface", name}, {"sysctl", std::string("net.") + family + ".conf." + name + ".forwarding"}});
+    }
+  }
 }
 
 std::string joined(const std::vector<std::string>& names) {
@@ -33,6 +50,7 @@ std::shared_ptr<const io::FastPath> startFastPath(const config::Settings& settin
     auto fast_path = std::make_shared<const io::FastPath>(interfaces, settings.fast_path_capacity);
     io::log::info("fast path attached: UDP ChannelData on channels is relayed in the kernel",
                   {{"interfaces", joined(interfaces)}, {"capacity", settings.fast_path_capacity}});
+    warnWhereForwardingIsOff(interfaces);
     return fast_path;
   } catch (const std::runtime_error& e) {
     if (settings.fast_path == config::FastPathMode::kOn) {

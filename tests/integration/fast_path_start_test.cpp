@@ -71,3 +71,14 @@ TEST_CASE("--fast-path on without the capabilities to load it stops start-up") {
   CHECK(r.status != 0);
   CHECK(r.output.find("--fast-path on: cannot load the fast path program: not permitted") != std::string::npos);
 }
+
+TEST_CASE("--fast-path on where forwarding is off attaches and says which sysctl to set") {
+  DummyHost host;  // a new namespace forwards nothing
+  test::ChildProcess tern(host.ns.command(host.serve({"--fast-path", "on", "--fast-path-interface", "fp0"})));
+  REQUIRE(tern.waitForLine(" ready ", 20s));
+  INFO(tern.output());
+  CHECK(tern.output().find("fast path attached") != std::string::npos);
+  CHECK(tern.output().find("sysctl=net.ipv4.conf.fp0.forwarding") != std::string::npos);
+  CHECK(tern.output().find("sysctl=net.ipv6.conf.fp0.forwarding") != std::string::npos);
+  CHECK(tern.stop(SIGINT) == 0);
+}
