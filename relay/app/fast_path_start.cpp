@@ -11,7 +11,8 @@ namespace tern::app {
 namespace {
 
 // Named interfaces, or those holding the UDP listen addresses and the relay addresses.
-std::vector<std::string> interfacesFor(const config::Settings& settings, const std::vector<wire::IpAddress>& relay_ips) {
+std::vector<std::string> interfacesFor(const config::Settings& settings,
+                                       const std::vector<wire::IpAddress>& relay_ips) {
   if (!settings.fast_path_interfaces.empty()) return settings.fast_path_interfaces;
   std::vector<wire::IpAddress> addresses = relay_ips;
   for (const wire::SocketAddress& listen : settings.listen) addresses.push_back(listen.ip);
@@ -27,9 +28,11 @@ void warnWhereForwardingIsOff(const std::vector<std::string>& interfaces) {
       std::ifstream file(std::string("/proc/sys/net/") + family + "/conf/" + name + "/forwarding");
       int forwarding = 1;
       if (!(file >> forwarding) || forwarding != 0) continue;
-      io::log::warn("fast path: forwarding is off on this interface, so the kernel relays nothing "
-                    "arriving there (set the sysctl to 1; docs/fast-path.md)",
-                    {{"interface", name}, {"sysctl", std::string("net.") + family + ".conf." + name + ".forwarding"}});
+      io::log::warn(
+          "fast path: forwarding is off on this interface, so the kernel relays nothing "
+          "arriving there (set the sysctl to 1; docs/fast-path.md)",
+          {{"interface", name},
+           {"sysctl", std::string("net.") + family + ".conf." + name + ".forwarding"}});
     }
   }
 }

@@ -19,7 +19,8 @@ void TurnServer::uncacheAll() noexcept {
   allocations_.forEachMutable([&](Allocation& a) { context_.uncacheAllocation(a); });
 }
 
-void TurnServer::creditUsage(const Allocation& allocation, const AllocationUsage& relayed) noexcept {
+void TurnServer::creditUsage(const Allocation& allocation,
+                             const AllocationUsage& relayed) noexcept {
   // The cache names the allocation it knows; the table's is the same object while it lives.
   Allocation* a = allocations_.find(allocation.tuple());
   if (a == &allocation) a->usage() += relayed;

@@ -78,7 +78,8 @@ struct FastPath::Link {
 
 FastPath::FastPath(const std::vector<std::string>& interfaces, std::uint32_t capacity)
     : interfaces_(interfaces), capacity_(capacity) {
-  if (interfaces.empty()) throw std::runtime_error("no interface to attach to (see --fast-path-interface)");
+  if (interfaces.empty())
+    throw std::runtime_error("no interface to attach to (see --fast-path-interface)");
   libbpf_set_print(libbpfPrint);
   std::string messages;
   libbpf_messages = &messages;
@@ -88,7 +89,8 @@ FastPath::FastPath(const std::vector<std::string>& interfaces, std::uint32_t cap
   const int cpus = libbpf_num_possible_cpus();
   cpus_ = cpus > 0 ? static_cast<unsigned>(cpus) : 1;
   skeleton_ = tern_fast_path_bpf__open();
-  if (skeleton_ == nullptr) throw std::runtime_error("cannot open the fast path program: " + messages);
+  if (skeleton_ == nullptr)
+    throw std::runtime_error("cannot open the fast path program: " + messages);
   // A channel per allocation is the usual call; room for four, and more stay in user space.
   bpf_map__set_max_entries(skeleton_->maps.usage, capacity);
   bpf_map__set_max_entries(skeleton_->maps.channels, capacity * 4);
@@ -100,20 +102,24 @@ FastPath::FastPath(const std::vector<std::string>& interfaces, std::uint32_t cap
     std::string why = error == EPERM || error == EACCES
                           ? "not permitted (tern needs CAP_BPF and CAP_NET_ADMIN, or root)"
                           : std::strerror(error);
-    throw std::runtime_error("cannot load the fast path program: " + why + "; " + lastLines(messages, 4));
+    throw std::runtime_error("cannot load the fast path program: " + why + "; " +
+                             lastLines(messages, 4));
   }
   const int prog = bpf_program__fd(skeleton_->progs.tern_fast_path);
   for (const std::string& name : interfaces) {
     const unsigned ifindex = if_nametoindex(name.c_str());
-    const int fd = ifindex == 0 ? -ENODEV : bpf_link_create(prog, static_cast<int>(ifindex),
-                                                             static_cast<bpf_attach_type>(kTcxIngress), nullptr);
+    const int fd = ifindex == 0
+                       ? -ENODEV
+                       : bpf_link_create(prog, static_cast<int>(ifindex),
+                                         static_cast<bpf_attach_type>(kTcxIngress), nullptr);
     if (fd < 0) {
       links_.clear();
       tern_fast_path_bpf__destroy(skeleton_);
       skeleton_ = nullptr;
       const std::string why = ifindex == 0 ? "no such interface"
-                              : fd == -EINVAL ? "the kernel has no TCX links (Linux 6.6 or later is needed)"
-                                              : std::strerror(-fd);
+                              : fd == -EINVAL
+                                  ? "the kernel has no TCX links (Linux 6.6 or later is needed)"
+                                  : std::strerror(-fd);
       throw std::runtime_error("cannot attach the fast path to " + name + ": " + why);
     }
     links_.emplace_back(fd);
@@ -138,7 +144,8 @@ tern_fp_stats FastPath::stats() const noexcept {
     return total;
   }
   const std::uint32_t key = 0;
-  if (bpf_map_lookup_elem(bpf_map__fd(skeleton_->maps.stats), &key, per_cpu.data()) != 0) return total;
+  if (bpf_map_lookup_elem(bpf_map__fd(skeleton_->maps.stats), &key, per_cpu.data()) != 0)
+    return total;
   for (const tern_fp_stats& s : per_cpu) {
     total.misses += s.misses;
     for (std::size_t r = 0; r < TERN_FP_FALLBACK_COUNT; ++r) total.fallbacks[r] += s.fallbacks[r];
@@ -153,12 +160,16 @@ std::vector<std::string> fastPathInterfacesFor(const std::vector<wire::IpAddress
   const bool any = std::any_of(addresses.begin(), addresses.end(),
                                [](const wire::IpAddress& a) { return a.isUnspecified(); });
   for (const ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
-    if (i->ifa_addr == nullptr || (i->ifa_flags & IFF_LOOPBACK) != 0 || (i->ifa_flags & IFF_UP) == 0) continue;
+    if (i->ifa_addr == nullptr || (i->ifa_flags & IFF_LOOPBACK) != 0 ||
+        (i->ifa_flags & IFF_UP) == 0)
+      continue;
     const int family = i->ifa_addr->sa_family;
     if (family != AF_INET && family != AF_INET6) continue;
     const wire::IpAddress held = fromSockaddr(i->ifa_addr).ip;
-    const bool wanted = any || std::find(addresses.begin(), addresses.end(), held) != addresses.end();
-    if (wanted && std::find(names.begin(), names.end(), i->ifa_name) == names.end()) names.emplace_back(i->ifa_name);
+    const bool wanted =
+        any || std::find(addresses.begin(), addresses.end(), held) != addresses.end();
+    if (wanted && std::find(names.begin(), names.end(), i->ifa_name) == names.end())
+      names.emplace_back(i->ifa_name);
   }
   freeifaddrs(list);
   return names;

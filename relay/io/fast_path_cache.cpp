@@ -18,7 +18,8 @@ namespace {
 
 std::uint64_t monotonicNanoseconds(core::TimePoint t) noexcept {
   // The core's clock is libuv's (CLOCK_MONOTONIC), the program's bpf_ktime_get_ns() too.
-  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  const auto ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
   return ns > 0 ? static_cast<std::uint64_t>(ns) : 0;
 }
 
@@ -31,19 +32,28 @@ std::uint8_t familyOf(const wire::IpAddress& ip) noexcept {
   return ip.isV4() ? TERN_FP_FAMILY_IPV4 : TERN_FP_FAMILY_IPV6;
 }
 
-bool sameKey(const void* a, const void* b, std::size_t size) noexcept { return std::memcmp(a, b, size) == 0; }
+bool sameKey(const void* a, const void* b, std::size_t size) noexcept {
+  return std::memcmp(a, b, size) == 0;
+}
 
 }  // namespace
 
-FastPathCache::FastPathCache(std::shared_ptr<const FastPath> fast_path, unsigned worker, unsigned workers,
-                             const RelaySockets& relays, metrics::WorkerCounters& counters)
-    : fast_path_(std::move(fast_path)), relays_(relays), counters_(counters), reports_program_(worker == 0) {
+FastPathCache::FastPathCache(std::shared_ptr<const FastPath> fast_path, unsigned worker,
+                             unsigned workers, const RelaySockets& relays,
+                             metrics::WorkerCounters& counters)
+    : fast_path_(std::move(fast_path)),
+      relays_(relays),
+      counters_(counters),
+      reports_program_(worker == 0) {
   const std::uint32_t capacity = fast_path_->capacity();
-  const std::uint32_t first = static_cast<std::uint32_t>(std::uint64_t{capacity} * worker / workers);
-  const std::uint32_t end = static_cast<std::uint32_t>(std::uint64_t{capacity} * (worker + 1) / workers);
+  const std::uint32_t first =
+      static_cast<std::uint32_t>(std::uint64_t{capacity} * worker / workers);
+  const std::uint32_t end =
+      static_cast<std::uint32_t>(std::uint64_t{capacity} * (worker + 1) / workers);
   for (std::uint32_t slot = end; slot > first; --slot) free_slots_.push_back(slot - 1);
   per_cpu_.resize(fast_path_->cpus());
-  if (reports_program_) counters_.fastpath_attached.set(static_cast<std::int64_t>(fast_path_->interfaces().size()));
+  if (reports_program_)
+    counters_.fastpath_attached.set(static_cast<std::int64_t>(fast_path_->interfaces().size()));
 }
 
 FastPathCache::~FastPathCache() {
@@ -52,17 +62,20 @@ FastPathCache::~FastPathCache() {
   if (reports_program_) counters_.fastpath_attached.set(0);
 }
 
-std::vector<FastPathCache::Entries> FastPathCache::wanted(const core::Allocation& a, core::TimePoint now) const {
+std::vector<FastPathCache::Entries> FastPathCache::wanted(const core::Allocation& a,
+                                                          core::TimePoint now) const {
   std::vector<Entries> out;
   const core::FiveTuple& tuple = a.tuple();
   // Only what the program can relay exactly as user space would: UDP clients on a listener
   // bound to one address (the program answers from the address the client sent to).
-  if (tuple.transport != core::Transport::kUdp || a.tcp() || tuple.server.ip.isUnspecified()) return out;
+  if (tuple.transport != core::Transport::kUdp || a.tcp() || tuple.server.ip.isUnspecified())
+    return out;
   for (const core::ChannelBinding& c : a.channels()) {
     if (c.expires <= now || c.own_peer || c.peer.ip.family() != tuple.client.ip.family()) continue;
     const std::optional<core::TimePoint> permission = a.permissionExpiry(c.peer.ip);
     const core::RelayEndpoint* relay = a.relayFor(c.peer.ip);
-    if (!permission || *permission <= now || relay == nullptr || !relays_.isUdp(relay->id)) continue;
+    if (!permission || *permission <= now || relay == nullptr || !relays_.isUdp(relay->id))
+      continue;
     wire::SocketAddress local;
     try {
       local = localAddress(relays_.fd(relay->id));
@@ -94,7 +107,8 @@ std::vector<FastPathCache::Entries> FastPathCache::wanted(const core::Allocation
   return out;
 }
 
-void FastPathCache::update(const core::Allocation& allocation, bool eligible, core::TimePoint now) noexcept {
+void FastPathCache::update(const core::Allocation& allocation, bool eligible,
+                           core::TimePoint now) noexcept {
   std::vector<Entries> entries;
   try {
     if (eligible) entries = wanted(allocation, now);
@@ -147,8 +161,10 @@ void FastPathCache::write(Record& record, const std::vector<Entries>& wanted) no
     if (bpf_map_update_elem(fast_path_->channelsFd(), &e.channel_key, &e.channel, BPF_ANY) != 0) {
       counters_.fastpath_full.add();
       if (!std::exchange(full_logged_, true)) {
-        log::warn("fast path maps full: further channels are relayed in user space (raise --fast-path-capacity)",
-                  {{"error", std::strerror(errno)}});
+        log::warn(
+            "fast path maps full: further channels are relayed in user space (raise "
+            "--fast-path-capacity)",
+            {{"error", std::strerror(errno)}});
       }
       continue;
     }
@@ -218,9 +234,11 @@ core::AllocationUsage FastPathCache::takeNew(Record& record) noexcept {
   fresh.bytes_to_client = total->bytes_to_client - record.credited.bytes_to_client;
   record.credited = *total;
   using metrics::Direction;
-  counters_.kernel_relayed_packets[metrics::idx(Direction::kClientToPeer)].add(fresh.packets_to_peer);
+  counters_.kernel_relayed_packets[metrics::idx(Direction::kClientToPeer)].add(
+      fresh.packets_to_peer);
   counters_.kernel_relayed_bytes[metrics::idx(Direction::kClientToPeer)].add(fresh.bytes_to_peer);
-  counters_.kernel_relayed_packets[metrics::idx(Direction::kPeerToClient)].add(fresh.packets_to_client);
+  counters_.kernel_relayed_packets[metrics::idx(Direction::kPeerToClient)].add(
+      fresh.packets_to_client);
   counters_.kernel_relayed_bytes[metrics::idx(Direction::kPeerToClient)].add(fresh.bytes_to_client);
   return fresh;
 }
@@ -244,7 +262,8 @@ void FastPathCache::onTick(core::TurnServer& server, core::TimePoint now) noexce
   if (!reports_program_) return;
   const tern_fp_stats stats = fast_path_->stats();
   counters_.fastpath_misses.set(static_cast<std::int64_t>(stats.misses));
-  for (std::size_t r = 0; r < counters_.fastpath_fallbacks.size() && r < TERN_FP_FALLBACK_COUNT; ++r) {
+  for (std::size_t r = 0; r < counters_.fastpath_fallbacks.size() && r < TERN_FP_FALLBACK_COUNT;
+       ++r) {
     counters_.fastpath_fallbacks[r].set(static_cast<std::int64_t>(stats.fallbacks[r]));
   }
 }

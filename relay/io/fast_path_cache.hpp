@@ -30,7 +30,8 @@ class FastPathCache final : public core::ChannelCache {
   FastPathCache& operator=(const FastPathCache&) = delete;
 
   // --- core::ChannelCache
-  void update(const core::Allocation& allocation, bool eligible, core::TimePoint now) noexcept override;
+  void update(const core::Allocation& allocation, bool eligible,
+              core::TimePoint now) noexcept override;
   core::AllocationUsage remove(const core::Allocation& allocation) noexcept override;
 
   // Every tick: credits what the program relayed since the last tick to the allocations

@@ -45,7 +45,9 @@ const core::Allocation* onlyAllocation(const TurnHarness& h) {
 
 }  // namespace
 
-TEST_CASE("channel cache: a ChannelBind reaches the cache at once, a request that changes nothing does not") {
+TEST_CASE(
+    "channel cache: a ChannelBind reaches the cache at once, a request that changes nothing does "
+    "not") {
   TurnHarness h;
   RecordingCache cache;
   h.server.setChannelCache(&cache, h.now);
@@ -67,7 +69,9 @@ TEST_CASE("channel cache: a ChannelBind reaches the cache at once, a request tha
   CHECK(cache.updates.size() == before + 1);
 }
 
-TEST_CASE("channel cache: an allocation leaves the cache before its usage record, which counts the kernel's packets") {
+TEST_CASE(
+    "channel cache: an allocation leaves the cache before its usage record, which counts the "
+    "kernel's packets") {
   TurnHarness h;
   RecordingCache cache;
   h.server.setChannelCache(&cache, h.now);
@@ -75,8 +79,8 @@ TEST_CASE("channel cache: an allocation leaves the cache before its usage record
   c.mustAllocate();
   REQUIRE(c.channelBind(kChannel, kPeer).success());
   c.channelData(kChannel, test::payloadOf(10));  // one by user space
-  cache.relayed = {5, 500, 7, 700};             // and these by the kernel
-  REQUIRE(c.refresh(0).success());              // RFC 8656 §7: deleted at once
+  cache.relayed = {5, 500, 7, 700};              // and these by the kernel
+  REQUIRE(c.refresh(0).success());               // RFC 8656 §7: deleted at once
   REQUIRE(cache.removed.size() == 1);
   REQUIRE(h.output.ended.size() == 1);
   const core::AllocationUsage& usage = h.output.ended.front().usage;
@@ -86,7 +90,9 @@ TEST_CASE("channel cache: an allocation leaves the cache before its usage record
   CHECK(usage.bytes_to_client == 700);
 }
 
-TEST_CASE("channel cache: an allocation that expires leaves the cache, and so does every one at shutdown") {
+TEST_CASE(
+    "channel cache: an allocation that expires leaves the cache, and so does every one at "
+    "shutdown") {
   TurnHarness h;
   RecordingCache cache;
   h.server.setChannelCache(&cache, h.now);
@@ -101,7 +107,9 @@ TEST_CASE("channel cache: an allocation that expires leaves the cache, and so do
   CHECK(cache.removed.size() == 2);
 }
 
-TEST_CASE("channel cache: a bandwidth limit keeps allocations out; a reload that sets or lifts one tells the cache") {
+TEST_CASE(
+    "channel cache: a bandwidth limit keeps allocations out; a reload that sets or lifts one tells "
+    "the cache") {
   core::ServerOptions limited;
   limited.allocation_bandwidth = core::BandwidthLimit(400'000);
   TurnHarness h(limited);
@@ -122,7 +130,9 @@ TEST_CASE("channel cache: a bandwidth limit keeps allocations out; a reload that
   CHECK_FALSE(cache.updates.back().eligible);
 }
 
-TEST_CASE("channel cache: an upgrade's freeze empties it with the kernel's counts credited; a thaw fills it again") {
+TEST_CASE(
+    "channel cache: an upgrade's freeze empties it with the kernel's counts credited; a thaw fills "
+    "it again") {
   TurnHarness h;
   RecordingCache cache;
   h.server.setChannelCache(&cache, h.now);
@@ -156,7 +166,8 @@ TEST_CASE("channel cache: a periodic credit adds to the allocation's usage, neve
   CHECK(a->usage().packets_to_peer == 2);
   CHECK(a->usage().bytes_to_client == 100);
   // An allocation the table does not hold (ended meanwhile) gets nothing, and nothing breaks.
-  core::Allocation stranger(test::udpTuple("192.0.2.9:40000"), 99, test::socketAddress("198.51.100.1:50000"), "u",
+  core::Allocation stranger(test::udpTuple("192.0.2.9:40000"), 99,
+                            test::socketAddress("198.51.100.1:50000"), "u",
                             std::vector<std::uint8_t>(16, 1), h.now);
   h.server.creditUsage(stranger, {1, 1, 1, 1});
   CHECK(stranger.usage().packets_to_peer == 0);
