@@ -1,0 +1,229 @@
+// TURN relaying over UDP (RFC 8656) checked twice (issue 21): each body runs once with tern on
+// loopback, all in user space, and once in the fast path's lab with `--fast-path on`, where
+// the kernel carries ChannelData ("... (fast path on)"). Real clients (coturn's
+// turnutils_uclient and turnutils_peer, python3-aioice) and our own: channels and Send/Data
+// indications, several clients, a peer without permission kept out, a channel refreshed and
+// not rebound elsewhere (RFC 8656 §12.2), and a Refresh with lifetime 0 ending the relaying at
+// once (RFC 8656 §7.3). In the lab the kernel must have carried channel traffic, and never
+// Send or Data indications (they are user space's alone).
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "relay/wire/attributes.hpp"
+#include "relay/wire/message.hpp"
+#include "relay_site.hpp"
+#include "support/stun_socket.hpp"
+#include "support/turn_tools.hpp"
+
+using namespace tern;
+using namespace std::chrono_literals;
+using test::RelaySite;
+using test::Where;
+using Outcome = test::TurnTestClient::Outcome;
+
+// Registers `body` as two test cases: tern on loopback, and tern in the lab with the fast path.
+#define TERN_RELAY_CASE(name, body)           \
+  TEST_CASE(name) { body(Where::kLoopback); } \
+  TEST_CASE(name " (fast path on)") { body(Where::kFastPathLab); }
+
+namespace {
+
+constexpr std::uint16_t kChannel = 0x4000;
+
+// turnutils_uclient from the client side against an echo peer; its closing report.
+test::UclientReport uclient(RelaySite& site, std::vector<std::string> flags) {
+  const auto peer_port = site.echoPeer();
+  std::vector<std::string> argv{"/usr/bin/turnutils_uclient"};
+  for (auto& f : site.uclientCredential()) argv.push_back(f);
+  for (auto& f : std::vector<std::string>{"-e", site.peerHost(), "-r", std::to_string(peer_port),
+                                          "-p", std::to_string(site.server().port)}) {
+    argv.push_back(f);
+  }
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  argv.push_back(site.server().ip.toString());
+  return test::parseUclientReport(site.runOnClient(argv).output);
+}
+
+void uclientChannels(Where where) {
+  RelaySite site(where);
+  // Without -c every client opens an RTP allocation with EVEN-PORT (R bit) and an RTCP one
+  // with the RESERVATION-TOKEN, from another socket that may land on the other worker.
+  const auto r = uclient(site, {"-n", "100", "-m", "4", "-l", "160", "-z", "5"});
+  INFO(r.output);
+  CHECK(r.lost == 0);
+  CHECK(r.sent == 400);
+  CHECK(r.received == 400);
+  CHECK(site.tern().process().output().find("code=508") == std::string::npos);
+  CHECK(site.tern().process().waitForLine("allocation created").has_value());
+  if (site.fastPath()) {
+    CHECK(site.kernelPackets("client_to_peer") > 0);
+    CHECK(site.kernelPackets("peer_to_client") > 0);
+  }
+  CHECK(site.tern().process().stop(SIGTERM) == 0);
+}
+
+void uclientIndications(Where where) {
+  RelaySite site(where);
+  const auto r = uclient(site, {"-c", "-s", "-n", "100", "-m", "2", "-l", "500", "-z", "5"});
+  INFO(r.output);
+  CHECK(r.lost == 0);
+  CHECK(r.sent == 200);
+  CHECK(r.received == 200);
+  // Send and Data indications are STUN messages: user space's, never the kernel's.
+  if (site.fastPath()) CHECK(site.kernelPackets() == 0);
+  CHECK(site.tern().process().stop(SIGTERM) == 0);
+}
+
+void aioiceChannel(Where where) {
+  RelaySite site(where);
+  const auto peer_port = site.echoPeer();
+  const auto [username, password] = site.credential("aioice");
+  // The default sizes include 8000 bytes: in the lab, IP fragments on both sides.
+  const auto result =
+      site.runOnClient({"/usr/bin/python3", TERN_CLIENTS_DIR "/aioice_echo.py", "--server",
+                        site.server().toString(), "--username", username, "--password", password,
+                        "--peer", site.peerHost() + ":" + std::to_string(peer_port)});
+  INFO(result.output);
+  CHECK(result.status == 0);
+  CHECK(result.output.find("\"intact\": 6") != std::string::npos);
+  if (site.fastPath()) CHECK(site.kernelPackets() > 0);
+  CHECK(site.tern().process().stop(SIGTERM) == 0);
+}
+
+std::unique_ptr<test::TurnTestClient> allocated(const RelaySite& site, const std::string& name) {
+  auto c = site.turnClient(name);
+  REQUIRE(c->transact([&] { return c->session.allocate({}); }) == Outcome::kSuccess);
+  REQUIRE(c->session.relayed().has_value());
+  return c;
+}
+
+// A Data indication from `from` carrying `payload`, within `timeout`.
+void expectDataIndication(const test::TurnTestClient& c, const wire::SocketAddress& from,
+                          const std::vector<std::uint8_t>& payload) {
+  const auto data = test::receiveDatagram(c.fd.get(), 2000ms);
+  auto view = wire::MessageView::parse(data);
+  REQUIRE(view.has_value());
+  CHECK(view->method() == static_cast<std::uint16_t>(wire::Method::kData));
+  CHECK(view->get<wire::attr::XorPeerAddress>()->address == from);
+  auto got = view->get<wire::attr::Data>();
+  REQUIRE(got.has_value());
+  CHECK(std::vector<std::uint8_t>(got->value.begin(), got->value.end()) == payload);
+}
+
+void permissionThenDataIndications(Where where) {
+  RelaySite site(where);
+  auto c = allocated(site, "guarded");
+  const auto relayed = *c->session.relayed();
+  const auto peer = site.peerSocket();
+  const std::vector<std::uint8_t> hello{'h', 'e', 'l', 'l', 'o'};
+  peer->sendTo(relayed, hello);
+  CHECK(test::receiveDatagram(c->fd.get(), 500ms).empty());
+
+  const wire::SocketAddress peers[] = {peer->local()};
+  REQUIRE(c->transact([&] { return c->session.createPermission(peers); }) == Outcome::kSuccess);
+  peer->sendTo(relayed, hello);
+  expectDataIndication(*c, peer->local(), hello);
+  if (site.fastPath()) CHECK(site.kernelPackets() == 0);
+  CHECK(site.tern().process().stop(SIGTERM) == 0);
+}
+
+std::vector<std::uint8_t> channelData(std::uint16_t channel,
+                                      const std::vector<std::uint8_t>& payload) {
+  std::vector<std::uint8_t> out{static_cast<std::uint8_t>(channel >> 8),
+                                static_cast<std::uint8_t>(channel & 0xFF),
+                                static_cast<std::uint8_t>(payload.size() >> 8),
+                                static_cast<std::uint8_t>(payload.size() & 0xFF)};
+  out.insert(out.end(), payload.begin(), payload.end());
+  return out;
+}
+
+// `count` datagrams each way through kChannel between `c` and `peer`, each one arriving.
+void relayBothWays(const test::TurnTestClient& c, const test::LabSocket& peer, std::uint32_t seed,
+                   int count) {
+  for (int i = 0; i < count; ++i) {
+    const auto payload = test::patternPayload(seed + static_cast<std::uint32_t>(i), 100);
+    test::sendRaw(c.fd.get(), channelData(kChannel, payload));
+    const auto got = peer.receive(1000ms);
+    REQUIRE(got.has_value());
+    CHECK(got->bytes == payload);
+    CHECK(got->from == *c.session.relayed());
+    peer.sendTo(*c.session.relayed(), payload);
+    CHECK(test::receiveDatagram(c.fd.get(), 1000ms) == channelData(kChannel, payload));
+  }
+}
+
+void channelRefreshedNotRebound(Where where) {
+  RelaySite site(where);
+  auto c = allocated(site, "binder");
+  const auto peer = site.peerSocket(), other = site.peerSocket();
+  REQUIRE(c->transact([&] { return c->session.channelBind(kChannel, peer->local()); }) ==
+          Outcome::kSuccess);
+  relayBothWays(*c, *peer, 1, 5);
+  // RFC 8656 §12.2: binding the same pair again refreshes it ...
+  REQUIRE(c->transact([&] { return c->session.channelBind(kChannel, peer->local()); }) ==
+          Outcome::kSuccess);
+  relayBothWays(*c, *peer, 10, 5);
+  // ... but the channel cannot move to another peer, nor the peer to another channel.
+  CHECK(c->transact([&] { return c->session.channelBind(kChannel, other->local()); }) ==
+        Outcome::kError);
+  CHECK(c->session.lastErrorCode() == 400);
+  CHECK(c->transact([&] { return c->session.channelBind(kChannel + 1, peer->local()); }) ==
+        Outcome::kError);
+  CHECK(c->session.lastErrorCode() == 400);
+  // The channel still leads to the first peer alone, by whichever path.
+  relayBothWays(*c, *peer, 20, 5);
+  CHECK_FALSE(other->receive(500ms).has_value());
+  if (site.fastPath()) {
+    CHECK(site.kernelPackets("client_to_peer") > 0);
+    CHECK(site.kernelPackets("peer_to_client") > 0);
+  }
+  CHECK(site.tern().process().stop(SIGTERM) == 0);
+}
+
+void refreshZeroEndsRelaying(Where where) {
+  RelaySite site(where);
+  auto c = allocated(site, "leaver");
+  const auto relayed = *c->session.relayed();
+  const auto peer = site.peerSocket();
+  REQUIRE(c->transact([&] { return c->session.channelBind(kChannel, peer->local()); }) ==
+          Outcome::kSuccess);
+  relayBothWays(*c, *peer, 1, 10);
+  const auto kernel = site.kernelPackets();
+  if (site.fastPath()) CHECK(kernel > 0);  // the channel was the kernel's
+  // RFC 8656 §7.3: lifetime 0 deletes the allocation, and with it its channels: relaying
+  // stops at once, not on some later tick (sent right after the success response).
+  REQUIRE(c->transact([&] { return c->session.refresh(0); }) == Outcome::kSuccess);
+  for (std::uint32_t n = 0; n < 10; ++n) {
+    const auto payload = test::patternPayload(100 + n, 100);
+    test::sendRaw(c->fd.get(), channelData(kChannel, payload));
+    peer->sendTo(relayed, payload);
+  }
+  CHECK_FALSE(peer->receive(1000ms).has_value());
+  CHECK(test::receiveDatagram(c->fd.get(), 200ms).empty());
+  if (site.fastPath()) CHECK(site.kernelPackets() == kernel);
+  CHECK(site.tern().process().stop(SIGTERM) == 0);
+}
+
+}  // namespace
+
+TERN_RELAY_CASE(
+    "turnutils_uclient relays RTP/RTCP pairs (EVEN-PORT, RESERVATION-TOKEN) through channels "
+    "with zero loss",
+    uclientChannels)
+TERN_RELAY_CASE("turnutils_uclient relays with Send and Data indications (-s) with zero loss",
+                uclientIndications)
+TERN_RELAY_CASE("python3-aioice relays datagrams of several sizes byte-identical through a channel",
+                aioiceChannel)
+TERN_RELAY_CASE("a peer without permission cannot reach the client, with one it can (RFC 8656 §9)",
+                permissionThenDataIndications)
+TERN_RELAY_CASE(
+    "ChannelBind refreshes a channel but never rebinds it to another peer (RFC 8656 §12.2)",
+    channelRefreshedNotRebound)
+TERN_RELAY_CASE(
+    "a Refresh with lifetime 0 stops the relaying of the allocation's channel at once (RFC 8656 "
+    "§7.3)",
+    refreshZeroEndsRelaying)
