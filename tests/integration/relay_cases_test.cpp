@@ -3,14 +3,19 @@
 // the kernel carries ChannelData ("... (fast path on)"). Real clients (coturn's
 // turnutils_uclient and turnutils_peer, python3-aioice) and our own: channels and Send/Data
 // indications, several clients, a peer without permission kept out, a channel refreshed and
-// not rebound elsewhere (RFC 8656 §12.2), and a Refresh with lifetime 0 ending the relaying at
-// once (RFC 8656 §7.3). In the lab the kernel must have carried channel traffic, and never
-// Send or Data indications (they are user space's alone).
+// not rebound elsewhere (RFC 8656 §12.2), a Refresh with lifetime 0 ending the relaying at once
+// (RFC 8656 §7.3), allocations moved to new ports (RFC 8016), and a --max-bps a reload applies
+// to a call (user space enforces it, so the kernel must give the allocation up). In the lab
+// the kernel must have carried channel traffic, and never Send or Data indications (they are
+// user space's alone).
 #include <doctest/doctest.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <chrono>
+#include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "relay/wire/attributes.hpp"
@@ -208,6 +213,75 @@ void refreshZeroEndsRelaying(Where where) {
   CHECK(site.tern().process().stop(SIGTERM) == 0);
 }
 
+void uclientMoves(Where where) {
+  RelaySite site(where);
+  // Each run is 4 clients; the kernel decides which moves cross workers, so run again (few
+  // times at most) until one did.
+  bool cross_worker = false;
+  for (int run = 0; run < 4 && !cross_worker; ++run) {
+    const auto r = uclient(site, {"-M", "-c", "-n", "100", "-m", "4", "-l", "120"});
+    INFO(r.output);
+    CHECK(r.lost == 0);
+    CHECK(r.sent == 400);
+    CHECK(r.received == 400);
+    REQUIRE(site.tern().process().waitForLine("allocation moved").has_value());
+    cross_worker = site.tern().process().output().find("cross_worker=1") != std::string::npos;
+  }
+  CHECK(cross_worker);
+  CHECK(site.tern().process().output().find("code=400") == std::string::npos);
+  // The moved channels' entries follow the new 5-tuples (RFC 8016 §3.2).
+  if (site.fastPath()) CHECK(site.kernelPackets() > 0);
+  CHECK(site.tern().process().stop(SIGTERM) == 0);
+}
+
+// Datagrams waiting on `fd`, read without blocking.
+std::size_t drain(int fd) {
+  std::size_t n = 0;
+  std::uint8_t buf[2048];
+  while (::recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0) ++n;
+  return n;
+}
+
+void reloadedBandwidthLimit(Where where) {
+  const std::string config = test::temporaryFile("max-bps = \"0\"\n");
+  RelaySite site(where, {"--config", config});
+  auto c = allocated(site, "reloaded");
+  const auto peer = site.peerSocket();
+  REQUIRE(c->transact([&] { return c->session.channelBind(kChannel, peer->local()); }) ==
+          Outcome::kSuccess);
+  const auto channel_data = channelData(kChannel, std::vector<std::uint8_t>(1000, 0x5A));
+  // Forty packets at once (few enough for the peer socket's buffer); how many reach the peer,
+  // and how many of them the kernel carried.
+  auto burst = [&] {
+    const auto kernel = site.kernelPackets("client_to_peer");
+    for (int i = 0; i < 40; ++i) test::sendRaw(c->fd.get(), channel_data);
+    std::this_thread::sleep_for(200ms);
+    return std::pair{drain(peer->fd()), site.kernelPackets("client_to_peer") - kernel};
+  };
+  auto reload = [&](const char* max_bps, const char* logged) {
+    std::ofstream(config) << "max-bps = \"" << max_bps << "\"\n";
+    ::kill(site.tern().process().pid(), SIGHUP);
+    REQUIRE(site.tern().process().waitForLine(logged).has_value());
+  };
+  auto [unlimited, unlimited_by_kernel] = burst();
+  CHECK(unlimited == 40);
+  reload("200K", "max_bps=200000 ");
+  // The allocation's bucket starts full at the new limit: one second's worth, 25 packets. The
+  // limit is enforced packet by packet in user space: the kernel must carry none of them.
+  const auto [limited, limited_by_kernel] = burst();
+  CHECK(limited >= 24);
+  CHECK(limited <= 27);
+  CHECK(limited_by_kernel == 0);
+  reload("0", "max_bps=0 ");
+  const auto [lifted, lifted_by_kernel] = burst();
+  CHECK(lifted == 40);
+  if (site.fastPath()) {
+    CHECK(unlimited_by_kernel > 0);
+    CHECK(lifted_by_kernel > 0);
+  }
+  CHECK(site.tern().process().stop(SIGTERM) == 0);
+}
+
 }  // namespace
 
 TERN_RELAY_CASE(
@@ -227,3 +301,9 @@ TERN_RELAY_CASE(
     "a Refresh with lifetime 0 stops the relaying of the allocation's channel at once (RFC 8656 "
     "§7.3)",
     refreshZeroEndsRelaying)
+TERN_RELAY_CASE(
+    "turnutils_uclient -M moves its allocations to new ports and relays with zero loss (RFC "
+    "8016)",
+    uclientMoves)
+TERN_RELAY_CASE("SIGHUP applies a new --max-bps to a call in progress, and lifts it again",
+                reloadedBandwidthLimit)
