@@ -3,6 +3,8 @@
 // (§12.2), keep the kernel relaying past their first expiry, and it stops at the new one.
 // Short lifetimes come from the hidden --permission-lifetime/--channel-lifetime. (Refresh
 // lifetime 0 and a channel never rebound elsewhere: relay_cases_test.cpp's "(fast path on)".)
+// ChannelData that is malformed (RFC 8656 §12.5), on an unbound channel or from a 5-tuple
+// without an allocation (§12.4) goes nowhere, by either path.
 #include <doctest/doctest.h>
 #include <signal.h>
 
@@ -56,6 +58,21 @@ Arrived exchangeUntil(const test::TurnTestClient& c, const LabSocket& peer,
   return a;
 }
 
+// Our TURN client over UDP in the client namespace, with an IPv4 allocation.
+std::unique_ptr<test::TurnTestClient> allocatedClient(const FastPathTopology& lab) {
+  const auto& a = test::labAddresses(Family::kIpv4);
+  std::unique_ptr<test::TurnTestClient> c;
+  {
+    test::NetworkNamespace::Inside inside(lab.client);
+    c = std::make_unique<test::TurnTestClient>(test::socketAddress(a.client, 0),
+                                               test::socketAddress(a.relay_client, test::kTurnPort),
+                                               test::kLabUser, test::kLabPassword, false);
+  }
+  REQUIRE(c->transact([&] { return c->session.allocate({}); }) == Outcome::kSuccess);
+  REQUIRE(c->session.relayed().has_value());
+  return c;
+}
+
 enum class RefreshBy : std::uint8_t { kCreatePermission, kChannelBind };
 
 // Lifetimes of 3 s; at 2 s the client refreshes by `by`; from 2.5 s to 4.5 s (past the first
@@ -67,14 +84,7 @@ void refreshKeepsKernelRelaying(RefreshBy by) {
       lab.startTern(true, {"--permission-lifetime", "3", "--channel-lifetime", channel_lifetime});
   const auto& a = test::labAddresses(Family::kIpv4);
   LabSocket peer(lab.peer, a.peer, 5000);
-  std::unique_ptr<test::TurnTestClient> c;
-  {
-    test::NetworkNamespace::Inside inside(lab.client);
-    c = std::make_unique<test::TurnTestClient>(test::socketAddress(a.client, 0),
-                                               test::socketAddress(a.relay_client, test::kTurnPort),
-                                               test::kLabUser, test::kLabPassword, false);
-  }
-  REQUIRE(c->transact([&] { return c->session.allocate({}); }) == Outcome::kSuccess);
+  auto c = allocatedClient(lab);
   const auto start = Clock::now();
   REQUIRE(c->transact([&] { return c->session.channelBind(kChannel, peer.local()); }) ==
           Outcome::kSuccess);
@@ -121,4 +131,43 @@ TEST_CASE(
     "fast path on: a channel and permission refreshed by ChannelBind keep the kernel relaying "
     "past their first expiry (RFC 8656 §12.2)") {
   refreshKeepsKernelRelaying(RefreshBy::kChannelBind);
+}
+
+TEST_CASE(
+    "fast path on: ChannelData that is malformed, on an unbound channel or from another 5-tuple "
+    "is relayed by neither path (RFC 8656 §12.4, §12.5)") {
+  FastPathTopology lab;
+  auto tern = lab.startTern(true);
+  const auto& a = test::labAddresses(Family::kIpv4);
+  LabSocket peer(lab.peer, a.peer, 5000);
+  auto c = allocatedClient(lab);
+  REQUIRE(c->transact([&] { return c->session.channelBind(kChannel, peer.local()); }) ==
+          Outcome::kSuccess);
+  // Resolves the neighbours on the way, so that the kernel takes the control datagram.
+  const auto warm = exchangeUntil(*c, peer, Clock::now() + 200ms);
+  CHECK(warm.at_peer == warm.sent);
+  const auto kernel = lab.settledRelayedPackets(*tern, "client_to_peer", "kernel");
+  const auto all = lab.relayedPackets(*tern, "client_to_peer", "");
+  const auto payload = test::patternPayload(7, 100);
+  auto longer = channelData(payload);  // its length field claims 4 bytes more than it carries
+  longer[3] = static_cast<std::uint8_t>(payload.size() + 4);
+  auto unbound = channelData(payload);
+  unbound[0] = 0x43;
+  unbound[1] = 0x21;
+  std::vector<std::uint8_t> header_only{0x40, 0x00, 0x00};
+  for (const auto* bytes : {&longer, &unbound, &header_only}) test::sendRaw(c->fd.get(), *bytes);
+  {
+    // The same client host, another port: a 5-tuple with no allocation (RFC 8656 §12.4).
+    LabSocket stranger(lab.client, a.client);
+    stranger.sendTo(test::socketAddress(a.relay_client, test::kTurnPort), channelData(payload));
+  }
+  CHECK_FALSE(peer.receive(1000ms).has_value());
+  // The control: a well-formed one on the bound channel does go, by the kernel.
+  test::sendRaw(c->fd.get(), channelData(payload));
+  const auto got = peer.receive(1000ms);
+  REQUIRE(got.has_value());
+  CHECK(got->bytes == payload);
+  CHECK(lab.settledRelayedPackets(*tern, "client_to_peer", "kernel") - kernel == 1);
+  CHECK(lab.relayedPackets(*tern, "client_to_peer", "") - all == 1);
+  CHECK(tern->process().stop(SIGTERM) == 0);
 }
