@@ -5,7 +5,8 @@
 // indications, several clients, a peer without permission kept out, a channel refreshed and
 // not rebound elsewhere (RFC 8656 §12.2), a Refresh with lifetime 0 ending the relaying at once
 // (RFC 8656 §7.3), allocations moved to new ports (RFC 8016), and a --max-bps a reload applies
-// to a call (user space enforces it, so the kernel must give the allocation up). In the lab
+// to a call (user space enforces it, so the kernel must give the allocation up), and IPv6 and
+// dual-stack relaying (RFC 8656 §7.2, RFC 6156). In the lab
 // the kernel must have carried channel traffic, and never Send or Data indications (they are
 // user space's alone).
 #include <doctest/doctest.h>
@@ -26,6 +27,7 @@
 
 using namespace tern;
 using namespace std::chrono_literals;
+using test::Family;
 using test::RelaySite;
 using test::Where;
 using Outcome = test::TurnTestClient::Outcome;
@@ -39,18 +41,73 @@ namespace {
 
 constexpr std::uint16_t kChannel = 0x4000;
 
-// turnutils_uclient from the client side against an echo peer; its closing report.
-test::UclientReport uclient(RelaySite& site, std::vector<std::string> flags) {
-  const auto peer_port = site.echoPeer();
+// turnutils_uclient from the client side, to tern's listener of `server`, against an echo
+// peer of `peer`; its closing report.
+test::UclientReport uclient(RelaySite& site, std::vector<std::string> flags,
+                            Family server = Family::kIpv4, Family peer = Family::kIpv4) {
+  const auto peer_port = site.echoPeer(peer);
   std::vector<std::string> argv{"/usr/bin/turnutils_uclient"};
   for (auto& f : site.uclientCredential()) argv.push_back(f);
-  for (auto& f : std::vector<std::string>{"-e", site.peerHost(), "-r", std::to_string(peer_port),
-                                          "-p", std::to_string(site.server().port)}) {
+  for (auto& f :
+       std::vector<std::string>{"-e", site.peerHost(peer), "-r", std::to_string(peer_port), "-p",
+                                std::to_string(site.server(server).port)}) {
     argv.push_back(f);
   }
   argv.insert(argv.end(), flags.begin(), flags.end());
-  argv.push_back(site.server().ip.toString());
+  argv.push_back(site.server(server).ip.toString());
   return test::parseUclientReport(site.runOnClient(argv).output);
+}
+
+void checkNoLoss(const test::UclientReport& r, long expected) {
+  INFO(r.output);
+  CHECK(r.lost == 0);
+  CHECK(r.sent == expected);
+  CHECK(r.received == expected);
+}
+
+// 50 160-byte messages for each of two clients (-m 2).
+const std::vector<std::string> kCall{"-n", "50", "-l", "160", "-z", "5", "-m", "2"};
+
+std::vector<std::string> callWith(std::vector<std::string> flags) {
+  flags.insert(flags.end(), kCall.begin(), kCall.end());
+  return flags;
+}
+
+// The program relays a channel only between addresses of one family; the mixed-family cases
+// below (-x, -X) are user space's in the lab too, and run there for their relaying alone.
+void uclientIpv6Relayed(Where where) {
+  RelaySite site(where);
+  // Without -c: RTP/RTCP pairs, EVEN-PORT and RESERVATION-TOKEN on IPv6 ports.
+  checkNoLoss(uclient(site, callWith({"-x"}), Family::kIpv4, Family::kIpv6), 100);
+  CHECK(site.tern().process().output().find("relayed=[") != std::string::npos);
+  CHECK(site.tern().process().stop(SIGTERM) == 0);
+}
+
+void uclientIpv6EndToEnd(Where where) {
+  RelaySite site(where);
+  checkNoLoss(uclient(site, callWith({"-c"}), Family::kIpv6, Family::kIpv6), 100);
+  CHECK(site.tern().process().output().find("client=[") != std::string::npos);
+  if (site.fastPath()) CHECK(site.kernelPackets() > 0);
+  CHECK(site.tern().process().stop(SIGTERM) == 0);
+}
+
+void uclientIpv4RelayedForIpv6Client(Where where) {
+  RelaySite site(where);
+  checkNoLoss(uclient(site, callWith({"-X", "-c"}), Family::kIpv6, Family::kIpv4), 100);
+  CHECK(site.tern().process().stop(SIGTERM) == 0);
+}
+
+void uclientDualAllocations(Where where) {
+  RelaySite site(where);
+  checkNoLoss(uclient(site, callWith({"-Z"}), Family::kIpv4, Family::kIpv6), 100);
+  checkNoLoss(uclient(site, callWith({"-Z"}), Family::kIpv4, Family::kIpv4), 100);
+  // Every allocation got both relayed addresses.
+  const std::string log = site.tern().process().output();
+  CHECK(log.find(",[") != std::string::npos);
+  CHECK(log.find("ADDRESS-ERROR") == std::string::npos);
+  // The IPv4 client's channels to the IPv4 peer: the kernel's.
+  if (site.fastPath()) CHECK(site.kernelPackets() > 0);
+  CHECK(site.tern().process().stop(SIGTERM) == 0);
 }
 
 void uclientChannels(Where where) {
@@ -305,5 +362,14 @@ TERN_RELAY_CASE(
     "turnutils_uclient -M moves its allocations to new ports and relays with zero loss (RFC "
     "8016)",
     uclientMoves)
+TERN_RELAY_CASE(
+    "turnutils_uclient -x: an IPv4 client relays through an IPv6 relayed address to an IPv6 "
+    "peer",
+    uclientIpv6Relayed)
+TERN_RELAY_CASE("turnutils_uclient over IPv6 relays to an IPv6 peer over UDP", uclientIpv6EndToEnd)
+TERN_RELAY_CASE("turnutils_uclient -X: an IPv6 client relays through an IPv4 relayed address",
+                uclientIpv4RelayedForIpv6Client)
+TERN_RELAY_CASE("turnutils_uclient -Z: dual allocations reach IPv6 and IPv4 peers (RFC 8656 §7.2)",
+                uclientDualAllocations)
 TERN_RELAY_CASE("SIGHUP applies a new --max-bps to a call in progress, and lifts it again",
                 reloadedBandwidthLimit)

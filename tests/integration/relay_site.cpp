@@ -24,9 +24,27 @@ const LabAddresses& lab4() { return labAddresses(Family::kIpv4); }
 
 std::unique_ptr<TernServer> loopbackTern(std::vector<std::string> extra) {
   static const std::string secrets = temporaryFile(std::string(kSecret) + "\n");
-  std::vector<std::string> args{"--realm",      kRealm,       "--auth-secret-file", secrets,
-                                "--relay-ip",   "127.0.0.1",  "--relay-ports",      "61000-61999",
-                                "--allow-peer", "127.0.0.0/8"};
+  // Loopback has one IPv6 address: the peers share ::1 with the relay.
+  std::vector<std::string> args{"--realm",
+                                kRealm,
+                                "--auth-secret-file",
+                                secrets,
+                                "--listen",
+                                "127.0.0.1:0",
+                                "--listen",
+                                "[::1]:0",
+                                "--relay-ip",
+                                "127.0.0.1",
+                                "--relay-ip",
+                                "::1",
+                                "--relay-ports",
+                                "61000-61999",
+                                "--allow-peer",
+                                "127.0.0.0/8",
+                                "--allow-peer",
+                                "::1/128",
+                                "--allow-own-address-peers",
+                                "true"};
   args.insert(args.end(), extra.begin(), extra.end());
   return std::make_unique<TernServer>(args);
 }
@@ -42,13 +60,17 @@ RelaySite::RelaySite(Where where, std::vector<std::string> extra) {
   tern_ = lab_->startTern(true, std::move(extra));
 }
 
-wire::SocketAddress RelaySite::server() const {
-  return lab_ ? socketAddress(lab4().relay_client, kTurnPort) : tern_->udp();
+wire::SocketAddress RelaySite::server(Family family) const {
+  if (lab_) return socketAddress(labAddresses(family).relay_client, kTurnPort);
+  return tern_->udp(family == Family::kIpv4 ? 0 : 1);
 }
 
 std::string RelaySite::clientHost() const { return lab_ ? lab4().client : kLoopbackClient; }
 
-std::string RelaySite::peerHost() const { return lab_ ? lab4().peer : kLoopbackPeer; }
+std::string RelaySite::peerHost(Family family) const {
+  if (lab_) return labAddresses(family).peer;
+  return family == Family::kIpv4 ? kLoopbackPeer : "::1";
+}
 
 std::vector<std::string> RelaySite::uclientCredential() const {
   if (lab_) return {"-u", kLabUser, "-w", kLabPassword};
@@ -61,8 +83,8 @@ std::pair<std::string, std::string> RelaySite::credential(const std::string& nam
   return {minted.username, minted.password};
 }
 
-std::uint16_t RelaySite::echoPeer() {
-  const std::string host = peerHost();
+std::uint16_t RelaySite::echoPeer(Family family) {
+  const std::string host = peerHost(family);
   const std::uint16_t port = lab_ ? static_cast<std::uint16_t>(kLabPeerPort + echo_peers_.size())
                                   : freeUdpPort(host.c_str());
   std::vector<std::string> argv{"/usr/bin/turnutils_peer", "-L", host, "-p", std::to_string(port)};

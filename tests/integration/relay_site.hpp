@@ -21,26 +21,27 @@ enum class Where : std::uint8_t { kLoopback, kFastPathLab };
 
 class RelaySite {
  public:
-  // tern with a realm, a REST secret (loopback) or the lab's static user, peers allowed on
-  // the peer host's side, metrics in the lab; `extra` is appended to its flags.
+  // tern with a realm, a REST secret (loopback) or the lab's static user, listening and
+  // relaying on IPv4 and IPv6, peers allowed on the peer host's side (on loopback, ::1 is
+  // both the relay's and the peer's), metrics in the lab; `extra` is appended to its flags.
   explicit RelaySite(Where where, std::vector<std::string> extra = {});
   RelaySite(const RelaySite&) = delete;
   RelaySite& operator=(const RelaySite&) = delete;
 
   bool fastPath() const { return lab_ != nullptr; }
   TernServer& tern() { return *tern_; }
-  // tern's UDP listen address, as the client side reaches it.
-  wire::SocketAddress server() const;
+  // tern's UDP listen address of `family`, as the client side reaches it.
+  wire::SocketAddress server(Family family = Family::kIpv4) const;
   // The client host's address and the peer host's.
   std::string clientHost() const;
-  std::string peerHost() const;
+  std::string peerHost(Family family = Family::kIpv4) const;
   // turnutils_uclient's credential flags (its own TURN REST minting with -W on loopback).
   std::vector<std::string> uclientCredential() const;
   // A credential for our own clients and aioice: a TURN REST one named `name` on loopback.
   std::pair<std::string, std::string> credential(const std::string& name) const;
 
   // coturn's turnutils_peer echoing on the peer host (stopped with the site); its port.
-  std::uint16_t echoPeer();
+  std::uint16_t echoPeer(Family family = Family::kIpv4);
   // Runs `argv` to completion on the client side (in the lab, in the client namespace).
   CommandResult runOnClient(std::vector<std::string> argv,
                             std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
