@@ -6,9 +6,8 @@
 // not rebound elsewhere (RFC 8656 §12.2), a Refresh with lifetime 0 ending the relaying at once
 // (RFC 8656 §7.3), allocations moved to new ports (RFC 8016), and a --max-bps a reload applies
 // to a call (user space enforces it, so the kernel must give the allocation up), and IPv6 and
-// dual-stack relaying (RFC 8656 §7.2, RFC 6156). In the lab
-// the kernel must have carried channel traffic, and never Send or Data indications (they are
-// user space's alone).
+// dual-stack relaying (RFC 8656 §7.2, RFC 6156). In the lab the kernel must have carried the
+// channel traffic, and never Send or Data indications (they are user space's alone).
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <sys/socket.h>
