@@ -159,31 +159,3 @@ TEST_CASE("--max-bps-per-user: three allocations of one user each under the limi
   CHECK(server.process().stop(SIGTERM) == 0);
 }
 
-TEST_CASE("SIGHUP applies a new --max-bps to a call in progress, and lifts it again") {
-  const std::string config = test::temporaryFile("max-bps = \"0\"\n");
-  TernServer server(relayArgs({"--config", config}));
-  auto peer = io::openBoundSocket(io::SocketKind::kUdp, test::socketAddress(kPeerHost, 0), {});
-  Call call(server, "reloaded", io::localAddress(peer.get()));
-  const auto payload = std::vector<std::uint8_t>(kPacket, 0x5A);
-  const auto channel_data = client::TurnSession::channelData(kChannel, {payload.data(), payload.size()}, false);
-  // Forty packets at once (few enough for the peer socket's buffer); how many reach the peer.
-  auto burst = [&] {
-    for (int i = 0; i < 40; ++i) test::sendRaw(call.client.fd.get(), channel_data);
-    std::this_thread::sleep_for(200ms);
-    return drain(peer.get());
-  };
-  auto reload = [&](const char* max_bps, const char* logged) {
-    std::ofstream(config) << "max-bps = \"" << max_bps << "\"\n";
-    ::kill(server.process().pid(), SIGHUP);
-    REQUIRE(server.process().waitForLine(logged).has_value());
-  };
-  CHECK(burst() == 40);
-  reload("200K", "max_bps=200000 ");
-  // The allocation's bucket starts full at the new limit: one second's worth, 25 packets.
-  const std::size_t limited = burst();
-  CHECK(limited >= 24);
-  CHECK(limited <= 27);
-  reload("0", "max_bps=0 ");
-  CHECK(burst() == 40);
-  CHECK(server.process().stop(SIGTERM) == 0);
-}

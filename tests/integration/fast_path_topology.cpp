@@ -219,8 +219,9 @@ std::size_t FastPathTopology::tcxIngressPrograms(const std::string& interface) c
   return query.prog_cnt;
 }
 
-LabSocket::LabSocket(const NetworkNamespace& ns, const std::string& ip, std::uint16_t port) {
-  NetworkNamespace::Inside inside(ns);
+LabSocket::LabSocket(const NetworkNamespace* ns, const std::string& ip, std::uint16_t port) {
+  std::optional<NetworkNamespace::Inside> inside;
+  if (ns != nullptr) inside.emplace(*ns);
   io::SocketOptions options;
   options.reuse_port = false;
   fd_ = io::openBoundSocket(io::SocketKind::kUdp, socketAddress(ip, port), options);

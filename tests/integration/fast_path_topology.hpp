@@ -101,7 +101,10 @@ struct Datagram {
 // A UDP socket of a host in the lab, bound in its namespace, talking to anyone.
 class LabSocket {
  public:
-  LabSocket(const NetworkNamespace& ns, const std::string& ip, std::uint16_t port = 0);
+  LabSocket(const NetworkNamespace& ns, const std::string& ip, std::uint16_t port = 0)
+      : LabSocket(&ns, ip, port) {}
+  // With no `ns`, in the caller's own namespace (a loopback test's peer).
+  LabSocket(const NetworkNamespace* ns, const std::string& ip, std::uint16_t port = 0);
   const wire::SocketAddress& local() const { return local_; }
   int fd() const { return fd_.get(); }
   void sendTo(const wire::SocketAddress& to, const std::vector<std::uint8_t>& bytes) const;
