@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <sstream>
@@ -203,6 +204,11 @@ std::uint64_t FastPathTopology::settledRelayedPackets(const TernServer& tern, co
 }
 
 std::size_t FastPathTopology::tcxIngressPrograms(const std::string& interface) const {
+  return tcxIngressProgramIds(interface).size();
+}
+
+std::vector<std::uint32_t> FastPathTopology::tcxIngressProgramIds(
+    const std::string& interface) const {
   NetworkNamespace::Inside inside(relay);
   const unsigned index = ::if_nametoindex(interface.c_str());
   if (index == 0) throw std::runtime_error("no interface " + interface + " in " + relay.name());
@@ -216,7 +222,7 @@ std::size_t FastPathTopology::tcxIngressPrograms(const std::string& interface) c
     throw std::runtime_error(std::string("BPF_PROG_QUERY (TCX ingress) failed: ") +
                              std::strerror(errno));
   }
-  return query.prog_cnt;
+  return {ids, ids + std::min<std::uint32_t>(query.prog_cnt, 16)};
 }
 
 LabSocket::LabSocket(const NetworkNamespace& ns, const std::string& ip, std::uint16_t port) {

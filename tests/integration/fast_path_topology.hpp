@@ -88,6 +88,8 @@ class FastPathTopology {
 
   // Programs attached at TCX ingress of `interface` in the relay namespace (BPF_PROG_QUERY).
   std::size_t tcxIngressPrograms(const std::string& interface) const;
+  // Their ids, first to run first: a reload must keep the same one, an upgrade end with one.
+  std::vector<std::uint32_t> tcxIngressProgramIds(const std::string& interface) const;
 
   NetworkNamespace client, relay, peer;
 };
