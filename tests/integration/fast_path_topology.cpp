@@ -126,7 +126,8 @@ FastPathTopology::FastPathTopology() : client("fp-client"), relay("fp-relay"), p
 }
 
 std::unique_ptr<TernServer> FastPathTopology::startTern(bool fast_path,
-                                                        std::vector<std::string> extra) const {
+                                                        std::vector<std::string> extra,
+                                                        std::string binary) const {
   const auto& v4 = labAddresses(Family::kIpv4);
   const auto& v6 = labAddresses(Family::kIpv6);
   const std::string port = std::to_string(kTurnPort);
@@ -147,7 +148,7 @@ std::unique_ptr<TernServer> FastPathTopology::startTern(bool fast_path,
                              "--fast-path-interface", kRelayPeerIf});
   }
   args.insert(args.end(), extra.begin(), extra.end());
-  return std::make_unique<TernServer>(args, &relay);
+  return std::make_unique<TernServer>(args, &relay, std::move(binary));
 }
 
 void FastPathTopology::setRelayClientMtu(int mtu) const {

@@ -6,12 +6,15 @@
 // back. SIGUSR2 hands over to a new process with a program of its own: nothing is lost, one
 // program remains once the old process exits, the new one relays by the kernel, and the
 // usage record counts what the old program relayed too (docs/upgrade.md). An upgrade that
-// fails leaves the old process relaying by the kernel.
+// fails, before the old workers froze (a configuration the new process rejects) or after
+// (strace makes the new process's last hand-over message fail), leaves the old process
+// relaying by the kernel.
 #include <doctest/doctest.h>
 #include <signal.h>
 
 #include <chrono>
 #include <cstdint>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <regex>
@@ -183,6 +186,17 @@ std::uint64_t field(const std::string& line, const std::string& name) {
   return std::stoull(m[1].str());
 }
 
+// An upgrade meant to fail that succeeded: its new process (strace, and tern under it, which
+// a signal to strace alone would leave running) stopped by PID.
+void stopStray(const test::ChildProcess& log) {
+  const pid_t next = test::upgrade::upgradedPid(log);
+  if (next <= 0) return;
+  std::ifstream children("/proc/" + std::to_string(next) + "/task/" + std::to_string(next) +
+                         "/children");
+  for (pid_t child = 0; children >> child;) ::kill(child, SIGKILL);
+  test::upgrade::AdoptedProcess(next).stop(SIGKILL);
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -276,33 +290,56 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "fast path on: an upgrade the new process rejects leaves the old one relaying by the kernel") {
+    "fast path on: an upgrade that fails, before or after the old process froze, leaves it "
+    "relaying by the kernel") {
   test::upgrade::becomeSubreaper();
+  test::upgrade::Workspace w;
   FastPathTopology lab;
-  const std::string config = test::temporaryFile("log-level = \"info\"\n");
-  auto tern = lab.startTern(true, {"--config", config});
+  const std::string config = w.path + "/tern.toml";
+  test::writeFile(config, "log-level = \"info\"\n");
+  auto tern = lab.startTern(true, {"--config", config}, w.binary);
   Call call(lab);
   const auto attached = programs(lab);
   REQUIRE(attached.size() == 2);
   call.talk(500ms);
-  const auto kernel = lab.settledRelayedPackets(*tern, "", "kernel");
   const auto user = lab.relayedPackets(*tern, "", "user");
 
-  call.talk(2000ms, [&] {
-    test::writeFile(config, "max-allocations = \"many\"\n");
-    ::kill(tern->process().pid(), SIGUSR2);
-  });
+  std::function<void()> upgrade;
+  bool after_freeze = false;
+  SUBCASE("a configuration the new process rejects") {
+    upgrade = [&] {
+      test::writeFile(config, "max-allocations = \"many\"\n");
+      ::kill(tern->process().pid(), SIGUSR2);
+    };
+  }
+  SUBCASE("a new process whose last hand-over message fails, after the freeze") {
+    // strace makes its eighth sendto fail, as if the channel broke there: HELLO's header
+    // and payload, PRECOPIED, then TAKEN, sent once the old workers froze (taking their
+    // channels out of the old maps) and it applied what they sent; before HELLO and before
+    // PRECOPIED, getifaddrs sends two netlink requests each. Should the count drift, the
+    // "taken over" check below fails (or the upgrade succeeds and the test fails).
+    w.installScript(
+        "exec /usr/bin/strace -f -qq -o /dev/null -e trace=sendto -e "
+        "inject=sendto:error=EPIPE:when=8 " +
+        test::ternBinary() + " \"$@\"");
+    upgrade = [&] { ::kill(tern->process().pid(), SIGUSR2); };
+    after_freeze = true;
+  }
+  call.talk(2000ms, upgrade);
   INFO(tern->process().output());
-  REQUIRE(tern->process().waitForLine("upgrade failed; this process serves on").has_value());
+  const bool failed =
+      tern->process().waitForLine("upgrade failed; this process serves on").has_value();
+  if (!failed) stopStray(tern->process());
+  REQUIRE(failed);
+  // The new process's own lines: it applied what the frozen workers sent.
+  CHECK((tern->process().output().find("taken over") != std::string::npos) == after_freeze);
   CHECK(tern->process().running());
   CHECK(programs(lab) == attached);
-  const auto sent = call.talk(1000ms);
-  CHECK(countsReach(lab, *tern, "kernel", kernel + 2 * sent) >= kernel + 2 * sent);
   // Afterwards, the kernel's alone.
-  const auto settled = lab.settledRelayedPackets(*tern, "", "kernel");
+  const auto kernel = lab.settledRelayedPackets(*tern, "", "kernel");
   const auto before = lab.relayedPackets(*tern, "", "user");
-  const auto more = call.talk(1000ms);
-  CHECK(countsReach(lab, *tern, "kernel", settled + 2 * more) == settled + 2 * more);
+  const auto sent = call.talk(1000ms);
+  CHECK(countsReach(lab, *tern, "kernel", kernel + 2 * sent) == kernel + 2 * sent);
   CHECK(lab.relayedPackets(*tern, "", "user") == before);
   CHECK(before >= user);
   CHECK(tern->process().stop(SIGTERM) == 0);
