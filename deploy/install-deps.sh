@@ -30,8 +30,9 @@ if [ "${1:-build}" = test ]; then
   # python3-yaml reads the Kubernetes manifests; openssl makes a throwaway certificate so
   # the example configurations load as tern would load them.
   # ethtool turns checksum offload off on the veth ends of bench/compare.py --topology veth.
+  # strace makes a new process's hand-over fail after the freeze (fast_path_upgrade_test.cpp).
   want+=(coturn clang python3-aioice chromium libnss3-tools prometheus iproute2 iptables
-         ethtool systemd yamllint python3-yaml openssl)
+         ethtool systemd yamllint python3-yaml openssl strace)
   command -v node >/dev/null 2>&1 || want+=(nodejs npm)
 fi
 

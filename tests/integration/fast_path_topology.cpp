@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <sstream>
@@ -125,7 +126,8 @@ FastPathTopology::FastPathTopology() : client("fp-client"), relay("fp-relay"), p
 }
 
 std::unique_ptr<TernServer> FastPathTopology::startTern(bool fast_path,
-                                                        std::vector<std::string> extra) const {
+                                                        std::vector<std::string> extra,
+                                                        std::string binary) const {
   const auto& v4 = labAddresses(Family::kIpv4);
   const auto& v6 = labAddresses(Family::kIpv6);
   const std::string port = std::to_string(kTurnPort);
@@ -146,7 +148,7 @@ std::unique_ptr<TernServer> FastPathTopology::startTern(bool fast_path,
                              "--fast-path-interface", kRelayPeerIf});
   }
   args.insert(args.end(), extra.begin(), extra.end());
-  return std::make_unique<TernServer>(args, &relay);
+  return std::make_unique<TernServer>(args, &relay, std::move(binary));
 }
 
 void FastPathTopology::setRelayClientMtu(int mtu) const {
@@ -203,6 +205,11 @@ std::uint64_t FastPathTopology::settledRelayedPackets(const TernServer& tern, co
 }
 
 std::size_t FastPathTopology::tcxIngressPrograms(const std::string& interface) const {
+  return tcxIngressProgramIds(interface).size();
+}
+
+std::vector<std::uint32_t> FastPathTopology::tcxIngressProgramIds(
+    const std::string& interface) const {
   NetworkNamespace::Inside inside(relay);
   const unsigned index = ::if_nametoindex(interface.c_str());
   if (index == 0) throw std::runtime_error("no interface " + interface + " in " + relay.name());
@@ -216,7 +223,7 @@ std::size_t FastPathTopology::tcxIngressPrograms(const std::string& interface) c
     throw std::runtime_error(std::string("BPF_PROG_QUERY (TCX ingress) failed: ") +
                              std::strerror(errno));
   }
-  return query.prog_cnt;
+  return {ids, ids + std::min<std::uint32_t>(query.prog_cnt, 16)};
 }
 
 LabSocket::LabSocket(const NetworkNamespace* ns, const std::string& ip, std::uint16_t port) {

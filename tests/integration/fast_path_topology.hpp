@@ -66,8 +66,9 @@ class FastPathTopology {
 
   // tern in the relay namespace with the lab's user, peers allowed on the peer side, metrics
   // on the relay's loopback; with `fast_path` `--fast-path on` attached to rc0 and rp0.
-  // `extra` is appended.
-  std::unique_ptr<TernServer> startTern(bool fast_path, std::vector<std::string> extra = {}) const;
+  // `extra` is appended; `binary` as TernServer's (an upgrade test's own copy).
+  std::unique_ptr<TernServer> startTern(bool fast_path, std::vector<std::string> extra = {},
+                                        std::string binary = {}) const;
 
   // The MTU of the relay's client-side interface (rc0).
   void setRelayClientMtu(int mtu) const;
@@ -88,6 +89,8 @@ class FastPathTopology {
 
   // Programs attached at TCX ingress of `interface` in the relay namespace (BPF_PROG_QUERY).
   std::size_t tcxIngressPrograms(const std::string& interface) const;
+  // Their ids, first to run first: a reload must keep the same one, an upgrade end with one.
+  std::vector<std::uint32_t> tcxIngressProgramIds(const std::string& interface) const;
 
   NetworkNamespace client, relay, peer;
 };
