@@ -60,7 +60,9 @@ if [ "$preset" = asan ]; then
   if [ "${TERN_TSAN:-1}" != 0 ]; then
     cmake --preset tsan -DTERN_BUILD_TESTS=ON >/dev/null
     cmake --build --preset tsan --target tern tern_integration_tests
-    ctest --preset tsan --timeout 300 -R '^integration:'
+    # The fast path's lab tests run tern with the same threads as their loopback variants, and
+    # what they add (the kernel's part) is not TSan's to see: they run under ASan only.
+    ctest --preset tsan --timeout 300 -R '^integration:' -E 'fast.path'
     check_reports
   fi
 fi
