@@ -154,13 +154,18 @@ def run(kind, scenario, workdir):
         else:
             command += ["--secret", SECRET]
         out = subprocess.run(command, capture_output=True, text=True, timeout=900)
-        sys.stderr.write(out.stderr)
-        lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
-        if not lines:
-            raise RuntimeError(f"no result from {kind} {scenario}: {out.stderr}")
-        return json.loads(lines[-1])
+        return load_result(out, kind, scenario)
     finally:
         server.stop()
+
+
+def load_result(out, kind, scenario):
+    """tern-load's JSON line from a finished run (its stderr passed on)."""
+    sys.stderr.write(out.stderr)
+    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"no result from {kind} {scenario}: {out.stderr}")
+    return json.loads(lines[-1])
 
 
 def metrics(scenario, r):

@@ -235,11 +235,7 @@ def run(topology, kind, scenario, workdir, duration, fast_path_known):
         # this timeout ends a generator that hangs anyway).
         # Exit status 1 (some allocations failed) still reports; "failed" is in the JSON.
         out = topology.run("load", command, check=False, capture_output=True, text=True, timeout=120 + duration)
-        sys.stderr.write(out.stderr)
-        lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
-        if not lines:
-            raise RuntimeError(f"no result from {kind} {scenario}: {out.stderr}")
-        return json.loads(lines[-1])
+        return compare.load_result(out, kind, scenario)
     finally:
         server.stop()
 
