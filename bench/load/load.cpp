@@ -146,6 +146,7 @@ struct Options {
   std::vector<std::string> client_ips{"127.0.0.1"};
   std::string peer_ip = "127.0.0.2";
   std::string peer_netns;  // open the peer sockets in this network namespace (ip netns name)
+  std::vector<std::string> own_kernel_threads;  // name prefixes of kernel threads doing our receive work
   unsigned peer_sockets = 16;
   double rate = 50;  // packets/s per allocation and direction; 0 = closed loop
   unsigned window = 32;
@@ -328,6 +329,7 @@ class LoadGenerator {
     double server_cpu = 0;
     double own_cpu = 0;
     double machine_cpu = 0;  // busy CPU seconds of the whole machine (/proc/stat)
+    double own_kthreads_cpu = 0;  // of the --own-kernel-threads
     std::uint64_t delivered[2] = {0, 0};
     std::uint64_t sent_total[2] = {0, 0};
     std::uint64_t received_total[2] = {0, 0};
@@ -762,7 +764,7 @@ class LoadGenerator {
     const double interval = o_.rate > 0 ? 1.0 / o_.rate : 0;
     std::uint64_t slots_done = 0;
     bool measuring = false;
-    double cpu_from = 0, machine_from = 0;
+    double cpu_from = 0, machine_from = 0, kthreads_from = 0;
     rusage own_from{};
     epoll_event events[256];
     while (true) {
@@ -771,6 +773,7 @@ class LoadGenerator {
         measuring = true;
         cpu_from = serverCpu();
         machine_from = bench::machineBusySeconds();
+        kthreads_from = bench::threadsCpuSeconds(o_.own_kernel_threads);
         ::getrusage(RUSAGE_SELF, &own_from);
       }
       if (now >= measure_to) {
@@ -817,6 +820,7 @@ class LoadGenerator {
     w.seconds = o_.duration;
     w.server_cpu = serverCpu() - cpu_from;
     w.machine_cpu = bench::machineBusySeconds() - machine_from;
+    w.own_kthreads_cpu = bench::threadsCpuSeconds(o_.own_kernel_threads) - kthreads_from;
     rusage own_to{};
     ::getrusage(RUSAGE_SELF, &own_to);
     const auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
@@ -874,7 +878,7 @@ class LoadGenerator {
         "{\"label\":\"%s\",\"transport\":\"%s\",\"raw\":%s,\"allocations\":%u,\"ready\":%zu,\"failed\":%zu,"
         "\"first_error\":%u,\"setup_seconds\":%.3f,\"allocations_per_second\":%.1f,\"setup_server_cpu\":%.3f,\"allocate_server_cpu\":%.3f,"
         "\"size\":%u,\"rate\":%.1f,\"seconds\":%.2f,\"pps_up\":%.1f,\"pps_down\":%.1f,"
-        "\"server_cpu\":%.3f,\"generator_cpu\":%.3f,\"machine_cpu\":%.3f,\"packets_per_server_cpu_second\":%.1f,"
+        "\"server_cpu\":%.3f,\"generator_cpu\":%.3f,\"machine_cpu\":%.3f,\"generator_kthreads_cpu\":%.3f,\"packets_per_server_cpu_second\":%.1f,"
         "\"sent_up\":%llu,\"sent_down\":%llu,\"received_up\":%llu,\"received_down\":%llu,"
         "\"loss_up\":%.6f,\"loss_down\":%.6f,"
         "\"latency_up_us\":{\"p50\":%llu,\"p99\":%llu,\"max\":%llu},"
@@ -884,7 +888,7 @@ class LoadGenerator {
         "\"refresh_error\":%u,\"max_gap_up_from_unix_ms\":%lld,\"max_gap_down_from_unix_ms\":%lld}\n",
         o_.label.c_str(), o_.transport.c_str(), o_.raw ? "true" : "false", o_.allocations, ready, failed, first_error,
         setup_seconds, allocate_rate_, setup_cpu, allocate_cpu_, o_.size, o_.rate, w.seconds, pps_up, pps_down, w.server_cpu,
-        w.own_cpu, w.machine_cpu, per_cpu, static_cast<unsigned long long>(w.sent_total[0]),
+        w.own_cpu, w.machine_cpu, w.own_kthreads_cpu, per_cpu, static_cast<unsigned long long>(w.sent_total[0]),
         static_cast<unsigned long long>(w.sent_total[1]), static_cast<unsigned long long>(w.received_total[0]),
         static_cast<unsigned long long>(w.received_total[1]), loss(0), loss(1),
         static_cast<unsigned long long>(w.latency[0].quantile(0.5)),
@@ -935,6 +939,9 @@ int main(int argc, char** argv) {
   app.add_option("--password", o.password, "Password for a static user");
   app.add_option("--client-ip", o.client_ips, "Local IPs for client sockets, used in turn (repeatable)");
   app.add_option("--peer-ip", o.peer_ip, "Local IP of the peer sockets")->capture_default_str();
+  app.add_option("--own-kernel-threads", o.own_kernel_threads,
+                 "Kernel threads (name prefix, repeatable) whose CPU time is the generator's own: its "
+                 "interfaces' threaded NAPI receive work, reported as generator_kthreads_cpu");
   app.add_option("--peer-netns", o.peer_netns,
                  "Open the peer sockets in this network namespace (a name under /run/netns; needs "
                  "CAP_SYS_ADMIN); the clients stay in the current one");

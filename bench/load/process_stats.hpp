@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace tern::bench {
 
@@ -48,6 +49,29 @@ inline double machineBusySeconds() {
   }
   const auto busy = user + nice + system + irq + softirq + steal;
   return static_cast<double>(busy) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// utime + stime of every task whose name starts with one of `prefixes`, in seconds: kernel
+// threads such as a veth's threaded NAPI ("napi/load0-"), whose receive work belongs to the
+// generator's side of a bench topology (bench/veth.py). 0 without prefixes.
+inline double threadsCpuSeconds(const std::vector<std::string>& prefixes) {
+  if (prefixes.empty()) return 0;
+  double total = 0;
+  std::error_code error;
+  for (std::filesystem::directory_iterator it("/proc", error), end; !error && it != end; it.increment(error)) {
+    const std::string name = it->path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(it->path() / "comm");
+    std::string comm;
+    if (!std::getline(in, comm)) continue;
+    for (const std::string& prefix : prefixes) {
+      if (comm.rfind(prefix, 0) != 0) continue;
+      const double seconds = cpuSeconds(static_cast<pid_t>(std::stol(name)));
+      if (seconds > 0) total += seconds;
+      break;
+    }
+  }
+  return total;
 }
 
 // VmRSS of `pid` in KiB; negative if it cannot be read.

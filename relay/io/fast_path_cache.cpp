@@ -159,6 +159,9 @@ void FastPathCache::write(Record& record, const std::vector<Entries>& wanted) no
   for (Entries e : wanted) {
     e.channel.slot = e.peer.slot = record.slot;
     if (bpf_map_update_elem(fast_path_->channelsFd(), &e.channel_key, &e.channel, BPF_ANY) != 0) {
+      // An entry kept from before must not stay behind with its older time: it goes too.
+      bpf_map_delete_elem(fast_path_->channelsFd(), &e.channel_key);
+      bpf_map_delete_elem(fast_path_->peersFd(), &e.peer_key);
       counters_.fastpath_full.add();
       if (!std::exchange(full_logged_, true)) {
         log::warn(
@@ -170,6 +173,7 @@ void FastPathCache::write(Record& record, const std::vector<Entries>& wanted) no
     }
     if (bpf_map_update_elem(fast_path_->peersFd(), &e.peer_key, &e.peer, BPF_ANY) != 0) {
       bpf_map_delete_elem(fast_path_->channelsFd(), &e.channel_key);
+      bpf_map_delete_elem(fast_path_->peersFd(), &e.peer_key);
       counters_.fastpath_full.add();
       continue;
     }
