@@ -389,7 +389,7 @@ TEST_CASE("--upgrade-timeout: 30 s per step by default, 1 to 3600 s (docs/upgrad
   CHECK(printableConfig(app).find("upgrade-timeout=45") != std::string::npos);
 }
 
-TEST_CASE("the fast path is off by default; auto, on, interfaces and capacity come from flags and checks") {
+TEST_CASE("the fast path is off by default, and auto, on, interfaces and capacity come from flags and checks") {
   auto defaults = validate(Config{}, 1);
   REQUIRE(defaults.has_value());
   CHECK(defaults->fast_path == FastPathMode::kOff);
