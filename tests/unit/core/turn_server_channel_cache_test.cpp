@@ -108,7 +108,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "channel cache: a bandwidth limit keeps allocations out; a reload that sets or lifts one tells "
+    "channel cache: a bandwidth limit keeps allocations out, and a reload that sets or lifts one tells "
     "the cache") {
   core::ServerOptions limited;
   limited.allocation_bandwidth = core::BandwidthLimit(400'000);
@@ -131,7 +131,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "channel cache: an upgrade's freeze empties it with the kernel's counts credited; a thaw fills "
+    "channel cache: an upgrade's freeze empties it with the kernel's counts credited, and a thaw fills "
     "it again") {
   TurnHarness h;
   RecordingCache cache;
