@@ -204,10 +204,12 @@ void addAllocationLimitOptions(CLI::App& app, Config& config) {
   // For tests only (RFC 8656 §9, §12 fix 300 and 600 seconds): an empty group hides them.
   app.add_option("--permission-lifetime", config.permission_lifetime, "Seconds a permission lasts (tests only)")
       ->type_name("SECONDS")
-      ->group("");
+      ->group("")
+      ->capture_default_str();
   app.add_option("--channel-lifetime", config.channel_lifetime, "Seconds a channel binding lasts (tests only)")
       ->type_name("SECONDS")
-      ->group("");
+      ->group("")
+      ->capture_default_str();
   app.add_option("--max-permissions-per-allocation", config.max_permissions_per_allocation,
                  "Permissions (peer IPs) per allocation")
       ->type_name("N")

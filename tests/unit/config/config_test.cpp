@@ -409,7 +409,7 @@ TEST_CASE("the fast path is off by default, and auto, on, interfaces and capacit
 TEST_CASE("the fast path refuses loopback, bad interface names and a capacity out of range") {
   Config c;
   c.fast_path = "on";
-  c.fast_path_interfaces = {"lo", "", "a-name-longer-than-15", "eth0"};
+  c.fast_path_interfaces = {"lo", "a/b", "a-name-longer-than-15", "eth0", ""};
   c.fast_path_capacity = "131073";
   auto s = validate(c, 1);
   REQUIRE_FALSE(s.has_value());
