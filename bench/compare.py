@@ -117,14 +117,19 @@ class Server:
             time.sleep(0.2)
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, signal.SIGTERM)
         self.log.close()
+
+
+def stop_process(process, signum):
+    """Sends `signum` to a server this script started and waits; kills it after 10 s."""
+    if process.poll() is None:
+        process.send_signal(signum)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def held_allocations(wanted):

@@ -195,15 +195,9 @@ class Server:
             raise
 
     def stop(self):
-        if self.process.poll() is None:
-            # tern drains on SIGTERM (calls an interrupted run left open would hold it up to
-            # --drain-timeout); SIGINT ends it at once. coturn ends on SIGTERM.
-            self.process.send_signal(signal.SIGINT if self.kind.startswith("tern") else signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        # tern drains on SIGTERM (calls an interrupted run left open would hold it up to
+        # --drain-timeout); SIGINT ends it at once. coturn ends on SIGTERM.
+        compare.stop_process(self.process, signal.SIGINT if self.kind.startswith("tern") else signal.SIGTERM)
         self.log.close()
 
 

@@ -107,14 +107,20 @@ std::vector<FastPathCache::Entries> FastPathCache::wanted(const core::Allocation
   return out;
 }
 
+std::vector<FastPathCache::Entries> FastPathCache::entriesFor(const core::Allocation& allocation,
+                                                              bool eligible,
+                                                              core::TimePoint now) const noexcept {
+  try {
+    if (eligible) return wanted(allocation, now);
+  } catch (const std::bad_alloc&) {
+    // out of memory: the allocation is relayed in user space
+  }
+  return {};
+}
+
 void FastPathCache::update(const core::Allocation& allocation, bool eligible,
                            core::TimePoint now) noexcept {
-  std::vector<Entries> entries;
-  try {
-    if (eligible) entries = wanted(allocation, now);
-  } catch (const std::bad_alloc&) {
-    entries.clear();  // out of memory: the allocation is relayed in user space
-  }
+  const std::vector<Entries> entries = entriesFor(allocation, eligible, now);
   auto it = records_.find(&allocation);
   if (it == records_.end()) {
     if (entries.empty()) return;
@@ -138,19 +144,15 @@ void FastPathCache::update(const core::Allocation& allocation, bool eligible,
 
 void FastPathCache::write(Record& record, const std::vector<Entries>& wanted) noexcept {
   // Entries that went first, so the program never holds two channels for one peer.
-  auto keep = [&](const tern_fp_channel_key& key) {
+  auto kept = [&](const auto& key, auto Entries::*member) {
     return std::any_of(wanted.begin(), wanted.end(),
-                       [&](const Entries& e) { return sameKey(&e.channel_key, &key, sizeof key); });
-  };
-  auto keepPeer = [&](const tern_fp_peer_key& key) {
-    return std::any_of(wanted.begin(), wanted.end(),
-                       [&](const Entries& e) { return sameKey(&e.peer_key, &key, sizeof key); });
+                       [&](const Entries& e) { return sameKey(&(e.*member), &key, sizeof key); });
   };
   for (const auto& key : record.channels) {
-    if (!keep(key)) bpf_map_delete_elem(fast_path_->channelsFd(), &key);
+    if (!kept(key, &Entries::channel_key)) bpf_map_delete_elem(fast_path_->channelsFd(), &key);
   }
   for (const auto& key : record.peers) {
-    if (!keepPeer(key)) bpf_map_delete_elem(fast_path_->peersFd(), &key);
+    if (!kept(key, &Entries::peer_key)) bpf_map_delete_elem(fast_path_->peersFd(), &key);
   }
   entries_ -= static_cast<std::int64_t>(record.channels.size());
   record.channels.clear();
@@ -253,15 +255,7 @@ void FastPathCache::onTick(core::TurnServer& server, core::TimePoint now) noexce
     if (fresh != core::AllocationUsage{}) server.creditUsage(*allocation, fresh);
     // A channel or permission that ran out: the program already passes its packets up; its
     // entries go now, so the maps hold live channels only.
-    if (now >= record.next_expiry) {
-      std::vector<Entries> entries;
-      try {
-        if (record.eligible) entries = wanted(*allocation, now);
-      } catch (const std::bad_alloc&) {
-        entries.clear();
-      }
-      write(record, entries);
-    }
+    if (now >= record.next_expiry) write(record, entriesFor(*allocation, record.eligible, now));
   }
   if (!reports_program_) return;
   const tern_fp_stats stats = fast_path_->stats();

@@ -62,6 +62,9 @@ class FastPathCache final : public core::ChannelCache {
   // The entries `allocation` should have now (none for a channel the program cannot relay
   // exactly as user space would: own-address peers, other families, wildcard addresses).
   std::vector<Entries> wanted(const core::Allocation& allocation, core::TimePoint now) const;
+  // wanted(), or none when not `eligible` or out of memory (user space relays it then).
+  std::vector<Entries> entriesFor(const core::Allocation& allocation, bool eligible,
+                                  core::TimePoint now) const noexcept;
   // Writes `wanted` for `record` and deletes what it no longer has.
   void write(Record& record, const std::vector<Entries>& wanted) noexcept;
   void deleteEntries(Record& record) noexcept;
