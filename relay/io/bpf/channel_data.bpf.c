@@ -292,7 +292,10 @@ static __always_inline int read_padding(struct __sk_buff *skb, __u32 offset, __u
   return 0;
 }
 
-static __always_inline int to_peer(struct __sk_buff *skb, struct packet *p, __be16 channel, __u16 length) {
+/* `channel_header`: the ChannelData header as it sits in the packet (number, length). */
+static __always_inline int to_peer(struct __sk_buff *skb, struct packet *p, const __be16 channel_header[2]) {
+  const __be16 channel = channel_header[0];
+  const __u16 length = bpf_ntohs(channel_header[1]);
   struct tern_fp_channel_key key = {};
   key.family = p->family;
   key.channel = channel;
@@ -319,7 +322,7 @@ static __always_inline int to_peer(struct __sk_buff *skb, struct packet *p, __be
   from.dest = p->udp.dest;
   from.len_pseudo = from.len_header = p->udp.len;
   __u32 l4 = ETH_LEN + p->l3_len;
-  if (bpf_skb_load_bytes(skb, l4 + UDP_LEN, &from.channel_header, 4)) return PASS;
+  __builtin_memcpy(&from.channel_header, channel_header, 4);
   if (read_padding(skb, l4 + UDP_LEN + CHANNEL_HEADER_LEN + length, length, padding, from.padding))
     return PASS;
   __builtin_memcpy(to.src, v->relay_ip, 16);
@@ -412,7 +415,7 @@ int tern_fast_path(struct __sk_buff *skb) {
     __u16 channel = bpf_ntohs(channel_header[0]);
     if ((channel & 0xc000) == 0x4000) {
       looks_like_channel_data = 1;
-      int verdict = to_peer(skb, &p, channel_header[0], bpf_ntohs(channel_header[1]));
+      int verdict = to_peer(skb, &p, channel_header);
       if (verdict != NO_ENTRY) return verdict;
     }
   }
