@@ -107,15 +107,17 @@ class Topology:
         # time, which the metric subtracts. GRO on the relay's two ends gives them NAPI, and
         # threaded NAPI polls them in kernel threads, as a NIC's interrupt would: the relay's
         # receive work lands in no user process. (veth queues to NAPI only packets from a
-        # device without TSO: "tx off" on load0 and peer0 has turned TSO off there.)
+        # device without TSO: "tx off" on load0 and peer0 has turned TSO off there, and
+        # "tso off" here does it for what the relay sends towards the generator.)
         for name in (RELAY_CLIENT_IF, RELAY_PEER_IF):
-            self.run("relay", ["ethtool", "-K", name, "gro", "on"], stdout=subprocess.DEVNULL)
+            self.run("relay", ["ethtool", "-K", name, "gro", "on", "tso", "off"], stdout=subprocess.DEVNULL)
             sh("ip", "netns", "exec", relay, "sh", "-c", f"echo 1 > /sys/class/net/{name}/threaded")
         # The same on the generator's two ends: what the relay sends is received there by
         # threads of their own (napi/load0-*, napi/peer0-*), which tern-load counts as its own
         # (--own-kernel-threads): on a real network that work is the clients' and peers'
-        # hosts', not the relay's, and without this it would land in the softirq time the
-        # metric charges to the relay.
+        # hosts', not the relay's. Without TSO off on the relay's ends it would not happen:
+        # the packets would go to load0's and peer0's backlog and be received inside the
+        # relay's own napi threads or system calls, charged to the relay.
         for side, name in (("load", LOAD_IF), ("peer", PEER_IF)):
             self.run(side, ["ethtool", "-K", name, "gro", "on"], stdout=subprocess.DEVNULL)
             sh("ip", "netns", "exec", self.names[side], "sh", "-c", f"echo 1 > /sys/class/net/{name}/threaded")
@@ -224,7 +226,29 @@ def what_it_said(path, offset):
     return " / ".join(l.strip() for l in text.splitlines() if l.strip())
 
 
+INTERFACES = {"load": [LOAD_IF], "relay": [RELAY_CLIENT_IF, RELAY_PEER_IF], "peer": [PEER_IF]}
+
+
+def drop_counts(topology):
+    """Where a packet can be lost on its way, as counters read in each namespace: a veth end's
+    transmit drops (the far end's NAPI ring, 256 packets, was full: its thread was not
+    scheduled in time) and UDP's receive-buffer drops (a socket's owner did not read in time)."""
+    counts = {"relay's veth rings": 0, "generator's veth rings": 0, "relay sockets": 0, "generator sockets": 0}
+    for side, names in INTERFACES.items():
+        links = json.loads(topology.run(side, ["ip", "-s", "-j", "link", "show"], capture_output=True, text=True).stdout)
+        # A drop on the generator's ends was a ring into the relay, and the other way round.
+        ring = "relay's veth rings" if side != "relay" else "generator's veth rings"
+        counts[ring] += sum(l["stats64"]["tx"]["dropped"] for l in links if l["ifname"] in names)
+        # /proc/net is the reading process's namespace: cat runs in `side`'s.
+        snmp = topology.run(side, ["cat", "/proc/net/snmp"], capture_output=True, text=True).stdout
+        udp = [line.split()[1:] for line in snmp.splitlines() if line.startswith("Udp:")]
+        errors = int(dict(zip(udp[0], udp[1]))["RcvbufErrors"])
+        counts["relay sockets" if side == "relay" else "generator sockets"] += errors
+    return counts
+
+
 def run(topology, kind, scenario, workdir, duration, fast_path_known):
+    drops_before = drop_counts(topology)
     server = Server(kind, topology, workdir, fast_path_known)
     try:
         command = [compare.LOAD, "--server", f"{RELAY_CLIENT_SIDE}:{PORT}", "--secret", compare.SECRET,
@@ -238,7 +262,10 @@ def run(topology, kind, scenario, workdir, duration, fast_path_known):
         # this timeout ends a generator that hangs anyway).
         # Exit status 1 (some allocations failed) still reports; "failed" is in the JSON.
         out = topology.run("load", command, check=False, capture_output=True, text=True, timeout=120 + duration)
-        return compare.load_result(out, kind, scenario)
+        result = compare.load_result(out, kind, scenario)
+        # Over the whole run (set-up, warm-up and drain included), next to the window's loss.
+        result["drops"] = {k: v - drops_before[k] for k, v in drop_counts(topology).items()}
+        return result
     finally:
         server.stop()
 
@@ -252,6 +279,8 @@ def metrics(scenario, r):
     m = {"packets per machine CPU-s": relayed / cpu if cpu > 0 else 0,
          "machine CPU-s less generator": cpu, "server process CPU-s": r["server_cpu"]}
     m["loss %"] = 100 * max(r["loss_up"], r["loss_down"])
+    for where, count in r["drops"].items():
+        m[f"dropped in {where}"] = count
     if scenario == "max160":
         m.update({"up pps": r["pps_up"], "down pps": r["pps_down"]})
     else:
