@@ -136,6 +136,9 @@ CommandResult runCommand(std::vector<std::string> argv, std::chrono::millisecond
   return r;
 }
 
-std::string ternBinary() { return TERN_BINARY; }
+std::string ternBinary() {
+  const char* chosen = std::getenv("TERN_TEST_BINARY");
+  return chosen != nullptr && *chosen != '\0' ? chosen : TERN_BINARY;
+}
 
 }  // namespace tern::test

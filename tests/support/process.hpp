@@ -47,7 +47,9 @@ struct CommandResult {
 // Runs a command to completion (killing it after `timeout`) and captures its output.
 CommandResult runCommand(std::vector<std::string> argv, std::chrono::milliseconds timeout = 20s);
 
-// Where the tern executable under test lives (set by CMake).
+// Where the tern executable under test lives: $TERN_TEST_BINARY when set (CI's ThreadSanitizer
+// stage runs these tests against its tern without building them a second time), otherwise
+// this build tree's, set by CMake.
 std::string ternBinary();
 
 }  // namespace tern::test
