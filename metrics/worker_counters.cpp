@@ -102,6 +102,8 @@ std::string_view labelOf(AllocationEnd e) noexcept {
     case AllocationEnd::kDeleted: return "deleted";
     case AllocationEnd::kConnectionClosed: return "connection_closed";
     case AllocationEnd::kShutdown: return "shutdown";
+    case AllocationEnd::kEndedByAdmin: return "ended_by_admin";
+    case AllocationEnd::kRevoked: return "revoked";
     case AllocationEnd::kCount: break;
   }
   return "unknown";

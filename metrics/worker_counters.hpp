@@ -116,7 +116,9 @@ enum class AuthResult : std::uint8_t {
   kExpiredUser, kBadIntegrity, kBadPasswordAlgorithm, kBadToken, kExpiredToken, kCount
 };
 // kConnectionClosed: the TCP or TLS connection that carried the allocation closed.
-enum class AllocationEnd : std::uint8_t { kExpired, kDeleted, kConnectionClosed, kShutdown, kCount };
+// kEndedByAdmin: an operator's call (the admin API, `tern admin end`); kRevoked: the user's
+// credentials were revoked (`tern admin revoke`).
+enum class AllocationEnd : std::uint8_t { kExpired, kDeleted, kConnectionClosed, kShutdown, kEndedByAdmin, kRevoked, kCount };
 // The methods tern answers, and the response codes it sends (200 = success).
 enum class RequestMethod : std::uint8_t {
   kBinding, kAllocate, kRefresh, kCreatePermission, kChannelBind, kConnect, kConnectionBind,

@@ -20,6 +20,7 @@ namespace tern::core {
 
 class PeerPolicy;
 class AllocationQuota;
+class Revocations;
 
 // --external-ip PUBLIC[=PRIVATE]: a node behind 1:1 NAT advertises PUBLIC for relay sockets
 // bound to PRIVATE (or to any relay IP of PUBLIC's family when PRIVATE is not given).
@@ -93,6 +94,8 @@ struct ServerServices {
   // RFC 8016 tickets, sealed with a per-process key so every worker opens every worker's
   // tickets. Without it, mobility is off.
   std::shared_ptr<const auth::MobilityTicketCodec> tickets;
+  // Operators' revocations; none without it.
+  std::shared_ptr<const Revocations> revocations;
 };
 
 // Whose allocations a quota counts: for a TURN REST username `<expiry>:<user>` the user, so

@@ -193,4 +193,14 @@ class AllocationQuota {
   virtual void release(std::string_view username) noexcept = 0;
 };
 
+// Users an operator revoked (`tern admin revoke`, the admin API), shared by all workers: their
+// Allocates get 403 until the revocation ends. Implemented with shared state in relay/io; the
+// core asks on Allocate only, never per packet.
+class Revocations {
+ public:
+  virtual ~Revocations() = default;
+  // Whether `username`, or for a TURN REST username its user part (quotaKey), is revoked now.
+  virtual bool revoked(std::string_view username) const noexcept = 0;
+};
+
 }  // namespace tern::core

@@ -13,6 +13,7 @@
 #include "auth/authenticator.hpp"
 #include "metrics/worker_counters.hpp"
 #include "relay/core/allocation_snapshot.hpp"
+#include "relay/core/allocation_match.hpp"
 #include "relay/core/allocation_table.hpp"
 #include "relay/core/five_tuple.hpp"
 #include "relay/core/response_writer.hpp"
@@ -175,6 +176,10 @@ class TurnServer {
   void uncacheAll() noexcept;
   // What the cache relayed for `allocation` since it last said, for its usage record.
   void creditUsage(const Allocation& allocation, const AllocationUsage& relayed) noexcept;
+
+  // Ends every allocation `match` names (an operator's call, a revocation), each counted and
+  // reported with `why`; returns how many. A match with no criterion names none.
+  std::size_t endAllocations(const AllocationMatch& match, metrics::AllocationEnd why, TimePoint now);
 
   std::size_t allocationCount() const noexcept { return allocations_.size(); }
   std::size_t connectionCount() const noexcept { return connections_.size(); }

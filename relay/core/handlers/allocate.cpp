@@ -198,6 +198,11 @@ void allocate(ServerContext& server, const RequestContext& ctx, ResponseWriter& 
     return;
   }
   const auto refuse = [&response](const AllocateError& e) { response.error(e.code, e.reason); };
+  // RFC 8656 §7.2 leaves the server's policy to the server; 403 is its "administrative
+  // restrictions" answer, and the credential itself is still valid, so not 401.
+  if (server.services.revocations && server.services.revocations->revoked(ctx.username)) {
+    return refuse({ec::kForbidden, "Forbidden: this user's credentials were revoked"});
+  }
   const auto params = parseAllocate(ctx.request, ctx.tuple.transport);
   if (!params) return refuse(params.error());
   if (params->mobility && !admitMobility(server, ctx, response)) return;
