@@ -18,6 +18,8 @@ namespace {
 std::atomic<LogLevel> g_level{LogLevel::kInfo};
 std::atomic<LogFormat> g_format{LogFormat::kPlain};
 
+}  // namespace
+
 void appendJsonString(std::string& out, std::string_view s) {
   out += '"';
   for (char c : s) {
@@ -39,6 +41,8 @@ void appendJsonString(std::string& out, std::string_view s) {
   }
   out += '"';
 }
+
+namespace {
 
 // Plain values with spaces, quotes or '=' are quoted so lines stay machine-splittable.
 void appendPlainValue(std::string& out, std::string_view s) {

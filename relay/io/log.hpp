@@ -36,6 +36,8 @@ bool enabled(LogLevel level) noexcept;
 // kOutOfMemoryLinesPerSecond), from any thread. Falls back to stderr if a line cannot be built.
 void reportFailure(checks::Failure failure, const char* site, const char* what) noexcept;
 void write(LogLevel level, std::string_view event, std::initializer_list<Field> fields = {});
+// Appends `s` as a JSON string, quoted and escaped (the JSON log format, the admin API).
+void appendJsonString(std::string& out, std::string_view s);
 
 inline void debug(std::string_view e, std::initializer_list<Field> f = {}) {
   if (enabled(LogLevel::kDebug)) write(LogLevel::kDebug, e, f);

@@ -93,6 +93,9 @@ class Worker::Loop {
   void recacheFastPath() noexcept { server_.recacheAll(loop_.now()); }
 
   WorkerInventory inventory() const;
+  std::size_t endAllocations(const core::AllocationMatch& match, metrics::AllocationEnd why) {
+    return server_.endAllocations(match, why, loop_.now());
+  }
 
  private:
   void onTick() noexcept {
@@ -174,7 +177,9 @@ WorkerInventory Worker::Loop::inventory() const {
          std::chrono::duration_cast<std::chrono::milliseconds>(remaining),
          a.activePermissions(now),
          a.activeChannels(now),
-         a.connections()});
+         a.connections(),
+         std::chrono::duration_cast<std::chrono::seconds>(now - a.created()),
+         a.usage()});
   });
   return inventory;
 }
@@ -391,6 +396,10 @@ void Worker::endUpgrade() {
 
 std::future<WorkerInventory> Worker::inventory() {
   return ask<WorkerInventory>([](Loop& loop) { return loop.inventory(); });
+}
+
+std::future<std::size_t> Worker::endAllocations(core::AllocationMatch match, metrics::AllocationEnd why) {
+  return ask<std::size_t>([match = std::move(match), why](Loop& loop) { return loop.endAllocations(match, why); });
 }
 
 template <class T, class F>

@@ -12,6 +12,7 @@
 
 #include "metrics/worker_counters.hpp"
 #include "relay/config/config.hpp"
+#include "relay/core/allocation_match.hpp"
 #include "relay/io/worker_inventory.hpp"
 #include "relay/io/upgrade_bundle.hpp"
 #include "relay/io/worker_setup.hpp"
@@ -67,6 +68,9 @@ class Worker {
   // Everything the worker owns now (see worker_inventory.hpp), listed on its thread. Thread-
   // safe; the future holds an exception if the worker is not running.
   std::future<WorkerInventory> inventory();
+  // Ends this worker's allocations that `match` names (an operator's call, a revocation),
+  // reported with `why`; the future holds how many. Thread-safe, like inventory().
+  std::future<std::size_t> endAllocations(core::AllocationMatch match, metrics::AllocationEnd why);
 
   // An upgrade (docs/upgrade.md, worker_upgrade.hpp), all thread-safe. The pre-copy, while
   // the worker serves on: its listeners, then its UDP allocations a slice at a time (each

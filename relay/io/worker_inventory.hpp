@@ -47,6 +47,9 @@ struct WorkerInventory {
     std::size_t permissions;
     std::size_t channels;
     std::vector<core::ConnectionId> connections;
+    std::chrono::seconds age{0};
+    // As of the last tick with the kernel fast path (it credits its counts once a second).
+    core::AllocationUsage usage;
   };
 
   unsigned worker = 0;
