@@ -31,6 +31,7 @@ constexpr unsigned kConnectionsPerAddress = 32;
 
 constexpr const char* kText = "text/plain; charset=utf-8";
 constexpr const char* kMetricsText = "text/plain; version=0.0.4; charset=utf-8";
+constexpr const char* kJson = "application/json";
 
 auth::Sha256Digest digestOf(std::string_view text) {
   return auth::sha256(
@@ -117,7 +118,18 @@ class HttpEndpoint::Access {
     if (std::string_view(url) == "/upgrade" && std::string_view(method) == "POST") {
       return upgrade(*self, connection, client, authorization, state);
     }
-    return queueAnswer(connection, self->route(method, url, client, authorization));
+    HttpHooks::AdminCall call;
+    if (std::string_view(url).starts_with("/admin/")) {
+      MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, &collectArgument, &call.args);
+    }
+    return queueAnswer(connection, self->route(method, url, client, authorization, &call));
+  }
+
+  // The query's arguments, decoded by MHD; a repeated one keeps its first value.
+  static MHD_Result collectArgument(void* cls, MHD_ValueKind /*kind*/, const char* key, const char* value) {
+    auto* args = static_cast<std::map<std::string, std::string, std::less<>>*>(cls);
+    args->try_emplace(key, value != nullptr ? value : "");
+    return MHD_YES;
   }
 
   static MHD_Result queueAnswer(MHD_Connection* connection, const Answer& answer) {
@@ -191,7 +203,8 @@ void HttpEndpoint::answerPending(const std::shared_ptr<PendingAnswer>& pending, 
 }
 
 HttpEndpoint::Answer HttpEndpoint::route(std::string_view method, std::string_view path,
-                                         std::string_view client, const char* authorization) {
+                                         std::string_view client, const char* authorization,
+                                         HttpHooks::AdminCall* admin_call) {
   const bool get = method == "GET" || method == "HEAD";
   // A probe's answer: 200 with `fine` when there is no problem, else 503 naming it.
   auto probe = [](const std::string& problem, const char* fine) {
@@ -202,6 +215,14 @@ HttpEndpoint::Answer HttpEndpoint::route(std::string_view method, std::string_vi
     return drain(client, authorization);
   }
   if (path == "/upgrade") return {405, "use POST\n"};  // POST is Access::upgrade
+  if (path.starts_with("/admin/")) {
+    if (auto refused = refuseAdmin(client, authorization)) return *refused;
+    if (!hooks_.admin) return {404, "not found\n"};
+    admin_call->method = method;
+    admin_call->path = path;
+    auto answer = hooks_.admin(*admin_call);
+    return {answer.status, std::move(answer.json), kJson};
+  }
   if (path != "/metrics" && path != "/healthz" && path != "/readyz") return {404, "not found\n"};
   if (!get) return {405, "use GET\n"};
   if (path == "/metrics") return {200, scrape(), kMetricsText};

@@ -1,5 +1,5 @@
 // The operator's HTTP port (--metrics-listen): /metrics for Prometheus, /healthz and /readyz
-// for probes, POST /drain for `tern drain`. GNU libmicrohttpd runs it on one event-driven
+// for probes, POST /drain for `tern drain`, the admin API under /admin/ for `tern admin`. GNU libmicrohttpd runs it on one event-driven
 // (epoll) thread of its own, off every packet path, so slow or idle clients hold a descriptor
 // each but never a thread; handlers only read atomics, sum counters and post to the main loop.
 #pragma once
@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -34,6 +35,18 @@ struct HttpHooks {
   // text are the answer). False when the relay is stopping (`reply` is then never called).
   using UpgradeReply = std::function<void(unsigned status, std::string body)>;
   std::function<bool(UpgradeReply reply)> upgrade;
+  // An authorised call of the admin API (docs/admin-api.md): a method, a path under /admin/
+  // and the query's arguments. Called on the HTTP thread; answers a status and a JSON body.
+  struct AdminCall {
+    std::string method;
+    std::string path;
+    std::map<std::string, std::string, std::less<>> args;
+  };
+  struct AdminAnswer {
+    unsigned status = 200;
+    std::string json;
+  };
+  std::function<AdminAnswer(const AdminCall& call)> admin;
   // A refused admin call, for the log: the client's address and the refusal's reason (a
   // tern_admin_requests_total result). Called on the HTTP thread, at most once a second
   // (`suppressed` says how many refusals went unlogged since the last call).
@@ -74,7 +87,7 @@ class HttpEndpoint {
   class Access;  // libmicrohttpd's callbacks, with access to the members below
   struct Answer;
   Answer route(std::string_view method, std::string_view path, std::string_view client,
-               const char* authorization);
+               const char* authorization, HttpHooks::AdminCall* admin_call);
   Answer drain(std::string_view client, const char* authorization);
   // Why an admin call is refused; nothing when it may go ahead (counted either way).
   std::optional<Answer> refuseAdmin(std::string_view client, const char* authorization);

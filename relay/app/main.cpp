@@ -1,4 +1,4 @@
-// tern's command line (CLI11): `tern serve`, `tern probe`, `tern token`, `tern drain`,
+// tern's command line (CLI11): `tern serve`, `tern probe`, `tern token`, `tern drain`, `tern admin`,
 // `--version`, `--help`.
 // Each subcommand is parsed by its own top-level CLI::App: CLI11 2.1 reads a --config file
 // only for a top-level app, and `tern serve --config FILE` must take the flags' own names.
@@ -35,6 +35,9 @@ constexpr const char* kDrainSummary =
 constexpr const char* kUpgradeSummary =
     "Upgrade a running relay in place through its --metrics-listen port: the binary now on disk takes over "
     "every socket and allocation, and no call drops (same as SIGUSR2)";
+constexpr const char* kAdminSummary =
+    "Call a running relay's admin API through its --metrics-listen port: list or end allocations, revoke a user "
+    "(docs/admin-api.md)";
 constexpr const char* kTokenSummary =
     "Mint a time-limited TURN REST credential and print it with a WebRTC iceServers entry, or "
     "with --oauth an RFC 7635 access token";
@@ -248,6 +251,60 @@ int drainMain(int argc, char** argv) {
   return 1;
 }
 
+// `tern admin`: one admin API call, its JSON answer on stdout (docs/admin-api.md).
+int adminMain(int argc, char** argv) {
+  CLI::App app{kAdminSummary, "tern admin"};
+  AdminTarget target;
+  addAdminOptions(app, target, "admin API");
+  std::string user, client, relayed, revoked;
+  std::int64_t seconds = 0;
+  auto criteria = [&](CLI::App* command) {
+    command->add_option("--user", user, "A username, or a TURN REST username's user part");
+    command->add_option("--client", client, "The client's IP or IP:PORT")->type_name("ADDR");
+    command->add_option("--relayed", relayed, "A relayed IP or IP:PORT")->type_name("ADDR");
+  };
+  criteria(app.add_subcommand("list", "List allocations (all, or those the options name)"));
+  criteria(app.add_subcommand("end", "End the allocations the options name (at least one)"));
+  auto* revoke = app.add_subcommand("revoke", "End a user's allocations and refuse new ones for a while");
+  revoke->add_option("USER", revoked, "A username, or a TURN REST username's user part")->required();
+  revoke->add_option("--for", seconds, "Seconds the revocation lasts (default: a day)")->check(CLI::PositiveNumber);
+  app.add_subcommand("lift", "End a revocation early")
+      ->add_option("USER", revoked, "The revoked user")
+      ->required();
+  app.add_subcommand("revocations", "List the revocations in force");
+  app.require_subcommand(1, 1);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  const auto call = resolveAdmin("tern admin", target);
+  if (!call) return 2;
+  const std::string command = app.get_subcommands().front()->get_name();
+  std::string path = "/admin/allocations", method = command == "list" || command == "revocations" ? "GET" : "POST";
+  if (command == "end") path = "/admin/allocations/end";
+  if (command == "revoke") path = "/admin/revoke";
+  if (command == "lift") path = "/admin/revocations/lift";
+  if (command == "revocations") path = "/admin/revocations";
+  std::string query;
+  auto arg = [&](const char* name, const std::string& value) {
+    if (!value.empty()) query += (query.empty() ? "?" : "&") + std::string(name) + "=" + tern::app::urlEncode(value);
+  };
+  arg("user", command == "revoke" || command == "lift" ? revoked : user);
+  arg("client", client);
+  arg("relayed", relayed);
+  if (seconds > 0) arg("for", std::to_string(seconds));
+  const auto answer = tern::app::httpRequest(call->address, method, path + query, std::chrono::seconds(10),
+                                             {{"Authorization", "Bearer " + call->token}});
+  if (!answer.ok() || answer.status != 200) {
+    std::cerr << "tern admin: " << (answer.ok() ? "HTTP " + std::to_string(answer.status) + ": " + answer.body : answer.error);
+    if (!answer.ok()) std::cerr << "\n";
+    return 1;
+  }
+  std::cout << answer.body;
+  return 0;
+}
+
 int upgradeMain(int argc, char** argv) {
   CLI::App app{kUpgradeSummary, "tern upgrade"};
   AdminTarget target;
@@ -369,6 +426,7 @@ int main(int argc, char** argv) {
   if (argc > 1 && std::string_view(argv[1]) == "token") return tokenMain(argc - 1, argv + 1);
   if (argc > 1 && std::string_view(argv[1]) == "drain") return drainMain(argc - 1, argv + 1);
   if (argc > 1 && std::string_view(argv[1]) == "upgrade") return upgradeMain(argc - 1, argv + 1);
+  if (argc > 1 && std::string_view(argv[1]) == "admin") return adminMain(argc - 1, argv + 1);
 
   CLI::App app{"tern " TERN_VERSION ": a TURN/STUN media relay (RFC 8489, RFC 8656)", "tern"};
   app.set_version_flag("--version", "tern " TERN_VERSION);
@@ -377,6 +435,7 @@ int main(int argc, char** argv) {
   app.add_subcommand("token", kTokenSummary);
   app.add_subcommand("drain", kDrainSummary);
   app.add_subcommand("upgrade", kUpgradeSummary);
+  app.add_subcommand("admin", kAdminSummary);
   app.require_subcommand(1);
   app.footer("Run 'tern SUBCOMMAND --help' for the options of each subcommand.");
   try {

@@ -56,6 +56,7 @@ Reloadable buildReloadable(const config::Settings& settings, const NodeIdentity&
   if (settings.metrics_listen) policy.listener_ports.push_back(settings.metrics_listen->port);
   r.services.peer_policy = std::make_shared<const core::PeerPolicy>(std::move(policy));
   r.services.quota = node.quota;
+  r.services.revocations = node.revocations;
 
   r.options.software = settings.software;
   r.options.max_lifetime = std::chrono::seconds(settings.max_lifetime);

@@ -12,6 +12,7 @@
 #include "relay/config/config.hpp"
 #include "relay/core/live_relay_ports.hpp"
 #include "relay/core/server_options.hpp"
+#include "relay/io/revocations.hpp"
 #include "relay/io/shared_quota.hpp"
 #include "relay/io/tls.hpp"
 
@@ -30,6 +31,7 @@ struct NodeIdentity {
   const std::vector<wire::IpAddress>& relay_ips;  // fixed at start-up
   const std::array<std::uint8_t, 32>& nonce_key;  // nonces handed out stay valid across reloads
   std::shared_ptr<io::SharedQuota> quota;         // keeps its counts; a reload sets new limits
+  std::shared_ptr<io::RevocationList> revocations;  // operators' revocations, kept across reloads
   // The ports tern listens on once bound (port 0 resolved), which the peer policy keeps out
   // of reach; the metrics port is added from the settings.
   const std::vector<std::uint16_t>& listener_ports;

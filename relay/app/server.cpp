@@ -26,6 +26,7 @@
 #include "relay/io/event_loop.hpp"
 #include "relay/io/log.hpp"
 #include "relay/io/port_pool.hpp"
+#include "relay/app/admin_api.hpp"
 #include "relay/io/shared_quota.hpp"
 #include "relay/io/socket_util.hpp"
 #include "relay/io/worker.hpp"
@@ -319,7 +320,7 @@ class Server {
   }
 
   NodeIdentity nodeIdentity() const {
-    return {relay_ips_, nonce_key_, quota_, listener_ports_, live_relays_};
+    return {relay_ips_, nonce_key_, quota_, revocations_, listener_ports_, live_relays_};
   }
 
   void startHttp(const wire::SocketAddress& address, int listen_fd = -1) {
@@ -340,6 +341,7 @@ class Server {
         if (refused) reply(409, *refused + "\n");
       });
     };
+    hooks.admin = [this](const metrics::HttpHooks::AdminCall& call) { return admin_api_.handle(call); };
     hooks.admin_refused = [](std::string_view client, std::string_view result,
                              std::uint64_t suppressed) {
       io::log::warn("admin call refused",
@@ -355,7 +357,7 @@ class Server {
           "drains");
     }
     const wire::SocketAddress bound{address.ip, static_cast<std::uint16_t>(http_->port())};
-    io::log::info("listening", {{"transport", "http"}, {"paths", "/metrics /healthz /readyz /drain /upgrade"},
+    io::log::info("listening", {{"transport", "http"}, {"paths", "/metrics /healthz /readyz /drain /upgrade /admin/"},
                                 {"address", bound.toString()}});
   }
 
@@ -552,6 +554,7 @@ class Server {
   std::vector<std::uint16_t> listener_ports_;  // resolved at start-up, for the peer policy
   std::array<std::uint8_t, 32> nonce_key_{};
   std::shared_ptr<io::SharedQuota> quota_;
+  std::shared_ptr<io::RevocationList> revocations_ = std::make_shared<io::RevocationList>();
   std::shared_ptr<io::ConnectionLimits> connection_limits_;
   io::DtlsLimits dtls_limits_;
   std::shared_ptr<io::ReservationRegistry> reservations_ = std::make_shared<io::ReservationRegistry>();
@@ -561,6 +564,7 @@ class Server {
   metrics::CounterCollector collector_;
   metrics::NodeCollector node_collector_;
   std::vector<std::unique_ptr<io::Worker>> workers_;
+  AdminApi admin_api_{workers_, revocations_};
   // After an upgrade: what the processes before this one counted, so counters continue.
   std::unique_ptr<metrics::WorkerCounters> carried_;
   std::optional<SignalWatcher> sigint_, sigterm_, sighup_, sigusr2_;
