@@ -3,11 +3,11 @@
 # default configuration /etc/tern/tern.conf (a conffile) and the shipped examples. CPack's
 # DEB generator, which comes with CMake, rather than debhelper: the package is made from the
 # same install rules as `cmake --install`, in any build tree, with no debian/ tree to keep
-# in step with CMakeLists.txt. deploy/debian/README.md says what each file is for.
+# in step with CMakeLists.txt.
 
 # The rest of an install besides the binary (relay/app/CMakeLists.txt installs it), relative
 # to the prefix: a package's is /usr, a source install's /usr/local (systemd and
-# systemd-sysusers read /usr/local/lib too).
+# systemd-sysusers read /usr/local/lib too). The default configuration: install_prefixed.cmake.
 install(FILES ${PROJECT_SOURCE_DIR}/deploy/systemd/tern.sysusers
         DESTINATION lib/sysusers.d RENAME tern.conf)
 install(FILES ${PROJECT_SOURCE_DIR}/deploy/systemd/public-node.conf

@@ -12,14 +12,9 @@ file(INSTALL "${TERN_STAGE_DIR}/tern.service"
 file(INSTALL "${TERN_STAGE_DIR}/tern-credentials.conf.example"
      DESTINATION "${CMAKE_INSTALL_PREFIX}/share/doc/tern/examples")
 
-# The default configuration: /etc for the /usr prefix (as GNUInstallDirs has it), else under
-# the prefix. Never over an operator's file: a package replaces it only through dpkg's
-# conffile handling.
-if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
-  set(_etc "/etc/tern")
-else()
-  set(_etc "${CMAKE_INSTALL_PREFIX}/etc/tern")
-endif()
-if(NOT EXISTS "$ENV{DESTDIR}${_etc}/tern.conf")
-  file(INSTALL "${TERN_SOURCE_DIR}/deploy/tern.conf" DESTINATION "${_etc}")
+# The default configuration, /etc/tern/tern.conf, with the /usr prefix (the package's) only:
+# a source install under /usr/local copies an example to /etc/tern (docs/operations.md §1).
+# Never over an operator's file: a package replaces it only through dpkg's conffile handling.
+if(CMAKE_INSTALL_PREFIX STREQUAL "/usr" AND NOT EXISTS "$ENV{DESTDIR}/etc/tern/tern.conf")
+  file(INSTALL "${TERN_SOURCE_DIR}/deploy/tern.conf" DESTINATION "/etc/tern")
 endif()
