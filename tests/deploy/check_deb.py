@@ -7,7 +7,8 @@
                     run on this host with DPKG_ROOT set, so they must honour it. Checks the
                     files and their modes, /etc/tern/tern.conf registered as a conffile, the
                     tern user made in the scratch root's /etc/passwd, /etc/tern root:tern
-                    0750, and that SCRATCH/usr/bin/tern --version prints the project version.
+                    0750, tern.service not enabled, and that SCRATCH/usr/bin/tern --version
+                    prints the project version.
   upgrade           the same package again: an operator's edit of the conffile stays.
   purge             dpkg --purge: the package's files and the conffile go, a secret the
                     operator put in /etc/tern stays, and dpkg knows the package no more.
@@ -129,6 +130,9 @@ def check_installed(s: Scratch, version: str, problems: list[str]) -> None:
     if etc.st_mode & 0o7777 != 0o750 or etc.st_uid != 0 or etc.st_gid != gid:
         problems.append(f"/etc/tern is {etc.st_uid}:{etc.st_gid} {etc.st_mode & 0o7777:o}, "
                         f"expected 0:{gid} 750")
+    # Enabled, tern would start at the next boot before the operator has put a secret in place.
+    if (s.root / "etc/systemd/system/multi-user.target.wants/tern.service").exists():
+        problems.append("the install enabled tern.service; it needs a secret first")
     tern = s.root / "usr/bin/tern"
     r = run([str(tern), "--version"]) if tern.is_file() else None
     if r is None or r.returncode != 0 or r.stdout.split() != ["tern", version]:
