@@ -11,8 +11,10 @@ set -euo pipefail
 
 # libbpf-dev, clang and bpftool build the kernel fast path's eBPF program and its skeleton
 # (issue 21); linux-libc-dev brings the kernel's uapi headers it is compiled against.
+# libhiredis-dev is the Redis client of the fleet state (--redis, issue 22): the maintained
+# C client, Debian's, with the asynchronous API tern drives from its event loop.
 want=(build-essential cmake ninja-build pkg-config libuv1-dev libssl-dev prometheus-cpp-dev
-      libmicrohttpd-dev libcli11-dev doctest-dev libbpf-dev clang bpftool linux-libc-dev)
+      libmicrohttpd-dev libcli11-dev doctest-dev libbpf-dev clang bpftool linux-libc-dev libhiredis-dev)
 if [ "${1:-build}" = test ]; then
   # coturn brings turnutils_stunclient/uclient/peer and python3-aioice a Python TURN client:
   # the third-party clients the tests drive;
@@ -31,8 +33,9 @@ if [ "${1:-build}" = test ]; then
   # the example configurations load as tern would load them.
   # ethtool turns checksum offload off on the veth ends of bench/compare.py --topology veth.
   # strace makes a new process's hand-over fail after the freeze (fast_path_upgrade_test.cpp).
+  # redis-server is the real Redis the fleet tests start on loopback (issue 22).
   want+=(coturn clang python3-aioice chromium libnss3-tools prometheus iproute2 iptables
-         ethtool systemd yamllint python3-yaml openssl strace)
+         ethtool systemd yamllint python3-yaml openssl strace redis-server)
   command -v node >/dev/null 2>&1 || want+=(nodejs npm)
 fi
 

@@ -74,6 +74,14 @@ std::vector<prometheus::MetricFamily> NodeCollector::Collect() const {
                        state_.ready.load() ? 1 : 0));
   out.push_back(single("tern_draining", "1 while the relay drains: no new allocations, calls finish.",
                        MetricType::Gauge, state_.draining.load() ? 1 : 0));
+  if (const int redis = state_.redis_connected.load(); redis >= 0) {
+    out.push_back(single("tern_redis_connected",
+                         "1 while the fleet state's Redis (--redis) is connected; 0 while limits and revocations "
+                         "are this node's alone.",
+                         MetricType::Gauge, redis));
+    out.push_back(single("tern_redis_failures_total", "Connections to Redis that failed or dropped.",
+                         MetricType::Counter, static_cast<double>(state_.redis_failures.load())));
+  }
   out.push_back(single("tern_build_info", "Always 1; the version is a label.", MetricType::Gauge, 1,
                        {{"version", version_}}));
   prometheus::MetricFamily reloads;

@@ -74,6 +74,14 @@ void addOperationsOptions(CLI::App& app, Config& config) {
                  "File whose first line (at least 16 characters) is the bearer token admin calls "
                  "(POST /drain, tern drain) must carry; reloaded on SIGHUP. Without it they get 403")
       ->type_name("FILE");
+  app.add_option("--redis", config.redis,
+                 "Fleet state in Redis (docs/fleet.md): revocations reach every node sharing it; without it "
+                 "each node's state is its own. A Redis outage falls back to this node's state and "
+                 "reconnects; restart-only")
+      ->type_name("redis://HOST[:PORT][/DB]");
+  app.add_option("--redis-password-file", config.redis_password_file,
+                 "File whose first line is the Redis AUTH password; restart-only")
+      ->type_name("FILE");
   app.add_option("--drain-timeout", config.drain_timeout,
                  "Seconds a drain (SIGTERM, tern drain) lets existing allocations run before tern exits "
                  "(a second SIGTERM exits at once)")

@@ -304,6 +304,25 @@ void validateAdminToken(const Config& config, Settings& s, std::vector<std::stri
   }
 }
 
+void validateRedis(const Config& config, Settings& s, std::vector<std::string>& problems) {
+  if (config.redis.empty()) {
+    if (!config.redis_password_file.empty()) problems.push_back("redis-password-file: needs --redis");
+    return;
+  }
+  s.redis = RedisAddress::parse(config.redis);
+  if (!s.redis) {
+    problems.push_back("redis: '" + config.redis + "' is not redis://HOST[:PORT][/DB] (no password in it)");
+    return;
+  }
+  if (config.redis_password_file.empty()) return;
+  try {
+    const auto lines = readSecretFile(config.redis_password_file);
+    s.redis->password = lines.front();
+  } catch (const std::runtime_error& e) {
+    problems.push_back(std::string("redis-password-file: ") + e.what());
+  }
+}
+
 void validateAbuseLimits(const Config& config, Settings& s, std::vector<std::string>& problems) {
   constexpr std::uint64_t kMaxBurst = 1'000'000;  // core::UnauthenticatedLimits::kMaxBurst
   s.unauthenticated_rate =
@@ -431,6 +450,7 @@ void validateOperations(const Config& config, Settings& s, std::vector<std::stri
   s.upgrade_timeout =
       number<unsigned>(problems, "upgrade-timeout", config.upgrade_timeout, 1, 3600);
   validateAdminToken(config, s, problems);
+  validateRedis(config, s, problems);
   validateHandOverSocket(config, s, problems);
   for (const auto& text : config.alternate_servers) {
     if (text.empty()) continue;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "auth/oauth_token.hpp"
+#include "relay/config/redis_address.hpp"
 #include "relay/wire/address.hpp"
 #include "relay/wire/expected.hpp"
 
@@ -49,6 +50,9 @@ struct Config {
   // A Unix socket path a process started beside this one (a new Kubernetes pod) takes over
   // through (docs/upgrade.md); empty: off.
   std::string hand_over_socket;
+  // Issue 22, fleet state: redis://HOST[:PORT][/DB]; empty: this node's state alone.
+  std::string redis;
+  std::string redis_password_file;  // first line: the AUTH password; never printed
 
   // TURN over TLS (RFC 8656 §3.1): TLS-only TCP listeners; with a certificate, plain --listen
   // TCP ports also accept TLS, told apart by the first byte.
@@ -152,6 +156,7 @@ struct Settings {
   std::string alternate_domain;
   std::optional<std::string> admin_token;  // unset: admin calls are refused
   std::string hand_over_socket;            // absolute path; empty: off
+  std::optional<RedisAddress> redis;       // with its password; unset: no fleet state
 
   std::vector<wire::SocketAddress> tls_listen;
   std::vector<wire::SocketAddress> dtls_listen;

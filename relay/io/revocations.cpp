@@ -13,11 +13,12 @@ std::int64_t RevocationList::systemUnixSeconds() noexcept {
       .count();
 }
 
-void RevocationList::revoke(const std::string& user, std::int64_t until_unix) {
+std::int64_t RevocationList::revoke(const std::string& user, std::int64_t until_unix) {
   std::lock_guard lock(mutex_);
   prune(unix_now_());
   auto [it, added] = until_.try_emplace(user, until_unix);
   if (!added && it->second < until_unix) it->second = until_unix;
+  return it->second;
 }
 
 bool RevocationList::lift(const std::string& user) {

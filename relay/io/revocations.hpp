@@ -24,8 +24,8 @@ class RevocationList final : public core::Revocations {
   explicit RevocationList(std::function<std::int64_t()> unix_now = systemUnixSeconds);
 
   // Revokes `user` (a username, or a TURN REST username's user part) until `until_unix`; a
-  // later end extends one in force, an earlier one never shortens it.
-  void revoke(const std::string& user, std::int64_t until_unix);
+  // later end extends one in force, an earlier one never shortens it. Returns the end in force.
+  std::int64_t revoke(const std::string& user, std::int64_t until_unix);
   // Ends a revocation early; false if there was none in force.
   bool lift(const std::string& user);
   // The revocations in force, by user.
