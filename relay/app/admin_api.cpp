@@ -161,18 +161,22 @@ Answer AdminApi::revoke(const Call& call) {
       return error(400, "for is a positive number of seconds: " + it->second);
     }
   }
-  const std::int64_t until = io::RevocationList::systemUnixSeconds() + seconds;
   // Refused first, ended after: an Allocate between the two cannot slip through.
-  revocations_->revoke(user->second, until);
+  const std::int64_t until = revocations_->revoke(user->second, io::RevocationList::systemUnixSeconds() + seconds);
+  // The fleet's nodes (--redis) end the user's calls as this one does; without Redis now, the
+  // revocation holds here alone, and the answer says so.
+  const char* fleet = !share_ ? "none" : share_(user->second, until) ? "shared" : "redis_down";
   core::AllocationMatch match;
   match.user = user->second;
   auto ended = endEverywhere(match, metrics::AllocationEnd::kRevoked);
   if (auto* failed = std::get_if<Answer>(&ended)) return *failed;
   const auto count = std::get<std::size_t>(ended);
-  io::log::warn("user revoked", {{"user", user->second}, {"until_unix", until}, {"allocations_ended", count}});
+  io::log::warn("user revoked",
+                {{"user", user->second}, {"until_unix", until}, {"allocations_ended", count}, {"fleet", fleet}});
   std::string json = "{\"user\":";
   io::log::appendJsonString(json, user->second);
-  return {200, json + ",\"until_unix\":" + std::to_string(until) + ",\"ended\":" + std::to_string(count) + "}\n"};
+  return {200, json + ",\"until_unix\":" + std::to_string(until) + ",\"ended\":" + std::to_string(count) +
+                   ",\"fleet\":\"" + fleet + "\"}\n"};
 }
 
 Answer AdminApi::lift(const Call& call) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <variant>
 #include <vector>
@@ -28,6 +29,11 @@ class AdminApi {
       : workers_(workers), revocations_(std::move(revocations)) {}
 
   metrics::HttpHooks::AdminAnswer handle(const metrics::HttpHooks::AdminCall& call);
+  // With --redis: passes a revocation made here on to the fleet (thread-safe: it posts to the
+  // main loop); true if it went, false if Redis is down now.
+  void shareRevocationsThrough(std::function<bool(const std::string& user, std::int64_t until_unix)> share) {
+    share_ = std::move(share);
+  }
 
  private:
   using Answer = metrics::HttpHooks::AdminAnswer;
@@ -42,6 +48,7 @@ class AdminApi {
 
   const std::vector<std::unique_ptr<io::Worker>>& workers_;
   std::shared_ptr<io::RevocationList> revocations_;
+  std::function<bool(const std::string&, std::int64_t)> share_;
 };
 
 }  // namespace tern::app

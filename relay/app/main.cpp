@@ -1,4 +1,4 @@
-// tern's command line (CLI11): `tern serve`, `tern probe`, `tern token`, `tern drain`, `tern admin`,
+// tern's command line (CLI11): `tern serve`, `tern probe`, `tern token`, `tern drain`, `tern admin`, `tern revoke`,
 // `--version`, `--help`.
 // Each subcommand is parsed by its own top-level CLI::App: CLI11 2.1 reads a --config file
 // only for a top-level app, and `tern serve --config FILE` must take the flags' own names.
@@ -17,6 +17,7 @@
 #include "relay/app/probe.hpp"
 #include "relay/app/server.hpp"
 #include "relay/app/token.hpp"
+#include "relay/app/revoke_command.hpp"
 #include "relay/config/cli_options.hpp"
 #include "relay/config/secret_file.hpp"
 #include "relay/io/log.hpp"
@@ -38,6 +39,8 @@ constexpr const char* kUpgradeSummary =
 constexpr const char* kAdminSummary =
     "Call a running relay's admin API through its --metrics-listen port: list or end allocations, revoke a user "
     "(docs/admin-api.md)";
+constexpr const char* kRevokeSummary =
+    "Revoke a user on every node of a fleet sharing --redis: its calls end and its Allocates get 403 (docs/fleet.md)";
 constexpr const char* kTokenSummary =
     "Mint a time-limited TURN REST credential and print it with a WebRTC iceServers entry, or "
     "with --oauth an RFC 7635 access token";
@@ -305,6 +308,26 @@ int adminMain(int argc, char** argv) {
   return 0;
 }
 
+int revokeMain(int argc, char** argv) {
+  CLI::App app{kRevokeSummary, "tern revoke"};
+  tern::app::RevokeOptions options;
+  app.add_option("--redis", options.redis, "The fleet's Redis, as the nodes' --redis")
+      ->type_name("redis://HOST[:PORT][/DB]")
+      ->required();
+  app.add_option("--redis-password-file", options.password_file, "File whose first line is the Redis AUTH password")
+      ->type_name("FILE");
+  app.add_option("--for", options.seconds, "Seconds the revocation lasts")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("USER", options.user, "A username, or a TURN REST username's user part")->required();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return tern::app::runRevoke(options);
+}
+
 int upgradeMain(int argc, char** argv) {
   CLI::App app{kUpgradeSummary, "tern upgrade"};
   AdminTarget target;
@@ -427,6 +450,7 @@ int main(int argc, char** argv) {
   if (argc > 1 && std::string_view(argv[1]) == "drain") return drainMain(argc - 1, argv + 1);
   if (argc > 1 && std::string_view(argv[1]) == "upgrade") return upgradeMain(argc - 1, argv + 1);
   if (argc > 1 && std::string_view(argv[1]) == "admin") return adminMain(argc - 1, argv + 1);
+  if (argc > 1 && std::string_view(argv[1]) == "revoke") return revokeMain(argc - 1, argv + 1);
 
   CLI::App app{"tern " TERN_VERSION ": a TURN/STUN media relay (RFC 8489, RFC 8656)", "tern"};
   app.set_version_flag("--version", "tern " TERN_VERSION);
@@ -436,6 +460,7 @@ int main(int argc, char** argv) {
   app.add_subcommand("drain", kDrainSummary);
   app.add_subcommand("upgrade", kUpgradeSummary);
   app.add_subcommand("admin", kAdminSummary);
+  app.add_subcommand("revoke", kRevokeSummary);
   app.require_subcommand(1);
   app.footer("Run 'tern SUBCOMMAND --help' for the options of each subcommand.");
   try {

@@ -100,6 +100,7 @@ std::vector<std::string> restartOnlyChanges(const config::Settings& running, con
         "fast-path");
   check(running.metrics_listen == next.metrics_listen, "metrics-listen");
   check(running.hand_over_socket == next.hand_over_socket, "hand-over-socket");
+  check(running.redis == next.redis, "redis");
   check(running.hasTls() == next.hasTls(), "cert (adding or removing TLS)");
   return changed;
 }
@@ -120,6 +121,7 @@ void keepRestartOnly(config::Settings& next, const config::Settings& running) {
   next.fast_path_capacity = running.fast_path_capacity;
   next.metrics_listen = running.metrics_listen;
   next.hand_over_socket = running.hand_over_socket;
+  next.redis = running.redis;
   if (next.hasTls() != running.hasTls()) {
     next.cert = running.cert;
     next.key = running.key;

@@ -2,11 +2,14 @@
 // from listeners.hpp, what a reload builds from reload.hpp.
 #include "relay/app/server.hpp"
 
+#include "relay/app/admin_api.hpp"
 #include "relay/app/fast_path_start.hpp"
+#include "relay/app/fleet_state.hpp"
 #include "relay/app/hand_over_socket.hpp"
 #include "relay/app/listeners.hpp"
 #include "relay/app/reload.hpp"
 #include "relay/app/service_notifier.hpp"
+#include "relay/app/signal_watcher.hpp"
 #include "relay/app/start_log.hpp"
 #include "relay/app/upgrader.hpp"
 
@@ -26,7 +29,6 @@
 #include "relay/io/event_loop.hpp"
 #include "relay/io/log.hpp"
 #include "relay/io/port_pool.hpp"
-#include "relay/app/admin_api.hpp"
 #include "relay/io/shared_quota.hpp"
 #include "relay/io/socket_util.hpp"
 #include "relay/io/worker.hpp"
@@ -50,19 +52,6 @@ std::string joined(const std::vector<std::string>& items, std::string_view separ
 double unixNow() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
-
-class SignalWatcher {
- public:
-  SignalWatcher(io::EventLoop& loop, int signum, void (*on_signal)(uv_signal_t*, int), void* owner) {
-    io::checkUv(uv_signal_init(loop.get(), handle_.get()), "uv_signal_init");
-    handle_.initialized(owner);
-    io::checkUv(uv_signal_start(handle_.get(), on_signal, signum), "uv_signal_start");
-  }
-  void close() noexcept { handle_.close(); }
-
- private:
-  io::UvHandle<uv_signal_t> handle_;
-};
 
 class Server {
  public:
@@ -128,6 +117,13 @@ class Server {
         std::make_shared<io::ConnectionLimits>(settings_.max_tcp_connections_per_ip, totalConnectionLimit(settings_));
     dtls_limits_.handshakes->setLimits(settings_.max_dtls_handshakes_per_ip, 0);
     dtls_limits_.sessions->setLimits(settings_.max_dtls_sessions_per_ip, totalDtlsSessionLimit(settings_));
+    fleet_ = startFleetState(settings_, loop_, revocations_, workers_, node_state_);  // issue 22; null without --redis
+    if (fleet_) {
+      admin_api_.shareRevocationsThrough([this](const std::string& user, std::int64_t until) {
+        main_mailbox_.post([this, user, until] { fleet_->shareRevocation(user, until); });
+        return node_state_.redis_connected.load() == 1;
+      });
+    }
   }
 
   // The new process of an upgrade: the old one's sockets and allocations instead of binding.
@@ -539,6 +535,7 @@ class Server {
     upgrader_.close();
     hand_over_socket_.close();
     if (drain_timer_) drain_timer_->close();
+    if (fleet_) fleet_->stop();  // its sockets and retry timer would keep the loop running
     main_mailbox_.close();
   }
 
@@ -565,6 +562,7 @@ class Server {
   metrics::NodeCollector node_collector_;
   std::vector<std::unique_ptr<io::Worker>> workers_;
   AdminApi admin_api_{workers_, revocations_};
+  std::unique_ptr<FleetState> fleet_;
   // After an upgrade: what the processes before this one counted, so counters continue.
   std::unique_ptr<metrics::WorkerCounters> carried_;
   std::optional<SignalWatcher> sigint_, sigterm_, sighup_, sigusr2_;
