@@ -31,8 +31,10 @@ if [ "${1:-build}" = test ]; then
   # the example configurations load as tern would load them.
   # ethtool turns checksum offload off on the veth ends of bench/compare.py --topology veth.
   # strace makes a new process's hand-over fail after the freeze (fast_path_upgrade_test.cpp).
+  # haproxy is the real load balancer in front of tern in the PROXY protocol tests
+  # (proxy_protocol_test.cpp); they run their own haproxy -db, never the package's service.
   want+=(coturn clang python3-aioice chromium libnss3-tools prometheus iproute2 iptables
-         ethtool systemd yamllint python3-yaml openssl strace)
+         ethtool systemd yamllint python3-yaml openssl strace haproxy)
   command -v node >/dev/null 2>&1 || want+=(nodejs npm)
 fi
 
@@ -56,7 +58,8 @@ $sudo apt-get update -qq
 # stops nothing.
 policy=/usr/sbin/policy-rc.d
 added_policy=0
-if [[ " ${missing[*]} " == *" coturn "* || " ${missing[*]} " == *" prometheus "* ]] &&
+if [[ " ${missing[*]} " == *" coturn "* || " ${missing[*]} " == *" prometheus "* ||
+      " ${missing[*]} " == *" haproxy "* ]] &&
    [ ! -e "$policy" ]; then
   printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
   $sudo chmod +x "$policy"
