@@ -274,3 +274,20 @@ TEST_CASE("A PROXY v1 header from a --proxy-protocol-from source sets the addres
   CHECK(mappedOver(fd.get(), request) == test::socketAddress("203.0.113.7", 4444));
   CHECK(server.process().stop(SIGTERM) == 0);
 }
+
+TEST_CASE("Through HAProxy, --max-tcp-connections-per-ip counts each client, not the proxy") {
+  auto args = ternArgs();
+  for (const char* a : {"--max-tcp-connections-per-ip", "1"}) args.push_back(a);
+  TernServer server(args);
+  Haproxy haproxy(server.tcp(), "send-proxy-v2");
+  auto first = test::connectedSocket(true, test::socketAddress(kClientHost, 0), haproxy.address());
+  CHECK(mappedOver(first.get()) == io::localAddress(first.get()));
+  // The same client again: over its limit, reset once its header names it.
+  auto second = test::connectedSocket(true, test::socketAddress(kClientHost, 0), haproxy.address());
+  CHECK_FALSE(mappedOver(second.get()));
+  // Another client through the same proxy is served: the proxy's address holds no place.
+  auto other = test::connectedSocket(true, test::socketAddress(kPeerHost, 0), haproxy.address());
+  CHECK(mappedOver(other.get()) == io::localAddress(other.get()));
+  CHECK(test::metricValue(server, "tern_tcp_connections_refused_total{limit=\"per_ip\"}") == 1);
+  CHECK(server.process().stop(SIGTERM) == 0);
+}
