@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "haproxy.hpp"
 #include "relay/client/binding.hpp"
 #include "relay/wire/builder.hpp"
 #include "support/process.hpp"
@@ -55,44 +56,6 @@ std::vector<std::string> ternArgs(const char* proxy_from = "127.0.0.1/32") {
           proxy_from};
 }
 
-// HAProxy in the foreground (-db) with its own configuration: one TCP frontend on 127.0.0.1
-// forwarding every connection to `backend` with `send_proxy` (send-proxy-v2 or send-proxy).
-class Haproxy {
- public:
-  Haproxy(const wire::SocketAddress& backend, const std::string& send_proxy)
-      : port_(test::freeTcpPort("127.0.0.1")) {
-    const std::string config =
-        "global\n  maxconn 200\n"
-        "defaults\n  mode tcp\n  timeout connect 5s\n"
-        "  timeout client 60s\n  timeout server 60s\n"
-        "frontend turn\n  bind 127.0.0.1:" +
-        std::to_string(port_) +
-        "\n"
-        "  default_backend tern\n"
-        "backend tern\n  server tern " +
-        backend.toString() + " " + send_proxy + "\n";
-    process_ = std::make_unique<test::ChildProcess>(
-        std::vector<std::string>{"/usr/sbin/haproxy", "-db", "-f", test::temporaryFile(config)});
-    // Ready when its frontend accepts.
-    for (int i = 0; i < 100; ++i) {
-      try {
-        test::connectedSocket(true, test::socketAddress("127.0.0.1", 0), address());
-        return;
-      } catch (const std::exception&) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
-    }
-    FAIL("haproxy did not start: " << process_->output());
-  }
-  ~Haproxy() { process_->stop(SIGTERM); }
-
-  wire::SocketAddress address() const { return test::socketAddress("127.0.0.1", port_); }
-
- private:
-  std::uint16_t port_;
-  std::unique_ptr<test::ChildProcess> process_;
-};
-
 // The mapped address tern answers a Binding over `fd` with; nothing if it does not answer.
 std::optional<wire::SocketAddress> mappedOver(
     int fd, std::vector<std::uint8_t> request = client::makeBindingRequest(true)) {
@@ -129,7 +92,7 @@ std::uint64_t rejected(const TernServer& server, const char* reason) {
 TEST_CASE(
     "A STUN Binding through HAProxy send-proxy-v2 maps the client's own address, not HAProxy's") {
   TernServer server(ternArgs());
-  Haproxy haproxy(server.tcp(), "send-proxy-v2");
+  test::Haproxy haproxy(server.tcp(), "send-proxy-v2");
   auto fd = test::connectedSocket(true, test::socketAddress(kClientHost, 0), haproxy.address());
   const wire::SocketAddress bound = io::localAddress(fd.get());
   CHECK(mappedOver(fd.get()) == bound);
@@ -139,7 +102,7 @@ TEST_CASE(
 
 TEST_CASE("A STUN Binding through HAProxy send-proxy (PROXY v1) maps the client's own address") {
   TernServer server(ternArgs());
-  Haproxy haproxy(server.tcp(), "send-proxy");
+  test::Haproxy haproxy(server.tcp(), "send-proxy");
   auto fd = test::connectedSocket(true, test::socketAddress(kClientHost, 0), haproxy.address());
   const wire::SocketAddress bound = io::localAddress(fd.get());
   CHECK(mappedOver(fd.get()) == bound);
@@ -150,7 +113,7 @@ TEST_CASE(
     "turnutils_uclient over TCP through HAProxy send-proxy-v2 relays with zero loss, logged as the "
     "client") {
   TernServer server(ternArgs());
-  Haproxy haproxy(server.tcp(), "send-proxy-v2");
+  test::Haproxy haproxy(server.tcp(), "send-proxy-v2");
   test::EchoPeer peer(kPeerHost);
   auto r = test::runUclient({"-t",
                              "-L",
@@ -192,7 +155,7 @@ TEST_CASE(
 
 TEST_CASE("turnutils_uclient over TLS passed through HAProxy send-proxy-v2 is seen as the client") {
   TernServer server(ternArgs());
-  Haproxy haproxy(server.tls(), "send-proxy-v2");
+  test::Haproxy haproxy(server.tls(), "send-proxy-v2");
   test::EchoPeer peer(kPeerHost);
   auto r = test::runUclient({"-t",       "-S",
                              "-L",       kClientHost,
@@ -279,7 +242,7 @@ TEST_CASE("Through HAProxy, --max-tcp-connections-per-ip counts each client, not
   auto args = ternArgs();
   for (const char* a : {"--max-tcp-connections-per-ip", "1"}) args.push_back(a);
   TernServer server(args);
-  Haproxy haproxy(server.tcp(), "send-proxy-v2");
+  test::Haproxy haproxy(server.tcp(), "send-proxy-v2");
   auto first = test::connectedSocket(true, test::socketAddress(kClientHost, 0), haproxy.address());
   CHECK(mappedOver(first.get()) == io::localAddress(first.get()));
   // The same client again: over its limit, reset once its header names it.
