@@ -227,15 +227,49 @@ TEST_CASE(
   CHECK(log.find("allocation created") == std::string::npos);
 }
 
-TEST_CASE("A PROXY v1 header from a --proxy-protocol-from source sets the address STUN reports") {
+TEST_CASE(
+    "PROXY v1 and v2 headers from a --proxy-protocol-from source set the address STUN reports, "
+    "LOCAL keeps it") {
   TernServer server(ternArgs("127.0.0.0/30"));
-  auto fd = test::connectedSocket(true, test::socketAddress("127.0.0.1", 0), server.tcp());
-  // The header and the request in one write, as a proxy that has them both sends them.
-  auto data = bytes("PROXY TCP4 203.0.113.7 127.0.0.1 4444 3478\r\n");
   const auto request = client::makeBindingRequest(true);
-  test::sendRaw(fd.get(), data);
-  CHECK(mappedOver(fd.get(), request) == test::socketAddress("203.0.113.7", 4444));
+  // The mapped address for a connection from 127.0.0.1 that starts with `header`, sent
+  // together with the request in one write (as a proxy that has both sends them) or a byte
+  // at a time.
+  auto mappedAfter = [&](std::vector<std::uint8_t> header, bool bytewise) {
+    auto fd = test::connectedSocket(true, test::socketAddress("127.0.0.1", 0), server.tcp());
+    const wire::SocketAddress own = io::localAddress(fd.get());
+    if (bytewise) {
+      for (std::uint8_t b : header) {
+        test::sendRaw(fd.get(), {b});
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    } else {
+      header.insert(header.end(), request.begin(), request.end());
+    }
+    auto mapped = bytewise ? mappedOver(fd.get(), request) : std::optional<wire::SocketAddress>{};
+    if (!bytewise) {
+      test::sendRaw(fd.get(), header);
+      auto response = test::readStreamMessage(fd.get(), std::chrono::milliseconds(1500));
+      REQUIRE(response.has_value());
+      auto view = wire::MessageView::parse(*response);
+      REQUIRE(view.has_value());
+      auto result = client::interpretBindingResponse(*view);
+      REQUIRE(std::holds_alternative<client::BindingSuccess>(result));
+      mapped = std::get<client::BindingSuccess>(result).mapped;
+    }
+    return std::make_pair(mapped, own);
+  };
+  CHECK(mappedAfter(bytes("PROXY TCP4 203.0.113.7 127.0.0.1 4444 3478\r\n"), false).first ==
+        test::socketAddress("203.0.113.7", 4444));
+  CHECK(mappedAfter(bytes("PROXY TCP6 2001:db8::7 ::1 4445 3478\r\n"), true).first ==
+        test::socketAddress("2001:db8::7", 4445));
+  // v2 LOCAL (a health check): the connection's own address stands.
+  const std::vector<std::uint8_t> local = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51,
+                                           0x55, 0x49, 0x54, 0x0A, 0x20, 0x00, 0x00, 0x00};
+  const auto [mapped, own] = mappedAfter(local, false);
+  CHECK(mapped == own);
   CHECK(server.process().stop(SIGTERM) == 0);
+  CHECK(server.process().output().find("2001:db8::7") != std::string::npos);
 }
 
 TEST_CASE("Through HAProxy, --max-tcp-connections-per-ip counts each client, not the proxy") {
