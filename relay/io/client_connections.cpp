@@ -34,7 +34,8 @@ void ClientConnections::onConnection(TcpListener& listener) noexcept {
     if (fromProxy(connection->tuple().client.ip)) {
       // The limits count the client the header names (onProxyHeader), not the proxy.
       connection->expectProxyHeader(loop_.now());
-      connections_[{connection->tuple().client, connection->tuple().server}] = std::move(connection);
+      connections_[{connection->tuple().client, connection->tuple().server}] =
+          std::move(connection);
       updateGauge();
       return;
     }
@@ -93,7 +94,8 @@ void ClientConnections::onClosed(StreamConnection& connection) noexcept {
   deferred_.add(std::move(it->second));
   connections_.erase(it);
   // A proxy's connection holds a place only once its header named the client.
-  if (!connection.awaitingProxyHeader()) setup_.connection_limits->release(connection.tuple().client.ip);
+  if (!connection.awaitingProxyHeader())
+    setup_.connection_limits->release(connection.tuple().client.ip);
   updateGauge();
   server_.onClientClosed(connection.tuple(), loop_.now());
 }
@@ -173,7 +175,8 @@ void ClientConnections::closeIdle(core::TimePoint now) noexcept {
     // A data connection lives as long as its allocation; the allocation's expiry ends it.
     if (connection->piped()) continue;
     if (connection->awaitingProxyHeader()) {
-      if (now - connection->proxyHeaderSince() > kProxyHeaderTimeout) late.push_back(connection.get());
+      if (now - connection->proxyHeaderSince() > kProxyHeaderTimeout)
+        late.push_back(connection.get());
       continue;
     }
     if (now - connection->lastActivity() > idle_timeout_) idle.push_back(connection.get());

@@ -39,7 +39,8 @@ class ClientConnections final : public ConnectionAcceptor, public StreamHandler 
   void onClosed(StreamConnection& connection) noexcept override;
   void onPiped(StreamConnection& from, std::size_t bytes) noexcept override;
   void onProxyHeader(StreamConnection& connection, const core::FiveTuple& before) noexcept override;
-  void onProxyHeaderRefused(StreamConnection& connection, wire::ProxyHeaderError error) noexcept override;
+  void onProxyHeaderRefused(StreamConnection& connection,
+                            wire::ProxyHeaderError error) noexcept override;
 
   // How long a load balancer's connection may take to send its whole PROXY header.
   static constexpr std::chrono::seconds kProxyHeaderTimeout{5};

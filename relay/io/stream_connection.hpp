@@ -121,7 +121,9 @@ class StreamConnection final : public Deferrable {
   void expectProxyHeader(core::TimePoint now);
   // Still waiting for that header, and since when (for its deadline).
   bool awaitingProxyHeader() const noexcept { return proxy_ != nullptr; }
-  core::TimePoint proxyHeaderSince() const noexcept { return proxy_ ? proxy_->since : core::TimePoint{}; }
+  core::TimePoint proxyHeaderSince() const noexcept {
+    return proxy_ ? proxy_->since : core::TimePoint{};
+  }
 
   // Writes the concatenation of `parts`: at the end of the current round of the handler's
   // IoBatch, together with the round's other frames, or now if there is no round; what the
