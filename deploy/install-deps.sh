@@ -34,8 +34,10 @@ if [ "${1:-build}" = test ]; then
   # ethtool turns checksum offload off on the veth ends of bench/compare.py --topology veth.
   # strace makes a new process's hand-over fail after the freeze (fast_path_upgrade_test.cpp).
   # redis-server is the real Redis the fleet tests start on loopback (issue 22).
+  # haproxy is the real load balancer in front of tern in the PROXY protocol tests
+  # (proxy_protocol_test.cpp); they run their own haproxy -db, never the package's service.
   want+=(coturn clang python3-aioice chromium libnss3-tools prometheus iproute2 iptables
-         ethtool systemd yamllint python3-yaml openssl strace redis-server)
+         ethtool systemd yamllint python3-yaml openssl strace redis-server haproxy)
   command -v node >/dev/null 2>&1 || want+=(nodejs npm)
 fi
 
@@ -51,15 +53,17 @@ echo "Installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 
-# The coturn package would start its own turnserver daemon, and the prometheus package a
-# system Prometheus on port 9090; the tests need only their tools and start their own
+# The coturn package would start its own turnserver daemon, the prometheus package a
+# system Prometheus on port 9090, haproxy and redis-server their services; the tests need
+# only their programs and start their own
 # processes. A policy-rc.d that answers 101 stops package scripts from starting services; it
 # is removed again unless it was there before. Should a daemon get started anyway (the
 # machine has a policy-rc.d of its own that allows it), it is left running: this script
 # stops nothing.
 policy=/usr/sbin/policy-rc.d
 added_policy=0
-if [[ " ${missing[*]} " == *" coturn "* || " ${missing[*]} " == *" prometheus "* ]] &&
+if [[ " ${missing[*]} " == *" coturn "* || " ${missing[*]} " == *" prometheus "* ||
+      " ${missing[*]} " == *" haproxy "* || " ${missing[*]} " == *" redis-server "* ]] &&
    [ ! -e "$policy" ]; then
   printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
   $sudo chmod +x "$policy"

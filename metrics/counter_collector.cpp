@@ -246,6 +246,11 @@ void addConnectionFamilies(const Scrape& s, Families& out) {
   out.push_back(s.gaugeTotal("tern_tcp_connections_open",
                              "TCP and TLS client connections open now.",
                              &WorkerCounters::tcp_connections_open));
+  out.push_back(s.byLabel<ProxyRejection>(
+      "tern_proxy_protocol_rejected_total",
+      "Connections from --proxy-protocol-from sources closed before a whole PROXY header, by "
+      "reason.",
+      "reason", &WorkerCounters::proxy_rejected));
   out.push_back(s.byLabel<DtlsLimit>(
       "tern_dtls_sessions_refused_total",
       "DTLS ClientHellos refused by a limit on handshakes or sessions, by that limit.", "limit",

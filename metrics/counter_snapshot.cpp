@@ -39,6 +39,7 @@ void visit(Counters& c, OnCounter counter, OnSum sum) {
   all(c.tcp_connections_refused);
   all(c.peers_revoked);
   all(c.dtls_refused);
+  all(c.proxy_rejected);
 }
 
 }  // namespace

@@ -139,6 +139,18 @@ std::string_view labelOf(ConnectionLimit l) noexcept {
   return "unknown";
 }
 
+std::string_view labelOf(ProxyRejection r) noexcept {
+  switch (r) {
+    case ProxyRejection::kMissing: return "missing";
+    case ProxyRejection::kMalformed: return "malformed";
+    case ProxyRejection::kTooLong: return "too_long";
+    case ProxyRejection::kUnsupported: return "unsupported";
+    case ProxyRejection::kTimeout: return "timeout";
+    case ProxyRejection::kCount: break;
+  }
+  return "unknown";
+}
+
 std::string_view labelOf(DtlsLimit l) noexcept {
   switch (l) {
     case DtlsLimit::kHandshakesPerIp: return "handshakes_per_ip";

@@ -102,6 +102,16 @@ enum class ConnectionLimit : std::uint8_t {
   kTotal,  // --max-tcp-connections
   kCount
 };
+// Why a connection from a --proxy-protocol-from source was closed before its PROXY header
+// was read (wire::ProxyHeaderError, and the deadline).
+enum class ProxyRejection : std::uint8_t {
+  kMissing,      // the connection did not start with a PROXY header
+  kMalformed,    // a header the spec does not allow
+  kTooLong,      // a header longer than tern reads
+  kUnsupported,  // a v2 version or command the spec does not define
+  kTimeout,      // no whole header within the deadline
+  kCount
+};
 // Which limit refused a DTLS client that had echoed its cookie (RFC 6347 §4.2.1).
 enum class DtlsLimit : std::uint8_t {
   kHandshakesPerIp,  // --max-dtls-handshakes-per-ip, node-wide
@@ -139,6 +149,7 @@ std::string_view labelOf(Quota q) noexcept;
 std::string_view labelOf(BandwidthLimitKind k) noexcept;
 std::string_view labelOf(ConnectionLimit l) noexcept;
 std::string_view labelOf(DtlsLimit l) noexcept;
+std::string_view labelOf(ProxyRejection r) noexcept;
 RequestMethod requestMethodOf(std::uint16_t stun_method) noexcept;
 // Index of `code` in kResponseCodes; codes tern never sends are counted as 500.
 std::size_t responseCodeIndex(std::uint16_t code) noexcept;
@@ -202,6 +213,7 @@ struct WorkerCounters {
   // TCP and TLS client connections: refused at accept by a limit, and open now.
   std::array<OneWriterCounter, idx(ConnectionLimit::kCount)> tcp_connections_refused{};
   OneWriterGauge<std::int64_t> tcp_connections_open;
+  std::array<OneWriterCounter, idx(ProxyRejection::kCount)> proxy_rejected{};
   // Relay ports: taken minus released by this worker (only the sum over workers is the number
   // in use), and taken beyond the worker's share of --relay-ports since the start.
   OneWriterGauge<std::int64_t> relay_ports_held;

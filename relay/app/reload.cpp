@@ -88,6 +88,7 @@ std::vector<std::string> restartOnlyChanges(const config::Settings& running, con
   check(running.listen == next.listen, "listen");
   check(running.tls_listen == next.tls_listen, "tls-listen");
   check(running.dtls_listen == next.dtls_listen, "dtls-listen");
+  check(running.proxy_protocol_from == next.proxy_protocol_from, "proxy-protocol-from");
   check(running.workers == next.workers, "workers");
   check(running.relay_ips == next.relay_ips, "relay-ip");
   check(running.relay_port_min == next.relay_port_min && running.relay_port_max == next.relay_port_max, "relay-ports");
@@ -109,6 +110,7 @@ void keepRestartOnly(config::Settings& next, const config::Settings& running) {
   next.listen = running.listen;
   next.tls_listen = running.tls_listen;
   next.dtls_listen = running.dtls_listen;
+  next.proxy_protocol_from = running.proxy_protocol_from;
   next.workers = running.workers;
   next.relay_ips = running.relay_ips;
   next.relay_port_min = running.relay_port_min;

@@ -260,7 +260,7 @@ class Server {
           io::PortPool::share(settings_.relay_port_min, settings_.relay_port_max, w, settings_.workers);
       io::WorkerSetup setup{shared.options, shared.services, relay_ips_,   first, last, relay_ports_,
                             live_relays_,   reservations_,  shared.tls, shared.dtls, directory,
-                            connection_limits_, dtls_limits_, fast_path_};
+                            connection_limits_, dtls_limits_, fast_path_, settings_.proxy_protocol_from};
       workers_.push_back(std::make_unique<io::Worker>(w, settings_, std::move(sockets), std::move(setup)));
       directory->workers.push_back(workers_.back().get());
     }

@@ -116,6 +116,11 @@ void addTlsOptions(CLI::App& app, Config& config) {
   app.add_option("--dtls-listen", config.dtls_listen,
                  "Address to serve TURN over DTLS on (UDP, RFC 7350, repeatable); needs --cert and --key")
       ->type_name("ADDR:PORT");
+  app.add_option("--proxy-protocol-from", config.proxy_protocol_from,
+                 "TCP and TLS connections from CIDR (a load balancer) must start with a PROXY protocol v1 "
+                 "or v2 header, whose client address tern then uses; from elsewhere a header is not "
+                 "accepted (repeatable; needs a restart)")
+      ->type_name("CIDR");
   app.add_option("--cert", config.cert,
                  "PEM certificate chain for TLS; with it, --listen TCP ports also accept TLS")
       ->type_name("FILE");

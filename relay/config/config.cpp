@@ -108,6 +108,16 @@ void validateTls(const Config& config, Settings& s, std::vector<std::string>& pr
     }
     s.dtls_listen.push_back(*address);
   }
+  for (const auto& text : config.proxy_protocol_from) {
+    if (text.empty()) continue;
+    auto range = wire::Cidr::parse(text);
+    if (!range) {
+      problems.push_back("proxy-protocol-from: '" + text +
+                         "' is not an address or CIDR (192.0.2.0/24, 2001:db8::/32)");
+      continue;
+    }
+    s.proxy_protocol_from.push_back(*range);
+  }
   if (!s.dtls_listen.empty() && config.cert.empty()) {
     problems.push_back("dtls-listen: needs --cert and --key");
   }

@@ -11,6 +11,7 @@
 #include "auth/oauth_token.hpp"
 #include "relay/config/redis_address.hpp"
 #include "relay/wire/address.hpp"
+#include "relay/wire/cidr.hpp"
 #include "relay/wire/expected.hpp"
 
 namespace tern::config {
@@ -58,6 +59,9 @@ struct Config {
   // TCP ports also accept TLS, told apart by the first byte.
   std::vector<std::string> tls_listen;
   std::vector<std::string> dtls_listen;  // TURN over DTLS (RFC 7350) on UDP
+  // Load balancers whose TCP and TLS connections start with a PROXY protocol header (v1 or
+  // v2) naming the real client; CIDR. Others may not send one (docs/operations.md).
+  std::vector<std::string> proxy_protocol_from;
   std::string cert;  // PEM certificate chain
   std::string key;   // PEM private key
 
@@ -160,6 +164,7 @@ struct Settings {
 
   std::vector<wire::SocketAddress> tls_listen;
   std::vector<wire::SocketAddress> dtls_listen;
+  std::vector<wire::Cidr> proxy_protocol_from;  // restart-only: workers hold it from their start
   std::string cert;
   std::string key;
   bool hasTls() const noexcept { return !cert.empty(); }

@@ -31,6 +31,14 @@ void ClientConnections::onConnection(TcpListener& listener) noexcept {
   try {
     auto connection = std::make_unique<StreamConnection>(loop_.get(), listener.stream(), *this,
                                                          loop_.now(), tls_, listener.requireTls());
+    if (fromProxy(connection->tuple().client.ip)) {
+      // The limits count the client the header names (onProxyHeader), not the proxy.
+      connection->expectProxyHeader(loop_.now());
+      connections_[{connection->tuple().client, connection->tuple().server}] =
+          std::move(connection);
+      updateGauge();
+      return;
+    }
     const auto admission = setup_.connection_limits->acquire(connection->tuple().client.ip);
     if (admission.verdict != ConnectionLimits::Verdict::kAccepted) {
       refuse(*connection, admission);
@@ -85,7 +93,9 @@ void ClientConnections::onClosed(StreamConnection& connection) noexcept {
   // The connection may be inside its own callback: it is deleted once that has returned.
   deferred_.add(std::move(it->second));
   connections_.erase(it);
-  setup_.connection_limits->release(connection.tuple().client.ip);
+  // A proxy's connection holds a place only once its header named the client.
+  if (!connection.awaitingProxyHeader())
+    setup_.connection_limits->release(connection.tuple().client.ip);
   updateGauge();
   server_.onClientClosed(connection.tuple(), loop_.now());
 }
@@ -160,12 +170,22 @@ void ClientConnections::restore(core::ConnectionSnapshot snapshot, FileDescripto
 
 void ClientConnections::closeIdle(core::TimePoint now) noexcept {
   std::vector<StreamConnection*> idle;
+  std::vector<StreamConnection*> late;
   for (auto& [key, connection] : connections_) {
     // A data connection lives as long as its allocation; the allocation's expiry ends it.
     if (connection->piped()) continue;
+    if (connection->awaitingProxyHeader()) {
+      if (now - connection->proxyHeaderSince() > kProxyHeaderTimeout)
+        late.push_back(connection.get());
+      continue;
+    }
     if (now - connection->lastActivity() > idle_timeout_) idle.push_back(connection.get());
   }
   for (auto* connection : idle) connection->finish("idle timeout");
+  for (auto* connection : late) {
+    proxyRefused(*connection, metrics::ProxyRejection::kTimeout);
+    connection->reset("no whole PROXY protocol header in time");
+  }
 }
 
 void ClientConnections::finishAll() noexcept {

@@ -38,6 +38,12 @@ class ClientConnections final : public ConnectionAcceptor, public StreamHandler 
   void onFrame(StreamConnection& connection, wire::Bytes frame) noexcept override;
   void onClosed(StreamConnection& connection) noexcept override;
   void onPiped(StreamConnection& from, std::size_t bytes) noexcept override;
+  void onProxyHeader(StreamConnection& connection, const core::FiveTuple& before) noexcept override;
+  void onProxyHeaderRefused(StreamConnection& connection,
+                            wire::ProxyHeaderError error) noexcept override;
+
+  // How long a load balancer's connection may take to send its whole PROXY header.
+  static constexpr std::chrono::seconds kProxyHeaderTimeout{5};
 
   StreamConnection* find(const core::FiveTuple& tuple) noexcept;
   bool send(const core::FiveTuple& tuple, std::span<const wire::Bytes> parts) noexcept {
@@ -66,7 +72,8 @@ class ClientConnections final : public ConnectionAcceptor, public StreamHandler 
     idle_timeout_ = idle_timeout;
   }
   std::chrono::seconds idleTimeout() const noexcept { return idle_timeout_; }
-  // Once a second: ends connections idle past the timeout that carry no pipe.
+  // Once a second: ends connections idle past the timeout that carry no pipe, and those
+  // still without their PROXY header past kProxyHeaderTimeout.
   void closeIdle(core::TimePoint now) noexcept;
   // The worker is stopping: every connection ends in order (TLS close_notify).
   void finishAll() noexcept;
@@ -91,6 +98,9 @@ class ClientConnections final : public ConnectionAcceptor, public StreamHandler 
 
   void refuse(StreamConnection& connection, const ConnectionLimits::Admission& admission) noexcept;
   void updateGauge() noexcept;
+  // True for connections from a --proxy-protocol-from source (which must send a header).
+  bool fromProxy(const wire::IpAddress& ip) const noexcept;
+  void proxyRefused(const StreamConnection& connection, metrics::ProxyRejection why) noexcept;
 
   EventLoop& loop_;
   IoBatch& batch_;

@@ -160,7 +160,8 @@ void StreamConnection::onRead(ssize_t nread, const char* data) noexcept {
     return;
   }
   last_activity_ = core::TimePoint{std::chrono::milliseconds{uv_now(loop_)}};
-  const wire::Bytes bytes{reinterpret_cast<const std::uint8_t*>(data), static_cast<std::size_t>(nread)};
+  wire::Bytes bytes{reinterpret_cast<const std::uint8_t*>(data), static_cast<std::size_t>(nread)};
+  if (proxy_ && (bytes = takeProxyHeader(bytes)).empty()) return;
   if (!decided_ && !decideTransport(bytes[0])) return;
   if (tls_) {
     onCiphertext(bytes);

@@ -15,6 +15,7 @@
 
 #include <uv.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -27,6 +28,7 @@
 #include "relay/io/socket_util.hpp"
 #include "relay/io/tls.hpp"
 #include "relay/io/uv_handle.hpp"
+#include "relay/wire/proxy_header.hpp"
 #include "relay/wire/stream_framer.hpp"
 
 namespace tern::io {
@@ -44,6 +46,14 @@ class StreamHandler {
   virtual void onConnected(StreamConnection& /*connection*/, bool /*ok*/) noexcept {}
   // `bytes` went through a pipe from `from` to its partner. The handler may pause `from`.
   virtual void onPiped(StreamConnection& /*from*/, std::size_t /*bytes*/) noexcept {}
+  // A connection that had to start with a PROXY header (expectProxyHeader) read a whole one;
+  // tuple() names the client it gave now, `before` the load balancer's connection. The
+  // handler may close the connection.
+  virtual void onProxyHeader(StreamConnection& /*connection*/,
+                             const core::FiveTuple& /*before*/) noexcept {}
+  // It read something else: the connection closes when this returns.
+  virtual void onProxyHeaderRefused(StreamConnection& /*connection*/,
+                                    wire::ProxyHeaderError /*error*/) noexcept {}
   // The batch that frames sent during a round join (io_batch.hpp); none: every send writes.
   virtual IoBatch* ioBatch() noexcept { return nullptr; }
 };
@@ -105,6 +115,16 @@ class StreamConnection final : public Deferrable {
   std::uint32_t connectionId() const noexcept { return connection_id_; }
   void setConnectionId(std::uint32_t id) noexcept { connection_id_ = id; }
 
+  // A client connection from a load balancer: its first bytes must be a PROXY protocol
+  // header (stream_connection_proxy.cpp), read before TLS or STUN framing. Call right after
+  // accepting, before the loop runs again.
+  void expectProxyHeader(core::TimePoint now);
+  // Still waiting for that header, and since when (for its deadline).
+  bool awaitingProxyHeader() const noexcept { return proxy_ != nullptr; }
+  core::TimePoint proxyHeaderSince() const noexcept {
+    return proxy_ ? proxy_->since : core::TimePoint{};
+  }
+
   // Writes the concatenation of `parts`: at the end of the current round of the handler's
   // IoBatch, together with the round's other frames, or now if there is no round; what the
   // socket does not take is queued. False (dropped) past the bound; a frame is never split
@@ -162,12 +182,22 @@ class StreamConnection final : public Deferrable {
   void onWriteDone() noexcept;
   void shutdownAfterWrites() noexcept;
   bool decideTransport(std::uint8_t first) noexcept;
+  // Adds read bytes to the PROXY header; what follows a whole header, else nothing.
+  wire::Bytes takeProxyHeader(wire::Bytes bytes) noexcept;
   bool sendRaw(std::span<const wire::Bytes> parts, bool bounded = true) noexcept;
   bool writePiped(wire::Bytes data) noexcept;
   bool flushCiphertext() noexcept;
   // Where libuv reads to: the framer for plain framed TCP, the worker thread's scratch buffer
   // while undecided, for TLS (ciphertext goes into the session's BIO at once) and for pipes.
   uv_buf_t readBuffer() noexcept;
+
+  // The PROXY header read so far: allocated per connection from a load balancer, at accept,
+  // and freed once the header is whole.
+  struct ProxyHeaderBuffer {
+    core::TimePoint since;
+    std::size_t size = 0;
+    std::array<std::uint8_t, wire::kMaxProxyHeader> bytes;
+  };
 
   UvHandle<uv_tcp_t> handle_;
   StreamHandler& handler_;
@@ -191,6 +221,7 @@ class StreamConnection final : public Deferrable {
   std::vector<std::uint8_t> plaintext_;   // reused to assemble one frame per TLS record
   std::vector<std::uint8_t> pending_;     // plain frames deferred to the end of the round
   bool deferred_ = false;                 // listed in batch_ for this round
+  std::unique_ptr<ProxyHeaderBuffer> proxy_;
 };
 
 }  // namespace tern::io

@@ -16,6 +16,7 @@
 #include "relay/io/reservations.hpp"
 #include "relay/io/socket_util.hpp"
 #include "relay/io/tls.hpp"
+#include "relay/wire/cidr.hpp"
 
 namespace tern::io {
 
@@ -120,6 +121,9 @@ struct WorkerSetup {
   DtlsLimits dtls_limits;  // shared by all workers too
   // Issue 21: the kernel fast path's program and maps, shared by all workers; null: off.
   std::shared_ptr<const FastPath> fast_path;
+  // --proxy-protocol-from: TCP and TLS client connections from these ranges start with a
+  // PROXY protocol header naming the client (client_connections_proxy.cpp).
+  std::vector<wire::Cidr> proxy_protocol_from;
 };
 
 // What a configuration reload changes in a running worker; allocations keep their state.

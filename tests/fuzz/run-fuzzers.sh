@@ -19,7 +19,7 @@ shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   targets=(stun_message_fuzz stream_framer_fuzz channel_data_fuzz turn_server_fuzz oauth_token_fuzz
-           rest_auth_fuzz allocation_snapshot_fuzz tcp_connection_snapshot_fuzz)
+           rest_auth_fuzz allocation_snapshot_fuzz tcp_connection_snapshot_fuzz proxy_header_fuzz)
 fi
 plateau="${TERN_FUZZ_PLATEAU:-}"
 niceness="${TERN_FUZZ_NICE:-10}"
