@@ -66,13 +66,15 @@ void addServingOptions(CLI::App& app, Config& config) {
 // Operations: the HTTP port, admin calls and draining.
 void addOperationsOptions(CLI::App& app, Config& config) {
   app.add_option("--metrics-listen", config.metrics_listen,
-                 "Serve /metrics (Prometheus), /healthz, /readyz and POST /drain (loopback clients with "
-                 "the --admin-token-file token only) over HTTP on ADDR:PORT; off unless set")
+                 "Serve /metrics (Prometheus), /healthz, /readyz, and POST /drain, POST /upgrade and the "
+                 "admin API /admin/ (loopback clients with the --admin-token-file token only) over HTTP on "
+                 "ADDR:PORT; off unless set")
       ->type_name("ADDR:PORT");
   // The token stays in its file: a printed configuration shows only the path.
   app.add_option("--admin-token-file", config.admin_token_file,
                  "File whose first line (at least 16 characters) is the bearer token admin calls "
-                 "(POST /drain, tern drain) must carry; reloaded on SIGHUP. Without it they get 403")
+                 "(POST /drain, tern drain, tern upgrade, tern admin) must carry; reloaded on SIGHUP. Without "
+                 "it they get 403")
       ->type_name("FILE");
   app.add_option("--redis", config.redis,
                  "Fleet state in Redis (docs/fleet.md): revocations reach every node sharing it; without it "
