@@ -7,13 +7,10 @@
 #include <signal.h>
 
 #include <chrono>
-#include <ctime>
 #include <regex>
 #include <thread>
 
-#include "auth/rest_credentials.hpp"
 #include "relay/app/http_request.hpp"
-#include "relay/wire/attributes.hpp"
 #include "support/process.hpp"
 #include "support/tern_server.hpp"
 #include "support/turn_test_client.hpp"
@@ -68,17 +65,7 @@ struct Node {
     FAIL("never ", n, " allocations listed; last: ", last);
     return last;
   }
-  // One Allocate over UDP as REST user `user`: 0 on success, else the error code.
-  int allocate(const std::string& user) {
-    const auto c = auth::mintRestCredential(secret, user, static_cast<std::int64_t>(std::time(nullptr)), 3600);
-    test::TurnTestClient client({*wire::IpAddress::parse("127.0.0.1"), 0}, server.udp(), c.username, c.password,
-                                false);
-    client.transact([&] { return client.session.allocate({}); });
-    const auto view = client.view();
-    if (view.messageClass() == wire::MessageClass::kSuccessResponse) return 0;
-    const auto e = view.get<wire::attr::ErrorCode>();
-    return e ? e->code : -1;
-  }
+  int allocate(const std::string& user) { return test::allocateAsRestUser(server.udp(), secret, user); }
   app::HttpResponse call(std::string_view method, const std::string& target, bool with_token = true) {
     app::HttpHeaders headers;
     if (with_token) headers.push_back({"Authorization", std::string("Bearer ") + kToken});

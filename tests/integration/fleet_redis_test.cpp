@@ -7,12 +7,9 @@
 #include <signal.h>
 
 #include <chrono>
-#include <ctime>
 #include <thread>
 
-#include "auth/rest_credentials.hpp"
 #include "relay/app/http_request.hpp"
-#include "relay/wire/attributes.hpp"
 #include "support/process.hpp"
 #include "support/tern_server.hpp"
 #include "support/turn_test_client.hpp"
@@ -63,17 +60,7 @@ struct Node {
     }
     return false;
   }
-  // One Allocate as REST user `user`, left to expire: 0 on success, else the error code.
-  int allocate(const std::string& user) {
-    const auto c = auth::mintRestCredential(kSecret, user, static_cast<std::int64_t>(std::time(nullptr)), 3600);
-    test::TurnTestClient client({*wire::IpAddress::parse("127.0.0.1"), 0}, server.udp(), c.username, c.password,
-                                false);
-    client.transact([&] { return client.session.allocate({}); });
-    const auto view = client.view();
-    if (view.messageClass() == wire::MessageClass::kSuccessResponse) return 0;
-    const auto e = view.get<wire::attr::ErrorCode>();
-    return e ? e->code : -1;
-  }
+  int allocate(const std::string& user) { return test::allocateAsRestUser(server.udp(), kSecret, user); }
   TernServer server;
 };
 

@@ -5,13 +5,16 @@
 
 #include <doctest/doctest.h>
 
+#include <ctime>
 #include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "auth/rest_credentials.hpp"
 #include "relay/client/turn_session.hpp"
 #include "relay/io/socket_util.hpp"
+#include "relay/wire/attributes.hpp"
 #include "relay/wire/message.hpp"
 #include "support/stun_socket.hpp"
 
@@ -51,5 +54,18 @@ class TurnTestClient {
   bool tcp;
   std::optional<std::vector<std::uint8_t>> response;
 };
+
+// One Allocate over UDP from 127.0.0.1 with a TURN REST credential of `user` minted with
+// `secret` (valid for an hour, 401 retry included), left to expire: 0 on success, else the
+// error code (-1 without one).
+inline int allocateAsRestUser(const wire::SocketAddress& server, const std::string& secret, const std::string& user) {
+  const auto c = auth::mintRestCredential(secret, user, static_cast<std::int64_t>(std::time(nullptr)), 3600);
+  TurnTestClient client({*wire::IpAddress::parse("127.0.0.1"), 0}, server, c.username, c.password, false);
+  client.transact([&] { return client.session.allocate({}); });
+  const auto view = client.view();
+  if (view.messageClass() == wire::MessageClass::kSuccessResponse) return 0;
+  const auto e = view.get<wire::attr::ErrorCode>();
+  return e ? e->code : -1;
+}
 
 }  // namespace tern::test

@@ -6,21 +6,13 @@
 
 #include "relay/config/cli_options.hpp"
 #include "relay/config/config.hpp"
+#include "serve_args.hpp"
 
 using namespace tern::config;
 
 namespace {
 
-// Parses `args` (without the program name) like `tern serve` does.
-Config parse(std::vector<std::string> args) {
-  Config config;
-  CLI::App app{"test", "tern serve"};
-  addServeOptions(app, config);
-  std::vector<const char*> argv{"tern serve"};
-  for (auto& a : args) argv.push_back(a.c_str());
-  app.parse(static_cast<int>(argv.size()), const_cast<char**>(argv.data()));
-  return config;
-}
+Config parse(std::vector<std::string> args) { return tern::test::parseServeArgs(std::move(args)); }
 
 }  // namespace
 
