@@ -13,11 +13,12 @@ bool sameAddress(const SocketAddress& wanted, const SocketAddress& actual) noexc
   return wanted.ip == actual.ip && (wanted.port == 0 || wanted.port == actual.port);
 }
 
-}  // namespace
-
+// Whether `username` is `user`'s: the same name, or a TURN REST username of that user.
 bool sameUser(std::string_view username, std::string_view user) noexcept {
   return username == user || quotaKey(username) == user;
 }
+
+}  // namespace
 
 bool AllocationMatch::matches(std::string_view username, const SocketAddress& client_address,
                               std::span<const RelayEndpoint> relays) const noexcept {

@@ -28,7 +28,4 @@ struct AllocationMatch {
   bool matches(const Allocation& a) const noexcept { return matches(a.username(), a.tuple().client, a.relays()); }
 };
 
-// Whether `username` is `user`'s: the same name, or a TURN REST username of that user.
-bool sameUser(std::string_view username, std::string_view user) noexcept;
-
 }  // namespace tern::core

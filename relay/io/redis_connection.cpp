@@ -172,7 +172,6 @@ void RedisConnection::lost(const std::string& why) {
   up_ = false;
   if (stopped_) return;
   on_state_(false, why);
-  ++reconnects_;
   retry_.start(static_cast<std::uint64_t>(backoff_.count()));
   backoff_ = std::min(backoff_ * 2, kLongestBackoff);
 }

@@ -45,7 +45,6 @@ class RedisConnection {
   // Disconnects for good: pending callbacks get null, no reconnect. Before the loop closes,
   // and never from inside one of this connection's callbacks.
   void stop() noexcept;
-  std::uint64_t reconnects() const noexcept { return reconnects_; }
 
  private:
   struct Pending;
@@ -68,7 +67,6 @@ class RedisConnection {
   bool stopped_ = false;
   std::string refusal_;  // why the server refused the handshake, for the disconnect's report
   std::chrono::milliseconds backoff_{500};
-  std::uint64_t reconnects_ = 0;
   OneShotTimer retry_;  // see retryOrAbandon
   // Callbacks hiredis holds a pointer to, until their reply or the disconnect.
   std::list<Pending> pending_;
